@@ -1,0 +1,10 @@
+"""fastvar: how variance of signals and gradients propagates through deep random networks.
+
+Monte Carlo over random networks at initialization, per-layer one-pass moments with
+honest (between-trial) standard errors, on a NumPy reference engine and Numba engines.
+"""
+from ._version import __version__
+from .activations import ACTIVATION_NAMES, Activation
+from .network import Network, mlp
+
+__all__ = ["__version__", "ACTIVATION_NAMES", "Activation", "Network", "mlp"]

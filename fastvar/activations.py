@@ -1,0 +1,82 @@
+"""Activation names, their parameters, and NumPy-array access to phi and phi'.
+
+The mathematics lives once, in :mod:`fastvar.kernels.activations`; this module parses
+names such as ``"leaky_relu(0.2)"`` and evaluates the same code on NumPy arrays.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .kernels import activations as _k
+
+# name -> (kernel code, default parameter or None when the activation takes none)
+_TABLE: dict[str, tuple[int, float | None]] = {
+    "linear": (_k.LINEAR, None),
+    "relu": (_k.RELU, None),
+    "leaky_relu": (_k.LEAKY_RELU, 0.01),
+    "tanh": (_k.TANH, None),
+    "sigmoid": (_k.SIGMOID, None),
+    "gelu": (_k.GELU, None),
+    "silu": (_k.SILU, None),
+    "elu": (_k.ELU, 1.0),
+    "selu": (_k.SELU, None),
+    "softplus": (_k.SOFTPLUS, None),
+    "erf": (_k.ERF, None),
+}
+_ALIASES = {"identity": "linear", "swish": "silu"}
+ACTIVATION_NAMES: tuple[str, ...] = tuple(_TABLE)
+_SYNTAX = re.compile(r"^\s*([a-z_]+)\s*(?:\(\s*([^()]*?)\s*\))?\s*$")
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A parsed activation: ``name``, kernel ``code`` and its ``param`` (0.0 if none)."""
+
+    name: str
+    code: int
+    param: float = 0.0
+
+    @classmethod
+    def parse(cls, spec: "str | Activation") -> "Activation":
+        """Parse ``"tanh"``, ``"leaky_relu(0.2)"``, ``"elu(0.5)"``...; raise ValueError."""
+        if isinstance(spec, Activation):
+            return spec
+        if not isinstance(spec, str):
+            raise TypeError(f"activation must be a name such as 'relu', got {type(spec).__name__}")
+        match = _SYNTAX.match(spec.lower())
+        name = _ALIASES.get(match.group(1), match.group(1)) if match else None
+        if name not in _TABLE:
+            raise ValueError(
+                f"unknown activation {spec!r}; choose one of {', '.join(ACTIVATION_NAMES)} "
+                "(a parameter goes in the name, e.g. 'leaky_relu(0.2)', 'elu(0.5)')"
+            )
+        code, default = _TABLE[name]
+        text = match.group(2)
+        if text is None:
+            return cls(name, code, 0.0 if default is None else default)
+        if default is None:
+            raise ValueError(f"activation {name!r} takes no parameter, got {spec!r}")
+        try:
+            param = float(text)
+        except ValueError:
+            raise ValueError(f"parameter of {name!r} must be a number, got {text!r}") from None
+        if not math.isfinite(param):
+            raise ValueError(f"parameter of {name!r} must be finite, got {param}")
+        return cls(name, code, param)
+
+    @property
+    def label(self) -> str:
+        """The name as written back, with its parameter when it takes one."""
+        return self.name if _TABLE[self.name][1] is None else f"{self.name}({self.param:g})"
+
+    def __call__(self, x) -> np.ndarray:
+        """phi(x), elementwise, float64."""
+        return _k.phi_ufunc(self.code, self.param, np.asarray(x, dtype=np.float64))
+
+    def derivative(self, x) -> np.ndarray:
+        """phi'(x), elementwise, float64."""
+        return _k.dphi_ufunc(self.code, self.param, np.asarray(x, dtype=np.float64))

@@ -1,0 +1,94 @@
+"""Activation functions phi and their derivatives phi' as scalar Numba functions.
+
+An activation is identified by an integer code plus one float parameter (the slope
+of leaky_relu, the alpha of elu; ignored by the others), so kernels can take it as
+plain scalars. ``phi_ufunc``/``dphi_ufunc`` expose the same code to NumPy arrays.
+"""
+import math
+
+import numba
+
+LINEAR, RELU, LEAKY_RELU, TANH, SIGMOID, GELU, SILU, ELU, SELU, SOFTPLUS, ERF = range(11)
+
+SELU_LAMBDA = 1.0507009873554805
+SELU_ALPHA = 1.6732632423543772
+_INV_SQRT2 = 0.7071067811865476
+_INV_SQRT2PI = 0.3989422804014327
+_TWO_OVER_SQRTPI = 1.1283791670955126
+
+
+@numba.njit(cache=True, inline="always")
+def _sigmoid(x):
+    if x >= 0.0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+@numba.njit(cache=True)
+def phi(code, param, x):
+    """phi(x) for the activation ``code`` (with parameter ``param``)."""
+    if code == TANH:
+        return math.tanh(x)
+    if code == RELU:
+        return x if x > 0.0 else 0.0
+    if code == LINEAR:
+        return x
+    if code == LEAKY_RELU:
+        return x if x > 0.0 else param * x
+    if code == SIGMOID:
+        return _sigmoid(x)
+    if code == GELU:
+        return 0.5 * x * (1.0 + math.erf(x * _INV_SQRT2))
+    if code == SILU:
+        return x * _sigmoid(x)
+    if code == ELU:
+        return x if x > 0.0 else param * math.expm1(x)
+    if code == SELU:
+        return SELU_LAMBDA * (x if x > 0.0 else SELU_ALPHA * math.expm1(x))
+    if code == SOFTPLUS:
+        return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+    if code == ERF:
+        return math.erf(x)
+    return math.nan
+
+
+@numba.njit(cache=True)
+def dphi(code, param, x):
+    """phi'(x) for the activation ``code`` (with parameter ``param``)."""
+    if code == TANH:
+        t = math.tanh(x)
+        return 1.0 - t * t
+    if code == RELU:
+        return 1.0 if x > 0.0 else 0.0
+    if code == LINEAR:
+        return 1.0
+    if code == LEAKY_RELU:
+        return 1.0 if x > 0.0 else param
+    if code == SIGMOID:
+        s = _sigmoid(x)
+        return s * (1.0 - s)
+    if code == GELU:
+        return 0.5 * (1.0 + math.erf(x * _INV_SQRT2)) + x * _INV_SQRT2PI * math.exp(-0.5 * x * x)
+    if code == SILU:
+        s = _sigmoid(x)
+        return s + x * s * (1.0 - s)
+    if code == ELU:
+        return 1.0 if x > 0.0 else param * math.exp(x)
+    if code == SELU:
+        return SELU_LAMBDA * (1.0 if x > 0.0 else SELU_ALPHA * math.exp(x))
+    if code == SOFTPLUS:
+        return _sigmoid(x)
+    if code == ERF:
+        return _TWO_OVER_SQRTPI * math.exp(-x * x)
+    return math.nan
+
+
+@numba.vectorize(["float64(int64, float64, float64)"], cache=True)
+def phi_ufunc(code, param, x):
+    return phi(code, param, x)
+
+
+@numba.vectorize(["float64(int64, float64, float64)"], cache=True)
+def dphi_ufunc(code, param, x):
+    return dphi(code, param, x)

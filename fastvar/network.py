@@ -1,0 +1,167 @@
+"""The description of a random fully connected network (DESIGN.md section 1)."""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from .activations import Activation
+
+INIT_SCHEMES = ("lecun", "xavier", "he", "orthogonal")
+_INIT_ALIASES = {"glorot": "xavier", "kaiming": "he"}
+DISTRIBUTIONS = ("normal", "uniform", "truncated_normal")
+MAX_WIDTH = 1 << 24
+
+
+def _check_finite(name: str, value, minimum: float, strict: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if value < minimum or (strict and value == minimum):
+        relation = ">" if strict else ">="
+        raise ValueError(f"{name} must be {relation} {minimum:g}, got {value:g}")
+    return value
+
+
+def _check_width(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if not 1 <= value <= MAX_WIDTH:
+        raise ValueError(f"{name} must be between 1 and {MAX_WIDTH}, got {value}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Network:
+    """A fully connected network with random weights, as a validated, frozen description.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        ``[n_0, n_1, ..., n_L]``: the input width followed by the width of each layer.
+    activation : str
+        ``"linear"``, ``"relu"``, ``"leaky_relu"`` (``"leaky_relu(0.2)"`` sets the slope),
+        ``"tanh"``, ``"sigmoid"``, ``"gelu"``, ``"silu"``, ``"elu"`` (``"elu(0.5)"``),
+        ``"selu"``, ``"softplus"`` or ``"erf"``.
+    init : str or float
+        ``"lecun"`` (Var W = gain^2/n_in), ``"xavier"``/``"glorot"`` (gain^2 * 2/(n_in+n_out)),
+        ``"he"``/``"kaiming"`` (gain^2 * 2/n_in), ``"orthogonal"`` (gain * Haar-orthogonal),
+        or a number s = sigma_w^2 (Var W = s/n_in).
+    distribution : str
+        Law of the weight entries: ``"normal"``, ``"uniform"`` or ``"truncated_normal"``
+        (cut at +-2 std and rescaled to the exact variance). Not used by ``"orthogonal"``.
+    gain : float
+        Multiplies the standard deviation of the named schemes (not a numeric init).
+    bias_std : float
+        Standard deviation of the iid normal biases (0 for none).
+    """
+
+    widths: tuple[int, ...]
+    activation: str = "relu"
+    init: "str | float" = "he"
+    distribution: str = "normal"
+    gain: float = 1.0
+    bias_std: float = 0.0
+    _act: Activation = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        widths = self.widths
+        if isinstance(widths, (str, bytes)) or not isinstance(widths, (Sequence, np.ndarray)):
+            raise TypeError(f"widths must be a sequence of integers like [784, 256, 10], got {widths!r}")
+        if len(widths) < 2:
+            raise ValueError(f"widths needs an input width and at least one layer, got {list(widths)}")
+        widths = tuple(_check_width(f"widths[{i}]", w) for i, w in enumerate(widths))
+        act = Activation.parse(self.activation)
+        init = self.init
+        if isinstance(init, str):
+            key = _INIT_ALIASES.get(init.lower(), init.lower())
+            if key not in INIT_SCHEMES:
+                raise ValueError(
+                    f"unknown init {init!r}; choose lecun, xavier (glorot), he (kaiming), "
+                    "orthogonal, or a number sigma_w^2 > 0"
+                )
+            init = key
+        else:
+            init = _check_finite("init (sigma_w^2)", init, 0.0, strict=True)
+        if not isinstance(self.distribution, str) or self.distribution.lower() not in DISTRIBUTIONS:
+            raise ValueError(
+                f"unknown distribution {self.distribution!r}; choose one of {', '.join(DISTRIBUTIONS)}"
+            )
+        distribution = self.distribution.lower()
+        if init == "orthogonal" and distribution != "normal":
+            raise ValueError("distribution does not apply to init='orthogonal'; leave it at 'normal'")
+        gain = _check_finite("gain", self.gain, 0.0, strict=True)
+        if not isinstance(init, str) and gain != 1.0:
+            raise ValueError("gain applies to named init schemes; fold it into the numeric init instead")
+        bias_std = _check_finite("bias_std", self.bias_std, 0.0, strict=False)
+        for name, value in (("widths", widths), ("activation", act.label), ("init", init),
+                            ("distribution", distribution), ("gain", gain), ("bias_std", bias_std),
+                            ("_act", act)):
+            object.__setattr__(self, name, value)
+
+    @property
+    def depth(self) -> int:
+        """Number of layers L."""
+        return len(self.widths) - 1
+
+    @property
+    def activation_fn(self) -> Activation:
+        """The parsed activation (callable on arrays, with ``.derivative``)."""
+        return self._act
+
+    @property
+    def weight_var(self) -> np.ndarray:
+        """Var(W^l_ij) for l = 1..L, shape (L,)."""
+        fan_in = np.asarray(self.widths[:-1], dtype=np.float64)
+        fan_out = np.asarray(self.widths[1:], dtype=np.float64)
+        g2 = self.gain ** 2
+        if self.init == "lecun":
+            return g2 / fan_in
+        if self.init == "xavier":
+            return g2 * 2.0 / (fan_in + fan_out)
+        if self.init == "he":
+            return g2 * 2.0 / fan_in
+        if self.init == "orthogonal":
+            return g2 / np.maximum(fan_in, fan_out)
+        return self.init / fan_in
+
+    @property
+    def sigma_w2(self) -> np.ndarray:
+        """sigma_w^2 = n_{l-1} Var(W^l_ij) for l = 1..L, shape (L,) (the mean-field gain)."""
+        return np.asarray(self.widths[:-1], dtype=np.float64) * self.weight_var
+
+    @property
+    def n_weights(self) -> int:
+        """Number of weight entries sum_l n_l n_{l-1}."""
+        return int(sum(a * b for a, b in zip(self.widths[:-1], self.widths[1:])))
+
+    def to_dict(self) -> dict:
+        """JSON-safe description; ``Network(**d)`` rebuilds it."""
+        return {"widths": list(self.widths), "activation": self.activation, "init": self.init,
+                "distribution": self.distribution, "gain": self.gain, "bias_std": self.bias_std}
+
+    def describe(self) -> str:
+        """One line: widths, activation, init, distribution, gain, bias."""
+        w = self.widths
+        shape = f"{w[0]}->{w[1]}x{self.depth}" if len(set(w[1:])) == 1 else ",".join(map(str, w))
+        init = self.init if isinstance(self.init, str) else f"sigma_w^2={self.init:g}"
+        extra = f", gain {self.gain:g}" if self.gain != 1.0 else ""
+        extra += f", bias_std {self.bias_std:g}" if self.bias_std else ""
+        dist = "" if self.init == "orthogonal" else f" {self.distribution}"
+        return f"widths {shape} ({self.depth} layers), {self.activation}, {init}{dist} weights{extra}"
+
+
+def mlp(width: int, depth: int, input_width: "int | None" = None, **kwargs) -> Network:
+    """A Network of ``depth`` layers of ``width`` units fed by ``input_width`` inputs.
+
+    ``input_width`` defaults to ``width``; other keyword arguments go to :class:`Network`.
+    """
+    width = _check_width("width", width)
+    depth = _check_width("depth", depth)
+    input_width = width if input_width is None else _check_width("input_width", input_width)
+    return Network([input_width] + [width] * depth, **kwargs)
