@@ -5,6 +5,7 @@ honest (between-trial) standard errors, on a NumPy reference engine and Numba en
 """
 from ._version import __version__
 from .activations import ACTIVATION_NAMES, Activation
+from .moments import Moments
 from .network import Network, mlp
 
-__all__ = ["__version__", "ACTIVATION_NAMES", "Activation", "Network", "mlp"]
+__all__ = ["__version__", "ACTIVATION_NAMES", "Activation", "Moments", "Network", "mlp"]

@@ -1,0 +1,242 @@
+"""One-pass accumulators (DESIGN.md sections 2-3) as Numba functions on float64 arrays.
+
+Three kinds of state, all merged exactly with the Chan / Pebay formulas:
+
+* moments, float64[5] = (count, mean, M2, M3, M4) of a stream of values;
+* welford, float64[3] = (count, mean, M2) of a stream of scalars;
+* pair, float64[6] = (count, mean_x, mean_y, Cxx, Cxy, Cyy) of a stream of (x, y).
+
+The engines keep, per layer and per quantity (z, a, delta), one *stats row* of
+``STATS_SIZE`` floats: the pooled unit moments, a welford state of the per-trial
+lengths ||x||^2/n, a pair state of per-network (mean x, mean x^2) for between-network
+standard errors, and the count of non-finite values skipped.
+
+Users' own ``@numba.njit`` code can call :func:`update_moments` and
+:func:`merge_moments` on the ``state`` array of a :class:`fastvar.Moments`.
+"""
+import numba
+import numpy as np
+
+MOMENTS, WELFORD, PAIR = 0, 5, 8  # offsets of the three parts of a stats row
+NONFINITE = 14
+STATS_SIZE = 15
+Z, A, DELTA = 0, 1, 2  # quantity index of a stats array of shape (L, 3, STATS_SIZE)
+
+_BLOCK = 1024  # values reduced in registers before one Pebay merge
+_FAST = {"reassoc", "contract", "nsz", "arcp"}  # lets reductions vectorize; keeps NaN/inf checks
+
+
+@numba.njit(cache=True, inline="always")
+def _merge_moments_raw(s, o, nb, mean_b, m2b, m3b, m4b):
+    # Merge (nb, mean_b, M2b, M3b, M4b) into s[o:o+5] (Pebay 2008).
+    na = s[o]
+    if nb == 0.0:
+        return
+    if na == 0.0:
+        s[o], s[o + 1], s[o + 2], s[o + 3], s[o + 4] = nb, mean_b, m2b, m3b, m4b
+        return
+    n = na + nb
+    d = mean_b - s[o + 1]
+    dn = d / n
+    m2a, m3a = s[o + 2], s[o + 3]
+    s[o + 4] += (m4b + d * dn * dn * dn * na * nb * (na * na - na * nb + nb * nb)
+                 + 6.0 * dn * dn * (na * na * m2b + nb * nb * m2a) + 4.0 * dn * (na * m3b - nb * m3a))
+    s[o + 3] += m3b + d * dn * dn * na * nb * (na - nb) + 3.0 * dn * (na * m2b - nb * m2a)
+    s[o + 2] += m2b + d * dn * na * nb
+    s[o + 1] += dn * nb
+    s[o] = n
+
+
+@numba.njit(cache=True)
+def merge_moments(state, other):
+    """state <- state merged with other (both float64[5] moments states)."""
+    _merge_moments_raw(state, 0, other[0], other[1], other[2], other[3], other[4])
+
+
+@numba.njit(cache=True, fastmath=_FAST)
+def _block_sums(values, start, stop):
+    s = 0.0
+    s2 = 0.0
+    for i in range(start, stop):
+        s += values[i]
+        s2 += values[i] * values[i]
+    return s, s2
+
+
+@numba.njit(cache=True, fastmath=_FAST)
+def _block_central(values, start, stop, mean):
+    c2 = 0.0
+    c3 = 0.0
+    c4 = 0.0
+    for i in range(start, stop):
+        d = values[i] - mean
+        d2 = d * d
+        c2 += d2
+        c3 += d2 * d
+        c4 += d2 * d2
+    return c2, c3, c4
+
+
+@numba.njit(cache=True)
+def _finite_block(values, start, stop, s, o):
+    # Slow path for a block holding a non-finite value: merge its finite values one by one.
+    bad = 0
+    for i in range(start, stop):
+        x = values[i]
+        if np.isfinite(x):
+            _merge_moments_raw(s, o, 1.0, x, 0.0, 0.0, 0.0)
+        else:
+            bad += 1
+    return bad
+
+
+@numba.njit(cache=True)
+def _update_moments_at(s, o, values):
+    # Merge the finite entries of 1-D ``values`` into s[o:o+5]; return (sum, sum of
+    # squares, count) of those finite entries and the number of non-finite ones.
+    total = 0.0
+    total2 = 0.0
+    count = 0
+    bad = 0
+    n = values.shape[0]
+    for start in range(0, n, _BLOCK):
+        stop = min(start + _BLOCK, n)
+        b_sum, b_sum2 = _block_sums(values, start, stop)
+        if np.isfinite(b_sum2):
+            nb = stop - start
+            mean = b_sum / nb
+            c2, c3, c4 = _block_central(values, start, stop, mean)
+            _merge_moments_raw(s, o, float(nb), mean, c2, c3, c4)
+        else:
+            b_bad = _finite_block(values, start, stop, s, o)
+            b_sum = 0.0
+            b_sum2 = 0.0
+            for i in range(start, stop):
+                if np.isfinite(values[i]):
+                    b_sum += values[i]
+                    b_sum2 += values[i] * values[i]
+            bad += b_bad
+            nb = stop - start - b_bad
+        total += b_sum
+        total2 += b_sum2
+        count += nb
+    return total, total2, count, bad
+
+
+@numba.njit(cache=True)
+def update_moments(state, values):
+    """Merge the finite entries of the 1-D array ``values`` into the moments ``state``.
+
+    Returns the number of non-finite entries, which are skipped.
+    """
+    return _update_moments_at(state, 0, values)[3]
+
+
+@numba.njit(cache=True, inline="always")
+def _push_welford(s, o, x):
+    n = s[o] + 1.0
+    d = x - s[o + 1]
+    s[o] = n
+    s[o + 1] += d / n
+    s[o + 2] += d * (x - s[o + 1])
+
+
+@numba.njit(cache=True, inline="always")
+def _push_pair(s, o, x, y):
+    n = s[o] + 1.0
+    dx = x - s[o + 1]
+    dy = y - s[o + 2]
+    s[o] = n
+    s[o + 1] += dx / n
+    s[o + 2] += dy / n
+    s[o + 3] += dx * (x - s[o + 1])
+    s[o + 4] += dx * (y - s[o + 2])
+    s[o + 5] += dy * (y - s[o + 2])
+
+
+@numba.njit(cache=True)
+def add_trial(row, values):
+    """Add the unit values of one trial (1-D array) to a stats ``row``.
+
+    Updates the pooled moments, the non-finite count and the per-trial length
+    ||x||^2/n (over finite entries). Returns (mean, mean square, finite count) of the
+    trial, which the caller averages over a network's inputs for :func:`add_network`.
+    """
+    total, total2, count, bad = _update_moments_at(row, MOMENTS, values)
+    row[NONFINITE] += bad
+    if count == 0:
+        return 0.0, 0.0, 0
+    _push_welford(row, WELFORD, total2 / count)
+    return total / count, total2 / count, count
+
+
+@numba.njit(cache=True)
+def add_network(row, mean, mean_sq):
+    """Add one network's average (over its inputs) of trial mean and mean square."""
+    _push_pair(row, PAIR, mean, mean_sq)
+
+
+@numba.njit(cache=True)
+def add_networks(stats_row, values):
+    """Add ``values`` of shape (networks, inputs_per_network, units) to one stats row."""
+    for net in range(values.shape[0]):
+        s1 = 0.0
+        s2 = 0.0
+        used = 0
+        for j in range(values.shape[1]):
+            m1, m2, count = add_trial(stats_row, values[net, j])
+            if count > 0:
+                s1 += m1
+                s2 += m2
+                used += 1
+        if used > 0:
+            add_network(stats_row, s1 / used, s2 / used)
+
+
+@numba.njit(cache=True)
+def _merge_row(dst, src):
+    _merge_moments_raw(dst, MOMENTS, src[MOMENTS], src[MOMENTS + 1], src[MOMENTS + 2],
+                       src[MOMENTS + 3], src[MOMENTS + 4])
+    # Chan et al. merge of the welford part
+    na, nb = dst[WELFORD], src[WELFORD]
+    if nb > 0.0:
+        n = na + nb
+        d = src[WELFORD + 1] - dst[WELFORD + 1]
+        dst[WELFORD + 2] += src[WELFORD + 2] + d * d * na * nb / n
+        dst[WELFORD + 1] += d * nb / n
+        dst[WELFORD] = n
+    na, nb = dst[PAIR], src[PAIR]
+    if nb > 0.0:
+        n = na + nb
+        dx = src[PAIR + 1] - dst[PAIR + 1]
+        dy = src[PAIR + 2] - dst[PAIR + 2]
+        w = na * nb / n
+        dst[PAIR + 3] += src[PAIR + 3] + dx * dx * w
+        dst[PAIR + 4] += src[PAIR + 4] + dx * dy * w
+        dst[PAIR + 5] += src[PAIR + 5] + dy * dy * w
+        dst[PAIR + 1] += dx * nb / n
+        dst[PAIR + 2] += dy * nb / n
+        dst[PAIR] = n
+    dst[NONFINITE] += src[NONFINITE]
+
+
+@numba.njit(cache=True)
+def merge_stats(dst, src):
+    """dst <- dst merged with src, for stats arrays of equal shape (..., STATS_SIZE)."""
+    d = dst.reshape(-1, STATS_SIZE)
+    s = src.reshape(-1, STATS_SIZE)
+    for r in range(d.shape[0]):
+        _merge_row(d[r], s[r])
+
+
+@numba.njit(cache=True)
+def merge_blocks(total, block_stats):
+    """Merge per-block stats (blocks, ...) into ``total`` in block order (reproducible)."""
+    for b in range(block_stats.shape[0]):
+        merge_stats(total, block_stats[b])
+
+
+def new_stats(depth: int, blocks: "int | None" = None) -> np.ndarray:
+    """Zeroed stats: shape (depth, 3, STATS_SIZE), or (blocks, depth, 3, STATS_SIZE)."""
+    shape = (depth, 3, STATS_SIZE) if blocks is None else (blocks, depth, 3, STATS_SIZE)
+    return np.zeros(shape, dtype=np.float64)

@@ -1,0 +1,108 @@
+"""The public one-pass accumulator of count, mean, variance, skewness and kurtosis."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .kernels.accumulators import merge_moments, update_moments
+
+
+class Moments:
+    """Running moments of a stream of values, updated in one pass (Welford / Pebay).
+
+    >>> m = Moments().update([1.0, 2.0, 3.0, 4.0])
+    >>> m.count, m.mean, m.var(ddof=1)
+    (4, 2.5, 1.6666666666666667)
+
+    ``a + b`` or ``a.merge(b)`` combine two accumulators exactly, as if their data had
+    been seen in one stream. The state is the float64[5] array ``state`` =
+    (count, mean, M2, M3, M4); from your own ``@numba.njit`` code call
+    ``fastvar.kernels.accumulators.update_moments(state, values)`` (returns the number of
+    skipped non-finite values) and ``merge_moments(state, other_state)`` on it.
+    """
+
+    __slots__ = ("state",)
+
+    def __init__(self) -> None:
+        self.state = np.zeros(5, dtype=np.float64)
+
+    def update(self, values) -> "Moments":
+        """Add ``values`` (any array-like, flattened, accumulated in float64); returns self.
+
+        Raises ValueError, leaving the accumulator unchanged, if any value is NaN or inf.
+        """
+        arr = np.asarray(values)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"values must be real numbers, got dtype {arr.dtype}")
+        arr = np.ascontiguousarray(arr, dtype=np.float64).reshape(-1)
+        trial = self.state.copy()
+        bad = update_moments(trial, arr)
+        if bad:
+            raise ValueError(f"{bad} of {arr.size} values are NaN or infinite; drop them before update()")
+        self.state = trial
+        return self
+
+    def merge(self, other: "Moments") -> "Moments":
+        """A new accumulator holding the data of both (neither input changes)."""
+        if not isinstance(other, Moments):
+            raise TypeError(f"can only merge Moments, got {type(other).__name__}")
+        out = Moments()
+        out.state = self.state.copy()
+        merge_moments(out.state, other.state)
+        return out
+
+    __add__ = merge
+
+    @property
+    def count(self) -> int:
+        """Number of values seen."""
+        return int(self.state[0])
+
+    @property
+    def mean(self) -> float:
+        """Mean (NaN when empty)."""
+        return float(self.state[1]) if self.state[0] else math.nan
+
+    def var(self, ddof: int = 0) -> float:
+        """Variance M2 / (count - ddof) (NaN when count <= ddof)."""
+        n = self.state[0] - ddof
+        return float(self.state[2] / n) if n > 0 else math.nan
+
+    def std(self, ddof: int = 0) -> float:
+        """Standard deviation, sqrt(var(ddof))."""
+        return math.sqrt(self.var(ddof))
+
+    def sem(self) -> float:
+        """Standard error of the mean, std(ddof=1) / sqrt(count), for independent values."""
+        return self.std(ddof=1) / math.sqrt(self.state[0]) if self.state[0] > 1 else math.nan
+
+    @property
+    def skew(self) -> float:
+        """Sample skewness sqrt(n) M3 / M2^1.5 (biased, as scipy.stats.skew)."""
+        n, m2, m3 = self.state[0], self.state[2], self.state[3]
+        return float(math.sqrt(n) * m3 / m2 ** 1.5) if m2 > 0 else math.nan
+
+    @property
+    def kurtosis(self) -> float:
+        """EXCESS kurtosis n M4 / M2^2 - 3 (0 for a Gaussian, as scipy.stats.kurtosis)."""
+        n, m2, m4 = self.state[0], self.state[2], self.state[4]
+        return float(n * m4 / (m2 * m2) - 3.0) if m2 > 0 else math.nan
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict; :meth:`from_dict` rebuilds the accumulator exactly."""
+        return dict(zip(("count", "mean", "M2", "M3", "M4"), map(float, self.state)))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Moments":
+        """Rebuild from :meth:`to_dict` output."""
+        out = cls()
+        try:
+            out.state = np.array([data[k] for k in ("count", "mean", "M2", "M3", "M4")], dtype=np.float64)
+        except KeyError as err:
+            raise ValueError(f"Moments dict lacks the key {err.args[0]!r}") from None
+        return out
+
+    def __repr__(self) -> str:
+        return (f"Moments(count={self.count}, mean={self.mean:.6g}, var={self.var():.6g}, "
+                f"skew={self.skew:.4g}, kurtosis={self.kurtosis:.4g})")
