@@ -7,5 +7,7 @@ from ._version import __version__
 from .activations import ACTIVATION_NAMES, Activation
 from .moments import Moments
 from .network import Network, mlp
+from .api import simulate
+from .results import Result
 
-__all__ = ["__version__", "ACTIVATION_NAMES", "Activation", "Moments", "Network", "mlp"]
+__all__ = ["__version__", "ACTIVATION_NAMES", "Activation", "Moments", "Network", "Result", "mlp", "simulate"]

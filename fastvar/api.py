@@ -1,0 +1,161 @@
+"""simulate(): validate a request, plan its blocks, pick an engine, merge in block order."""
+from __future__ import annotations
+
+import contextlib
+import numbers
+import os
+import time
+
+import numba
+import numpy as np
+
+from .engines import base
+from .kernels.accumulators import merge_blocks, new_stats
+from .network import Network
+from .results import Result
+
+MAX_TRIALS = 1 << 50
+_CHUNK_SECONDS = 0.25  # a progress update / Ctrl-C check about this often
+
+
+def _check_int(name: str, value, minimum: int, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return int(value)
+
+
+def _inputs(inputs, n0: int) -> tuple[int, np.ndarray, float]:
+    """(kind, data rows (r, n0), mean squared input entry q0) from the ``inputs`` argument."""
+    if isinstance(inputs, str):
+        if inputs != "normal":
+            raise ValueError(f"inputs must be 'normal', a 1-D input vector or a 2-D data set, got {inputs!r}")
+        return base.INPUTS_NORMAL, np.zeros((0, n0)), 1.0
+    arr = np.asarray(inputs)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"inputs must be an array of real numbers, got dtype {arr.dtype}")
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != n0 or arr.shape[0] == 0:
+        raise ValueError(f"inputs must have shape ({n0},) or (rows, {n0}) to match the input width "
+                         f"{n0}, got {np.shape(inputs)}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"inputs hold {int((~np.isfinite(arr)).sum())} NaN or infinite values")
+    return base.INPUTS_DATA, arr, float(np.mean(arr * arr))
+
+
+def _available_memory() -> int:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 34
+
+
+@contextlib.contextmanager
+def _numba_threads(threads: "int | None"):
+    if threads is None:
+        yield
+        return
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def plan(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "auto",
+         inputs="normal", inputs_per_network: int = 1, gradients: bool = True
+         ) -> tuple[base.Plan, base.Engine]:
+    """Validate a request and return its Plan and the engine that will run it."""
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a fastvar.Network (see fastvar.mlp), got {type(net).__name__}")
+    trials = _check_int("trials", trials, 1, MAX_TRIALS)
+    k = _check_int("inputs_per_network", inputs_per_network, 1, 1 << 20)
+    if trials % k:
+        raise ValueError(f"trials ({trials}) must be a multiple of inputs_per_network ({k})")
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
+    seed = _check_int("seed", seed, 0, (1 << 64) - 1)
+    if not isinstance(gradients, (bool, np.bool_)):
+        raise TypeError(f"gradients must be True or False, got {gradients!r}")
+    if not isinstance(engine, str):
+        raise TypeError(f"engine must be a name such as 'auto', got {engine!r}")
+    kind, data, _ = _inputs(inputs, net.widths[0])
+    request = base.Plan(net, trials, seed, kind, data, k, bool(gradients))
+    chosen = base.choose(engine, request)
+    request = base.Plan(net, trials, seed, kind, data, k, bool(gradients),
+                        chosen.networks_per_block(request))
+    need, have = chosen.memory_bytes(request), _available_memory()
+    if need > have // 2:
+        raise MemoryError(f"engine {chosen.name!r} would need about {need / 2**30:.1f} GiB for this "
+                          f"network (only {have / 2**30:.1f} GiB free); use smaller widths, fewer "
+                          "inputs_per_network, or another engine")
+    return request, chosen
+
+
+def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "auto",
+             inputs="normal", inputs_per_network: int = 1, gradients: bool = True,
+             threads: "int | None" = None, progress: bool = False) -> Result:
+    """Propagate ``trials`` random inputs through random networks; per-layer statistics.
+
+    Parameters
+    ----------
+    net : Network
+        The architecture and initialization (see :func:`fastvar.mlp`).
+    trials : int
+        Number of forward passes (and backward passes if ``gradients``).
+    seed : int or None
+        Seed of the random streams, 0 <= seed < 2**64; None draws one (kept in the result).
+    engine : str
+        ``"auto"`` (the fastest engine that supports the request), or an engine name:
+        ``"numpy"`` (reference) and the Numba engines listed by ``fastvar info``.
+    inputs : "normal", 1-D array or 2-D array
+        Fresh x ~ N(0, I) per trial; one fixed input of length n_0; or a data set of
+        shape (rows, n_0) whose rows are drawn uniformly at random per trial.
+    inputs_per_network : int
+        k inputs share each drawn network; ``trials`` must be a multiple of k.
+    gradients : bool
+        Also run the backward pass from a N(0, I) cotangent at the output.
+    threads : int or None
+        Numba threads for this call (restored afterwards); results do not depend on it.
+    progress : bool
+        Show a tqdm progress bar on stderr.
+
+    Returns
+    -------
+    Result
+        Per-layer columns (arrays of length L) with standard errors.
+    """
+    request, chosen = plan(net, trials, seed=seed, engine=engine, inputs=inputs,
+                           inputs_per_network=inputs_per_network, gradients=gradients)
+    if threads is not None:
+        threads = _check_int("threads", threads, 1, numba.config.NUMBA_NUM_THREADS)
+    total = new_stats(net.depth)
+    start = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=request.trials, unit="trial", unit_scale=True, desc=f"fastvar[{chosen.name}]")
+    try:
+        with _numba_threads(threads):
+            block, chunk = 0, max(1, numba.get_num_threads())
+            while block < request.blocks:
+                count = min(chunk, request.blocks - block)
+                tick = time.perf_counter()
+                merge_blocks(total, chosen.run(request, block, count))
+                block += count
+                if bar is not None:
+                    done = min(block * request.networks_per_block, request.networks)
+                    bar.update(done * request.inputs_per_network - bar.n)
+                took = time.perf_counter() - tick
+                chunk = int(min(4 * chunk, max(1, chunk * _CHUNK_SECONDS / max(took, 1e-6)), 4096))
+    finally:
+        if bar is not None:
+            bar.close()
+    _, _, q0 = _inputs(inputs, net.widths[0])
+    return Result(net, total, trials=request.trials, seed=request.seed, engine=chosen.name,
+                  elapsed_s=time.perf_counter() - start, inputs_per_network=request.inputs_per_network,
+                  gradients=request.gradients, input_q0=q0)

@@ -1,0 +1,5 @@
+"""Engines: the NumPy reference and the Numba engines, registered by name."""
+from . import numpy_engine  # noqa: F401  (registers "numpy")
+from .base import ENGINES, Engine, Plan, choose, register
+
+__all__ = ["ENGINES", "Engine", "Plan", "choose", "register"]

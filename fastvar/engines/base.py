@@ -1,0 +1,109 @@
+"""What every engine receives (a validated Plan), what it returns, and the registry.
+
+An engine turns blocks of a Plan into per-block stats arrays of shape
+(blocks, L, 3, STATS_SIZE) (see :mod:`fastvar.kernels.accumulators`). The API merges
+them serially in block order, so a result depends only on (plan, seed, engine): not on
+threads, chunking or partitioning (DESIGN.md section 4).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..network import Network
+
+INPUTS_NORMAL, INPUTS_DATA = 0, 1
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """A validated simulation request, cut into blocks of ``networks_per_block`` networks.
+
+    ``data`` holds the input rows (shape (rows, n_0)) when ``inputs_kind`` is
+    INPUTS_DATA (a fixed input is one row); it is empty for fresh N(0, I) inputs.
+    """
+
+    network: Network
+    trials: int
+    seed: int
+    inputs_kind: int
+    data: np.ndarray
+    inputs_per_network: int
+    gradients: bool
+    networks_per_block: int = 1
+
+    @property
+    def networks(self) -> int:
+        """Independent networks drawn: trials / inputs_per_network."""
+        return self.trials // self.inputs_per_network
+
+    @property
+    def blocks(self) -> int:
+        """Number of blocks, the last one possibly partial."""
+        return -(-self.networks // self.networks_per_block)
+
+    def block_networks(self, block: int) -> int:
+        """Networks in block ``block``."""
+        return min(self.networks_per_block, self.networks - block * self.networks_per_block)
+
+
+def networks_per_block(work_per_network: float, target: float = 2.0 ** 21, cap: int = 256) -> int:
+    """Power-of-two block size so one block costs about ``target`` units of work.
+
+    Depends only on the request (never on the machine), so results are reproducible.
+    """
+    n = int(max(1.0, min(cap, target / max(work_per_network, 1.0))))
+    return 1 << (n.bit_length() - 1)
+
+
+class Engine:
+    """Base class of the engines; subclasses register themselves with :func:`register`."""
+
+    name: str = ""
+    #: "auto" picks the supporting engine with the highest priority
+    priority: int = 0
+    #: one line for `fastvar info` and error messages
+    summary: str = ""
+
+    def unsupported(self, plan: Plan) -> "str | None":
+        """Why this engine cannot run ``plan``, or None if it can."""
+        return None
+
+    def networks_per_block(self, plan: Plan) -> int:
+        """Block size (networks) for ``plan``; a pure function of the request."""
+        raise NotImplementedError
+
+    def memory_bytes(self, plan: Plan) -> int:
+        """Estimated peak working memory of a run, in bytes (for a clear error up front)."""
+        raise NotImplementedError
+
+    def run(self, plan: Plan, first_block: int, n_blocks: int) -> np.ndarray:
+        """Stats of blocks first_block .. first_block + n_blocks - 1, shape (n_blocks, L, 3, S)."""
+        raise NotImplementedError
+
+
+ENGINES: dict[str, Engine] = {}
+
+
+def register(engine: Engine) -> Engine:
+    """Add an engine instance to the registry under ``engine.name``."""
+    ENGINES[engine.name] = engine
+    return engine
+
+
+def choose(name: str, plan: Plan) -> Engine:
+    """The engine named ``name`` (or the best one for ``plan`` if "auto"); ValueError if none."""
+    if name == "auto":
+        for engine in sorted(ENGINES.values(), key=lambda e: -e.priority):
+            if engine.unsupported(plan) is None:
+                return engine
+        raise ValueError("no engine supports this request")
+    if name not in ENGINES:
+        raise ValueError(f"unknown engine {name!r}; choose auto or one of {', '.join(ENGINES)}")
+    engine = ENGINES[name]
+    reason = engine.unsupported(plan)
+    if reason is not None:
+        able = [e.name for e in ENGINES.values() if e.unsupported(plan) is None]
+        raise ValueError(f"engine {name!r} cannot run this: {reason}; engines that can: {', '.join(able)}")
+    return engine

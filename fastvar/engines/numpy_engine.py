@@ -1,0 +1,89 @@
+"""The NumPy reference engine: brute force, vectorized over the networks of a block.
+
+This is the specification the Numba engines are tested against and the baseline they
+are benchmarked against (DESIGN.md section 1). Every network draws all its weights;
+each block uses its own ``numpy.random.Generator`` seeded from (seed, block).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..kernels.accumulators import A, DELTA, Z, add_networks, new_stats
+from .base import INPUTS_NORMAL, Engine, Plan, networks_per_block, register
+
+TRUNC_STD = 0.87962566103423978  # std of N(0, 1) cut at +-2
+
+
+def draw_weights(rng: np.random.Generator, plan: Plan, layer: int, count: int) -> np.ndarray:
+    """W^layer for ``count`` networks, shape (count, n_layer, n_{layer-1})."""
+    net = plan.network
+    n, m = net.widths[layer], net.widths[layer - 1]
+    var = net.weight_var[layer - 1]
+    if net.init == "orthogonal":
+        q, r = np.linalg.qr(rng.standard_normal((count, max(n, m), min(n, m))))
+        q *= np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]  # Haar, not QR's bias
+        return net.gain * (q if n >= m else q.transpose(0, 2, 1))
+    if net.distribution == "uniform":
+        bound = np.sqrt(3.0 * var)
+        return rng.uniform(-bound, bound, (count, n, m))
+    w = rng.standard_normal((count, n, m))
+    if net.distribution == "truncated_normal":
+        outside = np.abs(w) > 2.0
+        while outside.any():
+            w[outside] = rng.standard_normal(outside.sum())
+            outside = np.abs(w) > 2.0
+        return w * (np.sqrt(var) / TRUNC_STD)
+    return w * np.sqrt(var)
+
+
+def run_block(plan: Plan, block: int, stats: np.ndarray) -> None:
+    """Simulate block ``block`` of ``plan`` and add it to ``stats`` (L, 3, S)."""
+    net = plan.network
+    rng = np.random.default_rng([plan.seed, block])
+    count, k = plan.block_networks(block), plan.inputs_per_network
+    if plan.inputs_kind == INPUTS_NORMAL:
+        a = rng.standard_normal((count, k, net.widths[0]))
+    else:
+        a = plan.data[rng.integers(0, plan.data.shape[0], (count, k))]
+    phi = net.activation_fn
+    weights, pre_activations = [], []
+    for layer in range(1, net.depth + 1):
+        w = draw_weights(rng, plan, layer, count)
+        z = a @ w.transpose(0, 2, 1)
+        if net.bias_std > 0.0:
+            z += net.bias_std * rng.standard_normal((count, 1, net.widths[layer]))
+        a = phi(z)
+        add_networks(stats[layer - 1, Z], z)
+        add_networks(stats[layer - 1, A], a)
+        weights.append(w)
+        pre_activations.append(z)
+    if not plan.gradients:
+        return
+    delta = rng.standard_normal((count, k, net.widths[-1]))  # dL/dz^L of a random read-out
+    for layer in range(net.depth, 0, -1):
+        add_networks(stats[layer - 1, DELTA], delta)
+        if layer > 1:
+            delta = (delta @ weights[layer - 1]) * phi.derivative(pre_activations[layer - 2])
+
+
+class NumpyEngine(Engine):
+    name = "numpy"
+    priority = 0
+    summary = "NumPy reference: brute force, every weight drawn, every option"
+
+    def networks_per_block(self, plan: Plan) -> int:
+        return networks_per_block(plan.network.n_weights * plan.inputs_per_network ** 0.5)
+
+    def memory_bytes(self, plan: Plan) -> int:
+        net, k = plan.network, plan.inputs_per_network
+        per_network = 8 * (2 * net.n_weights + 4 * k * sum(net.widths))
+        return plan.networks_per_block * per_network
+
+    def run(self, plan: Plan, first_block: int, n_blocks: int) -> np.ndarray:
+        stats = new_stats(plan.network.depth, n_blocks)
+        for i in range(n_blocks):
+            run_block(plan, first_block + i, stats[i])
+        return stats
+
+
+register(NumpyEngine())
