@@ -1,0 +1,152 @@
+"""The ``fastvar`` command line: ``fastvar simulate``, ``fastvar info`` and friends.
+
+Bad input exits with status 2 and one line on stderr, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .network import Network, mlp
+
+DEFAULT_WIDTH, DEFAULT_DEPTH, DEFAULT_TRIALS = 256, 20, 400
+
+
+class UsageError(Exception):
+    """A bad command-line value: reported as one line, exit status 2."""
+
+
+def _init_value(text: str) -> "str | float":
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _widths(text: str) -> list[int]:
+    try:
+        return [int(w) for w in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--widths must be integers separated by commas, got {text!r}") from None
+
+
+def add_network_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that describe a Network (shared by subcommands)."""
+    g = parser.add_argument_group("network")
+    g.add_argument("--width", type=int, default=None, help=f"units per layer (default {DEFAULT_WIDTH})")
+    g.add_argument("--depth", type=int, default=None, help=f"number of layers (default {DEFAULT_DEPTH})")
+    g.add_argument("--input-width", type=int, default=None, help="input units (default: --width)")
+    g.add_argument("--widths", type=_widths, default=None, help="all widths, e.g. 784,256,256,10")
+    g.add_argument("--activation", default="tanh", help="e.g. relu, tanh, leaky_relu(0.2) (default tanh)")
+    g.add_argument("--init", type=_init_value, default="xavier",
+                   help="lecun, xavier, he, orthogonal, or sigma_w^2 as a number (default xavier)")
+    g.add_argument("--distribution", default="normal", help="normal, uniform, truncated_normal")
+    g.add_argument("--gain", type=float, default=1.0, help="gain of the init scheme (default 1)")
+    g.add_argument("--bias-std", type=float, default=0.0, help="std of the biases (default 0)")
+
+
+def network_from_args(args: argparse.Namespace) -> Network:
+    """Build the Network described by :func:`add_network_arguments` options."""
+    common = dict(activation=args.activation, init=args.init, distribution=args.distribution,
+                  gain=args.gain, bias_std=args.bias_std)
+    if args.widths is not None:
+        if any(v is not None for v in (args.width, args.depth, args.input_width)):
+            raise UsageError("give either --widths or --width/--depth/--input-width, not both")
+        return Network(args.widths, **common)
+    width = DEFAULT_WIDTH if args.width is None else args.width
+    depth = DEFAULT_DEPTH if args.depth is None else args.depth
+    return mlp(width, depth, input_width=args.input_width, **common)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from .api import simulate
+
+    net = network_from_args(args)
+    show_bar = args.progress or (sys.stderr.isatty() and not args.quiet)
+    res = simulate(net, args.trials, seed=args.seed, engine=args.engine,
+                   inputs_per_network=args.inputs_per_network, gradients=not args.no_gradients,
+                   threads=args.threads, progress=show_bar)
+    if args.json == "-":
+        print(res.to_json())
+    else:
+        print(repr(res))
+        if args.json:
+            res.to_json(args.json)
+    if args.csv:
+        res.to_csv(args.csv)
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import numba
+    import numpy
+
+    from . import __version__
+    from .engines import ENGINES
+
+    try:
+        layer = numba.threading_layer()
+    except ValueError:
+        layer = "not initialised yet (no parallel kernel has run)"
+    cache = numba.config.CACHE_DIR or "__pycache__ next to the package modules"
+    print(f"fastvar {__version__}\nPython {sys.version.split()[0]}\nnumpy {numpy.__version__}\n"
+          f"numba {numba.__version__}\nnumba threads {numba.get_num_threads()} "
+          f"(NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}, cores {os.cpu_count()})\n"
+          f"threading layer {layer}\ncache dir {cache}\nengines:")
+    for engine in sorted(ENGINES.values(), key=lambda e: -e.priority):
+        print(f"  {engine.name:8s} {engine.summary}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of the ``fastvar`` command."""
+    parser = argparse.ArgumentParser(
+        prog="fastvar", description="How variance of signals and gradients propagates through deep "
+        "random networks at initialization, measured by Monte Carlo.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"fastvar {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sim = sub.add_parser("simulate", help="run a Monte Carlo study and print per-layer statistics",
+                         description="Per-layer mean, variance and moments of pre-activations, "
+                         "activations and gradients, with standard errors.")
+    add_network_arguments(sim)
+    run = sim.add_argument_group("run")
+    run.add_argument("--trials", type=int, default=DEFAULT_TRIALS,
+                     help=f"forward passes (default {DEFAULT_TRIALS})")
+    run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    run.add_argument("--engine", default="auto", help="auto, numpy, or a Numba engine (see fastvar info)")
+    run.add_argument("--inputs-per-network", type=int, default=1, help="inputs sharing each network")
+    run.add_argument("--no-gradients", action="store_true", help="skip the backward pass")
+    run.add_argument("--threads", type=int, default=None, help="numba threads (results do not depend on it)")
+    run.add_argument("--progress", action="store_true", help="progress bar even when stderr is no TTY")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    out = sim.add_argument_group("output")
+    out.add_argument("--json", metavar="PATH", help="write the result as JSON to PATH ('-' for stdout only)")
+    out.add_argument("--csv", metavar="PATH", help="write the per-layer table as CSV to PATH")
+    sim.set_defaults(func=_cmd_simulate)
+    info = sub.add_parser("info", help="versions, threads, threading layer, cache dir, engines")
+    info.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv: "list[str] | None" = None) -> int:
+    """Entry point of the ``fastvar`` command; returns the exit status."""
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        argv.insert(0, "simulate")  # plain `fastvar [options]` runs the default study
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, ValueError, TypeError, MemoryError, ImportError, OSError) as err:
+        print(f"fastvar {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fastvar: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
