@@ -1,0 +1,100 @@
+import math
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from fastvar import Moments
+from fastvar.kernels.accumulators import merge_moments, update_moments
+
+
+def test_matches_scipy_on_skewed_data():
+    x = np.random.default_rng(0).exponential(size=100_000)
+    m = Moments().update(x)
+    assert m.count == x.size
+    assert m.mean == pytest.approx(x.mean(), rel=1e-12)
+    assert m.var() == pytest.approx(x.var(), rel=1e-10)
+    assert m.var(ddof=1) == pytest.approx(x.var(ddof=1), rel=1e-10)
+    assert m.skew == pytest.approx(stats.skew(x), rel=1e-9)
+    assert m.kurtosis == pytest.approx(stats.kurtosis(x), rel=1e-9)
+    assert m.sem() == pytest.approx(stats.sem(x), rel=1e-9)
+
+
+def test_large_offset_keeps_variance_accurate():
+    x = 1e9 + np.random.default_rng(1).standard_normal(1_000_000)
+    m = Moments().update(x)
+    assert abs(m.var() / np.var(x) - 1) < 1e-6
+
+
+def test_gaussian_excess_kurtosis_is_zero():
+    x = np.random.default_rng(2).standard_normal(400_000)
+    m = Moments().update(x)
+    se_kurt = math.sqrt(24 / x.size)
+    assert abs(m.kurtosis) < 5 * se_kurt
+    assert abs(m.skew) < 5 * math.sqrt(6 / x.size)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3), min_size=2, max_size=300), st.data())
+def test_any_split_merged_equals_one_pass(values, data):
+    x = np.array(values)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(x)), max_size=4)))
+    parts = np.split(x, cuts)
+    merged = Moments()
+    for part in parts:
+        merged = merged + Moments().update(part)
+    whole = Moments().update(x)
+    assert merged.count == whole.count
+    scale = max(np.abs(x).max(), 1e-300)
+    assert abs(merged.mean - whole.mean) <= 1e-12 * scale
+    assert abs(merged.var() - whole.var()) <= 1e-12 * max(whole.var(), scale * scale * 1e-6)
+
+
+def test_merge_leaves_inputs_untouched_and_handles_empty():
+    a = Moments().update([1.0, 2.0])
+    before = a.state.copy()
+    c = a + Moments()
+    assert np.array_equal(a.state, before) and np.array_equal(c.state, before)
+    assert math.isnan(Moments().mean) and math.isnan(Moments().var())
+
+
+def test_nonfinite_input_raises_and_names_the_count():
+    m = Moments().update([1.0, 2.0])
+    with pytest.raises(ValueError, match="2 of 4 values"):
+        m.update([1.0, np.nan, np.inf, 3.0])
+    assert m.count == 2  # unchanged
+
+
+def test_rejects_non_numeric_and_non_moments():
+    with pytest.raises(TypeError):
+        Moments().update(["a", "b"])
+    with pytest.raises(TypeError):
+        Moments().merge(3)
+
+
+def test_dict_round_trip_and_integer_input():
+    m = Moments().update(np.arange(10))
+    again = Moments.from_dict(m.to_dict())
+    assert np.array_equal(again.state, m.state)
+    with pytest.raises(ValueError, match="lacks"):
+        Moments.from_dict({"count": 1})
+
+
+def test_update_and_merge_callable_from_user_njit_code():
+    @numba.njit
+    def user_loop(state, chunks):
+        other = np.zeros(5)
+        for i in range(chunks.shape[0]):
+            update_moments(other, chunks[i])
+        merge_moments(state, other)
+
+    chunks = np.random.default_rng(3).standard_normal((7, 50))
+    m = Moments().update([5.0])
+    user_loop(m.state, chunks)
+    ref = Moments().update(np.concatenate([[5.0], chunks.ravel()]))
+    assert m.count == ref.count
+    assert m.var() == pytest.approx(ref.var(), rel=1e-12)
+    assert m.kurtosis == pytest.approx(ref.kurtosis, rel=1e-10)

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from fastvar import Network, mlp
+
+
+def test_weight_variance_of_each_scheme():
+    w = [4, 8, 2]
+    np.testing.assert_allclose(Network(w, init="lecun").weight_var, [1 / 4, 1 / 8])
+    np.testing.assert_allclose(Network(w, init="he").weight_var, [2 / 4, 2 / 8])
+    np.testing.assert_allclose(Network(w, init="kaiming", gain=2).weight_var, [8 / 4, 8 / 8])
+    np.testing.assert_allclose(Network(w, init="glorot").weight_var, [2 / 12, 2 / 10])
+    np.testing.assert_allclose(Network(w, init=1.5).weight_var, [1.5 / 4, 1.5 / 8])
+    np.testing.assert_allclose(Network(w, init="orthogonal").weight_var, [1 / 8, 1 / 8])
+    np.testing.assert_allclose(Network(w, init="xavier").sigma_w2, [4 * 2 / 12, 8 * 2 / 10])
+
+
+def test_mlp_shapes_and_normalised_fields():
+    net = mlp(16, 3, input_width=5, activation="ELU(0.5)", init="Glorot", distribution="Uniform")
+    assert net.widths == (5, 16, 16, 16) and net.depth == 3
+    assert (net.activation, net.init, net.distribution) == ("elu(0.5)", "xavier", "uniform")
+    assert mlp(7, 2).widths == (7, 7, 7)
+    assert net.n_weights == 5 * 16 + 2 * 16 * 16
+    assert Network(**net.to_dict()) == net
+
+
+def test_frozen():
+    with pytest.raises(AttributeError):
+        mlp(4, 2).gain = 3.0
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(widths=[4]), ValueError, "at least one layer"),
+    (dict(widths=[4, 0]), ValueError, r"widths\[1\] must be between 1"),
+    (dict(widths=[4, -3]), ValueError, "must be between"),
+    (dict(widths=[4, 2.5]), TypeError, "integer"),
+    (dict(widths=[4, True]), TypeError, "integer"),
+    (dict(widths="44"), TypeError, "sequence"),
+    (dict(widths=[4, 1 << 30]), ValueError, "between 1 and"),
+    (dict(widths=[4, 4], activation="nope"), ValueError, "unknown activation"),
+    (dict(widths=[4, 4], init="random"), ValueError, "unknown init"),
+    (dict(widths=[4, 4], init=0.0), ValueError, "sigma_w"),
+    (dict(widths=[4, 4], init=float("nan")), ValueError, "finite"),
+    (dict(widths=[4, 4], distribution="cauchy"), ValueError, "unknown distribution"),
+    (dict(widths=[4, 4], gain=0.0), ValueError, "gain must be > 0"),
+    (dict(widths=[4, 4], gain=float("inf")), ValueError, "finite"),
+    (dict(widths=[4, 4], bias_std=-1.0), ValueError, "bias_std must be >= 0"),
+    (dict(widths=[4, 4], bias_std="1"), TypeError, "real number"),
+    (dict(widths=[4, 4], init=2.0, gain=2.0), ValueError, "fold it into"),
+    (dict(widths=[4, 4], init="orthogonal", distribution="uniform"), ValueError, "orthogonal"),
+])
+def test_bad_network_parameters(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        Network(**kwargs)
+
+
+@pytest.mark.parametrize("args, message", [((0, 3), "width"), ((4, 0), "depth"), ((4, 2, 0), "input_width")])
+def test_bad_mlp_parameters(args, message):
+    with pytest.raises(ValueError, match=message):
+        mlp(*args)
