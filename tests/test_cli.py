@@ -1,0 +1,69 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fastvar.cli import main
+
+
+def test_simulate_prints_a_table(capsys):
+    assert main(["simulate", "--width", "8", "--depth", "3", "--trials", "200", "--engine", "numpy"]) == 0
+    out = capsys.readouterr().out
+    assert "q_mean" in out and "grad_var" in out and out.count("\n") >= 6
+
+
+def test_options_without_subcommand_run_simulate(capsys):
+    assert main(["--widths", "5,7,3", "--trials", "100", "--engine", "numpy", "--no-gradients",
+                 "--activation", "leaky_relu(0.2)", "--init", "2.0", "--bias-std", "0.1"]) == 0
+    out = capsys.readouterr().out
+    assert "5,7,3" in out and "grad_var" not in out
+
+
+def test_json_to_stdout_and_files(capsys, tmp_path):
+    args = ["simulate", "--width", "4", "--depth", "2", "--trials", "100", "--engine", "numpy", "--seed", "3"]
+    assert main(args + ["--json", "-"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["seed"] == 3 and len(data["columns"]["q_mean"]) == 2
+    assert main(args + ["--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["columns"] == data["columns"]
+    assert (tmp_path / "r.csv").read_text().startswith("layer,width")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--width", "0"], "width must be between 1"),
+    (["--depth", "-2"], "depth must be between 1"),
+    (["--activation", "foo"], "unknown activation"),
+    (["--init", "bad"], "unknown init"),
+    (["--init", "nan"], "finite"),
+    (["--distribution", "cauchy"], "unknown distribution"),
+    (["--gain", "-1"], "gain must be > 0"),
+    (["--bias-std", "inf"], "finite"),
+    (["--trials", "0"], "trials must be between 1"),
+    (["--engine", "gpu"], "unknown engine"),
+    (["--threads", "0"], "threads must be between"),
+    (["--widths", "4,4", "--width", "3"], "not both"),
+    (["--trials", "10", "--inputs-per-network", "3"], "multiple"),
+])
+def test_bad_input_is_one_line_and_status_2(capsys, args, message):
+    assert main(["simulate", "--trials", "10", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.count("\n") == 0 and "Traceback" not in err
+
+
+def test_argparse_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", "--widths", "4,x"])
+    assert exc.value.code == 2
+    assert "--widths" in capsys.readouterr().err
+
+
+def test_info_and_module_entry_point():
+    out = subprocess.run([sys.executable, "-m", "fastvar", "info"], capture_output=True, text=True, check=True).stdout
+    assert "numba" in out and "numpy" in out and "engines:" in out
+
+
+def test_bad_json_path_fails_cleanly(capsys, tmp_path):
+    code = main(["simulate", "--width", "4", "--depth", "1", "--trials", "10", "--engine", "numpy",
+                 "--json", str(tmp_path / "no" / "r.json")])
+    assert code == 2 and "error" in capsys.readouterr().err
