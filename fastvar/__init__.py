@@ -9,5 +9,7 @@ from .moments import Moments
 from .network import Network, mlp
 from .api import simulate
 from .results import Result
+from . import theory
 
-__all__ = ["__version__", "ACTIVATION_NAMES", "Activation", "Moments", "Network", "Result", "mlp", "simulate"]
+__all__ = ["__version__", "ACTIVATION_NAMES", "Activation", "Moments", "Network", "Result", "mlp",
+           "simulate", "theory"]

@@ -1,0 +1,266 @@
+"""Mean-field (infinite-width) theory of signal and gradient propagation (DESIGN.md 6).
+
+Every Gaussian expectation is a Gauss-Legendre quadrature of the normal density on
+[-12, 12] standard deviations, cut into pieces that grow by a factor 4 away from the
+normal's centre and from the activation's kink, on the activation's own length scale.
+Plain Gauss-Hermite with 100 nodes is off by 0.4% for E[relu(z)] (the kink) and by 1e-3
+for erf at q = 1e4 (a jump of width 1/sqrt(q)); the pieces bring both to about 1e-14.
+
+The network maps follow the engines' conventions: q^l = ||z^l||^2 / n_l of the
+pre-activations, g^l = ||delta^l||^2 / n_l of the back-propagated cotangent with
+E[g^L] = 1, and q0 = ||x||^2 / n_0 (the input is not passed through phi).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .activations import Activation
+from .network import Network, _check_finite
+
+_CUT = 12.0  # standard deviations; the normal mass beyond is 4e-33
+_NODES = 16  # Gauss-Legendre nodes per piece
+_T, _W = np.polynomial.legendre.leggauss(_NODES)
+# activations whose E[phi(z)^2] is exactly proportional to q: the q map is affine
+_HOMOGENEOUS = ("linear", "relu", "leaky_relu")
+
+__all__ = ["gaussian_moments", "variance_map", "gradient_map", "correlation_map",
+           "fixed_point", "critical_sigma_w2", "depth_scales"]
+
+
+def _rule(kink: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes z and weights w, shape (m, k), with sum_j w_ij f(z_ij) ~ E[f(Z)], Z ~ N(0, 1).
+
+    ``kink`` (m,) is where f may have a corner; ``scale`` (m,) is the length in z over
+    which f changes there. The pieces grow by 4 away from the kink and from the normal's
+    centre 0 (where the density changes over a length 1).
+    """
+    kink = np.asarray(kink, dtype=np.float64)[:, None]
+    scale = np.minimum(np.asarray(scale, dtype=np.float64), 1.0)[:, None]
+    levels = math.ceil(math.log(2 * _CUT / float(np.min(scale, initial=1.0)), 4))
+    steps = 4.0 ** np.arange(levels + 1)
+    edges = np.concatenate([kink - scale * steps, kink, kink + scale * steps,
+                            np.broadcast_to(np.concatenate([-steps, [0.0], steps, [-_CUT, _CUT]]),
+                                            (len(kink), 2 * levels + 5))], axis=1)
+    edges = np.sort(np.clip(edges, -_CUT, _CUT), axis=1)
+    mid = 0.5 * (edges[:, 1:] + edges[:, :-1])
+    half = 0.5 * (edges[:, 1:] - edges[:, :-1])
+    z = mid[..., None] + half[..., None] * _T
+    w = half[..., None] * _W * np.exp(-0.5 * z * z)
+    shape = (len(z), half.shape[1] * _NODES)
+    z, w = z.reshape(shape), w.reshape(shape)
+    return z, w / w.sum(axis=1, keepdims=True)
+
+
+def _check_q(q) -> np.ndarray:
+    q = np.asarray(q, dtype=np.float64)
+    if not np.all(np.isfinite(q)) or np.any(q < 0):
+        raise ValueError(f"q (a variance) must be finite and >= 0, got {q}")
+    return q
+
+
+def gaussian_moments(activation: "str | Activation",
+                     q) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """E[phi(z)], E[phi(z)^2] and E[phi'(z)^2] for z ~ N(0, q).
+
+    ``q`` is a variance (float or array, >= 0; 0 means the limit q -> 0+); each result has
+    the shape of ``q``.
+    """
+    act = Activation.parse(activation)
+    q = _check_q(q)
+    flat = q.reshape(-1)
+    z, w = _rule(np.zeros(flat.size), 1.0 / np.sqrt(np.maximum(flat, 1.0)))
+    x = np.sqrt(flat)[:, None] * z
+    # at q = 0 take phi' in the limit q -> 0+: relu'(z)^2 averages to 1/2, not relu'(0)^2 = 0
+    phi, dphi = act(x), act.derivative(np.where(x == 0.0, 1e-300 * z, x))
+    out = (np.sum(w * phi, axis=1), np.sum(w * phi * phi, axis=1), np.sum(w * dphi * dphi, axis=1))
+    return tuple(m.reshape(q.shape)[()] for m in out)
+
+
+def _pair_moment(f, g, q: float, c: float) -> float:
+    """E[f(u1) g(u2)] for (u1, u2) ~ N(0, q [[1, c], [c, 1]]), q > 0, -1 <= c <= 1."""
+    root = math.sqrt(q)
+    s = math.sqrt(max(0.0, 1.0 - c * c))
+    if s * root < 1e-12:  # u2 = +-u1: a single Gaussian
+        z1, w1 = _rule(np.zeros(1), np.array([1.0 / root]))
+        return float(np.sum(w1 * f(root * z1) * g(math.copysign(root, c) * z1)))
+    # the inner average over z2 still turns a corner around z1 = 0, over a width s / |c|
+    z1, w1 = _rule(np.zeros(1), np.array([min(1.0 / root, s / max(abs(c), s))]))
+    z1, w1 = z1[0], w1[0]
+    # u2 = root (c z1 + s z2): the inner integral over z2 has its kink at z2 = -c z1 / s
+    z2, w2 = _rule(-c * z1 / s, np.full(z1.size, 1.0 / (root * s)))
+    inner = np.sum(w2 * g(root * (c * z1[:, None] + s * z2)), axis=1)
+    return float(np.sum(w1 * f(root * z1) * inner))
+
+
+def _check_net(net) -> Network:
+    if not isinstance(net, Network):
+        raise TypeError("net must be a fastvar.Network (e.g. fastvar.mlp(100, 10)), "
+                        f"got {type(net).__name__}")
+    return net
+
+
+def variance_map(net: Network, q0: float = 1.0) -> np.ndarray:
+    """Infinite-width q^l = E||z^l||^2 / n_l for l = 1..L, shape (L,).
+
+    ``q0`` is the mean squared input entry ||x||^2 / n_0. Each layer uses its own
+    sigma_w^2 = n_{l-1} Var(W^l_ij) (``net.sigma_w2``) and the bias variance bias_std^2.
+    """
+    net = _check_net(net)
+    q0 = _check_finite("q0", q0, 0.0, strict=False)
+    sb2 = net.bias_std ** 2
+    q = np.empty(net.depth)
+    second = q0  # E[(a^0_j)^2]: the input enters the first layer as it is
+    for l, sw2 in enumerate(net.sigma_w2):
+        q[l] = sw2 * second + sb2
+        second = gaussian_moments(net.activation_fn, q[l])[1]
+    return q
+
+
+def gradient_map(net: Network, q0: float = 1.0) -> np.ndarray:
+    """Infinite-width E[g^l] = E||delta^l||^2 / n_l for l = 1..L, shape (L,), with E[g^L] = 1.
+
+    E[g^{l-1}] = n_l Var(W^l_ij) E[phi'(z^{l-1})^2] E[g^l]: the backward gain uses the
+    fan-out n_l, so on unequal widths it differs from ``net.sigma_w2``.
+    """
+    q = variance_map(net, q0)
+    fan_out_var = np.asarray(net.widths[2:], dtype=np.float64) * net.weight_var[1:]
+    factors = fan_out_var * gaussian_moments(net.activation_fn, q[:-1])[2]
+    return np.append(np.cumprod(factors[::-1])[::-1], 1.0)
+
+
+def correlation_map(net: Network, c0: float, q0: float = 1.0) -> np.ndarray:
+    """Infinite-width correlation c^l = <z^l, z'^l> / (||z^l|| ||z'^l||) for l = 1..L, shape (L,).
+
+    The two inputs both have mean squared entry ``q0`` > 0 and correlation ``c0`` in [-1, 1].
+    """
+    q = variance_map(net, q0)
+    c0 = _check_finite("c0", c0, -1.0, strict=False)
+    if c0 > 1.0:
+        raise ValueError(f"c0 is a correlation and must be in [-1, 1], got {c0:g}")
+    if q0 <= 0:
+        raise ValueError("correlation_map needs q0 > 0 (a zero input has no direction)")
+    act = net.activation_fn
+    sb2 = net.bias_std ** 2
+    c = np.empty(net.depth)
+    cross = c0 * q0  # E[a^0_j a'^0_j]
+    for l, sw2 in enumerate(net.sigma_w2):
+        c[l] = min(1.0, max(-1.0, (sw2 * cross + sb2) / q[l]))
+        cross = _pair_moment(act, act, q[l], c[l])
+    return c
+
+
+def _check_gains(activation, sigma_w2, sigma_b2) -> tuple[Activation, float, float]:
+    return (Activation.parse(activation), _check_finite("sigma_w2", sigma_w2, 0.0, strict=True),
+            _check_finite("sigma_b2", sigma_b2, 0.0, strict=False))
+
+
+def fixed_point(activation: "str | Activation", sigma_w2: float, sigma_b2: float,
+                q0: float = 1.0) -> tuple[float, float]:
+    """(q*, chi_1): the fixed point of q -> sigma_w2 E[phi(z)^2] + sigma_b2 reached from ``q0``.
+
+    chi_1 = sigma_w2 E[phi'(z)^2] at z ~ N(0, q*): below 1 the network is ordered (nearby
+    inputs converge), above 1 chaotic. Where every q is fixed (ReLU with sigma_w2 = 2 and
+    no bias) q* = q0. Raises ValueError when q grows without bound.
+    """
+    act, sw2, sb2 = _check_gains(activation, sigma_w2, sigma_b2)
+    q0 = _check_finite("q0", q0, 0.0, strict=False)
+
+    def chi(q):
+        return float(sw2 * gaussian_moments(act, q)[2])
+
+    if act.name in _HOMOGENEOUS:
+        slope = float(sw2 * gaussian_moments(act, 1.0)[1])
+        if slope < 1.0 - 1e-12:
+            return sb2 / (1.0 - slope), chi(1.0)
+        if slope <= 1.0 + 1e-12 and sb2 == 0.0:
+            return q0, chi(1.0)
+        limit = 1.0 / float(gaussian_moments(act, 1.0)[1])
+        raise ValueError(
+            f"no fixed point: for {act.label} q^l grows without bound when sigma_w2 = {sw2:g}"
+            f"{' and sigma_b2 > 0' if slope <= 1.0 + 1e-12 else ''}; use sigma_w2 < {limit:g}"
+        )
+
+    def excess(q):  # > 0 where the map pushes q up
+        return float(sw2 * gaussian_moments(act, q)[1] + sb2 - q)
+
+    if excess(q0) == 0.0:
+        return q0, chi(q0)
+    if excess(q0) < 0.0:
+        lo, hi = 0.0, q0  # excess(0) >= 0
+    else:
+        lo, hi = q0, max(2.0 * q0, 1.0)
+        while excess(hi) >= 0.0:
+            lo, hi = hi, 2.0 * hi
+            if hi > 1e15:
+                raise ValueError(
+                    f"no fixed point: for {act.label} q^l grows without bound at "
+                    f"sigma_w2 = {sw2:g}, "
+                    f"sigma_b2 = {sb2:g}; lower sigma_w2"
+                )
+    # bisect for the crossing from above to below the diagonal: the stable fixed point
+    while hi - lo > 1e-15 * hi and hi > 1e-30 * max(q0, 1.0):  # q* = 0 is reached geometrically
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if excess(mid) >= 0.0 else (lo, mid)
+    q_star = 0.5 * (lo + hi)
+    return q_star, chi(q_star)
+
+
+def _chaotic(act: Activation, sw2: float, sb2: float) -> bool:
+    try:
+        return fixed_point(act, sw2, sb2)[1] >= 1.0
+    except ValueError:  # q blows up: past the edge of chaos as well
+        return True
+
+
+def critical_sigma_w2(activation: "str | Activation", sigma_b2: float = 0.0) -> float:
+    """sigma_w^2 on the order-to-chaos line, where chi_1 = 1 at the fixed point q*.
+
+    For ReLU this is 2 (He), for linear 1, for tanh with sigma_b2 = 0 also 1.
+    Raises ValueError if chi_1 stays below 1 up to sigma_w2 = 1e6.
+    """
+    act, _, sb2 = _check_gains(activation, 1.0, sigma_b2)
+    lo, hi = 0.0, 1.0
+    while not _chaotic(act, hi, sb2):
+        lo, hi = hi, 2.0 * hi
+        if hi > 1e6:
+            raise ValueError(f"chi_1 stays below 1 for {act.label} with sigma_b2 = {sb2:g} "
+                             "up to sigma_w2 = 1e6")
+    while hi - lo > 1e-13 * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if not _chaotic(act, mid, sb2) else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def _depth(rate: float) -> float:
+    """-1 / log(rate): the number of layers over which rate^l falls by a factor e."""
+    return -1.0 / math.log(rate) if rate < 1.0 - 1e-12 else math.inf
+
+
+def depth_scales(activation: "str | Activation", sigma_w2: float,
+                 sigma_b2: float) -> tuple[float, float]:
+    """(xi_q, xi_c): depths over which q^l and the correlation c^l approach their fixed points.
+
+    |q^l - q*| ~ exp(-l / xi_q) and |c^l - c*| ~ exp(-l / xi_c) (Schoenholz et al. 2017);
+    xi_c is infinite on the order-to-chaos line. Raises ValueError where there is no q*.
+    """
+    act, sw2, sb2 = _check_gains(activation, sigma_w2, sigma_b2)
+    q_star, chi_1 = fixed_point(act, sw2, sb2)
+    # slope of the q map at q*: d/dq E[phi(sqrt(q) z)^2] = E[phi(x) phi'(x) x] / q
+    q = max(q_star, 1e-30)
+    z, w = _rule(np.zeros(1), np.array([1.0 / max(math.sqrt(q), 1.0)]))
+    x = math.sqrt(q) * z[0]
+    slope = sw2 * float(np.sum(w[0] * act(x) * act.derivative(x) * x)) / q
+    chi_c = chi_1  # ordered or critical: c* = 1 and the slope of the c map there is chi_1
+    if chi_1 > 1.0 and q_star > 0.0:
+        def excess(c):
+            return (sw2 * _pair_moment(act, act, q_star, c) + sb2) / q_star - c
+
+        lo, hi = -1.0, 1.0 - 1e-6  # excess(-1) >= 0 by Cauchy-Schwarz; < 0 just below c = 1
+        if excess(hi) < 0.0:
+            while hi - lo > 1e-13:
+                mid = 0.5 * (lo + hi)
+                lo, hi = (mid, hi) if excess(mid) >= 0.0 else (lo, mid)
+            chi_c = sw2 * _pair_moment(act.derivative, act.derivative, q_star, 0.5 * (lo + hi))
+    return _depth(slope), _depth(chi_c)

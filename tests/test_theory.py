@@ -1,0 +1,178 @@
+"""Mean-field theory against closed forms, an independent integrator, and its own identities."""
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate
+
+from fastvar import Network, mlp
+from fastvar import theory as T
+
+QS = np.array([0.0, 1e-6, 1e-3, 0.5, 1.0, 7.0, 1e4])
+
+
+def test_gaussian_moments_closed_forms():
+    m, m2, d2 = T.gaussian_moments("relu", QS)
+    np.testing.assert_allclose(m, np.sqrt(QS / (2 * np.pi)), rtol=1e-12, atol=1e-100)
+    np.testing.assert_allclose(m2, QS / 2, rtol=1e-12)
+    np.testing.assert_allclose(d2, 0.5, rtol=1e-12)
+    m, m2, d2 = T.gaussian_moments("linear", QS)
+    np.testing.assert_allclose(m, 0.0, atol=1e-12)
+    np.testing.assert_allclose(m2, QS, rtol=1e-12)
+    np.testing.assert_allclose(d2, 1.0, rtol=1e-12)
+    # erf: E[erf(z)^2] = (2/pi) arcsin(2q / (1 + 2q)), E[erf'(z)^2] = 4 / (pi sqrt(1 + 4q))
+    m, m2, d2 = T.gaussian_moments("erf", QS)
+    np.testing.assert_allclose(m, 0.0, atol=1e-12)
+    np.testing.assert_allclose(m2, 2 / np.pi * np.arcsin(2 * QS / (1 + 2 * QS)),
+                               rtol=1e-11, atol=1e-15)
+    np.testing.assert_allclose(d2, 4 / (np.pi * np.sqrt(1 + 4 * QS)), rtol=1e-11)
+    m, m2, d2 = T.gaussian_moments("leaky_relu(0.2)", 3.0)
+    assert (m2, d2) == pytest.approx((3.0 * 1.04 / 2, 1.04 / 2), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["tanh", "gelu", "elu", "softplus", "sigmoid"])
+@pytest.mark.parametrize("q", [0.3, 2.5])
+def test_gaussian_moments_match_adaptive_integration(name, q):
+    from fastvar import Activation
+
+    act = Activation.parse(name)
+
+    def expect(f):
+        def dens(x):
+            return f(x) * math.exp(-x * x / (2 * q)) / math.sqrt(2 * math.pi * q)
+
+        return sum(integrate.quad(dens, a, b, epsabs=1e-14, epsrel=1e-13)[0]
+                   for a, b in ((-np.inf, 0.0), (0.0, np.inf)))
+
+    got = T.gaussian_moments(name, q)
+    want = (expect(lambda x: float(act(x))), expect(lambda x: float(act(x)) ** 2),
+            expect(lambda x: float(act.derivative(x)) ** 2))
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-13)
+
+
+def test_gaussian_moments_keep_shape_and_reject_bad_q():
+    out = T.gaussian_moments("tanh", np.ones((2, 3)))
+    assert all(o.shape == (2, 3) for o in out)
+    with pytest.raises(ValueError, match="q"):
+        T.gaussian_moments("tanh", -1.0)
+    with pytest.raises(ValueError, match="activation"):
+        T.gaussian_moments("tanhh", 1.0)
+
+
+def test_variance_map_linear_and_relu_he():
+    s, q0, L = 1.3, 0.7, 6
+    np.testing.assert_allclose(T.variance_map(mlp(50, L, activation="linear", init=s), q0),
+                               s ** np.arange(1, L + 1) * q0, rtol=1e-12)
+    # with a bias: q^l = s q^{l-1} + b^2, a geometric series towards b^2 / (1 - s)
+    q = T.variance_map(mlp(50, L, activation="linear", init=0.5, bias_std=0.3), q0)
+    want = [0.5 * q0 + 0.09]
+    for _ in range(L - 1):
+        want.append(0.5 * want[-1] + 0.09)
+    np.testing.assert_allclose(q, want, rtol=1e-12)
+    # He ReLU: q^1 = 2 q0 (the input is not rectified), then E[relu(z)^2] = q/2 keeps it there
+    np.testing.assert_allclose(T.variance_map(mlp(100, 30), q0), 2 * q0, rtol=1e-12)
+
+
+def test_maps_respect_per_layer_widths():
+    net = Network([10, 30, 5], activation="linear", init="xavier")
+    sw2 = [10 * 2 / 40, 30 * 2 / 35]
+    np.testing.assert_allclose(T.variance_map(net, 2.0), [sw2[0] * 2.0, sw2[1] * sw2[0] * 2.0],
+                               rtol=1e-12)
+    # backward: fan-out n_l times Var(W^l), not sigma_w2 = fan-in times Var(W^l)
+    np.testing.assert_allclose(T.gradient_map(net), [5 * 2 / 35, 1.0], rtol=1e-12)
+
+
+def test_gradient_map_closed_forms():
+    np.testing.assert_allclose(T.gradient_map(mlp(64, 12)), 1.0, rtol=1e-12)
+    # Xavier on equal widths is LeCun: each ReLU layer halves E[g]
+    g = T.gradient_map(mlp(64, 5, init="xavier"))
+    np.testing.assert_allclose(g, 0.5 ** np.arange(4, -1, -1), rtol=1e-12)
+    # erf: the factor per layer is sigma_w2 * 4 / (pi sqrt(1 + 4 q^{l-1}))
+    net = mlp(20, 4, activation="erf", init=2.0, bias_std=0.5)
+    q, g = T.variance_map(net, 1.5), T.gradient_map(net, 1.5)
+    np.testing.assert_allclose(g[:-1] / g[1:], 8 / (np.pi * np.sqrt(1 + 4 * q[:-1])), rtol=1e-11)
+    assert g[-1] == 1.0
+
+
+def test_fixed_point_closed_forms():
+    assert T.fixed_point("relu", 1.5, 0.1) == pytest.approx((0.1 / (1 - 0.75), 0.75), rel=1e-12)
+    assert T.fixed_point("linear", 0.5, 1.0) == pytest.approx((2.0, 0.5), rel=1e-12)
+    # He ReLU without bias: every q is fixed and chi_1 = 1
+    assert T.fixed_point("relu", 2.0, 0.0, q0=3.0) == pytest.approx((3.0, 1.0), rel=1e-12)
+    q_star, chi = T.fixed_point("tanh", 0.5, 0.0)
+    assert q_star < 1e-25 and chi == pytest.approx(0.5, rel=1e-12)
+
+
+@pytest.mark.parametrize("sw2, sb2", [(1.5, 0.05), (4.0, 0.0), (0.8, 0.3)])
+def test_fixed_point_solves_the_erf_closed_form(sw2, sb2):
+    q, chi = T.fixed_point("erf", sw2, sb2, q0=5.0)
+    assert q == pytest.approx(sw2 * 2 / np.pi * np.arcsin(2 * q / (1 + 2 * q)) + sb2, rel=1e-12)
+    assert chi == pytest.approx(sw2 * 4 / (np.pi * np.sqrt(1 + 4 * q)), rel=1e-12)
+
+
+def test_no_fixed_point_is_a_clear_error():
+    with pytest.raises(ValueError, match="no fixed point.*sigma_w2 < 2"):
+        T.fixed_point("relu", 2.0, 0.1)
+    with pytest.raises(ValueError, match="no fixed point"):
+        T.fixed_point("relu", 3.0, 0.0)
+    with pytest.raises(ValueError, match="no fixed point"):
+        T.fixed_point("gelu", 5.0, 0.0)
+    with pytest.raises(ValueError, match="sigma_w2"):
+        T.fixed_point("tanh", 0.0, 0.0)
+    with pytest.raises(TypeError, match="sigma_b2"):
+        T.fixed_point("tanh", 1.0, "0.1")
+
+
+def test_critical_line():
+    assert T.critical_sigma_w2("tanh", 0.0) == pytest.approx(1.0, rel=1e-9)
+    assert T.critical_sigma_w2("relu", 0.3) == pytest.approx(2.0, rel=1e-9)
+    assert T.critical_sigma_w2("linear") == pytest.approx(1.0, rel=1e-9)
+    assert T.critical_sigma_w2("leaky_relu(0.2)") == pytest.approx(2 / 1.04, rel=1e-9)
+    assert T.critical_sigma_w2("erf") == pytest.approx(np.pi / 4, rel=1e-9)  # E[erf'(0)^2] = 4/pi
+    sw2 = T.critical_sigma_w2("tanh", 0.05)
+    assert sw2 > 1.0 and T.fixed_point("tanh", sw2, 0.05)[1] == pytest.approx(1.0, abs=1e-9)
+
+
+def test_depth_scales():
+    xi = -1 / math.log(0.75)
+    assert T.depth_scales("relu", 1.5, 0.1) == pytest.approx((xi, xi), rel=1e-10)
+    assert T.depth_scales("relu", 2.0, 0.0) == (math.inf, math.inf)
+    assert T.depth_scales("tanh", T.critical_sigma_w2("tanh", 0.05), 0.05)[1] > 1e6
+
+
+# ordered: c* = 1, start 1e-6 from it; chaotic: c* is unknown, so go deep
+@pytest.mark.parametrize("sw2, c0, depth", [(0.8, 1 - 1e-6, 4), (4.0, 0.5, 120)])
+def test_depth_scales_are_the_decay_rates_of_the_maps(sw2, c0, depth):
+    sb2 = 0.05
+    xi_q, xi_c = T.depth_scales("tanh", sw2, sb2)
+    q_star = T.fixed_point("tanh", sw2, sb2)[0]
+    q0 = (q_star - sb2) / sw2  # makes q^1 = q*
+
+    def net(depth):
+        return mlp(10, depth, activation="tanh", init=sw2, bias_std=math.sqrt(sb2))
+
+    # near the fixed points the maps are linear: differences shrink by exp(-1/xi) per layer
+    dq = np.diff(T.variance_map(net(4), q0 * (1 + 1e-6)))
+    assert dq[2] / dq[1] == pytest.approx(math.exp(-1 / xi_q), rel=1e-5)
+    dc = np.diff(T.correlation_map(net(depth), c0, q0))
+    assert dc[-1] / dc[-2] == pytest.approx(math.exp(-1 / xi_c), rel=1e-5)
+
+
+def test_correlation_map_relu_he_is_the_arccos_kernel():
+    c0, L = 0.2, 8
+    c, want = T.correlation_map(mlp(30, L), c0, q0=0.4), [c0]
+    for _ in range(L - 1):
+        theta = math.acos(want[-1])
+        want.append((math.sin(theta) + (math.pi - theta) * want[-1]) / math.pi)
+    np.testing.assert_allclose(c, want, rtol=1e-12)
+    np.testing.assert_allclose(T.correlation_map(mlp(30, 4, activation="tanh"), 1.0), 1.0,
+                               rtol=1e-12)
+
+
+def test_correlation_map_rejects_bad_input():
+    with pytest.raises(ValueError, match="c0"):
+        T.correlation_map(mlp(10, 2), 1.5)
+    with pytest.raises(ValueError, match="q0 > 0"):
+        T.correlation_map(mlp(10, 2), 0.5, q0=0.0)
+    with pytest.raises(TypeError, match="Network"):
+        T.variance_map([10, 10])
