@@ -16,6 +16,7 @@ import numpy as np
 
 from .kernels.accumulators import A, DELTA, MOMENTS, NONFINITE, PAIR, WELFORD, Z
 from .network import Network
+from .theory import gradient_map, variance_map
 
 COLUMNS = ("layer", "width", "z_mean", "z_var", "z_var_se", "z_skew", "z_kurt",
            "a_mean", "a_var", "a_var_se", "q_mean", "q_mean_se", "q_var",
@@ -95,7 +96,8 @@ class Result:
     Every column is a NumPy array of length L (layers 1..L), reachable as
     ``res["z_var"]`` or ``res.z_var``; ``res.columns`` lists them. ``*_se`` columns are
     standard errors from the variation between independent networks. Gradient columns
-    are NaN when the run had ``gradients=False``.
+    are NaN when the run had ``gradients=False``. ``q_theory`` and ``g_theory`` are the
+    infinite-width predictions of ``q_mean`` and ``g_mean`` (:mod:`fastvar.theory`).
 
     Attributes: ``network``, ``trials``, ``seed``, ``engine``, ``elapsed_s`` (seconds),
     ``inputs_per_network``, ``gradients``, ``input_q0`` (mean squared input entry, the
@@ -112,6 +114,9 @@ class Result:
         self.inputs_per_network, self.gradients = int(inputs_per_network), bool(gradients)
         self.input_q0 = float(input_q0)
         self._columns = compute_columns(self.stats, network.widths, self.gradients)
+        self._columns["q_theory"] = variance_map(network, self.input_q0)
+        self._columns["g_theory"] = (gradient_map(network, self.input_q0) if self.gradients
+                                     else np.full(network.depth, np.nan))
 
     @property
     def columns(self) -> list[str]:
@@ -183,17 +188,22 @@ class Result:
         def pm(value, se):
             return "nan" if not np.isfinite(value) else f"{value:.4g} ± {se:.2g}"
 
-        heads = ["layer", "width", "q_mean", "z_var", "z_kurt", "a_var"]
+        def vs(value, theory, se):  # the theory, and how many SE the measurement lies from it
+            return f"{theory:.4g} ({(value - theory) / se:+.1f} SE)" if se > 0 else f"{theory:.4g}"
+
+        heads = ["layer", "width", "q_mean", "q_theory", "z_var", "z_kurt", "a_var"]
         if self.gradients:
-            heads += ["grad_var", "g_mean"]
+            heads += ["grad_var", "g_mean", "g_theory"]
         c = self._columns
         rows = []
         for i in range(self.network.depth):
             row = [str(c["layer"][i]), str(c["width"][i]), pm(c["q_mean"][i], c["q_mean_se"][i]),
+                   vs(c["q_mean"][i], c["q_theory"][i], c["q_mean_se"][i]),
                    pm(c["z_var"][i], c["z_var_se"][i]), f"{c['z_kurt'][i]:.3g}",
                    pm(c["a_var"][i], c["a_var_se"][i])]
             if self.gradients:
-                row += [pm(c["grad_var"][i], c["grad_var_se"][i]), pm(c["g_mean"][i], c["g_mean_se"][i])]
+                row += [pm(c["grad_var"][i], c["grad_var_se"][i]), pm(c["g_mean"][i], c["g_mean_se"][i]),
+                        vs(c["g_mean"][i], c["g_theory"][i], c["g_mean_se"][i])]
             rows.append(row)
         if len(rows) > max_rows:
             half = max_rows // 2

@@ -37,7 +37,8 @@ def _rule(kink: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     centre 0 (where the density changes over a length 1).
     """
     kink = np.asarray(kink, dtype=np.float64)[:, None]
-    scale = np.minimum(np.asarray(scale, dtype=np.float64), 1.0)[:, None]
+    # below 1e-12 (q > 1e24) a finer cut would change E[f] by less than 1e-12 of it
+    scale = np.clip(np.asarray(scale, dtype=np.float64), 1e-12, 1.0)[:, None]
     levels = math.ceil(math.log(2 * _CUT / float(np.min(scale, initial=1.0)), 4))
     steps = 4.0 ** np.arange(levels + 1)
     edges = np.concatenate([kink - scale * steps, kink, kink + scale * steps,
@@ -67,14 +68,19 @@ def gaussian_moments(activation: "str | Activation",
     ``q`` is a variance (float or array, >= 0; 0 means the limit q -> 0+); each result has
     the shape of ``q``.
     """
-    act = Activation.parse(activation)
-    q = _check_q(q)
+    return _moments(Activation.parse(activation), _check_q(q))
+
+
+def _moments(act: Activation, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """gaussian_moments without the checks, for q that may have overflowed to inf."""
+    q = np.asarray(q, dtype=np.float64)
     flat = q.reshape(-1)
     z, w = _rule(np.zeros(flat.size), 1.0 / np.sqrt(np.maximum(flat, 1.0)))
-    x = np.sqrt(flat)[:, None] * z
-    # at q = 0 take phi' in the limit q -> 0+: relu'(z)^2 averages to 1/2, not relu'(0)^2 = 0
-    phi, dphi = act(x), act.derivative(np.where(x == 0.0, 1e-300 * z, x))
-    out = (np.sum(w * phi, axis=1), np.sum(w * phi * phi, axis=1), np.sum(w * dphi * dphi, axis=1))
+    with np.errstate(invalid="ignore", over="ignore"):
+        x = np.sqrt(flat)[:, None] * z
+        # at q = 0 take phi' in the limit q -> 0+: relu'(z)^2 averages to 1/2, not relu'(0)^2 = 0
+        phi, dphi = act(x), act.derivative(np.where(x == 0.0, 1e-300 * z, x))
+        out = (np.sum(w * phi, axis=1), np.sum(w * phi * phi, axis=1), np.sum(w * dphi * dphi, axis=1))
     return tuple(m.reshape(q.shape)[()] for m in out)
 
 
@@ -114,7 +120,10 @@ def variance_map(net: Network, q0: float = 1.0) -> np.ndarray:
     second = q0  # E[(a^0_j)^2]: the input enters the first layer as it is
     for l, sw2 in enumerate(net.sigma_w2):
         q[l] = sw2 * second + sb2
-        second = gaussian_moments(net.activation_fn, q[l])[1]
+        if q[l] == np.inf:  # overflowed (only unbounded activations get here): so do the rest
+            q[l:] = np.inf
+            break
+        second = _moments(net.activation_fn, q[l])[1]
     return q
 
 
@@ -126,7 +135,7 @@ def gradient_map(net: Network, q0: float = 1.0) -> np.ndarray:
     """
     q = variance_map(net, q0)
     fan_out_var = np.asarray(net.widths[2:], dtype=np.float64) * net.weight_var[1:]
-    factors = fan_out_var * gaussian_moments(net.activation_fn, q[:-1])[2]
+    factors = fan_out_var * _moments(net.activation_fn, q[:-1])[2]
     return np.append(np.cumprod(factors[::-1])[::-1], 1.0)
 
 

@@ -176,3 +176,10 @@ def test_correlation_map_rejects_bad_input():
         T.correlation_map(mlp(10, 2), 0.5, q0=0.0)
     with pytest.raises(TypeError, match="Network"):
         T.variance_map([10, 10])
+
+
+def test_maps_overflow_to_inf_rather_than_fail():
+    net = Network([3, 3, 3, 3], activation="linear", init=1e200)
+    with np.errstate(over="ignore"):
+        q, g = T.variance_map(net), T.gradient_map(net)
+    assert q[0] == 1e200 and np.isinf(q[1:]).all() and np.isinf(g[0])
