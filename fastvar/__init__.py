@@ -10,6 +10,7 @@ from .network import Network, mlp
 from .api import simulate
 from .results import Result
 from . import theory
+from .plotting import plot
 
 __all__ = ["__version__", "ACTIVATION_NAMES", "Activation", "Moments", "Network", "Result", "mlp",
-           "simulate", "theory"]
+           "plot", "simulate", "theory"]

@@ -75,6 +75,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             res.to_json(args.json)
     if args.csv:
         res.to_csv(args.csv)
+    if args.plot:
+        from .plotting import save
+
+        save(res, args.plot)
     return 0
 
 
@@ -125,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     out = sim.add_argument_group("output")
     out.add_argument("--json", metavar="PATH", help="write the result as JSON to PATH ('-' for stdout only)")
     out.add_argument("--csv", metavar="PATH", help="write the per-layer table as CSV to PATH")
+    out.add_argument("--plot", metavar="PNG", help="draw q and g per layer with the theory to PNG "
+                     "(needs matplotlib: pip install 'fastvar[plot]')")
     sim.set_defaults(func=_cmd_simulate)
     info = sub.add_parser("info", help="versions, threads, threading layer, cache dir, engines")
     info.set_defaults(func=_cmd_info)

@@ -175,6 +175,12 @@ class Result:
                                   else str(self._columns[c][i]) for c in names))
         _write_atomic(path, "\n".join(lines) + "\n")
 
+    def plot(self, ax=None, **kwargs):
+        """q^l and g^l per layer, Monte Carlo +- SE and theory (see :func:`fastvar.plot`)."""
+        from .plotting import plot
+
+        return plot(self, ax=ax, **kwargs)
+
     def to_pandas(self):
         """The columns as a pandas DataFrame indexed by layer (needs pandas)."""
         try:
