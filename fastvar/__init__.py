@@ -11,6 +11,7 @@ from .api import simulate
 from .results import Result
 from . import theory
 from .plotting import plot
+from .explain import terms
 
 __all__ = ["__version__", "ACTIVATION_NAMES", "Activation", "Moments", "Network", "Result", "mlp",
-           "plot", "simulate", "theory"]
+           "plot", "simulate", "terms", "theory"]

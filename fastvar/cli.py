@@ -82,6 +82,17 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from .explain import DEFAULT_WIDTHS, save_histograms, walkthrough
+
+    text, found = walkthrough(args.width or DEFAULT_WIDTHS, depth=args.depth,
+                              depth_width=args.depth_width, trials=args.trials, seed=args.seed)
+    print(text)
+    if args.plot:
+        save_histograms(found, args.plot)
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     import numba
     import numpy
@@ -132,6 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--plot", metavar="PNG", help="draw q and g per layer with the theory to PNG "
                      "(needs matplotlib: pip install 'fastvar[plot]')")
     sim.set_defaults(func=_cmd_simulate)
+    exp = sub.add_parser("explain", help="why tiny weights keep signals and gradients steady",
+                         description="A walk-through with measured numbers: one layer's weights, "
+                         "products w x and sums z at a few widths, then depth and gradients.")
+    exp.add_argument("--width", type=int, action="append",
+                     help="a width of the one-layer part; repeat for more (default 6 10 100 1000)")
+    exp.add_argument("--depth", type=int, default=30, help="layers of the depth part (default 30)")
+    exp.add_argument("--depth-width", type=int, default=100,
+                     help="width of the depth part (default 100)")
+    exp.add_argument("--trials", type=int, default=200,
+                     help="networks per case of the depth part (default 200)")
+    exp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    exp.add_argument("--plot", metavar="PNG", help="histograms of w, w x and z per width to PNG")
+    exp.set_defaults(func=_cmd_explain)
     info = sub.add_parser("info", help="versions, threads, threading layer, cache dir, engines")
     info.set_defaults(func=_cmd_info)
     return parser

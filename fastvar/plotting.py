@@ -13,7 +13,8 @@ import numpy as np
 # quantity -> (measured column, its SE, theory column, axis label)
 QUANTITIES = {
     "q": ("q_mean", "q_mean_se", "q_theory", r"signal  $q^l = \|z^l\|^2 / n_l$"),
-    "g": ("g_mean", "g_mean_se", "g_theory", r"gradient  $g^l = \|\partial L / \partial z^l\|^2 / n_l$"),
+    "g": ("g_mean", "g_mean_se", "g_theory",
+          r"gradient  $g^l = \|\partial L / \partial z^l\|^2 / n_l$"),
 }
 _STYLE = {"q": ("o", "-"), "g": ("s", "--")}  # marker, theory line: tells q from g on one Axes
 
@@ -74,7 +75,8 @@ def plot(results, labels: "Sequence[str] | None" = None, ax=None,
         raise ValueError(f"labels must be {len(items)} strings, one per result, got {labels!r}")
     quantities = list(quantities)
     if not quantities or any(k not in QUANTITIES for k in quantities):
-        raise ValueError(f"quantities must be a non-empty selection of {tuple(QUANTITIES)}, got {quantities}")
+        raise ValueError(f"quantities must be a non-empty selection of {tuple(QUANTITIES)}, "
+                         f"got {quantities}")
     if "g" in quantities and not any(r.gradients for r in items):
         if quantities == ["g"]:
             raise ValueError("no result has gradients; simulate with gradients=True")
@@ -93,7 +95,8 @@ def plot(results, labels: "Sequence[str] | None" = None, ax=None,
         if len(axes) == 1:
             axes = np.repeat(axes, len(quantities))
         elif len(axes) != len(quantities):
-            raise ValueError(f"give one Axes, or one per quantity ({len(quantities)}), got {len(axes)}")
+            raise ValueError(f"give one Axes, or one per quantity ({len(quantities)}), "
+                             f"got {len(axes)}")
     shared = len(set(map(id, axes))) < len(axes)
     for kind, axis in zip(quantities, axes):
         mean_col, se_col, theory_col, ylabel = QUANTITIES[kind]
@@ -130,7 +133,8 @@ def save(results, path: "str | os.PathLike", labels: "Sequence[str] | None" = No
     from matplotlib.figure import Figure
 
     items = _as_list(results)
-    panels = [k for k in quantities if k != "g" or any(r.gradients for r in items)] or list(quantities)
+    has_g = any(r.gradients for r in items)
+    panels = [k for k in quantities if k != "g" or has_g] or list(quantities)
     fig = Figure(figsize=(5.2 * len(panels), 4.0), layout="constrained")
     plot(items, labels, ax=fig.subplots(1, len(panels), squeeze=False)[0], quantities=panels)
     if title is None and len(items) == 1:
