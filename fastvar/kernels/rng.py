@@ -49,9 +49,8 @@ def seed_block(seed, block, state):
 
 
 @numba.njit(cache=True, inline="always")
-def next_u64(state):
-    """Next 64 random bits of xoshiro256** (advances ``state``)."""
-    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+def _step(s0, s1, s2, s3):
+    # One xoshiro256** step: (output, next s0, s1, s2, s3).
     result = _rotl(s1 * np.uint64(5), 7) * np.uint64(9)
     t = s1 << np.uint64(17)
     s2 ^= s0
@@ -59,8 +58,13 @@ def next_u64(state):
     s1 ^= s2
     s0 ^= s3
     s2 ^= t
-    s3 = _rotl(s3, 45)
-    state[0], state[1], state[2], state[3] = s0, s1, s2, s3
+    return result, s0, s1, s2, _rotl(s3, 45)
+
+
+@numba.njit(cache=True, inline="always")
+def next_u64(state):
+    """Next 64 random bits of xoshiro256** (advances ``state``)."""
+    result, state[0], state[1], state[2], state[3] = _step(state[0], state[1], state[2], state[3])
     return result
 
 
@@ -141,3 +145,115 @@ def fill_uniform(state, out):
     """Fill the 1-D float64 array ``out`` with uniform deviates in [0, 1)."""
     for i in range(out.shape[0]):
         out[i] = uniform(state)
+
+
+# --- Banks of lanes: vectorizable bulk draws for the brute-force engines -------------------
+#
+# A *bank* is LANES independent xoshiro256** lanes stepped together (the loop over lanes
+# vectorizes), plus one scalar stream for the rare draws that cannot be vectorized (the
+# ziggurat's rejection path, truncation redraws). It is a uint64 array of BANK_SIZE:
+# bank[i * LANES + l] is word i of lane l, bank[4 * LANES:] the scalar stream. A bank is
+# seeded from one draw of a block's stream, so its draws still depend only on (seed, block);
+# copying a bank replays its draws exactly (used to regenerate weights for a backward pass).
+# The functions above are unchanged: these are separate streams with their own layout.
+
+LANES = 64
+BANK_SIZE = 4 * LANES + 4
+_SIGN_EXP_ONE = np.uint64(0x3FF0000000000000)  # bits of 1.0: OR 52 mantissa bits into [1, 2)
+
+
+def new_bank() -> np.ndarray:
+    """An uninitialised bank (uint64[BANK_SIZE]); fill it with :func:`seed_bank`."""
+    return np.zeros(BANK_SIZE, dtype=np.uint64)
+
+
+@numba.njit(cache=True)
+def seed_bank(state, bank):
+    """Seed all lanes of ``bank`` from one draw of the stream ``state`` (SplitMix64)."""
+    x = next_u64(state)
+    for i in range(bank.shape[0]):
+        x += _GOLDEN
+        bank[i] = _mix64(x)
+    lanes = (bank.shape[0] - 4) // 4
+    for l in range(lanes + 1):
+        o = l if l < lanes else 4 * lanes
+        step = lanes if l < lanes else 1
+        if bank[o] == 0 and bank[o + step] == 0 and bank[o + 2 * step] == 0 and bank[o + 3 * step] == 0:
+            bank[o] = _GOLDEN
+
+
+@numba.njit(cache=True)
+def _bank_steps(bank, out, steps):
+    # out[step * lanes + l] = next draw of lane l, for step < steps (vectorized over lanes).
+    lanes = (bank.shape[0] - 4) // 4
+    w0 = bank[0:lanes]
+    w1 = bank[lanes:2 * lanes]
+    w2 = bank[2 * lanes:3 * lanes]
+    w3 = bank[3 * lanes:4 * lanes]
+    for step in range(steps):
+        o = out[step * lanes:(step + 1) * lanes]
+        for l in range(lanes):
+            o[l], w0[l], w1[l], w2[l], w3[l] = _step(w0[l], w1[l], w2[l], w3[l])
+
+
+@numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
+def _zig_fast(bits, out, count):
+    # Ziggurat fast path on ``count`` draws; NaN marks a draw that needs the slow path.
+    for i in range(count):
+        r = bits[i]
+        idx = np.int64(r & np.uint64(0xFF))
+        rabs = (r >> np.uint64(9)) & _MASK52
+        x = float(np.int64(rabs)) * _WI[idx]
+        x = -x if (r >> np.uint64(8)) & np.uint64(1) else x
+        out[i] = x if rabs < _KI[idx] else math.nan
+
+
+@numba.njit(cache=True)
+def bank_normal(bank, bits, out, count, limit):
+    """out[:count] <- standard normals from ``bank``, each redrawn until |x| <= limit.
+
+    ``limit`` = inf gives N(0, 1), 2.0 the normal truncated at +-2. ``bits`` is uint64
+    scratch and ``out`` float64 scratch, both at least ``count`` rounded up to LANES long
+    (entries past ``count`` are overwritten). Draws per call depend only on ``count``.
+    """
+    lanes = (bank.shape[0] - 4) // 4
+    steps = (count + lanes - 1) // lanes
+    _bank_steps(bank, bits, steps)
+    _zig_fast(bits, out, count)
+    scalar = bank[4 * lanes:]
+    for i in range(count):
+        x = out[i]
+        if not abs(x) <= limit:
+            if x != x:  # the ziggurat's rejection path, as in normal()
+                r = bits[i]
+                idx = r & np.uint64(0xFF)
+                r >>= np.uint64(8)
+                rabs = (r >> np.uint64(1)) & _MASK52
+                x = float(rabs) * _WI[idx]
+                if r & np.uint64(1):
+                    x = -x
+                x = _normal_slow(scalar, idx, x, rabs)
+                if x != x:
+                    x = normal(scalar)
+            while abs(x) > limit:
+                x = normal(scalar)
+            out[i] = x
+
+
+@numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
+def bank_uniform(bank, bits, out, count):
+    """out[:count] <- uniforms on [-1, 1) with 32 random bits each (two per 64-bit draw).
+
+    Scratch sizes as for :func:`bank_normal`, with ``count`` rounded up to 2 * LANES.
+    """
+    lanes = (bank.shape[0] - 4) // 4
+    steps = (count + 2 * lanes - 1) // (2 * lanes)
+    half = steps * lanes
+    _bank_steps(bank, bits, steps)
+    as_bits = out.view(np.uint64)
+    for i in range(half):
+        r = bits[i]
+        as_bits[i] = ((r & np.uint64(0xFFFFFFFF)) << np.uint64(20)) | _SIGN_EXP_ONE
+        as_bits[half + i] = ((r >> np.uint64(32)) << np.uint64(20)) | _SIGN_EXP_ONE
+    for i in range(2 * half):
+        out[i] = 2.0 * out[i] - 3.0

@@ -1,0 +1,69 @@
+"""The direct engine: brute force at machine speed (Numba, parallel over blocks).
+
+Every weight is drawn, so it serves every distribution and init; it is the ground truth
+the exact sampler is checked against. Kernels: :mod:`fastvar.kernels.direct`.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ..kernels import direct as kernel
+from ..kernels import rng
+from ..kernels.accumulators import new_stats
+from .base import Engine, Plan, networks_per_block, register
+from .numpy_engine import TRUNC_STD
+
+_DISTRIBUTIONS = {"normal": kernel.NORMAL, "uniform": kernel.UNIFORM, "truncated_normal": kernel.TRUNCATED}
+
+
+def weight_scales(plan: Plan) -> np.ndarray:
+    """Per-layer factor on the kernel's unit-scale weights (std, bound or gain)."""
+    net = plan.network
+    var = np.asarray(net.weight_var, dtype=np.float64)
+    if net.init == "orthogonal":
+        return np.full(net.depth, float(net.gain))
+    if net.distribution == "uniform":
+        return np.sqrt(3.0 * var)
+    if net.distribution == "truncated_normal":
+        return np.sqrt(var) / TRUNC_STD
+    return np.sqrt(var)
+
+
+class DirectEngine(Engine):
+    name = "direct"
+    priority = 10
+    summary = "Numba brute force: every weight drawn, parallel over blocks, every option"
+
+    def networks_per_block(self, plan: Plan) -> int:
+        work = plan.network.n_weights * (1 + plan.inputs_per_network) * (2 if plan.gradients else 1)
+        return networks_per_block(work)
+
+    def memory_bytes(self, plan: Plan) -> int:
+        net, k = plan.network, plan.inputs_per_network
+        w = net.widths
+        wmax = max(w)
+        per_block = 8 * (net.depth * k * wmax + 6 * k * wmax + 2 * kernel.CHUNK
+                         + net.depth * rng.BANK_SIZE)
+        if net.init == "orthogonal":
+            per_block += 8 * 6 * net.depth * wmax
+        elif k > 1:
+            per_block += 8 * max(a * b for a, b in zip(w[:-1], w[1:]))
+        threads = numba.config.NUMBA_NUM_THREADS
+        return threads * per_block + 8 * net.depth * 3 * 15 * threads * 64
+
+    def run(self, plan: Plan, first_block: int, n_blocks: int) -> np.ndarray:
+        net = plan.network
+        act = net.activation_fn
+        out = new_stats(net.depth, n_blocks)
+        kernel.run_blocks(
+            out, np.int64(first_block), np.int64(plan.networks_per_block), np.int64(plan.networks),
+            np.uint64(plan.seed), np.asarray(net.widths, dtype=np.int64), weight_scales(plan),
+            np.int64(_DISTRIBUTIONS[net.distribution]), net.init == "orthogonal",
+            float(net.bias_std), np.int64(act.code), float(act.param), np.int64(plan.inputs_kind),
+            np.ascontiguousarray(plan.data, dtype=np.float64), np.int64(plan.inputs_per_network),
+            bool(plan.gradients))
+        return out
+
+
+register(DirectEngine())

@@ -1,0 +1,354 @@
+"""Kernels of the direct (brute-force) engine: every weight drawn, one pass, per-block streams.
+
+:func:`run_blocks` is an ``@njit(parallel=True)`` loop over the blocks of one call; each
+block seeds its own streams from (seed, block) (DESIGN.md section 4) and writes its own
+stats ``out[i]`` (L, 3, STATS_SIZE), so results do not depend on the thread count.
+
+Per network:
+
+* weights are drawn row-major in chunks of CHUNK from a *bank* of vectorized lanes
+  (:func:`fastvar.kernels.rng.bank_normal` / ``bank_uniform``) at unit scale; the layer's
+  scale multiplies the sums. The bank is copied before each layer, so the backward pass
+  regenerates W^l instead of storing it;
+* k = 1 input: generation is fused with use (a dot per row forward, an axpy per row
+  backward): memory O(L n) per block;
+* k > 1 inputs: W^l is generated into one n x m buffer and the k inputs go through a
+  register-tiled matrix product (:func:`_gemm_nt`); memory O(n m + L n k) per block;
+* orthogonal init: a Haar matrix as a product of Householder reflectors drawn from
+  Gaussian vectors (the law of QR of a Gaussian matrix with the sign fix) times an
+  independent random sign diagonal, applied in O(n m) per input and regenerated backward.
+
+Everything takes arrays and scalars only; activation and distribution are runtime codes,
+so one compiled kernel serves all networks.
+"""
+import math
+
+import numba
+import numpy as np
+from numba import prange
+
+from . import rng
+from .accumulators import A, DELTA, Z, add_networks
+from .activations import dphi, phi
+
+NORMAL, UNIFORM, TRUNCATED = 0, 1, 2  # weight distribution codes
+CHUNK = 1024  # weights drawn per bank refill (a multiple of 2 * rng.LANES)
+_TILE_M = 256  # inner-dimension block of the matrix product (keeps tiles in L1)
+# fastmath that lets sums vectorize but keeps NaN/inf semantics (no nnan/ninf)
+_FAST = {"reassoc", "contract", "nsz", "arcp"}
+
+
+@numba.njit(cache=True)
+def _draw(bank, bits, buf, count, dist):
+    # buf[:count] <- unit-scale weights: N(0,1), U[-1,1), or N(0,1) cut at +-2
+    if dist == UNIFORM:
+        rng.bank_uniform(bank, bits, buf, count)
+    elif dist == TRUNCATED:
+        rng.bank_normal(bank, bits, buf, count, 2.0)
+    else:
+        rng.bank_normal(bank, bits, buf, count, np.inf)
+
+
+@numba.njit(cache=True, fastmath=_FAST)
+def _dot(x, xo, y, yo, n):
+    s = 0.0
+    for t in range(n):
+        s += x[xo + t] * y[yo + t]
+    return s
+
+
+@numba.njit(cache=True, fastmath=_FAST)
+def _axpy(alpha, x, xo, y, yo, n):
+    for t in range(n):
+        y[yo + t] += alpha * x[xo + t]
+
+
+@numba.njit(cache=True)
+def _matvec_stream(bank, bits, buf, dist, n, m, x, y, transpose):
+    """Fused draw-and-use of an n x m unit-scale W, drawn row-major in chunks.
+
+    transpose=False: y[:n] = W x[:m];  transpose=True: y[:m] = W^T x[:n].
+    """
+    total = n * m
+    if transpose:
+        y[:m] = 0.0
+    else:
+        y[:n] = 0.0
+    pos = 0
+    while pos < total:
+        cnt = min(CHUNK, total - pos)
+        _draw(bank, bits, buf, cnt, dist)
+        off = 0
+        while off < cnt:
+            j, i0 = divmod(pos + off, m)
+            seg = min(m - i0, cnt - off)
+            if transpose:
+                _axpy(x[j], buf, off, y, i0, seg)
+            else:
+                y[j] += _dot(buf, off, x, i0, seg)
+            off += seg
+        pos += cnt
+
+
+@numba.njit(cache=True)
+def _draw_matrix(bank, bits, buf, dist, n, m, w, transpose):
+    """w <- unit-scale W (n x m) drawn as in :func:`_matvec_stream`; its transpose if asked."""
+    total = n * m
+    pos = 0
+    while pos < total:
+        cnt = min(CHUNK, total - pos)
+        _draw(bank, bits, buf, cnt, dist)
+        if transpose:
+            for t in range(cnt):
+                j, i = divmod(pos + t, m)
+                w[i * n + j] = buf[t]
+        else:
+            w[pos:pos + cnt] = buf[:cnt]
+        pos += cnt
+
+
+@numba.njit(cache=True, fastmath=_FAST)
+def _gemm_tile(a, b, c, i0, i1):
+    # c += a[:, i0:i1] @ b[:, i0:i1].T with 4 x 4 register tiles (a: k x m, b: n x m, C-order)
+    k = a.shape[0]
+    n = b.shape[0]
+    k4 = k - k % 4
+    n4 = n - n % 4
+    for r in range(0, k4, 4):
+        for j in range(0, n4, 4):
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = 0.0
+            s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = 0.0
+            for i in range(i0, i1):
+                a0 = a[r, i]
+                a1 = a[r + 1, i]
+                a2 = a[r + 2, i]
+                a3 = a[r + 3, i]
+                b0 = b[j, i]
+                b1 = b[j + 1, i]
+                b2 = b[j + 2, i]
+                b3 = b[j + 3, i]
+                s00 += a0 * b0
+                s01 += a0 * b1
+                s02 += a0 * b2
+                s03 += a0 * b3
+                s10 += a1 * b0
+                s11 += a1 * b1
+                s12 += a1 * b2
+                s13 += a1 * b3
+                s20 += a2 * b0
+                s21 += a2 * b1
+                s22 += a2 * b2
+                s23 += a2 * b3
+                s30 += a3 * b0
+                s31 += a3 * b1
+                s32 += a3 * b2
+                s33 += a3 * b3
+            c[r, j] += s00
+            c[r, j + 1] += s01
+            c[r, j + 2] += s02
+            c[r, j + 3] += s03
+            c[r + 1, j] += s10
+            c[r + 1, j + 1] += s11
+            c[r + 1, j + 2] += s12
+            c[r + 1, j + 3] += s13
+            c[r + 2, j] += s20
+            c[r + 2, j + 1] += s21
+            c[r + 2, j + 2] += s22
+            c[r + 2, j + 3] += s23
+            c[r + 3, j] += s30
+            c[r + 3, j + 1] += s31
+            c[r + 3, j + 2] += s32
+            c[r + 3, j + 3] += s33
+    for r in range(k):  # the edges that do not fill a tile
+        for j in range(0 if r >= k4 else n4, n):
+            s = 0.0
+            for i in range(i0, i1):
+                s += a[r, i] * b[j, i]
+            c[r, j] += s
+
+
+@numba.njit(cache=True)
+def _gemm_nt(a, b, c):
+    """c = a @ b.T for C-ordered a (k x m), b (n x m), c (k x n); deterministic order."""
+    c[:, :] = 0.0
+    m = a.shape[1]
+    for i0 in range(0, m, _TILE_M):
+        _gemm_tile(a, b, c, i0, min(m, i0 + _TILE_M))
+
+
+# --- orthogonal weights --------------------------------------------------------------
+
+
+@numba.njit(cache=True)
+def _reflect(v, y, start):
+    # y[:, start:] <- H y[:, start:] for every row, H the Householder reflector mapping
+    # the Gaussian vector v to a multiple of e_1 (v is overwritten with the reflector's normal).
+    p = v.shape[0]
+    norm = math.sqrt(_dot(v, 0, v, 0, p))
+    if norm == 0.0:
+        return
+    v[0] += norm if v[0] >= 0.0 else -norm
+    scale = 2.0 / _dot(v, 0, v, 0, p)
+    for r in range(y.shape[0]):
+        row = y[r]
+        _axpy(-scale * _dot(v, 0, row, start, p), v, 0, row, start, p)
+
+
+@numba.njit(cache=True)
+def _orthogonal(scalar, saved, vbuf, y, p, r, reverse, replay):
+    """Apply the r reflectors of one Haar layer to the rows of y[:, :p], in place.
+
+    Reflector t (t = 0..r-1) acts on coordinates t..p-1 with a fresh N(0, I) vector.
+    Applied in order t = r-1..0 if ``reverse`` else 0..r-1. Forward (replay=False) draws
+    from ``scalar`` and saves its state before each reflector into ``saved``; replay
+    restores those states, so the backward pass sees the same reflectors.
+    """
+    for step in range(r):
+        t = r - 1 - step if reverse else step
+        if replay:
+            scalar[:] = saved[t]
+        else:
+            saved[t, :] = scalar
+        v = vbuf[:p - t]
+        rng.fill_normal(scalar, v)
+        _reflect(v, y, t)
+
+
+@numba.njit(cache=True)
+def _ortho_layer(scalar, saved, signs, vbuf, x, y, n, m, gain, backward):
+    """y = gain * Q x (forward: x rows of length m, y rows of length n) or gain * Q^T x.
+
+    Q (n x m) = first columns (n >= m) or rows (n < m) of H_0 ... H_{r-1} E D, Haar
+    distributed; D = diag(signs) is drawn by the caller.
+    """
+    k = x.shape[0]
+    p, r = max(n, m), min(n, m)
+    in_w, out_w = (n, m) if backward else (m, n)
+    # n >= m (p = n): Q x = H_0..H_{r-1} [D x; 0] applies H_{r-1} first, and
+    # Q^T y = D E^T H_{r-1}..H_0 y applies H_0 first. n < m (p = m): Q is the transpose
+    # of that m x n frame, so the roles swap.
+    pad_first = (n >= m) != backward
+    for row in range(k):
+        y[row, :p] = 0.0
+        for i in range(in_w):
+            y[row, i] = x[row, i] * (signs[i] if pad_first else 1.0)
+    _orthogonal(scalar, saved, vbuf, y[:, :p], p, r, pad_first, backward)
+    for row in range(k):
+        for i in range(out_w):
+            y[row, i] *= gain if pad_first else gain * signs[i]
+
+
+# --- one block ---------------------------------------------------------------------------
+
+
+@numba.njit(cache=True)
+def _layer(bank, bits, buf, wbuf, osaved, osigns, vbuf, dist, ortho, n, m, scale, x, y, backward):
+    """y[:, :n] = scale * W x (forward) or y[:, :m] = scale * W^T x (backward), row by row.
+
+    W (n x m) comes from ``bank``: a backward call gets a copy of the bank the forward
+    call started from, so it regenerates the same W. ``x`` and ``y`` are (k, >= max(n, m)).
+    """
+    k = x.shape[0]
+    in_w, out_w = (n, m) if backward else (m, n)
+    if ortho:
+        sc = bank[4 * rng.LANES:]
+        if not backward:
+            for i in range(min(n, m)):
+                osigns[i] = 1.0 if rng.next_u64(sc) >> np.uint64(63) else -1.0
+        _ortho_layer(sc, osaved, osigns, vbuf, x, y, n, m, scale, backward)
+        return
+    if k == 1:
+        _matvec_stream(bank, bits, buf, dist, n, m, x[0], y[0], backward)
+    else:
+        _draw_matrix(bank, bits, buf, dist, n, m, wbuf, backward)
+        prod = np.empty((k, out_w))
+        _gemm_nt(np.ascontiguousarray(x[:, :in_w]), wbuf[:n * m].reshape((out_w, in_w)), prod)
+        y[:, :out_w] = prod
+    y[:, :out_w] *= scale
+
+
+@numba.njit(cache=True)
+def _run_block(out, seed, block, count, widths, scales, dist, ortho, bias_std, act, act_param,
+               inputs_kind, data, k, gradients):
+    depth = widths.shape[0] - 1
+    wmax = 0
+    wmat = 0
+    for l in range(depth + 1):
+        wmax = max(wmax, widths[l])
+        if l > 0:
+            wmat = max(wmat, widths[l] * widths[l - 1])
+    state = np.zeros(4, dtype=np.uint64)
+    rng.seed_block(seed, block, state)
+    bank = np.empty(rng.BANK_SIZE, dtype=np.uint64)
+    rng.seed_bank(state, bank)
+    spare = np.empty(rng.BANK_SIZE, dtype=np.uint64)
+    saved = np.empty((depth, rng.BANK_SIZE), dtype=np.uint64)
+    bits = np.empty(CHUNK, dtype=np.uint64)
+    buf = np.empty(CHUNK)
+    zs = np.empty((depth, k, wmax))  # pre-activations, kept for phi' in the backward pass
+    cur = np.empty((k, wmax))
+    nxt = np.empty((k, wmax))
+    bias = np.empty(wmax)
+    wbuf = np.empty(wmat if k > 1 and not ortho else 0)
+    rmax = wmax if ortho else 0
+    osaved = np.empty((depth, rmax, 4), dtype=np.uint64)
+    osigns = np.empty((depth, rmax))
+    vbuf = np.empty(rmax)
+    n0 = widths[0]
+    for _ in range(count):
+        for c in range(k):
+            if inputs_kind == 0:
+                for i in range(n0):
+                    cur[c, i] = rng.normal(state)
+            else:
+                rows = data.shape[0]
+                cur[c, :n0] = data[min(int(rng.uniform(state) * rows), rows - 1)]
+        for l in range(depth):  # forward
+            m, n = widths[l], widths[l + 1]
+            z = zs[l]
+            saved[l, :] = bank
+            _layer(bank, bits, buf, wbuf, osaved[l], osigns[l], vbuf, dist, ortho, n, m,
+                   scales[l], cur, z, False)
+            if bias_std > 0.0:
+                for j in range(n):
+                    bias[j] = bias_std * rng.normal(state)
+                for c in range(k):
+                    z[c, :n] += bias[:n]
+            for c in range(k):
+                for j in range(n):
+                    cur[c, j] = phi(act, act_param, z[c, j])
+            add_networks(out[l, Z], z[np.newaxis, :, :n])
+            add_networks(out[l, A], cur[np.newaxis, :, :n])
+        if not gradients:
+            continue
+        # backward: delta^L ~ N(0, I), delta^{l-1} = (W^l)^T delta^l * phi'(z^{l-1})
+        for c in range(k):
+            for j in range(widths[depth]):
+                cur[c, j] = rng.normal(state)
+        for l in range(depth - 1, -1, -1):
+            m, n = widths[l], widths[l + 1]
+            add_networks(out[l, DELTA], cur[np.newaxis, :, :n])
+            if l == 0:
+                break
+            spare[:] = saved[l]
+            _layer(spare, bits, buf, wbuf, osaved[l], osigns[l], vbuf, dist, ortho, n, m,
+                   scales[l], cur, nxt, True)
+            zp = zs[l - 1]
+            for c in range(k):
+                for i in range(m):
+                    cur[c, i] = nxt[c, i] * dphi(act, act_param, zp[c, i])
+
+
+@numba.njit(cache=True, parallel=True)
+def run_blocks(out, first_block, per_block, networks, seed, widths, scales, dist, ortho,
+               bias_std, act, act_param, inputs_kind, data, k, gradients):
+    """Stats of blocks first_block .. first_block + out.shape[0] - 1 into ``out`` (zeroed).
+
+    ``scales[l]`` multiplies unit-scale weights of layer l + 1 (the std for normal, the
+    bound for uniform, std / 0.8796 for truncated normal, the gain for orthogonal).
+    """
+    for i in prange(out.shape[0]):
+        block = first_block + i
+        count = min(per_block, networks - block * per_block)
+        _run_block(out[i], seed, block, count, widths, scales, dist, ortho, bias_std, act,
+                   act_param, inputs_kind, data, k, gradients)
