@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from scipy import integrate
 
+import fastvar
 from fastvar import Network, mlp
 from fastvar import theory as T
 
@@ -183,3 +184,28 @@ def test_maps_overflow_to_inf_rather_than_fail():
     with np.errstate(over="ignore"):
         q, g = T.variance_map(net), T.gradient_map(net)
     assert q[0] == 1e200 and np.isinf(q[1:]).all() and np.isinf(g[0])
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(activation="relu", init="he"),
+    dict(activation="tanh", init="xavier", gain=5 / 3, bias_std=0.3),
+    dict(activation="erf", init=1.5, bias_std=0.5),
+])
+def test_theory_matches_the_engines_at_large_width(kwargs):
+    # at width 1000 the finite-width corrections (order 1/n per layer) stay below 1 SE here
+    res = fastvar.simulate(mlp(1000, 6, **kwargs), 400, seed=11, engine="auto")
+    np.testing.assert_array_equal(res.q_theory, T.variance_map(res.network, res.input_q0))
+    np.testing.assert_array_equal(res.g_theory, T.gradient_map(res.network, res.input_q0))
+    for kind in "qg":
+        mean, se, theory = res[f"{kind}_mean"], res[f"{kind}_mean_se"], res[f"{kind}_theory"]
+        assert np.all(np.abs(mean - theory) <= 5 * se), (kind, mean, theory, se)
+
+
+def test_result_theory_uses_the_input_length_and_skips_gradients_when_off():
+    net = Network([4, 6, 5], activation="tanh", init="lecun", bias_std=0.2)
+    res = fastvar.simulate(net, 20, seed=0, engine="numpy", inputs=[1.0, -2.0, 3.0, 0.5],
+                           gradients=False)
+    assert res.input_q0 == pytest.approx(14.25 / 4)
+    np.testing.assert_allclose(res.q_theory, T.variance_map(net, 14.25 / 4), rtol=1e-15)
+    assert np.isnan(res.g_theory).all()
+    assert "q_theory" in res.table() and "g_theory" not in res.table()
