@@ -1,0 +1,30 @@
+"""Make the README's gallery: ``python docs/gallery.py`` (needs fastvar[plot]; about 10 s).
+
+Writes relu_xavier_vs_he.png, tanh_gains.png, gradients.png and explain.png next to this
+file, and prints the walk-through of ``fastvar explain``, whose histograms are explain.png.
+"""
+import os
+
+import fastvar
+from fastvar.cli import main
+from fastvar.plotting import save
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WIDTH, DEPTH, TRIALS = 256, 30, 1000
+
+
+def run(**kwargs):
+    return fastvar.simulate(fastvar.mlp(WIDTH, DEPTH, **kwargs), TRIALS, seed=0)
+
+
+relu = [run(activation="relu", init=init) for init in ("xavier", "he")]
+save(relu, os.path.join(HERE, "relu_xavier_vs_he.png"), labels=["Xavier", "He"],
+     title=f"ReLU, {DEPTH} layers of width {WIDTH}: Xavier halves q and g at every layer, He keeps them")
+tanh = [run(activation="tanh", init="xavier", gain=gain) for gain in (1.0, 5 / 3)]
+save(tanh, os.path.join(HERE, "tanh_gains.png"), labels=["Xavier, gain 1", "Xavier, gain 5/3"],
+     title=f"tanh, {DEPTH} layers of width {WIDTH}: gain 1 lets q decay, gain 5/3 holds q* "
+           "but is chaotic (gradients grow backwards)")
+save([relu[0], relu[1], tanh[0], tanh[1]], os.path.join(HERE, "gradients.png"), quantities=["g"],
+     labels=["ReLU, Xavier", "ReLU, He", "tanh, Xavier", "tanh, Xavier gain 5/3"],
+     title=f"Gradients from layer {DEPTH} back to layer 1 (width {WIDTH})")
+main(["explain", "--plot", os.path.join(HERE, "explain.png")])
