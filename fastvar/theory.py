@@ -120,7 +120,8 @@ def variance_map(net: Network, q0: float = 1.0) -> np.ndarray:
     q = np.empty(net.depth)
     second = q0  # E[(a^0_j)^2]: the input enters the first layer as it is
     for l, sw2 in enumerate(net.sigma_w2):
-        q[l] = sw2 * second + sb2
+        with np.errstate(over="ignore"):
+            q[l] = sw2 * second + sb2
         if q[l] == np.inf:  # overflowed (only unbounded activations get here): so do the rest
             q[l:] = np.inf
             break
@@ -137,7 +138,8 @@ def gradient_map(net: Network, q0: float = 1.0) -> np.ndarray:
     q = variance_map(net, q0)
     fan_out_var = np.asarray(net.widths[2:], dtype=np.float64) * net.weight_var[1:]
     factors = fan_out_var * _moments(net.activation_fn, q[:-1])[2]
-    return np.append(np.cumprod(factors[::-1])[::-1], 1.0)
+    with np.errstate(over="ignore", under="ignore"):
+        return np.append(np.cumprod(factors[::-1])[::-1], 1.0)
 
 
 def correlation_map(net: Network, c0: float, q0: float = 1.0) -> np.ndarray:
