@@ -7,13 +7,13 @@ of order 1 at every width, and gradients need not vanish.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
+from .api import MAX_TRIALS, _check_int, simulate
 from .engines.base import INPUTS_NORMAL, Plan
 from .engines.numpy_engine import draw_weights
 from .moments import Moments
@@ -44,14 +44,6 @@ class Terms:
     samples: dict = field(repr=False)
 
 
-def _check_int(name: str, value, minimum: int, maximum: float = math.inf) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if not minimum <= value <= maximum:
-        raise ValueError(f"{name} must be between {minimum} and {maximum:g}, got {value}")
-    return int(value)
-
-
 def terms(net: Network, layer: int = 1, trials: int = 100, seed: int = 0) -> Terms:
     """Measure the products w_ij a_j of layer ``layer`` and their sums over ``trials`` networks.
 
@@ -63,7 +55,7 @@ def terms(net: Network, layer: int = 1, trials: int = 100, seed: int = 0) -> Ter
         raise TypeError(f"net must be a fastvar.Network (see fastvar.mlp), "
                         f"got {type(net).__name__}")
     layer = _check_int("layer", layer, 1, net.depth)
-    trials = _check_int("trials", trials, 1)
+    trials = _check_int("trials", trials, 1, MAX_TRIALS)
     seed = _check_int("seed", seed, 0, 2 ** 64 - 1)
     plan = Plan(net, trials, seed, INPUTS_NORMAL, np.zeros((0, net.widths[0])), 1, False)
     n, m = net.widths[layer], net.widths[layer - 1]
@@ -105,8 +97,6 @@ def walkthrough(widths: Sequence[int] = DEFAULT_WIDTHS, depth: int = 30, depth_w
     ``depth_width``, ``trials``: the networks of the depth part, run by
     :func:`fastvar.simulate` (engine "auto") beside the mean-field theory.
     """
-    from .api import simulate
-
     widths = [_check_int("width", w, 1, 4096) for w in widths]
     if not widths:
         raise ValueError("give at least one width")

@@ -38,7 +38,7 @@ def _rule(kink: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     centre 0 (where the density changes over a length 1).
     """
     kink = np.asarray(kink, dtype=np.float64)[:, None]
-    # below 1e-12 (q > 1e24) a finer cut would change E[f] by less than 1e-12 of it
+    # a floor, so that q = inf still gets pieces: q > 1e24 is cut as q = 1e24
     scale = np.clip(np.asarray(scale, dtype=np.float64), 1e-12, 1.0)[:, None]
     levels = math.ceil(math.log(2 * _CUT / float(np.min(scale, initial=1.0)), 4))
     steps = 4.0 ** np.arange(levels + 1)
