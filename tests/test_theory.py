@@ -186,6 +186,12 @@ def test_maps_overflow_to_inf_rather_than_fail():
     assert q[0] == 1e200 and np.isinf(q[1:]).all() and np.isinf(g[0])
 
 
+def _assert_within_5_se(res, kinds):
+    for kind in kinds:
+        mean, se, theory = res[f"{kind}_mean"], res[f"{kind}_mean_se"], res[f"{kind}_theory"]
+        assert np.all(np.abs(mean - theory) <= 5 * se), (kind, mean, theory, se)
+
+
 @pytest.mark.parametrize("kwargs", [
     dict(activation="relu", init="he"),
     dict(activation="tanh", init="xavier", gain=5 / 3, bias_std=0.3),
@@ -196,9 +202,17 @@ def test_theory_matches_the_engines_at_large_width(kwargs):
     res = fastvar.simulate(mlp(1000, 6, **kwargs), 400, seed=11, engine="auto")
     np.testing.assert_array_equal(res.q_theory, T.variance_map(res.network, res.input_q0))
     np.testing.assert_array_equal(res.g_theory, T.gradient_map(res.network, res.input_q0))
-    for kind in "qg":
-        mean, se, theory = res[f"{kind}_mean"], res[f"{kind}_mean_se"], res[f"{kind}_theory"]
-        assert np.all(np.abs(mean - theory) <= 5 * se), (kind, mean, theory, se)
+    _assert_within_5_se(res, "qg")
+
+
+@pytest.mark.parametrize("kwargs, gradients", [
+    (dict(activation="relu", init="xavier"), True),  # backward uses the fan-out n_l, not n_{l-1}
+    (dict(activation="tanh", init="orthogonal", gain=1.2, bias_std=0.1), False),
+])
+def test_theory_matches_the_engines_on_unequal_widths(kwargs, gradients):
+    net = Network([300, 600, 200, 400, 300], **kwargs)
+    res = fastvar.simulate(net, 400, seed=3, engine="auto", gradients=gradients)
+    _assert_within_5_se(res, "qg" if gradients else "q")
 
 
 def test_result_theory_uses_the_input_length_and_skips_gradients_when_off():
