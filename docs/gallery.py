@@ -19,7 +19,8 @@ def run(**kwargs):
 
 relu = [run(activation="relu", init=init) for init in ("xavier", "he")]
 save(relu, os.path.join(HERE, "relu_xavier_vs_he.png"), labels=["Xavier", "He"],
-     title=f"ReLU, {DEPTH} layers of width {WIDTH}: Xavier halves q and g at every layer, He keeps them")
+     title=f"ReLU, {DEPTH} layers of width {WIDTH}: "
+           "Xavier halves q and g at every layer, He keeps them")
 tanh = [run(activation="tanh", init="xavier", gain=gain) for gain in (1.0, 5 / 3)]
 save(tanh, os.path.join(HERE, "tanh_gains.png"), labels=["Xavier, gain 1", "Xavier, gain 5/3"],
      title=f"tanh, {DEPTH} layers of width {WIDTH}: gain 1 lets q decay, gain 5/3 holds q* "

@@ -160,8 +160,8 @@ def walkthrough(widths: Sequence[int] = DEFAULT_WIDTHS, depth: int = 30, depth_w
         "of the next layer: dL/da_j = sum_i w_ij dL/dz_i, so",
         "  g^{l-1} = n Var(w) E[phi'(z^{l-1})^2] g^l,",
         f"ReLU with He: n * (2/n) * 1/2 = 1, so g^1 = g^{depth}. With Xavier the factor is 1/2 per",
-        f"layer and the gradient reaching layer 1 is 2^-{depth - 1} of the one fed in. tanh with He",
-        "has chi_1 = 2 E[tanh'(z)^2] > 1 (chaotic): its gradients grow on the way back.",
+        f"layer and the gradient reaching layer 1 is 2^-{depth - 1} of the one fed in. tanh with",
+        "He has chi_1 = 2 E[tanh'(z)^2] > 1 (chaotic): its gradients grow on the way back.",
     ]
     return "\n".join(text), found
 

@@ -81,7 +81,8 @@ def _moments(act: Activation, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
         x = np.sqrt(flat)[:, None] * z
         # at q = 0 take phi' in the limit q -> 0+: relu'(z)^2 averages to 1/2, not relu'(0)^2 = 0
         phi, dphi = act(x), act.derivative(np.where(x == 0.0, 1e-300 * z, x))
-        out = (np.sum(w * phi, axis=1), np.sum(w * phi * phi, axis=1), np.sum(w * dphi * dphi, axis=1))
+        out = (np.sum(w * phi, axis=1), np.sum(w * phi * phi, axis=1),
+               np.sum(w * dphi * dphi, axis=1))
     return tuple(m.reshape(q.shape)[()] for m in out)
 
 
