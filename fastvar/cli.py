@@ -67,18 +67,16 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     res = simulate(net, args.trials, seed=args.seed, engine=args.engine,
                    inputs_per_network=args.inputs_per_network, gradients=not args.no_gradients,
                    threads=args.threads, progress=show_bar)
-    if args.json == "-":
-        print(res.to_json())
-    else:
-        print(repr(res))
-        if args.json:
-            res.to_json(args.json)
+    # files first: a closed stdout (e.g. `| head`) must not cost the user their outputs
+    if args.json and args.json != "-":
+        res.to_json(args.json)
     if args.csv:
         res.to_csv(args.csv)
     if args.plot:
         from .plotting import save
 
         save(res, args.plot)
+    print(res.to_json() if args.json == "-" else repr(res))
     return 0
 
 
@@ -170,6 +168,10 @@ def main(argv: "list[str] | None" = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:
+        # the reader went away (`fastvar ... | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (UsageError, ValueError, TypeError, MemoryError, ImportError, OSError) as err:
         print(f"fastvar {args.command}: error: {err}", file=sys.stderr)
         return 2
