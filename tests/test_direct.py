@@ -169,3 +169,14 @@ def test_bitwise_identical_for_1_2_4_threads_and_cached():
         np.testing.assert_array_equal(runs[0].stats, runs[1].stats)
         for other in (four, again):  # JSON keeps floats exactly (repr round trip)
             np.testing.assert_array_equal(runs[0].stats, np.asarray(other["runs"][str(k)]["stats"]))
+
+
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_phi_dphi_equals_phi_and_dphi(name):
+    from fastvar.kernels.activations import dphi, phi, phi_dphi
+
+    act = fastvar.Activation.parse(name)
+    for x in np.concatenate([np.linspace(-40.0, 40.0, 801), [0.0, -0.0, 1e-300, np.inf, -np.inf]]):
+        both = phi_dphi(act.code, act.param, x)
+        want = (phi(act.code, act.param, x), dphi(act.code, act.param, x))
+        np.testing.assert_array_equal(both, want)

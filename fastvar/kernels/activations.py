@@ -84,6 +84,22 @@ def dphi(code, param, x):
     return math.nan
 
 
+@numba.njit(cache=True)
+def phi_dphi(code, param, x):
+    """(phi(x), phi'(x)), equal to the two functions above, sharing the transcendental
+    where they use the same one (tanh, sigmoid, silu): a brute-force pass needs both."""
+    if code == TANH:
+        t = math.tanh(x)
+        return t, 1.0 - t * t
+    if code == SIGMOID:
+        s = _sigmoid(x)
+        return s, s * (1.0 - s)
+    if code == SILU:
+        s = _sigmoid(x)
+        return x * s, s + x * s * (1.0 - s)
+    return phi(code, param, x), dphi(code, param, x)
+
+
 @numba.vectorize(["float64(int64, float64, float64)"], cache=True)
 def phi_ufunc(code, param, x):
     return phi(code, param, x)

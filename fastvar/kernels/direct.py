@@ -29,11 +29,10 @@ from numba import prange
 
 from . import rng
 from .accumulators import A, DELTA, Z, add_networks
-from .activations import dphi, phi
+from .activations import phi, phi_dphi
 
 NORMAL, UNIFORM, TRUNCATED = 0, 1, 2  # weight distribution codes
 CHUNK = 1024  # weights drawn per bank refill (a multiple of 2 * rng.LANES)
-_TILE_M = 256  # inner-dimension block of the matrix product (keeps tiles in L1)
 # fastmath that lets sums vectorize but keeps NaN/inf semantics (no nnan/ninf)
 _FAST = {"reassoc", "contract", "nsz", "arcp"}
 
@@ -50,17 +49,18 @@ def _draw(bank, bits, buf, count, dist):
 
 
 @numba.njit(cache=True, fastmath=_FAST)
-def _dot(x, xo, y, yo, n):
+def _dot(x, y):
+    # slices, not offsets: indices from 0 let LLVM vectorize without wraparound checks
     s = 0.0
-    for t in range(n):
-        s += x[xo + t] * y[yo + t]
+    for t in range(x.shape[0]):
+        s += x[t] * y[t]
     return s
 
 
 @numba.njit(cache=True, fastmath=_FAST)
-def _axpy(alpha, x, xo, y, yo, n):
-    for t in range(n):
-        y[yo + t] += alpha * x[xo + t]
+def _axpy(alpha, x, y):
+    for t in range(x.shape[0]):
+        y[t] += alpha * x[t]
 
 
 @numba.njit(cache=True)
@@ -83,9 +83,9 @@ def _matvec_stream(bank, bits, buf, dist, n, m, x, y, transpose):
             j, i0 = divmod(pos + off, m)
             seg = min(m - i0, cnt - off)
             if transpose:
-                _axpy(x[j], buf, off, y, i0, seg)
+                _axpy(x[j], buf[off:off + seg], y[i0:i0 + seg])
             else:
-                y[j] += _dot(buf, off, x, i0, seg)
+                y[j] += _dot(buf[off:off + seg], x[i0:i0 + seg])
             off += seg
         pos += cnt
 
@@ -108,9 +108,13 @@ def _draw_matrix(bank, bits, buf, dist, n, m, w, transpose):
 
 
 @numba.njit(cache=True, fastmath=_FAST)
-def _gemm_tile(a, b, c, i0, i1):
-    # c += a[:, i0:i1] @ b[:, i0:i1].T with 4 x 4 register tiles (a: k x m, b: n x m, C-order)
-    k = a.shape[0]
+def _gemm_nt(a, b, c, scale):
+    """c = scale * a @ b.T for C-ordered a (k x m), b (n x m), c (k x n), in 4 x 4 register tiles.
+
+    The inner loop runs over the whole row from index 0: LLVM vectorizes it only when it
+    can see the indices are non-negative (no offset loops, no wraparound checks).
+    """
+    k, m = a.shape
     n = b.shape[0]
     k4 = k - k % 4
     n4 = n - n % 4
@@ -118,7 +122,7 @@ def _gemm_tile(a, b, c, i0, i1):
         for j in range(0, n4, 4):
             s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = 0.0
             s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = 0.0
-            for i in range(i0, i1):
+            for i in range(m):
                 a0 = a[r, i]
                 a1 = a[r + 1, i]
                 a2 = a[r + 2, i]
@@ -143,37 +147,28 @@ def _gemm_tile(a, b, c, i0, i1):
                 s31 += a3 * b1
                 s32 += a3 * b2
                 s33 += a3 * b3
-            c[r, j] += s00
-            c[r, j + 1] += s01
-            c[r, j + 2] += s02
-            c[r, j + 3] += s03
-            c[r + 1, j] += s10
-            c[r + 1, j + 1] += s11
-            c[r + 1, j + 2] += s12
-            c[r + 1, j + 3] += s13
-            c[r + 2, j] += s20
-            c[r + 2, j + 1] += s21
-            c[r + 2, j + 2] += s22
-            c[r + 2, j + 3] += s23
-            c[r + 3, j] += s30
-            c[r + 3, j + 1] += s31
-            c[r + 3, j + 2] += s32
-            c[r + 3, j + 3] += s33
+            c[r, j] = scale * s00
+            c[r, j + 1] = scale * s01
+            c[r, j + 2] = scale * s02
+            c[r, j + 3] = scale * s03
+            c[r + 1, j] = scale * s10
+            c[r + 1, j + 1] = scale * s11
+            c[r + 1, j + 2] = scale * s12
+            c[r + 1, j + 3] = scale * s13
+            c[r + 2, j] = scale * s20
+            c[r + 2, j + 1] = scale * s21
+            c[r + 2, j + 2] = scale * s22
+            c[r + 2, j + 3] = scale * s23
+            c[r + 3, j] = scale * s30
+            c[r + 3, j + 1] = scale * s31
+            c[r + 3, j + 2] = scale * s32
+            c[r + 3, j + 3] = scale * s33
     for r in range(k):  # the edges that do not fill a tile
         for j in range(0 if r >= k4 else n4, n):
             s = 0.0
-            for i in range(i0, i1):
+            for i in range(m):
                 s += a[r, i] * b[j, i]
-            c[r, j] += s
-
-
-@numba.njit(cache=True)
-def _gemm_nt(a, b, c):
-    """c = a @ b.T for C-ordered a (k x m), b (n x m), c (k x n); deterministic order."""
-    c[:, :] = 0.0
-    m = a.shape[1]
-    for i0 in range(0, m, _TILE_M):
-        _gemm_tile(a, b, c, i0, min(m, i0 + _TILE_M))
+            c[r, j] = scale * s
 
 
 # --- orthogonal weights --------------------------------------------------------------
@@ -184,14 +179,14 @@ def _reflect(v, y, start):
     # y[:, start:] <- H y[:, start:] for every row, H the Householder reflector mapping
     # the Gaussian vector v to a multiple of e_1 (v is overwritten with the reflector's normal).
     p = v.shape[0]
-    norm = math.sqrt(_dot(v, 0, v, 0, p))
+    norm = math.sqrt(_dot(v, v))
     if norm == 0.0:
         return
     v[0] += norm if v[0] >= 0.0 else -norm
-    scale = 2.0 / _dot(v, 0, v, 0, p)
+    scale = 2.0 / _dot(v, v)
     for r in range(y.shape[0]):
-        row = y[r]
-        _axpy(-scale * _dot(v, 0, row, start, p), v, 0, row, start, p)
+        row = y[r, start:start + p]
+        _axpy(-scale * _dot(v, row), v, row)
 
 
 @numba.njit(cache=True)
@@ -216,10 +211,10 @@ def _orthogonal(scalar, saved, vbuf, y, p, r, reverse, replay):
 
 @numba.njit(cache=True)
 def _ortho_layer(scalar, saved, signs, vbuf, x, y, n, m, gain, backward):
-    """y = gain * Q x (forward: x rows of length m, y rows of length n) or gain * Q^T x.
+    """y[:, :n] = gain * Q x (forward, x is k x m) or y[:, :m] = gain * Q^T x (backward).
 
     Q (n x m) = first columns (n >= m) or rows (n < m) of H_0 ... H_{r-1} E D, Haar
-    distributed; D = diag(signs) is drawn by the caller.
+    distributed; D = diag(signs) is drawn by the caller. y is (k, max(n, m)) work space.
     """
     k = x.shape[0]
     p, r = max(n, m), min(n, m)
@@ -242,29 +237,34 @@ def _ortho_layer(scalar, saved, signs, vbuf, x, y, n, m, gain, backward):
 
 
 @numba.njit(cache=True)
-def _layer(bank, bits, buf, wbuf, osaved, osigns, vbuf, dist, ortho, n, m, scale, x, y, backward):
-    """y[:, :n] = scale * W x (forward) or y[:, :m] = scale * W^T x (backward), row by row.
+def _view(flat, rows, cols):
+    # a C-ordered (rows, cols) view of the start of a flat scratch buffer
+    return flat[:rows * cols].reshape((rows, cols))
+
+
+@numba.njit(cache=True)
+def _layer(bank, bits, buf, wbuf, owork, osaved, osigns, vbuf, dist, ortho, n, m, scale, x, y,
+           backward):
+    """y = scale * x W^T (forward, y is k x n) or y = scale * x W (backward, y is k x m).
 
     W (n x m) comes from ``bank``: a backward call gets a copy of the bank the forward
-    call started from, so it regenerates the same W. ``x`` and ``y`` are (k, >= max(n, m)).
+    call started from, so it regenerates the same W. x, y: C-ordered (k, width).
     """
     k = x.shape[0]
-    in_w, out_w = (n, m) if backward else (m, n)
     if ortho:
         sc = bank[4 * rng.LANES:]
         if not backward:
             for i in range(min(n, m)):
                 osigns[i] = 1.0 if rng.next_u64(sc) >> np.uint64(63) else -1.0
-        _ortho_layer(sc, osaved, osigns, vbuf, x, y, n, m, scale, backward)
-        return
-    if k == 1:
+        work = _view(owork, k, max(n, m))
+        _ortho_layer(sc, osaved, osigns, vbuf, x, work, n, m, scale, backward)
+        y[:, :] = work[:, :y.shape[1]]
+    elif k == 1:
         _matvec_stream(bank, bits, buf, dist, n, m, x[0], y[0], backward)
+        y[0] *= scale
     else:
         _draw_matrix(bank, bits, buf, dist, n, m, wbuf, backward)
-        prod = np.empty((k, out_w))
-        _gemm_nt(np.ascontiguousarray(x[:, :in_w]), wbuf[:n * m].reshape((out_w, in_w)), prod)
-        y[:, :out_w] = prod
-    y[:, :out_w] *= scale
+        _gemm_nt(x, _view(wbuf, y.shape[1], x.shape[1]), y, scale)
 
 
 @numba.njit(cache=True)
@@ -285,58 +285,67 @@ def _run_block(out, seed, block, count, widths, scales, dist, ortho, bias_std, a
     saved = np.empty((depth, rng.BANK_SIZE), dtype=np.uint64)
     bits = np.empty(CHUNK, dtype=np.uint64)
     buf = np.empty(CHUNK)
-    zs = np.empty((depth, k, wmax))  # pre-activations, kept for phi' in the backward pass
-    cur = np.empty((k, wmax))
-    nxt = np.empty((k, wmax))
+    # flat scratch, viewed per layer as C-ordered (k, width) matrices
+    zs = np.empty((depth, k * wmax))  # pre-activations z^l
+    ds = np.empty((depth if gradients else 0, k * wmax))  # phi'(z^l), for the backward pass
+    cur = np.empty(k * wmax)
+    nxt = np.empty(k * wmax)
     bias = np.empty(wmax)
     wbuf = np.empty(wmat if k > 1 and not ortho else 0)
     rmax = wmax if ortho else 0
+    owork = np.empty(k * rmax)
     osaved = np.empty((depth, rmax, 4), dtype=np.uint64)
     osigns = np.empty((depth, rmax))
     vbuf = np.empty(rmax)
     n0 = widths[0]
     for _ in range(count):
+        x = _view(cur, k, n0)
         for c in range(k):
             if inputs_kind == 0:
                 for i in range(n0):
-                    cur[c, i] = rng.normal(state)
+                    x[c, i] = rng.normal(state)
             else:
                 rows = data.shape[0]
-                cur[c, :n0] = data[min(int(rng.uniform(state) * rows), rows - 1)]
+                x[c, :] = data[min(int(rng.uniform(state) * rows), rows - 1)]
         for l in range(depth):  # forward
             m, n = widths[l], widths[l + 1]
-            z = zs[l]
+            z = _view(zs[l], k, n)
             saved[l, :] = bank
-            _layer(bank, bits, buf, wbuf, osaved[l], osigns[l], vbuf, dist, ortho, n, m,
-                   scales[l], cur, z, False)
+            _layer(bank, bits, buf, wbuf, owork, osaved[l], osigns[l], vbuf, dist, ortho, n, m,
+                   scales[l], _view(cur, k, m), z, False)
             if bias_std > 0.0:
                 for j in range(n):
                     bias[j] = bias_std * rng.normal(state)
                 for c in range(k):
-                    z[c, :n] += bias[:n]
-            for c in range(k):
-                for j in range(n):
-                    cur[c, j] = phi(act, act_param, z[c, j])
-            add_networks(out[l, Z], z[np.newaxis, :, :n])
-            add_networks(out[l, A], cur[np.newaxis, :, :n])
+                    z[c, :] += bias[:n]
+            a = _view(cur, k, n)
+            if gradients:
+                d = _view(ds[l], k, n)
+                for c in range(k):
+                    for j in range(n):
+                        a[c, j], d[c, j] = phi_dphi(act, act_param, z[c, j])
+            else:
+                for c in range(k):
+                    for j in range(n):
+                        a[c, j] = phi(act, act_param, z[c, j])
+            add_networks(out[l, Z], z.reshape((1, k, n)))
+            add_networks(out[l, A], a.reshape((1, k, n)))
         if not gradients:
             continue
         # backward: delta^L ~ N(0, I), delta^{l-1} = (W^l)^T delta^l * phi'(z^{l-1})
-        for c in range(k):
-            for j in range(widths[depth]):
-                cur[c, j] = rng.normal(state)
+        for i in range(k * widths[depth]):
+            cur[i] = rng.normal(state)
         for l in range(depth - 1, -1, -1):
             m, n = widths[l], widths[l + 1]
-            add_networks(out[l, DELTA], cur[np.newaxis, :, :n])
+            add_networks(out[l, DELTA], cur[:k * n].reshape((1, k, n)))
             if l == 0:
                 break
             spare[:] = saved[l]
-            _layer(spare, bits, buf, wbuf, osaved[l], osigns[l], vbuf, dist, ortho, n, m,
-                   scales[l], cur, nxt, True)
-            zp = zs[l - 1]
-            for c in range(k):
-                for i in range(m):
-                    cur[c, i] = nxt[c, i] * dphi(act, act_param, zp[c, i])
+            _layer(spare, bits, buf, wbuf, owork, osaved[l], osigns[l], vbuf, dist, ortho, n, m,
+                   scales[l], _view(cur, k, n), _view(nxt, k, m), True)
+            dp = ds[l - 1]
+            for i in range(k * m):
+                cur[i] = nxt[i] * dp[i]
 
 
 @numba.njit(cache=True, parallel=True)
