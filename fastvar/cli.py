@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.set_defaults(func=_cmd_explain)
     info = sub.add_parser("info", help="versions, threads, threading layer, cache dir, engines")
     info.set_defaults(func=_cmd_info)
+    from . import bench
+
+    bench.add_parser(sub)
     return parser
 
 
