@@ -116,16 +116,22 @@ def _normal_slow(state, idx, x, rabs):
 
 
 @numba.njit(cache=True, inline="always")
+def _zig_candidate(r):
+    # (layer, 52-bit magnitude, signed candidate) of the ziggurat from 64 random bits
+    idx = r & np.uint64(0xFF)
+    r >>= np.uint64(8)
+    rabs = (r >> np.uint64(1)) & _MASK52
+    x = float(rabs) * _WI[idx]
+    if r & np.uint64(1):
+        x = -x
+    return idx, rabs, x
+
+
+@numba.njit(cache=True, inline="always")
 def normal(state):
     """A standard normal deviate (ziggurat)."""
     while True:
-        r = next_u64(state)
-        idx = r & np.uint64(0xFF)
-        r >>= np.uint64(8)
-        rabs = (r >> np.uint64(1)) & _MASK52
-        x = float(rabs) * _WI[idx]
-        if r & np.uint64(1):
-            x = -x
+        idx, rabs, x = _zig_candidate(next_u64(state))
         if rabs < _KI[idx]:
             return x
         x = _normal_slow(state, idx, x, rabs)
@@ -231,12 +237,7 @@ def _redraw(scalar, r, x, limit):
     # Finish a draw the fast path left (NaN: the ziggurat's rejection path, as in normal()),
     # then redraw from the scalar stream while |x| > limit.
     if x != x:
-        idx = r & np.uint64(0xFF)
-        r >>= np.uint64(8)
-        rabs = (r >> np.uint64(1)) & _MASK52
-        x = float(rabs) * _WI[idx]
-        if r & np.uint64(1):
-            x = -x
+        idx, rabs, x = _zig_candidate(r)
         x = _normal_slow(scalar, idx, x, rabs)
         if x != x:
             x = normal(scalar)
