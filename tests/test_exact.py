@@ -214,3 +214,13 @@ def test_orthogonal_gradients_are_refused_with_the_engines_that_can():
         fastvar.simulate(net, 10, engine="exact")
     assert fastvar.simulate(net, 10, gradients=False).engine == "exact"
     assert fastvar.simulate(net, 10).engine != "exact"
+
+
+def test_fast_tanh_is_within_two_ulp_of_libm():
+    x = np.concatenate([np.logspace(-300, 1.5, 20001), np.linspace(-1, 1, 20001)])
+    x = np.concatenate([x, -x])
+    ours = np.array([kernel.fast_tanh(v) for v in x[::50]])
+    ref = np.tanh(x[::50])
+    assert np.all(np.abs(ours - ref) <= 2 * np.spacing(np.abs(ref)))
+    assert [kernel.fast_tanh(v) for v in (0.0, np.inf, -np.inf)] == [0.0, 1.0, -1.0]
+    assert np.isnan(kernel.fast_tanh(np.nan))

@@ -13,8 +13,9 @@ which costs O((n + m) k^2 + k^3). The k x k algebra uses a Jacobi eigensolver
 inputs, k > m). Orthogonal weights (forward only): Q A = (Q O) Lambda^{1/2} V^T with
 Q O a Haar isometry, drawn by Gram-Schmidt on Gaussian vectors.
 
-Each block of networks draws from its own stream ``seed_block(seed, block)`` and writes
-only its own stats, so results depend on (seed, block) alone, never on threads.
+Each block of networks draws from its own stream ``seed_block(seed, block)`` (normals in
+bulk from a bank of lanes seeded by that stream) and writes only its own stats, so
+results depend on (seed, block) alone, never on threads.
 """
 import math
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from .accumulators import A, DELTA, STATS_SIZE, Z, add_networks
 from .activations import SIGMOID, TANH, dphi, phi
-from .rng import normal, seed_block, uniform
+from .rng import BANK_SIZE, LANES, bank_normal, seed_bank, seed_block, uniform
 
 INPUTS_NORMAL = 0  # as fastvar.engines.base.INPUTS_NORMAL (kernels import no engine code)
 _FAST = {"reassoc", "contract", "nsz", "arcp"}  # no nnan/ninf: NaN checks keep working
@@ -88,10 +89,19 @@ def _rank_cut(vals):
     return top * _RANK_TOL
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def sqrt_and_pinv(s, work, vals, vecs, root, pinv):
-    """root (root root^T = s) and the pseudo-inverse pinv of a symmetric PSD k x k ``s``."""
+    """root (root root^T = s) and the pseudo-inverse pinv of a symmetric PSD k x k ``s``.
+
+    Also leaves its eigen-decomposition in vals, vecs (``work`` is scratch).
+    """
     k = s.shape[0]
+    if k == 1:  # the common case, without the eigensolver
+        x = s[0, 0]
+        vals[0], vecs[0, 0] = x, 1.0
+        root[0, 0] = math.sqrt(x) if x > 0.0 else 0.0
+        pinv[0, 0] = 1.0 / x if x > 0.0 else 0.0
+        return
     sym_eig(s, work, vals, vecs)
     cut = _rank_cut(vals)
     for i in range(k):
@@ -104,6 +114,27 @@ def sqrt_and_pinv(s, work, vals, vecs, root, pinv):
             pinv[i, j] = acc
 
 
+# Cephes tanh.c: x + x^3 P(x^2)/Q(x^2) on |x| < 0.625 (relative error 2e-16)
+_TP0, _TP1, _TP2 = -9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441708447952e3
+_TQ0, _TQ1, _TQ2 = 1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3
+
+
+@numba.njit(cache=True, inline="always")
+def fast_tanh(x):
+    """tanh(x) within 2 ulp of libm's, about 3x faster: one exp, no branch on |x|.
+
+    tanh is most of the exact engine's forward cost (libm's takes ~18 ns); both branches
+    are computed and one is selected, so the loop does not mispredict on random inputs.
+    """
+    ax = abs(x)
+    x2 = x * x
+    small = x + x * x2 * (((_TP0 * x2 + _TP1) * x2 + _TP2) / (((x2 + _TQ0) * x2 + _TQ1) * x2 + _TQ2))
+    t = math.exp(-2.0 * ax)
+    big = (1.0 - t) / (1.0 + t)
+    big = big if x >= 0.0 else -big
+    return small if ax < 0.625 else big
+
+
 @numba.njit(cache=True, inline="always")
 def _dphi_za(code, param, z, a):
     # phi'(z), from a = phi(z) where that is cheaper (saves a tanh per unit).
@@ -114,31 +145,47 @@ def _dphi_za(code, param, z, a):
     return dphi(code, param, z)
 
 
-@numba.njit(cache=True, fastmath=_FAST)
-def _gram(buf, off, n, k, out):
-    # out = X^T X for X = the k rows of length n stored at buf[off:].
+@numba.njit(cache=True, inline="always")
+def _rows(buf, off, k, n):
+    # the k rows of length n stored at buf[off:], as a (k, n) view
+    return buf[off:off + k * n].reshape((k, n))
+
+
+@numba.njit(cache=True, fastmath=_FAST, inline="always")
+def _gram(x, out):
+    # out = X X^T for the (k, n) array x (the Gram matrix of its k rows)
+    k = x.shape[0]
     for p in range(k):
         for q in range(p, k):
             acc = 0.0
-            for r in range(n):
-                acc += buf[off + p * n + r] * buf[off + q * n + r]
+            xp, xq = x[p], x[q]
+            for r in range(x.shape[1]):
+                acc += xp[r] * xq[r]
             out[p, q] = acc
             out[q, p] = acc
 
 
+@numba.njit(cache=True, inline="always")
+def _normals(gen, count):
+    # ``count`` standard normals from the block's bank (vectorized draws), in gen[3][:count]
+    state, bank, bits, out = gen
+    bank_normal(bank, bits, out, count, np.inf)
+    return out
+
+
 @numba.njit(cache=True, fastmath=_FAST)
-def _draw_inputs(state, inputs_kind, data, k, gram, xi):
+def _draw_inputs(gen, inputs_kind, data, k, gram, xi):
     # Gram matrix of the k inputs of one network: fresh N(0, I) or rows of ``data``.
     n0 = data.shape[1]
     gram[:, :] = 0.0
     if inputs_kind == INPUTS_NORMAL:
-        for _ in range(n0):
-            for j in range(k):
-                xi[j] = normal(state)
+        x = _normals(gen, n0 * k)
+        for r in range(n0):
             for p in range(k):
                 for q in range(p, k):
-                    gram[p, q] += xi[p] * xi[q]
+                    gram[p, q] += x[r * k + p] * x[r * k + q]
     else:
+        state = gen[0]
         rows = data.shape[0]
         for j in range(k):
             xi[j] = min(int(uniform(state) * rows), rows - 1)
@@ -153,38 +200,35 @@ def _draw_inputs(state, inputs_kind, data, k, gram, xi):
             gram[p, q] = gram[q, p]
 
 
-@numba.njit(cache=True, fastmath=_FAST)
-def _draw_columns(state, root, n, buf, off, xi):
-    # k rows of n at buf[off:] whose n columns are iid N(0, root root^T)
-    k = root.shape[0]
-    if k == 1:
-        c = root[0, 0]
-        for r in range(n):
-            buf[off + r] = c * normal(state)
-        return
-    for r in range(n):
+@numba.njit(cache=True, fastmath=_FAST, inline="always")
+def _draw_columns(gen, root, out):
+    # out (k, n): its n columns iid N(0, root root^T)
+    k, n = out.shape
+    x = _normals(gen, n * k)
+    for j in range(k):
+        row = out[j]
+        row[:] = 0.0
         for i in range(k):
-            xi[i] = normal(state)
-        for j in range(k):
-            acc = 0.0
-            for i in range(k):
-                acc += root[j, i] * xi[i]
-            buf[off + j * n + r] = acc
+            c = root[j, i]
+            xi = x[i * n:(i + 1) * n]
+            for r in range(n):
+                row[r] += c * xi[r]
 
 
-@numba.njit(cache=True, fastmath=_FAST)
-def _forward_normal(state, g_prev, v, sb, n, k, zbuf, zo, cov, ws):
-    # z (k rows of n) with rows iid N(0, v G + sb^2 J): a k x k square root, k normals a row.
+@numba.njit(cache=True, fastmath=_FAST, inline="always")
+def _forward_normal(gen, g_prev, v, sb, z, cov, ws):
+    # z (k, n) with columns iid N(0, v G + sb^2 J): a k x k square root, k normals a unit
     work, vals, vecs, root, pinv, xi = ws
+    k = z.shape[0]
     for p in range(k):
         for q in range(k):
             cov[p, q] = v * g_prev[p, q] + sb * sb
     sqrt_and_pinv(cov, work, vals, vecs, root, pinv)
-    _draw_columns(state, root, n, zbuf, zo, xi)
+    _draw_columns(gen, root, z)
 
 
 @numba.njit(cache=True, fastmath=_FAST)
-def _forward_orthogonal(state, g_prev, gain, sb, n, m, k, zbuf, zo, ybuf, ws):
+def _forward_orthogonal(gen, g_prev, gain, sb, n, m, k, zbuf, zo, ybuf, ws):
     # gain * Q A (+ b) for a Haar Q (n x m): A = O Lambda^{1/2} V^T, and Q O is a Haar
     # isometry of size max(n, m) x rank (first n rows kept), drawn by Gram-Schmidt.
     work, vals, vecs, root, pinv, xi = ws
@@ -198,8 +242,7 @@ def _forward_orthogonal(state, g_prev, gain, sb, n, m, k, zbuf, zo, ybuf, ws):
             rank += 1
     for c in range(rank):
         y = ybuf[c * big:(c + 1) * big]
-        for r in range(big):
-            y[r] = normal(state)
+        y[:] = _normals(gen, big)[:big]
         for _ in range(2):  # classical Gram-Schmidt, twice (stable to rounding)
             for d in range(c):
                 prev = ybuf[d * big:(d + 1) * big]
@@ -226,21 +269,39 @@ def _forward_orthogonal(state, g_prev, gain, sb, n, m, k, zbuf, zo, ybuf, ws):
             for r in range(n):
                 zbuf[zo + j * n + r] += coef * y[r]
     if sb > 0.0:
+        x = _normals(gen, n)
         for r in range(n):
-            b = sb * normal(state)
+            b = sb * x[r]
             for j in range(k):
                 zbuf[zo + j * n + r] += b
 
 
-@numba.njit(cache=True, fastmath=_FAST)
-def _backward_layer(state, zbuf, abuf, dbuf, o, po, g_prev, v, sb, n, m, k, code, param,
-                    mbuf, mats, ws):
-    # delta^{l-1} = (W^T delta^l) * phi'(z^{l-1}), W drawn given the forward pass; layer l
-    # sits at offset o of the buffers, layer l-1 at po.
+@numba.njit(cache=True, fastmath=_FAST, inline="always")
+def _backward_layer(gen, z, d, a_prev, z_prev, d_prev, g_prev, v, sb, code, param, mrows, mats,
+                    ws):
+    # d_prev = (W^T d) * phi'(z_prev), W drawn given the forward pass (all (k, width) arrays:
+    # z, d of layer l; a_prev, z_prev, d_prev of layer l-1; mrows scratch like a_prev).
     work, vals, vecs, root, pinv, xi = ws
     cov, gpinv, kmat, dtd, droot, wvec = mats
-    # U | Z: u_r = z_r - b_r 1 with b_r | z_r ~ N(w . z_r, var_b), w = sb^2 S^+ 1.
-    b_std = 0.0
+    k, n = z.shape
+    # K = U^T D with U = Z - b 1^T, b_r | z_r ~ N(w . z_r, var_b), w = sb^2 S^+ 1
+    for p in range(k):
+        for j in range(p, k):
+            acc = 0.0
+            dd = 0.0
+            zp, dp, dj = z[p], d[p], d[j]
+            for r in range(n):
+                acc += zp[r] * dj[r]
+                dd += dp[r] * dj[r]
+            kmat[p, j] = acc
+            dtd[p, j] = v * dd
+            dtd[j, p] = v * dd
+            if j != p:
+                acc = 0.0
+                zj = z[j]
+                for r in range(n):
+                    acc += zj[r] * dp[r]
+                kmat[j, p] = acc
     if sb > 0.0:
         for p in range(k):
             for q in range(k):
@@ -254,34 +315,33 @@ def _backward_layer(state, zbuf, abuf, dbuf, o, po, g_prev, v, sb, n, m, k, code
             wvec[p] = sb * sb * acc
             ones += wvec[p]
         b_std = sb * math.sqrt(max(1.0 - ones, 0.0))
-    kmat[:, :] = 0.0
-    for r in range(n):
-        b = 0.0
-        if sb > 0.0:
-            for p in range(k):
-                b += wvec[p] * zbuf[o + p * n + r]
-            b += b_std * normal(state)
+        b = _normals(gen, n)
+        for r in range(n):
+            b[r] *= b_std
         for p in range(k):
-            u = zbuf[o + p * n + r] - b
-            for j in range(k):
-                kmat[p, j] += u * dbuf[o + j * n + r]
-    # M (k rows of m): its m columns iid N(0, v D^T D), the law of W'^T D
-    for p in range(k):
-        for q in range(p, k):
-            acc = 0.0
+            w, zp = wvec[p], z[p]
             for r in range(n):
-                acc += dbuf[o + p * n + r] * dbuf[o + q * n + r]
-            dtd[p, q] = v * acc
-            dtd[q, p] = v * acc
-    sqrt_and_pinv(dtd, work, vals, vecs, droot, pinv)
-    _draw_columns(state, droot, m, mbuf, 0, xi)
-    # R = G^+ (U^T D - A^T M), then W^T D = M + A R
-    sqrt_and_pinv(g_prev, work, vals, vecs, root, gpinv)
-    for p in range(k):
+                b[r] += w * zp[r]
         for j in range(k):
             acc = 0.0
+            dj = d[j]
+            for r in range(n):
+                acc += b[r] * dj[r]
+            for p in range(k):
+                kmat[p, j] -= acc
+    # M (k, m): its m columns iid N(0, v D^T D), the law of W'^T D
+    sqrt_and_pinv(dtd, work, vals, vecs, droot, pinv)
+    _draw_columns(gen, droot, mrows)
+    # R = G^+ (U^T D - A^T M), then W^T D = M + A R
+    sqrt_and_pinv(g_prev, work, vals, vecs, root, gpinv)
+    m = a_prev.shape[1]
+    for p in range(k):
+        ap = a_prev[p]
+        for j in range(k):
+            acc = 0.0
+            mj = mrows[j]
             for i in range(m):
-                acc += abuf[po + p * m + i] * mbuf[j * m + i]
+                acc += ap[i] * mj[i]
             kmat[p, j] -= acc
     for p in range(k):
         for j in range(k):
@@ -290,12 +350,15 @@ def _backward_layer(state, zbuf, abuf, dbuf, o, po, g_prev, v, sb, n, m, k, code
                 acc += gpinv[p, q] * kmat[q, j]
             cov[p, j] = acc  # cov now holds R
     for j in range(k):
+        out, mj = d_prev[j], mrows[j]
+        out[:] = mj
+        for p in range(k):
+            c, ap = cov[p, j], a_prev[p]
+            for i in range(m):
+                out[i] += c * ap[i]
+        zj, aj = z_prev[j], a_prev[j]
         for i in range(m):
-            acc = mbuf[j * m + i]
-            for p in range(k):
-                acc += abuf[po + p * m + i] * cov[p, j]
-            x = po + j * m + i
-            dbuf[x] = acc * _dphi_za(code, param, zbuf[x], abuf[x])
+            out[i] *= _dphi_za(code, param, zj[i], aj[i])
 
 
 @numba.njit(cache=True)
@@ -309,7 +372,7 @@ def _workspace(k):
 
 
 @numba.njit(cache=True, fastmath=_FAST)
-def network(state, widths, offs, wvar, code, param, sb, orthogonal, gain, k, inputs_kind, data,
+def network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, k, inputs_kind, data,
             gradients, zbuf, abuf, dbuf, grams, mbuf, ws, mats):
     """One network with k inputs: fill z^l, a^l (and delta^l if ``gradients``) for l = 1..L.
 
@@ -317,26 +380,32 @@ def network(state, widths, offs, wvar, code, param, sb, orthogonal, gain, k, inp
     grams[l] is the Gram matrix of a^l (grams[0]: of the inputs).
     """
     depth = widths.shape[0] - 1
-    _draw_inputs(state, inputs_kind, data, k, grams[0], ws[5])
+    _draw_inputs(gen, inputs_kind, data, k, grams[0], ws[5])
     for layer in range(1, depth + 1):
         n, m, o = widths[layer], widths[layer - 1], offs[layer - 1]
+        z, a = _rows(zbuf, o, k, n), _rows(abuf, o, k, n)
         if orthogonal:
-            _forward_orthogonal(state, grams[layer - 1], gain, sb, n, m, k, zbuf, o, mbuf, ws)
+            _forward_orthogonal(gen, grams[layer - 1], gain, sb, n, m, k, zbuf, o, mbuf, ws)
         else:
-            _forward_normal(state, grams[layer - 1], wvar[layer - 1], sb, n, k, zbuf, o,
-                            mats[0], ws)
-        for x in range(o, o + k * n):
-            abuf[x] = phi(code, param, zbuf[x])
-        _gram(abuf, o, n, k, grams[layer])
+            _forward_normal(gen, grams[layer - 1], wvar[layer - 1], sb, z, mats[0], ws)
+        for j in range(k):
+            zj, aj = z[j], a[j]
+            if code == TANH:
+                for r in range(n):
+                    aj[r] = fast_tanh(zj[r])
+            else:
+                for r in range(n):
+                    aj[r] = phi(code, param, zj[r])
+        _gram(a, grams[layer])
     if not gradients:
         return
-    o = offs[depth - 1]
-    for x in range(o, o + k * widths[depth]):
-        dbuf[x] = normal(state)  # dL/dz^L of a random linear read-out
+    o, count = offs[depth - 1], k * widths[depth]
+    dbuf[o:o + count] = _normals(gen, count)[:count]  # dL/dz^L of a random linear read-out
     for layer in range(depth, 1, -1):
-        _backward_layer(state, zbuf, abuf, dbuf, offs[layer - 1], offs[layer - 2],
-                        grams[layer - 1], wvar[layer - 1], sb, widths[layer], widths[layer - 1],
-                        k, code, param, mbuf, mats, ws)
+        n, m, o, po = widths[layer], widths[layer - 1], offs[layer - 1], offs[layer - 2]
+        _backward_layer(gen, _rows(zbuf, o, k, n), _rows(dbuf, o, k, n), _rows(abuf, po, k, m),
+                        _rows(zbuf, po, k, m), _rows(dbuf, po, k, m), grams[layer - 1],
+                        wvar[layer - 1], sb, code, param, _rows(mbuf, 0, k, m), mats, ws)
 
 
 @numba.njit(cache=True)
@@ -353,6 +422,21 @@ def _buffers(widths, k):
         big = max(big, w)
     return (offs, np.zeros(total), np.zeros(total), np.zeros(total),
             np.zeros((depth + 1, k, k)), np.zeros(k * big))
+
+
+@numba.njit(cache=True)
+def _generator(seed, block, widths, k):
+    # (stream, bank, scratch bits, scratch normals) of block ``block``: the scalar stream
+    # seed_block(seed, block) draws data rows and seeds the bank of vectorized lanes
+    state = np.empty(4, dtype=np.uint64)
+    seed_block(seed, block, state)
+    bank = np.empty(BANK_SIZE, dtype=np.uint64)
+    seed_bank(state, bank)
+    big = 0
+    for w in widths:
+        big = max(big, w)
+    size = (k * big // LANES + 1) * LANES
+    return state, bank, np.empty(size, dtype=np.uint64), np.empty(size)
 
 
 @numba.njit(cache=True)
@@ -373,13 +457,12 @@ def run_blocks(seed, first_block, n_blocks, networks, networks_per_block, widths
     out = np.zeros((n_blocks, depth, 3, STATS_SIZE))
     for i in numba.prange(n_blocks):
         block = first_block + i
-        state = np.empty(4, dtype=np.uint64)
-        seed_block(seed, block, state)
         offs, zbuf, abuf, dbuf, grams, mbuf = _buffers(widths, k)
+        gen = _generator(seed, block, widths, k)
         ws, mats = _workspace(k)
         count = min(networks_per_block, networks - block * networks_per_block)
         for _ in range(count):
-            network(state, widths, offs, wvar, code, param, sb, orthogonal, gain, k,
+            network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, k,
                     inputs_kind, data, gradients, zbuf, abuf, dbuf, grams, mbuf, ws, mats)
             for layer in range(1, depth + 1):
                 n, o = widths[layer], offs[layer - 1]
@@ -400,15 +483,14 @@ def sample_trials(seed, networks, widths, wvar, code, param, sb, orthogonal, gai
     first two inputs; 0 when k = 1).
     """
     depth = widths.shape[0] - 1
-    state = np.empty(4, dtype=np.uint64)
-    seed_block(seed, 0, state)
     offs, zbuf, abuf, dbuf, grams, mbuf = _buffers(widths, k)
+    gen = _generator(seed, 0, widths, k)
     ws, mats = _workspace(k)
     q = np.zeros((networks, k, depth))
     g = np.zeros((networks, k, depth))
     c = np.zeros((networks, 2, depth))
     for t in range(networks):
-        network(state, widths, offs, wvar, code, param, sb, orthogonal, gain, k,
+        network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, k,
                 inputs_kind, data, gradients, zbuf, abuf, dbuf, grams, mbuf, ws, mats)
         for layer in range(1, depth + 1):
             n, o = widths[layer], offs[layer - 1]
