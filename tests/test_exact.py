@@ -187,17 +187,19 @@ def test_repeated_input_has_rank_one_gram():
     assert np.isfinite(g).all()
 
 
-def test_eigensolver_handles_singular_matrices():
-    rng = np.random.default_rng(0)
-    for k in (1, 2, 3, 5):
-        x = rng.standard_normal((k, max(k - 2, 1)))
-        s = x @ x.T  # rank deficient for k > 3
-        work, vals, vecs = np.empty((k, k)), np.empty(k), np.empty((k, k))
-        root, pinv = np.empty((k, k)), np.empty((k, k))
-        kernel.sqrt_and_pinv(s, work, vals, vecs, root, pinv)
-        np.testing.assert_allclose(vecs @ np.diag(vals) @ vecs.T, s, atol=1e-12)
-        np.testing.assert_allclose(root @ root.T, s, atol=1e-12)
-        np.testing.assert_allclose(pinv, np.linalg.pinv(s, rcond=1e-10, hermitian=True), atol=1e-9)
+@pytest.mark.parametrize("k, rank", [(1, 1), (1, 0), (2, 2), (2, 1), (5, 3), (40, 40), (40, 7)])
+def test_factor_and_generalized_inverse_of_singular_gram_matrices(k, rank):
+    rng = np.random.default_rng(k + rank)
+    a = rng.standard_normal((50, rank)) @ rng.standard_normal((rank, k))  # m x k, rank r
+    g = a.T @ a
+    work, perm, root, tmp = np.empty((k, k)), np.empty(k, np.int64), np.empty((k, k)), np.empty(k)
+    assert kernel.psd_factor(g, work, perm, root) == rank
+    np.testing.assert_allclose(root @ root.T, g, atol=1e-10 * max(1.0, np.abs(g).max()))
+    ginv = np.empty((k, k))
+    kernel.ginv_apply(root, perm, rank, np.eye(k), ginv, tmp)
+    np.testing.assert_allclose(g @ ginv @ g, g, atol=1e-8 * max(1.0, np.abs(g).max()))
+    # what the engine relies on: A G^- A^T is the projection onto the columns of A
+    np.testing.assert_allclose(a @ ginv @ a.T, a @ np.linalg.pinv(a), atol=1e-8)
 
 
 def test_non_gaussian_weights_are_refused_and_auto_moves_on():

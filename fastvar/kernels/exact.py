@@ -8,10 +8,10 @@ W = U A^+ + W' (I - P_A) (U = W A drawn from U | Z first when there is a bias), 
 
     W^T D = M + A G^+ (U^T D - A^T M),   rows of M (m x k) iid N(0, v D^T D),
 
-which costs O((n + m) k^2 + k^3). The k x k algebra uses a Jacobi eigensolver
-(pseudo-inverses and square roots of singular matrices: dead ReLU layers, repeated
-inputs, k > m). Orthogonal weights (forward only): Q A = (Q O) Lambda^{1/2} V^T with
-Q O a Haar isometry, drawn by Gram-Schmidt on Gaussian vectors.
+which costs O((n + m) k^2 + k^3). The k x k algebra is a pivoted Cholesky factorization
+with a generalized inverse (A G^- A^T = P_A for any choice), so singular matrices are
+fine: dead ReLU layers, repeated inputs, k > m. Orthogonal weights (forward only):
+Q A = (Q O) R with G = R^T R and Q O a Haar isometry, drawn by Gram-Schmidt.
 
 Each block of networks draws from its own stream ``seed_block(seed, block)`` (normals in
 bulk from a bank of lanes seeded by that stream) and writes only its own stats, so
@@ -28,90 +28,78 @@ from .rng import BANK_SIZE, LANES, bank_normal, seed_bank, seed_block, uniform
 
 INPUTS_NORMAL = 0  # as fastvar.engines.base.INPUTS_NORMAL (kernels import no engine code)
 _FAST = {"reassoc", "contract", "nsz", "arcp"}  # no nnan/ninf: NaN checks keep working
-_RANK_TOL = 1e-12  # eigenvalues below this fraction of the largest count as zero
-_SWEEPS = 60
+_RANK_TOL = 1e-12  # a pivot below this fraction of the largest diagonal counts as zero
 
 
 @numba.njit(cache=True)
-def sym_eig(s, work, vals, vecs):
-    """Eigen-decomposition of the symmetric k x k ``s`` (cyclic Jacobi): s = V diag(vals) V^T.
+def psd_factor(s, work, perm, root):
+    """Pivoted Cholesky of the symmetric PSD k x k ``s``: root root^T = s; returns the rank r.
 
-    ``work`` (k x k) is scratch; ``vals`` (k,) and ``vecs`` (k x k, columns) are written.
+    Columns r.. of ``root`` are zero and perm[:r] lists the pivots: the rows perm[:r] of
+    root form a lower-triangular r x r block L11 (used by :func:`ginv_apply`). Pivots below
+    _RANK_TOL times the largest diagonal count as zero, so singular s (dead ReLU layers,
+    repeated inputs, k > width) are fine. A non-finite s gives a NaN root (it is counted
+    as non-finite downstream, not hidden). ``work`` (k x k) is scratch; O(k^3 / 3).
     """
     k = s.shape[0]
+    top = 0.0
     for i in range(k):
+        perm[i] = i
+        top = max(top, s[i, i])
         for j in range(k):
             work[i, j] = s[i, j]
-            vecs[i, j] = 1.0 if i == j else 0.0
-    for _ in range(_SWEEPS):
-        off = 0.0
-        total = 0.0
-        for i in range(k):
-            for j in range(k):
-                total += work[i, j] * work[i, j]
-                if i != j:
-                    off += work[i, j] * work[i, j]
-        if off <= 1e-32 * total:
-            break
-        for p in range(k - 1):
-            for q in range(p + 1, k):
-                apq = work[p, q]
-                if apq == 0.0:
-                    continue
-                theta = (work[q, q] - work[p, p]) / (2.0 * apq)
-                t = 1.0 / (abs(theta) + math.hypot(theta, 1.0))
-                if theta < 0.0:
-                    t = -t
-                c = 1.0 / math.sqrt(t * t + 1.0)
-                sn = t * c
-                for r in range(k):
-                    x, y = work[r, p], work[r, q]
-                    work[r, p] = c * x - sn * y
-                    work[r, q] = sn * x + c * y
-                for r in range(k):
-                    x, y = work[p, r], work[q, r]
-                    work[p, r] = c * x - sn * y
-                    work[q, r] = sn * x + c * y
-                for r in range(k):
-                    x, y = vecs[r, p], vecs[r, q]
-                    vecs[r, p] = c * x - sn * y
-                    vecs[r, q] = sn * x + c * y
-    for i in range(k):
-        vals[i] = work[i, i]
+            root[i, j] = 0.0
+    if not math.isfinite(top):
+        root[:, :] = math.nan
+        return k
+    cut = top * _RANK_TOL
+    for c in range(k):
+        best = c
+        for t in range(c + 1, k):
+            if work[perm[t], perm[t]] > work[perm[best], perm[best]]:
+                best = t
+        p = perm[best]
+        pivot = work[p, p]
+        if not pivot > cut:
+            return c
+        perm[best] = perm[c]
+        perm[c] = p
+        scale = 1.0 / math.sqrt(pivot)
+        for t in range(c, k):
+            root[perm[t], c] = work[perm[t], p] * scale
+        for t1 in range(c + 1, k):
+            q1 = perm[t1]
+            l1 = root[q1, c]
+            for t2 in range(c + 1, k):
+                q2 = perm[t2]
+                work[q1, q2] -= l1 * root[q2, c]
+    return k
 
 
 @numba.njit(cache=True)
-def _rank_cut(vals):
-    # Eigenvalues <= this are treated as exact zeros (and negative rounding noise too).
-    top = 0.0
-    for i in range(vals.shape[0]):
-        top = max(top, vals[i])
-    return top * _RANK_TOL
+def ginv_apply(root, perm, rank, x, out, tmp):
+    """out = S^- x for a generalized inverse S^- of S = root root^T (from :func:`psd_factor`).
 
-
-@numba.njit(cache=True, inline="always")
-def sqrt_and_pinv(s, work, vals, vecs, root, pinv):
-    """root (root root^T = s) and the pseudo-inverse pinv of a symmetric PSD k x k ``s``.
-
-    Also leaves its eigen-decomposition in vals, vecs (``work`` is scratch).
+    S^- inverts the leading pivot block, (L11 L11^T)^{-1}, and is zero elsewhere; for the
+    products the engine needs (A S^- A^T, Cov(b, z) S^- z) every generalized inverse gives
+    the same result. x and out are (k, c); ``tmp`` is (k,) scratch.
     """
-    k = s.shape[0]
-    if k == 1:  # the common case, without the eigensolver
-        x = s[0, 0]
-        vals[0], vecs[0, 0] = x, 1.0
-        root[0, 0] = math.sqrt(x) if x > 0.0 else 0.0
-        pinv[0, 0] = 1.0 / x if x > 0.0 else 0.0
-        return
-    sym_eig(s, work, vals, vecs)
-    cut = _rank_cut(vals)
-    for i in range(k):
-        for j in range(k):
-            root[i, j] = vecs[i, j] * math.sqrt(vals[j]) if vals[j] > cut else 0.0
-            acc = 0.0
-            for c in range(k):
-                if vals[c] > cut:
-                    acc += vecs[i, c] * vecs[j, c] / vals[c]
-            pinv[i, j] = acc
+    k = root.shape[0]
+    for j in range(x.shape[1]):
+        for i in range(rank):  # L11 y = x[perm]
+            acc = x[perm[i], j]
+            for c in range(i):
+                acc -= root[perm[i], c] * tmp[c]
+            tmp[i] = acc / root[perm[i], i]
+        for i in range(rank - 1, -1, -1):  # L11^T w = y
+            acc = tmp[i]
+            for c in range(i + 1, rank):
+                acc -= root[perm[c], i] * tmp[c]
+            tmp[i] = acc / root[perm[i], i]
+        for i in range(k):
+            out[i, j] = 0.0
+        for i in range(rank):
+            out[perm[i], j] = tmp[i]
 
 
 # Cephes tanh.c: x + x^3 P(x^2)/Q(x^2) on |x| < 0.625 (relative error 2e-16)
@@ -218,28 +206,23 @@ def _draw_columns(gen, root, out):
 @numba.njit(cache=True, fastmath=_FAST, inline="always")
 def _forward_normal(gen, g_prev, v, sb, z, cov, ws):
     # z (k, n) with columns iid N(0, v G + sb^2 J): a k x k square root, k normals a unit
-    work, vals, vecs, root, pinv, xi = ws
+    work, perm, root, tmp, xi = ws
     k = z.shape[0]
     for p in range(k):
         for q in range(k):
             cov[p, q] = v * g_prev[p, q] + sb * sb
-    sqrt_and_pinv(cov, work, vals, vecs, root, pinv)
+    psd_factor(cov, work, perm, root)
     _draw_columns(gen, root, z)
 
 
 @numba.njit(cache=True, fastmath=_FAST)
 def _forward_orthogonal(gen, g_prev, gain, sb, n, m, k, zbuf, zo, ybuf, ws):
-    # gain * Q A (+ b) for a Haar Q (n x m): A = O Lambda^{1/2} V^T, and Q O is a Haar
-    # isometry of size max(n, m) x rank (first n rows kept), drawn by Gram-Schmidt.
-    work, vals, vecs, root, pinv, xi = ws
-    sym_eig(g_prev, work, vals, vecs)
-    cut = _rank_cut(vals)
+    # gain * Q A (+ b) for a Haar Q (n x m): A = O R with R^T R = G (R = root^T, r x k)
+    # and O orthonormal, so Q A = (Q O) R with Q O a Haar isometry of size max(n, m) x r
+    # (first n rows kept), drawn by Gram-Schmidt on Gaussian vectors.
+    work, perm, root, tmp, xi = ws
+    rank = psd_factor(g_prev, work, perm, root)
     big = max(n, m)
-    rank = 0
-    for c in range(k):
-        if vals[c] > cut:
-            xi[rank] = c  # columns kept
-            rank += 1
     for c in range(rank):
         y = ybuf[c * big:(c + 1) * big]
         y[:] = _normals(gen, big)[:big]
@@ -261,11 +244,9 @@ def _forward_orthogonal(gen, g_prev, gain, sb, n, m, k, zbuf, zo, ybuf, ws):
         for r in range(n):
             zbuf[zo + j * n + r] = 0.0
     for c in range(rank):
-        col = int(xi[c])
         y = ybuf[c * big:(c + 1) * big]
-        s = math.sqrt(vals[col])
         for j in range(k):
-            coef = gain * s * vecs[j, col]
+            coef = gain * root[j, c]
             for r in range(n):
                 zbuf[zo + j * n + r] += coef * y[r]
     if sb > 0.0:
@@ -281,10 +262,10 @@ def _backward_layer(gen, z, d, a_prev, z_prev, d_prev, g_prev, v, sb, code, para
                     ws):
     # d_prev = (W^T d) * phi'(z_prev), W drawn given the forward pass (all (k, width) arrays:
     # z, d of layer l; a_prev, z_prev, d_prev of layer l-1; mrows scratch like a_prev).
-    work, vals, vecs, root, pinv, xi = ws
-    cov, gpinv, kmat, dtd, droot, wvec = mats
+    work, perm, root, tmp, xi = ws
+    cov, kmat, dtd, droot, wvec, ones = mats
     k, n = z.shape
-    # K = U^T D with U = Z - b 1^T, b_r | z_r ~ N(w . z_r, var_b), w = sb^2 S^+ 1
+    # K = U^T D with U = Z - b 1^T, b_r | z_r ~ N(w . z_r, var_b), w = sb^2 S^- 1
     for p in range(k):
         for j in range(p, k):
             acc = 0.0
@@ -306,20 +287,18 @@ def _backward_layer(gen, z, d, a_prev, z_prev, d_prev, g_prev, v, sb, code, para
         for p in range(k):
             for q in range(k):
                 cov[p, q] = v * g_prev[p, q] + sb * sb
-        sqrt_and_pinv(cov, work, vals, vecs, root, pinv)
-        ones = 0.0
+        rank = psd_factor(cov, work, perm, root)
+        ginv_apply(root, perm, rank, ones, wvec, tmp)
+        total = 0.0
         for p in range(k):
-            acc = 0.0
-            for q in range(k):
-                acc += pinv[p, q]
-            wvec[p] = sb * sb * acc
-            ones += wvec[p]
-        b_std = sb * math.sqrt(max(1.0 - ones, 0.0))
+            wvec[p, 0] *= sb * sb
+            total += wvec[p, 0]
+        b_std = sb * math.sqrt(max(1.0 - total, 0.0))
         b = _normals(gen, n)
         for r in range(n):
             b[r] *= b_std
         for p in range(k):
-            w, zp = wvec[p], z[p]
+            w, zp = wvec[p, 0], z[p]
             for r in range(n):
                 b[r] += w * zp[r]
         for j in range(k):
@@ -330,10 +309,9 @@ def _backward_layer(gen, z, d, a_prev, z_prev, d_prev, g_prev, v, sb, code, para
             for p in range(k):
                 kmat[p, j] -= acc
     # M (k, m): its m columns iid N(0, v D^T D), the law of W'^T D
-    sqrt_and_pinv(dtd, work, vals, vecs, droot, pinv)
+    psd_factor(dtd, work, perm, droot)
     _draw_columns(gen, droot, mrows)
-    # R = G^+ (U^T D - A^T M), then W^T D = M + A R
-    sqrt_and_pinv(g_prev, work, vals, vecs, root, gpinv)
+    # R = G^- (U^T D - A^T M), then W^T D = M + A R
     m = a_prev.shape[1]
     for p in range(k):
         ap = a_prev[p]
@@ -343,12 +321,8 @@ def _backward_layer(gen, z, d, a_prev, z_prev, d_prev, g_prev, v, sb, code, para
             for i in range(m):
                 acc += ap[i] * mj[i]
             kmat[p, j] -= acc
-    for p in range(k):
-        for j in range(k):
-            acc = 0.0
-            for q in range(k):
-                acc += gpinv[p, q] * kmat[q, j]
-            cov[p, j] = acc  # cov now holds R
+    rank = psd_factor(g_prev, work, perm, root)
+    ginv_apply(root, perm, rank, kmat, cov, tmp)  # cov now holds R
     for j in range(k):
         out, mj = d_prev[j], mrows[j]
         out[:] = mj
@@ -364,10 +338,10 @@ def _backward_layer(gen, z, d, a_prev, z_prev, d_prev, g_prev, v, sb, code, para
 @numba.njit(cache=True)
 def _workspace(k):
     # k x k scratch of the eigen-solver (ws) and of the backward step (mats)
-    ws = (np.empty((k, k)), np.empty(k), np.empty((k, k)), np.empty((k, k)), np.empty((k, k)),
-          np.empty(max(k, 1)))
+    ws = (np.empty((k, k)), np.empty(k, dtype=np.int64), np.empty((k, k)), np.empty(k),
+          np.empty(k))
     mats = (np.empty((k, k)), np.empty((k, k)), np.empty((k, k)), np.empty((k, k)),
-            np.empty((k, k)), np.empty(k))
+            np.empty((k, 1)), np.ones((k, 1)))
     return ws, mats
 
 
@@ -380,7 +354,7 @@ def network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, k, input
     grams[l] is the Gram matrix of a^l (grams[0]: of the inputs).
     """
     depth = widths.shape[0] - 1
-    _draw_inputs(gen, inputs_kind, data, k, grams[0], ws[5])
+    _draw_inputs(gen, inputs_kind, data, k, grams[0], ws[4])
     for layer in range(1, depth + 1):
         n, m, o = widths[layer], widths[layer - 1], offs[layer - 1]
         z, a = _rows(zbuf, o, k, n), _rows(abuf, o, k, n)
