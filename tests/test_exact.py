@@ -175,6 +175,13 @@ def test_bitwise_identical_for_threads_and_chunks():
     np.testing.assert_array_equal(split, engine.run(plan, 0, plan.blocks))
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the huge moments overflow in Result
+def test_overflow_shows_as_nonfinite_values_not_zeros():
+    net = mlp(4, 5, activation="linear", init=1e120)  # ||a||^2 overflows after two layers
+    res = fastvar.simulate(net, 64, engine="exact", gradients=False)
+    assert res.nonfinite[:2].sum() == 0 and (res.nonfinite[2:] == 64 * 4).all()
+
+
 def test_repeated_input_has_rank_one_gram():
     # a single fixed input, k = 2: both columns see the same z, so c == q at every layer
     net = Network([4, 3, 3], activation="tanh", init="lecun", bias_std=0.3)

@@ -43,13 +43,15 @@ def psd_factor(s, work, perm, root):
     """
     k = s.shape[0]
     top = 0.0
+    finite = True
     for i in range(k):
         perm[i] = i
+        finite = finite and math.isfinite(s[i, i])
         top = max(top, s[i, i])
         for j in range(k):
             work[i, j] = s[i, j]
             root[i, j] = 0.0
-    if not math.isfinite(top):
+    if not finite:
         root[:, :] = math.nan
         return k
     cut = top * _RANK_TOL
