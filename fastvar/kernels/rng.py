@@ -74,20 +74,20 @@ def uniform(state):
     return float(next_u64(state) >> np.uint64(11)) * _TWO_POW_M53
 
 
-def _ziggurat_tables():
-    # Marsaglia & Tsang (2000) with 256 layers and 52-bit comparisons, as in NumPy.
-    r, area = 3.6541528853610088, 0.00492867323399
+def _ziggurat_tables(layers=256, r=3.6541528853610088, area=0.00492867323399):
+    # Marsaglia & Tsang (2000) with 52-bit comparisons; 256 layers as in NumPy by default.
+    # (r, area) close the construction for that many layers (see tests/test_direct.py).
     m = 2.0 ** 52
-    ki = np.zeros(256, dtype=np.uint64)
-    wi = np.zeros(256)
-    fi = np.zeros(256)
+    ki = np.zeros(layers, dtype=np.uint64)
+    wi = np.zeros(layers)
+    fi = np.zeros(layers)
     f = math.exp(-0.5 * r * r)
     q = area / f
     ki[0] = np.uint64(int((r / q) * m))
-    wi[0], wi[255] = q / m, r / m
-    fi[0], fi[255] = 1.0, f
+    wi[0], wi[layers - 1] = q / m, r / m
+    fi[0], fi[layers - 1] = 1.0, f
     dn = tn = r
-    for i in range(254, 0, -1):
+    for i in range(layers - 2, 0, -1):
         dn = math.sqrt(-2.0 * math.log(area / dn + math.exp(-0.5 * dn * dn)))
         ki[i + 1] = np.uint64(int((dn / tn) * m))
         tn = dn
@@ -102,17 +102,24 @@ _MASK52 = np.uint64((1 << 52) - 1)
 
 
 @numba.njit(cache=True, _nrt=False)
-def _normal_slow(state, idx, x, rabs):
-    # Rejection part of the ziggurat (about 1% of draws).
+def _zig_slow(state, idx, x, rabs, fi, r, inv_r):
+    # Rejection part of a ziggurat with layer heights ``fi`` and base r: the tail
+    # (layer 0) or a wedge; NaN when the candidate is rejected and a fresh draw is due.
     if idx == 0:
         while True:
-            xx = -_ZIG_INV_R * math.log1p(-uniform(state))
+            xx = -inv_r * math.log1p(-uniform(state))
             yy = -math.log1p(-uniform(state))
             if yy + yy > xx * xx:
-                return -(_ZIG_R + xx) if (rabs >> np.uint64(8)) & np.uint64(1) else _ZIG_R + xx
-    if (_FI[idx - 1] - _FI[idx]) * uniform(state) + _FI[idx] < math.exp(-0.5 * x * x):
+                return -(r + xx) if (rabs >> np.uint64(8)) & np.uint64(1) else r + xx
+    if (fi[idx - 1] - fi[idx]) * uniform(state) + fi[idx] < math.exp(-0.5 * x * x):
         return x
-    return math.nan  # rejected: the caller draws again
+    return math.nan
+
+
+@numba.njit(cache=True, _nrt=False)
+def _normal_slow(state, idx, x, rabs):
+    # Rejection part of the 256-layer ziggurat (about 1% of draws).
+    return _zig_slow(state, idx, x, rabs, _FI, _ZIG_R, _ZIG_INV_R)
 
 
 @numba.njit(cache=True, inline="always")
@@ -168,6 +175,10 @@ def fill_uniform(state, out):
 
 LANES = 64
 BANK_SIZE = 4 * LANES + 4
+# Bank normals use a 1024-layer ziggurat (10 bits of layer, 1 of sign, 52 of magnitude):
+# a quarter of the 256-layer table's slow-path visits, which cost far more than a fast draw.
+_KI10, _WI10, _FI10, _ZIG10_R = _ziggurat_tables(1024, 4.038849846109504, 0.0012263246463530893)
+_ZIG10_INV_R = 1.0 / _ZIG10_R
 _SIGN_EXP_ONE = np.uint64(0x3FF0000000000000)  # bits of 1.0: OR 52 mantissa bits into [1, 2)
 
 
@@ -210,11 +221,11 @@ def _zig_fast(bits, out, count):
     # Ziggurat fast path on ``count`` draws; NaN marks a draw that needs the slow path.
     for i in range(count):
         r = bits[i]
-        idx = np.int64(r & np.uint64(0xFF))
-        rabs = (r >> np.uint64(9)) & _MASK52
-        x = float(np.int64(rabs)) * _WI[idx]
-        x = -x if (r >> np.uint64(8)) & np.uint64(1) else x
-        out[i] = x if rabs < _KI[idx] else math.nan
+        idx = np.int64(r & np.uint64(0x3FF))
+        rabs = (r >> np.uint64(11)) & _MASK52
+        x = float(np.int64(rabs)) * _WI10[idx]
+        x = -x if (r >> np.uint64(10)) & np.uint64(1) else x
+        out[i] = x if rabs < _KI10[idx] else math.nan
 
 
 @numba.njit(cache=True)
@@ -240,9 +251,13 @@ def _redraw(scalar, r, x, limit):
     # Finish a draw the fast path left (NaN: the ziggurat's rejection path, as in normal()),
     # then redraw from the scalar stream while |x| > limit.
     if x != x:
-        idx, rabs, x = _zig_candidate(r)
-        x = _normal_slow(scalar, idx, x, rabs)
-        if x != x:
+        idx = r & np.uint64(0x3FF)
+        rabs = (r >> np.uint64(11)) & _MASK52
+        x = float(rabs) * _WI10[idx]
+        if (r >> np.uint64(10)) & np.uint64(1):
+            x = -x
+        x = _zig_slow(scalar, idx, x, rabs, _FI10, _ZIG10_R, _ZIG10_INV_R)
+        if x != x:  # rejected: a fresh exact draw (any exact sampler will do)
             x = normal(scalar)
     while abs(x) > limit:
         x = normal(scalar)
