@@ -10,6 +10,7 @@ before ``benchmark(...)`` so compile time never enters a timing.
 import pytest
 
 import fastvar
+from fastvar.bench import Case, predicted_seconds
 from fastvar.engines import ENGINES
 
 CASES = {
@@ -30,8 +31,8 @@ def test_engine(benchmark, engine, case):
     reason = ENGINES[engine].unsupported(plan)
     if reason is not None:
         pytest.skip(reason)
-    if engine == "exact" and k > 16:
-        pytest.skip("one exact network of 256 inputs takes minutes (its cost grows about like k^3)")
+    if predicted_seconds(Case(width, depth, activation, distribution, k), engine, 5.0) > 10.0:
+        pytest.skip(f"one network of {k} inputs would take over 10 s on this engine")
     benchmark.group = case
     benchmark.extra_info["layer_propagations"] = trials * depth
     fastvar.simulate(net, k, engine=engine, inputs_per_network=k)  # warm-up: compile / load cache

@@ -9,6 +9,7 @@ an edit; a combination an engine declines is skipped. Run from the repository ro
 import numpy as np
 
 import fastvar
+from fastvar.bench import Case, predicted_seconds
 from fastvar.engines import ENGINES
 
 
@@ -29,6 +30,13 @@ def _skip_unless_supported(engine, net, trials, k):
         raise NotImplementedError(reason)  # ASV marks the combination skipped
 
 
+def _skip_if_minutes(engine, width, depth, activation, distribution, k):
+    # an engine whose cost grows steeply with k (one network taking minutes) is skipped
+    case = Case(width, depth, activation, distribution, k)
+    if predicted_seconds(case, engine, 20.0) > 60.0:
+        raise NotImplementedError(f"one network of {k} inputs would take over a minute")
+
+
 class Propagate:
     """Forward and backward passes: time per call and layer propagations per second."""
 
@@ -41,6 +49,7 @@ class Propagate:
         self.net = _network(width, depth, activation, distribution)
         self.trials = _trials(width, depth, k)
         _skip_unless_supported(engine, self.net, self.trials, k)
+        _skip_if_minutes(engine, width, depth, activation, distribution, k)
         fastvar.simulate(self.net, k, engine=engine, inputs_per_network=k)  # compile or load the cache
 
     def _run(self, engine, k):
