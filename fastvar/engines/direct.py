@@ -10,7 +10,7 @@ import numpy as np
 
 from ..kernels import direct as kernel
 from ..kernels import rng
-from ..kernels.accumulators import new_stats
+from ..kernels.accumulators import STATS_SIZE, new_stats
 from .base import Engine, Plan, networks_per_block, register
 from .numpy_engine import TRUNC_STD
 
@@ -43,14 +43,17 @@ class DirectEngine(Engine):
         net, k = plan.network, plan.inputs_per_network
         w = net.widths
         wmax = max(w)
-        per_block = 8 * (net.depth * k * wmax + 6 * k * wmax + 2 * kernel.CHUNK
-                         + net.depth * rng.BANK_SIZE)
+        # per block (one per thread at a time): phi'(z^l) of every layer for the backward
+        # pass, four (k, width) work matrices, the weight chunk, saved banks; a k > 1 run
+        # also holds one n x m weight matrix, an orthogonal one its reflector states
+        per_block = 8 * ((net.depth if plan.gradients else 0) * k * wmax + 4 * k * wmax
+                         + 2 * kernel.CHUNK + net.depth * rng.BANK_SIZE)
         if net.init == "orthogonal":
             per_block += 8 * 6 * net.depth * wmax
         elif k > 1:
             per_block += 8 * max(a * b for a, b in zip(w[:-1], w[1:]))
-        threads = numba.config.NUMBA_NUM_THREADS
-        return threads * per_block + 8 * net.depth * 3 * 15 * threads * 64
+        stats = 8 * 3 * STATS_SIZE * net.depth * 4096  # per-block stats of the largest chunk
+        return numba.config.NUMBA_NUM_THREADS * per_block + stats
 
     def run(self, plan: Plan, first_block: int, n_blocks: int) -> np.ndarray:
         net = plan.network

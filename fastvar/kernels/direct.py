@@ -286,7 +286,7 @@ def _run_block(out, seed, block, count, widths, scales, dist, ortho, bias_std, a
     bits = np.empty(CHUNK, dtype=np.uint64)
     buf = np.empty(CHUNK)
     # flat scratch, viewed per layer as C-ordered (k, width) matrices
-    zs = np.empty((depth, k * wmax))  # pre-activations z^l
+    zb = np.empty(k * wmax)  # pre-activations of the current layer
     ds = np.empty((depth if gradients else 0, k * wmax))  # phi'(z^l), for the backward pass
     cur = np.empty(k * wmax)
     nxt = np.empty(k * wmax)
@@ -309,7 +309,7 @@ def _run_block(out, seed, block, count, widths, scales, dist, ortho, bias_std, a
                 x[c, :] = data[min(int(rng.uniform(state) * rows), rows - 1)]
         for l in range(depth):  # forward
             m, n = widths[l], widths[l + 1]
-            z = _view(zs[l], k, n)
+            z = _view(zb, k, n)
             saved[l, :] = bank
             _layer(bank, bits, buf, wbuf, owork, osaved[l], osigns[l], vbuf, dist, ortho, n, m,
                    scales[l], _view(cur, k, m), z, False)
