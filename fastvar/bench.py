@@ -136,11 +136,11 @@ def run_bench(quick: bool = False, json_out: bool = False, cases=None, engines=N
     """Run the benchmark, print a table (or JSON) to ``file``, return the rows."""
     file = sys.stdout if file is None else file
     cases = (QUICK if quick else STANDARD) if cases is None else cases
-    seconds = (0.3 if quick else 1.0) if seconds is None else seconds
+    seconds = (0.3 if quick else 0.5) if seconds is None else seconds
     repeats = (2 if quick else 3) if repeats is None else repeats
     rows = []
     if not json_out:
-        print(f"fastvar bench: {numba.get_num_threads()} threads, best of {repeats} runs of "
+        print(f"fastvar bench: numba threads {numba.get_num_threads()}, best of {repeats} runs of "
               f"~{seconds:g} s; layer propagations per second (forward + backward)", file=file)
         print(f"{'case':38s} {'engine':8s} {'layer-props/s':>14s} {'vs numpy':>9s} {'GFLOP/s':>8s}",
               file=file)
