@@ -233,3 +233,11 @@ def test_fast_tanh_is_within_two_ulp_of_libm():
     assert np.all(np.abs(ours - ref) <= 2 * np.spacing(np.abs(ref)))
     assert [kernel.fast_tanh(v) for v in (0.0, np.inf, -np.inf)] == [0.0, 1.0, -1.0]
     assert np.isnan(kernel.fast_tanh(np.nan))
+
+
+def test_many_inputs_per_network_go_to_the_weight_drawing_engines():
+    net = mlp(64, 2)
+    assert fastvar.simulate(net, 16, inputs_per_network=16).engine == "exact"
+    assert fastvar.simulate(net, 17 * 2, inputs_per_network=17).engine != "exact"
+    with pytest.raises(ValueError, match="inputs_per_network=17 is above 16.*engines that can: numpy"):
+        fastvar.simulate(net, 17, inputs_per_network=17, engine="exact")

@@ -5,7 +5,9 @@ exactly Gaussian with a covariance set by their Gram matrix, and the backward pa
 drawn from W conditioned on what the forward pass saw. No weight matrix is ever drawn,
 and nothing is approximated: the statistics have the same law as the brute-force
 engines'. Forward-only runs with orthogonal weights are exact too. Uniform and truncated
-normal weights are not Gaussian, so this engine declines them ("auto" then moves on).
+normal weights are not Gaussian, so this engine declines them ("auto" then moves on). So
+does it for many inputs per network (k above a quarter of the mean width, and above 8):
+its k x k algebra, O(n k^2) per layer, then costs more than drawing the weights (direct).
 """
 from __future__ import annotations
 
@@ -14,6 +16,14 @@ import numpy as np
 
 from ..kernels import exact as kernel
 from .base import Engine, Plan, networks_per_block, register
+
+
+MIN_K_LIMIT = 8  # k up to this always runs here
+
+
+def max_inputs_per_network(widths) -> int:
+    """Largest k the exact engine takes: beyond ~ n/4 the direct engine is faster (measured)."""
+    return max(MIN_K_LIMIT, int(np.mean(widths[1:])) // 4)
 
 
 class ExactEngine(Engine):
@@ -32,6 +42,11 @@ class ExactEngine(Engine):
         if net.distribution != "normal":
             return (f"{net.distribution} weights are not Gaussian, so the exact sampler does "
                     "not apply (it needs distribution='normal')")
+        limit = max_inputs_per_network(net.widths)
+        if plan.inputs_per_network > limit:
+            return (f"inputs_per_network={plan.inputs_per_network} is above {limit} for these widths: "
+                    "the exact engine's k x k algebra (O(n k^2) per layer) would be slower than "
+                    "drawing the weights")
         return None
 
     def _work(self, plan: Plan) -> float:
