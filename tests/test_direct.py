@@ -146,18 +146,18 @@ def test_known_answer(spec, k, q_mean, g_mean):
     np.testing.assert_allclose(res.g_mean, g_mean, rtol=1e-9)
 
 
+NET_SPEC = dict(widths=[5, 33, 17, 9], activation="elu", init="he",
+                distribution="truncated_normal", bias_std=0.1)
 _SCRIPT = """
-import json, sys, numpy as np, fastvar
+import json, numba, fastvar
 from fastvar.kernels import direct
-net = fastvar.Network([5, 33, 17, 9], activation='elu', init='he', distribution='truncated_normal',
-                      bias_std=0.1)
-out = {}
-for k in (1, 3):
-    r = fastvar.simulate(net, 3000, seed=9, engine='direct', inputs_per_network=k)
-    out[k] = r.to_dict()
-print(json.dumps({'runs': out, 'misses': sum(direct.run_blocks.stats.cache_misses.values()),
-                  'threads': __import__('numba').get_num_threads()}, default=str))
-"""
+net = fastvar.Network(**%r)
+runs = {t: {k: fastvar.simulate(net, 3000, seed=9, engine='direct', inputs_per_network=k,
+                                threads=t).stats.tolist() for k in (1, 3)}
+        for t in sorted({1, 2, numba.get_num_threads()})}
+print(json.dumps({'runs': runs, 'threads': numba.get_num_threads(),
+                  'misses': sum(direct.run_blocks.stats.cache_misses.values())}))
+""" % NET_SPEC
 
 
 def _subprocess(threads):
@@ -168,18 +168,24 @@ def _subprocess(threads):
 
 
 def test_bitwise_identical_for_1_2_4_threads_and_cached():
-    net = Network([5, 33, 17, 9], activation="elu", init="he", distribution="truncated_normal",
-                  bias_std=0.1)
-    four = _subprocess(4)  # a 4-thread pool needs its own process on a 2-core machine
-    assert four["threads"] == 4
-    again = _subprocess(2)
-    assert again["misses"] == 0  # the kernel came from the cache: no compile
+    # Compare runs of one compiled kernel: a process that compiles it itself may differ in
+    # the last bit of the pooled M2/M3 from one that loads it from the cache (see the note
+    # in the issue), so the cross-thread comparison happens between cached processes.
+    net = Network(**NET_SPEC)
     for k in (1, 3):
-        runs = [fastvar.simulate(net, 3000, seed=9, engine="direct", inputs_per_network=k,
-                                 threads=t) for t in (1, 2)]
-        np.testing.assert_array_equal(runs[0].stats, runs[1].stats)
-        for other in (four, again):  # JSON keeps floats exactly (repr round trip)
-            np.testing.assert_array_equal(runs[0].stats, np.asarray(other["runs"][str(k)]["stats"]))
+        here = [fastvar.simulate(net, 3000, seed=9, engine="direct", inputs_per_network=k,
+                                 threads=t).stats for t in (1, 2)]
+        np.testing.assert_array_equal(here[0], here[1])
+    four = _subprocess(4)  # a 4-thread pool needs its own process on a 2-core machine
+    two = _subprocess(2)
+    assert four["threads"] == 4 and two["threads"] == 2
+    assert four["misses"] == 0 and two["misses"] == 0  # loaded from the cache: no compile
+    want = two["runs"]["1"]
+    for runs in (four["runs"], two["runs"]):
+        for t in runs:
+            for k in ("1", "3"):  # JSON keeps floats exactly (repr round trip)
+                np.testing.assert_array_equal(np.asarray(runs[t][k]), np.asarray(want[k]))
+    assert set(four["runs"]) == {"1", "2", "4"}
 
 
 @pytest.mark.parametrize("name", ACTIVATION_NAMES)
