@@ -50,7 +50,8 @@ def main(argv: "list[str] | None" = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="widths up to 1024, shorter runs")
     parser.add_argument("--threads", type=int, default=None, help="numba threads (default: all)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per point (best kept)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed runs per point (best kept)")
     args = parser.parse_args(argv)
     if args.threads is not None:
         numba.set_num_threads(args.threads)
@@ -67,12 +68,12 @@ def main(argv: "list[str] | None" = None) -> int:
         print(f"{w:6d} " + " ".join(f"{times[e][-1]:12.4g}" for e in sweep_engines()), flush=True)
     for e in sweep_engines():
         tail = loglog_slope(widths[-4:], times[e][-4:])
-        print(f"log-log slope {e}: {loglog_slope(widths, times[e]):.2f} over {widths[0]}..{widths[-1]}"
-              f", {tail:.2f} over {widths[-4]}..{widths[-1]}")
+        print(f"log-log slope {e}: {loglog_slope(widths, times[e]):.2f} over "
+              f"{widths[0]}..{widths[-1]}, {tail:.2f} over {widths[-4]}..{widths[-1]}")
     exact = seconds_per_trial(RATIO_CASE, "exact", seconds, repeats)
     numpy = seconds_per_trial(RATIO_CASE, "numpy", seconds, repeats)
-    print(f"{RATIO_CASE.label} with gradients: exact {exact * 1e6:.1f} us, numpy {numpy * 1e6:.0f} us "
-          f"per trial: exact / numpy = {numpy / exact:.0f}x")
+    print(f"{RATIO_CASE.label} with gradients: exact {exact * 1e6:.1f} us, numpy "
+          f"{numpy * 1e6:.0f} us per trial: exact / numpy = {numpy / exact:.0f}x")
     return 0
 
 

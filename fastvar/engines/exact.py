@@ -44,8 +44,8 @@ class ExactEngine(Engine):
                     "not apply (it needs distribution='normal')")
         limit = max_inputs_per_network(net.widths)
         if plan.inputs_per_network > limit:
-            return (f"inputs_per_network={plan.inputs_per_network} is above {limit} for these widths: "
-                    "the exact engine's k x k algebra (O(n k^2) per layer) would be slower than "
+            return (f"inputs_per_network={plan.inputs_per_network} is above {limit} for these "
+                    "widths: the exact engine's k x k algebra (O(n k^2) per layer) would be slower than "
                     "drawing the weights")
         return None
 

@@ -118,7 +118,9 @@ def fast_tanh(x):
     """
     ax = abs(x)
     x2 = x * x
-    small = x + x * x2 * (((_TP0 * x2 + _TP1) * x2 + _TP2) / (((x2 + _TQ0) * x2 + _TQ1) * x2 + _TQ2))
+    p = (_TP0 * x2 + _TP1) * x2 + _TP2
+    q = ((x2 + _TQ0) * x2 + _TQ1) * x2 + _TQ2
+    small = x + x * x2 * (p / q)
     t = math.exp(-2.0 * ax)
     big = (1.0 - t) / (1.0 + t)
     big = big if x >= 0.0 else -big
