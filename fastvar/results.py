@@ -27,7 +27,7 @@ GRADIENT_COLUMNS = ("grad_var", "grad_var_se", "g_mean", "g_mean_se", "g_var")
 def _pooled(row: np.ndarray) -> dict[str, np.ndarray]:
     """Mean, variance, skewness, excess kurtosis of pooled unit values; rows (L, S)."""
     n, mean, m2, m3, m4 = (row[:, MOMENTS + i] for i in range(5))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return {"mean": np.where(n > 0, mean, np.nan), "var": np.where(n > 0, m2 / n, np.nan),
                 "skew": np.sqrt(n) * m3 / m2 ** 1.5, "kurt": n * m4 / (m2 * m2) - 3.0}
 
@@ -35,7 +35,7 @@ def _pooled(row: np.ndarray) -> dict[str, np.ndarray]:
 def _between_networks(row: np.ndarray) -> dict[str, np.ndarray]:
     """SEs from the per-network (mean, mean square) pairs: of the variance and of E[x^2]."""
     n, mx, _, cxx, cxy, cyy = (row[:, PAIR + i] for i in range(6))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         scale = 1.0 / ((n - 1.0) * n)  # sample covariance / n: covariance of the means
         var_se = np.sqrt(np.maximum(4 * mx * mx * cxx - 4 * mx * cxy + cyy, 0.0) * scale)
         return {"var_se": var_se, "sq_se": np.sqrt(cyy * scale)}
@@ -44,7 +44,7 @@ def _between_networks(row: np.ndarray) -> dict[str, np.ndarray]:
 def _lengths(row: np.ndarray) -> dict[str, np.ndarray]:
     """Mean and variance (ddof=1) of the per-trial lengths ||x||^2 / n."""
     n, mean, m2 = (row[:, WELFORD + i] for i in range(3))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return {"mean": np.where(n > 0, mean, np.nan), "var": m2 / (n - 1.0)}
 
 
