@@ -197,3 +197,30 @@ def test_phi_dphi_equals_phi_and_dphi(name):
         both = phi_dphi(act.code, act.param, x)
         want = (phi(act.code, act.param, x), dphi(act.code, act.param, x))
         np.testing.assert_array_equal(both, want)
+
+
+def test_array_tanh_is_within_3_ulp_of_libm():
+    from fastvar.kernels.activations import TANH, phi_dphi_array
+
+    z = np.concatenate([np.linspace(-25.0, 25.0, 200_001), np.logspace(-320, 1.6, 5000),
+                        -np.logspace(-320, 1.6, 5000), [0.0, -0.0, np.inf, -np.inf, 1e300]])
+    a, d = np.empty_like(z), np.empty_like(z)
+    phi_dphi_array(TANH, 0.0, z, a, d)
+    want = np.tanh(z)
+    np.testing.assert_array_max_ulp(a, want, maxulp=3)
+    np.testing.assert_allclose(d, 1.0 - want * want, rtol=0, atol=1e-15)
+    assert np.signbit(a[z == 0]).tolist() == np.signbit(z[z == 0]).tolist()
+    phi_dphi_array(TANH, 0.0, np.array([np.nan]), a[:1], d[:1])
+    assert np.isnan(a[0]) and np.isnan(d[0])
+
+
+@pytest.mark.parametrize("name", [n for n in ACTIVATION_NAMES if n != "tanh"])
+def test_array_phi_dphi_is_the_scalar_one(name):
+    from fastvar.kernels.activations import phi_dphi, phi_dphi_array
+
+    act = fastvar.Activation.parse(name)
+    z = np.linspace(-30.0, 30.0, 601)
+    a, d = np.empty_like(z), np.empty_like(z)
+    phi_dphi_array(act.code, act.param, z, a, d)
+    want = np.array([phi_dphi(act.code, act.param, x) for x in z])
+    np.testing.assert_array_equal(np.stack([a, d], axis=1), want)

@@ -7,6 +7,7 @@ plain scalars. ``phi_ufunc``/``dphi_ufunc`` expose the same code to NumPy arrays
 import math
 
 import numba
+import numpy as np
 
 LINEAR, RELU, LEAKY_RELU, TANH, SIGMOID, GELU, SILU, ELU, SELU, SOFTPLUS, ERF = range(11)
 
@@ -98,6 +99,46 @@ def phi_dphi(code, param, x):
         s = _sigmoid(x)
         return x * s, s + x * s * (1.0 - s)
     return phi(code, param, x), dphi(code, param, x)
+
+
+# tanh over arrays, vectorizable (libm's scalar tanh costs ~15 ns, this ~1.5 ns): 2|x| = k ln2 + r,
+# e^(2|x|) - 1 = 2^k expm1(r) + 2^k - 1 with a degree-13 Taylor expm1 on |r| <= ln2/2, then
+# tanh = (e^(2x) - 1) / (e^(2x) + 1). Within 3 ulp of math.tanh; tanh(x) = x below 2^-28.
+_LN2_HI, _LN2_LO, _INV_LN2 = 6.93147180369123816490e-01, 1.90821492927058770002e-10, 1.4426950408889634
+_POW2 = np.array([2.0 ** i for i in range(64)])
+_E2, _E3, _E4, _E5, _E6, _E7, _E8, _E9, _E10, _E11, _E12, _E13 = (
+    1.0 / math.factorial(i) for i in range(2, 14))
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _tanh_dtanh(z, a, d):
+    for i in range(z.shape[0]):
+        x = z[i]
+        ax = x if x >= 0.0 else -x
+        y = ax + ax
+        y = y if y < 40.0 else 40.0  # tanh(20) rounds to 1
+        kf = np.floor(y * _INV_LN2 + 0.5)
+        r = (y - kf * _LN2_HI) - kf * _LN2_LO
+        p = r * (1.0 + r * (_E2 + r * (_E3 + r * (_E4 + r * (_E5 + r * (_E6 + r * (_E7 + r * (
+            _E8 + r * (_E9 + r * (_E10 + r * (_E11 + r * (_E12 + r * _E13))))))))))))
+        s = _POW2[np.int64(kf) & 63]
+        em1 = s * p + (s - 1.0)
+        t = em1 / (em1 + 2.0)
+        t = t if x >= 0.0 else -t
+        t = t if ax >= 3.725290298461914e-09 else x  # tiny, +-0 and NaN pass through
+        a[i] = t
+        d[i] = 1.0 - t * t
+
+
+@numba.njit(cache=True)
+def phi_dphi_array(code, param, z, a, d):
+    """a[i], d[i] = phi(z[i]), phi'(z[i]) for 1-D arrays; tanh vectorized (see above),
+    the others through :func:`phi_dphi`."""
+    if code == TANH:
+        _tanh_dtanh(z, a, d)
+        return
+    for i in range(z.shape[0]):
+        a[i], d[i] = phi_dphi(code, param, z[i])
 
 
 @numba.vectorize(["float64(int64, float64, float64)"], cache=True)

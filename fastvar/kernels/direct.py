@@ -29,7 +29,7 @@ from numba import prange
 
 from . import rng
 from .accumulators import A, DELTA, Z, add_networks
-from .activations import phi, phi_dphi
+from .activations import phi_dphi_array
 
 NORMAL, UNIFORM, TRUNCATED = 0, 1, 2  # weight distribution codes
 CHUNK = 1024  # weights drawn per bank refill (a multiple of 2 * rng.LANES)
@@ -319,15 +319,8 @@ def _run_block(out, seed, block, count, widths, scales, dist, ortho, bias_std, a
                 for c in range(k):
                     z[c, :] += bias[:n]
             a = _view(cur, k, n)
-            if gradients:
-                d = _view(ds[l], k, n)
-                for c in range(k):
-                    for j in range(n):
-                        a[c, j], d[c, j] = phi_dphi(act, act_param, z[c, j])
-            else:
-                for c in range(k):
-                    for j in range(n):
-                        a[c, j] = phi(act, act_param, z[c, j])
+            phi_dphi_array(act, act_param, zb[:k * n], cur[:k * n],
+                           ds[l, :k * n] if gradients else nxt[:k * n])
             add_networks(out[l, Z], z.reshape((1, k, n)))
             add_networks(out[l, A], a.reshape((1, k, n)))
         if not gradients:
