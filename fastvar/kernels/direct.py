@@ -16,7 +16,9 @@ Per network:
   register-tiled matrix product (:func:`_gemm_nt`); memory O(n m + L n k) per block;
 * orthogonal init: a Haar matrix as a product of Householder reflectors drawn from
   Gaussian vectors (the law of QR of a Gaussian matrix with the sign fix) times an
-  independent random sign diagonal, applied in O(n m) per input and regenerated backward.
+  independent random sign diagonal, applied in O(n m) per input and regenerated backward;
+* phi and phi' are applied a layer at a time (tanh vectorized); phi'(z^l) is kept for the
+  backward pass, the only per-layer state besides the saved banks.
 
 Everything takes arrays and scalars only; activation and distribution are runtime codes,
 so one compiled kernel serves all networks.
