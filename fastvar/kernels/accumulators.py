@@ -23,7 +23,6 @@ STATS_SIZE = 15
 Z, A, DELTA = 0, 1, 2  # quantity index of a stats array of shape (L, 3, STATS_SIZE)
 
 _BLOCK = 1024  # values reduced in registers before one Pebay merge
-_FAST = {"reassoc", "contract", "nsz", "arcp"}  # lets reductions vectorize; keeps NaN/inf checks
 
 
 @numba.njit(cache=True, inline="always")
@@ -53,28 +52,59 @@ def merge_moments(state, other):
     _merge_moments_raw(state, 0, other[0], other[1], other[2], other[3], other[4])
 
 
-@numba.njit(cache=True, fastmath=_FAST)
+# The block reductions keep four partial sums in a fixed order instead of fastmath
+# reassociation: the compiler may still vectorize them, but every build (fresh compile or
+# cache, any caller it is inlined into) then rounds identically, so results stay bitwise
+# reproducible.
+@numba.njit(cache=True)
 def _block_sums(values, start, stop):
-    s = 0.0
-    s2 = 0.0
-    for i in range(start, stop):
-        s += values[i]
-        s2 += values[i] * values[i]
-    return s, s2
+    s0 = s1 = s2 = s3 = 0.0
+    q0 = q1 = q2 = q3 = 0.0
+    i = start
+    while i + 4 <= stop:
+        x0, x1, x2, x3 = values[i], values[i + 1], values[i + 2], values[i + 3]
+        s0 += x0
+        s1 += x1
+        s2 += x2
+        s3 += x3
+        q0 += x0 * x0
+        q1 += x1 * x1
+        q2 += x2 * x2
+        q3 += x3 * x3
+        i += 4
+    while i < stop:
+        s0 += values[i]
+        q0 += values[i] * values[i]
+        i += 1
+    return (s0 + s1) + (s2 + s3), (q0 + q1) + (q2 + q3)
 
 
-@numba.njit(cache=True, fastmath=_FAST)
+@numba.njit(cache=True, inline="always")
+def _central_terms(x, mean):
+    d = x - mean
+    d2 = d * d
+    return d2, d2 * d, d2 * d2
+
+
+@numba.njit(cache=True)
 def _block_central(values, start, stop, mean):
-    c2 = 0.0
-    c3 = 0.0
-    c4 = 0.0
-    for i in range(start, stop):
-        d = values[i] - mean
-        d2 = d * d
-        c2 += d2
-        c3 += d2 * d
-        c4 += d2 * d2
-    return c2, c3, c4
+    a2 = a3 = a4 = b2 = b3 = b4 = c2 = c3 = c4 = e2 = e3 = e4 = 0.0  # four lanes of (M2, M3, M4)
+    i = start
+    while i + 4 <= stop:
+        t2, t3, t4 = _central_terms(values[i], mean)
+        a2, a3, a4 = a2 + t2, a3 + t3, a4 + t4
+        t2, t3, t4 = _central_terms(values[i + 1], mean)
+        b2, b3, b4 = b2 + t2, b3 + t3, b4 + t4
+        t2, t3, t4 = _central_terms(values[i + 2], mean)
+        c2, c3, c4 = c2 + t2, c3 + t3, c4 + t4
+        t2, t3, t4 = _central_terms(values[i + 3], mean)
+        e2, e3, e4 = e2 + t2, e3 + t3, e4 + t4
+        i += 4
+    while i < stop:
+        t2, t3, t4 = _central_terms(values[i], mean)
+        a2, a3, a4 = a2 + t2, a3 + t3, a4 + t4
+        i += 1
+    return (a2 + b2) + (c2 + e2), (a3 + b3) + (c3 + e3), (a4 + b4) + (c4 + e4)
 
 
 @numba.njit(cache=True)

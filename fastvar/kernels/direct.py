@@ -35,8 +35,6 @@ from .activations import phi_dphi_array
 
 NORMAL, UNIFORM, TRUNCATED = 0, 1, 2  # weight distribution codes
 CHUNK = 1024  # weights drawn per bank refill (a multiple of 2 * rng.LANES)
-# fastmath that lets sums vectorize but keeps NaN/inf semantics (no nnan/ninf)
-_FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 
 @numba.njit(cache=True)
@@ -50,16 +48,26 @@ def _draw(bank, bits, buf, count, dist):
         rng.bank_normal(bank, bits, buf, count, np.inf)
 
 
-@numba.njit(cache=True, fastmath=_FAST)
+@numba.njit(cache=True)
 def _dot(x, y):
-    # slices, not offsets: indices from 0 let LLVM vectorize without wraparound checks
-    s = 0.0
-    for t in range(x.shape[0]):
-        s += x[t] * y[t]
-    return s
+    # four partial sums in a fixed order rather than fastmath reassociation, so that every
+    # build (fresh compile or cache) rounds alike; slices from 0 let LLVM vectorize
+    n = x.shape[0]
+    s0 = s1 = s2 = s3 = 0.0
+    t = 0
+    while t + 4 <= n:
+        s0 += x[t] * y[t]
+        s1 += x[t + 1] * y[t + 1]
+        s2 += x[t + 2] * y[t + 2]
+        s3 += x[t + 3] * y[t + 3]
+        t += 4
+    while t < n:
+        s0 += x[t] * y[t]
+        t += 1
+    return (s0 + s1) + (s2 + s3)
 
 
-@numba.njit(cache=True, fastmath=_FAST)
+@numba.njit(cache=True)
 def _axpy(alpha, x, y):
     for t in range(x.shape[0]):
         y[t] += alpha * x[t]
@@ -109,12 +117,13 @@ def _draw_matrix(bank, bits, buf, dist, n, m, w, transpose):
         pos += cnt
 
 
-@numba.njit(cache=True, fastmath=_FAST)
+@numba.njit(cache=True, fastmath={"reassoc", "contract"})
 def _gemm_nt(a, b, c, scale):
     """c = scale * a @ b.T for C-ordered a (k x m), b (n x m), c (k x n), in 4 x 4 register tiles.
 
     The inner loop runs over the whole row from index 0: LLVM vectorizes it only when it
-    can see the indices are non-negative (no offset loops, no wraparound checks).
+    can see the indices are non-negative (no offset loops, no wraparound checks). Only
+    reassociation is allowed (no FMA contraction): fresh and cached builds round alike.
     """
     k, m = a.shape
     n = b.shape[0]

@@ -27,7 +27,6 @@ from .activations import SIGMOID, TANH, dphi, phi
 from .rng import BANK_SIZE, LANES, bank_normal, seed_bank, seed_block, uniform
 
 INPUTS_NORMAL = 0  # as fastvar.engines.base.INPUTS_NORMAL (kernels import no engine code)
-_FAST = {"reassoc", "contract", "nsz", "arcp"}  # no nnan/ninf: NaN checks keep working
 _RANK_TOL = 1e-12  # a pivot below this fraction of the largest diagonal counts as zero
 
 
@@ -143,7 +142,7 @@ def _rows(buf, off, k, n):
     return buf[off:off + k * n].reshape((k, n))
 
 
-@numba.njit(cache=True, fastmath=_FAST, inline="always")
+@numba.njit(cache=True, inline="always")
 def _gram(x, out):
     # out = X X^T for the (k, n) array x (the Gram matrix of its k rows)
     k = x.shape[0]
@@ -165,7 +164,7 @@ def _normals(gen, count):
     return out
 
 
-@numba.njit(cache=True, fastmath=_FAST)
+@numba.njit(cache=True)
 def _draw_inputs(gen, inputs_kind, data, k, gram, xi):
     # Gram matrix of the k inputs of one network: fresh N(0, I) or rows of ``data``.
     n0 = data.shape[1]
@@ -192,7 +191,7 @@ def _draw_inputs(gen, inputs_kind, data, k, gram, xi):
             gram[p, q] = gram[q, p]
 
 
-@numba.njit(cache=True, fastmath=_FAST, inline="always")
+@numba.njit(cache=True, inline="always")
 def _draw_columns(gen, root, out):
     # out (k, n): its n columns iid N(0, root root^T)
     k, n = out.shape
@@ -207,7 +206,7 @@ def _draw_columns(gen, root, out):
                 row[r] += c * xi[r]
 
 
-@numba.njit(cache=True, fastmath=_FAST, inline="always")
+@numba.njit(cache=True, inline="always")
 def _forward_normal(gen, g_prev, v, sb, z, cov, ws):
     # z (k, n) with columns iid N(0, v G + sb^2 J): a k x k square root, k normals a unit
     work, perm, root, tmp, xi = ws
@@ -219,7 +218,7 @@ def _forward_normal(gen, g_prev, v, sb, z, cov, ws):
     _draw_columns(gen, root, z)
 
 
-@numba.njit(cache=True, fastmath=_FAST)
+@numba.njit(cache=True)
 def _forward_orthogonal(gen, g_prev, gain, sb, n, m, k, zbuf, zo, ybuf, ws):
     # gain * Q A (+ b) for a Haar Q (n x m): A = O R with R^T R = G (R = root^T, r x k)
     # and O orthonormal, so Q A = (Q O) R with Q O a Haar isometry of size max(n, m) x r
@@ -261,7 +260,7 @@ def _forward_orthogonal(gen, g_prev, gain, sb, n, m, k, zbuf, zo, ybuf, ws):
                 zbuf[zo + j * n + r] += b
 
 
-@numba.njit(cache=True, fastmath=_FAST, inline="always")
+@numba.njit(cache=True, inline="always")
 def _backward_layer(gen, z, d, a_prev, z_prev, d_prev, g_prev, v, sb, code, param, mrows, mats,
                     ws):
     # d_prev = (W^T d) * phi'(z_prev), W drawn given the forward pass (all (k, width) arrays:
@@ -349,7 +348,7 @@ def _workspace(k):
     return ws, mats
 
 
-@numba.njit(cache=True, fastmath=_FAST)
+@numba.njit(cache=True)
 def network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, k, inputs_kind, data,
             gradients, zbuf, abuf, dbuf, grams, mbuf, ws, mats):
     """One network with k inputs: fill z^l, a^l (and delta^l if ``gradients``) for l = 1..L.

@@ -216,7 +216,7 @@ def _bank_steps(bank, out, steps):
             o[l], w0[l], w1[l], w2[l], w3[l] = _step(w0[l], w1[l], w2[l], w3[l])
 
 
-@numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
+@numba.njit(cache=True)
 def _zig_fast(bits, out, count):
     # Ziggurat fast path on ``count`` draws; NaN marks a draw that needs the slow path.
     for i in range(count):
@@ -264,7 +264,7 @@ def _redraw(scalar, r, x, limit):
     return x
 
 
-@numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
+@numba.njit(cache=True)
 def bank_uniform(bank, bits, out, count):
     """out[:count] <- uniforms on [-1, 1) with 32 random bits each (two per 64-bit draw).
 
