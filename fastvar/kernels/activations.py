@@ -111,7 +111,7 @@ _E2, _E3, _E4, _E5, _E6, _E7, _E8, _E9, _E10, _E11, _E12, _E13 = (
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _tanh_dtanh(z, a, d):
+def _tanh_array(z, a):
     for i in range(z.shape[0]):
         x = z[i]
         ax = x if x >= 0.0 else -x
@@ -125,9 +125,17 @@ def _tanh_dtanh(z, a, d):
         em1 = s * p + (s - 1.0)
         t = em1 / (em1 + 2.0)
         t = t if x >= 0.0 else -t
-        t = t if ax >= 3.725290298461914e-09 else x  # tiny, +-0 and NaN pass through
-        a[i] = t
-        d[i] = 1.0 - t * t
+        a[i] = t if ax >= 3.725290298461914e-09 else x  # tiny, +-0 and NaN pass through
+
+
+@numba.njit(cache=True)
+def phi_array(code, param, z, a):
+    """a[i] = phi(z[i]) for 1-D arrays; tanh vectorized (see above)."""
+    if code == TANH:
+        _tanh_array(z, a)
+        return
+    for i in range(z.shape[0]):
+        a[i] = phi(code, param, z[i])
 
 
 @numba.njit(cache=True)
@@ -135,7 +143,9 @@ def phi_dphi_array(code, param, z, a, d):
     """a[i], d[i] = phi(z[i]), phi'(z[i]) for 1-D arrays; tanh vectorized (see above),
     the others through :func:`phi_dphi`."""
     if code == TANH:
-        _tanh_dtanh(z, a, d)
+        _tanh_array(z, a)
+        for i in range(z.shape[0]):
+            d[i] = 1.0 - a[i] * a[i]
         return
     for i in range(z.shape[0]):
         a[i], d[i] = phi_dphi(code, param, z[i])

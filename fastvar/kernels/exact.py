@@ -23,7 +23,7 @@ import numba
 import numpy as np
 
 from .accumulators import A, DELTA, STATS_SIZE, Z, add_networks
-from .activations import SIGMOID, TANH, dphi, phi
+from .activations import SIGMOID, TANH, dphi, phi_array
 from .rng import BANK_SIZE, LANES, bank_normal, seed_bank, seed_block, uniform
 
 INPUTS_NORMAL = 0  # as fastvar.engines.base.INPUTS_NORMAL (kernels import no engine code)
@@ -101,29 +101,6 @@ def ginv_apply(root, perm, rank, x, out, tmp):
             out[i, j] = 0.0
         for i in range(rank):
             out[perm[i], j] = tmp[i]
-
-
-# Cephes tanh.c: x + x^3 P(x^2)/Q(x^2) on |x| < 0.625 (relative error 2e-16)
-_TP0, _TP1, _TP2 = -9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441708447952e3
-_TQ0, _TQ1, _TQ2 = 1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3
-
-
-@numba.njit(cache=True, inline="always")
-def fast_tanh(x):
-    """tanh(x) within 2 ulp of libm's, about 3x faster: one exp, no branch on |x|.
-
-    tanh is most of the exact engine's forward cost (libm's takes ~18 ns); both branches
-    are computed and one is selected, so the loop does not mispredict on random inputs.
-    """
-    ax = abs(x)
-    x2 = x * x
-    p = (_TP0 * x2 + _TP1) * x2 + _TP2
-    q = ((x2 + _TQ0) * x2 + _TQ1) * x2 + _TQ2
-    small = x + x * x2 * (p / q)
-    t = math.exp(-2.0 * ax)
-    big = (1.0 - t) / (1.0 + t)
-    big = big if x >= 0.0 else -big
-    return small if ax < 0.625 else big
 
 
 @numba.njit(cache=True, inline="always")
@@ -366,13 +343,7 @@ def network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, k, input
         else:
             _forward_normal(gen, grams[layer - 1], wvar[layer - 1], sb, z, mats[0], ws)
         for j in range(k):
-            zj, aj = z[j], a[j]
-            if code == TANH:
-                for r in range(n):
-                    aj[r] = fast_tanh(zj[r])
-            else:
-                for r in range(n):
-                    aj[r] = phi(code, param, zj[r])
+            phi_array(code, param, z[j], a[j])
         _gram(a, grams[layer])
     if not gradients:
         return
