@@ -48,23 +48,14 @@ def _draw(bank, bits, buf, count, dist):
         rng.bank_normal(bank, bits, buf, count, np.inf)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath={"reassoc", "contract"})
 def _dot(x, y):
-    # four partial sums in a fixed order rather than fastmath reassociation, so that every
-    # build (fresh compile or cache) rounds alike; slices from 0 let LLVM vectorize
-    n = x.shape[0]
-    s0 = s1 = s2 = s3 = 0.0
-    t = 0
-    while t + 4 <= n:
-        s0 += x[t] * y[t]
-        s1 += x[t + 1] * y[t + 1]
-        s2 += x[t + 2] * y[t + 2]
-        s3 += x[t + 3] * y[t + 3]
-        t += 4
-    while t < n:
-        s0 += x[t] * y[t]
-        t += 1
-    return (s0 + s1) + (s2 + s3)
+    # self-contained like _gemm_nt, so its vectorized rounding is the same in every build
+    # (tests/test_reproducibility.py); slices from 0 let LLVM vectorize
+    s = 0.0
+    for t in range(x.shape[0]):
+        s += x[t] * y[t]
+    return s
 
 
 @numba.njit(cache=True)
