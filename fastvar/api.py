@@ -15,6 +15,9 @@ from .network import Network
 from .results import Result
 
 MAX_TRIALS = 1 << 50
+# A block runs uninterrupted (Ctrl-C waits for it): refuse networks that alone take minutes.
+MAX_WORK_PER_NETWORK = 2.0 ** 36
+MAX_TOTAL_WORK = 3e16  # about a year of one core
 _CHUNK_SECONDS = 0.25  # a progress update / Ctrl-C check about this often
 
 
@@ -43,7 +46,11 @@ def _inputs(inputs, n0: int) -> tuple[int, np.ndarray, float]:
     arr = np.ascontiguousarray(arr, dtype=np.float64)
     if not np.isfinite(arr).all():
         raise ValueError(f"inputs hold {int((~np.isfinite(arr)).sum())} NaN or infinite values")
-    return base.INPUTS_DATA, arr, float(np.mean(arr * arr))
+    with np.errstate(over="ignore"):
+        q0 = float(np.mean(arr * arr))
+    if not np.isfinite(q0):
+        raise ValueError("inputs are so large that their squares overflow; rescale them")
+    return base.INPUTS_DATA, arr, q0
 
 
 def _available_memory() -> int:
@@ -88,6 +95,15 @@ def plan(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "au
     chosen = base.choose(engine, request)
     request = base.Plan(net, trials, seed, kind, data, k, bool(gradients),
                         chosen.networks_per_block(request))
+    work = chosen.work_per_network(request)
+    if work > MAX_WORK_PER_NETWORK:
+        hint = " or engine='exact' (normal weights)" if chosen.name != "exact" else ""
+        raise ValueError(f"one network of this size costs about {work:.2g} steps on engine "
+                         f"{chosen.name!r} (minutes that cannot be interrupted); use smaller widths{hint}")
+    if work * request.networks > MAX_TOTAL_WORK:
+        years = work * request.networks / 3e16
+        raise ValueError(f"this run would take about {years:.2g} years of one core on engine "
+                         f"{chosen.name!r}; use fewer trials or smaller widths")
     need, have = chosen.memory_bytes(request), _available_memory()
     if need > have // 2:
         raise MemoryError(f"engine {chosen.name!r} would need about {need / 2**30:.1f} GiB for this "

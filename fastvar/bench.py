@@ -185,7 +185,7 @@ def run_bench(quick: bool = False, json_out: bool = False, cases=None, engines=N
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``bench`` subcommand to an argparse ``subparsers`` object."""
     p = subparsers.add_parser("bench", help="time the engines on standard cases (ratio to NumPy)",
-                              description=__doc__.split("\n\n")[1].replace("\n", " "))
+                              description=__doc__.split("\n\n")[1].replace("\n", " ").replace("``", ""))
     p.add_argument("--quick", action="store_true", help="three cases, short runs")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--engine", action="append", help="only this engine (and numpy); repeatable")
@@ -197,6 +197,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _command(args) -> int:
+    for name in args.engine or ():
+        if name not in ENGINES:
+            raise ValueError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
+    if args.seconds is not None and not args.seconds > 0:
+        raise ValueError(f"--seconds must be > 0, got {args.seconds}")
+    if args.repeats is not None and args.repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    if args.threads is not None:
+        api._check_int("threads", args.threads, 1, numba.config.NUMBA_NUM_THREADS)
     with api._numba_threads(args.threads):
         run_bench(quick=args.quick, json_out=args.json, engines=args.engine, seconds=args.seconds,
                   repeats=args.repeats)

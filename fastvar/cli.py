@@ -13,6 +13,13 @@ from .network import Network, mlp
 DEFAULT_WIDTH, DEFAULT_DEPTH, DEFAULT_TRIALS = 256, 20, 20_000  # seconds on the exact engine
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (and exit status 2) instead of the usage text."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 class UsageError(Exception):
     """A bad command-line value: reported as one line, exit status 2."""
 
@@ -22,6 +29,40 @@ def _init_value(text: str) -> "str | float":
         return float(text)
     except ValueError:
         return text
+
+
+def count(text: str) -> int:
+    """An integer option that also accepts 1e6 and 20_000."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(value)
+
+
+def check_output(path: "str | None", plot: bool = False) -> None:
+    """Fail before any work if ``path`` cannot be written (or drawn, for a plot)."""
+    if not path or path == "-":
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise UsageError(f"cannot write {path}: folder {folder} does not exist or is not writable")
+    if plot:
+        from .plotting import _matplotlib
+
+        _matplotlib()
+        from matplotlib.figure import Figure
+
+        kinds = Figure().canvas.get_supported_filetypes()
+        ext = os.path.splitext(path)[1].lstrip(".").lower()
+        if ext not in kinds:
+            raise UsageError(f"cannot draw {path}: name it .png, .svg, .pdf or another of {', '.join(kinds)}")
 
 
 def _widths(text: str) -> list[int]:
@@ -34,9 +75,9 @@ def _widths(text: str) -> list[int]:
 def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that describe a Network (shared by subcommands)."""
     g = parser.add_argument_group("network")
-    g.add_argument("--width", type=int, default=None, help=f"units per layer (default {DEFAULT_WIDTH})")
-    g.add_argument("--depth", type=int, default=None, help=f"number of layers (default {DEFAULT_DEPTH})")
-    g.add_argument("--input-width", type=int, default=None, help="input units (default: --width)")
+    g.add_argument("--width", type=count, default=None, help=f"units per layer (default {DEFAULT_WIDTH})")
+    g.add_argument("--depth", type=count, default=None, help=f"number of layers (default {DEFAULT_DEPTH})")
+    g.add_argument("--input-width", type=count, default=None, help="input units (default: --width)")
     g.add_argument("--widths", type=_widths, default=None, help="all widths, e.g. 784,256,256,10")
     g.add_argument("--activation", default="tanh", help="e.g. relu, tanh, leaky_relu(0.2) (default tanh)")
     g.add_argument("--init", type=_init_value, default="xavier",
@@ -63,6 +104,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from .api import simulate
 
     net = network_from_args(args)
+    check_output(args.json)
+    check_output(args.csv)
+    check_output(args.plot, plot=True)
     show_bar = args.progress or (sys.stderr.isatty() and not args.quiet)
     res = simulate(net, args.trials, seed=args.seed, engine=args.engine,
                    inputs_per_network=args.inputs_per_network, gradients=not args.no_gradients,
@@ -114,7 +158,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the ``fastvar`` command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fastvar", description="How variance of signals and gradients propagates through deep "
         "random networks at initialization, measured by Monte Carlo.")
     from . import __version__
@@ -126,13 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "activations and gradients, with standard errors.")
     add_network_arguments(sim)
     run = sim.add_argument_group("run")
-    run.add_argument("--trials", type=int, default=DEFAULT_TRIALS,
+    run.add_argument("--trials", type=count, default=DEFAULT_TRIALS,
                      help=f"forward passes (default {DEFAULT_TRIALS})")
-    run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    run.add_argument("--seed", type=count, default=0, help="random seed (default 0)")
     run.add_argument("--engine", default="auto", help="auto, numpy, or a Numba engine (see fastvar info)")
-    run.add_argument("--inputs-per-network", type=int, default=1, help="inputs sharing each network")
+    run.add_argument("--inputs-per-network", type=count, default=1, help="inputs sharing each network")
     run.add_argument("--no-gradients", action="store_true", help="skip the backward pass")
-    run.add_argument("--threads", type=int, default=None, help="numba threads (results do not depend on it)")
+    run.add_argument("--threads", type=count, default=None, help="numba threads (results do not depend on it)")
     run.add_argument("--progress", action="store_true", help="progress bar even when stderr is no TTY")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     out = sim.add_argument_group("output")
@@ -144,14 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("explain", help="why tiny weights keep signals and gradients steady",
                          description="A walk-through with measured numbers: one layer's weights, "
                          "products w x and sums z at a few widths, then depth and gradients.")
-    exp.add_argument("--width", type=int, action="append",
+    exp.add_argument("--width", type=count, action="append",
                      help="a width of the one-layer part; repeat for more (default 6 10 100 1000)")
-    exp.add_argument("--depth", type=int, default=30, help="layers of the depth part (default 30)")
-    exp.add_argument("--depth-width", type=int, default=100,
+    exp.add_argument("--depth", type=count, default=30, help="layers of the depth part (default 30)")
+    exp.add_argument("--depth-width", type=count, default=100,
                      help="width of the depth part (default 100)")
-    exp.add_argument("--trials", type=int, default=200,
+    exp.add_argument("--trials", type=count, default=200,
                      help="networks per case of the depth part (default 200)")
-    exp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    exp.add_argument("--seed", type=count, default=0, help="random seed (default 0)")
     exp.add_argument("--plot", metavar="PNG", help="histograms of w, w x and z per width to PNG")
     exp.set_defaults(func=_cmd_explain)
     info = sub.add_parser("info", help="versions, threads, threading layer, cache dir, engines")

@@ -74,8 +74,14 @@ def _write_atomic(path: "str | os.PathLike", text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and rename: never half-written."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".fastvar-", suffix=".tmp")
     try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".fastvar-", suffix=".tmp")
+    except OSError as err:
+        raise OSError(f"cannot write {path}: {err.strerror}") from None
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
         with os.fdopen(fd, "w", newline="") as fh:
             fh.write(text)
         os.replace(tmp, path)
@@ -220,6 +226,10 @@ class Result:
         bad = int(c["nonfinite"].sum())
         if bad:
             lines.append(f"warning: {bad} non-finite pre-activations were left out of the statistics")
+        overflow = ~np.isfinite(c["q_mean"]) | ~np.isfinite(c["z_var"])
+        if overflow.any():
+            lines.append(f"warning: the statistics overflow from layer {int(c['layer'][overflow][0])} "
+                         "on (values beyond about 1e154 square to inf)")
         return "\n".join(lines)
 
     def __repr__(self) -> str:

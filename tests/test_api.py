@@ -114,7 +114,7 @@ def test_not_a_network():
 
 def test_absurd_size_is_refused_before_work():
     with pytest.raises(MemoryError, match="GiB"):
-        fastvar.simulate(mlp(1 << 20, 2), 1, engine="numpy")
+        fastvar.simulate(mlp(1 << 16, 2), 1, engine="numpy")
 
 
 def test_nonfinite_values_are_counted_and_left_out():
@@ -125,3 +125,40 @@ def test_nonfinite_values_are_counted_and_left_out():
     np.testing.assert_array_equal(res.nonfinite, [0, 0, 0, 300])
     assert "non-finite" in repr(res)
     assert math.isfinite(res.q_mean[0]) and math.isfinite(res.z_var[0])
+
+
+@pytest.mark.parametrize("net, trials, kwargs, message", [
+    (mlp(10, 2), 10 ** 15, {}, "years"),
+    (mlp(1_000_000, 100), 100, dict(engine="direct"), "cannot be interrupted"),
+    (mlp(100_000, 3, distribution="uniform"), 10, {}, "cannot be interrupted"),
+])
+def test_runs_that_would_never_end_are_refused_up_front(net, trials, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        fastvar.simulate(net, trials, **kwargs)
+
+
+def test_inputs_whose_squares_overflow_are_refused():
+    with pytest.raises(ValueError, match="overflow"):
+        fastvar.simulate(mlp(4, 2), 10, inputs=np.full((1, 4), 1e200))
+
+
+def test_engine_names_ignore_case():
+    assert fastvar.simulate(NET, 10, engine="NumPy").engine == "numpy"
+
+
+def test_overflowing_statistics_are_flagged():
+    net = fastvar.Network([4] * 40, activation="linear", init=1e20)
+    with np.errstate(over="ignore", invalid="ignore"):
+        text = fastvar.simulate(net, 20, engine="numpy", gradients=False).table()
+    assert "overflow from layer" in text
+
+
+def test_written_files_get_the_usual_mode(res, tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        res.to_csv(tmp_path / "r.csv")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "r.csv").stat().st_mode & 0o777 == 0o644

@@ -67,3 +67,28 @@ def test_bad_json_path_fails_cleanly(capsys, tmp_path):
     code = main(["simulate", "--width", "4", "--depth", "1", "--trials", "10", "--engine", "numpy",
                  "--json", str(tmp_path / "no" / "r.json")])
     assert code == 2 and "error" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--json", "/nonexistent-folder/r.json"], "does not exist"),
+    (["--csv", "/nonexistent-folder/r.csv"], "does not exist"),
+    (["--plot", "r.notanimage"], "name it .png"),
+])
+def test_unwritable_outputs_fail_before_the_run(capsys, args, message):
+    # a huge run: it must be refused by the output check, not run first
+    assert main(["simulate", "--width", "2000", "--depth", "50", "--trials", "1e8", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_counts_accept_scientific_notation(capsys):
+    assert main(["simulate", "--width", "4", "--depth", "1", "--trials", "1e2", "--engine", "numpy"]) == 0
+    assert "100 trials" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--engine", "gpu"], "unknown engine"), (["--seconds", "-1"], "--seconds must be > 0"),
+    (["--repeats", "0"], "--repeats must be >= 1"), (["--threads", "0"], "threads must be between"),
+])
+def test_bench_rejects_bad_options_before_timing(capsys, args, message):
+    assert main(["bench", *args]) == 2
+    assert message in capsys.readouterr().err

@@ -70,9 +70,15 @@ class Engine:
         """Why this engine cannot run ``plan``, or None if it can."""
         return None
 
+    def work_per_network(self, plan: Plan) -> float:
+        """Cost of one network of ``plan`` in elementary steps (a weight drawn and used, or
+        a normal drawn by the exact sampler): about a nanosecond each on one core."""
+        net = plan.network
+        return float(net.n_weights) * (1 + plan.inputs_per_network) * (2 if plan.gradients else 1)
+
     def networks_per_block(self, plan: Plan) -> int:
         """Block size (networks) for ``plan``; a pure function of the request."""
-        raise NotImplementedError
+        return networks_per_block(self.work_per_network(plan))
 
     def memory_bytes(self, plan: Plan) -> int:
         """Estimated peak working memory of a run, in bytes (for a clear error up front)."""
@@ -94,6 +100,7 @@ def register(engine: Engine) -> Engine:
 
 def choose(name: str, plan: Plan) -> Engine:
     """The engine named ``name`` (or the best one for ``plan`` if "auto"); ValueError if none."""
+    name = name.lower()
     if name == "auto":
         for engine in sorted(ENGINES.values(), key=lambda e: -e.priority):
             if engine.unsupported(plan) is None:

@@ -11,7 +11,7 @@ import numpy as np
 from ..kernels import direct as kernel
 from ..kernels import rng
 from ..kernels.accumulators import STATS_SIZE, new_stats
-from .base import Engine, Plan, networks_per_block, register
+from .base import Engine, Plan, register
 from .numpy_engine import TRUNC_STD
 
 _DISTRIBUTIONS = {"normal": kernel.NORMAL, "uniform": kernel.UNIFORM, "truncated_normal": kernel.TRUNCATED}
@@ -34,10 +34,6 @@ class DirectEngine(Engine):
     name = "direct"
     priority = 10
     summary = "Numba brute force: every weight drawn, parallel over blocks, every option"
-
-    def networks_per_block(self, plan: Plan) -> int:
-        work = plan.network.n_weights * (1 + plan.inputs_per_network) * (2 if plan.gradients else 1)
-        return networks_per_block(work)
 
     def memory_bytes(self, plan: Plan) -> int:
         net, k = plan.network, plan.inputs_per_network

@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 from ..kernels import exact as kernel
-from .base import Engine, Plan, networks_per_block, register
+from .base import Engine, Plan, register
 
 
 MIN_K_LIMIT = 8  # k up to this always runs here
@@ -49,12 +49,9 @@ class ExactEngine(Engine):
                     "drawing the weights")
         return None
 
-    def _work(self, plan: Plan) -> float:
+    def work_per_network(self, plan: Plan) -> float:
         k = plan.inputs_per_network
         return float(sum(plan.network.widths)) * k * (k + 4)
-
-    def networks_per_block(self, plan: Plan) -> int:
-        return networks_per_block(self._work(plan))
 
     def memory_bytes(self, plan: Plan) -> int:
         widths, k = plan.network.widths, plan.inputs_per_network
