@@ -1,4 +1,4 @@
-"""Make the README's gallery: ``python docs/gallery.py`` (needs fastvar[plot]; about 10 s).
+"""Make the README's gallery: ``python .gallery/gallery.py`` (needs fastvar[plot]; about 10 s).
 
 Writes relu_xavier_vs_he.png, tanh_gains.png, gradients.png and explain.png next to this
 file, and prints the walk-through of ``fastvar explain``, whose histograms are explain.png.
