@@ -226,6 +226,11 @@ class Result:
         bad = int(c["nonfinite"].sum())
         if bad:
             lines.append(f"warning: {bad} non-finite pre-activations were left out of the statistics")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            far = np.abs(c["q_mean"] - c["q_theory"]) > 5 * c["q_mean_se"]
+        if far.any():
+            lines.append("note: q departs from the theory by > 5 SE at some layers; the theory is the "
+                         "infinite-width limit; at finite width n the gap shrinks like 1/n")
         overflow = ~np.isfinite(c["q_mean"]) | ~np.isfinite(c["z_var"])
         if overflow.any():
             lines.append(f"warning: the statistics overflow from layer {int(c['layer'][overflow][0])} "
