@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import numbers
 import os
 import time
@@ -90,11 +91,10 @@ def plan(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "au
         raise TypeError(f"gradients must be True or False, got {gradients!r}")
     if not isinstance(engine, str):
         raise TypeError(f"engine must be a name such as 'auto', got {engine!r}")
-    kind, data, _ = _inputs(inputs, net.widths[0])
-    request = base.Plan(net, trials, seed, kind, data, k, bool(gradients))
+    kind, data, q0 = _inputs(inputs, net.widths[0])
+    request = base.Plan(net, trials, seed, kind, data, k, bool(gradients), input_q0=q0)
     chosen = base.choose(engine, request)
-    request = base.Plan(net, trials, seed, kind, data, k, bool(gradients),
-                        chosen.networks_per_block(request))
+    request = dataclasses.replace(request, networks_per_block=chosen.networks_per_block(request))
     work = chosen.work_per_network(request)
     if work > MAX_WORK_PER_NETWORK:
         hint = " or engine='exact' (normal weights)" if chosen.name != "exact" else ""
@@ -171,7 +171,6 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
     finally:
         if bar is not None:
             bar.close()
-    _, _, q0 = _inputs(inputs, net.widths[0])
     return Result(net, total, trials=request.trials, seed=request.seed, engine=chosen.name,
                   elapsed_s=time.perf_counter() - start, inputs_per_network=request.inputs_per_network,
-                  gradients=request.gradients, input_q0=q0)
+                  gradients=request.gradients, input_q0=request.input_q0)

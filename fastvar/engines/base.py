@@ -32,6 +32,7 @@ class Plan:
     inputs_per_network: int
     gradients: bool
     networks_per_block: int = 1
+    input_q0: float = 1.0  # mean squared input entry, the q^0 of the theory
 
     @property
     def networks(self) -> int:
