@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import numbers
 import os
 import time
 
 import numba
 import numpy as np
 
+from ._checks import check_int
 from .engines import base
 from .kernels.accumulators import merge_blocks, new_stats
 from .network import Network
@@ -20,14 +20,6 @@ MAX_TRIALS = 1 << 50
 MAX_WORK_PER_NETWORK = 2.0 ** 36
 MAX_TOTAL_WORK = 3e16  # about a year of one core
 _CHUNK_SECONDS = 0.25  # a progress update / Ctrl-C check about this often
-
-
-def _check_int(name: str, value, minimum: int, maximum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if not minimum <= value <= maximum:
-        raise ValueError(f"{name} must be between {minimum} and {maximum}, got {value}")
-    return int(value)
 
 
 def _inputs(inputs, n0: int) -> tuple[int, np.ndarray, float]:
@@ -80,13 +72,13 @@ def plan(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "au
     """Validate a request and return its Plan and the engine that will run it."""
     if not isinstance(net, Network):
         raise TypeError(f"net must be a fastvar.Network (see fastvar.mlp), got {type(net).__name__}")
-    trials = _check_int("trials", trials, 1, MAX_TRIALS)
-    k = _check_int("inputs_per_network", inputs_per_network, 1, 1 << 20)
+    trials = check_int("trials", trials, 1, MAX_TRIALS)
+    k = check_int("inputs_per_network", inputs_per_network, 1, 1 << 20)
     if trials % k:
         raise ValueError(f"trials ({trials}) must be a multiple of inputs_per_network ({k})")
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
-    seed = _check_int("seed", seed, 0, (1 << 64) - 1)
+    seed = check_int("seed", seed, 0, (1 << 64) - 1)
     if not isinstance(gradients, (bool, np.bool_)):
         raise TypeError(f"gradients must be True or False, got {gradients!r}")
     if not isinstance(engine, str):
@@ -148,7 +140,7 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
     request, chosen = plan(net, trials, seed=seed, engine=engine, inputs=inputs,
                            inputs_per_network=inputs_per_network, gradients=gradients)
     if threads is not None:
-        threads = _check_int("threads", threads, 1, numba.config.NUMBA_NUM_THREADS)
+        threads = check_int("threads", threads, 1, numba.config.NUMBA_NUM_THREADS)
     total = new_stats(net.depth)
     start = time.perf_counter()
     bar = None

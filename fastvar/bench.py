@@ -19,6 +19,7 @@ import numba
 import numpy as np
 
 from . import api
+from ._checks import check_int
 from .engines import ENGINES
 from .network import mlp
 
@@ -205,7 +206,7 @@ def _command(args) -> int:
     if args.repeats is not None and args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
     if args.threads is not None:
-        api._check_int("threads", args.threads, 1, numba.config.NUMBA_NUM_THREADS)
+        check_int("threads", args.threads, 1, numba.config.NUMBA_NUM_THREADS)
     with api._numba_threads(args.threads):
         run_bench(quick=args.quick, json_out=args.json, engines=args.engine, seconds=args.seconds,
                   repeats=args.repeats)

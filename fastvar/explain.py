@@ -13,7 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .api import MAX_TRIALS, _check_int, simulate
+from ._checks import check_int
+from .api import MAX_TRIALS, simulate
 from .engines.base import INPUTS_NORMAL, Plan
 from .engines.numpy_engine import draw_weights
 from .moments import Moments
@@ -54,9 +55,9 @@ def terms(net: Network, layer: int = 1, trials: int = 100, seed: int = 0) -> Ter
     if not isinstance(net, Network):
         raise TypeError(f"net must be a fastvar.Network (see fastvar.mlp), "
                         f"got {type(net).__name__}")
-    layer = _check_int("layer", layer, 1, net.depth)
-    trials = _check_int("trials", trials, 1, MAX_TRIALS)
-    seed = _check_int("seed", seed, 0, 2 ** 64 - 1)
+    layer = check_int("layer", layer, 1, net.depth)
+    trials = check_int("trials", trials, 1, MAX_TRIALS)
+    seed = check_int("seed", seed, 0, 2 ** 64 - 1)
     plan = Plan(net, trials, seed, INPUTS_NORMAL, np.zeros((0, net.widths[0])), 1, False)
     n, m = net.widths[layer], net.widths[layer - 1]
     if n * m > MAX_PRODUCTS:
@@ -97,10 +98,10 @@ def walkthrough(widths: Sequence[int] = DEFAULT_WIDTHS, depth: int = 30, depth_w
     ``depth_width``, ``trials``: the networks of the depth part, run by
     :func:`fastvar.simulate` (engine "auto") beside the mean-field theory.
     """
-    widths = [_check_int("width", w, 1, 4096) for w in widths]
+    widths = [check_int("width", w, 1, 4096) for w in widths]
     if not widths:
         raise ValueError("give at least one width")
-    depth = _check_int("depth", depth, 2, 10_000)
+    depth = check_int("depth", depth, 2, 10_000)
     found = {n: terms(mlp(n, 1, activation="relu", init="he"), 1, _default_trials(n), seed)
              for n in widths}
     head = ["width n", "std(w)", "sqrt(2/n)", "Var(w x)", "2/n", "kurt(w x)", "Var(z)",

@@ -1,13 +1,12 @@
 """The description of a random fully connected network (DESIGN.md section 1)."""
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
+from ._checks import check_int, check_real
 from .activations import Activation
 
 INIT_SCHEMES = ("lecun", "xavier", "he", "orthogonal")
@@ -16,24 +15,8 @@ DISTRIBUTIONS = ("normal", "uniform", "truncated_normal")
 MAX_WIDTH = 1 << 24
 
 
-def _check_finite(name: str, value, minimum: float, strict: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if value < minimum or (strict and value == minimum):
-        relation = ">" if strict else ">="
-        raise ValueError(f"{name} must be {relation} {minimum:g}, got {value:g}")
-    return value
-
-
 def _check_width(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if not 1 <= value <= MAX_WIDTH:
-        raise ValueError(f"{name} must be between 1 and {MAX_WIDTH}, got {value}")
-    return int(value)
+    return check_int(name, value, 1, MAX_WIDTH)
 
 
 @dataclass(frozen=True)
@@ -87,7 +70,7 @@ class Network:
                 )
             init = key
         else:
-            init = _check_finite("init (sigma_w^2)", init, 0.0, strict=True)
+            init = check_real("init (sigma_w^2)", init, 0.0, strict=True)
         if not isinstance(self.distribution, str) or self.distribution.lower() not in DISTRIBUTIONS:
             raise ValueError(
                 f"unknown distribution {self.distribution!r}; choose one of {', '.join(DISTRIBUTIONS)}"
@@ -95,10 +78,10 @@ class Network:
         distribution = self.distribution.lower()
         if init == "orthogonal" and distribution != "normal":
             raise ValueError("distribution does not apply to init='orthogonal'; leave it at 'normal'")
-        gain = _check_finite("gain", self.gain, 0.0, strict=True)
+        gain = check_real("gain", self.gain, 0.0, strict=True)
         if not isinstance(init, str) and gain != 1.0:
             raise ValueError("gain applies to named init schemes; fold it into the numeric init instead")
-        bias_std = _check_finite("bias_std", self.bias_std, 0.0, strict=False)
+        bias_std = check_real("bias_std", self.bias_std, 0.0, strict=False)
         for name, value in (("widths", widths), ("activation", act.label), ("init", init),
                             ("distribution", distribution), ("gain", gain), ("bias_std", bias_std),
                             ("_act", act)):

@@ -18,7 +18,8 @@ import math
 import numpy as np
 
 from .activations import Activation
-from .network import Network, _check_finite
+from ._checks import check_real
+from .network import Network
 
 _CUT = 12.0  # standard deviations; the normal mass beyond is 4e-33
 _NODES = 16  # Gauss-Legendre nodes per piece
@@ -116,7 +117,7 @@ def variance_map(net: Network, q0: float = 1.0) -> np.ndarray:
     sigma_w^2 = n_{l-1} Var(W^l_ij) (``net.sigma_w2``) and the bias variance bias_std^2.
     """
     net = _check_net(net)
-    q0 = _check_finite("q0", q0, 0.0, strict=False)
+    q0 = check_real("q0", q0, 0.0, strict=False)
     sb2 = net.bias_std ** 2
     q = np.empty(net.depth)
     second = q0  # E[(a^0_j)^2]: the input enters the first layer as it is
@@ -149,7 +150,7 @@ def correlation_map(net: Network, c0: float, q0: float = 1.0) -> np.ndarray:
     The two inputs both have mean squared entry ``q0`` > 0 and correlation ``c0`` in [-1, 1].
     """
     q = variance_map(net, q0)
-    c0 = _check_finite("c0", c0, -1.0, strict=False)
+    c0 = check_real("c0", c0, -1.0, strict=False)
     if c0 > 1.0:
         raise ValueError(f"c0 is a correlation and must be in [-1, 1], got {c0:g}")
     if q0 <= 0:
@@ -165,8 +166,8 @@ def correlation_map(net: Network, c0: float, q0: float = 1.0) -> np.ndarray:
 
 
 def _check_gains(activation, sigma_w2, sigma_b2) -> tuple[Activation, float, float]:
-    return (Activation.parse(activation), _check_finite("sigma_w2", sigma_w2, 0.0, strict=True),
-            _check_finite("sigma_b2", sigma_b2, 0.0, strict=False))
+    return (Activation.parse(activation), check_real("sigma_w2", sigma_w2, 0.0, strict=True),
+            check_real("sigma_b2", sigma_b2, 0.0, strict=False))
 
 
 def fixed_point(activation: "str | Activation", sigma_w2: float, sigma_b2: float,
@@ -178,7 +179,7 @@ def fixed_point(activation: "str | Activation", sigma_w2: float, sigma_b2: float
     no bias) q* = q0. Raises ValueError when q grows without bound.
     """
     act, sw2, sb2 = _check_gains(activation, sigma_w2, sigma_b2)
-    q0 = _check_finite("q0", q0, 0.0, strict=False)
+    q0 = check_real("q0", q0, 0.0, strict=False)
 
     def chi(q):
         return float(sw2 * gaussian_moments(act, q)[2])

@@ -23,7 +23,7 @@ import numba
 import numpy as np
 
 from .accumulators import A, DELTA, STATS_SIZE, Z, add_networks
-from .activations import SIGMOID, TANH, dphi, phi_array
+from .activations import dphi_given_phi, phi_array
 from .rng import BANK_SIZE, LANES, bank_normal, seed_bank, seed_block, uniform
 
 INPUTS_NORMAL = 0  # as fastvar.engines.base.INPUTS_NORMAL (kernels import no engine code)
@@ -101,16 +101,6 @@ def ginv_apply(root, perm, rank, x, out, tmp):
             out[i, j] = 0.0
         for i in range(rank):
             out[perm[i], j] = tmp[i]
-
-
-@numba.njit(cache=True, inline="always")
-def _dphi_za(code, param, z, a):
-    # phi'(z), from a = phi(z) where that is cheaper (saves a tanh per unit).
-    if code == TANH:
-        return 1.0 - a * a
-    if code == SIGMOID:
-        return a * (1.0 - a)
-    return dphi(code, param, z)
 
 
 @numba.njit(cache=True, inline="always")
@@ -312,7 +302,7 @@ def _backward_layer(gen, z, d, a_prev, z_prev, d_prev, g_prev, v, sb, code, para
                 out[i] += c * ap[i]
         zj, aj = z_prev[j], a_prev[j]
         for i in range(m):
-            out[i] *= _dphi_za(code, param, zj[i], aj[i])
+            out[i] *= dphi_given_phi(code, param, zj[i], aj[i])
 
 
 @numba.njit(cache=True)

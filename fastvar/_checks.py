@@ -1,0 +1,27 @@
+"""Argument checks shared by the public API: one clear error saying what to change."""
+from __future__ import annotations
+
+import math
+import numbers
+
+
+def check_real(name: str, value, minimum: float, strict: bool) -> float:
+    """``value`` as a finite float >= ``minimum`` (> if ``strict``), else TypeError/ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if value < minimum or (strict and value == minimum):
+        relation = ">" if strict else ">="
+        raise ValueError(f"{name} must be {relation} {minimum:g}, got {value:g}")
+    return value
+
+
+def check_int(name: str, value, minimum: int, maximum: int) -> int:
+    """``value`` as an int in [minimum, maximum] (bool refused), else TypeError/ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return int(value)
