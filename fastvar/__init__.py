@@ -8,10 +8,10 @@ from .activations import ACTIVATION_NAMES, Activation
 from .moments import Moments
 from .network import Network, mlp
 from .api import simulate
-from .results import Result
+from .results import IncompleteStatisticsWarning, Result
 from . import theory
 from .plotting import plot
 from .explain import terms
 
-__all__ = ["__version__", "ACTIVATION_NAMES", "Activation", "Moments", "Network", "Result", "mlp",
+__all__ = ["__version__", "ACTIVATION_NAMES", "Activation", "IncompleteStatisticsWarning", "Moments", "Network", "Result", "mlp",
            "plot", "simulate", "terms", "theory"]

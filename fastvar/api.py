@@ -5,6 +5,7 @@ import contextlib
 import dataclasses
 import os
 import time
+import warnings
 
 import numba
 import numpy as np
@@ -13,7 +14,7 @@ from ._checks import check_int
 from .engines import base
 from .kernels.accumulators import merge_blocks, new_stats
 from .network import Network
-from .results import Result
+from .results import IncompleteStatisticsWarning, Result
 
 MAX_TRIALS = 1 << 50
 # A block runs uninterrupted (Ctrl-C waits for it): refuse networks that alone take minutes.
@@ -135,7 +136,9 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
     Returns
     -------
     Result
-        Per-layer columns (arrays of length L) with standard errors.
+        Per-layer columns (arrays of length L) with standard errors. Layers where values
+        overflowed to NaN or infinity have ``complete`` False, and an
+        :class:`~fastvar.results.IncompleteStatisticsWarning` says which.
     """
     request, chosen = plan(net, trials, seed=seed, engine=engine, inputs=inputs,
                            inputs_per_network=inputs_per_network, gradients=gradients)
@@ -163,6 +166,10 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
     finally:
         if bar is not None:
             bar.close()
-    return Result(net, total, trials=request.trials, seed=request.seed, engine=chosen.name,
-                  elapsed_s=time.perf_counter() - start, inputs_per_network=request.inputs_per_network,
-                  gradients=request.gradients, input_q0=request.input_q0)
+    result = Result(net, total, trials=request.trials, seed=request.seed, engine=chosen.name,
+                    elapsed_s=time.perf_counter() - start,
+                    inputs_per_network=request.inputs_per_network, gradients=request.gradients,
+                    input_q0=request.input_q0)
+    for line in result.warnings:
+        warnings.warn(line, IncompleteStatisticsWarning, stacklevel=2)
+    return result

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 from .network import Network, mlp
 
@@ -102,15 +103,19 @@ def network_from_args(args: argparse.Namespace) -> Network:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .api import simulate
+    from .results import IncompleteStatisticsWarning
 
     net = network_from_args(args)
     check_output(args.json)
     check_output(args.csv)
     check_output(args.plot, plot=True)
     show_bar = args.progress or (sys.stderr.isatty() and not args.quiet)
-    res = simulate(net, args.trials, seed=args.seed, engine=args.engine,
-                   inputs_per_network=args.inputs_per_network, gradients=not args.no_gradients,
-                   threads=args.threads, progress=show_bar)
+    with warnings.catch_warnings():
+        # the table prints these under it; with --json - they go to stderr below
+        warnings.simplefilter("ignore", IncompleteStatisticsWarning)
+        res = simulate(net, args.trials, seed=args.seed, engine=args.engine,
+                       inputs_per_network=args.inputs_per_network,
+                       gradients=not args.no_gradients, threads=args.threads, progress=show_bar)
     # files first: a closed stdout (e.g. `| head`) must not cost the user their outputs
     if args.json and args.json != "-":
         res.to_json(args.json)
@@ -120,6 +125,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         from .plotting import save
 
         save(res, args.plot)
+    if args.json == "-":
+        for line in res.warnings:
+            print(f"fastvar simulate: warning: {line}", file=sys.stderr)
     print(res.to_json() if args.json == "-" else repr(res))
     return 0
 

@@ -8,6 +8,18 @@ import numpy as np
 from .kernels.accumulators import merge_moments, update_moments
 
 
+def shape_statistics(n, m2, m3, m4):
+    """(skewness, excess kurtosis) from a count and central sums M2, M3, M4 (floats or
+    arrays); NaN where M2 is 0 (constant values). Ratios are taken before powers, so a
+    finite state never overflows into a wrong kurtosis of -3."""
+    n, m2, m3, m4 = (np.asarray(x, dtype=np.float64) for x in (n, m2, m3, m4))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        positive = m2 > 0
+        skew = np.where(positive, np.sqrt(n) * (m3 / m2) / np.sqrt(m2), np.nan)
+        kurt = np.where(positive, n * (m4 / m2) / m2 - 3.0, np.nan)
+    return skew, kurt
+
+
 class Moments:
     """Running moments of a stream of values, updated in one pass (Welford / Pebay).
 
@@ -80,14 +92,12 @@ class Moments:
     @property
     def skew(self) -> float:
         """Sample skewness sqrt(n) M3 / M2^1.5 (biased, as scipy.stats.skew)."""
-        n, m2, m3 = self.state[0], self.state[2], self.state[3]
-        return float(math.sqrt(n) * m3 / m2 ** 1.5) if m2 > 0 else math.nan
+        return float(shape_statistics(*self.state[[0, 2, 3, 4]])[0])
 
     @property
     def kurtosis(self) -> float:
         """EXCESS kurtosis n M4 / M2^2 - 3 (0 for a Gaussian, as scipy.stats.kurtosis)."""
-        n, m2, m4 = self.state[0], self.state[2], self.state[4]
-        return float(n * m4 / (m2 * m2) - 3.0) if m2 > 0 else math.nan
+        return float(shape_statistics(*self.state[[0, 2, 3, 4]])[1])
 
     def to_dict(self) -> dict:
         """JSON-safe dict; :meth:`from_dict` rebuilds the accumulator exactly."""

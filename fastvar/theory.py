@@ -79,7 +79,9 @@ def _moments(act: Activation, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     flat = q.reshape(-1)
     z, w = _rule(np.zeros(flat.size), 1.0 / np.sqrt(np.maximum(flat, 1.0)))
     with np.errstate(invalid="ignore", over="ignore"):
-        x = np.sqrt(flat)[:, None] * z
+        # q = inf (an overflowed map) is taken as q = 1e300: phi' is then at its limit, and
+        # phi of an infinite argument would be NaN
+        x = np.sqrt(np.minimum(flat, 1e300))[:, None] * z
         # at q = 0 take phi' in the limit q -> 0+: relu'(z)^2 averages to 1/2, not relu'(0)^2 = 0
         phi, dphi = act(x), act.derivative(np.where(x == 0.0, 1e-300 * z, x))
         out = (np.sum(w * phi, axis=1), np.sum(w * phi * phi, axis=1),

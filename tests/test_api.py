@@ -120,10 +120,14 @@ def test_absurd_size_is_refused_before_work():
 def test_nonfinite_values_are_counted_and_left_out():
     # sigma_w^2 = 1e200 (linear): |z| grows by ~1e100 a layer and overflows at layer 4
     net = fastvar.Network([3, 3, 3, 3, 3], activation="linear", init=1e200)
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"), \
+            pytest.warns(fastvar.IncompleteStatisticsWarning):
         res = fastvar.simulate(net, 100, seed=0, engine="numpy", gradients=False)
-    np.testing.assert_array_equal(res.nonfinite, [0, 0, 0, 300])
-    assert "non-finite" in repr(res)
+    np.testing.assert_array_equal(res.nonfinite_z, [0, 0, 0, 300])
+    # |z| ~ 1e100 already at layer 1: its fourth powers overflow the kurtosis sums
+    np.testing.assert_array_equal(res.overflow, [True, True, True, False])
+    assert not res.complete.any()
+    assert "NaN or infinite values" in repr(res) and "overflowed" in repr(res)
     assert math.isfinite(res.q_mean[0]) and math.isfinite(res.z_var[0])
 
 
@@ -148,9 +152,12 @@ def test_engine_names_ignore_case():
 
 def test_overflowing_statistics_are_flagged():
     net = fastvar.Network([4] * 40, activation="linear", init=1e20)
-    with np.errstate(over="ignore", invalid="ignore"):
-        text = fastvar.simulate(net, 20, engine="numpy", gradients=False).table()
-    assert "overflow from layer" in text
+    with np.errstate(over="ignore", invalid="ignore"), \
+            pytest.warns(fastvar.IncompleteStatisticsWarning):
+        res = fastvar.simulate(net, 20, engine="numpy", gradients=False)
+    first = int(np.argmax(res.overflow))
+    assert 0 < first and not res.complete[first:].any() and res.complete[:first].all()
+    assert f"layers {first + 1}-" in res.table() and "overflowed" in res.table()
 
 
 def test_written_files_get_the_usual_mode(res, tmp_path):

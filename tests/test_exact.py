@@ -60,7 +60,7 @@ def test_relu_all_dead_units_stay_finite():
     # width 2, ReLU: often ||a|| = 0, then u = 0 and W^T delta is pure noise (DESIGN.md 5)
     net = mlp(2, 8, activation="relu", init="he", bias_std=0.3)
     res = fastvar.simulate(net, 20000, seed=3, engine="exact")
-    assert res.nonfinite.sum() == 0 and np.isfinite(res.stats).all()
+    assert res.complete.all() and np.isfinite(res.stats).all()
     _agree(_batches(net, "exact", 10000, 10, 10), _batches(net, "numpy", 10000, 10, 20))
 
 
@@ -181,7 +181,8 @@ def test_bitwise_identical_for_threads_and_chunks():
 def test_overflow_shows_as_nonfinite_values_not_zeros():
     net = mlp(4, 5, activation="linear", init=1e120)  # ||a||^2 overflows after two layers
     res = fastvar.simulate(net, 64, engine="exact", gradients=False)
-    assert res.nonfinite[:2].sum() == 0 and (res.nonfinite[2:] == 64 * 4).all()
+    assert res.nonfinite_z[:2].sum() == 0 and (res.nonfinite_z[2:] == 64 * 4).all()
+    assert res.complete[0] and not res.complete[1:].any()  # squares overflow from layer 2
 
 
 def test_repeated_input_has_rank_one_gram():

@@ -188,16 +188,17 @@ def _push_pair(s, o, x, y):
 def add_trial(row, values):
     """Add the unit values of one trial (1-D array) to a stats ``row``.
 
-    Updates the pooled moments, the non-finite count and the per-trial length
-    ||x||^2/n (over finite entries). Returns (mean, mean square, finite count) of the
-    trial, which the caller averages over a network's inputs for :func:`add_network`.
+    Updates the pooled moments (over finite entries) and the non-finite count. The
+    per-trial length ||x||^2/n is only known when every entry is finite: only such a
+    *complete* trial adds its length. Returns (mean, mean square, complete) of the trial,
+    which the caller averages over a network's inputs for :func:`add_network`.
     """
     total, total2, count, bad = _update_moments_at(row, MOMENTS, values)
     row[NONFINITE] += bad
-    if count == 0:
-        return 0.0, 0.0, 0
+    if bad > 0 or count == 0:
+        return 0.0, 0.0, False
     _push_welford(row, WELFORD, total2 / count)
-    return total / count, total2 / count, count
+    return total / count, total2 / count, True
 
 
 @numba.njit(cache=True)
@@ -208,19 +209,23 @@ def add_network(row, mean, mean_sq):
 
 @numba.njit(cache=True)
 def add_networks(stats_row, values):
-    """Add ``values`` of shape (networks, inputs_per_network, units) to one stats row."""
+    """Add ``values`` of shape (networks, inputs_per_network, units) to one stats row.
+
+    A network enters the between-network state only if all its trials are complete (an
+    average over the rest would be biased towards the inputs that did not overflow).
+    """
     for net in range(values.shape[0]):
         s1 = 0.0
         s2 = 0.0
-        used = 0
+        complete = True
         for j in range(values.shape[1]):
-            m1, m2, count = add_trial(stats_row, values[net, j])
-            if count > 0:
-                s1 += m1
-                s2 += m2
-                used += 1
-        if used > 0:
-            add_network(stats_row, s1 / used, s2 / used)
+            m1, m2, ok = add_trial(stats_row, values[net, j])
+            s1 += m1
+            s2 += m2
+            complete = complete and ok
+        if complete:
+            k = values.shape[1]
+            add_network(stats_row, s1 / k, s2 / k)
 
 
 @numba.njit(cache=True)

@@ -3,6 +3,11 @@
 An activation is identified by an integer code plus one float parameter (the slope
 of leaky_relu, the alpha of elu; ignored by the others), so kernels can take it as
 plain scalars. ``phi_ufunc``/``dphi_ufunc`` expose the same code to NumPy arrays.
+
+phi and phi' of NaN or of +-inf are NaN, for every activation. Weights, biases and inputs
+are finite, so an infinite pre-activation can only come from overflow: mapping it to NaN
+(rather than to tanh(inf) = 1 or relu(-inf) = 0) keeps the overflow visible, and
+counted as non-finite, in every later layer and in the backward pass.
 """
 import math
 
@@ -16,6 +21,7 @@ SELU_ALPHA = 1.6732632423543772
 _INV_SQRT2 = 0.7071067811865476
 _INV_SQRT2PI = 0.3989422804014327
 _TWO_OVER_SQRTPI = 1.1283791670955126
+_MAX = 1.7976931348623157e308  # largest finite double: not abs(x) <= _MAX is NaN or inf
 
 
 @numba.njit(cache=True, inline="always")
@@ -28,7 +34,9 @@ def _sigmoid(x):
 
 @numba.njit(cache=True)
 def phi(code, param, x):
-    """phi(x) for the activation ``code`` (with parameter ``param``)."""
+    """phi(x) for the activation ``code`` (with parameter ``param``); NaN if x is not finite."""
+    if not abs(x) <= _MAX:
+        return math.nan
     if code == TANH:
         return math.tanh(x)
     if code == RELU:
@@ -56,7 +64,9 @@ def phi(code, param, x):
 
 @numba.njit(cache=True)
 def dphi(code, param, x):
-    """phi'(x) for the activation ``code`` (with parameter ``param``)."""
+    """phi'(x) for the activation ``code`` (with parameter ``param``); NaN if x is not finite."""
+    if not abs(x) <= _MAX:
+        return math.nan
     if code == TANH:
         t = math.tanh(x)
         return 1.0 - t * t
@@ -99,6 +109,8 @@ def dphi_given_phi(code, param, x, phi_x):
 def phi_dphi(code, param, x):
     """(phi(x), phi'(x)), equal to the two functions above, sharing the transcendental
     where they use the same one (tanh, sigmoid, silu): a brute-force pass needs both."""
+    if not abs(x) <= _MAX:
+        return math.nan, math.nan
     if code == TANH:
         t = math.tanh(x)
         return t, 1.0 - t * t
@@ -135,7 +147,8 @@ def _tanh_array(z, a):
         em1 = s * p + (s - 1.0)
         t = em1 / (em1 + 2.0)
         t = t if x >= 0.0 else -t
-        a[i] = t if ax >= 3.725290298461914e-09 else x  # tiny, +-0 and NaN pass through
+        t = t if ax >= 3.725290298461914e-09 else x  # tiny, +-0 and NaN pass through
+        a[i] = t if ax <= _MAX else x - x  # +-inf gives NaN, as phi() does
 
 
 @numba.njit(cache=True)

@@ -1,0 +1,149 @@
+"""No silent wrong numbers: overflow and NaN are counted, flagged and never shown as 0 +- 0."""
+import io
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+import fastvar
+from fastvar.activations import ACTIVATION_NAMES, Activation
+from fastvar.kernels import activations as kact
+from fastvar.kernels.accumulators import PAIR, STATS_SIZE, WELFORD, add_networks
+from fastvar.results import compute_columns
+
+ENGINES = ("numpy", "direct", "exact")
+SPECIALS = np.array([np.nan, np.inf, -np.inf, 1e308, -1e308, 0.0, -0.0, 1.5, -1.5])
+
+
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_nan_and_inf_give_nan_through_every_activation_and_derivative(name):
+    # an infinite pre-activation is an overflow: relu(-inf) = 0 or tanh(inf) = 1 would hide it
+    act = Activation.parse(name)
+    bad = np.array([np.nan, np.inf, -np.inf])
+    assert np.isnan(act(bad)).all() and np.isnan(act.derivative(bad)).all()
+    a, d, a2 = np.empty(3), np.empty(3), np.empty(3)
+    kact.phi_dphi_array(act.code, act.param, bad, a, d)
+    kact.phi_array(act.code, act.param, bad, a2)
+    assert np.isnan([a, d, a2]).all()
+    assert np.isnan(kact.dphi_given_phi(act.code, act.param, np.inf, act(np.inf)[()]))
+
+
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_array_kernels_agree_with_the_scalar_functions_on_special_values(name):
+    act = Activation.parse(name)
+    a, d, a2 = (np.empty(SPECIALS.size) for _ in range(3))
+    kact.phi_dphi_array(act.code, act.param, SPECIALS.copy(), a, d)
+    kact.phi_array(act.code, act.param, SPECIALS.copy(), a2)
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(a, act(SPECIALS))
+        np.testing.assert_array_equal(a2, act(SPECIALS))
+        np.testing.assert_array_equal(d, act.derivative(SPECIALS))
+
+
+def test_theory_derivatives_stay_finite_where_q_overflowed():
+    # q_theory = inf from layer 4; E[relu'(z)^2] = 1/2 at any q, so g_theory stays finite below
+    net = fastvar.mlp(16, 10, activation="relu", init=1e100)
+    assert np.isinf(fastvar.theory.variance_map(net)[3])
+    assert fastvar.theory.gradient_map(net)[6] == pytest.approx(1.25e299)
+
+
+def _quiet_simulate(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fastvar.simulate(*args, **kwargs)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_overflow_is_flagged_never_zero(engine):
+    # the reported case: past the overflow every engine used to print q = 0 +- 0, nonfinite 0
+    net = fastvar.mlp(16, 10, activation="relu", init=1e100)
+    with pytest.warns(fastvar.IncompleteStatisticsWarning, match="NaN or infinite"):
+        res = fastvar.simulate(net, 100, seed=0, engine=engine)
+    assert res.nonfinite_z[-1] > 0 and res.nonfinite_a[-1] > 0 and res.nonfinite_delta[0] > 0
+    assert not res.complete[3:].any()
+    for name in ("q_mean", "z_var", "a_var", "grad_var", "g_mean"):
+        col = res[name]
+        assert not ((col == 0) & ~res.complete).any(), name  # never a clean 0 where values were lost
+    assert np.isnan(res.q_mean[-1]) and np.isnan(res.q_mean_se[-1])
+    # the flags reach every output a user reads
+    assert "*" in res.table() and "warning: NaN or infinite values" in res.table()
+    data = json.loads(res.to_json())
+    assert data["columns"]["complete"][-1] is False and data["warnings"]
+    assert data["columns"]["nonfinite_z"][-1] == res.nonfinite_z[-1]
+
+
+def test_csv_carries_the_flags(tmp_path):
+    res = _quiet_simulate(fastvar.mlp(16, 10, activation="relu", init=1e100), 100, seed=0)
+    res.to_csv(tmp_path / "r.csv")
+    head, *rows = (tmp_path / "r.csv").read_text().splitlines()
+    names = head.split(",")
+    for column in ("nonfinite_z", "nonfinite_a", "nonfinite_delta", "overflow", "complete"):
+        assert column in names
+    last = dict(zip(names, rows[-1].split(",")))
+    assert last["complete"].lower() == "false" and int(last["nonfinite_z"]) > 0
+
+
+def test_deep_overflow_on_the_exact_engine_is_flagged():
+    # --width 64 --depth 700 --init 10: q grows 5x a layer and overflows around layer 440
+    res = _quiet_simulate(fastvar.mlp(64, 700, activation="relu", init=10.0), 20, seed=0)
+    assert not res.complete[-1] and np.isnan(res.q_mean[-1])
+    assert (res.nonfinite_z[-100:] > 0).all()
+
+
+def test_standard_errors_that_overflow_are_flagged_and_not_blamed_on_width():
+    # the reported case: values near 1e152 from layer ~213; their squares overflow the SEs
+    net = fastvar.mlp(64, 300, activation="relu", init=10.0)
+    with pytest.warns(fastvar.IncompleteStatisticsWarning, match="overflowed"):
+        res = fastvar.simulate(net, 500, seed=0, gradients=False)
+    lost = ~np.isfinite(res.q_mean_se) | ~np.isfinite(res.z_kurt)
+    assert lost.any()
+    assert not res.complete[lost].any() and res.overflow[lost].all()
+    assert "finite width" not in res.table()
+
+
+def test_heavy_tails_are_not_blamed_on_finite_width():
+    # ReLU: E[q^l] equals the theory exactly at every width, so a > 5 SE gap is sampling
+    # error from heavy tails (relative variance of q grows like exp(5 L / n))
+    net = fastvar.mlp(16, 60, activation="relu", init="he")
+    res = _quiet_simulate(net, 400, seed=3, gradients=False)
+    text = res.table()
+    if "departs" in text:
+        assert "exactly at any width" in text and "1/n" not in text
+    note = res._theory_note()
+    assert note == "" or "finite width" not in note
+
+
+def test_only_complete_trials_and_networks_enter_the_lengths():
+    row = np.zeros((STATS_SIZE,))
+    values = np.ones((3, 2, 4))
+    values[1, 0, 2] = np.nan  # one unit of one input of network 1
+    add_networks(row, values)
+    assert row[WELFORD] == 5  # the incomplete trial's ||x||^2 / n is unknown: left out
+    assert row[PAIR] == 2  # so is its network's average over inputs
+
+
+def test_kurtosis_from_a_finite_state_does_not_overflow():
+    # n = 1e6 values of scale 3e74: M4 is finite but M2^2 overflows; kurtosis must stay ~0
+    x = np.random.default_rng(0).standard_normal(10 ** 6) * 3e74
+    m = fastvar.Moments().update(x)
+    assert abs(m.kurtosis) < 5 * (24 / x.size) ** 0.5 and abs(m.skew) < 5 * (6 / x.size) ** 0.5
+    stats = np.zeros((1, 3, STATS_SIZE))
+    add_networks(stats[0, 0], x.reshape(1000, 1, 1000))
+    cols = compute_columns(stats, [1000, 1000], gradients=False)
+    assert cols["z_kurt"][0] == pytest.approx(m.kurtosis, abs=1e-9) and cols["complete"][0]
+
+
+def test_the_cli_prints_the_flags_once(capsys):
+    from fastvar.cli import main
+
+    assert main(["--width", "16", "--depth", "10", "--activation", "relu", "--init", "1e100",
+                 "--trials", "100", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert out.count("warning: NaN or infinite values") == 1
+    assert "IncompleteStatisticsWarning" not in err
+    assert main(["--width", "16", "--depth", "10", "--activation", "relu", "--init", "1e100",
+                 "--trials", "100", "--quiet", "--json", "-"]) == 0
+    out, err = capsys.readouterr()
+    json.load(io.StringIO(out))
+    assert "warning: NaN or infinite values" in err
