@@ -10,7 +10,7 @@ import warnings
 import numba
 import numpy as np
 
-from ._checks import check_int
+from ._checks import check_int, check_real
 from .engines import base
 from .kernels.accumulators import merge_blocks, new_stats
 from .network import Network
@@ -47,6 +47,37 @@ def _inputs(inputs, n0: int) -> tuple[int, np.ndarray, float]:
     return base.INPUTS_DATA, arr, q0
 
 
+def _pairs(correlation, kind: int, data: np.ndarray, k: "int | None") -> tuple[int, float, int]:
+    """(inputs kind, c0, inputs per network) for the ``correlation`` argument."""
+    if correlation is None:
+        return kind, float("nan"), 1 if k is None else k
+    if k is not None and k != 2:
+        raise ValueError(f"correlation feeds each network a pair of inputs, so inputs_per_network "
+                         f"is 2; leave it out (got {k})")
+    if isinstance(correlation, str):
+        if correlation != "rows":
+            raise ValueError(f"correlation must be a number in [-1, 1] or 'rows', got {correlation!r}")
+        if kind != base.INPUTS_DATA or data.shape[0] < 2:
+            raise ValueError("correlation='rows' pairs two distinct rows of a data set: pass "
+                             "inputs as a 2-D array with at least 2 rows")
+        norms = np.sqrt(np.einsum("ij,ij->i", data, data))
+        if not (norms > 0).all():
+            raise ValueError(f"correlation='rows' needs rows of non-zero length (the cosine of a "
+                             f"zero row is undefined); row {int(np.argmin(norms))} is all zeros")
+        # the mean cosine over pairs of distinct rows: (||sum of unit rows||^2 - R) / (R (R - 1))
+        total = (data / norms[:, None]).sum(axis=0)
+        rows = data.shape[0]
+        c0 = float((total @ total - rows) / (rows * (rows - 1.0)))
+        return base.INPUTS_ROW_PAIR, min(1.0, max(-1.0, c0)), 2
+    c0 = check_real("correlation", correlation, -1.0, strict=False)
+    if c0 > 1.0:
+        raise ValueError(f"correlation must be in [-1, 1], got {c0:g}")
+    if kind != base.INPUTS_NORMAL:
+        raise ValueError("correlation=c0 pairs fresh N(0, I) inputs (inputs='normal'); with a "
+                         "data set use correlation='rows' (two distinct rows per network)")
+    return base.INPUTS_PAIR, c0, 2
+
+
 def _available_memory() -> int:
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -68,15 +99,20 @@ def _numba_threads(threads: "int | None"):
 
 
 def plan(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "auto",
-         inputs="normal", inputs_per_network: int = 1, gradients: bool = True
-         ) -> tuple[base.Plan, base.Engine]:
+         inputs="normal", inputs_per_network: "int | None" = None, gradients: bool = True,
+         correlation: "float | str | None" = None) -> tuple[base.Plan, base.Engine]:
     """Validate a request and return its Plan and the engine that will run it."""
     if not isinstance(net, Network):
         raise TypeError(f"net must be a fastvar.Network (see fastvar.mlp), got {type(net).__name__}")
     trials = check_int("trials", trials, 1, MAX_TRIALS)
-    k = check_int("inputs_per_network", inputs_per_network, 1, 1 << 20)
+    if inputs_per_network is not None:
+        inputs_per_network = check_int("inputs_per_network", inputs_per_network, 1, 1 << 20)
+    kind, data, q0 = _inputs(inputs, net.widths[0])
+    kind, c0, k = _pairs(correlation, kind, data, inputs_per_network)
     if trials % k:
-        raise ValueError(f"trials ({trials}) must be a multiple of inputs_per_network ({k})")
+        what = ("with correlation each network runs a pair of inputs, so trials must be even"
+                if correlation is not None else "trials must be a multiple of inputs_per_network")
+        raise ValueError(f"{what} (got trials={trials}, inputs_per_network={k})")
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
     seed = check_int("seed", seed, 0, (1 << 64) - 1)
@@ -84,8 +120,8 @@ def plan(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "au
         raise TypeError(f"gradients must be True or False, got {gradients!r}")
     if not isinstance(engine, str):
         raise TypeError(f"engine must be a name such as 'auto', got {engine!r}")
-    kind, data, q0 = _inputs(inputs, net.widths[0])
-    request = base.Plan(net, trials, seed, kind, data, k, bool(gradients), input_q0=q0)
+    request = base.Plan(net, trials, seed, kind, data, k, bool(gradients), input_q0=q0,
+                        correlation=c0)
     chosen = base.choose(engine, request)
     request = dataclasses.replace(request, networks_per_block=chosen.networks_per_block(request))
     work = chosen.work_per_network(request)
@@ -106,8 +142,9 @@ def plan(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "au
 
 
 def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "auto",
-             inputs="normal", inputs_per_network: int = 1, gradients: bool = True,
-             threads: "int | None" = None, progress: bool = False) -> Result:
+             inputs="normal", inputs_per_network: "int | None" = None, gradients: bool = True,
+             correlation: "float | str | None" = None, threads: "int | None" = None,
+             progress: bool = False) -> Result:
     """Propagate ``trials`` random inputs through random networks; per-layer statistics.
 
     Parameters
@@ -124,10 +161,19 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
     inputs : "normal", 1-D array or 2-D array
         Fresh x ~ N(0, I) per trial; one fixed input of length n_0; or a data set of
         shape (rows, n_0) whose rows are drawn uniformly at random per trial.
-    inputs_per_network : int
-        k inputs share each drawn network; ``trials`` must be a multiple of k.
+    inputs_per_network : int or None
+        k inputs share each drawn network; ``trials`` must be a multiple of k. Default 1,
+        or 2 with ``correlation``.
     gradients : bool
         Also run the backward pass from a N(0, I) cotangent at the output.
+    correlation : float in [-1, 1], "rows" or None
+        Feed each network a pair of inputs and measure the cosine c^l of their
+        pre-activations per layer (columns ``c_mean``, ``c_mean_se``, ``c_theory``). A
+        number c0 pairs x ~ N(0, I) with x' = c0 x + sqrt(1 - c0^2) xi, xi ~ N(0, I)
+        independent; ``"rows"`` pairs two distinct rows of the data set ``inputs``, drawn
+        uniformly (c0 is then the mean cosine over pairs of distinct rows,
+        ``Result.input_correlation``). ``trials`` still counts forward passes: it must be
+        even, and ``inputs_per_network`` is 2.
     threads : int or None
         Numba threads for this call (restored afterwards); results do not depend on it.
     progress : bool
@@ -141,7 +187,8 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
         :class:`~fastvar.results.IncompleteStatisticsWarning` says which.
     """
     request, chosen = plan(net, trials, seed=seed, engine=engine, inputs=inputs,
-                           inputs_per_network=inputs_per_network, gradients=gradients)
+                           inputs_per_network=inputs_per_network, gradients=gradients,
+                           correlation=correlation)
     if threads is not None:
         threads = check_int("threads", threads, 1, numba.config.NUMBA_NUM_THREADS)
     total = new_stats(net.depth)
@@ -169,7 +216,7 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
     result = Result(net, total, trials=request.trials, seed=request.seed, engine=chosen.name,
                     elapsed_s=time.perf_counter() - start,
                     inputs_per_network=request.inputs_per_network, gradients=request.gradients,
-                    input_q0=request.input_q0)
+                    input_q0=request.input_q0, input_correlation=request.correlation)
     for line in result.warnings:
         warnings.warn(line, IncompleteStatisticsWarning, stacklevel=2)
     return result

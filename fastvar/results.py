@@ -14,15 +14,19 @@ from typing import Any
 
 import numpy as np
 
-from .kernels.accumulators import A, DELTA, MOMENTS, NONFINITE, PAIR, WELFORD, Z
+from .kernels.accumulators import (A, DELTA, LINK, MOMENTS, NET, NONFINITE, PAIR, UNDEFINED,
+                                   WELFORD, Z)
 from .moments import shape_statistics
 from .network import Network
-from .theory import gradient_map, variance_map
+from .theory import correlation_fixed_point, correlation_map, gradient_map, variance_map
 
 COLUMNS = ("layer", "width", "z_mean", "z_var", "z_var_se", "z_skew", "z_kurt",
            "a_mean", "a_var", "a_var_se", "q_mean", "q_mean_se", "q_var",
            "grad_var", "grad_var_se", "g_mean", "g_mean_se", "g_var",
+           "m_mean", "m_mean_se", "m_var", "c_mean", "c_mean_se", "c_undefined",
+           "dead_frac", "dead_frac_se",
            "nonfinite_z", "nonfinite_a", "nonfinite_delta", "overflow", "complete")
+PAIR_COLUMNS = ("c_mean", "c_mean_se")
 GRADIENT_COLUMNS = ("grad_var", "grad_var_se", "g_mean", "g_mean_se", "g_var")
 # phi(c z) = c phi(z) for c > 0 and z symmetric given the layer below: E[phi(z)^2] is then
 # proportional to E[z^2] unit by unit, so E[q^l] is the mean-field map exactly at any width.
@@ -59,14 +63,36 @@ def _between_networks(row: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _lengths(row: np.ndarray) -> dict[str, np.ndarray]:
-    """Mean and variance (ddof=1) of the per-trial lengths ||x||^2 / n."""
+    """Mean, variance (ddof=1) and SE of the mean of a welford state (per-trial lengths
+    ||x||^2 / n, or per-network cosines)."""
     n, mean, m2 = (row[:, WELFORD + i] for i in range(3))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        return {"mean": np.where(n > 0, mean, np.nan), "var": m2 / (n - 1.0)}
+        var = m2 / (n - 1.0)
+        return {"mean": np.where(n > 0, mean, np.nan), "var": var, "se": np.sqrt(var / n)}
 
 
-def compute_columns(stats: np.ndarray, widths, gradients: bool) -> dict[str, np.ndarray]:
-    """All result columns from a merged stats array of shape (L, 3, STATS_SIZE).
+def _per_network(row: np.ndarray) -> dict[str, np.ndarray]:
+    """Mean over networks of a per-network value kept as moments, and its SE."""
+    n, mean, m2 = (row[:, MOMENTS + i] for i in range(3))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {"mean": np.where(n > 0, mean, np.nan), "se": np.sqrt(m2 / ((n - 1.0) * n))}
+
+
+def ratio_of_means(row: np.ndarray, shift: "float | np.ndarray" = 0.0
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(E[y] - shift) / (E[x] - shift) and its SE (delta method with the measured
+    covariance of x and y over networks) from pair states, rows (L, S)."""
+    n, mx, my, cxx, cxy, cyy = (row[:, PAIR + i] for i in range(6))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        x, y = mx - shift, my - shift
+        r = y / x
+        var = (cyy - 2 * r * cxy + r * r * cxx) / ((n - 1.0) * n) / (x * x)
+        return np.where(n > 0, r, np.nan), np.sqrt(np.maximum(var, 0.0))
+
+
+def compute_columns(stats: np.ndarray, widths, gradients: bool,
+                    pairs: bool = False) -> dict[str, np.ndarray]:
+    """All result columns from a merged stats array of shape (L, ROWS, STATS_SIZE).
 
     Besides the statistics, per layer: ``nonfinite_z/_a/_delta`` count the NaN or infinite
     unit values left out; ``overflow`` is True where the accumulated sums themselves
@@ -76,8 +102,9 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool) -> dict[str, np.
     z, a, d = stats[:, Z], stats[:, A], stats[:, DELTA]
     zp, ap, dp = _pooled(z), _pooled(a), _pooled(d)
     zs, as_, ds = _between_networks(z), _between_networks(a), _between_networks(d)
-    zq, dq = _lengths(z), _lengths(d)
-    used = stats if gradients else stats[:, :DELTA]
+    zq, dq, aq = _lengths(z), _lengths(d), _lengths(a)
+    cos, dead = _lengths(stats[:, NET]), _per_network(stats[:, NET])
+    used = stats[:, [Z, A, NET, DELTA, LINK] if gradients else [Z, A, NET]]
     bad = used[..., NONFINITE].sum(axis=1)
     overflow = ~np.isfinite(np.delete(used, NONFINITE, axis=2)).all(axis=(1, 2))
     cols = {
@@ -88,14 +115,17 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool) -> dict[str, np.
         "q_mean": zq["mean"], "q_mean_se": zs["sq_se"], "q_var": zq["var"],
         "grad_var": dp["var"], "grad_var_se": ds["var_se"],
         "g_mean": dq["mean"], "g_mean_se": ds["sq_se"], "g_var": dq["var"],
+        "m_mean": aq["mean"], "m_mean_se": as_["sq_se"], "m_var": aq["var"],
+        "c_mean": cos["mean"], "c_mean_se": cos["se"],
+        "c_undefined": stats[:, NET, UNDEFINED].astype(np.int64),
+        "dead_frac": dead["mean"], "dead_frac_se": dead["se"],
         "nonfinite_z": z[:, NONFINITE].astype(np.int64),
         "nonfinite_a": a[:, NONFINITE].astype(np.int64),
         "nonfinite_delta": d[:, NONFINITE].astype(np.int64),
         "overflow": overflow, "complete": (bad == 0) & ~overflow,
     }
-    if not gradients:
-        for name in GRADIENT_COLUMNS:
-            cols[name] = np.full(stats.shape[0], np.nan)
+    for name in (() if gradients else GRADIENT_COLUMNS) + (() if pairs else PAIR_COLUMNS):
+        cols[name] = np.full(stats.shape[0], np.nan)
     return cols
 
 
@@ -169,24 +199,84 @@ class Result:
     ``complete`` is False for either. :attr:`warnings` explains them in words, and
     :func:`fastvar.simulate` issues an :class:`IncompleteStatisticsWarning`.
 
+    Beyond z, a and delta: ``m_mean``, ``m_mean_se``, ``m_var`` describe the per-trial
+    length of the activations M^l = ||a^l||^2 / n_l (as ``q_*`` do for z);
+    ``dead_frac`` (± ``dead_frac_se``) is the fraction of trials whose a^l is all exactly
+    zero (a dead network for that input: with ReLU and no bias it stays dead). With input
+    pairs (``simulate(correlation=...)``), ``c_mean`` (± ``c_mean_se``) is the mean over
+    networks of the cosine c^l = <z^l, z'^l> / (||z^l|| ||z'^l||) of the two inputs'
+    pre-activations, beside ``c_theory`` (:func:`fastvar.theory.correlation_map` from the
+    pair's c0 and q0); ``c_undefined`` counts networks left out because z^l or z'^l was all
+    zero (a cosine of a zero vector is undefined). Without pairs these are NaN. At width
+    n the per-network cosine, a ratio, is biased by O(1/n). :meth:`slopes` reads the
+    measured backward gain and the slope of the correlation map from the same run.
+
     Attributes: ``network``, ``trials``, ``seed``, ``engine``, ``elapsed_s`` (seconds),
     ``inputs_per_network``, ``gradients``, ``input_q0`` (mean squared input entry, the
-    q^0 of the theory), ``stats`` (the merged accumulator state, shape (L, 3, S)).
+    q^0 of the theory), ``input_correlation`` (the pairs' c0, None without pairs),
+    ``stats`` (the merged accumulator state, shape (L, ROWS, S), see
+    :mod:`fastvar.kernels.accumulators`).
     """
 
     def __init__(self, network: Network, stats: np.ndarray, *, trials: int, seed: int, engine: str,
                  elapsed_s: float, inputs_per_network: int = 1, gradients: bool = True,
-                 input_q0: float = 1.0) -> None:
+                 input_q0: float = 1.0, input_correlation: "float | None" = None) -> None:
         self.network = network
         self.stats = np.asarray(stats, dtype=np.float64)
         self.trials, self.seed, self.engine = int(trials), int(seed), str(engine)
         self.elapsed_s = float(elapsed_s)
         self.inputs_per_network, self.gradients = int(inputs_per_network), bool(gradients)
         self.input_q0 = float(input_q0)
-        self._columns = compute_columns(self.stats, network.widths, self.gradients)
+        self.input_correlation = (None if input_correlation is None
+                                  or math.isnan(input_correlation) else float(input_correlation))
+        pairs = self.input_correlation is not None
+        self._columns = compute_columns(self.stats, network.widths, self.gradients, pairs)
         self._columns["q_theory"] = variance_map(network, self.input_q0)
         self._columns["g_theory"] = (gradient_map(network, self.input_q0) if self.gradients
                                      else np.full(network.depth, np.nan))
+        self._columns["c_theory"] = (
+            correlation_map(network, self.input_correlation, self.input_q0) if pairs
+            else np.full(network.depth, np.nan))
+
+    def slopes(self, c_star: "float | None" = None) -> dict[str, np.ndarray]:
+        """Measured per-layer rates, to place a network on the order/chaos diagram.
+
+        Returns arrays of length L (layers 1..L) with standard errors (delta method with
+        the covariance measured between layers of the same networks):
+
+        * ``chi_g`` = E[g^l] / E[g^{l+1}], the backward gain through layer l + 1 (NaN at
+          layer L); its infinite-width value ``chi_g_theory`` is n_{l+1} Var(W) E[phi'(z^l)^2],
+          the chi_1 of mean-field theory at the fixed point. Above 1 gradients explode
+          towards the input, below 1 they vanish.
+        * ``chi_c`` = (E[c^l] - c*) / (E[c^{l-1}] - c*) (c^0: the inputs' cosine): how fast
+          correlations approach the fixed point c*. Near c* it is the slope of the
+          correlation map (``theory.correlation_fixed_point``); ``chi_c_theory`` is the same
+          ratio of the theory's c^l. ``c_star`` defaults to the theory's c* when all layers
+          share one sigma_w^2 (else give it). NaN without input pairs.
+        """
+        depth = self.network.depth
+        nan = np.full(depth, np.nan)
+        out = {"layer": np.arange(1, depth + 1)}
+        chi_g, chi_g_se = ratio_of_means(self.stats[:, LINK])
+        theory = self._columns["g_theory"]
+        out["chi_g"] = np.append(chi_g[:-1], np.nan) if self.gradients else nan
+        out["chi_g_se"] = np.append(chi_g_se[:-1], np.nan) if self.gradients else nan
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["chi_g_theory"] = np.append(theory[:-1] / theory[1:], np.nan)
+        if self.input_correlation is None:
+            out.update(chi_c=nan, chi_c_se=nan, chi_c_theory=nan)
+            return out
+        if c_star is None:
+            sw2 = self.network.sigma_w2
+            if not np.allclose(sw2, sw2[0], rtol=1e-12):
+                raise ValueError("the layers have different sigma_w^2: pass c_star")
+            c_star = correlation_fixed_point(self.network.activation_fn, float(sw2[0]),
+                                             self.network.bias_std ** 2)[0]
+        out["chi_c"], out["chi_c_se"] = ratio_of_means(self.stats[:, NET], c_star)
+        c = np.concatenate([[self.input_correlation], self._columns["c_theory"]])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["chi_c_theory"] = (c[1:] - c_star) / (c[:-1] - c_star)
+        return out
 
     @property
     def columns(self) -> list[str]:
@@ -213,7 +303,8 @@ class Result:
         meta = {"network": self.network.to_dict(), "trials": self.trials, "seed": self.seed,
                 "engine": self.engine, "elapsed_s": self.elapsed_s,
                 "inputs_per_network": self.inputs_per_network, "gradients": self.gradients,
-                "input_q0": self.input_q0, "warnings": self.warnings}
+                "input_q0": self.input_q0, "input_correlation": self.input_correlation,
+                "warnings": self.warnings}
         columns = {k: [_json_value(x) for x in v.tolist()] for k, v in self._columns.items()}
         return {**meta, "columns": columns, "stats": self.stats.tolist()}
 
@@ -224,7 +315,8 @@ class Result:
             return cls(Network(**data["network"]), np.asarray(data["stats"], dtype=np.float64),
                        trials=data["trials"], seed=data["seed"], engine=data["engine"],
                        elapsed_s=data["elapsed_s"], inputs_per_network=data["inputs_per_network"],
-                       gradients=data["gradients"], input_q0=data["input_q0"])
+                       gradients=data["gradients"], input_q0=data["input_q0"],
+                       input_correlation=data.get("input_correlation"))
         except KeyError as err:
             raise ValueError(f"result dict lacks the key {err.args[0]!r}") from None
 
@@ -270,7 +362,11 @@ class Result:
         def vs(value, theory, se):  # the theory, and how many SE the measurement lies from it
             return f"{theory:.4g} ({(value - theory) / se:+.1f} SE)" if se > 0 else f"{theory:.4g}"
 
-        heads = ["layer", "width", "q_mean", "q_theory", "z_var", "z_kurt", "a_var"]
+        heads = ["layer", "width", "q_mean", "q_theory"]
+        pairs = self.input_correlation is not None
+        if pairs:
+            heads += ["c_mean", "c_theory"]
+        heads += ["z_var", "z_kurt", "a_var"]
         if self.gradients:
             heads += ["grad_var", "g_mean", "g_theory"]
         c = self._columns
@@ -278,9 +374,12 @@ class Result:
         for i in range(self.network.depth):
             mark = "" if c["complete"][i] else "*"
             row = [f"{c['layer'][i]}{mark}", str(c["width"][i]), pm(c["q_mean"][i], c["q_mean_se"][i]),
-                   vs(c["q_mean"][i], c["q_theory"][i], c["q_mean_se"][i]),
-                   pm(c["z_var"][i], c["z_var_se"][i]), f"{c['z_kurt'][i]:.3g}",
-                   pm(c["a_var"][i], c["a_var_se"][i])]
+                   vs(c["q_mean"][i], c["q_theory"][i], c["q_mean_se"][i])]
+            if pairs:
+                row += [pm(c["c_mean"][i], c["c_mean_se"][i]),
+                        vs(c["c_mean"][i], c["c_theory"][i], c["c_mean_se"][i])]
+            row += [pm(c["z_var"][i], c["z_var_se"][i]), f"{c['z_kurt'][i]:.3g}",
+                    pm(c["a_var"][i], c["a_var_se"][i])]
             if self.gradients:
                 row += [pm(c["grad_var"][i], c["grad_var_se"][i]), pm(c["g_mean"][i], c["g_mean_se"][i]),
                         vs(c["g_mean"][i], c["g_theory"][i], c["g_mean_se"][i])]

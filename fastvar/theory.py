@@ -28,7 +28,7 @@ _T, _W = np.polynomial.legendre.leggauss(_NODES)
 _HOMOGENEOUS = ("linear", "relu", "leaky_relu")
 
 __all__ = ["gaussian_moments", "variance_map", "gradient_map", "correlation_map",
-           "fixed_point", "critical_sigma_w2", "depth_scales"]
+           "fixed_point", "correlation_fixed_point", "critical_sigma_w2", "depth_scales"]
 
 
 def _rule(kink: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -223,6 +223,39 @@ def fixed_point(activation: "str | Activation", sigma_w2: float, sigma_b2: float
     return q_star, chi(q_star)
 
 
+def correlation_fixed_point(activation: "str | Activation", sigma_w2: float,
+                            sigma_b2: float) -> tuple[float, float]:
+    """(c*, chi_c): the stable fixed point of the correlation map and its slope there.
+
+    The map is c -> (sigma_w2 E[phi(u) phi(v)] + sigma_b2) / q* with (u, v) Gaussian of
+    variance q* (the length fixed point, :func:`fixed_point`) and correlation c. In the
+    ordered phase and on the critical line (chi_1 <= 1) c* = 1 and chi_c = chi_1; in the
+    chaotic phase c* < 1 and chi_c = sigma_w2 E[phi'(u) phi'(v)] at c* (< 1: correlations
+    still converge, to a value below 1). chi_c < 1 means c^l approaches c* geometrically,
+    |c^l - c*| ~ chi_c^l. Where the signal vanishes (q* = 0, e.g. ReLU or tanh with
+    sigma_w2 below critical and no bias) the map near c = 1 does not depend on the scale
+    and its slope at c* = 1 is 1. Raises ValueError where there is no q*.
+    """
+    act, sw2, sb2 = _check_gains(activation, sigma_w2, sigma_b2)
+    q_star, chi_1 = fixed_point(act, sw2, sb2)
+    if q_star == 0.0:
+        return 1.0, 1.0
+    if chi_1 <= 1.0:
+        return 1.0, chi_1
+
+    def excess(c):
+        return (sw2 * _pair_moment(act, act, q_star, c) + sb2) / q_star - c
+
+    lo, hi = -1.0, 1.0 - 1e-6  # excess(-1) >= 0 by Cauchy-Schwarz; < 0 just below c = 1
+    if excess(hi) >= 0.0:  # barely chaotic: the fixed point lies within 1e-6 of 1
+        return 1.0, chi_1
+    while hi - lo > 1e-13:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if excess(mid) >= 0.0 else (lo, mid)
+    c_star = 0.5 * (lo + hi)
+    return c_star, sw2 * _pair_moment(act.derivative, act.derivative, q_star, c_star)
+
+
 def _chaotic(act: Activation, sw2: float, sb2: float) -> bool:
     try:
         return fixed_point(act, sw2, sb2)[1] >= 1.0
@@ -259,24 +292,15 @@ def depth_scales(activation: "str | Activation", sigma_w2: float,
     """(xi_q, xi_c): depths over which q^l and the correlation c^l approach their fixed points.
 
     |q^l - q*| ~ exp(-l / xi_q) and |c^l - c*| ~ exp(-l / xi_c) (Schoenholz et al. 2017);
-    xi_c is infinite on the order-to-chaos line. Raises ValueError where there is no q*.
+    xi_c = -1 / log(chi_c) with chi_c from :func:`correlation_fixed_point`; it is infinite
+    on the order-to-chaos line. Raises ValueError where there is no q*.
     """
     act, sw2, sb2 = _check_gains(activation, sigma_w2, sigma_b2)
-    q_star, chi_1 = fixed_point(act, sw2, sb2)
+    q_star = fixed_point(act, sw2, sb2)[0]
     # slope of the q map at q*: d/dq E[phi(sqrt(q) z)^2] = E[phi(x) phi'(x) x] / q
     q = max(q_star, 1e-30)
     z, w = _rule(np.zeros(1), np.array([1.0 / max(math.sqrt(q), 1.0)]))
     x = math.sqrt(q) * z[0]
     slope = sw2 * float(np.sum(w[0] * act(x) * act.derivative(x) * x)) / q
-    chi_c = chi_1  # ordered or critical: c* = 1 and the slope of the c map there is chi_1
-    if chi_1 > 1.0 and q_star > 0.0:
-        def excess(c):
-            return (sw2 * _pair_moment(act, act, q_star, c) + sb2) / q_star - c
-
-        lo, hi = -1.0, 1.0 - 1e-6  # excess(-1) >= 0 by Cauchy-Schwarz; < 0 just below c = 1
-        if excess(hi) < 0.0:
-            while hi - lo > 1e-13:
-                mid = 0.5 * (lo + hi)
-                lo, hi = (mid, hi) if excess(mid) >= 0.0 else (lo, mid)
-            chi_c = sw2 * _pair_moment(act.derivative, act.derivative, q_star, 0.5 * (lo + hi))
+    chi_c = correlation_fixed_point(act, sw2, sb2)[1]
     return _depth(slope), _depth(chi_c)

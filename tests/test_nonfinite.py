@@ -9,7 +9,7 @@ import pytest
 import fastvar
 from fastvar.activations import ACTIVATION_NAMES, Activation
 from fastvar.kernels import activations as kact
-from fastvar.kernels.accumulators import PAIR, STATS_SIZE, WELFORD, add_networks
+from fastvar.kernels.accumulators import PAIR, ROWS, STATS_SIZE, WELFORD, add_networks
 from fastvar.results import compute_columns
 
 ENGINES = ("numpy", "direct", "exact")
@@ -118,9 +118,11 @@ def test_only_complete_trials_and_networks_enter_the_lengths():
     row = np.zeros((STATS_SIZE,))
     values = np.ones((3, 2, 4))
     values[1, 0, 2] = np.nan  # one unit of one input of network 1
-    add_networks(row, values)
+    lengths = np.zeros(3)
+    add_networks(row, values, lengths)
     assert row[WELFORD] == 5  # the incomplete trial's ||x||^2 / n is unknown: left out
     assert row[PAIR] == 2  # so is its network's average over inputs
+    np.testing.assert_array_equal(lengths, [1.0, np.nan, 1.0])
 
 
 def test_kurtosis_from_a_finite_state_does_not_overflow():
@@ -128,8 +130,8 @@ def test_kurtosis_from_a_finite_state_does_not_overflow():
     x = np.random.default_rng(0).standard_normal(10 ** 6) * 3e74
     m = fastvar.Moments().update(x)
     assert abs(m.kurtosis) < 5 * (24 / x.size) ** 0.5 and abs(m.skew) < 5 * (6 / x.size) ** 0.5
-    stats = np.zeros((1, 3, STATS_SIZE))
-    add_networks(stats[0, 0], x.reshape(1000, 1, 1000))
+    stats = np.zeros((1, ROWS, STATS_SIZE))
+    add_networks(stats[0, 0], x.reshape(1000, 1, 1000), np.empty(1000))
     cols = compute_columns(stats, [1000, 1000], gradients=False)
     assert cols["z_kurt"][0] == pytest.approx(m.kurtosis, abs=1e-9) and cols["complete"][0]
 

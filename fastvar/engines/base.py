@@ -1,9 +1,10 @@
 """What every engine receives (a validated Plan), what it returns, and the registry.
 
 An engine turns blocks of a Plan into per-block stats arrays of shape
-(blocks, L, 3, STATS_SIZE) (see :mod:`fastvar.kernels.accumulators`). The API merges
+(blocks, L, ROWS, STATS_SIZE) (see :mod:`fastvar.kernels.accumulators`). The API merges
 them serially in block order, so a result depends only on (plan, seed, engine): not on
-threads, chunking or partitioning (DESIGN.md section 4).
+threads, chunking or partitioning: each block draws from its own stream seeded by
+(seed, block), and the block size is a pure function of the request.
 """
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import numpy as np
 
 from ..network import Network
 
-INPUTS_NORMAL, INPUTS_DATA = 0, 1
+# fresh N(0, I) inputs; rows of a data set; a pair x, x' = c0 x + sqrt(1 - c0^2) xi of fresh
+# N(0, I) inputs per network; two distinct rows of a data set per network
+INPUTS_NORMAL, INPUTS_DATA, INPUTS_PAIR, INPUTS_ROW_PAIR = 0, 1, 2, 3
 
 
 @dataclass(frozen=True, eq=False)
@@ -21,7 +24,9 @@ class Plan:
     """A validated simulation request, cut into blocks of ``networks_per_block`` networks.
 
     ``data`` holds the input rows (shape (rows, n_0)) when ``inputs_kind`` is
-    INPUTS_DATA (a fixed input is one row); it is empty for fresh N(0, I) inputs.
+    INPUTS_DATA or INPUTS_ROW_PAIR (a fixed input is one row); it is empty for fresh
+    N(0, I) inputs. ``correlation`` is the input pair's c0 (INPUTS_PAIR), or the mean cosine
+    of two distinct rows (INPUTS_ROW_PAIR); NaN without pairs.
     """
 
     network: Network
@@ -33,6 +38,12 @@ class Plan:
     gradients: bool
     networks_per_block: int = 1
     input_q0: float = 1.0  # mean squared input entry, the q^0 of the theory
+    correlation: float = float("nan")
+
+    @property
+    def pairs(self) -> bool:
+        """Whether each network sees a pair of inputs whose cosine is measured."""
+        return self.inputs_kind in (INPUTS_PAIR, INPUTS_ROW_PAIR)
 
     @property
     def networks(self) -> int:
@@ -86,7 +97,7 @@ class Engine:
         raise NotImplementedError
 
     def run(self, plan: Plan, first_block: int, n_blocks: int) -> np.ndarray:
-        """Stats of blocks first_block .. first_block + n_blocks - 1, shape (n_blocks, L, 3, S)."""
+        """Stats of blocks first_block .. first_block + n_blocks - 1, shape (n_blocks, L, ROWS, S)."""
         raise NotImplementedError
 
 

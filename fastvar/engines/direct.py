@@ -10,7 +10,7 @@ import numpy as np
 
 from ..kernels import direct as kernel
 from ..kernels import rng
-from ..kernels.accumulators import STATS_SIZE, new_stats
+from ..kernels.accumulators import ROWS, STATS_SIZE, new_stats
 from .base import Engine, Plan, register
 from .numpy_engine import TRUNC_STD
 
@@ -48,7 +48,7 @@ class DirectEngine(Engine):
             per_block += 8 * 6 * net.depth * wmax
         elif k > 1:
             per_block += 8 * max(a * b for a, b in zip(w[:-1], w[1:]))
-        stats = 8 * 3 * STATS_SIZE * net.depth * 4096  # per-block stats of the largest chunk
+        stats = 8 * ROWS * STATS_SIZE * net.depth * 4096  # per-block stats of the largest chunk
         return numba.config.NUMBA_NUM_THREADS * per_block + stats
 
     def run(self, plan: Plan, first_block: int, n_blocks: int) -> np.ndarray:
@@ -60,7 +60,7 @@ class DirectEngine(Engine):
             np.uint64(plan.seed), np.asarray(net.widths, dtype=np.int64), weight_scales(plan),
             np.int64(_DISTRIBUTIONS[net.distribution]), net.init == "orthogonal",
             float(net.bias_std), np.int64(act.code), float(act.param), np.int64(plan.inputs_kind),
-            np.ascontiguousarray(plan.data, dtype=np.float64), np.int64(plan.inputs_per_network),
+            float(plan.correlation), np.ascontiguousarray(plan.data, dtype=np.float64), np.int64(plan.inputs_per_network),
             bool(plan.gradients))
         return out
 

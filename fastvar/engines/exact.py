@@ -1,4 +1,4 @@
-"""The exact engine: O(L n k^2) per network by Gaussian conditioning (DESIGN.md section 5).
+"""The exact engine: O(L n k^2) per network by Gaussian conditioning.
 
 With Gaussian weights drawn fresh per network, a layer's output given its inputs is
 exactly Gaussian with a covariance set by their Gram matrix, and the backward pass is
@@ -65,7 +65,7 @@ class ExactEngine(Engine):
             np.uint64(plan.seed), first_block, n_blocks, plan.networks, plan.networks_per_block,
             np.asarray(net.widths, dtype=np.int64), np.asarray(net.weight_var, dtype=np.float64),
             act.code, float(act.param), float(net.bias_std), net.init == "orthogonal",
-            float(net.gain), plan.inputs_per_network, plan.inputs_kind,
+            float(net.gain), plan.inputs_per_network, plan.inputs_kind, float(plan.correlation),
             np.ascontiguousarray(plan.data, dtype=np.float64), plan.gradients)
 
 

@@ -1,15 +1,17 @@
 """The NumPy reference engine: brute force, vectorized over the networks of a block.
 
 This is the specification the Numba engines are tested against and the baseline they
-are benchmarked against (DESIGN.md section 1). Every network draws all its weights;
-each block uses its own ``numpy.random.Generator`` seeded from (seed, block).
+are benchmarked against. Every network draws all its weights; each block uses its own
+``numpy.random.Generator`` seeded from (seed, block).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..kernels.accumulators import A, DELTA, Z, add_networks, new_stats
-from .base import INPUTS_NORMAL, Engine, Plan, networks_per_block, register
+from ..kernels.accumulators import (A, DELTA, LINK, NET, Z, add_links, add_network_level,
+                                   add_networks, new_stats)
+from .base import (INPUTS_NORMAL, INPUTS_PAIR, INPUTS_ROW_PAIR, Engine, Plan,
+                   networks_per_block, register)
 
 TRUNC_STD = 0.87962566103423978  # std of N(0, 1) cut at +-2
 
@@ -36,16 +38,37 @@ def draw_weights(rng: np.random.Generator, plan: Plan, layer: int, count: int) -
     return w * np.sqrt(var)
 
 
+def draw_inputs(rng: np.random.Generator, plan: Plan, count: int) -> np.ndarray:
+    """The inputs of ``count`` networks, shape (count, k, n_0)."""
+    k, n0 = plan.inputs_per_network, plan.network.widths[0]
+    if plan.inputs_kind == INPUTS_NORMAL:
+        return rng.standard_normal((count, k, n0))
+    if plan.inputs_kind == INPUTS_PAIR:
+        x = rng.standard_normal((count, 2, n0))
+        c0 = plan.correlation
+        x[:, 1] = c0 * x[:, 0] + np.sqrt(1.0 - c0 * c0) * x[:, 1]
+        return x
+    rows = plan.data.shape[0]
+    if plan.inputs_kind == INPUTS_ROW_PAIR:  # two distinct rows, uniformly
+        first = rng.integers(0, rows, count)
+        second = rng.integers(0, rows - 1, count)
+        second += second >= first
+        return plan.data[np.stack([first, second], axis=1)]
+    return plan.data[rng.integers(0, rows, (count, k))]
+
+
 def run_block(plan: Plan, block: int, stats: np.ndarray) -> None:
-    """Simulate block ``block`` of ``plan`` and add it to ``stats`` (L, 3, S)."""
+    """Simulate block ``block`` of ``plan`` and add it to ``stats`` (L, ROWS, S)."""
     net = plan.network
     rng = np.random.default_rng([plan.seed, block])
     count, k = plan.block_networks(block), plan.inputs_per_network
-    if plan.inputs_kind == INPUTS_NORMAL:
-        a = rng.standard_normal((count, k, net.widths[0]))
-    else:
-        a = plan.data[rng.integers(0, plan.data.shape[0], (count, k))]
+    a = draw_inputs(rng, plan, count)
     phi = net.activation_fn
+    lengths = np.empty(count)
+    cos = np.full(count, np.nan)
+    if plan.pairs:
+        x, y = a[:, 0], a[:, 1]  # c^0: the inputs' own cosine
+        cos = np.sum(x * y, axis=1) / np.sqrt(np.sum(x * x, axis=1) * np.sum(y * y, axis=1))
     weights, pre_activations = [], []
     for layer in range(1, net.depth + 1):
         w = draw_weights(rng, plan, layer, count)
@@ -53,15 +76,20 @@ def run_block(plan: Plan, block: int, stats: np.ndarray) -> None:
         if net.bias_std > 0.0:
             z += net.bias_std * rng.standard_normal((count, 1, net.widths[layer]))
         a = phi(z)
-        add_networks(stats[layer - 1, Z], z)
-        add_networks(stats[layer - 1, A], a)
+        add_networks(stats[layer - 1, Z], z, lengths)
+        add_networks(stats[layer - 1, A], a, lengths)
+        add_network_level(stats[layer - 1, NET], z, a, cos, plan.pairs)
         weights.append(w)
         pre_activations.append(z)
     if not plan.gradients:
         return
     delta = rng.standard_normal((count, k, net.widths[-1]))  # dL/dz^L of a random read-out
+    upper = np.empty(count)
     for layer in range(net.depth, 0, -1):
-        add_networks(stats[layer - 1, DELTA], delta)
+        add_networks(stats[layer - 1, DELTA], delta, lengths)
+        if layer < net.depth:
+            add_links(stats[layer - 1, LINK], upper, lengths)
+        upper[:] = lengths
         if layer > 1:
             delta = (delta @ weights[layer - 1]) * phi.derivative(pre_activations[layer - 2])
 

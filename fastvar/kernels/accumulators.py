@@ -9,7 +9,15 @@ Three kinds of state, all merged exactly with the Chan / Pebay formulas:
 The engines keep, per layer and per quantity (z, a, delta), one *stats row* of
 ``STATS_SIZE`` floats: the pooled unit moments, a welford state of the per-trial
 lengths ||x||^2/n, a pair state of per-network (mean x, mean x^2) for between-network
-standard errors, and the count of non-finite values skipped.
+standard errors, and the count of non-finite values skipped. Two more rows per layer
+hold per-network statistics in the same layout (so one merge serves every row):
+
+* NET: moments of the fraction of the network's trials whose a^l is all zero (dead); a
+  welford state of the cosine c^l = <z, z'> / (||z|| ||z'||) of an input pair; a pair
+  state of (c^{l-1}, c^l) (c^0: the inputs' cosine) for the measured slope of the c map;
+  the counts of cosines left out as non-finite and as undefined (a zero vector);
+* LINK: a pair state of (g^{l+1}, g^l), g = ||delta||^2 / n averaged over the network's
+  trials, for the measured backward gain g^l / g^{l+1} with its exact covariance.
 
 Users' own ``@numba.njit`` code can call :func:`update_moments` and
 :func:`merge_moments` on the ``state`` array of a :class:`fastvar.Moments`.
@@ -19,8 +27,10 @@ import numpy as np
 
 MOMENTS, WELFORD, PAIR = 0, 5, 8  # offsets of the three parts of a stats row
 NONFINITE = 14
-STATS_SIZE = 15
-Z, A, DELTA = 0, 1, 2  # quantity index of a stats array of shape (L, 3, STATS_SIZE)
+UNDEFINED = 15  # values left out because undefined (the cosine of a zero vector)
+STATS_SIZE = 16
+Z, A, DELTA, NET, LINK = range(5)  # row index of a stats array (L, ROWS, STATS_SIZE)
+ROWS = 5
 
 _BLOCK = 1024  # values reduced in registers before one Pebay merge
 
@@ -208,11 +218,13 @@ def add_network(row, mean, mean_sq):
 
 
 @numba.njit(cache=True)
-def add_networks(stats_row, values):
+def add_networks(stats_row, values, lengths):
     """Add ``values`` of shape (networks, inputs_per_network, units) to one stats row.
 
     A network enters the between-network state only if all its trials are complete (an
     average over the rest would be biased towards the inputs that did not overflow).
+    ``lengths`` (networks,) receives each network's mean over its trials of ||x||^2 / n
+    (NaN for an incomplete network).
     """
     for net in range(values.shape[0]):
         s1 = 0.0
@@ -223,9 +235,70 @@ def add_networks(stats_row, values):
             s1 += m1
             s2 += m2
             complete = complete and ok
+        k = values.shape[1]
+        lengths[net] = s2 / k if complete else np.nan
         if complete:
-            k = values.shape[1]
             add_network(stats_row, s1 / k, s2 / k)
+
+
+@numba.njit(cache=True)
+def cosine(x, y):
+    """(<x, y> / (||x|| ||y||), code): code 0 if defined, 1 if a value is not finite (the
+    cosine is then NaN), 2 if x or y is all zero (undefined; NaN)."""
+    xy = 0.0
+    xx = 0.0
+    yy = 0.0
+    for i in range(x.shape[0]):
+        xy += x[i] * y[i]
+        xx += x[i] * x[i]
+        yy += y[i] * y[i]
+    if not (np.isfinite(xy) and np.isfinite(xx) and np.isfinite(yy)):
+        return np.nan, 1
+    if xx == 0.0 or yy == 0.0:
+        return np.nan, 2
+    return xy / (np.sqrt(xx) * np.sqrt(yy)), 0
+
+
+@numba.njit(cache=True)
+def add_network_level(net_row, z, a, cos_prev, pairs):
+    """Per-network statistics of one layer into the NET row, for z, a of shape
+    (networks, inputs_per_network, units).
+
+    Dead: the fraction of the network's trials whose a is all zero. With ``pairs`` (two
+    inputs per network): the cosine c of its two z vectors, and (c_prev, c) where
+    ``cos_prev`` (networks,) holds the previous layer's cosines, replaced by this layer's.
+    """
+    for net in range(z.shape[0]):
+        dead = 0
+        for j in range(a.shape[1]):
+            alive = False
+            for i in range(a.shape[2]):
+                if a[net, j, i] != 0.0:
+                    alive = True
+                    break
+            dead += 0 if alive else 1
+        _merge_moments_raw(net_row, MOMENTS, 1.0, dead / a.shape[1], 0.0, 0.0, 0.0)
+        if not pairs:
+            continue
+        c, code = cosine(z[net, 0], z[net, 1])
+        if code == 1:
+            net_row[NONFINITE] += 1
+        elif code == 2:
+            net_row[UNDEFINED] += 1
+        else:
+            _push_welford(net_row, WELFORD, c)
+            if np.isfinite(cos_prev[net]):
+                _push_pair(net_row, PAIR, cos_prev[net], c)
+        cos_prev[net] = c
+
+
+@numba.njit(cache=True)
+def add_links(link_row, upper, lower):
+    """(g^{l+1}, g^l) per network into the LINK row: ``upper`` and ``lower`` (networks,)
+    are the networks' mean lengths at layers l+1 and l (NaN: left out)."""
+    for net in range(upper.shape[0]):
+        if np.isfinite(upper[net]) and np.isfinite(lower[net]):
+            _push_pair(link_row, PAIR, upper[net], lower[net])
 
 
 @numba.njit(cache=True)
@@ -253,6 +326,7 @@ def _merge_row(dst, src):
         dst[PAIR + 2] += dy * nb / n
         dst[PAIR] = n
     dst[NONFINITE] += src[NONFINITE]
+    dst[UNDEFINED] += src[UNDEFINED]
 
 
 @numba.njit(cache=True)
@@ -272,6 +346,6 @@ def merge_blocks(total, block_stats):
 
 
 def new_stats(depth: int, blocks: "int | None" = None) -> np.ndarray:
-    """Zeroed stats: shape (depth, 3, STATS_SIZE), or (blocks, depth, 3, STATS_SIZE)."""
-    shape = (depth, 3, STATS_SIZE) if blocks is None else (blocks, depth, 3, STATS_SIZE)
+    """Zeroed stats: shape (depth, ROWS, STATS_SIZE), or (blocks, depth, ROWS, STATS_SIZE)."""
+    shape = (depth, ROWS, STATS_SIZE) if blocks is None else (blocks, depth, ROWS, STATS_SIZE)
     return np.zeros(shape, dtype=np.float64)

@@ -1,8 +1,8 @@
 """Kernels of the direct (brute-force) engine: every weight drawn, one pass, per-block streams.
 
 :func:`run_blocks` is an ``@njit(parallel=True)`` loop over the blocks of one call; each
-block seeds its own streams from (seed, block) (DESIGN.md section 4) and writes its own
-stats ``out[i]`` (L, 3, STATS_SIZE), so results do not depend on the thread count.
+block seeds its own streams from (seed, block) and writes its own stats ``out[i]``
+(L, ROWS, STATS_SIZE), so results do not depend on the thread count.
 
 Per network:
 
@@ -30,7 +30,8 @@ import numpy as np
 from numba import prange
 
 from . import rng
-from .accumulators import A, DELTA, Z, add_networks
+from .accumulators import (A, DELTA, LINK, NET, Z, add_links, add_network_level, add_networks,
+                           cosine)
 from .activations import phi_dphi_array
 
 NORMAL, UNIFORM, TRUNCATED = 0, 1, 2  # weight distribution codes
@@ -270,8 +271,32 @@ def _layer(bank, bits, buf, wbuf, owork, osaved, osigns, vbuf, dist, ortho, n, m
 
 
 @numba.njit(cache=True)
+def _draw_inputs(state, inputs_kind, c0, data, x):
+    # the k rows of x: fresh N(0, I) (kind 0), rows of data (1), a pair x, c0 x + s xi (2),
+    # two distinct rows of data (3); kinds as fastvar.engines.base.INPUTS_*
+    k, n0 = x.shape
+    rows = data.shape[0]
+    if inputs_kind == 3:
+        first = min(int(rng.uniform(state) * rows), rows - 1)
+        second = min(int(rng.uniform(state) * (rows - 1)), rows - 2)
+        x[0, :] = data[first]
+        x[1, :] = data[second + (1 if second >= first else 0)]
+        return
+    for c in range(k):
+        if inputs_kind == 1:
+            x[c, :] = data[min(int(rng.uniform(state) * rows), rows - 1)]
+        elif inputs_kind == 2 and c == 1:
+            s = np.sqrt(1.0 - c0 * c0)
+            for i in range(n0):
+                x[1, i] = c0 * x[0, i] + s * rng.normal(state)
+        else:
+            for i in range(n0):
+                x[c, i] = rng.normal(state)
+
+
+@numba.njit(cache=True)
 def _run_block(out, seed, block, count, widths, scales, dist, ortho, bias_std, act, act_param,
-               inputs_kind, data, k, gradients):
+               inputs_kind, c0, data, k, gradients):
     depth = widths.shape[0] - 1
     wmax = 0
     wmat = 0
@@ -300,15 +325,15 @@ def _run_block(out, seed, block, count, widths, scales, dist, ortho, bias_std, a
     osigns = np.empty((depth, rmax))
     vbuf = np.empty(rmax)
     n0 = widths[0]
+    pairs = inputs_kind >= 2
+    lengths = np.empty(1)  # this network's mean ||x||^2 / n at the current layer
+    upper = np.empty(1)  # and at the layer above, for the backward links
+    cos = np.full(1, np.nan)  # the cosine of its input pair at the previous layer
     for _ in range(count):
         x = _view(cur, k, n0)
-        for c in range(k):
-            if inputs_kind == 0:
-                for i in range(n0):
-                    x[c, i] = rng.normal(state)
-            else:
-                rows = data.shape[0]
-                x[c, :] = data[min(int(rng.uniform(state) * rows), rows - 1)]
+        _draw_inputs(state, inputs_kind, c0, data, x)
+        if pairs:
+            cos[0] = cosine(x[0], x[1])[0]
         for l in range(depth):  # forward
             m, n = widths[l], widths[l + 1]
             z = _view(zb, k, n)
@@ -323,8 +348,10 @@ def _run_block(out, seed, block, count, widths, scales, dist, ortho, bias_std, a
             a = _view(cur, k, n)
             phi_dphi_array(act, act_param, zb[:k * n], cur[:k * n],
                            ds[l, :k * n] if gradients else nxt[:k * n])
-            add_networks(out[l, Z], z.reshape((1, k, n)))
-            add_networks(out[l, A], a.reshape((1, k, n)))
+            add_networks(out[l, Z], z.reshape((1, k, n)), lengths)
+            add_networks(out[l, A], a.reshape((1, k, n)), lengths)
+            add_network_level(out[l, NET], z.reshape((1, k, n)), a.reshape((1, k, n)), cos,
+                              pairs)
         if not gradients:
             continue
         # backward: delta^L ~ N(0, I), delta^{l-1} = (W^l)^T delta^l * phi'(z^{l-1})
@@ -332,7 +359,10 @@ def _run_block(out, seed, block, count, widths, scales, dist, ortho, bias_std, a
             cur[i] = rng.normal(state)
         for l in range(depth - 1, -1, -1):
             m, n = widths[l], widths[l + 1]
-            add_networks(out[l, DELTA], cur[:k * n].reshape((1, k, n)))
+            add_networks(out[l, DELTA], cur[:k * n].reshape((1, k, n)), lengths)
+            if l < depth - 1:
+                add_links(out[l, LINK], upper, lengths)
+            upper[0] = lengths[0]
             if l == 0:
                 break
             spare[:] = saved[l]
@@ -345,7 +375,7 @@ def _run_block(out, seed, block, count, widths, scales, dist, ortho, bias_std, a
 
 @numba.njit(cache=True, parallel=True)
 def run_blocks(out, first_block, per_block, networks, seed, widths, scales, dist, ortho,
-               bias_std, act, act_param, inputs_kind, data, k, gradients):
+               bias_std, act, act_param, inputs_kind, c0, data, k, gradients):
     """Stats of blocks first_block .. first_block + out.shape[0] - 1 into ``out`` (zeroed).
 
     ``scales[l]`` multiplies unit-scale weights of layer l + 1 (the std for normal, the
@@ -355,4 +385,4 @@ def run_blocks(out, first_block, per_block, networks, seed, widths, scales, dist
         block = first_block + i
         count = min(per_block, networks - block * per_block)
         _run_block(out[i], seed, block, count, widths, scales, dist, ortho, bias_std, act,
-                   act_param, inputs_kind, data, k, gradients)
+                   act_param, inputs_kind, c0, data, k, gradients)

@@ -1,6 +1,6 @@
 """Kernels of the exact engine: O(L n k^2) per network by Gaussian conditioning.
 
-DESIGN.md section 5, for k inputs per network. Layer l sees A = a^{l-1} (m x k, stored
+Gaussian conditioning, for k inputs per network. Layer l sees A = a^{l-1} (m x k, stored
 here as k rows of length m) only through its Gram matrix G = A^T A: the rows of
 Z = W A + b 1^T are iid N(0, v G + sigma_b^2 J) (v = Var(W_ij), J = ones), so they are
 drawn with a k x k factor of that covariance. Backward, W given the forward pass is
@@ -22,11 +22,13 @@ import math
 import numba
 import numpy as np
 
-from .accumulators import A, DELTA, STATS_SIZE, Z, add_networks
+from .accumulators import (A, DELTA, LINK, NET, ROWS, STATS_SIZE, Z, add_links,
+                           add_network_level, add_networks)
 from .activations import dphi_given_phi, phi_array
 from .rng import BANK_SIZE, LANES, bank_normal, seed_bank, seed_block, uniform
 
-INPUTS_NORMAL = 0  # as fastvar.engines.base.INPUTS_NORMAL (kernels import no engine code)
+# as fastvar.engines.base.INPUTS_* (kernels import no engine code)
+INPUTS_NORMAL, INPUTS_DATA, INPUTS_PAIR, INPUTS_ROW_PAIR = 0, 1, 2, 3
 _RANK_TOL = 1e-12  # a pivot below this fraction of the largest diagonal counts as zero
 
 
@@ -132,8 +134,9 @@ def _normals(gen, count):
 
 
 @numba.njit(cache=True)
-def _draw_inputs(gen, inputs_kind, data, k, gram, xi):
-    # Gram matrix of the k inputs of one network: fresh N(0, I) or rows of ``data``.
+def _draw_inputs(gen, inputs_kind, c0, data, k, gram, xi):
+    # Gram matrix of the k inputs of one network: fresh N(0, I), rows of ``data``, a pair
+    # (x, c0 x + sqrt(1 - c0^2) xi) of fresh normals, or two distinct rows of ``data``.
     n0 = data.shape[1]
     gram[:, :] = 0.0
     if inputs_kind == INPUTS_NORMAL:
@@ -142,11 +145,26 @@ def _draw_inputs(gen, inputs_kind, data, k, gram, xi):
             for p in range(k):
                 for q in range(p, k):
                     gram[p, q] += x[r * k + p] * x[r * k + q]
+    elif inputs_kind == INPUTS_PAIR:
+        x = _normals(gen, n0 * 2)
+        s = math.sqrt(1.0 - c0 * c0)
+        for r in range(n0):
+            u = x[2 * r]
+            v = c0 * u + s * x[2 * r + 1]
+            gram[0, 0] += u * u
+            gram[0, 1] += u * v
+            gram[1, 1] += v * v
     else:
         state = gen[0]
         rows = data.shape[0]
-        for j in range(k):
-            xi[j] = min(int(uniform(state) * rows), rows - 1)
+        if inputs_kind == INPUTS_ROW_PAIR:
+            first = min(int(uniform(state) * rows), rows - 1)
+            second = min(int(uniform(state) * (rows - 1)), rows - 2)
+            xi[0] = first
+            xi[1] = second + (1 if second >= first else 0)
+        else:
+            for j in range(k):
+                xi[j] = min(int(uniform(state) * rows), rows - 1)
         for p in range(k):
             for q in range(p, k):
                 acc = 0.0
@@ -316,15 +334,15 @@ def _workspace(k):
 
 
 @numba.njit(cache=True)
-def network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, k, inputs_kind, data,
-            gradients, zbuf, abuf, dbuf, grams, mbuf, ws, mats):
+def network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, k, inputs_kind, c0,
+            data, gradients, zbuf, abuf, dbuf, grams, mbuf, ws, mats):
     """One network with k inputs: fill z^l, a^l (and delta^l if ``gradients``) for l = 1..L.
 
     Layer l's k rows of n_l values sit at offset offs[l-1] of zbuf, abuf, dbuf;
     grams[l] is the Gram matrix of a^l (grams[0]: of the inputs).
     """
     depth = widths.shape[0] - 1
-    _draw_inputs(gen, inputs_kind, data, k, grams[0], ws[4])
+    _draw_inputs(gen, inputs_kind, c0, data, k, grams[0], ws[4])
     for layer in range(1, depth + 1):
         n, m, o = widths[layer], widths[layer - 1], offs[layer - 1]
         z, a = _rows(zbuf, o, k, n), _rows(abuf, o, k, n)
@@ -378,42 +396,58 @@ def _generator(seed, block, widths, k):
 
 
 @numba.njit(cache=True)
-def _add_layer(row, buf, o, n, k):
-    # the k trials of one network at one layer into a stats row
-    add_networks(row, buf[o:o + k * n].reshape((1, k, n)))
+def _add_network(out, widths, offs, k, pairs, gradients, zbuf, abuf, dbuf, gram0, lengths,
+                 upper, cos):
+    # one network's trials into the stats (L, ROWS, S) of its block
+    depth = widths.shape[0] - 1
+    if pairs:
+        cos[0] = gram0[0, 1] / (math.sqrt(gram0[0, 0]) * math.sqrt(gram0[1, 1]))
+    for layer in range(1, depth + 1):
+        n, o = widths[layer], offs[layer - 1]
+        z = zbuf[o:o + k * n].reshape((1, k, n))
+        a = abuf[o:o + k * n].reshape((1, k, n))
+        add_networks(out[layer - 1, Z], z, lengths)
+        add_networks(out[layer - 1, A], a, lengths)
+        add_network_level(out[layer - 1, NET], z, a, cos, pairs)
+    if not gradients:
+        return
+    for layer in range(depth, 0, -1):
+        n, o = widths[layer], offs[layer - 1]
+        add_networks(out[layer - 1, DELTA], dbuf[o:o + k * n].reshape((1, k, n)), lengths)
+        if layer < depth:
+            add_links(out[layer - 1, LINK], upper, lengths)
+        upper[0] = lengths[0]
 
 
 @numba.njit(cache=True, parallel=True)
 def run_blocks(seed, first_block, n_blocks, networks, networks_per_block, widths, wvar, code,
-               param, sb, orthogonal, gain, k, inputs_kind, data, gradients):
-    """Stats (n_blocks, L, 3, STATS_SIZE) of blocks first_block .. first_block + n_blocks - 1.
+               param, sb, orthogonal, gain, k, inputs_kind, c0, data, gradients):
+    """Stats (n_blocks, L, ROWS, STATS_SIZE) of blocks first_block .. first_block + n_blocks - 1.
 
     Block b holds networks b * networks_per_block ... (fewer in the last block) and draws
     from the stream seed_block(seed, b); blocks run in parallel, each writing its own row.
     """
     depth = widths.shape[0] - 1
-    out = np.zeros((n_blocks, depth, 3, STATS_SIZE))
+    out = np.zeros((n_blocks, depth, ROWS, STATS_SIZE))
+    pairs = inputs_kind == INPUTS_PAIR or inputs_kind == INPUTS_ROW_PAIR
     for i in numba.prange(n_blocks):
         block = first_block + i
         offs, zbuf, abuf, dbuf, grams, mbuf = _buffers(widths, k)
         gen = _generator(seed, block, widths, k)
         ws, mats = _workspace(k)
+        lengths, upper, cos = np.empty(1), np.empty(1), np.full(1, np.nan)
         count = min(networks_per_block, networks - block * networks_per_block)
         for _ in range(count):
             network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, k,
-                    inputs_kind, data, gradients, zbuf, abuf, dbuf, grams, mbuf, ws, mats)
-            for layer in range(1, depth + 1):
-                n, o = widths[layer], offs[layer - 1]
-                _add_layer(out[i, layer - 1, Z], zbuf, o, n, k)
-                _add_layer(out[i, layer - 1, A], abuf, o, n, k)
-                if gradients:
-                    _add_layer(out[i, layer - 1, DELTA], dbuf, o, n, k)
+                    inputs_kind, c0, data, gradients, zbuf, abuf, dbuf, grams, mbuf, ws, mats)
+            _add_network(out[i], widths, offs, k, pairs, gradients, zbuf, abuf, dbuf, grams[0],
+                         lengths, upper, cos)
     return out
 
 
 @numba.njit(cache=True)
 def sample_trials(seed, networks, widths, wvar, code, param, sb, orthogonal, gain, k,
-                  inputs_kind, data, gradients):
+                  inputs_kind, data, gradients, c0=0.0):
     """Per-trial lengths, for tests of the joint law: one stream, ``networks`` networks.
 
     Returns q (networks, k, L) = ||z^l||^2 / n_l, g (networks, k, L) = ||delta^l||^2 / n_l
@@ -429,7 +463,7 @@ def sample_trials(seed, networks, widths, wvar, code, param, sb, orthogonal, gai
     c = np.zeros((networks, 2, depth))
     for t in range(networks):
         network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, k,
-                inputs_kind, data, gradients, zbuf, abuf, dbuf, grams, mbuf, ws, mats)
+                inputs_kind, c0, data, gradients, zbuf, abuf, dbuf, grams, mbuf, ws, mats)
         for layer in range(1, depth + 1):
             n, o = widths[layer], offs[layer - 1]
             for j in range(k):
