@@ -47,23 +47,31 @@ def count(text: str) -> int:
     return int(value)
 
 
-def check_output(path: "str | None", plot: bool = False) -> None:
-    """Fail before any work if ``path`` cannot be written (or drawn, for a plot)."""
-    if not path or path == "-":
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        raise UsageError(f"cannot write {path}: folder {folder} does not exist or is not writable")
-    if plot:
-        from .plotting import _matplotlib
+def check_outputs(**paths: "str | None") -> None:
+    """Fail before any work if an output path cannot be written (or drawn, for ``plot``).
 
-        _matplotlib()
-        from matplotlib.figure import Figure
+    ``paths`` maps option names (json, csv, plot) to their values; None means not asked
+    for, and "-" (stdout) is allowed for ``json`` only. Two options naming one file are
+    refused (unless written through, like /dev/stdout): the second would replace the first.
+    """
+    from ._files import check_output
 
-        kinds = Figure().canvas.get_supported_filetypes()
-        ext = os.path.splitext(path)[1].lstrip(".").lower()
-        if ext not in kinds:
-            raise UsageError(f"cannot draw {path}: name it .png, .svg, .pdf or another of {', '.join(kinds)}")
+    written = {}
+    for option, path in paths.items():
+        if path is None or (option == "json" and path == "-"):
+            continue
+        if path == "-":
+            raise UsageError(f"--{option} - (stdout) is not supported; only --json - is")
+        if path == "":
+            raise UsageError(f"--{option} is empty; give a file name")
+        if option == "plot":
+            from .plotting import check_image_output
+
+            check_image_output(path)
+        target = check_output(path)
+        if target.path in written and not target.in_place:  # /dev/stdout twice is fine
+            raise UsageError(f"--{written[target.path]} and --{option} name the same file {path}")
+        written[target.path] = option
 
 
 def _widths(text: str) -> list[int]:
@@ -106,9 +114,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from .results import IncompleteStatisticsWarning
 
     net = network_from_args(args)
-    check_output(args.json)
-    check_output(args.csv)
-    check_output(args.plot, plot=True)
+    check_outputs(json=args.json, csv=args.csv, plot=args.plot)
     show_bar = args.progress or (sys.stderr.isatty() and not args.quiet)
     with warnings.catch_warnings():
         # the table prints these under it; with --json - they go to stderr below
@@ -135,6 +141,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_explain(args: argparse.Namespace) -> int:
     from .explain import DEFAULT_WIDTHS, save_histograms, walkthrough
 
+    check_outputs(plot=args.plot)
     text, found = walkthrough(args.width or DEFAULT_WIDTHS, depth=args.depth,
                               depth_width=args.depth_width, trials=args.trials, seed=args.seed)
     print(text)

@@ -179,10 +179,13 @@ def _table(head: list, rows: list) -> str:
 
 
 def save_histograms(found: dict, path: "str | os.PathLike") -> None:
-    """Histograms of w, w x and z for each width of ``found`` (width -> Terms), to ``path``."""
-    from .plotting import _matplotlib
+    """Histograms of w, w x and z for each width of ``found`` (width -> Terms), to ``path``.
 
-    _matplotlib()
+    ``path`` is checked before anything is drawn; the file is written atomically.
+    """
+    from .plotting import check_image_output, write_figure
+
+    check_image_output(path)
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(13, 4.0), layout="constrained")
@@ -205,4 +208,4 @@ def save_histograms(found: dict, path: "str | os.PathLike") -> None:
     axes[2].set_xlim(-6, 6)
     for axis in axes:
         axis.legend(fontsize="small")
-    fig.savefig(path, dpi=100)
+    write_figure(fig, path, dpi=100)

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import math
+from typing import Any, Mapping
 
 import numpy as np
 
+from ._files import float_from_json, json_float
 from .kernels.accumulators import merge_moments, update_moments
+
+_KEYS = ("count", "mean", "M2", "M3", "M4")  # the order of Moments.state
 
 
 def shape_statistics(n, m2, m3, m4):
@@ -100,17 +104,37 @@ class Moments:
         return float(shape_statistics(*self.state[[0, 2, 3, 4]])[1])
 
     def to_dict(self) -> dict:
-        """JSON-safe dict; :meth:`from_dict` rebuilds the accumulator exactly."""
-        return dict(zip(("count", "mean", "M2", "M3", "M4"), map(float, self.state)))
+        """Strict-JSON-safe dict (count, mean, M2, M3, M4); :meth:`from_dict` rebuilds it exactly.
+
+        Overflowed (non-finite) entries are written as "inf" / "-inf" / None.
+        """
+        return {k: json_float(x) for k, x in zip(_KEYS, map(float, self.state))}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Moments":
-        """Rebuild from :meth:`to_dict` output."""
+    def from_dict(cls, data: Mapping[str, Any]) -> "Moments":
+        """Rebuild from :meth:`to_dict` output; a damaged dict raises ValueError naming the key.
+
+        ``count`` must be a whole number >= 0; when it is positive ``mean`` must be finite
+        and ``M2``, ``M4`` not negative (inf and NaN are accepted there: they are what
+        overflow leaves, and :meth:`to_dict` writes them).
+        """
+        if not isinstance(data, Mapping):
+            raise TypeError(f"a Moments dict (from Moments.to_dict) is needed, got "
+                            f"{type(data).__name__}")
+        missing = [k for k in _KEYS if k not in data]
+        if missing:
+            raise ValueError(f"Moments dict lacks the key {missing[0]!r}")
+        count, mean, m2, m3, m4 = (float_from_json(k, data[k]) for k in _KEYS)
+        if not (math.isfinite(count) and count >= 0 and count.is_integer()):
+            raise ValueError(f"count must be a whole number >= 0, got {data['count']!r}")
+        if count > 0:
+            if not math.isfinite(mean):
+                raise ValueError(f"mean must be finite when count > 0, got {data['mean']!r}")
+            for key, value in (("M2", m2), ("M4", m4)):
+                if value < 0:
+                    raise ValueError(f"{key} must be >= 0 when count > 0, got {data[key]!r}")
         out = cls()
-        try:
-            out.state = np.array([data[k] for k in ("count", "mean", "M2", "M3", "M4")], dtype=np.float64)
-        except KeyError as err:
-            raise ValueError(f"Moments dict lacks the key {err.args[0]!r}") from None
+        out.state = np.array([count, mean, m2, m3, m4], dtype=np.float64)
         return out
 
     def __repr__(self) -> str:

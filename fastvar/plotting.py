@@ -5,10 +5,13 @@ only when a picture is asked for.
 """
 from __future__ import annotations
 
+import io
 import os
 from typing import Sequence
 
 import numpy as np
+
+from ._files import check_output, write_file
 
 # quantity -> (measured column, its SE, theory column, axis label)
 QUANTITIES = {
@@ -26,6 +29,33 @@ def _matplotlib():
     except ImportError:
         raise ImportError("plotting needs matplotlib: pip install 'fastvar[plot]'") from None
     return matplotlib
+
+
+def image_format(path: "str | os.PathLike") -> str:
+    """The matplotlib format named by ``path``'s extension ("png", "svg", ...), else ValueError."""
+    _matplotlib()
+    from matplotlib.figure import Figure
+
+    kinds = Figure().canvas.get_supported_filetypes()
+    name = os.fsdecode(path)
+    ext = os.path.splitext(name)[1].lstrip(".").lower()
+    if ext not in kinds:
+        raise ValueError(f"cannot draw {name}: name it .png, .svg, .pdf or another of "
+                         f"{', '.join(kinds)}")
+    return ext
+
+
+def check_image_output(path: "str | os.PathLike") -> str:
+    """Before drawing: ``path`` must be writable and name an image format; returns the format."""
+    check_output(path)
+    return image_format(path)
+
+
+def write_figure(fig, path: "str | os.PathLike", dpi: int) -> None:
+    """Render ``fig`` in memory and write it to ``path`` atomically (see :mod:`fastvar._files`)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=image_format(path), dpi=dpi)
+    write_file(path, buffer.getvalue())
 
 
 def short_label(res) -> str:
@@ -127,9 +157,10 @@ def save(results, path: "str | os.PathLike", labels: "Sequence[str] | None" = No
          quantities: Sequence[str] = ("q", "g"), title: "str | None" = None) -> None:
     """Draw :func:`plot` on a figure of its own and write it to ``path`` (PNG, SVG, PDF...).
 
-    Needs no display: the figure is not made through pyplot.
+    Needs no display: the figure is not made through pyplot. ``path`` and its format are
+    checked before anything is drawn; the file is written atomically.
     """
-    _matplotlib()
+    check_image_output(path)
     from matplotlib.figure import Figure
 
     items = _as_list(results)
@@ -141,4 +172,4 @@ def save(results, path: "str | os.PathLike", labels: "Sequence[str] | None" = No
         title = items[0].network.describe()
     if title:
         fig.suptitle(title, fontsize="medium")
-    fig.savefig(path, dpi=110)
+    write_figure(fig, path, dpi=110)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
-from .kernels.accumulators import (A, DELTA, LINK, MOMENTS, NET, NONFINITE, PAIR, UNDEFINED,
-                                   WELFORD, Z)
+from ._checks import check_int, check_real
+from ._files import float_from_json, json_float, write_file
+from .kernels.accumulators import (A, DELTA, LINK, MOMENTS, NET, NONFINITE, PAIR, ROWS,
+                                   STATS_SIZE, UNDEFINED, WELFORD, Z)
 from .moments import shape_statistics
 from .network import Network
 from .theory import correlation_fixed_point, correlation_map, gradient_map, variance_map
@@ -158,30 +159,58 @@ def quality_warnings(cols: dict[str, np.ndarray]) -> list[str]:
     return lines
 
 
-def _write_atomic(path: "str | os.PathLike", text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and rename: never half-written."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".fastvar-", suffix=".tmp")
-    except OSError as err:
-        raise OSError(f"cannot write {path}: {err.strerror}") from None
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+# entries of a stats row that count things
+_COUNTS = (MOMENTS, WELFORD, PAIR, NONFINITE, UNDEFINED)
 
 
-def _json_value(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
+def _stats_from_json(value: Any, depth: int) -> np.ndarray:
+    """The stats array of a result dict: shape (depth, ROWS, STATS_SIZE), counts checked."""
+    shape = (depth, ROWS, STATS_SIZE)
+    try:
+        cells = np.array(value, dtype=object)
+    except ValueError:  # ragged nesting
+        cells = np.empty(0, dtype=object)
+    if cells.shape != shape:
+        raise ValueError(f"stats must have shape {shape} (layers of the network, rows z, a, "
+                         f"delta, per-network, links; accumulator entries), got {_shape_of(value)}")
+    stats = np.empty(shape)
+    for index, cell in np.ndenumerate(cells):
+        stats[index] = float_from_json(f"stats{list(index)}", cell)
+    counts = stats[..., list(_COUNTS)]
+    bad = ~(np.isfinite(counts) & (counts >= 0) & (counts == np.floor(counts)))
+    if bad.any():
+        layer, quantity, which = np.argwhere(bad)[0]
+        index = [int(layer), int(quantity), _COUNTS[which]]
+        raise ValueError(f"stats{index} is a count and must be a whole number >= 0, "
+                         f"got {stats[tuple(index)]}")
+    return stats
+
+
+def _shape_of(value: Any) -> str:
+    """The nesting of a list for an error message, e.g. '(5, 3, 15)' or 'a ragged list'."""
+    try:
+        return str(np.array(value, dtype=float).shape)
+    except (ValueError, TypeError):
+        return "a ragged or non-numeric list" if isinstance(value, (list, tuple)) else repr(value)
+
+
+def _q0_rows_from_json(value: Any) -> "list[float] | None":
+    """The optional per-row input lengths: None, or a list of finite floats >= 0."""
+    if value is None:
         return None
-    return x
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"input_q0_rows must be a non-empty list of numbers or null, "
+                         f"got {value!r}")
+    return [check_real(f"input_q0_rows[{i}]", x, 0.0, strict=False) for i, x in enumerate(value)]
+
+
+def _csv_cell(x: Any) -> str:
+    """One CSV value: floats exactly (repr, 'nan', 'inf'), bools as true/false, ints as ints."""
+    if isinstance(x, (bool, np.bool_)):
+        return "true" if x else "false"
+    if isinstance(x, (float, np.floating)):
+        return repr(float(x))
+    return str(x)
 
 
 class Result:
@@ -299,43 +328,92 @@ class Result:
         return sorted(set(super().__dir__()) | set(self._columns))
 
     def to_dict(self) -> dict:
-        """JSON-safe dict (NaN becomes None); :meth:`from_dict` rebuilds the Result."""
+        """A dict that ``json.dumps(..., allow_nan=False)`` accepts; :meth:`from_dict` inverts it.
+
+        Metadata, ``columns`` (lists per layer; non-finite column values become None, as
+        pandas writes them) and ``stats``, the accumulator state of shape (L, 3, S) from
+        which :meth:`from_dict` recomputes every column. ``stats`` round-trips bitwise:
+        its finite entries are written as floats, NaN as None, +-inf as "inf" / "-inf".
+        """
         meta = {"network": self.network.to_dict(), "trials": self.trials, "seed": self.seed,
                 "engine": self.engine, "elapsed_s": self.elapsed_s,
                 "inputs_per_network": self.inputs_per_network, "gradients": self.gradients,
                 "input_q0": self.input_q0, "input_correlation": self.input_correlation,
                 "warnings": self.warnings}
-        columns = {k: [_json_value(x) for x in v.tolist()] for k, v in self._columns.items()}
-        return {**meta, "columns": columns, "stats": self.stats.tolist()}
+        columns = {k: [None if isinstance(x, float) and not math.isfinite(x) else x
+                       for x in v.tolist()] for k, v in self._columns.items()}
+        stats = [[[json_float(x) for x in row] for row in layer] for layer in self.stats.tolist()]
+        return {**meta, "columns": columns, "stats": stats}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Result":
-        """Rebuild a Result from :meth:`to_dict` output (columns are recomputed from stats)."""
+    def from_dict(cls, data: Mapping[str, Any]) -> "Result":
+        """Rebuild a Result from :meth:`to_dict` output (columns are recomputed from stats).
+
+        Every key is checked: a missing, mistyped or out-of-range one raises ValueError
+        (TypeError for a wrong type) naming it. ``columns`` is not read.
+        """
+        if not isinstance(data, Mapping):
+            raise TypeError(f"a result dict (from Result.to_dict) is needed, got "
+                            f"{type(data).__name__}")
+        keys = ("network", "stats", "trials", "seed", "engine", "elapsed_s",
+                "inputs_per_network", "gradients", "input_q0")
+        missing = [k for k in keys if k not in data]
+        if missing:
+            raise ValueError(f"result dict lacks the key {missing[0]!r}")
+        if not isinstance(data["network"], Mapping):
+            raise ValueError(f"network must be a dict as made by Network.to_dict(), "
+                             f"got {data['network']!r}")
         try:
-            return cls(Network(**data["network"]), np.asarray(data["stats"], dtype=np.float64),
-                       trials=data["trials"], seed=data["seed"], engine=data["engine"],
-                       elapsed_s=data["elapsed_s"], inputs_per_network=data["inputs_per_network"],
-                       gradients=data["gradients"], input_q0=data["input_q0"],
-                       input_correlation=data.get("input_correlation"))
-        except KeyError as err:
-            raise ValueError(f"result dict lacks the key {err.args[0]!r}") from None
+            net = Network(**data["network"])
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"network: {err}") from None
+        trials = check_int("trials", data["trials"], 1, 2 ** 63 - 1)
+        k = check_int("inputs_per_network", data["inputs_per_network"], 1, trials)
+        if trials % k:
+            raise ValueError(f"inputs_per_network ({k}) must divide trials ({trials})")
+        if not isinstance(data["gradients"], bool):
+            raise TypeError(f"gradients must be true or false, got {data['gradients']!r}")
+        if not isinstance(data["engine"], str):
+            raise TypeError(f"engine must be an engine name, got {data['engine']!r}")
+        if not data["engine"]:
+            raise ValueError("engine must be an engine name, got ''")
+        kwargs = {}
+        correlation = data.get("input_correlation")
+        if correlation is not None:
+            kwargs["input_correlation"] = check_real("input_correlation", correlation, -1.0,
+                                                     strict=False)
+            if kwargs["input_correlation"] > 1.0:
+                raise ValueError(f"input_correlation must be in [-1, 1], got {correlation}")
+        rows = _q0_rows_from_json(data.get("input_q0_rows"))
+        if rows is not None:
+            kwargs["input_q0_rows"] = rows
+        return cls(net, _stats_from_json(data["stats"], net.depth), trials=trials,
+                   seed=check_int("seed", data["seed"], 0, 2 ** 64 - 1), engine=data["engine"],
+                   elapsed_s=check_real("elapsed_s", data["elapsed_s"], 0.0, strict=False),
+                   inputs_per_network=k, gradients=data["gradients"],
+                   input_q0=check_real("input_q0", data["input_q0"], 0.0, strict=False), **kwargs)
 
     def to_json(self, path: "str | os.PathLike | None" = None) -> "str | None":
-        """The JSON text, or write it atomically to ``path`` (then returns None)."""
-        text = json.dumps(self.to_dict(), indent=1)
+        """Strict JSON text of :meth:`to_dict`, or write it atomically to ``path`` (returns None).
+
+        The path is checked before anything is written (see :mod:`fastvar._files`).
+        """
+        text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
         if path is None:
             return text
-        _write_atomic(path, text + "\n")
+        write_file(path, text + "\n")
         return None
 
     def to_csv(self, path: "str | os.PathLike") -> None:
-        """Write the per-layer columns as CSV (one row per layer), atomically."""
+        """Write the per-layer columns as CSV (one row per layer), atomically.
+
+        Floats are written exactly ('nan', 'inf' where non-finite), bools as true/false.
+        """
         names = self.columns
         lines = [",".join(names)]
         for i in range(self.network.depth):
-            lines.append(",".join(repr(float(self._columns[c][i])) if self._columns[c].dtype.kind == "f"
-                                  else str(self._columns[c][i]) for c in names))
-        _write_atomic(path, "\n".join(lines) + "\n")
+            lines.append(",".join(_csv_cell(self._columns[c][i]) for c in names))
+        write_file(path, "\n".join(lines) + "\n")
 
     def plot(self, ax=None, **kwargs):
         """q^l and g^l per layer, Monte Carlo +- SE and theory (see :func:`fastvar.plot`)."""
