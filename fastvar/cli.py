@@ -120,7 +120,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         # the table prints these under it; with --json - they go to stderr below
         warnings.simplefilter("ignore", IncompleteStatisticsWarning)
         res = simulate(net, args.trials, seed=args.seed, engine=args.engine,
-                       inputs_per_network=args.inputs_per_network,
+                       inputs_per_network=args.inputs_per_network, correlation=args.correlation,
                        gradients=not args.no_gradients, threads=args.threads, progress=show_bar)
     # files first: a closed stdout (e.g. `| head`) must not cost the user their outputs
     if args.json and args.json != "-":
@@ -189,7 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"forward passes (default {DEFAULT_TRIALS})")
     run.add_argument("--seed", type=count, default=0, help="random seed (default 0)")
     run.add_argument("--engine", default="auto", help="auto, numpy, or a Numba engine (see fastvar info)")
-    run.add_argument("--inputs-per-network", type=count, default=1, help="inputs sharing each network")
+    run.add_argument("--inputs-per-network", type=count, default=None,
+                     help="inputs sharing each network (default 1; 2 with --correlation)")
+    run.add_argument("--correlation", type=float, default=None, metavar="C0",
+                     help="feed each network a pair of N(0, I) inputs with correlation C0 in "
+                     "[-1, 1] and measure their cosine c per layer (trials must be even)")
     run.add_argument("--no-gradients", action="store_true", help="skip the backward pass")
     run.add_argument("--threads", type=count, default=None, help="numba threads (results do not depend on it)")
     run.add_argument("--progress", action="store_true", help="progress bar even when stderr is no TTY")

@@ -18,8 +18,19 @@ QUANTITIES = {
     "q": ("q_mean", "q_mean_se", "q_theory", r"signal  $q^l = \|z^l\|^2 / n_l$"),
     "g": ("g_mean", "g_mean_se", "g_theory",
           r"gradient  $g^l = \|\partial L / \partial z^l\|^2 / n_l$"),
+    "c": ("c_mean", "c_mean_se", "c_theory", r"correlation  $c^l = \cos(z^l, z'^l)$"),
 }
-_STYLE = {"q": ("o", "-"), "g": ("s", "--")}  # marker, theory line: tells q from g on one Axes
+# marker, theory line: tells the quantities apart on one Axes
+_STYLE = {"q": ("o", "-"), "g": ("s", "--"), "c": ("^", ":")}
+
+
+def _has(res, kind: str) -> bool:
+    """Whether Result ``res`` measured ``kind`` (g needs gradients, c input pairs)."""
+    return {"g": res.gradients, "c": res.input_correlation is not None}.get(kind, True)
+
+
+def _default_quantities(items) -> list[str]:
+    return ["q", "g"] + (["c"] if any(_has(r, "c") for r in items) else [])
 
 
 def _matplotlib():
@@ -79,8 +90,9 @@ def _as_list(results) -> list:
 
 
 def plot(results, labels: "Sequence[str] | None" = None, ax=None,
-         quantities: Sequence[str] = ("q", "g")) -> np.ndarray:
-    """Per-layer q^l and g^l on a log axis: Monte Carlo dots with +-1 SE bands, theory as lines.
+         quantities: "Sequence[str] | None" = None) -> np.ndarray:
+    """Per-layer q^l and g^l on a log axis (and the correlation c^l of input pairs on a
+    linear one): Monte Carlo dots with +-1 SE bands, theory as lines.
 
     Parameters
     ----------
@@ -92,8 +104,9 @@ def plot(results, labels: "Sequence[str] | None" = None, ax=None,
         One Axes per quantity, or a single Axes that gets them all (q dots and solid
         theory lines, g squares and dashed lines). Default: a new pyplot figure with
         one panel per quantity.
-    quantities : sequence of "q", "g"
-        What to draw; "g" is left out for results run with ``gradients=False``.
+    quantities : sequence of "q", "g", "c", optional
+        What to draw (default q and g, and c when a result has input pairs); "g" is left
+        out for results run with ``gradients=False``, "c" for results without pairs.
 
     Returns
     -------
@@ -103,14 +116,16 @@ def plot(results, labels: "Sequence[str] | None" = None, ax=None,
     labels = [short_label(r) for r in items] if labels is None else list(labels)
     if len(labels) != len(items) or not all(isinstance(s, str) for s in labels):
         raise ValueError(f"labels must be {len(items)} strings, one per result, got {labels!r}")
-    quantities = list(quantities)
+    quantities = _default_quantities(items) if quantities is None else list(quantities)
     if not quantities or any(k not in QUANTITIES for k in quantities):
         raise ValueError(f"quantities must be a non-empty selection of {tuple(QUANTITIES)}, "
                          f"got {quantities}")
-    if "g" in quantities and not any(r.gradients for r in items):
-        if quantities == ["g"]:
-            raise ValueError("no result has gradients; simulate with gradients=True")
-        quantities.remove("g")
+    for kind, how in (("g", "simulate with gradients=True"),
+                      ("c", "simulate with correlation=c0 for input pairs")):
+        if kind in quantities and not any(_has(r, kind) for r in items):
+            if quantities == [kind]:
+                raise ValueError(f"no result has {kind}; {how}")
+            quantities.remove(kind)
     _matplotlib()
     from matplotlib.lines import Line2D
 
@@ -132,7 +147,7 @@ def plot(results, labels: "Sequence[str] | None" = None, ax=None,
         mean_col, se_col, theory_col, ylabel = QUANTITIES[kind]
         marker, line = _STYLE[kind] if shared else ("o", "-")
         for i, (res, label) in enumerate(zip(items, labels)):
-            if kind == "g" and not res.gradients:
+            if not _has(res, kind):
                 continue
             color = f"C{i % 10}"
             layer, mean, se = res["layer"], res[mean_col], res[se_col]
@@ -140,7 +155,7 @@ def plot(results, labels: "Sequence[str] | None" = None, ax=None,
             axis.plot(layer, mean, marker, ms=3.5, color=color,
                       label=f"{kind}: {label}" if shared else label)
             axis.plot(layer, res[theory_col], line, lw=1.2, color=color)
-        axis.set_yscale("log")
+        axis.set_yscale("linear" if kind == "c" else "log")
         axis.set_xlabel("layer $l$")
         axis.set_ylabel(ylabel if not shared else r"$q^l$ (dots), $g^l$ (squares)")
         axis.grid(True, which="major", alpha=0.3)
@@ -154,7 +169,7 @@ def plot(results, labels: "Sequence[str] | None" = None, ax=None,
 
 
 def save(results, path: "str | os.PathLike", labels: "Sequence[str] | None" = None,
-         quantities: Sequence[str] = ("q", "g"), title: "str | None" = None) -> None:
+         quantities: "Sequence[str] | None" = None, title: "str | None" = None) -> None:
     """Draw :func:`plot` on a figure of its own and write it to ``path`` (PNG, SVG, PDF...).
 
     Needs no display: the figure is not made through pyplot. ``path`` and its format are
@@ -164,8 +179,8 @@ def save(results, path: "str | os.PathLike", labels: "Sequence[str] | None" = No
     from matplotlib.figure import Figure
 
     items = _as_list(results)
-    has_g = any(r.gradients for r in items)
-    panels = [k for k in quantities if k != "g" or has_g] or list(quantities)
+    quantities = _default_quantities(items) if quantities is None else list(quantities)
+    panels = [k for k in quantities if any(_has(r, k) for r in items)] or quantities
     fig = Figure(figsize=(5.2 * len(panels), 4.0), layout="constrained")
     plot(items, labels, ax=fig.subplots(1, len(panels), squeeze=False)[0], quantities=panels)
     if title is None and len(items) == 1:
