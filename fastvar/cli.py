@@ -79,12 +79,18 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--depth", type=count, default=None, help=f"number of layers (default {DEFAULT_DEPTH})")
     g.add_argument("--input-width", type=count, default=None, help="input units (default: --width)")
     g.add_argument("--widths", type=_widths, default=None, help="all widths, e.g. 784,256,256,10")
-    g.add_argument("--activation", default="tanh", help="e.g. relu, tanh, leaky_relu(0.2) (default tanh)")
+    g.add_argument("--activation", default="tanh",
+                   help="linear, relu, leaky_relu, tanh, sigmoid, gelu, silu, elu, selu, softplus "
+                   "or erf; slope or alpha (-1000..1000) in brackets: leaky_relu(0.2), elu(0.5) "
+                   "(default tanh)")
     g.add_argument("--init", type=_init_value, default="xavier",
-                   help="lecun, xavier, he, orthogonal, or sigma_w^2 as a number (default xavier)")
+                   help="lecun, xavier, he, orthogonal, or sigma_w^2 as a number, 1e-200..1e200 "
+                   "(default xavier)")
     g.add_argument("--distribution", default="normal", help="normal, uniform, truncated_normal")
-    g.add_argument("--gain", type=float, default=1.0, help="gain of the init scheme (default 1)")
-    g.add_argument("--bias-std", type=float, default=0.0, help="std of the biases (default 0)")
+    g.add_argument("--gain", type=float, default=1.0,
+                   help="gain of the init scheme, 1e-100..1e100 (default 1)")
+    g.add_argument("--bias-std", type=float, default=0.0,
+                   help="std of the biases, 0 or 1e-100..1e100 (default 0)")
 
 
 def network_from_args(args: argparse.Namespace) -> Network:
