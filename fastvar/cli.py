@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .network import Network
 
+_owns_process = False  # set by entry(): main() runs the whole process, not a caller's call
 DEFAULT_WIDTH, DEFAULT_DEPTH, DEFAULT_TRIALS = 256, 20, 20_000  # seconds on the exact engine
 
 
@@ -247,6 +248,12 @@ def main(argv: "list[str] | None" = None) -> int:
         print(f"{command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if _owns_process:
+            import signal
+
+            # a second SIGINT follows the first at times (seen while numba loads kernels)
+            # and would kill the process by the signal before it exits with 130
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         print("fastvar: interrupted", file=sys.stderr)
         return 130
     finally:
@@ -262,6 +269,8 @@ def entry() -> None:
     """
     import signal
 
+    global _owns_process
+    _owns_process = True
     status = 130
     try:
         status = main()
@@ -279,11 +288,13 @@ def _reraise_interrupt(previous):
             return
         # A Ctrl-C inside a callback from C (llvmlite's object cache, while numba loads a
         # kernel) is printed and dropped by ctypes, and the run would go on. Raise it again
-        # in the main thread, from another thread: raised here, it would be dropped again.
+        # in the main thread once this hook has returned: raised in here, it would be dropped.
         import _thread
         import threading
 
-        threading.Thread(target=_thread.interrupt_main, daemon=True).start()
+        timer = threading.Timer(0.01, _thread.interrupt_main)
+        timer.daemon = True
+        timer.start()
 
     return hook
 
