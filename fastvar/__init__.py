@@ -3,15 +3,53 @@
 Monte Carlo over random networks at initialization, per-layer one-pass moments with
 honest (between-trial) standard errors, on a NumPy reference engine and Numba engines.
 """
-from ._version import __version__
-from .activations import ACTIVATION_NAMES, Activation
-from .moments import Moments
-from .network import Network, mlp
-from .api import simulate
-from .results import IncompleteStatisticsWarning, Result
-from . import theory
-from .plotting import plot
-from .explain import terms
+from __future__ import annotations
 
-__all__ = ["__version__", "ACTIVATION_NAMES", "Activation", "IncompleteStatisticsWarning", "Moments", "Network", "Result", "mlp",
-           "plot", "simulate", "terms", "theory"]
+import importlib
+from typing import TYPE_CHECKING
+
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from . import theory
+    from .activations import ACTIVATION_NAMES, Activation
+    from .api import simulate
+    from .explain import terms
+    from .moments import Moments
+    from .network import Network, mlp
+    from .plotting import plot
+    from .results import IncompleteStatisticsWarning, Result
+
+# Public name -> the submodule defining it. They load on first use (PEP 562), so that
+# `import fastvar` and the `fastvar` command start without NumPy and Numba (over a second):
+# a Ctrl-C or a bad NUMBA_* variable then reaches the command's handler, not a traceback.
+_EXPORTS = {"ACTIVATION_NAMES": "activations", "Activation": "activations",
+            "Moments": "moments", "Network": "network", "mlp": "network", "simulate": "api",
+            "Result": "results", "IncompleteStatisticsWarning": "results", "theory": None,
+            "plot": "plotting", "terms": "explain"}
+_SUBMODULES = ("activations", "api", "bench", "cli", "engines", "explain", "kernels",
+               "moments", "network", "plotting", "results", "theory")
+
+__all__ = ["__version__", "ACTIVATION_NAMES", "Activation", "IncompleteStatisticsWarning",
+           "Moments", "Network", "Result", "mlp", "plot", "simulate", "terms", "theory"]
+
+
+def _load_all() -> None:
+    # everything at once, as an eager import did: fastvar.kernels.accumulators and the
+    # engine registry are then there whichever name is touched first
+    for name, module in _EXPORTS.items():
+        value = importlib.import_module(f".{module or name}", __name__)
+        globals()[name] = value if module is None else getattr(value, name)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS or name in _SUBMODULES:
+        _load_all()
+        if name in globals():
+            return globals()[name]
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import check_real
 from .kernels import activations as _k
 
 # name -> (kernel code, default parameter or None when the activation takes none)
@@ -29,16 +30,41 @@ _TABLE: dict[str, tuple[int, float | None]] = {
 }
 _ALIASES = {"identity": "linear", "swish": "silu"}
 ACTIVATION_NAMES: tuple[str, ...] = tuple(_TABLE)
+# Valid range of the parameter (slope of leaky_relu, alpha of elu). phi grows like param * |z|
+# on the negative side, so its 4th moment (kurtosis) and the theory's E[phi(z)^2] scale like
+# param^4 and param^2: a bound of 1e3 keeps both far from overflow at any sensible q, where
+# leaky_relu(1e308) squares to inf and the theory's q turns into NaN.
+PARAM_RANGE: tuple[float, float] = (-1e3, 1e3)
 _SYNTAX = re.compile(r"^\s*([a-z_]+)\s*(?:\(\s*([^()]*?)\s*\))?\s*$")
 
 
 @dataclass(frozen=True)
 class Activation:
-    """A parsed activation: ``name``, kernel ``code`` and its ``param`` (0.0 if none)."""
+    """A parsed activation: ``name``, kernel ``code`` and its ``param`` (0.0 if none).
+
+    ``param`` is the slope of ``leaky_relu`` (default 0.01) or the alpha of ``elu``
+    (default 1); either must lie in ``PARAM_RANGE``, -1000 to 1000. Build one with
+    :meth:`parse`; direct construction is checked the same way.
+    """
 
     name: str
     code: int
     param: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.name not in _TABLE or self.code != _TABLE[self.name][0]:
+            raise ValueError(f"unknown activation {self.name!r} with code {self.code!r}; "
+                             "build one with Activation.parse('relu'), 'leaky_relu(0.2)', ...")
+        label = f"parameter of {self.name!r}"
+        if _TABLE[self.name][1] is None:
+            if self.param != 0.0:
+                raise ValueError(f"activation {self.name!r} takes no parameter, got {self.param!r}")
+            return
+        param = check_real(label, self.param, -math.inf, strict=False)
+        low, high = PARAM_RANGE
+        if not low <= param <= high:
+            raise ValueError(f"{label} must be between {low:g} and {high:g}, got {param:g}")
+        object.__setattr__(self, "param", param)
 
     @classmethod
     def parse(cls, spec: "str | Activation") -> "Activation":
@@ -64,8 +90,6 @@ class Activation:
             param = float(text)
         except ValueError:
             raise ValueError(f"parameter of {name!r} must be a number, got {text!r}") from None
-        if not math.isfinite(param):
-            raise ValueError(f"parameter of {name!r} must be finite, got {param}")
         return cls(name, code, param)
 
     @property

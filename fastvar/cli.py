@@ -1,6 +1,8 @@
 """The ``fastvar`` command line: ``fastvar simulate``, ``fastvar info`` and friends.
 
-Bad input exits with status 2 and one line on stderr, never a traceback.
+Bad input exits with status 2 and one line on stderr, never a traceback; Ctrl-C at any
+moment prints one line and exits with 130. For that this module imports nothing heavy at
+the top: NumPy, Numba and the kernels load inside :func:`main`'s handlers.
 """
 from __future__ import annotations
 
@@ -8,9 +10,12 @@ import argparse
 import os
 import sys
 import warnings
+from typing import TYPE_CHECKING
 
-from .network import Network, mlp
+if TYPE_CHECKING:
+    from .network import Network
 
+_owns_process = False  # set by entry(): main() runs the whole process, not a caller's call
 DEFAULT_WIDTH, DEFAULT_DEPTH, DEFAULT_TRIALS = 256, 20, 20_000  # seconds on the exact engine
 
 
@@ -88,16 +93,24 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--depth", type=count, default=None, help=f"number of layers (default {DEFAULT_DEPTH})")
     g.add_argument("--input-width", type=count, default=None, help="input units (default: --width)")
     g.add_argument("--widths", type=_widths, default=None, help="all widths, e.g. 784,256,256,10")
-    g.add_argument("--activation", default="tanh", help="e.g. relu, tanh, leaky_relu(0.2) (default tanh)")
+    g.add_argument("--activation", default="tanh",
+                   help="linear, relu, leaky_relu, tanh, sigmoid, gelu, silu, elu, selu, softplus "
+                   "or erf; slope or alpha (-1000..1000) in brackets: leaky_relu(0.2), elu(0.5) "
+                   "(default tanh)")
     g.add_argument("--init", type=_init_value, default="xavier",
-                   help="lecun, xavier, he, orthogonal, or sigma_w^2 as a number (default xavier)")
+                   help="lecun, xavier, he, orthogonal, or sigma_w^2 as a number, 1e-200..1e200 "
+                   "(default xavier)")
     g.add_argument("--distribution", default="normal", help="normal, uniform, truncated_normal")
-    g.add_argument("--gain", type=float, default=1.0, help="gain of the init scheme (default 1)")
-    g.add_argument("--bias-std", type=float, default=0.0, help="std of the biases (default 0)")
+    g.add_argument("--gain", type=float, default=1.0,
+                   help="gain of the init scheme, 1e-100..1e100 (default 1)")
+    g.add_argument("--bias-std", type=float, default=0.0,
+                   help="std of the biases, 0 or 1e-100..1e100 (default 0)")
 
 
 def network_from_args(args: argparse.Namespace) -> Network:
     """Build the Network described by :func:`add_network_arguments` options."""
+    from .network import Network, mlp
+
     common = dict(activation=args.activation, init=args.init, distribution=args.distribution,
                   gain=args.gain, bias_std=args.bias_std)
     if args.widths is not None:
@@ -227,24 +240,86 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: "list[str] | None" = None) -> int:
     """Entry point of the ``fastvar`` command; returns the exit status."""
-    parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
-        argv.insert(0, "simulate")  # plain `fastvar [options]` runs the default study
-    args = parser.parse_args(argv)
+    from ._env import check_numba_threads
+
+    command = "fastvar"
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _reraise_interrupt(previous_hook)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            check_numba_threads()  # before anything imports numba, which would not say it so
+            parser = build_parser()
+            argv = list(sys.argv[1:] if argv is None else argv)
+            if not argv or (argv[0].startswith("-")
+                            and argv[0] not in ("-h", "--help", "--version")):
+                argv.insert(0, "simulate")  # plain `fastvar [options]` runs the default study
+            args = parser.parse_args(argv)
+            command = f"fastvar {args.command}"
+            return args.func(args)
     except BrokenPipeError:
         # the reader went away (`fastvar ... | head`): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (UsageError, ValueError, TypeError, MemoryError, ImportError, OSError) as err:
-        print(f"fastvar {args.command}: error: {err}", file=sys.stderr)
+        print(f"{command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if _owns_process:
+            import signal
+
+            # a second SIGINT follows the first at times (seen while numba loads kernels)
+            # and would kill the process by the signal before it exits with 130
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         print("fastvar: interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.unraisablehook = previous_hook
+
+
+def entry() -> None:
+    """The ``fastvar`` console script and ``python -m fastvar``: :func:`main`, then exit.
+
+    It owns the process, so after main() it ignores Ctrl-C: one that lands while Python
+    shuts down (or a second one that LLVM re-raises) would kill the process by the signal,
+    with no line said, instead of the exit status main() returned.
+    """
+    import signal
+
+    global _owns_process
+    _owns_process = True
+    status = 130
+    try:
+        status = main()
+    except KeyboardInterrupt:  # in the instructions around main()'s own handler
+        print("fastvar: interrupted", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(status)
+
+
+def _reraise_interrupt(previous):
+    def hook(unraisable) -> None:
+        if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+            previous(unraisable)
+            return
+        # A Ctrl-C inside a callback from C (llvmlite's object cache, while numba loads a
+        # kernel) is printed and dropped by ctypes, and the run would go on. Raise it again
+        # in the main thread once this hook has returned: raised in here, it would be dropped.
+        import _thread
+        import threading
+
+        timer = threading.Timer(0.01, _thread.interrupt_main)
+        timer.daemon = True
+        timer.start()
+
+    return hook
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # a command's warning is one line; where in fastvar it was raised does not help the user
+    print(f"fastvar: warning: {message}", file=sys.stderr if file is None else file)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -13,10 +13,29 @@ INIT_SCHEMES = ("lecun", "xavier", "he", "orthogonal")
 _INIT_ALIASES = {"glorot": "xavier", "kaiming": "he"}
 DISTRIBUTIONS = ("normal", "uniform", "truncated_normal")
 MAX_WIDTH = 1 << 24
+# Valid ranges of the scale parameters. Within them every derived quantity (gain^2,
+# bias_std^2, Var(W) down to gain^2/MAX_WIDTH, n Var(W), the std sqrt(Var W)/0.88 and the
+# bound sqrt(3 Var W) the engines draw with) is a finite, normal float64 for any widths;
+# beyond them Var(W) overflows to inf (an OverflowError in gain**2) or underflows to 0 or to
+# a subnormal, and the run would report zeros or NaN instead of failing.
+GAIN_RANGE: tuple[float, float] = (1e-100, 1e100)
+SIGMA_W2_RANGE: tuple[float, float] = (1e-200, 1e200)
+BIAS_STD_RANGE: tuple[float, float] = (1e-100, 1e100)  # or exactly 0: no biases
 
 
 def _check_width(name: str, value) -> int:
     return check_int(name, value, 1, MAX_WIDTH)
+
+
+def _check_scale(name: str, value, valid: tuple[float, float], zero_ok: bool = False) -> float:
+    """``value`` as a float in ``valid`` (or 0 if ``zero_ok``), else TypeError/ValueError."""
+    value = check_real(name, value, 0.0, strict=not zero_ok)
+    low, high = valid
+    if low <= value <= high or (zero_ok and value == 0.0):
+        return value
+    none = " (or 0 for none)" if zero_ok else ""
+    raise ValueError(f"{name} must be between {low:g} and {high:g}{none}, got {value:g}: beyond "
+                     "that the weight or bias variance overflows or underflows float64")
 
 
 @dataclass(frozen=True)
@@ -30,18 +49,22 @@ class Network:
     activation : str
         ``"linear"``, ``"relu"``, ``"leaky_relu"`` (``"leaky_relu(0.2)"`` sets the slope),
         ``"tanh"``, ``"sigmoid"``, ``"gelu"``, ``"silu"``, ``"elu"`` (``"elu(0.5)"``),
-        ``"selu"``, ``"softplus"`` or ``"erf"``.
+        ``"selu"``, ``"softplus"`` or ``"erf"``. The slope and the alpha lie in -1000..1000.
     init : str or float
         ``"lecun"`` (Var W = gain^2/n_in), ``"xavier"``/``"glorot"`` (gain^2 * 2/(n_in+n_out)),
         ``"he"``/``"kaiming"`` (gain^2 * 2/n_in), ``"orthogonal"`` (gain * Haar-orthogonal),
-        or a number s = sigma_w^2 (Var W = s/n_in).
+        or a number s = sigma_w^2 (Var W = s/n_in) between 1e-200 and 1e200.
     distribution : str
         Law of the weight entries: ``"normal"``, ``"uniform"`` or ``"truncated_normal"``
         (cut at +-2 std and rescaled to the exact variance). Not used by ``"orthogonal"``.
     gain : float
-        Multiplies the standard deviation of the named schemes (not a numeric init).
+        Multiplies the standard deviation of the named schemes (not a numeric init);
+        between 1e-100 and 1e100.
     bias_std : float
-        Standard deviation of the iid normal biases (0 for none).
+        Standard deviation of the iid normal biases: 0 for none, else 1e-100 to 1e100.
+
+    The ranges (``GAIN_RANGE``, ``SIGMA_W2_RANGE``, ``BIAS_STD_RANGE``) keep Var(W) and the
+    bias variance finite and nonzero; anything outside raises ValueError naming the range.
     """
 
     widths: tuple[int, ...]
@@ -70,7 +93,7 @@ class Network:
                 )
             init = key
         else:
-            init = check_real("init (sigma_w^2)", init, 0.0, strict=True)
+            init = _check_scale("init (sigma_w^2)", init, SIGMA_W2_RANGE)
         if not isinstance(self.distribution, str) or self.distribution.lower() not in DISTRIBUTIONS:
             raise ValueError(
                 f"unknown distribution {self.distribution!r}; choose one of {', '.join(DISTRIBUTIONS)}"
@@ -78,10 +101,10 @@ class Network:
         distribution = self.distribution.lower()
         if init == "orthogonal" and distribution != "normal":
             raise ValueError("distribution does not apply to init='orthogonal'; leave it at 'normal'")
-        gain = check_real("gain", self.gain, 0.0, strict=True)
+        gain = _check_scale("gain", self.gain, GAIN_RANGE)
         if not isinstance(init, str) and gain != 1.0:
             raise ValueError("gain applies to named init schemes; fold it into the numeric init instead")
-        bias_std = check_real("bias_std", self.bias_std, 0.0, strict=False)
+        bias_std = _check_scale("bias_std", self.bias_std, BIAS_STD_RANGE, zero_ok=True)
         for name, value in (("widths", widths), ("activation", act.label), ("init", init),
                             ("distribution", distribution), ("gain", gain), ("bias_std", bias_std),
                             ("_act", act)):

@@ -1,0 +1,84 @@
+"""The process environment Numba depends on, checked or worked around before the kernels load.
+
+Numba reads ``NUMBA_NUM_THREADS`` once, at import, and answers a bad value with a traceback
+(``0``, ``-1``) or a warning that quotes one (``abc``); and a ``cache=True`` function cannot
+even be defined where no cache folder is writable. :mod:`fastvar.kernels` calls both
+functions below before any kernel module imports Numba.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import warnings
+from typing import Callable
+
+# No hardware needs more; far beyond the cores, each thread only costs memory and start-up.
+MAX_NUMBA_THREADS = 1024
+
+
+class NoCacheWarning(RuntimeWarning):
+    """Numba finds no writable cache folder: the kernels compile anew in every process."""
+
+
+def check_numba_threads() -> None:
+    """Raise ValueError, saying what to set, if ``NUMBA_NUM_THREADS`` is set but not valid."""
+    text = os.environ.get("NUMBA_NUM_THREADS")
+    if text is None:
+        return
+    cores = os.cpu_count() or 1
+    limit = max(MAX_NUMBA_THREADS, cores)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= limit:
+        raise ValueError(f"environment variable NUMBA_NUM_THREADS={text!r} is not valid: set it "
+                         f"to a whole number from 1 to {limit} (this machine has {cores} cores) "
+                         "or unset it")
+
+
+def compile_without_cache_if_unwritable(probe: Callable[[], None]) -> bool:
+    """Let ``cache=True`` kernels beside ``probe``'s file compile where Numba has no cache.
+
+    Numba stores compiled kernels in ``NUMBA_CACHE_DIR``, else in the ``__pycache__`` next
+    to the module, else in the user-wide cache folder (``$XDG_CACHE_HOME`` or
+    ``~/.cache``); when none is writable (a read-only install, a read-only or missing HOME)
+    it refuses to define the function: "cannot cache function ...: no locator available",
+    at import. Then, and only for functions in that folder, this leaves the function without
+    a cache (compiled in memory, as with ``cache=False``) and warns once with
+    :class:`NoCacheWarning`. Returns True when it did so.
+    """
+    from numba.core import caching, dispatcher
+    from numba.np.ufunc import ufuncbuilder
+
+    try:
+        caching.FunctionCache(probe)  # numba's own search for a cache folder
+        return False
+    except RuntimeError as err:
+        if "no locator" not in str(err):
+            raise
+    folder = os.path.dirname(os.path.abspath(inspect.getfile(probe)))
+    for cls in (dispatcher.Dispatcher, ufuncbuilder.UFuncDispatcher):
+        if not getattr(cls.enable_caching, "_fastvar_folder", None):
+            cls.enable_caching = _skip_missing_cache(cls.enable_caching, folder)
+    warnings.warn(f"numba finds no writable cache folder (NUMBA_CACHE_DIR, {folder}/__pycache__, "
+                  "the user cache folder): the kernels compile again in every process; set "
+                  "NUMBA_CACHE_DIR to a writable folder to keep them", NoCacheWarning, stacklevel=2)
+    return True
+
+
+def _skip_missing_cache(enable_caching, folder: str):
+    @functools.wraps(enable_caching)
+    def wrapper(self) -> None:
+        try:
+            enable_caching(self)
+        except RuntimeError as err:
+            # only our kernels, and only this failure: anything else is numba's to report
+            here = os.path.dirname(os.path.abspath(inspect.getfile(self.py_func)))
+            if "no locator" not in str(err) or here != folder:
+                raise
+            # the dispatcher keeps the NullCache it was built with: no load, no save
+
+    wrapper._fastvar_folder = folder
+    return wrapper
