@@ -1,7 +1,7 @@
-"""Make the README's gallery: ``python .gallery/gallery.py`` (needs fastvar[plot]; about 10 s).
+"""Make the README's gallery: ``python .gallery/gallery.py`` (needs fastvar[plot]; about 15 s).
 
-Writes relu_xavier_vs_he.png, tanh_gains.png, gradients.png and explain.png next to this
-file, and prints the walk-through of ``fastvar explain``, whose histograms are explain.png.
+Writes relu_xavier_vs_he.png, tanh_gains.png, gradients.png, correlation_phases.png and
+explain.png next to this file, and prints the walk-through of ``fastvar explain``, whose histograms are explain.png.
 """
 import os
 
@@ -29,3 +29,14 @@ save([relu[0], relu[1], tanh[0], tanh[1]], os.path.join(HERE, "gradients.png"), 
      labels=["ReLU, Xavier", "ReLU, He", "tanh, Xavier", "tanh, Xavier gain 5/3"],
      title=f"Gradients from layer {DEPTH} back to layer 1 (width {WIDTH})")
 main(["explain", "--plot", os.path.join(HERE, "explain.png")])
+
+# order and chaos: the cosine of two inputs through tanh networks on either side of the line
+SB2 = 0.05
+CRIT = fastvar.theory.critical_sigma_w2("tanh", SB2)
+phases = [("ordered", CRIT / 2), ("critical", CRIT), ("chaotic", 2.5 * CRIT)]
+pairs = [fastvar.simulate(fastvar.mlp(1000, 30, activation="tanh", init=sw2, bias_std=SB2 ** 0.5),
+                          4000, seed=1, correlation=0.6) for _, sw2 in phases]
+save(pairs, os.path.join(HERE, "correlation_phases.png"), quantities=["c"],
+     labels=[f"{name}, $\\sigma_w^2$={sw2:.2f}" for name, sw2 in phases],
+     title="tanh, width 1000, $\\sigma_b^2$=0.05, two inputs with c0 = 0.6:\nordered nets "
+           "align them (c -> 1), chaotic ones\ndecorrelate them (c -> c* = 0.14)")
