@@ -10,7 +10,8 @@ import numpy as np
 import fastvar
 
 CASES = [("numpy", 1, "normal"), ("exact", 1, "normal"), ("exact", 2, "normal"),
-         ("direct", 1, "uniform"), ("direct", 8, "truncated_normal")]
+         ("direct", 1, "uniform"), ("direct", 8, "truncated_normal"),
+         ("exact", None, "normal", 0.3), ("direct", None, "normal", -0.5)]  # input pairs
 _SCRIPT = """
 import json, sys, fastvar
 from tests.test_reproducibility import CASES, run
@@ -18,10 +19,11 @@ print(json.dumps([run(*case).stats.tolist() for case in CASES]))
 """
 
 
-def run(engine, k, distribution):
+def run(engine, k, distribution, correlation=None):
     net = fastvar.Network([7, 33, 20, 9], activation="gelu", init="xavier", distribution=distribution,
                           bias_std=0.2)
-    return fastvar.simulate(net, 96, seed=2024, engine=engine, inputs_per_network=k)
+    return fastvar.simulate(net, 96, seed=2024, engine=engine, inputs_per_network=k,
+                            correlation=correlation)
 
 
 def test_fresh_compile_equals_cached_kernels(tmp_path):
