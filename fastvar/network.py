@@ -1,4 +1,9 @@
-"""The description of a random fully connected network (DESIGN.md section 1)."""
+"""The description of a random fully connected network.
+
+z^l = W^l a^{l-1} + b^l and a^l = phi(z^l) for l = 1..L, a^0 = x; W^l has iid entries of
+variance set by the init scheme (or is a scaled Haar-orthogonal matrix), b^l iid N(0,
+bias_std^2).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,8 +1,10 @@
 """The Result of a simulation: per-layer columns with standard errors, and their export.
 
-Columns are derived from the merged stats array (L, 3, STATS_SIZE) of
-:mod:`fastvar.kernels.accumulators`. Standard errors come from the variation between
-independent networks (DESIGN.md section 2), by the delta method where needed.
+Columns are derived from the merged stats array (L, ROWS, STATS_SIZE) of
+:mod:`fastvar.kernels.accumulators`. Units of one trial are not independent (they share
+||a^{l-1}||), so std / sqrt(units x trials) would understate the error, often by a factor
+of several at depth: every standard error here comes from the variation between
+independent networks (per-network means of x and x^2), by the delta method where needed.
 """
 from __future__ import annotations
 

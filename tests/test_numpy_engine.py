@@ -92,7 +92,7 @@ def test_fixed_input_and_data_set_inputs():
 
 
 def test_standard_errors_cover_the_truth():
-    # DESIGN.md 2: over many independent runs the truth lies within +-2 SE about 95% of the time.
+    # honest SEs: over many independent runs the truth lies within +-2 SE about 95% of the time.
     net = Network([4, 4, 4, 4], activation="linear", init=1.0)
     hits, total = 0, 0
     for seed in range(300):

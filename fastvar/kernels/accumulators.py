@@ -1,6 +1,18 @@
-"""One-pass accumulators (DESIGN.md sections 2-3) as Numba functions on float64 arrays.
+"""One-pass accumulators as Numba functions on float64 arrays.
 
-Three kinds of state, all merged exactly with the Chan / Pebay formulas:
+Three kinds of state, all merged exactly with the Chan / Pebay formulas. For moments
+A and B, n = nA + nB, d = meanB - meanA:
+
+    mean = meanA + d nB / n
+    M2   = M2A + M2B + d^2 nA nB / n
+    M3   = M3A + M3B + d^3 nA nB (nA - nB) / n^2 + 3 d (nA M2B - nB M2A) / n
+    M4   = M4A + M4B + d^4 nA nB (nA^2 - nA nB + nB^2) / n^3
+           + 6 d^2 (nA^2 M2B + nB^2 M2A) / n^2 + 4 d (nA M3B - nB M3A) / n
+
+so var = M2 / (n - ddof), skew = sqrt(n) M3 / M2^1.5, excess kurtosis = n M4 / M2^2 - 3,
+never E[x^2] - E[x]^2 on raw sums. Values are reduced a block of 1024 at a time with a
+two-pass mean and central sums in registers, then merged: one pass over the data, none
+stored.
 
 * moments, float64[5] = (count, mean, M2, M3, M4) of a stream of values;
 * welford, float64[3] = (count, mean, M2) of a stream of scalars;

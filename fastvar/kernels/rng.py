@@ -1,4 +1,4 @@
-"""Reproducible per-block random streams (DESIGN.md section 4).
+"""Reproducible per-block random streams.
 
 Block ``b`` of a run with seed ``s`` draws from its own xoshiro256** stream whose state
 is filled by SplitMix64 from a hash of (s, b). Results therefore depend only on
