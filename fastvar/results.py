@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -30,6 +30,7 @@ COLUMNS = ("layer", "width", "z_mean", "z_var", "z_var_se", "z_skew", "z_kurt",
            "dead_frac", "dead_frac_se",
            "nonfinite_z", "nonfinite_a", "nonfinite_delta", "overflow", "complete")
 PAIR_COLUMNS = ("c_mean", "c_mean_se")
+TABLE_WIDTH = 100  # characters: the default table fits a terminal
 GRADIENT_COLUMNS = ("grad_var", "grad_var_se", "g_mean", "g_mean_se", "g_var")
 # phi(c z) = c phi(z) for c > 0 and z symmetric given the layer below: E[phi(z)^2] is then
 # proportional to E[z^2] unit by unit, so E[q^l] is the mean-field map exactly at any width.
@@ -431,50 +432,73 @@ class Result:
             raise ImportError("to_pandas() needs pandas: pip install 'fastvar[pandas]'") from None
         return pd.DataFrame(self._columns).set_index("layer")
 
-    def table(self, max_rows: int = 40) -> str:
-        """An aligned per-layer text table of the main columns with +- standard errors.
+    def default_columns(self, width: int = TABLE_WIDTH) -> list[str]:
+        """The columns :meth:`table` shows by default: what differs between them (z_var
+        equals q_mean and grad_var g_mean when z has mean 0), within ``width`` characters."""
+        names = ["q_mean", "q_theory"]
+        names += ["c_mean", "c_theory"] if self.input_correlation is not None else []
+        names += ["g_mean", "g_theory"] if self.gradients else []
+        for extra in ("a_var", "dead_frac", "z_kurt"):  # most telling first
+            if extra == "dead_frac" and not (self._columns["dead_frac"] > 0).any():
+                continue
+            if len(self._table_lines(names + [extra], None)[0]) <= width:
+                names.append(extra)
+        return names
 
-        Layers whose statistics are incomplete or overflowed are marked * and explained
-        by warning lines under the table (see :attr:`warnings`)."""
-        def pm(value, se):
-            return "nan" if not np.isfinite(value) else f"{value:.4g} ± {se:.2g}"
+    def table(self, columns: "Sequence[str] | None" = None,
+              max_rows: "int | None" = 40) -> str:
+        """An aligned per-layer text table with +- standard errors.
 
-        def vs(value, theory, se):  # the theory, and how many SE the measurement lies from it
-            return f"{theory:.4g} ({(value - theory) / se:+.1f} SE)" if se > 0 else f"{theory:.4g}"
-
-        heads = ["layer", "width", "q_mean", "q_theory"]
-        pairs = self.input_correlation is not None
-        if pairs:
-            heads += ["c_mean", "c_theory"]
-        heads += ["z_var", "z_kurt", "a_var"]
-        if self.gradients:
-            heads += ["grad_var", "g_mean", "g_theory"]
-        c = self._columns
-        rows = []
-        for i in range(self.network.depth):
-            mark = "" if c["complete"][i] else "*"
-            row = [f"{c['layer'][i]}{mark}", str(c["width"][i]), pm(c["q_mean"][i], c["q_mean_se"][i]),
-                   vs(c["q_mean"][i], c["q_theory"][i], c["q_mean_se"][i])]
-            if pairs:
-                row += [pm(c["c_mean"][i], c["c_mean_se"][i]),
-                        vs(c["c_mean"][i], c["c_theory"][i], c["c_mean_se"][i])]
-            row += [pm(c["z_var"][i], c["z_var_se"][i]), f"{c['z_kurt'][i]:.3g}",
-                    pm(c["a_var"][i], c["a_var_se"][i])]
-            if self.gradients:
-                row += [pm(c["grad_var"][i], c["grad_var_se"][i]), pm(c["g_mean"][i], c["g_mean_se"][i]),
-                        vs(c["g_mean"][i], c["g_theory"][i], c["g_mean_se"][i])]
-            rows.append(row)
-        if len(rows) > max_rows:
-            half = max_rows // 2
-            rows = rows[:half] + [["..."] * len(heads)] + rows[-half:]
-        widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(heads)]
-        lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths))]
-        lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
+        ``columns`` names Result columns to show after layer and width (default:
+        :meth:`default_columns`, which fit 100 characters). A column with a ``*_se`` partner
+        prints as value±SE; a ``*_theory`` column prints the theory and, in brackets, how
+        many SE the measurement lies from it. ``max_rows`` (None: all) keeps the first and
+        last layers of a deeper network. Layers whose statistics are incomplete or
+        overflowed are marked * and explained by warning lines under the table (see
+        :attr:`warnings`)."""
+        columns = self.default_columns() if columns is None else list(columns)
+        unknown = [name for name in columns if name not in self._columns]
+        if unknown:
+            raise ValueError(f"no column {unknown[0]!r}; columns are {', '.join(self._columns)}")
+        if max_rows is not None:
+            max_rows = check_int("max_rows", max_rows, 2, 1 << 62)
+        lines = self._table_lines(columns, max_rows)
         lines += [f"warning: {w}" for w in self.warnings]
         note = self._theory_note()
         if note:
             lines.append(f"note: {note}")
         return "\n".join(lines)
+
+    def _cell(self, name: str, i: int) -> str:
+        c = self._columns
+        value = c[name][i]
+        if c[name].dtype.kind == "b":
+            return "yes" if value else "no"
+        if c[name].dtype.kind in "iu":
+            return str(value)
+        if name.endswith("_theory"):  # the theory, and how many SE the measurement is off
+            measured = name[:-len("_theory")] + "_mean"
+            se = c[measured + "_se"][i]
+            if se > 0 and np.isfinite(c[measured][i]):
+                return f"{value:.4g} ({(c[measured][i] - value) / se:+.1f})"
+            return f"{value:.4g}"
+        if not np.isfinite(value):
+            return str(value)
+        if name + "_se" in c:
+            return f"{value:.4g}±{c[name + '_se'][i]:.2g}"
+        return f"{value:.4g}"
+
+    def _table_lines(self, columns: list[str], max_rows: "int | None") -> list[str]:
+        heads = ["layer", "width"] + columns
+        c = self._columns
+        rows = [[f"{c['layer'][i]}{'' if c['complete'][i] else '*'}", str(c["width"][i])]
+                + [self._cell(name, i) for name in columns] for i in range(self.network.depth)]
+        if max_rows is not None and len(rows) > max_rows:
+            half = max_rows // 2
+            rows = rows[:half] + [["..."] * len(heads)] + rows[-half:]
+        widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(heads)]
+        lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths))]
+        return lines + ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
 
     @property
     def warnings(self) -> list[str]:
@@ -505,5 +529,6 @@ class Result:
     def __repr__(self) -> str:
         head = (f"fastvar Result: {self.network.describe()}\n{self.trials} trials "
                 f"({self.inputs_per_network} per network), seed {self.seed}, engine {self.engine}, "
-                f"{self.elapsed_s:.3g} s; values ± standard error")
+                f"{self.elapsed_s:.3g} s; values ± standard error, theory (measurement - "
+                "theory in SE)")
         return head + "\n" + self.table()

@@ -10,14 +10,14 @@ from fastvar.cli import main
 def test_simulate_prints_a_table(capsys):
     assert main(["simulate", "--width", "8", "--depth", "3", "--trials", "200", "--engine", "numpy"]) == 0
     out = capsys.readouterr().out
-    assert "q_mean" in out and "grad_var" in out and out.count("\n") >= 6
+    assert "q_mean" in out and "g_mean" in out and out.count("\n") >= 6
 
 
 def test_options_without_subcommand_run_simulate(capsys):
     assert main(["--widths", "5,7,3", "--trials", "100", "--engine", "numpy", "--no-gradients",
                  "--activation", "leaky_relu(0.2)", "--init", "2.0", "--bias-std", "0.1"]) == 0
     out = capsys.readouterr().out
-    assert "5,7,3" in out and "grad_var" not in out
+    assert "5,7,3" in out and "g_mean" not in out
 
 
 def test_json_to_stdout_and_files(capsys, tmp_path):
