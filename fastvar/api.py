@@ -22,12 +22,14 @@ MAX_TOTAL_WORK = 3e16  # about a year of one core
 _CHUNK_SECONDS = 0.25  # a progress update / Ctrl-C check about this often
 
 
-def _inputs(inputs, n0: int) -> tuple[int, np.ndarray, float]:
-    """(kind, data rows (r, n0), mean squared input entry q0) from the ``inputs`` argument."""
+def _inputs(inputs, n0: int) -> tuple[int, np.ndarray, float, "tuple | None"]:
+    """(kind, data rows (r, n0), mean squared input entry q0, per-row lengths) from
+    ``inputs``; the per-row lengths are (sorted distinct ||x_i||^2 / n0, row counts), or
+    None for fresh normal inputs and a single input."""
     if isinstance(inputs, str):
         if inputs != "normal":
             raise ValueError(f"inputs must be 'normal', a 1-D input vector or a 2-D data set, got {inputs!r}")
-        return base.INPUTS_NORMAL, np.zeros((0, n0)), 1.0
+        return base.INPUTS_NORMAL, np.zeros((0, n0)), 1.0, None
     arr = np.asarray(inputs)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"inputs must be an array of real numbers, got dtype {arr.dtype}")
@@ -43,7 +45,10 @@ def _inputs(inputs, n0: int) -> tuple[int, np.ndarray, float]:
         q0 = float(np.mean(arr * arr))
     if not np.isfinite(q0):
         raise ValueError("inputs are so large that their squares overflow; rescale them")
-    return base.INPUTS_DATA, arr, q0
+    rows = None
+    if arr.shape[0] > 1:  # the theory averages its maps over the rows' own lengths
+        rows = np.unique(np.mean(arr * arr, axis=1), return_counts=True)
+    return base.INPUTS_DATA, arr, q0, rows
 
 
 def _available_memory() -> int:
@@ -83,8 +88,9 @@ def plan(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "au
         raise TypeError(f"gradients must be True or False, got {gradients!r}")
     if not isinstance(engine, str):
         raise TypeError(f"engine must be a name such as 'auto', got {engine!r}")
-    kind, data, q0 = _inputs(inputs, net.widths[0])
-    request = base.Plan(net, trials, seed, kind, data, k, bool(gradients), input_q0=q0)
+    kind, data, q0, rows = _inputs(inputs, net.widths[0])
+    request = base.Plan(net, trials, seed, kind, data, k, bool(gradients), input_q0=q0,
+                        input_q0_rows=rows)
     chosen = base.choose(engine, request)
     request = dataclasses.replace(request, networks_per_block=chosen.networks_per_block(request))
     work = chosen.work_per_network(request)
@@ -165,4 +171,5 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
             bar.close()
     return Result(net, total, trials=request.trials, seed=request.seed, engine=chosen.name,
                   elapsed_s=time.perf_counter() - start, inputs_per_network=request.inputs_per_network,
-                  gradients=request.gradients, input_q0=request.input_q0)
+                  gradients=request.gradients, input_q0=request.input_q0,
+                  input_q0_rows=request.input_q0_rows)

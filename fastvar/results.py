@@ -2,7 +2,8 @@
 
 Columns are derived from the merged stats array (L, 3, STATS_SIZE) of
 :mod:`fastvar.kernels.accumulators`. Standard errors come from the variation between
-independent networks (DESIGN.md section 2), by the delta method where needed.
+independent networks (each network's per-unit mean and mean square), by the delta method
+where needed.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from .kernels.accumulators import A, DELTA, MOMENTS, NONFINITE, PAIR, WELFORD, Z
 from .network import Network
-from .theory import gradient_map, variance_map
+from .theory import mean_field_maps, variance_map
 
 COLUMNS = ("layer", "width", "z_mean", "z_var", "z_var_se", "z_skew", "z_kurt",
            "a_mean", "a_var", "a_var_se", "q_mean", "q_mean_se", "q_var",
@@ -96,6 +97,13 @@ def _json_value(x: Any) -> Any:
     return x
 
 
+def _q0_rows(entry: "dict | None") -> "tuple[list, list] | None":
+    """The (values, counts) pair of a to_dict ``input_q0_rows`` entry (None if absent)."""
+    if entry is None:
+        return None
+    return entry["values"], entry["counts"]
+
+
 class Result:
     """Per-layer statistics of a simulation.
 
@@ -103,26 +111,40 @@ class Result:
     ``res["z_var"]`` or ``res.z_var``; ``res.columns`` lists them. ``*_se`` columns are
     standard errors from the variation between independent networks. Gradient columns
     are NaN when the run had ``gradients=False``. ``q_theory`` and ``g_theory`` are the
-    infinite-width predictions of ``q_mean`` and ``g_mean`` (:mod:`fastvar.theory`).
+    infinite-width predictions of ``q_mean`` and ``g_mean`` (:mod:`fastvar.theory`): for a
+    data set, the average over its rows of the maps started at each row's own length (not
+    the maps of the mean length, which differ for curved activations such as tanh).
 
     Attributes: ``network``, ``trials``, ``seed``, ``engine``, ``elapsed_s`` (seconds),
-    ``inputs_per_network``, ``gradients``, ``input_q0`` (mean squared input entry, the
-    q^0 of the theory), ``stats`` (the merged accumulator state, shape (L, 3, S)).
+    ``inputs_per_network``, ``gradients``, ``input_q0`` (mean squared input entry
+    ||x||^2 / n_0, averaged over a data set's rows), ``input_q0_rows`` (a data set's
+    per-row lengths as a pair of arrays: sorted distinct values and how many rows have
+    each; None for fresh normal inputs and a single fixed input), ``stats`` (the merged
+    accumulator state, shape (L, 3, S)).
     """
 
     def __init__(self, network: Network, stats: np.ndarray, *, trials: int, seed: int, engine: str,
                  elapsed_s: float, inputs_per_network: int = 1, gradients: bool = True,
-                 input_q0: float = 1.0) -> None:
+                 input_q0: float = 1.0,
+                 input_q0_rows: "tuple[np.ndarray, np.ndarray] | None" = None) -> None:
         self.network = network
         self.stats = np.asarray(stats, dtype=np.float64)
         self.trials, self.seed, self.engine = int(trials), int(seed), str(engine)
         self.elapsed_s = float(elapsed_s)
         self.inputs_per_network, self.gradients = int(inputs_per_network), bool(gradients)
         self.input_q0 = float(input_q0)
+        self.input_q0_rows = None
+        start: "dict[str, Any]" = {"q0": self.input_q0}
+        if input_q0_rows is not None:
+            values, counts = (np.asarray(v, dtype=np.float64) for v in input_q0_rows)
+            self.input_q0_rows = (values, counts.astype(np.int64))
+            start = {"q0": values, "counts": counts}
         self._columns = compute_columns(self.stats, network.widths, self.gradients)
-        self._columns["q_theory"] = variance_map(network, self.input_q0)
-        self._columns["g_theory"] = (gradient_map(network, self.input_q0) if self.gradients
-                                     else np.full(network.depth, np.nan))
+        if self.gradients:
+            self._columns["q_theory"], self._columns["g_theory"] = mean_field_maps(network, **start)
+        else:
+            self._columns["q_theory"] = variance_map(network, **start)
+            self._columns["g_theory"] = np.full(network.depth, np.nan)
 
     @property
     def columns(self) -> list[str]:
@@ -150,6 +172,9 @@ class Result:
                 "engine": self.engine, "elapsed_s": self.elapsed_s,
                 "inputs_per_network": self.inputs_per_network, "gradients": self.gradients,
                 "input_q0": self.input_q0}
+        if self.input_q0_rows is not None:  # lossless: JSON floats round-trip exactly
+            values, counts = self.input_q0_rows
+            meta["input_q0_rows"] = {"values": values.tolist(), "counts": counts.tolist()}
         columns = {k: [_json_value(x) for x in v.tolist()] for k, v in self._columns.items()}
         return {**meta, "columns": columns, "stats": self.stats.tolist()}
 
@@ -160,7 +185,8 @@ class Result:
             return cls(Network(**data["network"]), np.asarray(data["stats"], dtype=np.float64),
                        trials=data["trials"], seed=data["seed"], engine=data["engine"],
                        elapsed_s=data["elapsed_s"], inputs_per_network=data["inputs_per_network"],
-                       gradients=data["gradients"], input_q0=data["input_q0"])
+                       gradients=data["gradients"], input_q0=data["input_q0"],
+                       input_q0_rows=_q0_rows(data.get("input_q0_rows")))
         except KeyError as err:
             raise ValueError(f"result dict lacks the key {err.args[0]!r}") from None
 

@@ -3,7 +3,7 @@
 An engine turns blocks of a Plan into per-block stats arrays of shape
 (blocks, L, 3, STATS_SIZE) (see :mod:`fastvar.kernels.accumulators`). The API merges
 them serially in block order, so a result depends only on (plan, seed, engine): not on
-threads, chunking or partitioning (DESIGN.md section 4).
+threads, chunking or partitioning.
 """
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ class Plan:
     gradients: bool
     networks_per_block: int = 1
     input_q0: float = 1.0  # mean squared input entry, the q^0 of the theory
+    #: a data set's per-row lengths ||x_i||^2 / n_0 as (sorted distinct values, row counts);
+    #: None for fresh normal inputs and a single fixed input
+    input_q0_rows: "tuple[np.ndarray, np.ndarray] | None" = None
 
     @property
     def networks(self) -> int:
