@@ -11,15 +11,68 @@ import numpy as np
 
 from ._checks import check_int
 from .engines import base
-from .kernels.accumulators import merge_blocks, new_stats
+from .kernels.accumulators import STATS_SIZE, merge_blocks, new_stats
 from .network import Network
 from .results import Result
 
 MAX_TRIALS = 1 << 50
 # A block runs uninterrupted (Ctrl-C waits for it): refuse networks that alone take minutes.
 MAX_WORK_PER_NETWORK = 2.0 ** 36
-MAX_TOTAL_WORK = 3e16  # about a year of one core
+MAX_SECONDS = 365.25 * 86400  # refuse runs estimated to take longer (wall clock, all threads)
 _CHUNK_SECONDS = 0.25  # a progress update / Ctrl-C check about this often
+_MAX_CHUNK_BLOCKS = 4096
+_CHUNK_STATS_BYTES = 1 << 28  # cap on the per-block stats of one chunk (deep networks)
+# The theory step (fastvar.theory), measured 2026-05 on the 2-core VM (shared, load ~2):
+# 92-100 us per layer for the q and g maps from one input length; a data set's rows add
+# about 17 us per layer per interpolation node (up to 2 x 257 of them, 65 typical).
+_THEORY_NS_PER_LAYER, _THEORY_NS_PER_NODE = 100_000.0, 17_000.0
+_THEORY_NODES = 65
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """What a run will cost, from the engines' calibrated rates (see :func:`estimate`).
+
+    ``seconds``: wall-clock time with ``threads`` numba threads, the theory step included
+    (core-seconds divided by the threads the blocks can use); ``memory_bytes``: peak
+    working memory beyond the Python process itself.
+    """
+
+    engine: str
+    seconds: float
+    threads: int
+    memory_bytes: int
+
+    def describe(self) -> str:
+        """E.g. 'about 3.2 hours on engine exact (2 threads)'."""
+        value, unit = self.seconds, "seconds"
+        for size, name in ((60, "minutes"), (60, "hours"), (24, "days"), (365.25, "years")):
+            if value < 2 * size:
+                break
+            value, unit = value / size, name
+        threads = f"{self.threads} thread{'s' if self.threads > 1 else ''}"
+        return f"about {value:.2g} {unit} on engine {self.engine} ({threads})"
+
+
+def _chunk_cap(depth: int) -> int:
+    """Most blocks per engine call: their stats (L x 360 bytes each) stay under 256 MiB."""
+    return int(max(1, min(_MAX_CHUNK_BLOCKS, _CHUNK_STATS_BYTES // (depth * 24 * STATS_SIZE))))
+
+
+def _cost(request: base.Plan, chosen: base.Engine, threads: int) -> Estimate:
+    """Time and memory of ``request`` on ``chosen`` with ``threads`` numba threads."""
+    depth = request.network.depth
+    used = min(threads, request.blocks) if chosen.parallel else 1
+    rows = request.input_q0_rows
+    nodes = 0 if rows is None else min(_THEORY_NODES, rows[0].size)
+    theory = 1e-9 * depth * (_THEORY_NS_PER_LAYER + _THEORY_NS_PER_NODE * nodes)
+    seconds = chosen.seconds_per_network(request) * request.networks / used + theory
+    chunk = min(request.blocks, _chunk_cap(depth))
+    # merged and per-chunk stats; ~25 result columns and their temporaries; the theory's
+    # maps (one column per node)
+    per_layer = 24 * STATS_SIZE * (1 + chunk) + 8 * 50 + 8 * 8 * max(nodes, 1)
+    memory = chosen.memory_bytes(request) + depth * per_layer
+    return Estimate(chosen.name, seconds, used, int(memory))
 
 
 def _inputs(inputs, n0: int) -> tuple[int, np.ndarray, float, "tuple | None"]:
@@ -72,9 +125,14 @@ def _numba_threads(threads: "int | None"):
 
 
 def plan(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "auto",
-         inputs="normal", inputs_per_network: int = 1, gradients: bool = True
-         ) -> tuple[base.Plan, base.Engine]:
-    """Validate a request and return its Plan and the engine that will run it."""
+         inputs="normal", inputs_per_network: int = 1, gradients: bool = True,
+         threads: "int | None" = None) -> tuple[base.Plan, base.Engine]:
+    """Validate a request and return its Plan and the engine that will run it.
+
+    Refuses up front (ValueError, MemoryError) what would run longer than about a year
+    (wall clock, with ``threads`` or all numba threads) or need more than half the free
+    memory, by the calibrated :func:`estimate`.
+    """
     if not isinstance(net, Network):
         raise TypeError(f"net must be a fastvar.Network (see fastvar.mlp), got {type(net).__name__}")
     trials = check_int("trials", trials, 1, MAX_TRIALS)
@@ -98,16 +156,33 @@ def plan(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "au
         hint = " or engine='exact' (normal weights)" if chosen.name != "exact" else ""
         raise ValueError(f"one network of this size costs about {work:.2g} steps on engine "
                          f"{chosen.name!r} (minutes that cannot be interrupted); use smaller widths{hint}")
-    if work * request.networks > MAX_TOTAL_WORK:
-        years = work * request.networks / 3e16
-        raise ValueError(f"this run would take about {years:.2g} years of one core on engine "
-                         f"{chosen.name!r}; use fewer trials or smaller widths")
-    need, have = chosen.memory_bytes(request), _available_memory()
-    if need > have // 2:
-        raise MemoryError(f"engine {chosen.name!r} would need about {need / 2**30:.1f} GiB for this "
-                          f"network (only {have / 2**30:.1f} GiB free); use smaller widths, fewer "
-                          "inputs_per_network, or another engine")
+    cost = _cost(request, chosen, numba.get_num_threads() if threads is None else threads)
+    if cost.seconds > MAX_SECONDS:
+        raise ValueError(f"this run would take {cost.describe()}; use fewer trials, smaller "
+                         "widths or fewer layers")
+    have = _available_memory()
+    if cost.memory_bytes > have // 2:
+        raise MemoryError(f"engine {chosen.name!r} would need about {cost.memory_bytes / 2**30:.1f}"
+                          f" GiB for this network (only {have / 2**30:.1f} GiB free); use smaller "
+                          "widths, fewer layers, fewer inputs_per_network, or another engine")
     return request, chosen
+
+
+def estimate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "auto",
+             inputs="normal", inputs_per_network: int = 1, gradients: bool = True,
+             threads: "int | None" = None) -> Estimate:
+    """How long :func:`simulate` with these arguments will take and how much memory it needs.
+
+    Calibrated on measured rates of each engine and of the theory step on a shared 2-core
+    VM (see the engines' ``ns_per_step``); expect the right order of magnitude, within a
+    factor of about 3 on a similar machine. Raises what :func:`simulate` would raise up front.
+    """
+    if threads is not None:
+        threads = check_int("threads", threads, 1, numba.config.NUMBA_NUM_THREADS)
+    request, chosen = plan(net, trials, seed=seed, engine=engine, inputs=inputs,
+                           inputs_per_network=inputs_per_network, gradients=gradients,
+                           threads=threads)
+    return _cost(request, chosen, numba.get_num_threads() if threads is None else threads)
 
 
 def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "auto",
@@ -143,10 +218,11 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
     Result
         Per-layer columns (arrays of length L) with standard errors.
     """
-    request, chosen = plan(net, trials, seed=seed, engine=engine, inputs=inputs,
-                           inputs_per_network=inputs_per_network, gradients=gradients)
     if threads is not None:
         threads = check_int("threads", threads, 1, numba.config.NUMBA_NUM_THREADS)
+    request, chosen = plan(net, trials, seed=seed, engine=engine, inputs=inputs,
+                           inputs_per_network=inputs_per_network, gradients=gradients,
+                           threads=threads)
     total = new_stats(net.depth)
     start = time.perf_counter()
     bar = None
@@ -155,7 +231,8 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
         bar = tqdm(total=request.trials, unit="trial", unit_scale=True, desc=f"fastvar[{chosen.name}]")
     try:
         with _numba_threads(threads):
-            block, chunk = 0, max(1, numba.get_num_threads())
+            cap = _chunk_cap(net.depth)
+            block, chunk = 0, min(max(1, numba.get_num_threads()), cap)
             while block < request.blocks:
                 count = min(chunk, request.blocks - block)
                 tick = time.perf_counter()
@@ -165,7 +242,7 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
                     done = min(block * request.networks_per_block, request.networks)
                     bar.update(done * request.inputs_per_network - bar.n)
                 took = time.perf_counter() - tick
-                chunk = int(min(4 * chunk, max(1, chunk * _CHUNK_SECONDS / max(took, 1e-6)), 4096))
+                chunk = int(min(4 * chunk, max(1, chunk * _CHUNK_SECONDS / max(took, 1e-6)), cap))
     finally:
         if bar is not None:
             bar.close()

@@ -29,7 +29,7 @@ _HOMOGENEOUS = ("linear", "relu", "leaky_relu")
 _EXACT_ROWS = 256  # up to this many distinct input lengths, average the maps one by one
 _FIRST_NODES, _MAX_NODES = 16, 256  # Chebyshev degrees tried for more (doubling)
 _RTOL = 1e-12  # two successive degrees must agree this well
-_CHUNK = 4096  # values per quadrature batch: memory stays O(_CHUNK x 300) whatever the depth
+_CHUNK = 1024  # values per quadrature batch: memory stays O(_CHUNK x 300) whatever the depth
 
 __all__ = ["gaussian_moments", "variance_map", "gradient_map", "mean_field_maps",
            "correlation_map",

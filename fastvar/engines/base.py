@@ -69,6 +69,12 @@ class Engine:
     priority: int = 0
     #: one line for `fastvar info` and error messages
     summary: str = ""
+    #: calibrated cost model (see seconds_per_network): nanoseconds of one core per step of
+    #: work_per_network and per layer of one network; blocks run on all numba threads if
+    #: ``parallel``, else on one core
+    ns_per_step: float = 5.0
+    ns_per_layer: float = 1100.0
+    parallel: bool = True
 
     def unsupported(self, plan: Plan) -> "str | None":
         """Why this engine cannot run ``plan``, or None if it can."""
@@ -79,6 +85,11 @@ class Engine:
         a normal drawn by the exact sampler): about a nanosecond each on one core."""
         net = plan.network
         return float(net.n_weights) * (1 + plan.inputs_per_network) * (2 if plan.gradients else 1)
+
+    def seconds_per_network(self, plan: Plan) -> float:
+        """Seconds of one core that one network of ``plan`` takes (calibrated estimate)."""
+        return 1e-9 * (self.ns_per_step * self.work_per_network(plan)
+                       + self.ns_per_layer * plan.network.depth)
 
     def networks_per_block(self, plan: Plan) -> int:
         """Block size (networks) for ``plan``; a pure function of the request."""
