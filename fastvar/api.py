@@ -51,7 +51,8 @@ class Estimate:
                 break
             value, unit = value / size, name
         threads = f"{self.threads} thread{'s' if self.threads > 1 else ''}"
-        return f"about {value:.2g} {unit} on engine {self.engine} ({threads})"
+        number = f"{value:.2g}" if value < 100 else f"{value:.0f}"  # not 1e+02
+        return f"about {number} {unit} on engine {self.engine} ({threads})"
 
 
 def _chunk_cap(depth: int) -> int:

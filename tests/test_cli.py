@@ -102,6 +102,7 @@ def test_a_long_run_says_how_long_on_stderr(capsys, monkeypatch):
     assert line == ("fastvar: this run will take about 3.2 hours on engine exact (2 threads); "
                     "Ctrl-C stops it")
     assert cli.announcement(Estimate("exact", 59.0, 2, 0)) is None
+    assert "about 101 seconds" in cli.announcement(Estimate("direct", 101.0, 1, 0))
     monkeypatch.setattr(cli, "ANNOUNCE_SECONDS", 0.0)  # every run is "long"
     assert main(["simulate", "--width", "8", "--depth", "2", "--trials", "10"]) == 0
     assert "this run will take about" in capsys.readouterr().err
