@@ -12,23 +12,80 @@ import numpy as np
 
 from ._checks import check_int, check_real
 from .engines import base
-from .kernels.accumulators import merge_blocks, new_stats
+from .kernels.accumulators import ROWS, STATS_SIZE, merge_blocks, new_stats
 from .network import Network
 from .results import IncompleteStatisticsWarning, Result
 
 MAX_TRIALS = 1 << 50
 # A block runs uninterrupted (Ctrl-C waits for it): refuse networks that alone take minutes.
 MAX_WORK_PER_NETWORK = 2.0 ** 36
-MAX_TOTAL_WORK = 3e16  # about a year of one core
+MAX_SECONDS = 365.25 * 86400  # refuse runs estimated to take longer (wall clock, all threads)
 _CHUNK_SECONDS = 0.25  # a progress update / Ctrl-C check about this often
+_MAX_CHUNK_BLOCKS = 4096
+_CHUNK_STATS_BYTES = 1 << 28  # cap on the per-block stats of one chunk (deep networks)
+# The theory step (fastvar.theory), measured 2026-05 on the 2-core VM (shared, load ~2):
+# 92-100 us per layer for the q and g maps from one input length; a data set's rows add
+# about 17 us per layer per interpolation node (up to 2 x 257 of them, 65 typical).
+_THEORY_NS_PER_LAYER, _THEORY_NS_PER_NODE = 100_000.0, 17_000.0
+_THEORY_NODES = 65
 
 
-def _inputs(inputs, n0: int) -> tuple[int, np.ndarray, float]:
-    """(kind, data rows (r, n0), mean squared input entry q0) from the ``inputs`` argument."""
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """What a run will cost, from the engines' calibrated rates (see :func:`estimate`).
+
+    ``seconds``: wall-clock time with ``threads`` numba threads, the theory step included
+    (core-seconds divided by the threads the blocks can use); ``memory_bytes``: peak
+    working memory beyond the Python process itself.
+    """
+
+    engine: str
+    seconds: float
+    threads: int
+    memory_bytes: int
+
+    def describe(self) -> str:
+        """E.g. 'about 3.2 hours on engine exact (2 threads)'."""
+        value, unit = self.seconds, "seconds"
+        for size, name in ((60, "minutes"), (60, "hours"), (24, "days"), (365.25, "years")):
+            if value < 2 * size:
+                break
+            value, unit = value / size, name
+        threads = f"{self.threads} thread{'s' if self.threads > 1 else ''}"
+        number = f"{value:.2g}" if value < 100 else f"{value:.0f}"  # not 1e+02
+        return f"about {number} {unit} on engine {self.engine} ({threads})"
+
+
+def _chunk_cap(depth: int) -> int:
+    """Most blocks per engine call: their stats (L x 640 bytes each) stay under 256 MiB."""
+    return int(max(1, min(_MAX_CHUNK_BLOCKS,
+                          _CHUNK_STATS_BYTES // (depth * 8 * ROWS * STATS_SIZE))))
+
+
+def _cost(request: base.Plan, chosen: base.Engine, threads: int) -> Estimate:
+    """Time and memory of ``request`` on ``chosen`` with ``threads`` numba threads."""
+    depth = request.network.depth
+    used = min(threads, request.blocks) if chosen.parallel else 1
+    rows = request.input_q0_rows
+    nodes = 0 if rows is None else min(_THEORY_NODES, rows[0].size)
+    theory = 1e-9 * depth * (_THEORY_NS_PER_LAYER + _THEORY_NS_PER_NODE * nodes)
+    seconds = chosen.seconds_per_network(request) * request.networks / used + theory
+    chunk = min(request.blocks, _chunk_cap(depth))
+    # merged and per-chunk stats; ~25 result columns and their temporaries; the theory's
+    # maps (one column per node)
+    per_layer = 8 * ROWS * STATS_SIZE * (1 + chunk) + 8 * 50 + 8 * 8 * max(nodes, 1)
+    memory = chosen.memory_bytes(request) + depth * per_layer
+    return Estimate(chosen.name, seconds, used, int(memory))
+
+
+def _inputs(inputs, n0: int) -> tuple[int, np.ndarray, float, "tuple | None"]:
+    """(kind, data rows (r, n0), mean squared input entry q0, per-row lengths) from
+    ``inputs``; the per-row lengths are (sorted distinct ||x_i||^2 / n0, row counts), or
+    None for fresh normal inputs and a single input."""
     if isinstance(inputs, str):
         if inputs != "normal":
             raise ValueError(f"inputs must be 'normal', a 1-D input vector or a 2-D data set, got {inputs!r}")
-        return base.INPUTS_NORMAL, np.zeros((0, n0)), 1.0
+        return base.INPUTS_NORMAL, np.zeros((0, n0)), 1.0, None
     arr = np.asarray(inputs)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"inputs must be an array of real numbers, got dtype {arr.dtype}")
@@ -44,7 +101,10 @@ def _inputs(inputs, n0: int) -> tuple[int, np.ndarray, float]:
         q0 = float(np.mean(arr * arr))
     if not np.isfinite(q0):
         raise ValueError("inputs are so large that their squares overflow; rescale them")
-    return base.INPUTS_DATA, arr, q0
+    rows = None
+    if arr.shape[0] > 1:  # the theory averages its maps over the rows' own lengths
+        rows = np.unique(np.mean(arr * arr, axis=1), return_counts=True)
+    return base.INPUTS_DATA, arr, q0, rows
 
 
 def _pairs(correlation, kind: int, data: np.ndarray, k: "int | None") -> tuple[int, float, int]:
@@ -100,14 +160,20 @@ def _numba_threads(threads: "int | None"):
 
 def plan(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "auto",
          inputs="normal", inputs_per_network: "int | None" = None, gradients: bool = True,
-         correlation: "float | str | None" = None) -> tuple[base.Plan, base.Engine]:
-    """Validate a request and return its Plan and the engine that will run it."""
+         correlation: "float | str | None" = None, threads: "int | None" = None
+         ) -> tuple[base.Plan, base.Engine]:
+    """Validate a request and return its Plan and the engine that will run it.
+
+    Refuses up front (ValueError, MemoryError) what would run longer than about a year
+    (wall clock, with ``threads`` or all numba threads) or need more than half the free
+    memory, by the calibrated :func:`estimate`.
+    """
     if not isinstance(net, Network):
         raise TypeError(f"net must be a fastvar.Network (see fastvar.mlp), got {type(net).__name__}")
     trials = check_int("trials", trials, 1, MAX_TRIALS)
     if inputs_per_network is not None:
         inputs_per_network = check_int("inputs_per_network", inputs_per_network, 1, 1 << 20)
-    kind, data, q0 = _inputs(inputs, net.widths[0])
+    kind, data, q0, rows = _inputs(inputs, net.widths[0])
     kind, c0, k = _pairs(correlation, kind, data, inputs_per_network)
     if trials % k:
         what = ("with correlation each network runs a pair of inputs, so trials must be even"
@@ -121,7 +187,7 @@ def plan(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "au
     if not isinstance(engine, str):
         raise TypeError(f"engine must be a name such as 'auto', got {engine!r}")
     request = base.Plan(net, trials, seed, kind, data, k, bool(gradients), input_q0=q0,
-                        correlation=c0)
+                        input_q0_rows=rows, correlation=c0)
     chosen = base.choose(engine, request)
     request = dataclasses.replace(request, networks_per_block=chosen.networks_per_block(request))
     work = chosen.work_per_network(request)
@@ -129,16 +195,33 @@ def plan(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "au
         hint = " or engine='exact' (normal weights)" if chosen.name != "exact" else ""
         raise ValueError(f"one network of this size costs about {work:.2g} steps on engine "
                          f"{chosen.name!r} (minutes that cannot be interrupted); use smaller widths{hint}")
-    if work * request.networks > MAX_TOTAL_WORK:
-        years = work * request.networks / 3e16
-        raise ValueError(f"this run would take about {years:.2g} years of one core on engine "
-                         f"{chosen.name!r}; use fewer trials or smaller widths")
-    need, have = chosen.memory_bytes(request), _available_memory()
-    if need > have // 2:
-        raise MemoryError(f"engine {chosen.name!r} would need about {need / 2**30:.1f} GiB for this "
-                          f"network (only {have / 2**30:.1f} GiB free); use smaller widths, fewer "
-                          "inputs_per_network, or another engine")
+    cost = _cost(request, chosen, numba.get_num_threads() if threads is None else threads)
+    if cost.seconds > MAX_SECONDS:
+        raise ValueError(f"this run would take {cost.describe()}; use fewer trials, smaller "
+                         "widths or fewer layers")
+    have = _available_memory()
+    if cost.memory_bytes > have // 2:
+        raise MemoryError(f"engine {chosen.name!r} would need about {cost.memory_bytes / 2**30:.1f}"
+                          f" GiB for this network (only {have / 2**30:.1f} GiB free); use smaller "
+                          "widths, fewer layers, fewer inputs_per_network, or another engine")
     return request, chosen
+
+
+def estimate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "auto",
+             inputs="normal", inputs_per_network: "int | None" = None, gradients: bool = True,
+             correlation: "float | str | None" = None, threads: "int | None" = None) -> Estimate:
+    """How long :func:`simulate` with these arguments will take and how much memory it needs.
+
+    Calibrated on measured rates of each engine and of the theory step on a shared 2-core
+    VM (see the engines' ``ns_per_step``); expect the right order of magnitude, within a
+    factor of about 3 on a similar machine. Raises what :func:`simulate` would raise up front.
+    """
+    if threads is not None:
+        threads = check_int("threads", threads, 1, numba.config.NUMBA_NUM_THREADS)
+    request, chosen = plan(net, trials, seed=seed, engine=engine, inputs=inputs,
+                           inputs_per_network=inputs_per_network, gradients=gradients,
+                           correlation=correlation, threads=threads)
+    return _cost(request, chosen, numba.get_num_threads() if threads is None else threads)
 
 
 def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "auto",
@@ -186,11 +269,11 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
         overflowed to NaN or infinity have ``complete`` False, and an
         :class:`~fastvar.results.IncompleteStatisticsWarning` says which.
     """
-    request, chosen = plan(net, trials, seed=seed, engine=engine, inputs=inputs,
-                           inputs_per_network=inputs_per_network, gradients=gradients,
-                           correlation=correlation)
     if threads is not None:
         threads = check_int("threads", threads, 1, numba.config.NUMBA_NUM_THREADS)
+    request, chosen = plan(net, trials, seed=seed, engine=engine, inputs=inputs,
+                           inputs_per_network=inputs_per_network, gradients=gradients,
+                           correlation=correlation, threads=threads)
     total = new_stats(net.depth)
     start = time.perf_counter()
     bar = None
@@ -199,7 +282,8 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
         bar = tqdm(total=request.trials, unit="trial", unit_scale=True, desc=f"fastvar[{chosen.name}]")
     try:
         with _numba_threads(threads):
-            block, chunk = 0, max(1, numba.get_num_threads())
+            cap = _chunk_cap(net.depth)
+            block, chunk = 0, min(max(1, numba.get_num_threads()), cap)
             while block < request.blocks:
                 count = min(chunk, request.blocks - block)
                 tick = time.perf_counter()
@@ -209,14 +293,15 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
                     done = min(block * request.networks_per_block, request.networks)
                     bar.update(done * request.inputs_per_network - bar.n)
                 took = time.perf_counter() - tick
-                chunk = int(min(4 * chunk, max(1, chunk * _CHUNK_SECONDS / max(took, 1e-6)), 4096))
+                chunk = int(min(4 * chunk, max(1, chunk * _CHUNK_SECONDS / max(took, 1e-6)), cap))
     finally:
         if bar is not None:
             bar.close()
     result = Result(net, total, trials=request.trials, seed=request.seed, engine=chosen.name,
                     elapsed_s=time.perf_counter() - start,
                     inputs_per_network=request.inputs_per_network, gradients=request.gradients,
-                    input_q0=request.input_q0, input_correlation=request.correlation)
+                    input_q0=request.input_q0, input_q0_rows=request.input_q0_rows,
+                    input_correlation=request.correlation)
     for line in result.warnings:
         warnings.warn(line, IncompleteStatisticsWarning, stacklevel=2)
     return result

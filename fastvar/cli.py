@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 _owns_process = False  # set by entry(): main() runs the whole process, not a caller's call
 DEFAULT_WIDTH, DEFAULT_DEPTH, DEFAULT_TRIALS = 256, 20, 20_000  # seconds on the exact engine
+ANNOUNCE_SECONDS = 60.0  # runs estimated to take longer say so on stderr before they start
 
 
 class _Parser(argparse.ArgumentParser):
@@ -122,13 +123,27 @@ def network_from_args(args: argparse.Namespace) -> Network:
     return mlp(width, depth, input_width=args.input_width, **common)
 
 
+def announcement(cost, threshold: "float | None" = None) -> "str | None":
+    """The stderr line for a run whose :class:`fastvar.api.Estimate` exceeds ``threshold``
+    seconds (default ANNOUNCE_SECONDS), else None."""
+    if cost.seconds <= (ANNOUNCE_SECONDS if threshold is None else threshold):
+        return None
+    return f"fastvar: this run will take {cost.describe()}; Ctrl-C stops it"
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from .api import simulate
+    from .api import estimate, simulate
     from .results import IncompleteStatisticsWarning
 
     net = network_from_args(args)
     check_outputs(json=args.json, csv=args.csv, plot=args.plot)
     show_bar = args.progress or (sys.stderr.isatty() and not args.quiet)
+    line = announcement(estimate(net, args.trials, seed=args.seed, engine=args.engine,
+                                 inputs_per_network=args.inputs_per_network,
+                                 correlation=args.correlation, gradients=not args.no_gradients,
+                                 threads=args.threads))
+    if line:
+        print(line, file=sys.stderr, flush=True)
     with warnings.catch_warnings():
         # the table prints these under it; with --json - they go to stderr below
         warnings.simplefilter("ignore", IncompleteStatisticsWarning)

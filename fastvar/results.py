@@ -21,7 +21,8 @@ from .kernels.accumulators import (A, DELTA, LINK, MOMENTS, NET, NONFINITE, PAIR
                                    STATS_SIZE, UNDEFINED, WELFORD, Z)
 from .moments import shape_statistics
 from .network import Network
-from .theory import correlation_fixed_point, correlation_map, gradient_map, variance_map
+from .theory import (correlation_fixed_point, correlation_map, mean_field_maps,
+                     variance_map)
 
 COLUMNS = ("layer", "width", "z_mean", "z_var", "z_var_se", "z_skew", "z_kurt",
            "a_mean", "a_var", "a_var_se", "q_mean", "q_mean_se", "q_var",
@@ -197,14 +198,23 @@ def _shape_of(value: Any) -> str:
         return "a ragged or non-numeric list" if isinstance(value, (list, tuple)) else repr(value)
 
 
-def _q0_rows_from_json(value: Any) -> "list[float] | None":
-    """The optional per-row input lengths: None, or a list of finite floats >= 0."""
+def _q0_rows_from_json(value: Any) -> "tuple[list, list] | None":
+    """The optional per-row input lengths of a data set: None, or {"values": [...],
+    "counts": [...]} with finite values >= 0 and whole counts >= 1, as (values, counts)."""
     if value is None:
         return None
-    if not isinstance(value, (list, tuple)) or not value:
-        raise ValueError(f"input_q0_rows must be a non-empty list of numbers or null, "
+    if not isinstance(value, Mapping) or set(value) != {"values", "counts"}:
+        raise ValueError(f"input_q0_rows must be null or a dict with 'values' and 'counts', "
                          f"got {value!r}")
-    return [check_real(f"input_q0_rows[{i}]", x, 0.0, strict=False) for i, x in enumerate(value)]
+    values, counts = value["values"], value["counts"]
+    if (not isinstance(values, (list, tuple)) or not isinstance(counts, (list, tuple))
+            or not values or len(values) != len(counts)):
+        raise ValueError("input_q0_rows: 'values' and 'counts' must be non-empty lists of the "
+                         "same length")
+    return ([check_real(f"input_q0_rows values[{i}]", x, 0.0, strict=False)
+             for i, x in enumerate(values)],
+            [check_int(f"input_q0_rows counts[{i}]", n, 1, 2 ** 63 - 1)
+             for i, n in enumerate(counts)])
 
 
 def _csv_cell(x: Any) -> str:
@@ -223,7 +233,9 @@ class Result:
     ``res["z_var"]`` or ``res.z_var``; ``res.columns`` lists them. ``*_se`` columns are
     standard errors from the variation between independent networks. Gradient columns
     are NaN when the run had ``gradients=False``. ``q_theory`` and ``g_theory`` are the
-    infinite-width predictions of ``q_mean`` and ``g_mean`` (:mod:`fastvar.theory`).
+    infinite-width predictions of ``q_mean`` and ``g_mean`` (:mod:`fastvar.theory`): for a
+    data set, the average over its rows of the maps started at each row's own length (not
+    the maps of the mean length, which differ for curved activations such as tanh).
 
     Nothing is silently wrong: NaN or infinite values (overflow) are left out of the
     statistics and counted per layer in ``nonfinite_z``, ``nonfinite_a`` and
@@ -244,15 +256,19 @@ class Result:
     measured backward gain and the slope of the correlation map from the same run.
 
     Attributes: ``network``, ``trials``, ``seed``, ``engine``, ``elapsed_s`` (seconds),
-    ``inputs_per_network``, ``gradients``, ``input_q0`` (mean squared input entry, the
-    q^0 of the theory), ``input_correlation`` (the pairs' c0, None without pairs),
-    ``stats`` (the merged accumulator state, shape (L, ROWS, S), see
-    :mod:`fastvar.kernels.accumulators`).
+    ``inputs_per_network``, ``gradients``, ``input_q0`` (mean squared input entry
+    ||x||^2 / n_0, averaged over a data set's rows), ``input_q0_rows`` (a data set's
+    per-row lengths as a pair of arrays: sorted distinct values and how many rows have
+    each; None for fresh normal inputs and a single fixed input),
+    ``input_correlation`` (the pairs' c0, None without pairs), ``stats`` (the merged
+    accumulator state, shape (L, ROWS, S), see :mod:`fastvar.kernels.accumulators`).
     """
 
     def __init__(self, network: Network, stats: np.ndarray, *, trials: int, seed: int, engine: str,
                  elapsed_s: float, inputs_per_network: int = 1, gradients: bool = True,
-                 input_q0: float = 1.0, input_correlation: "float | None" = None) -> None:
+                 input_q0: float = 1.0,
+                 input_q0_rows: "tuple[np.ndarray, np.ndarray] | None" = None,
+                 input_correlation: "float | None" = None) -> None:
         self.network = network
         self.stats = np.asarray(stats, dtype=np.float64)
         self.trials, self.seed, self.engine = int(trials), int(seed), str(engine)
@@ -262,10 +278,19 @@ class Result:
         self.input_correlation = (None if input_correlation is None
                                   or math.isnan(input_correlation) else float(input_correlation))
         pairs = self.input_correlation is not None
+        self.input_q0_rows = None
+        start: "dict[str, Any]" = {"q0": self.input_q0}
+        if input_q0_rows is not None:
+            values, counts = (np.asarray(v, dtype=np.float64) for v in input_q0_rows)
+            self.input_q0_rows = (values, counts.astype(np.int64))
+            start = {"q0": values, "counts": counts}
         self._columns = compute_columns(self.stats, network.widths, self.gradients, pairs)
-        self._columns["q_theory"] = variance_map(network, self.input_q0)
-        self._columns["g_theory"] = (gradient_map(network, self.input_q0) if self.gradients
-                                     else np.full(network.depth, np.nan))
+        if self.gradients:
+            self._columns["q_theory"], self._columns["g_theory"] = mean_field_maps(network, **start)
+        else:
+            self._columns["q_theory"] = variance_map(network, **start)
+            self._columns["g_theory"] = np.full(network.depth, np.nan)
+        # a data set's pairs start from their mean length (the correlation map takes one q0)
         self._columns["c_theory"] = (
             correlation_map(network, self.input_correlation, self.input_q0) if pairs
             else np.full(network.depth, np.nan))
@@ -343,6 +368,9 @@ class Result:
                 "inputs_per_network": self.inputs_per_network, "gradients": self.gradients,
                 "input_q0": self.input_q0, "input_correlation": self.input_correlation,
                 "warnings": self.warnings}
+        if self.input_q0_rows is not None:  # lossless: JSON floats round-trip exactly
+            values, counts = self.input_q0_rows
+            meta["input_q0_rows"] = {"values": values.tolist(), "counts": counts.tolist()}
         columns = {k: [None if isinstance(x, float) and not math.isfinite(x) else x
                        for x in v.tolist()] for k, v in self._columns.items()}
         stats = [[[json_float(x) for x in row] for row in layer] for layer in self.stats.tolist()]

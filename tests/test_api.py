@@ -1,5 +1,6 @@
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -169,3 +170,65 @@ def test_written_files_get_the_usual_mode(res, tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "r.csv").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("engine, net, trials, k", [
+    ("exact", mlp(256, 10, activation="tanh"), 6000, 1),
+    ("direct", mlp(256, 10, activation="tanh"), 200, 1),
+    ("direct", mlp(256, 10, activation="tanh"), 64 * 40, 64),
+    ("numpy", mlp(128, 10, activation="tanh"), 200, 1),
+])
+def test_time_estimate_is_within_a_factor_4_of_a_run(engine, net, trials, k):
+    # The rates were calibrated on this kind of machine under load (2 cores shared with
+    # other work); idle, the engines run up to 2x faster, and the model ignores cache
+    # effects (another ~1.5x): hence a factor 4 either way, for runs of ~0.5 s.
+    kw = dict(engine=engine, inputs_per_network=k)
+    fastvar.simulate(net, k, **kw)  # load the compiled kernels first
+    start = time.perf_counter()
+    fastvar.simulate(net, trials, **kw)
+    took = time.perf_counter() - start
+    guess = fastvar.api.estimate(net, trials, **kw)
+    assert guess.engine == engine and guess.seconds > 0
+    assert took / 4 < guess.seconds < took * 4, (guess, took)
+
+
+def test_time_estimate_counts_the_theory_step_of_deep_networks():
+    # 20 000 layers of width 1: the engine takes milliseconds, the theory ~2 s
+    net = mlp(1, 20_000, activation="tanh")
+    start = time.perf_counter()
+    fastvar.simulate(net, 1, engine="exact")
+    took = time.perf_counter() - start
+    assert took / 4 < fastvar.api.estimate(net, 1, engine="exact").seconds < took * 4
+
+
+def test_deep_networks_are_refused_before_any_work_when_memory_is_short(monkeypatch):
+    import tracemalloc
+
+    net = mlp(1, 1 << 21)
+    monkeypatch.setattr(fastvar.api, "_available_memory", lambda: 1 << 31)
+    tracemalloc.start()
+    start = time.perf_counter()
+    with pytest.raises(MemoryError, match="fewer layers"):
+        fastvar.simulate(net, 1)
+    took, peak = time.perf_counter() - start, tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert took < 5 and peak < 200 << 20  # the width list alone is 17 MB
+
+
+def test_a_run_of_years_is_refused_at_once():
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="years on engine exact"):
+        fastvar.simulate(mlp(256, 20), 10 ** 12)
+    assert time.perf_counter() - start < 2
+
+
+def test_theory_of_a_deep_network_needs_bounded_memory():
+    import tracemalloc
+
+    net = mlp(1, 50_000, activation="tanh")
+    tracemalloc.start()
+    fastvar.theory.gradient_map(net)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # it was O(L x 300) floats at once: 120 MB here, 15 GB at a million layers
+    assert peak < 30 << 20  # about 20 MB for any depth

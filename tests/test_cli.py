@@ -92,3 +92,25 @@ def test_counts_accept_scientific_notation(capsys):
 def test_bench_rejects_bad_options_before_timing(capsys, args, message):
     assert main(["bench", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_long_run_says_how_long_on_stderr(capsys, monkeypatch):
+    from fastvar import cli
+    from fastvar.api import Estimate
+
+    line = cli.announcement(Estimate("exact", 3.2 * 3600, 2, 0))
+    assert line == ("fastvar: this run will take about 3.2 hours on engine exact (2 threads); "
+                    "Ctrl-C stops it")
+    assert cli.announcement(Estimate("exact", 59.0, 2, 0)) is None
+    assert "about 101 seconds" in cli.announcement(Estimate("direct", 101.0, 1, 0))
+    monkeypatch.setattr(cli, "ANNOUNCE_SECONDS", 0.0)  # every run is "long"
+    assert main(["simulate", "--width", "8", "--depth", "2", "--trials", "10"]) == 0
+    assert "this run will take about" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "ANNOUNCE_SECONDS", 60.0)
+    assert main(["simulate", "--width", "8", "--depth", "2", "--trials", "10"]) == 0
+    assert "this run will take" not in capsys.readouterr().err
+
+
+def test_a_run_of_years_is_refused_by_the_cli(capsys):
+    assert main(["--width", "256", "--depth", "20", "--trials", "1e12"]) == 2
+    assert "years on engine exact" in capsys.readouterr().err

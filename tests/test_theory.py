@@ -1,4 +1,5 @@
 """Mean-field theory against closed forms, an independent integrator, and its own identities."""
+import json
 import math
 
 import numpy as np
@@ -223,3 +224,87 @@ def test_result_theory_uses_the_input_length_and_skips_gradients_when_off():
     np.testing.assert_allclose(res.q_theory, T.variance_map(net, 14.25 / 4), rtol=1e-15)
     assert np.isnan(res.g_theory).all()
     assert "q_theory" in res.table() and "g_theory" not in res.table()
+
+
+def _row_maps_by_hand(net, q0):
+    """Per-row q and g maps (L, rows), written out from gaussian_moments: the brute force."""
+    sw2, sb2, act = net.sigma_w2, net.bias_std ** 2, net.activation
+    q, second = [], np.asarray(q0, dtype=np.float64)
+    for s in sw2:
+        q.append(s * second + sb2)
+        second = T.gaussian_moments(act, q[-1])[1]
+    fan_out_var = np.asarray(net.widths[2:]) * net.weight_var[1:]
+    g = [np.ones_like(second)]
+    for l in range(net.depth - 2, -1, -1):
+        g.insert(0, g[0] * fan_out_var[l] * T.gaussian_moments(act, q[l])[2])
+    return np.array(q), np.array(g)
+
+
+@pytest.mark.parametrize("rows", [40, 3000])  # exact on distinct lengths; interpolated
+def test_data_set_theory_is_the_row_average_of_the_maps(rows):
+    net = mlp(50, 8, activation="tanh", init="xavier", gain=1.5, bias_std=0.1)
+    q0 = 10.0 ** np.random.default_rng(1).uniform(-2, 2, rows)  # very different norms
+    q, g = T.mean_field_maps(net, q0)
+    want_q, want_g = (m.mean(axis=1) for m in _row_maps_by_hand(net, q0))
+    np.testing.assert_allclose(q, want_q, rtol=1e-12)
+    np.testing.assert_allclose(g, want_g, rtol=1e-12)
+    np.testing.assert_array_equal(T.variance_map(net, q0), q)
+    np.testing.assert_array_equal(T.gradient_map(net, q0), g)
+    # Jensen: past layer 1 (affine in q0) the map of the mean length is far off for tanh
+    assert np.all(np.abs(T.variance_map(net, q0.mean())[1:4] / q[1:4] - 1) > 0.1)
+    # counts weigh repeated lengths: the same as listing every row
+    np.testing.assert_allclose(T.variance_map(net, q0[:3], counts=[1, 2, 1]),
+                               T.variance_map(net, q0[[0, 1, 1, 2]]), rtol=1e-14)
+
+
+def test_data_set_theory_of_homogeneous_activations_is_the_map_of_the_mean():
+    net = mlp(50, 5, activation="leaky_relu(0.1)", init=1.7, bias_std=0.2)
+    q0 = np.array([0.0, 0.5, 3.0, 40.0])
+    np.testing.assert_allclose(T.variance_map(net, q0), _row_maps_by_hand(net, q0)[0].mean(1),
+                               rtol=1e-13)
+
+
+def test_data_set_theory_is_fast_for_100000_rows():
+    import time
+
+    net = mlp(256, 20, activation="tanh", init="xavier", gain=1.2)
+    q0 = np.exp(np.random.default_rng(2).normal(0.0, 0.5, 100_000))  # all distinct
+    start = time.perf_counter()
+    q, g = T.mean_field_maps(net, q0)
+    # about 0.1 s alone; the machine running the tests may be shared and loaded
+    assert time.perf_counter() - start < 5.0
+    sub = q0[:2000]
+    np.testing.assert_allclose(T.variance_map(net, sub), _row_maps_by_hand(net, sub)[0].mean(1),
+                               rtol=1e-12)
+
+
+def test_data_set_theory_bad_lengths():
+    net = mlp(5, 2, activation="tanh")
+    with pytest.raises(ValueError, match="1-D array"):
+        T.variance_map(net, np.ones((2, 2)))
+    with pytest.raises(ValueError, match="1-D array"):
+        T.variance_map(net, [1.0, -1.0])
+    with pytest.raises(ValueError, match="counts"):
+        T.variance_map(net, [1.0, 2.0], counts=[1])
+
+
+def test_simulated_data_set_matches_the_row_averaged_theory():
+    # Rows of lengths 0.02 and 8: tanh is nearly linear for the first and saturated for the
+    # second, so the map of the mean length (4.01) is off by ~60% from layer 2 on. At width
+    # 1000 the finite-width bias (order 1/n per layer) is below the SE of 4000 trials.
+    x = np.zeros((2, 1000))
+    x[0], x[1] = np.sqrt(0.02), np.sqrt(8.0)
+    net = mlp(1000, 4, activation="tanh", init="xavier", bias_std=0.1)
+    res = fastvar.simulate(net, 4000, seed=5, inputs=x, engine="exact")
+    assert res.input_q0 == pytest.approx(4.01)
+    values, counts = res.input_q0_rows
+    np.testing.assert_allclose(values, [0.02, 8.0], rtol=1e-15)
+    np.testing.assert_array_equal(counts, [1, 1])
+    _assert_within_5_se(res, "qg")
+    off = np.abs(res.q_mean - T.variance_map(net, res.input_q0)) / res.q_mean_se
+    assert np.all(off[1:] > 20)  # layer 1 is affine in q0: the same there
+    # the Result rebuilds its theory from its own metadata
+    again = fastvar.Result.from_dict(json.loads(res.to_json()))
+    np.testing.assert_array_equal(again.q_theory, res.q_theory)
+    np.testing.assert_array_equal(again.g_theory, res.g_theory)
+    np.testing.assert_array_equal(again.input_q0_rows[0], values)

@@ -39,6 +39,9 @@ class Plan:
     networks_per_block: int = 1
     input_q0: float = 1.0  # mean squared input entry, the q^0 of the theory
     correlation: float = float("nan")
+    #: a data set's per-row lengths ||x_i||^2 / n_0 as (sorted distinct values, row counts);
+    #: None for fresh normal inputs and a single fixed input
+    input_q0_rows: "tuple[np.ndarray, np.ndarray] | None" = None
 
     @property
     def pairs(self) -> bool:
@@ -77,6 +80,12 @@ class Engine:
     priority: int = 0
     #: one line for `fastvar info` and error messages
     summary: str = ""
+    #: calibrated cost model (see seconds_per_network): nanoseconds of one core per step of
+    #: work_per_network and per layer of one network; blocks run on all numba threads if
+    #: ``parallel``, else on one core
+    ns_per_step: float = 5.0
+    ns_per_layer: float = 1100.0
+    parallel: bool = True
 
     def unsupported(self, plan: Plan) -> "str | None":
         """Why this engine cannot run ``plan``, or None if it can."""
@@ -88,6 +97,11 @@ class Engine:
         net = plan.network
         return float(net.n_weights) * (1 + plan.inputs_per_network) * (2 if plan.gradients else 1)
 
+    def seconds_per_network(self, plan: Plan) -> float:
+        """Seconds of one core that one network of ``plan`` takes (calibrated estimate)."""
+        return 1e-9 * (self.ns_per_step * self.work_per_network(plan)
+                       + self.ns_per_layer * plan.network.depth)
+
     def networks_per_block(self, plan: Plan) -> int:
         """Block size (networks) for ``plan``; a pure function of the request."""
         return networks_per_block(self.work_per_network(plan))
@@ -97,7 +111,8 @@ class Engine:
         raise NotImplementedError
 
     def run(self, plan: Plan, first_block: int, n_blocks: int) -> np.ndarray:
-        """Stats of blocks first_block .. first_block + n_blocks - 1, shape (n_blocks, L, ROWS, S)."""
+        """Stats of blocks first_block .. first_block + n_blocks - 1, shape
+        (n_blocks, L, ROWS, S)."""
         raise NotImplementedError
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..kernels import direct as kernel
 from ..kernels import rng
-from ..kernels.accumulators import ROWS, STATS_SIZE, new_stats
+from ..kernels.accumulators import new_stats
 from .base import Engine, Plan, register
 from .numpy_engine import TRUNC_STD
 
@@ -34,6 +34,19 @@ class DirectEngine(Engine):
     name = "direct"
     priority = 10
     summary = "Numba brute force: every weight drawn, parallel over blocks, every option"
+    # Measured 2026-05 on the 2-core VM (shared, load 1.7-2.5), width 256, depth 10, tanh,
+    # gradients, ns of one core per weight per network: 4.0-7.6 at k = 1 (two sessions,
+    # 3 runs of ~0.3 s each), 12.8-13.3 at k = 64; so about 6 to draw (and regenerate) a
+    # weight and 0.15 per input it multiplies; width 1, depth 2000: 1.1 us per layer.
+    ns_per_weight, ns_per_weight_input = 6.0, 0.15
+    ns_per_layer = 1100.0
+
+    def seconds_per_network(self, plan: Plan) -> float:
+        net, k = plan.network, plan.inputs_per_network
+        forward_share = 1.0 if plan.gradients else 0.5  # the backward pass redraws the weights
+        return 1e-9 * (forward_share * net.n_weights * (self.ns_per_weight
+                                                         + self.ns_per_weight_input * k)
+                       + self.ns_per_layer * net.depth)
 
     def memory_bytes(self, plan: Plan) -> int:
         net, k = plan.network, plan.inputs_per_network
@@ -48,8 +61,8 @@ class DirectEngine(Engine):
             per_block += 8 * 6 * net.depth * wmax
         elif k > 1:
             per_block += 8 * max(a * b for a, b in zip(w[:-1], w[1:]))
-        stats = 8 * ROWS * STATS_SIZE * net.depth * 4096  # per-block stats of the largest chunk
-        return numba.config.NUMBA_NUM_THREADS * per_block + stats
+        # the per-block stats of a chunk of blocks are counted by the API (depth-dependent)
+        return numba.config.NUMBA_NUM_THREADS * per_block
 
     def run(self, plan: Plan, first_block: int, n_blocks: int) -> np.ndarray:
         net = plan.network
