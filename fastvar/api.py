@@ -4,6 +4,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import sys
+import threading
 import time
 import warnings
 
@@ -224,6 +226,29 @@ def estimate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
     return _cost(request, chosen, numba.get_num_threads() if threads is None else threads)
 
 
+def _prepare(chosen: base.Engine, request: base.Plan, threads: "int | None",
+             notice: bool) -> float:
+    """Compile (or load from numba's cache) the engine's kernels for this request by running
+    it on no blocks; returns the seconds it took, so that the run's own time excludes it.
+    With ``notice``, a compile that lasts over a second is announced on stderr."""
+    def announce():
+        print(f"fastvar: compiling the {chosen.name} engine's kernels, once (about 20-60 s on "
+              "2 cores); later runs load them from numba's cache", file=sys.stderr, flush=True)
+
+    timer = threading.Timer(1.0, announce) if notice else None
+    tick = time.perf_counter()
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        with _numba_threads(threads):
+            chosen.run(request, 0, 0)
+    finally:
+        if timer is not None:
+            timer.cancel()
+    return time.perf_counter() - tick
+
+
 def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "auto",
              inputs="normal", inputs_per_network: "int | None" = None, gradients: bool = True,
              correlation: "float | str | None" = None, threads: "int | None" = None,
@@ -260,7 +285,9 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
     threads : int or None
         Numba threads for this call (restored afterwards); results do not depend on it.
     progress : bool
-        Show a tqdm progress bar on stderr.
+        Show a tqdm progress bar on stderr (it starts after the kernels are ready). With a
+        bar, or when stderr is a terminal, a compile of the kernels (first use; they are
+        then cached) that lasts over a second is announced there.
 
     Returns
     -------
@@ -275,6 +302,8 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
                            inputs_per_network=inputs_per_network, gradients=gradients,
                            correlation=correlation, threads=threads)
     total = new_stats(net.depth)
+    # a compile of 20-60 s deserves a word where someone watches: with a bar, or a terminal
+    compile_s = _prepare(chosen, request, threads, notice=progress or sys.stderr.isatty())
     start = time.perf_counter()
     bar = None
     if progress:
@@ -298,7 +327,7 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
         if bar is not None:
             bar.close()
     result = Result(net, total, trials=request.trials, seed=request.seed, engine=chosen.name,
-                    elapsed_s=time.perf_counter() - start,
+                    elapsed_s=time.perf_counter() - start, compile_s=compile_s,
                     inputs_per_network=request.inputs_per_network, gradients=request.gradients,
                     input_q0=request.input_q0, input_q0_rows=request.input_q0_rows,
                     input_correlation=request.correlation)

@@ -94,13 +94,14 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--depth", type=count, default=None, help=f"number of layers (default {DEFAULT_DEPTH})")
     g.add_argument("--input-width", type=count, default=None, help="input units (default: --width)")
     g.add_argument("--widths", type=_widths, default=None, help="all widths, e.g. 784,256,256,10")
-    g.add_argument("--activation", default="tanh",
+    # the defaults are fastvar.Network's, so the CLI and Python agree
+    g.add_argument("--activation", default="relu",
                    help="linear, relu, leaky_relu, tanh, sigmoid, gelu, silu, elu, selu, softplus "
                    "or erf; slope or alpha (-1000..1000) in brackets: leaky_relu(0.2), elu(0.5) "
-                   "(default tanh)")
-    g.add_argument("--init", type=_init_value, default="xavier",
+                   "(default relu)")
+    g.add_argument("--init", type=_init_value, default="he",
                    help="lecun, xavier, he, orthogonal, or sigma_w^2 as a number, 1e-200..1e200 "
-                   "(default xavier)")
+                   "(default he)")
     g.add_argument("--distribution", default="normal", help="normal, uniform, truncated_normal")
     g.add_argument("--gain", type=float, default=1.0,
                    help="gain of the init scheme, 1e-100..1e100 (default 1)")
@@ -131,15 +132,60 @@ def announcement(cost, threshold: "float | None" = None) -> "str | None":
     return f"fastvar: this run will take {cost.describe()}; Ctrl-C stops it"
 
 
+def _correlation(text: str) -> "float | str":
+    if text == "rows":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [-1, 1] or 'rows', got {text!r}"
+                                         ) from None
+
+
+def _layers(text: str) -> "int | None":
+    if text == "all":
+        return None
+    value = count(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected 'all' or a number of rows >= 2, got {text!r}")
+    return value
+
+
+def load_inputs(path: str):
+    """A data set (rows, n_0) from a .npy file or a .csv file of numbers (no header)."""
+    import numpy as np
+
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".npy", ".csv"):
+        raise UsageError(f"--inputs {path}: give a .npy or .csv file")
+    try:
+        if ext == ".npy":
+            data = np.load(path, allow_pickle=False)
+        else:
+            data = np.loadtxt(path, delimiter=",", ndmin=2)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"--inputs {path}: cannot read it as a table of numbers ({err})") from None
+    return data
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .api import estimate, simulate
-    from .results import IncompleteStatisticsWarning
+    from .results import COLUMNS, IncompleteStatisticsWarning
 
     net = network_from_args(args)
     check_outputs(json=args.json, csv=args.csv, plot=args.plot)
+    columns = None
+    if args.columns is not None:
+        columns = [name.strip() for name in args.columns.split(",") if name.strip()]
+        known = COLUMNS + ("q_theory", "g_theory", "c_theory")
+        unknown = [name for name in columns if name not in known]
+        if unknown or not columns:
+            raise UsageError(f"--columns: unknown column {unknown[0] if unknown else '(none)'!r};"
+                             f" choose from {', '.join(known[2:])}")
+    inputs = "normal" if args.inputs is None else load_inputs(args.inputs)
     show_bar = args.progress or (sys.stderr.isatty() and not args.quiet)
     line = announcement(estimate(net, args.trials, seed=args.seed, engine=args.engine,
-                                 inputs_per_network=args.inputs_per_network,
+                                 inputs=inputs, inputs_per_network=args.inputs_per_network,
                                  correlation=args.correlation, gradients=not args.no_gradients,
                                  threads=args.threads))
     if line:
@@ -147,22 +193,37 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         # the table prints these under it; with --json - they go to stderr below
         warnings.simplefilter("ignore", IncompleteStatisticsWarning)
-        res = simulate(net, args.trials, seed=args.seed, engine=args.engine,
+        res = simulate(net, args.trials, seed=args.seed, engine=args.engine, inputs=inputs,
                        inputs_per_network=args.inputs_per_network, correlation=args.correlation,
                        gradients=not args.no_gradients, threads=args.threads, progress=show_bar)
     # files first: a closed stdout (e.g. `| head`) must not cost the user their outputs
+    written = []
     if args.json and args.json != "-":
         res.to_json(args.json)
+        written.append(args.json)
     if args.csv:
         res.to_csv(args.csv)
+        written.append(args.csv)
     if args.plot:
         from .plotting import save
 
         save(res, args.plot)
+        written.append(args.plot)
+    for path in written:
+        print(f"fastvar: wrote {path}", file=sys.stderr)
     if args.json == "-":
         for line in res.warnings:
             print(f"fastvar simulate: warning: {line}", file=sys.stderr)
-    print(res.to_json() if args.json == "-" else repr(res))
+        print(res.to_json())
+    else:
+        print(res._head() + "\n" + res.table(columns, max_rows=args.layers))
+    return 0
+
+
+def _cmd_intro(args: argparse.Namespace) -> int:
+    from .explain import first_look
+
+    print(first_look(seed=args.seed))
     return 0
 
 
@@ -219,14 +280,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", default="auto", help="auto, numpy, or a Numba engine (see fastvar info)")
     run.add_argument("--inputs-per-network", type=count, default=None,
                      help="inputs sharing each network (default 1; 2 with --correlation)")
-    run.add_argument("--correlation", type=float, default=None, metavar="C0",
+    run.add_argument("--correlation", type=_correlation, default=None, metavar="C0",
                      help="feed each network a pair of N(0, I) inputs with correlation C0 in "
-                     "[-1, 1] and measure their cosine c per layer (trials must be even)")
+                     "[-1, 1] ('rows': two distinct rows of --inputs) and measure their cosine "
+                     "c per layer (trials must be even)")
+    run.add_argument("--inputs", metavar="FILE", default=None,
+                     help="a data set (.npy, or .csv of numbers without header), one input per "
+                     "row: rows are drawn at random (default: fresh N(0, I) inputs)")
     run.add_argument("--no-gradients", action="store_true", help="skip the backward pass")
     run.add_argument("--threads", type=count, default=None, help="numba threads (results do not depend on it)")
     run.add_argument("--progress", action="store_true", help="progress bar even when stderr is no TTY")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     out = sim.add_argument_group("output")
+    out.add_argument("--columns", metavar="A,B,...", default=None,
+                     help="table columns after layer and width, e.g. q_mean,q_theory,z_kurt "
+                     "(default: those that differ, fitting 100 characters)")
+    out.add_argument("--layers", type=_layers, default=40, metavar="N|all",
+                     help="table rows: the first and last N/2 layers (default 40), or all")
     out.add_argument("--json", metavar="PATH", help="write the result as JSON to PATH ('-' for stdout only)")
     out.add_argument("--csv", metavar="PATH", help="write the per-layer table as CSV to PATH")
     out.add_argument("--plot", metavar="PNG", help="draw q and g per layer with the theory to PNG "
@@ -245,6 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--seed", type=count, default=0, help="random seed (default 0)")
     exp.add_argument("--plot", metavar="PNG", help="histograms of w, w x and z per width to PNG")
     exp.set_defaults(func=_cmd_explain)
+    intro = sub.add_parser("intro", help="what a bare `fastvar` runs: Xavier vs He, side by side",
+                           description="One ReLU network of 20 layers of width 256 under Xavier "
+                           "and under He: why tiny weights keep the signal (seconds).")
+    intro.add_argument("--seed", type=count, default=0, help="random seed (default 0)")
+    intro.set_defaults(func=_cmd_intro)
     info = sub.add_parser("info", help="versions, threads, threading layer, cache dir, engines")
     info.set_defaults(func=_cmd_info)
     from . import bench
@@ -266,9 +341,10 @@ def main(argv: "list[str] | None" = None) -> int:
             check_numba_threads()  # before anything imports numba, which would not say it so
             parser = build_parser()
             argv = list(sys.argv[1:] if argv is None else argv)
-            if not argv or (argv[0].startswith("-")
-                            and argv[0] not in ("-h", "--help", "--version")):
-                argv.insert(0, "simulate")  # plain `fastvar [options]` runs the default study
+            if not argv:
+                argv = ["intro"]  # a bare `fastvar` answers the question people come with
+            elif argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+                argv.insert(0, "simulate")  # `fastvar [options]` runs a study
             args = parser.parse_args(argv)
             command = f"fastvar {args.command}"
             return args.func(args)

@@ -255,7 +255,8 @@ class Result:
     n the per-network cosine, a ratio, is biased by O(1/n). :meth:`slopes` reads the
     measured backward gain and the slope of the correlation map from the same run.
 
-    Attributes: ``network``, ``trials``, ``seed``, ``engine``, ``elapsed_s`` (seconds),
+    Attributes: ``network``, ``trials``, ``seed``, ``engine``, ``elapsed_s`` (seconds of
+    the run itself), ``compile_s`` (seconds spent compiling or loading the kernels first),
     ``inputs_per_network``, ``gradients``, ``input_q0`` (mean squared input entry
     ||x||^2 / n_0, averaged over a data set's rows), ``input_q0_rows`` (a data set's
     per-row lengths as a pair of arrays: sorted distinct values and how many rows have
@@ -265,14 +266,15 @@ class Result:
     """
 
     def __init__(self, network: Network, stats: np.ndarray, *, trials: int, seed: int, engine: str,
-                 elapsed_s: float, inputs_per_network: int = 1, gradients: bool = True,
+                 elapsed_s: float, compile_s: float = 0.0, inputs_per_network: int = 1,
+                 gradients: bool = True,
                  input_q0: float = 1.0,
                  input_q0_rows: "tuple[np.ndarray, np.ndarray] | None" = None,
                  input_correlation: "float | None" = None) -> None:
         self.network = network
         self.stats = np.asarray(stats, dtype=np.float64)
         self.trials, self.seed, self.engine = int(trials), int(seed), str(engine)
-        self.elapsed_s = float(elapsed_s)
+        self.elapsed_s, self.compile_s = float(elapsed_s), float(compile_s)
         self.inputs_per_network, self.gradients = int(inputs_per_network), bool(gradients)
         self.input_q0 = float(input_q0)
         self.input_correlation = (None if input_correlation is None
@@ -364,7 +366,7 @@ class Result:
         its finite entries are written as floats, NaN as None, +-inf as "inf" / "-inf".
         """
         meta = {"network": self.network.to_dict(), "trials": self.trials, "seed": self.seed,
-                "engine": self.engine, "elapsed_s": self.elapsed_s,
+                "engine": self.engine, "elapsed_s": self.elapsed_s, "compile_s": self.compile_s,
                 "inputs_per_network": self.inputs_per_network, "gradients": self.gradients,
                 "input_q0": self.input_q0, "input_correlation": self.input_correlation,
                 "warnings": self.warnings}
@@ -421,6 +423,8 @@ class Result:
         return cls(net, _stats_from_json(data["stats"], net.depth), trials=trials,
                    seed=check_int("seed", data["seed"], 0, 2 ** 64 - 1), engine=data["engine"],
                    elapsed_s=check_real("elapsed_s", data["elapsed_s"], 0.0, strict=False),
+                   compile_s=check_real("compile_s", data.get("compile_s", 0.0), 0.0,
+                                        strict=False),
                    inputs_per_network=k, gradients=data["gradients"],
                    input_q0=check_real("input_q0", data["input_q0"], 0.0, strict=False), **kwargs)
 
@@ -554,9 +558,18 @@ class Result:
         return (f"{where}; the theory is the infinite-width limit; at finite width n the gap "
                 "shrinks like 1/n")
 
-    def __repr__(self) -> str:
-        head = (f"fastvar Result: {self.network.describe()}\n{self.trials} trials "
+    def _head(self) -> str:
+        compiled = f" (+ {self.compile_s:.3g} s compiling)" if self.compile_s >= 0.5 else ""
+        return (f"fastvar Result: {self.network.describe()}\n{self.trials} trials "
                 f"({self.inputs_per_network} per network), seed {self.seed}, engine {self.engine}, "
-                f"{self.elapsed_s:.3g} s; values ± standard error, theory (measurement - "
-                "theory in SE)")
-        return head + "\n" + self.table()
+                f"{self.elapsed_s:.3g} s{compiled}; values ± standard error, theory "
+                "(measurement - theory in SE)")
+
+    def __repr__(self) -> str:
+        return self._head() + "\n" + self.table()
+
+    def _repr_html_(self) -> str:
+        """The table for notebooks (Jupyter shows it instead of the text)."""
+        import html
+
+        return f"<pre>{html.escape(repr(self))}</pre>"
