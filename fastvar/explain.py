@@ -107,8 +107,8 @@ def walkthrough(widths: Sequence[int] = DEFAULT_WIDTHS, depth: int = 30, depth_w
     head = ["width n", "std(w)", "sqrt(2/n)", "Var(w x)", "2/n", "kurt(w x)", "Var(z)",
             "kurt(z)", "6/n"]
     rows = [[str(n), f"{t.weights.std():.3g}", f"{math.sqrt(2 / n):.3g}", f"{t.products.var():.3g}",
-             f"{2 / n:.3g}", f"{t.products.kurtosis:.2f}", f"{t.sums.var():.3f}",
-             f"{t.sums.kurtosis:.2f}", f"{6 / n:.2f}"] for n, t in found.items()]
+             f"{2 / n:.3g}", f"{t.products.kurtosis():.2f}", f"{t.sums.var():.3f}",
+             f"{t.sums.kurtosis():.2f}", f"{6 / n:.2f}"] for n, t in found.items()]
     biggest = max(widths)
     t = found[biggest]
     text = [

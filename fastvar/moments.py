@@ -28,7 +28,7 @@ class Moments:
     """Running moments of a stream of values, updated in one pass (Welford / Pebay).
 
     >>> m = Moments().update([1.0, 2.0, 3.0, 4.0])
-    >>> m.count, m.mean, m.var(ddof=1)
+    >>> m.count, m.mean(), m.var(ddof=1)
     (4, 2.5, 1.6666666666666667)
 
     ``a + b`` or ``a.merge(b)`` combine two accumulators exactly, as if their data had
@@ -75,7 +75,6 @@ class Moments:
         """Number of values seen."""
         return int(self.state[0])
 
-    @property
     def mean(self) -> float:
         """Mean (NaN when empty)."""
         return float(self.state[1]) if self.state[0] else math.nan
@@ -93,12 +92,10 @@ class Moments:
         """Standard error of the mean, std(ddof=1) / sqrt(count), for independent values."""
         return self.std(ddof=1) / math.sqrt(self.state[0]) if self.state[0] > 1 else math.nan
 
-    @property
     def skew(self) -> float:
         """Sample skewness sqrt(n) M3 / M2^1.5 (biased, as scipy.stats.skew)."""
         return float(shape_statistics(*self.state[[0, 2, 3, 4]])[0])
 
-    @property
     def kurtosis(self) -> float:
         """EXCESS kurtosis n M4 / M2^2 - 3 (0 for a Gaussian, as scipy.stats.kurtosis)."""
         return float(shape_statistics(*self.state[[0, 2, 3, 4]])[1])
@@ -138,5 +135,5 @@ class Moments:
         return out
 
     def __repr__(self) -> str:
-        return (f"Moments(count={self.count}, mean={self.mean:.6g}, var={self.var():.6g}, "
-                f"skew={self.skew:.4g}, kurtosis={self.kurtosis:.4g})")
+        return (f"Moments(count={self.count}, mean={self.mean():.6g}, var={self.var():.6g}, "
+                f"skew={self.skew():.4g}, kurtosis={self.kurtosis():.4g})")

@@ -114,3 +114,45 @@ def test_a_long_run_says_how_long_on_stderr(capsys, monkeypatch):
 def test_a_run_of_years_is_refused_by_the_cli(capsys):
     assert main(["--width", "256", "--depth", "20", "--trials", "1e12"]) == 2
     assert "years on engine exact" in capsys.readouterr().err
+
+
+def test_bare_fastvar_answers_xavier_versus_he(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "q Xavier" in out and "q He" in out and "2/256" in out
+
+
+def test_cli_defaults_are_the_python_defaults(capsys):
+    from fastvar.network import Network
+
+    assert main(["--width", "8", "--depth", "2", "--trials", "20", "--quiet"]) == 0
+    default = Network([8, 8])
+    assert f"{default.activation}, {default.init}" in capsys.readouterr().out
+
+
+def test_columns_layers_and_inputs(tmp_path, capsys):
+    import numpy as np
+
+    data = np.random.default_rng(0).standard_normal((20, 8))
+    np.save(tmp_path / "d.npy", data)
+    np.savetxt(tmp_path / "d.csv", data, delimiter=",")
+    assert main(["--width", "8", "--depth", "50", "--trials", "20", "--quiet", "--layers", "all",
+                 "--columns", "q_mean,complete", "--inputs", str(tmp_path / "d.npy")]) == 0
+    out = capsys.readouterr().out
+    assert "complete" in out and "..." not in out and out.count("\n") >= 52
+    assert main(["--width", "8", "--depth", "3", "--trials", "20", "--quiet",
+                 "--inputs", str(tmp_path / "d.csv"), "--correlation", "rows"]) == 0
+    assert "c_theory" in capsys.readouterr().out
+    for bad in (["--columns", "nope"], ["--inputs", str(tmp_path / "x.txt")],
+                ["--inputs", str(tmp_path / "missing.npy")]):
+        assert main(["--width", "8", "--depth", "3", "--trials", "20", "--quiet"] + bad) == 2
+    with pytest.raises(SystemExit) as stop:  # argparse's own one-line error
+        main(["--width", "8", "--depth", "3", "--trials", "20", "--layers", "1"])
+    assert stop.value.code == 2
+
+
+def test_json_path_is_reported_on_stderr(tmp_path, capsys):
+    target = tmp_path / "r.json"
+    assert main(["--width", "8", "--depth", "2", "--trials", "20", "--quiet",
+                 "--json", str(target)]) == 0
+    assert f"wrote {target}" in capsys.readouterr().err and target.exists()

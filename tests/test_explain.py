@@ -22,7 +22,7 @@ def test_sum_of_tiny_products_keeps_variance_n_var_w_e_x2(layer):
     net = fastvar.mlp(n, 2, activation="relu", init="he")
     # E[x^2] = 1 at layer 1; at layer 2, E[relu(z)^2] = E[q^1] / 2 = 1 exactly, at any width
     for stat, want in [(lambda t: t.weights.var(), 2 / n), (lambda t: t.products.var(), 2 / n),
-                       (lambda t: t.inputs.var() + t.inputs.mean ** 2, 1.0),
+                       (lambda t: t.inputs.var() + t.inputs.mean() ** 2, 1.0),
                        (lambda t: t.sums.var(), n * (2 / n) * 1.0)]:
         mean, se = _batches(net, layer, 100, stat)
         assert abs(mean - want) <= 5 * se, (mean, se, want)
@@ -33,8 +33,8 @@ def test_products_are_heavy_tailed_and_follow_the_weight_law():
     # 3 * 9/5 - 3 = 2.4 (uniform w, whose own excess kurtosis is -1.2)
     for dist, want_w, want_wx in [("normal", 0.0, 6.0), ("uniform", -1.2, 2.4)]:
         net = fastvar.mlp(30, 1, distribution=dist)
-        for stat, want in [(lambda t: t.weights.kurtosis, want_w),
-                           (lambda t: t.products.kurtosis, want_wx)]:
+        for stat, want in [(lambda t: t.weights.kurtosis(), want_w),
+                           (lambda t: t.products.kurtosis(), want_wx)]:
             mean, se = _batches(net, 1, 100, stat)
             assert abs(mean - want) <= 5 * se, (dist, mean, se, want)
 

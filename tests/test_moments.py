@@ -15,11 +15,11 @@ def test_matches_scipy_on_skewed_data():
     x = np.random.default_rng(0).exponential(size=100_000)
     m = Moments().update(x)
     assert m.count == x.size
-    assert m.mean == pytest.approx(x.mean(), rel=1e-12)
+    assert m.mean() == pytest.approx(x.mean(), rel=1e-12)
     assert m.var() == pytest.approx(x.var(), rel=1e-10)
     assert m.var(ddof=1) == pytest.approx(x.var(ddof=1), rel=1e-10)
-    assert m.skew == pytest.approx(stats.skew(x), rel=1e-9)
-    assert m.kurtosis == pytest.approx(stats.kurtosis(x), rel=1e-9)
+    assert m.skew() == pytest.approx(stats.skew(x), rel=1e-9)
+    assert m.kurtosis() == pytest.approx(stats.kurtosis(x), rel=1e-9)
     assert m.sem() == pytest.approx(stats.sem(x), rel=1e-9)
 
 
@@ -33,8 +33,8 @@ def test_gaussian_excess_kurtosis_is_zero():
     x = np.random.default_rng(2).standard_normal(400_000)
     m = Moments().update(x)
     se_kurt = math.sqrt(24 / x.size)
-    assert abs(m.kurtosis) < 5 * se_kurt
-    assert abs(m.skew) < 5 * math.sqrt(6 / x.size)
+    assert abs(m.kurtosis()) < 5 * se_kurt
+    assert abs(m.skew()) < 5 * math.sqrt(6 / x.size)
 
 
 @settings(max_examples=60, deadline=None)
@@ -49,7 +49,7 @@ def test_any_split_merged_equals_one_pass(values, data):
     whole = Moments().update(x)
     assert merged.count == whole.count
     scale = max(np.abs(x).max(), 1e-300)
-    assert abs(merged.mean - whole.mean) <= 1e-12 * scale
+    assert abs(merged.mean() - whole.mean()) <= 1e-12 * scale
     assert abs(merged.var() - whole.var()) <= 1e-12 * max(whole.var(), scale * scale * 1e-6)
 
 
@@ -58,7 +58,7 @@ def test_merge_leaves_inputs_untouched_and_handles_empty():
     before = a.state.copy()
     c = a + Moments()
     assert np.array_equal(a.state, before) and np.array_equal(c.state, before)
-    assert math.isnan(Moments().mean) and math.isnan(Moments().var())
+    assert math.isnan(Moments().mean()) and math.isnan(Moments().var())
 
 
 def test_nonfinite_input_raises_and_names_the_count():
@@ -97,4 +97,11 @@ def test_update_and_merge_callable_from_user_njit_code():
     ref = Moments().update(np.concatenate([[5.0], chunks.ravel()]))
     assert m.count == ref.count
     assert m.var() == pytest.approx(ref.var(), rel=1e-12)
-    assert m.kurtosis == pytest.approx(ref.kurtosis, rel=1e-10)
+    assert m.kurtosis() == pytest.approx(ref.kurtosis(), rel=1e-10)
+
+
+def test_statistics_are_methods_like_numpy_and_count_a_property():
+    m = Moments().update(np.arange(10.0))
+    assert m.count == 10
+    assert m.mean() == 4.5 and m.var() == pytest.approx(8.25)
+    assert callable(m.skew) and callable(m.kurtosis) and callable(m.std) and callable(m.sem)
