@@ -156,6 +156,7 @@ def plot(results, labels: "Sequence[str] | None" = None, ax=None,
                       label=f"{kind}: {label}" if shared else label)
             axis.plot(layer, res[theory_col], line, lw=1.2, color=color)
         axis.set_yscale("linear" if kind == "c" else "log")
+        _plain_ticks(axis)
         axis.set_xlabel("layer $l$")
         axis.set_ylabel(ylabel if not shared else r"$q^l$ (dots), $g^l$ (squares)")
         axis.grid(True, which="major", alpha=0.3)
@@ -166,6 +167,17 @@ def plot(results, labels: "Sequence[str] | None" = None, ax=None,
                     Line2D([], [], color="0.4", label="mean-field theory ($n \\to \\infty$)")]
         axis.legend(handles=handles, fontsize="small")
     return np.asarray(axes, dtype=object)
+
+
+def _plain_ticks(axis) -> None:
+    """Whole layers on x; plain numbers on a log y axis (not 2.02x10^0 on a narrow range)."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if axis.get_yscale() == "log":
+        plain = FuncFormatter(lambda value, _: f"{value:.4g}")
+        axis.yaxis.set_major_formatter(plain)
+        axis.yaxis.set_minor_formatter(plain)
 
 
 def save(results, path: "str | os.PathLike", labels: "Sequence[str] | None" = None,
