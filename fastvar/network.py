@@ -32,6 +32,19 @@ def _check_width(name: str, value) -> int:
     return check_int(name, value, 1, MAX_WIDTH)
 
 
+def _check_widths(widths) -> tuple[int, ...]:
+    """The widths as a tuple of ints in 1..MAX_WIDTH; vectorized, as a network may have
+    millions of layers (a loop would take seconds before the run could be refused)."""
+    plain = isinstance(widths, np.ndarray) or bool not in set(map(type, widths))
+    arr = np.asarray(widths) if plain else np.empty(0, dtype=object)  # True is no width
+    if arr.ndim == 1 and arr.dtype.kind in "iu":
+        bad = np.flatnonzero((arr < 1) | (arr > MAX_WIDTH))
+        if bad.size:
+            _check_width(f"widths[{bad[0]}]", int(arr[bad[0]]))
+        return tuple(arr.tolist())
+    return tuple(_check_width(f"widths[{i}]", w) for i, w in enumerate(widths))
+
+
 def _check_scale(name: str, value, valid: tuple[float, float], zero_ok: bool = False) -> float:
     """``value`` as a float in ``valid`` (or 0 if ``zero_ok``), else TypeError/ValueError."""
     value = check_real(name, value, 0.0, strict=not zero_ok)
@@ -86,7 +99,7 @@ class Network:
             raise TypeError(f"widths must be a sequence of integers like [784, 256, 10], got {widths!r}")
         if len(widths) < 2:
             raise ValueError(f"widths needs an input width and at least one layer, got {list(widths)}")
-        widths = tuple(_check_width(f"widths[{i}]", w) for i, w in enumerate(widths))
+        widths = _check_widths(widths)
         act = Activation.parse(self.activation)
         init = self.init
         if isinstance(init, str):

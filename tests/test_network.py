@@ -58,3 +58,12 @@ def test_bad_network_parameters(kwargs, error, message):
 def test_bad_mlp_parameters(args, message):
     with pytest.raises(ValueError, match=message):
         mlp(*args)
+
+
+def test_millions_of_layers_are_checked_fast_and_bools_are_no_widths():
+    net = mlp(1, 1 << 22)  # vectorized check (a per-layer loop took 15 s at 2^24 layers)
+    assert net.depth == 1 << 22 and net.widths[-1] == 1
+    with pytest.raises(TypeError, match="integer"):
+        Network([3, True, 2])
+    with pytest.raises(ValueError, match=r"widths\[2\]"):
+        Network(np.array([3, 2, 0]))
