@@ -228,31 +228,31 @@ def first_look(width: int = 256, depth: int = 20, trials: int = 2000, seed: int 
         cells = [str(layer)]
         for init in ("xavier", "he"):
             res = runs[init]
-            cells += [f"{res.q_mean[i]:.4g} ± {res.q_mean_se[i]:.2g}", f"{res.q_theory[i]:.4g}"]
-        cells += [f"{runs[init].g_mean[i]:.4g} ± {runs[init].g_mean_se[i]:.2g}"
+            cells += [f"{res.q_mean[i]:.4g}±{res.q_mean_se[i]:.2g}", f"{res.q_theory[i]:.4g}"]
+        cells += [f"{runs[init].g_mean[i]:.4g}±{runs[init].g_mean_se[i]:.2g}"
                   for init in ("xavier", "he")]
         rows.append(cells)
     he = runs["he"]
     return "\n".join([
-        f"Why don't tiny weights make the signal vanish? A ReLU network of {depth} layers of "
-        f"width {width},",
-        f"{trials} random networks and inputs each; q = ||z||^2 / n is the variance of the "
-        "pre-activations,",
-        "g = ||dL/dz||^2 / n that of the gradients (values ± standard error; theory: infinite "
-        "width):",
+        "Why don't tiny weights make the signal vanish? Measured on a ReLU network of "
+        f"{depth} layers",
+        f"of width {width}, {trials} random networks and inputs each. q = ||z||^2 / n is the "
+        "variance of",
+        "the pre-activations, g = ||dL/dz||^2 / n that of the gradients (± standard error; "
+        "theory:",
+        "infinite width):",
         "",
         _table(head, rows),
         "",
-        f"He draws each weight with variance 2/{width} = {2 / width:.4f}, yet q stays at "
-        f"{he.q_mean[-1]:.3g}: z_i adds {width} products w_ij a_j,",
-        f"so their tiny variances add up to {width} x 2/{width} x E[a^2] = 2 x q/2; ReLU "
-        "zeroes half of each layer's",
-        "signal and He's factor 2 gives it back. Xavier (variance 1/n here) loses that half at "
-        "every layer:",
-        f"q^{depth} = 2^-{depth - 1} of q^1, and the gradients fade towards the input the same "
-        "way.",
+        f"He gives each weight a variance of only 2/{width} = {2 / width:.4f}, yet q stays at "
+        f"{he.q_mean[-1]:.3g}:",
+        f"z_i adds {width} products w_ij a_j, so Var(z_i) = {width} x 2/{width} x E[a^2] = "
+        "2 E[a^2];",
+        "ReLU keeps half of each layer's signal, E[a^2] = q/2, and He's factor 2 restores it.",
+        f"Xavier (variance 1/{width} here) loses that half at every layer: q^{depth} = "
+        f"2^-{depth - 1} q^1,",
+        "and the gradients fade towards the input the same way.",
         "",
-        "Next: `fastvar explain` (the same question one layer at a time), `fastvar simulate "
-        "--help`,",
-        "`fastvar simulate --activation tanh --init xavier --correlation 0.5` (your own network).",
+        "Next: `fastvar explain` (one layer at a time), `fastvar simulate --help`, or your own",
+        "network: `fastvar simulate --activation tanh --init xavier --correlation 0.5`.",
     ])
