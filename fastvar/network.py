@@ -6,6 +6,7 @@ bias_std^2).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -45,6 +46,30 @@ def _check_widths(widths) -> tuple[int, ...]:
     return tuple(_check_width(f"widths[{i}]", w) for i, w in enumerate(widths))
 
 
+NORMS = ("layer", "rms")
+# depth scalings of the residual branch, by name: alpha as a function of the depth L
+RESIDUAL_SCALINGS = {"1/sqrt(L)": lambda depth: 1.0 / math.sqrt(depth),
+                     "1/L": lambda depth: 1.0 / depth}
+
+
+def _check_residual(residual, widths: tuple[int, ...]) -> "float | str | None":
+    """The residual branch scale: None, a float alpha in (0, 1e100], or a named scaling."""
+    if residual is None:
+        return None
+    if isinstance(residual, str):
+        key = residual.replace(" ", "")
+        if key not in RESIDUAL_SCALINGS:
+            raise ValueError(f"unknown residual scaling {residual!r}; give a number alpha > 0 "
+                             f"or one of {', '.join(RESIDUAL_SCALINGS)}")
+        residual = key
+    else:
+        residual = _check_scale("residual (alpha)", residual, (1e-100, 1e100))
+    if len(set(widths[1:])) != 1:
+        raise ValueError(f"a residual stream needs equal hidden widths, got {list(widths[1:])}; "
+                         "use mlp(width, depth, input_width=...)")
+    return residual
+
+
 def _check_scale(name: str, value, valid: tuple[float, float], zero_ok: bool = False) -> float:
     """``value`` as a float in ``valid`` (or 0 if ``zero_ok``), else TypeError/ValueError."""
     value = check_real(name, value, 0.0, strict=not zero_ok)
@@ -80,6 +105,19 @@ class Network:
         between 1e-100 and 1e100.
     bias_std : float
         Standard deviation of the iid normal biases: 0 for none, else 1e-100 to 1e100.
+    residual : float, str or None
+        None: a plain network, z^l = W^l a^{l-1} + b^l. A branch scale alpha > 0 (a float,
+        or ``"1/sqrt(L)"`` or ``"1/L"`` with L the number of layers): a pre-norm residual
+        stream, h^1 = W^1 x + b^1 and h^l = h^{l-1} + alpha (W^l phi(N(h^{l-1})) + b^l) for
+        l >= 2; all hidden widths must be equal. The statistics of z, q and delta are then
+        those of the stream h^l and of dL/dh^l.
+    norm : str or None
+        Normalization N before each layer l >= 2 (never on the input): None, ``"layer"``
+        (subtract the mean over units, divide by the root mean square) or ``"rms"`` (divide
+        by the root mean square); no learnable parameters, as at initialization. Without
+        ``residual``, z^l = W^l phi(N(z^{l-1})) + b^l.
+    norm_eps : float
+        Added to the mean square inside the root of N (0 to 1e100; default 0).
 
     The ranges (``GAIN_RANGE``, ``SIGMA_W2_RANGE``, ``BIAS_STD_RANGE``) keep Var(W) and the
     bias variance finite and nonzero; anything outside raises ValueError naming the range.
@@ -91,6 +129,9 @@ class Network:
     distribution: str = "normal"
     gain: float = 1.0
     bias_std: float = 0.0
+    residual: "float | str | None" = None
+    norm: "str | None" = None
+    norm_eps: float = 0.0
     _act: Activation = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -123,8 +164,17 @@ class Network:
         if not isinstance(init, str) and gain != 1.0:
             raise ValueError("gain applies to named init schemes; fold it into the numeric init instead")
         bias_std = _check_scale("bias_std", self.bias_std, BIAS_STD_RANGE, zero_ok=True)
+        residual = _check_residual(self.residual, widths)
+        norm = self.norm
+        if norm is not None and (not isinstance(norm, str) or norm.lower() not in NORMS):
+            raise ValueError(f"unknown norm {norm!r}; choose None, 'layer' or 'rms'")
+        norm = None if norm is None else norm.lower()
+        norm_eps = _check_scale("norm_eps", self.norm_eps, (1e-300, 1e100), zero_ok=True)
+        if norm_eps and norm is None:
+            raise ValueError("norm_eps applies to a norm; give norm='layer' or 'rms' too")
         for name, value in (("widths", widths), ("activation", act.label), ("init", init),
                             ("distribution", distribution), ("gain", gain), ("bias_std", bias_std),
+                            ("residual", residual), ("norm", norm), ("norm_eps", norm_eps),
                             ("_act", act)):
             object.__setattr__(self, name, value)
 
@@ -164,10 +214,27 @@ class Network:
         """Number of weight entries sum_l n_l n_{l-1}."""
         return int(sum(a * b for a, b in zip(self.widths[:-1], self.widths[1:])))
 
+    @property
+    def alpha(self) -> float:
+        """The residual branch scale alpha (0.0 for a plain network)."""
+        if self.residual is None:
+            return 0.0
+        if isinstance(self.residual, str):
+            return RESIDUAL_SCALINGS[self.residual](self.depth)
+        return float(self.residual)
+
+    @property
+    def norm_code(self) -> int:
+        """The norm as the kernels' code: 0 none, 1 layer, 2 rms."""
+        return {None: 0, "layer": 1, "rms": 2}[self.norm]
+
     def to_dict(self) -> dict:
         """JSON-safe description; ``Network(**d)`` rebuilds it."""
-        return {"widths": list(self.widths), "activation": self.activation, "init": self.init,
-                "distribution": self.distribution, "gain": self.gain, "bias_std": self.bias_std}
+        out = {"widths": list(self.widths), "activation": self.activation, "init": self.init,
+               "distribution": self.distribution, "gain": self.gain, "bias_std": self.bias_std}
+        if self.residual is not None or self.norm is not None:
+            out.update(residual=self.residual, norm=self.norm, norm_eps=self.norm_eps)
+        return out
 
     def describe(self) -> str:
         """One line: widths, activation, init, distribution, gain, bias."""
@@ -177,6 +244,11 @@ class Network:
         extra = f", gain {self.gain:g}" if self.gain != 1.0 else ""
         extra += f", bias_std {self.bias_std:g}" if self.bias_std else ""
         dist = "" if self.init == "orthogonal" else f" {self.distribution}"
+        if self.residual is not None:
+            scale = self.residual if isinstance(self.residual, str) else f"{self.residual:g}"
+            extra += f", residual alpha {scale}"
+        if self.norm is not None:
+            extra += f", {self.norm} norm" + (f" (eps {self.norm_eps:g})" if self.norm_eps else "")
         return f"widths {shape} ({self.depth} layers), {self.activation}, {init}{dist} weights{extra}"
 
 

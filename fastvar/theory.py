@@ -120,26 +120,55 @@ def _check_net(net) -> Network:
     return net
 
 
+def _branch_variance(net: Network, q: np.ndarray) -> np.ndarray:
+    """Variance of each unit of the normalized branch input N(h) when h has variance q:
+    q / (q + eps) with a norm (1 for eps = 0: that is what N is for), q without."""
+    if net.norm is None:
+        return q
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isinf(q), 1.0, q / (q + net.norm_eps))
+
+
 def _q_maps(net: Network, q0: np.ndarray) -> np.ndarray:
-    """q^l for each start q0[j], shape (L, m); inf from the layer where a start overflows."""
-    act, sb2 = net.activation_fn, net.bias_std ** 2
+    """q^l for each start q0[j], shape (L, m); inf from the layer where a start overflows.
+
+    Layer 1 sees the input as it is: q^1 = sigma_w^2 q0 + sigma_b^2. A later layer's branch
+    is sigma_w^2 E[phi(u)^2] + sigma_b^2 with u ~ N(0, Var N(h^{l-1})); a plain network's
+    q^l is that branch, a residual stream's q^l = q^{l-1} + alpha^2 branch (the branch is
+    uncorrelated with the stream it is added to: W^l is fresh and has mean 0).
+    """
+    act, sb2, alpha = net.activation_fn, net.bias_std ** 2, net.alpha
+    sw2 = net.sigma_w2
     q = np.empty((net.depth, q0.size))
-    second = q0  # E[(a^0_j)^2]: the input enters the first layer as it is
-    for l, sw2 in enumerate(net.sigma_w2):
-        with np.errstate(over="ignore"):
-            q[l] = sw2 * second + sb2
-        if np.isinf(q[l]).all():  # overflowed (only unbounded activations get here): so do the rest
+    with np.errstate(over="ignore"):
+        q[0] = sw2[0] * q0 + sb2
+    for l in range(1, net.depth):
+        if np.isinf(q[l - 1]).all():  # overflowed (unbounded activations only): so do the rest
             q[l:] = np.inf
             break
-        second = np.where(np.isinf(q[l]), np.inf, _moments(act, q[l])[1])
+        var = _branch_variance(net, q[l - 1])
+        second = np.where(np.isinf(var), np.inf, _moments(act, var)[1])
+        with np.errstate(over="ignore", invalid="ignore"):
+            branch = sw2[l] * second + sb2
+            q[l] = q[l - 1] + alpha * alpha * branch if alpha else branch
     return q
 
 
 def _g_maps(net: Network, q: np.ndarray) -> np.ndarray:
-    """E[g^l] for each column of the q maps ``q`` (L, m), shape (L, m), with E[g^L] = 1."""
+    """E[g^l] for each column of the q maps ``q`` (L, m), shape (L, m), with E[g^L] = 1.
+
+    Through layer l + 1 the gradient gains n_{l+1} Var(W) E[phi'(u)^2] (u as in the q map),
+    divided by the norm's scale q^l + eps when there is a norm (its Jacobian is 1/r times a
+    projection that removes one or two of n directions: nothing at infinite width); a
+    residual stream adds that to the identity: 1 + alpha^2 (gain).
+    """
     fan_out_var = np.asarray(net.widths[2:], dtype=np.float64) * net.weight_var[1:]
-    factors = fan_out_var[:, None] * _moments(net.activation_fn, q[:-1])[2]
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+    var = _branch_variance(net, q[:-1])
+    gain = fan_out_var[:, None] * _moments(net.activation_fn, var)[2]
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        if net.norm is not None:
+            gain = gain / (q[:-1] + net.norm_eps)
+        factors = 1.0 + net.alpha ** 2 * gain if net.alpha else gain
         g = np.cumprod(factors[::-1], axis=0)[::-1]
     return np.concatenate([g, np.ones((1, q.shape[1]))])
 
@@ -236,7 +265,7 @@ def _row_average(net: Network, q0, counts, gradients: bool) -> list[np.ndarray]:
     """The maps averaged over data-set rows with input lengths ``q0`` (see variance_map)."""
     net = _check_net(net)
     values, share = _rows(q0, counts)
-    if values.size == 1 or net.activation_fn.name in _HOMOGENEOUS:
+    if values.size == 1 or (net.activation_fn.name in _HOMOGENEOUS and net.norm is None):
         # homogeneous activations: E[phi(z)^2] is proportional to q and E[phi'(z)^2] does not
         # depend on q, so every map is affine in q0 and its row average is the map of the mean
         return [m[:, 0] for m in _maps(net, np.array([share @ values]), gradients)]
@@ -285,6 +314,9 @@ def correlation_map(net: Network, c0: float, q0: float = 1.0) -> np.ndarray:
     """Infinite-width correlation c^l = <z^l, z'^l> / (||z^l|| ||z'^l||) for l = 1..L, shape (L,).
 
     The two inputs both have mean squared entry ``q0`` > 0 and correlation ``c0`` in [-1, 1].
+    With a norm the branch sees each input normalized (the cosine is unchanged, the
+    variance q / (q + eps)); a residual stream adds alpha^2 times the branch covariance to
+    the stream's, as for q.
     """
     q = variance_map(net, q0)
     c0 = check_real("c0", c0, -1.0, strict=False)
@@ -292,13 +324,15 @@ def correlation_map(net: Network, c0: float, q0: float = 1.0) -> np.ndarray:
         raise ValueError(f"c0 is a correlation and must be in [-1, 1], got {c0:g}")
     if q0 <= 0:
         raise ValueError("correlation_map needs q0 > 0 (a zero input has no direction)")
-    act = net.activation_fn
-    sb2 = net.bias_std ** 2
+    act, sb2, alpha = net.activation_fn, net.bias_std ** 2, net.alpha
     c = np.empty(net.depth)
-    cross = c0 * q0  # E[a^0_j a'^0_j]
+    cov = net.sigma_w2[0] * c0 * q0 + sb2  # E[h_j h'_j] at layer 1: the inputs as they are
     for l, sw2 in enumerate(net.sigma_w2):
-        c[l] = min(1.0, max(-1.0, (sw2 * cross + sb2) / q[l]))
-        cross = _pair_moment(act, act, q[l], c[l])
+        if l > 0:  # the branch's covariance, from the (normalized) pair of layer l - 1
+            var = float(_branch_variance(net, np.array(q[l - 1])))
+            branch = sw2 * _pair_moment(act, act, var, c[l - 1]) + sb2
+            cov = cov + alpha * alpha * branch if alpha else branch
+        c[l] = min(1.0, max(-1.0, cov / q[l]))
     return c
 
 

@@ -57,6 +57,28 @@ def draw_inputs(rng: np.random.Generator, plan: Plan, count: int) -> np.ndarray:
     return plan.data[rng.integers(0, rows, (count, k))]
 
 
+def normalize(h: np.ndarray, norm: "str | None", eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(N(h), r) over the last axis: LayerNorm ("layer": centre, then divide by the root
+    mean square r) or RMSNorm ("rms": divide by r); eps is added inside the root. A vector
+    that is all zero (a dead layer) stays zero: r = inf there, so N(h) = 0 and N' = 0."""
+    if norm is None:
+        return h, np.ones(h.shape[:-1] + (1,))
+    c = h - h.mean(axis=-1, keepdims=True) if norm == "layer" else h
+    r = np.sqrt(np.mean(c * c, axis=-1, keepdims=True) + eps)
+    r = np.where(r > 0, r, np.inf)
+    return c / r, r
+
+
+def normalize_backward(v: np.ndarray, y: np.ndarray, r: np.ndarray,
+                       norm: "str | None") -> np.ndarray:
+    """J_N(h)^T v for y = N(h) with scale r (see :func:`normalize`): the gradient through N."""
+    if norm is None:
+        return v
+    if norm == "layer":
+        v = v - v.mean(axis=-1, keepdims=True)
+    return (v - y * np.mean(y * v, axis=-1, keepdims=True)) / r
+
+
 def run_block(plan: Plan, block: int, stats: np.ndarray) -> None:
     """Simulate block ``block`` of ``plan`` and add it to ``stats`` (L, ROWS, S)."""
     net = plan.network
@@ -64,26 +86,31 @@ def run_block(plan: Plan, block: int, stats: np.ndarray) -> None:
     count, k = plan.block_networks(block), plan.inputs_per_network
     a = draw_inputs(rng, plan, count)
     phi = net.activation_fn
+    alpha, norm = net.alpha, net.norm
     lengths = np.empty(count)
     cos = np.full(count, np.nan)
     if plan.pairs:
         x, y = a[:, 0], a[:, 1]  # c^0: the inputs' own cosine
         cos = np.sum(x * y, axis=1) / np.sqrt(np.sum(x * x, axis=1) * np.sum(y * y, axis=1))
-    weights, pre_activations = [], []
+    weights, normalized = [], []
     for layer in range(1, net.depth + 1):
         w = draw_weights(rng, plan, layer, count)
         z = a @ w.transpose(0, 2, 1)
         if net.bias_std > 0.0:
             z += net.bias_std * rng.standard_normal((count, 1, net.widths[layer]))
-        a = phi(z)
-        add_networks(stats[layer - 1, Z], z, lengths)
+        if alpha and layer > 1:  # the residual stream h^l = h^{l-1} + alpha (branch)
+            z = h + alpha * z
+        h = z
+        y, r = normalize(h, norm, net.norm_eps)
+        a = phi(y)
+        add_networks(stats[layer - 1, Z], h, lengths)
         add_networks(stats[layer - 1, A], a, lengths)
-        add_network_level(stats[layer - 1, NET], z, a, cos, plan.pairs)
+        add_network_level(stats[layer - 1, NET], h, a, cos, plan.pairs)
         weights.append(w)
-        pre_activations.append(z)
+        normalized.append((y, r))
     if not plan.gradients:
         return
-    delta = rng.standard_normal((count, k, net.widths[-1]))  # dL/dz^L of a random read-out
+    delta = rng.standard_normal((count, k, net.widths[-1]))  # dL/dh^L of a random read-out
     upper = np.empty(count)
     for layer in range(net.depth, 0, -1):
         add_networks(stats[layer - 1, DELTA], delta, lengths)
@@ -91,7 +118,10 @@ def run_block(plan: Plan, block: int, stats: np.ndarray) -> None:
             add_links(stats[layer - 1, LINK], upper, lengths)
         upper[:] = lengths
         if layer > 1:
-            delta = (delta @ weights[layer - 1]) * phi.derivative(pre_activations[layer - 2])
+            y, r = normalized[layer - 2]
+            branch = (delta @ weights[layer - 1]) * phi.derivative(y)
+            branch = normalize_backward(branch, y, r, norm)
+            delta = delta + alpha * branch if alpha else branch
 
 
 class NumpyEngine(Engine):
