@@ -80,6 +80,13 @@ def check_outputs(**paths: "str | None") -> None:
         written[target.path] = option
 
 
+def _residual(text: str) -> "float | str":
+    try:
+        return float(text)
+    except ValueError:
+        return text  # a named scaling such as 1/sqrt(L), checked by Network
+
+
 def _widths(text: str) -> list[int]:
     try:
         return [int(w) for w in text.split(",")]
@@ -107,6 +114,13 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
                    help="gain of the init scheme, 1e-100..1e100 (default 1)")
     g.add_argument("--bias-std", type=float, default=0.0,
                    help="std of the biases, 0 or 1e-100..1e100 (default 0)")
+    g.add_argument("--residual", type=_residual, default=None, metavar="ALPHA",
+                   help="a pre-norm residual stream h^l = h^{l-1} + ALPHA (W phi(N(h)) + b): a "
+                   "number > 0, 1/sqrt(L) or 1/L (default: none, a plain network)")
+    g.add_argument("--norm", default=None, choices=["layer", "rms"],
+                   help="LayerNorm or RMSNorm before each layer after the first (default none)")
+    g.add_argument("--norm-eps", type=float, default=0.0,
+                   help="added to the mean square inside the norm's root (default 0)")
 
 
 def network_from_args(args: argparse.Namespace) -> Network:
@@ -114,7 +128,8 @@ def network_from_args(args: argparse.Namespace) -> Network:
     from .network import Network, mlp
 
     common = dict(activation=args.activation, init=args.init, distribution=args.distribution,
-                  gain=args.gain, bias_std=args.bias_std)
+                  gain=args.gain, bias_std=args.bias_std, residual=args.residual,
+                  norm=args.norm, norm_eps=args.norm_eps)
     if args.widths is not None:
         if any(v is not None for v in (args.width, args.depth, args.input_width)):
             raise UsageError("give either --widths or --width/--depth/--input-width, not both")

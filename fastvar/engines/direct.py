@@ -14,7 +14,8 @@ from ..kernels.accumulators import new_stats
 from .base import Engine, Plan, register
 from .numpy_engine import TRUNC_STD
 
-_DISTRIBUTIONS = {"normal": kernel.NORMAL, "uniform": kernel.UNIFORM, "truncated_normal": kernel.TRUNCATED}
+_DISTRIBUTIONS = {"normal": kernel.NORMAL, "uniform": kernel.UNIFORM,
+                  "truncated_normal": kernel.TRUNCATED}
 
 
 def weight_scales(plan: Plan) -> np.ndarray:
@@ -61,6 +62,8 @@ class DirectEngine(Engine):
             per_block += 8 * 6 * net.depth * wmax
         elif k > 1:
             per_block += 8 * max(a * b for a, b in zip(w[:-1], w[1:]))
+        if net.norm is not None and plan.gradients:  # N(z^l) of every layer, for backward
+            per_block += 8 * net.depth * k * wmax
         # the per-block stats of a chunk of blocks are counted by the API (depth-dependent)
         return numba.config.NUMBA_NUM_THREADS * per_block
 
@@ -72,9 +75,10 @@ class DirectEngine(Engine):
             out, np.int64(first_block), np.int64(plan.networks_per_block), np.int64(plan.networks),
             np.uint64(plan.seed), np.asarray(net.widths, dtype=np.int64), weight_scales(plan),
             np.int64(_DISTRIBUTIONS[net.distribution]), net.init == "orthogonal",
-            float(net.bias_std), np.int64(act.code), float(act.param), np.int64(plan.inputs_kind),
-            float(plan.correlation), np.ascontiguousarray(plan.data, dtype=np.float64), np.int64(plan.inputs_per_network),
-            bool(plan.gradients))
+            float(net.bias_std), np.int64(act.code), float(act.param), float(net.alpha),
+            np.int64(net.norm_code), float(net.norm_eps), np.int64(plan.inputs_kind),
+            float(plan.correlation), np.ascontiguousarray(plan.data, dtype=np.float64),
+            np.int64(plan.inputs_per_network), bool(plan.gradients))
         return out
 
 

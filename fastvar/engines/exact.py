@@ -59,8 +59,12 @@ class ExactEngine(Engine):
         return float(sum(plan.network.widths)) * k * (k + 4)
 
     def memory_bytes(self, plan: Plan) -> int:
-        widths, k = plan.network.widths, plan.inputs_per_network
-        per_block = 8 * k * (3 * sum(widths[1:]) + max(widths)) + 8 * (len(widths) + 12) * k * k
+        net, k = plan.network, plan.inputs_per_network
+        widths = net.widths
+        # z, a, delta of every layer, plus the residual branches and N(z) when present
+        layers = 3 + (net.residual is not None) + (net.norm is not None)
+        per_block = (8 * k * (layers * sum(widths[1:]) + max(widths))
+                     + 8 * (len(widths) + 12) * k * k)
         return numba.config.NUMBA_NUM_THREADS * per_block
 
     def run(self, plan: Plan, first_block: int, n_blocks: int) -> np.ndarray:
@@ -70,7 +74,8 @@ class ExactEngine(Engine):
             np.uint64(plan.seed), first_block, n_blocks, plan.networks, plan.networks_per_block,
             np.asarray(net.widths, dtype=np.int64), np.asarray(net.weight_var, dtype=np.float64),
             act.code, float(act.param), float(net.bias_std), net.init == "orthogonal",
-            float(net.gain), plan.inputs_per_network, plan.inputs_kind, float(plan.correlation),
+            float(net.gain), float(net.alpha), net.norm_code, float(net.norm_eps),
+            plan.inputs_per_network, plan.inputs_kind, float(plan.correlation),
             np.ascontiguousarray(plan.data, dtype=np.float64), plan.gradients)
 
 

@@ -33,6 +33,7 @@ from . import rng
 from .accumulators import (A, DELTA, LINK, NET, Z, add_links, add_network_level, add_networks,
                            cosine)
 from .activations import phi_dphi_array
+from .norms import normalize, normalize_backward
 
 NORMAL, UNIFORM, TRUNCATED = 0, 1, 2  # weight distribution codes
 CHUNK = 1024  # weights drawn per bank refill (a multiple of 2 * rng.LANES)
@@ -296,7 +297,7 @@ def _draw_inputs(state, inputs_kind, c0, data, x):
 
 @numba.njit(cache=True)
 def _run_block(out, seed, block, count, widths, scales, dist, ortho, bias_std, act, act_param,
-               inputs_kind, c0, data, k, gradients):
+               alpha, norm, eps, inputs_kind, c0, data, k, gradients):
     depth = widths.shape[0] - 1
     wmax = 0
     wmat = 0
@@ -324,6 +325,10 @@ def _run_block(out, seed, block, count, widths, scales, dist, ortho, bias_std, a
     osaved = np.empty((depth, rmax, 4), dtype=np.uint64)
     osigns = np.empty((depth, rmax))
     vbuf = np.empty(rmax)
+    hb = np.empty(k * wmax if alpha > 0.0 else 0)  # the residual stream h^{l-1}
+    yb = np.empty(k * wmax if norm > 0 else 0)  # N(z^l) of the current layer, and of every
+    ys = np.empty((depth if norm > 0 and gradients else 0, k * wmax))  # layer for backward
+    rs = np.empty((depth, k))  # the norm's scales
     n0 = widths[0]
     pairs = inputs_kind >= 2
     lengths = np.empty(1)  # this network's mean ||x||^2 / n at the current layer
@@ -345,8 +350,18 @@ def _run_block(out, seed, block, count, widths, scales, dist, ortho, bias_std, a
                     bias[j] = bias_std * rng.normal(state)
                 for c in range(k):
                     z[c, :] += bias[:n]
+            if alpha > 0.0:  # the residual stream: h^l = h^{l-1} + alpha (W a + b)
+                if l > 0:
+                    for i in range(k * n):
+                        zb[i] = hb[i] + alpha * zb[i]
+                hb[:k * n] = zb[:k * n]
+            seen = zb  # what phi sees: z^l, or N(z^l)
+            if norm > 0:
+                seen = ys[l] if gradients else yb
+                for c in range(k):
+                    rs[l, c] = normalize(norm, eps, zb[c * n:(c + 1) * n], seen[c * n:(c + 1) * n])
             a = _view(cur, k, n)
-            phi_dphi_array(act, act_param, zb[:k * n], cur[:k * n],
+            phi_dphi_array(act, act_param, seen[:k * n], cur[:k * n],
                            ds[l, :k * n] if gradients else nxt[:k * n])
             add_networks(out[l, Z], z.reshape((1, k, n)), lengths)
             add_networks(out[l, A], a.reshape((1, k, n)), lengths)
@@ -369,13 +384,23 @@ def _run_block(out, seed, block, count, widths, scales, dist, ortho, bias_std, a
             _layer(spare, bits, buf, wbuf, owork, osaved[l], osigns[l], vbuf, dist, ortho, n, m,
                    scales[l], _view(cur, k, n), _view(nxt, k, m), True)
             dp = ds[l - 1]
+            if alpha == 0.0 and norm == 0:
+                for i in range(k * m):
+                    cur[i] = nxt[i] * dp[i]
+                continue
             for i in range(k * m):
-                cur[i] = nxt[i] * dp[i]
+                nxt[i] *= dp[i]
+            if norm > 0:
+                for c in range(k):
+                    normalize_backward(norm, nxt[c * m:(c + 1) * m], ys[l - 1, c * m:(c + 1) * m],
+                                       rs[l - 1, c])
+            for i in range(k * m):  # dL/dh^{l-1} = dL/dh^l + alpha (the branch's gradient)
+                cur[i] = cur[i] + alpha * nxt[i] if alpha > 0.0 else nxt[i]
 
 
 @numba.njit(cache=True, parallel=True)
 def run_blocks(out, first_block, per_block, networks, seed, widths, scales, dist, ortho,
-               bias_std, act, act_param, inputs_kind, c0, data, k, gradients):
+               bias_std, act, act_param, alpha, norm, eps, inputs_kind, c0, data, k, gradients):
     """Stats of blocks first_block .. first_block + out.shape[0] - 1 into ``out`` (zeroed).
 
     ``scales[l]`` multiplies unit-scale weights of layer l + 1 (the std for normal, the
@@ -385,4 +410,4 @@ def run_blocks(out, first_block, per_block, networks, seed, widths, scales, dist
         block = first_block + i
         count = min(per_block, networks - block * per_block)
         _run_block(out[i], seed, block, count, widths, scales, dist, ortho, bias_std, act,
-                   act_param, inputs_kind, c0, data, k, gradients)
+                   act_param, alpha, norm, eps, inputs_kind, c0, data, k, gradients)

@@ -25,6 +25,7 @@ import numpy as np
 from .accumulators import (A, DELTA, LINK, NET, ROWS, STATS_SIZE, Z, add_links,
                            add_network_level, add_networks)
 from .activations import dphi_given_phi, phi_array
+from .norms import normalize, normalize_backward
 from .rng import BANK_SIZE, LANES, bank_normal, seed_bank, seed_block, uniform
 
 # as fastvar.engines.base.INPUTS_* (kernels import no engine code)
@@ -246,10 +247,9 @@ def _forward_orthogonal(gen, g_prev, gain, sb, n, m, k, zbuf, zo, ybuf, ws):
 
 
 @numba.njit(cache=True, inline="always")
-def _backward_layer(gen, z, d, a_prev, z_prev, d_prev, g_prev, v, sb, code, param, mrows, mats,
-                    ws):
-    # d_prev = (W^T d) * phi'(z_prev), W drawn given the forward pass (all (k, width) arrays:
-    # z, d of layer l; a_prev, z_prev, d_prev of layer l-1; mrows scratch like a_prev).
+def _backward_layer(gen, z, d, a_prev, d_prev, g_prev, v, sb, mrows, mats, ws):
+    # d_prev = W^T d, W drawn given the forward pass (all (k, width) arrays: z (the layer's
+    # W a_prev + b) and d of layer l; a_prev, d_prev of layer l-1; mrows scratch like a_prev).
     work, perm, root, tmp, xi = ws
     cov, kmat, dtd, droot, wvec, ones = mats
     k, n = z.shape
@@ -318,9 +318,6 @@ def _backward_layer(gen, z, d, a_prev, z_prev, d_prev, g_prev, v, sb, code, para
             c, ap = cov[p, j], a_prev[p]
             for i in range(m):
                 out[i] += c * ap[i]
-        zj, aj = z_prev[j], a_prev[j]
-        for i in range(m):
-            out[i] *= dphi_given_phi(code, param, zj[i], aj[i])
 
 
 @numba.njit(cache=True)
@@ -334,24 +331,41 @@ def _workspace(k):
 
 
 @numba.njit(cache=True)
-def network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, k, inputs_kind, c0,
-            data, gradients, zbuf, abuf, dbuf, grams, mbuf, ws, mats):
+def network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, alpha, norm, eps, k,
+            inputs_kind, c0, data, gradients, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams, mbuf,
+            ws, mats):
     """One network with k inputs: fill z^l, a^l (and delta^l if ``gradients``) for l = 1..L.
 
-    Layer l's k rows of n_l values sit at offset offs[l-1] of zbuf, abuf, dbuf;
-    grams[l] is the Gram matrix of a^l (grams[0]: of the inputs).
+    Layer l's k rows of n_l values sit at offset offs[l-1] of zbuf (z^l, or the residual
+    stream h^l), abuf (a^l = phi(N(z^l))), dbuf (dL/dz^l); grams[l] is the Gram matrix of
+    a^l (grams[0]: of the inputs). With a residual stream (alpha > 0) ubuf keeps each
+    layer's branch W a + b, with a norm (norm > 0) ybuf keeps N(z^l) and rbuf (L, k) its
+    scales; otherwise those buffers may be empty.
     """
     depth = widths.shape[0] - 1
     _draw_inputs(gen, inputs_kind, c0, data, k, grams[0], ws[4])
     for layer in range(1, depth + 1):
         n, m, o = widths[layer], widths[layer - 1], offs[layer - 1]
         z, a = _rows(zbuf, o, k, n), _rows(abuf, o, k, n)
+        stream = alpha > 0.0 and layer > 1
+        branch_buf = ubuf if stream else zbuf  # where W a + b goes
         if orthogonal:
-            _forward_orthogonal(gen, grams[layer - 1], gain, sb, n, m, k, zbuf, o, mbuf, ws)
+            _forward_orthogonal(gen, grams[layer - 1], gain, sb, n, m, k, branch_buf, o, mbuf, ws)
         else:
-            _forward_normal(gen, grams[layer - 1], wvar[layer - 1], sb, z, mats[0], ws)
+            _forward_normal(gen, grams[layer - 1], wvar[layer - 1], sb,
+                            _rows(branch_buf, o, k, n), mats[0], ws)
+        if stream:  # h^l = h^{l-1} + alpha (W a + b): equal widths, so rows line up
+            u, h = _rows(ubuf, o, k, n), _rows(zbuf, offs[layer - 2], k, n)
+            for j in range(k):
+                for i in range(n):
+                    z[j, i] = h[j, i] + alpha * u[j, i]
         for j in range(k):
-            phi_array(code, param, z[j], a[j])
+            if norm > 0:
+                y = _rows(ybuf, o, k, n)[j]
+                rbuf[layer - 1, j] = normalize(norm, eps, z[j], y)
+                phi_array(code, param, y, a[j])
+            else:
+                phi_array(code, param, z[j], a[j])
         _gram(a, grams[layer])
     if not gradients:
         return
@@ -359,9 +373,20 @@ def network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, k, input
     dbuf[o:o + count] = _normals(gen, count)[:count]  # dL/dz^L of a random linear read-out
     for layer in range(depth, 1, -1):
         n, m, o, po = widths[layer], widths[layer - 1], offs[layer - 1], offs[layer - 2]
-        _backward_layer(gen, _rows(zbuf, o, k, n), _rows(dbuf, o, k, n), _rows(abuf, po, k, m),
-                        _rows(zbuf, po, k, m), _rows(dbuf, po, k, m), grams[layer - 1],
-                        wvar[layer - 1], sb, code, param, _rows(mbuf, 0, k, m), mats, ws)
+        branch_buf = ubuf if alpha > 0.0 else zbuf
+        d, d_prev, a_prev = _rows(dbuf, o, k, n), _rows(dbuf, po, k, m), _rows(abuf, po, k, m)
+        _backward_layer(gen, _rows(branch_buf, o, k, n), d, a_prev, d_prev, grams[layer - 1],
+                        wvar[layer - 1], sb, _rows(mbuf, 0, k, m), mats, ws)
+        x_prev = _rows(ybuf if norm > 0 else zbuf, po, k, m)  # what phi saw at layer - 1
+        for j in range(k):
+            out, xj, aj = d_prev[j], x_prev[j], a_prev[j]
+            for i in range(m):
+                out[i] *= dphi_given_phi(code, param, xj[i], aj[i])
+            if norm > 0:
+                normalize_backward(norm, out, xj, rbuf[layer - 2, j])
+            if alpha > 0.0:  # dL/dh^{l-1} = dL/dh^l + alpha (the branch's gradient)
+                for i in range(m):
+                    out[i] = d[j, i] + alpha * out[i]
 
 
 @numba.njit(cache=True)
@@ -378,6 +403,17 @@ def _buffers(widths, k):
         big = max(big, w)
     return (offs, np.zeros(total), np.zeros(total), np.zeros(total),
             np.zeros((depth + 1, k, k)), np.zeros(k * big))
+
+
+@numba.njit(cache=True)
+def _stream_buffers(widths, k, alpha, norm):
+    # the residual branches (ubuf), the normalized z (ybuf) and their scales (rbuf), each
+    # empty when the network has no residual stream or no norm
+    total = 0
+    for layer in range(1, widths.shape[0]):
+        total += k * widths[layer]
+    return (np.zeros(total if alpha > 0.0 else 0), np.zeros(total if norm > 0 else 0),
+            np.zeros((widths.shape[0] - 1, k if norm > 0 else 0)))
 
 
 @numba.njit(cache=True)
@@ -421,7 +457,8 @@ def _add_network(out, widths, offs, k, pairs, gradients, zbuf, abuf, dbuf, gram0
 
 @numba.njit(cache=True, parallel=True)
 def run_blocks(seed, first_block, n_blocks, networks, networks_per_block, widths, wvar, code,
-               param, sb, orthogonal, gain, k, inputs_kind, c0, data, gradients):
+               param, sb, orthogonal, gain, alpha, norm, eps, k, inputs_kind, c0, data,
+               gradients):
     """Stats (n_blocks, L, ROWS, STATS_SIZE) of blocks first_block .. first_block + n_blocks - 1.
 
     Block b holds networks b * networks_per_block ... (fewer in the last block) and draws
@@ -433,13 +470,15 @@ def run_blocks(seed, first_block, n_blocks, networks, networks_per_block, widths
     for i in numba.prange(n_blocks):
         block = first_block + i
         offs, zbuf, abuf, dbuf, grams, mbuf = _buffers(widths, k)
+        ubuf, ybuf, rbuf = _stream_buffers(widths, k, alpha, norm)
         gen = _generator(seed, block, widths, k)
         ws, mats = _workspace(k)
         lengths, upper, cos = np.empty(1), np.empty(1), np.full(1, np.nan)
         count = min(networks_per_block, networks - block * networks_per_block)
         for _ in range(count):
-            network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, k,
-                    inputs_kind, c0, data, gradients, zbuf, abuf, dbuf, grams, mbuf, ws, mats)
+            network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, alpha, norm, eps,
+                    k, inputs_kind, c0, data, gradients, zbuf, ubuf, ybuf, rbuf, abuf, dbuf,
+                    grams, mbuf, ws, mats)
             _add_network(out[i], widths, offs, k, pairs, gradients, zbuf, abuf, dbuf, grams[0],
                          lengths, upper, cos)
     return out
@@ -456,14 +495,16 @@ def sample_trials(seed, networks, widths, wvar, code, param, sb, orthogonal, gai
     """
     depth = widths.shape[0] - 1
     offs, zbuf, abuf, dbuf, grams, mbuf = _buffers(widths, k)
+    ubuf, ybuf, rbuf = _stream_buffers(widths, k, 0.0, 0)
     gen = _generator(seed, 0, widths, k)
     ws, mats = _workspace(k)
     q = np.zeros((networks, k, depth))
     g = np.zeros((networks, k, depth))
     c = np.zeros((networks, 2, depth))
     for t in range(networks):
-        network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, k,
-                inputs_kind, c0, data, gradients, zbuf, abuf, dbuf, grams, mbuf, ws, mats)
+        network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, 0.0, 0, 0.0, k,
+                inputs_kind, c0, data, gradients, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams,
+                mbuf, ws, mats)
         for layer in range(1, depth + 1):
             n, o = widths[layer], offs[layer - 1]
             for j in range(k):
