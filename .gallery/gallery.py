@@ -40,3 +40,23 @@ save(pairs, os.path.join(HERE, "correlation_phases.png"), quantities=["c"],
      labels=[f"{name}, $\\sigma_w^2$={sw2:.2f}" for name, sw2 in phases],
      title="tanh, width 1000, $\\sigma_b^2$=0.05, two inputs with c0 = 0.6:\nordered nets "
            "align them (c -> 1), chaotic ones\ndecorrelate them (c -> c* = 0.14)")
+
+# residual streams: ReLU ResNets under He, without a norm (alpha = 1, then 1/sqrt(L)) and pre-LN
+from matplotlib.figure import Figure  # noqa: E402
+
+from fastvar.plotting import write_figure  # noqa: E402
+
+RES_DEPTH = 20
+resnets = [("no norm, alpha = 1", dict(residual=1.0)),
+           ("no norm, alpha = 1/sqrt(L)", dict(residual="1/sqrt(L)")),
+           ("pre-LN, alpha = 1/sqrt(L)", dict(residual="1/sqrt(L)", norm="layer"))]
+fig = Figure(figsize=(15.6, 4.2), layout="constrained")
+for axis, (label, kwargs) in zip(fig.subplots(1, 3), resnets):
+    res = fastvar.simulate(fastvar.mlp(WIDTH, RES_DEPTH, activation="relu", init="he", **kwargs),
+                           TRIALS, seed=0)
+    fastvar.plot(res, labels=[label], ax=axis)
+    axis.set_title(label, fontsize="medium")
+fig.suptitle(f"ReLU ResNets, He weights, {RES_DEPTH} blocks of width {WIDTH}: the stream's q "
+             "doubles per block at alpha = 1, grows by (1 + 1/L) with 1/sqrt(L), linearly "
+             "with pre-LN", fontsize="medium")
+write_figure(fig, os.path.join(HERE, "residual.png"), dpi=110)

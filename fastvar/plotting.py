@@ -177,7 +177,9 @@ def _plain_ticks(axis) -> None:
     if axis.get_yscale() == "log":
         plain = FuncFormatter(lambda value, _: f"{value:.4g}")
         axis.yaxis.set_major_formatter(plain)
-        axis.yaxis.set_minor_formatter(plain)
+        low, high = axis.get_ylim()
+        if 0 < low and high < 10 * low:  # under a decade: label the minor ticks too
+            axis.yaxis.set_minor_formatter(plain)
 
 
 def save(results, path: "str | os.PathLike", labels: "Sequence[str] | None" = None,
