@@ -1,6 +1,5 @@
 import json
 import math
-import time
 
 import numpy as np
 import pytest
@@ -172,33 +171,32 @@ def test_written_files_get_the_usual_mode(res, tmp_path):
     assert (tmp_path / "r.csv").stat().st_mode & 0o777 == 0o644
 
 
-@pytest.mark.parametrize("engine, net, trials, k", [
-    ("exact", mlp(256, 10, activation="tanh"), 6000, 1),
-    ("direct", mlp(256, 10, activation="tanh"), 200, 1),
-    ("direct", mlp(256, 10, activation="tanh"), 64 * 40, 64),
-    ("numpy", mlp(128, 10, activation="tanh"), 200, 1),
+@pytest.mark.parametrize("engine, net, k", [
+    ("exact", mlp(256, 10, activation="tanh"), 1),
+    ("direct", mlp(256, 10, activation="tanh"), 1),
+    ("direct", mlp(256, 10, activation="tanh"), 64),
+    ("numpy", mlp(128, 10, activation="tanh"), 1),
 ])
-def test_time_estimate_is_within_a_factor_4_of_a_run(engine, net, trials, k):
-    # The rates were calibrated on this kind of machine under load (2 cores shared with
-    # other work); idle, the engines run up to 2x faster, and the model ignores cache
-    # effects (another ~1.5x): hence a factor 4 either way, for runs of ~0.5 s.
-    kw = dict(engine=engine, inputs_per_network=k)
-    fastvar.simulate(net, k, **kw)  # load the compiled kernels first
-    start = time.perf_counter()
-    fastvar.simulate(net, trials, **kw)
-    took = time.perf_counter() - start
-    guess = fastvar.api.estimate(net, trials, **kw)
-    assert guess.engine == engine and guess.seconds > 0
-    assert took / 4 < guess.seconds < took * 4, (guess, took)
+def test_time_estimate_follows_the_work(engine, net, k):
+    # The calibration itself (measured rates; estimate / measured 0.75-1.1 on the 2-core VM)
+    # is a benchmark, not a test: timing here would fail on a loaded machine. The model's
+    # structure is tested: linear in the networks run, growing with width and depth.
+    kw = dict(engine=engine, inputs_per_network=k, threads=1)
+    one, two = (fastvar.api.estimate(net, n * k * 4096, **kw) for n in (1, 2))
+    assert one.engine == engine and one.seconds > 0 and one.memory_bytes > 0
+    theory = 1e-9 * net.depth * fastvar.api._THEORY_NS_PER_LAYER
+    assert two.seconds - theory == pytest.approx(2 * (one.seconds - theory), rel=1e-9)
+    wider = mlp(2 * net.widths[1], net.depth, activation="tanh")
+    deeper = mlp(net.widths[1], 2 * net.depth, activation="tanh")
+    for bigger in (wider, deeper):
+        assert fastvar.api.estimate(bigger, k * 4096, **kw).seconds > one.seconds
 
 
 def test_time_estimate_counts_the_theory_step_of_deep_networks():
     # 20 000 layers of width 1: the engine takes milliseconds, the theory ~2 s
     net = mlp(1, 20_000, activation="tanh")
-    start = time.perf_counter()
-    fastvar.simulate(net, 1, engine="exact")
-    took = time.perf_counter() - start
-    assert took / 4 < fastvar.api.estimate(net, 1, engine="exact").seconds < took * 4
+    theory = 1e-9 * net.depth * fastvar.api._THEORY_NS_PER_LAYER
+    assert fastvar.api.estimate(net, 1, engine="exact").seconds >= theory > 1.0
 
 
 def test_deep_networks_are_refused_before_any_work_when_memory_is_short(monkeypatch):
@@ -206,20 +204,28 @@ def test_deep_networks_are_refused_before_any_work_when_memory_is_short(monkeypa
 
     net = mlp(1, 1 << 21)
     monkeypatch.setattr(fastvar.api, "_available_memory", lambda: 1 << 31)
+    _no_work(monkeypatch)
     tracemalloc.start()
-    start = time.perf_counter()
     with pytest.raises(MemoryError, match="fewer layers"):
         fastvar.simulate(net, 1)
-    took, peak = time.perf_counter() - start, tracemalloc.get_traced_memory()[1]
+    peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert took < 5 and peak < 200 << 20  # the width list alone is 17 MB
+    assert peak < 200 << 20  # the width list alone is 17 MB
 
 
-def test_a_run_of_years_is_refused_at_once():
-    start = time.perf_counter()
+def _no_work(monkeypatch):
+    """Make every engine's run fail the test: the request must be refused before it."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("an engine ran although the request should have been refused")
+
+    for engine in fastvar.engines.ENGINES.values():
+        monkeypatch.setattr(engine, "run", refuse)
+
+
+def test_a_run_of_years_is_refused_at_once(monkeypatch):
+    _no_work(monkeypatch)
     with pytest.raises(ValueError, match="years on engine exact"):
         fastvar.simulate(mlp(256, 20), 10 ** 12)
-    assert time.perf_counter() - start < 2
 
 
 def test_theory_of_a_deep_network_needs_bounded_memory():

@@ -264,15 +264,17 @@ def test_data_set_theory_of_homogeneous_activations_is_the_map_of_the_mean():
                                rtol=1e-13)
 
 
-def test_data_set_theory_is_fast_for_100000_rows():
-    import time
-
+def test_data_set_theory_of_100000_rows_evaluates_few_maps(monkeypatch):
+    # fast because the maps are evaluated at a few Chebyshev nodes, not at 100 000 starts
+    # (about 0.1 s; timings belong in benchmarks, so this counts the starts instead)
     net = mlp(256, 20, activation="tanh", init="xavier", gain=1.2)
     q0 = np.exp(np.random.default_rng(2).normal(0.0, 0.5, 100_000))  # all distinct
-    start = time.perf_counter()
+    starts = []
+    real = T._maps
+    monkeypatch.setattr(T, "_maps", lambda n, q, g: starts.append(q.size) or real(n, q, g))
     q, g = T.mean_field_maps(net, q0)
-    # about 0.1 s alone; the machine running the tests may be shared and loaded
-    assert time.perf_counter() - start < 5.0
+    assert sum(starts) < 1000 and np.isfinite(q).all() and np.isfinite(g).all()
+    monkeypatch.undo()
     sub = q0[:2000]
     np.testing.assert_allclose(T.variance_map(net, sub), _row_maps_by_hand(net, sub)[0].mean(1),
                                rtol=1e-12)
