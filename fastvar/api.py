@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import time
 import warnings
 
 import numba
@@ -12,15 +11,15 @@ import numpy as np
 
 from ._checks import check_int, check_real
 from .engines import base
-from .kernels.accumulators import merge_blocks, new_stats
+from .checkpoint import Checkpoint
 from .network import Network
 from .results import IncompleteStatisticsWarning, Result
+from .runs import Interrupted, Run, run_local
 
 MAX_TRIALS = 1 << 50
 # A block runs uninterrupted (Ctrl-C waits for it): refuse networks that alone take minutes.
 MAX_WORK_PER_NETWORK = 2.0 ** 36
 MAX_TOTAL_WORK = 3e16  # about a year of one core
-_CHUNK_SECONDS = 0.25  # a progress update / Ctrl-C check about this often
 
 
 def _inputs(inputs, n0: int) -> tuple[int, np.ndarray, float]:
@@ -144,7 +143,8 @@ def plan(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "au
 def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "auto",
              inputs="normal", inputs_per_network: "int | None" = None, gradients: bool = True,
              correlation: "float | str | None" = None, threads: "int | None" = None,
-             progress: bool = False) -> Result:
+             progress: bool = False, checkpoint: "str | os.PathLike | None" = None,
+             client=None) -> Result:
     """Propagate ``trials`` random inputs through random networks; per-layer statistics.
 
     Parameters
@@ -178,6 +178,14 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
         Numba threads for this call (restored afterwards); results do not depend on it.
     progress : bool
         Show a tqdm progress bar on stderr.
+    checkpoint : path or None
+        A folder (created if missing) where completed blocks are saved as the run goes
+        (:mod:`fastvar.checkpoint`). The same call again resumes from it, and its result is
+        bitwise that of an uninterrupted run; a checkpoint of another request is refused.
+        Needs a fixed ``seed``. The folder is kept afterwards: delete it to start over.
+    client : dask.distributed.Client or None
+        Run the blocks as tasks on this Dask cluster (:mod:`fastvar.dask_runner`, needs
+        ``pip install 'fastvar[dask]'``); bitwise the same result as a local run.
 
     Returns
     -------
@@ -185,38 +193,46 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
         Per-layer columns (arrays of length L) with standard errors. Layers where values
         overflowed to NaN or infinity have ``complete`` False, and an
         :class:`~fastvar.results.IncompleteStatisticsWarning` says which.
+
+    Raises
+    ------
+    Interrupted
+        On Ctrl-C (a KeyboardInterrupt): its ``result`` holds the blocks completed so far,
+        marked ``partial`` (see :class:`fastvar.Interrupted`).
     """
+    if checkpoint is not None and seed is None:
+        raise ValueError("checkpoint needs a fixed seed: seed=None draws a new one on every "
+                         "call, so a rerun could never resume")
+    if client is not None:
+        from .dask_runner import check_client
+
+        check_client(client)
+        if threads is not None:
+            raise ValueError("threads applies to local runs; with a Dask client each worker "
+                             "uses its own threads (threads_per_worker)")
     request, chosen = plan(net, trials, seed=seed, engine=engine, inputs=inputs,
                            inputs_per_network=inputs_per_network, gradients=gradients,
                            correlation=correlation)
     if threads is not None:
         threads = check_int("threads", threads, 1, numba.config.NUMBA_NUM_THREADS)
-    total = new_stats(net.depth)
-    start = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=request.trials, unit="trial", unit_scale=True, desc=f"fastvar[{chosen.name}]")
+    store = None if checkpoint is None else Checkpoint(checkpoint, request, chosen.name)
+    run = Run(request, chosen, checkpoint=store, progress=progress)
     try:
         with _numba_threads(threads):
-            block, chunk = 0, max(1, numba.get_num_threads())
-            while block < request.blocks:
-                count = min(chunk, request.blocks - block)
-                tick = time.perf_counter()
-                merge_blocks(total, chosen.run(request, block, count))
-                block += count
-                if bar is not None:
-                    done = min(block * request.networks_per_block, request.networks)
-                    bar.update(done * request.inputs_per_network - bar.n)
-                took = time.perf_counter() - tick
-                chunk = int(min(4 * chunk, max(1, chunk * _CHUNK_SECONDS / max(took, 1e-6)), 4096))
+            if client is None:
+                run_local(run)
+            else:
+                from . import dask_runner
+
+                dask_runner.run(client, run)
+        run.save(force=True)
+    except KeyboardInterrupt:
+        with contextlib.suppress(OSError):  # the work done so far matters more than the file
+            run.save(force=True)
+        raise Interrupted(run.result()) from None
     finally:
-        if bar is not None:
-            bar.close()
-    result = Result(net, total, trials=request.trials, seed=request.seed, engine=chosen.name,
-                    elapsed_s=time.perf_counter() - start,
-                    inputs_per_network=request.inputs_per_network, gradients=request.gradients,
-                    input_q0=request.input_q0, input_correlation=request.correlation)
+        run.close()
+    result = run.result()
     for line in result.warnings:
         warnings.warn(line, IncompleteStatisticsWarning, stacklevel=2)
     return result

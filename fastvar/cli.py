@@ -125,6 +125,7 @@ def network_from_args(args: argparse.Namespace) -> Network:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .api import simulate
     from .results import IncompleteStatisticsWarning
+    from .runs import Interrupted
 
     net = network_from_args(args)
     check_outputs(json=args.json, csv=args.csv, plot=args.plot)
@@ -132,9 +133,21 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         # the table prints these under it; with --json - they go to stderr below
         warnings.simplefilter("ignore", IncompleteStatisticsWarning)
-        res = simulate(net, args.trials, seed=args.seed, engine=args.engine,
-                       inputs_per_network=args.inputs_per_network, correlation=args.correlation,
-                       gradients=not args.no_gradients, threads=args.threads, progress=show_bar)
+        try:
+            res = simulate(net, args.trials, seed=args.seed, engine=args.engine,
+                           inputs_per_network=args.inputs_per_network,
+                           correlation=args.correlation, gradients=not args.no_gradients,
+                           threads=args.threads, progress=show_bar, checkpoint=args.checkpoint)
+        except Interrupted as stop:
+            if stop.result is not None:  # the blocks done so far, marked partial
+                _report(args, stop.result)
+            raise  # main() says "fastvar: interrupted" and exits with 130
+    _report(args, res)
+    return 0
+
+
+def _report(args: argparse.Namespace, res) -> None:
+    """Write the --json/--csv/--plot files of ``res``, then print it."""
     # files first: a closed stdout (e.g. `| head`) must not cost the user their outputs
     if args.json and args.json != "-":
         res.to_json(args.json)
@@ -148,7 +161,6 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         for line in res.warnings:
             print(f"fastvar simulate: warning: {line}", file=sys.stderr)
     print(res.to_json() if args.json == "-" else repr(res))
-    return 0
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
@@ -211,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=count, default=None, help="numba threads (results do not depend on it)")
     run.add_argument("--progress", action="store_true", help="progress bar even when stderr is no TTY")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--checkpoint", metavar="DIR", default=None,
+                     help="save completed blocks in folder DIR as the run goes; the same "
+                     "command again resumes there (bitwise the uninterrupted result)")
     out = sim.add_argument_group("output")
     out.add_argument("--json", metavar="PATH", help="write the result as JSON to PATH ('-' for stdout only)")
     out.add_argument("--csv", metavar="PATH", help="write the per-layer table as CSV to PATH")

@@ -243,19 +243,22 @@ class Result:
     Attributes: ``network``, ``trials``, ``seed``, ``engine``, ``elapsed_s`` (seconds),
     ``inputs_per_network``, ``gradients``, ``input_q0`` (mean squared input entry, the
     q^0 of the theory), ``input_correlation`` (the pairs' c0, None without pairs),
+    ``partial`` (True for the blocks completed before an interruption, see
+    :class:`fastvar.Interrupted`: ``trials`` then counts the trials actually done),
     ``stats`` (the merged accumulator state, shape (L, ROWS, S), see
     :mod:`fastvar.kernels.accumulators`).
     """
 
     def __init__(self, network: Network, stats: np.ndarray, *, trials: int, seed: int, engine: str,
                  elapsed_s: float, inputs_per_network: int = 1, gradients: bool = True,
-                 input_q0: float = 1.0, input_correlation: "float | None" = None) -> None:
+                 input_q0: float = 1.0, input_correlation: "float | None" = None,
+                 partial: bool = False) -> None:
         self.network = network
         self.stats = np.asarray(stats, dtype=np.float64)
         self.trials, self.seed, self.engine = int(trials), int(seed), str(engine)
         self.elapsed_s = float(elapsed_s)
         self.inputs_per_network, self.gradients = int(inputs_per_network), bool(gradients)
-        self.input_q0 = float(input_q0)
+        self.input_q0, self.partial = float(input_q0), bool(partial)
         self.input_correlation = (None if input_correlation is None
                                   or math.isnan(input_correlation) else float(input_correlation))
         pairs = self.input_correlation is not None
@@ -339,7 +342,7 @@ class Result:
                 "engine": self.engine, "elapsed_s": self.elapsed_s,
                 "inputs_per_network": self.inputs_per_network, "gradients": self.gradients,
                 "input_q0": self.input_q0, "input_correlation": self.input_correlation,
-                "warnings": self.warnings}
+                "partial": self.partial, "warnings": self.warnings}
         columns = {k: [None if isinstance(x, float) and not math.isfinite(x) else x
                        for x in v.tolist()] for k, v in self._columns.items()}
         stats = [[[json_float(x) for x in row] for row in layer] for layer in self.stats.tolist()]
@@ -350,7 +353,8 @@ class Result:
         """Rebuild a Result from :meth:`to_dict` output (columns are recomputed from stats).
 
         Every key is checked: a missing, mistyped or out-of-range one raises ValueError
-        (TypeError for a wrong type) naming it. ``columns`` is not read.
+        (TypeError for a wrong type) naming it. ``columns`` is not read; ``partial`` may be
+        left out (files written before it existed), meaning False.
         """
         if not isinstance(data, Mapping):
             raise TypeError(f"a result dict (from Result.to_dict) is needed, got "
@@ -378,6 +382,9 @@ class Result:
         if not data["engine"]:
             raise ValueError("engine must be an engine name, got ''")
         kwargs = {}
+        if not isinstance(data.get("partial", False), bool):
+            raise TypeError(f"partial must be true or false, got {data['partial']!r}")
+        kwargs["partial"] = data.get("partial", False)
         correlation = data.get("input_correlation")
         if correlation is not None:
             kwargs["input_correlation"] = check_real("input_correlation", correlation, -1.0,
@@ -407,12 +414,16 @@ class Result:
     def to_csv(self, path: "str | os.PathLike") -> None:
         """Write the per-layer columns as CSV (one row per layer), atomically.
 
-        Floats are written exactly ('nan', 'inf' where non-finite), bools as true/false.
+        Floats are written exactly ('nan', 'inf' where non-finite), bools as true/false. A
+        partial result (:attr:`partial`) has a last column ``partial``, true on every row, so
+        that a file of an interrupted run cannot pass for a complete one.
         """
         names = self.columns
-        lines = [",".join(names)]
+        mark = ["partial"] if self.partial else []
+        lines = [",".join(names + mark)]
         for i in range(self.network.depth):
-            lines.append(",".join(_csv_cell(self._columns[c][i]) for c in names))
+            lines.append(",".join([_csv_cell(self._columns[c][i]) for c in names]
+                                  + ["true"] * len(mark)))
         write_file(path, "\n".join(lines) + "\n")
 
     def plot(self, ax=None, **kwargs):
@@ -501,7 +512,8 @@ class Result:
                 "shrinks like 1/n")
 
     def __repr__(self) -> str:
-        head = (f"fastvar Result: {self.network.describe()}\n{self.trials} trials "
+        done = "PARTIAL result (interrupted): only " if self.partial else ""
+        head = (f"fastvar Result: {self.network.describe()}\n{done}{self.trials} trials "
                 f"({self.inputs_per_network} per network), seed {self.seed}, engine {self.engine}, "
                 f"{self.elapsed_s:.3g} s; values ± standard error")
         return head + "\n" + self.table()
