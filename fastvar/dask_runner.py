@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # the workers unpickle this module: it must not import numba 
     from .engines.base import Engine, Plan
     from .runs import Run
 
-TASK_SECONDS = 2.0  # work per task on one worker; overhead per task is ~10 ms (fastvar bench)
+TASK_SECONDS = 2.0  # work per task on one worker (estimated); measure with fastvar bench --dask
 TASKS_PER_WORKER = 4  # at least this many per worker, so workers finish close together
 STEP_SECONDS = 1e-9  # about one elementary step (Engine.work_per_network) per ns and core
 _LOCK = threading.Lock()  # one kernel call at a time per worker process
