@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .network import Network, mlp
     from .plotting import plot
     from .results import IncompleteStatisticsWarning, Result
+    from .runs import Interrupted
 
 # Public name -> the submodule defining it. They load on first use (PEP 562), so that
 # `import fastvar` and the `fastvar` command start without NumPy and Numba (over a second):
@@ -26,12 +27,14 @@ if TYPE_CHECKING:
 _EXPORTS = {"ACTIVATION_NAMES": "activations", "Activation": "activations",
             "Moments": "moments", "Network": "network", "mlp": "network", "simulate": "api",
             "Result": "results", "IncompleteStatisticsWarning": "results", "theory": None,
-            "plot": "plotting", "terms": "explain"}
-_SUBMODULES = ("activations", "api", "bench", "cli", "engines", "explain", "kernels",
-               "moments", "network", "plotting", "results", "theory")
+            "plot": "plotting", "terms": "explain", "Interrupted": "runs"}
+_SUBMODULES = ("activations", "api", "bench", "checkpoint", "cli", "dask_runner", "engines",
+               "explain", "kernels", "moments", "network", "plotting", "results", "runs",
+               "theory")
 
 __all__ = ["__version__", "ACTIVATION_NAMES", "Activation", "IncompleteStatisticsWarning",
-           "Moments", "Network", "Result", "mlp", "plot", "simulate", "terms", "theory"]
+           "Interrupted", "Moments", "Network", "Result", "mlp", "plot", "simulate", "terms",
+           "theory"]
 
 
 def _load_all() -> None:

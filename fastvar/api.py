@@ -14,17 +14,16 @@ import numpy as np
 
 from ._checks import check_int, check_real
 from .engines import base
-from .kernels.accumulators import ROWS, STATS_SIZE, merge_blocks, new_stats
+from .checkpoint import Checkpoint
+from .kernels.accumulators import ROWS, STATS_SIZE
 from .network import Network
 from .results import IncompleteStatisticsWarning, Result
+from .runs import Interrupted, Run, chunk_cap, run_local
 
 MAX_TRIALS = 1 << 50
 # A block runs uninterrupted (Ctrl-C waits for it): refuse networks that alone take minutes.
 MAX_WORK_PER_NETWORK = 2.0 ** 36
 MAX_SECONDS = 365.25 * 86400  # refuse runs estimated to take longer (wall clock, all threads)
-_CHUNK_SECONDS = 0.25  # a progress update / Ctrl-C check about this often
-_MAX_CHUNK_BLOCKS = 4096
-_CHUNK_STATS_BYTES = 1 << 28  # cap on the per-block stats of one chunk (deep networks)
 # The theory step (fastvar.theory), measured 2026-05 on the 2-core VM (shared, load ~2):
 # 92-100 us per layer for the q and g maps from one input length; a data set's rows add
 # about 17 us per layer per interpolation node (up to 2 x 257 of them, 65 typical).
@@ -58,12 +57,6 @@ class Estimate:
         return f"about {number} {unit} on engine {self.engine} ({threads})"
 
 
-def _chunk_cap(depth: int) -> int:
-    """Most blocks per engine call: their stats (L x 640 bytes each) stay under 256 MiB."""
-    return int(max(1, min(_MAX_CHUNK_BLOCKS,
-                          _CHUNK_STATS_BYTES // (depth * 8 * ROWS * STATS_SIZE))))
-
-
 def _cost(request: base.Plan, chosen: base.Engine, threads: int) -> Estimate:
     """Time and memory of ``request`` on ``chosen`` with ``threads`` numba threads."""
     depth = request.network.depth
@@ -72,7 +65,7 @@ def _cost(request: base.Plan, chosen: base.Engine, threads: int) -> Estimate:
     nodes = 0 if rows is None else min(_THEORY_NODES, rows[0].size)
     theory = 1e-9 * depth * (_THEORY_NS_PER_LAYER + _THEORY_NS_PER_NODE * nodes)
     seconds = chosen.seconds_per_network(request) * request.networks / used + theory
-    chunk = min(request.blocks, _chunk_cap(depth))
+    chunk = min(request.blocks, chunk_cap(depth))
     # merged and per-chunk stats; ~25 result columns and their temporaries; the theory's
     # maps (one column per node)
     per_layer = 8 * ROWS * STATS_SIZE * (1 + chunk) + 8 * 50 + 8 * 8 * max(nodes, 1)
@@ -242,7 +235,7 @@ def _prepare(chosen: base.Engine, request: base.Plan, threads: "int | None",
         timer.start()
     try:
         with _numba_threads(threads):
-            chosen.run(request, 0, 0)
+            chosen.prepare(request)
     finally:
         if timer is not None:
             timer.cancel()
@@ -252,7 +245,8 @@ def _prepare(chosen: base.Engine, request: base.Plan, threads: "int | None",
 def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "auto",
              inputs="normal", inputs_per_network: "int | None" = None, gradients: bool = True,
              correlation: "float | str | None" = None, threads: "int | None" = None,
-             progress: bool = False) -> Result:
+             progress: bool = False, checkpoint: "str | os.PathLike | None" = None,
+             client=None) -> Result:
     """Propagate ``trials`` random inputs through random networks; per-layer statistics.
 
     Parameters
@@ -288,6 +282,14 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
         Show a tqdm progress bar on stderr (it starts after the kernels are ready). With a
         bar, or when stderr is a terminal, a compile of the kernels (first use; they are
         then cached) that lasts over a second is announced there.
+    checkpoint : path or None
+        A folder (created if missing) where completed blocks are saved as the run goes
+        (:mod:`fastvar.checkpoint`). The same call again resumes from it, and its result is
+        bitwise that of an uninterrupted run; a checkpoint of another request is refused.
+        Needs a fixed ``seed``. The folder is kept afterwards: delete it to start over.
+    client : dask.distributed.Client or None
+        Run the blocks as tasks on this Dask cluster (:mod:`fastvar.dask_runner`, needs
+        ``pip install 'fastvar[dask]'``); bitwise the same result as a local run.
 
     Returns
     -------
@@ -295,42 +297,53 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
         Per-layer columns (arrays of length L) with standard errors. Layers where values
         overflowed to NaN or infinity have ``complete`` False, and an
         :class:`~fastvar.results.IncompleteStatisticsWarning` says which.
+
+    Raises
+    ------
+    Interrupted
+        On Ctrl-C (a KeyboardInterrupt): its ``result`` holds the blocks completed so far,
+        marked ``partial`` (see :class:`fastvar.Interrupted`).
     """
+    if checkpoint is not None and seed is None:
+        raise ValueError("checkpoint needs a fixed seed: seed=None draws a new one on every "
+                         "call, so a rerun could never resume")
+    if client is not None:
+        from .dask_runner import check_client
+
+        check_client(client)
+        if threads is not None:
+            raise ValueError("threads applies to local runs; with a Dask client each worker "
+                             "uses its own threads (threads_per_worker)")
     if threads is not None:
         threads = check_int("threads", threads, 1, numba.config.NUMBA_NUM_THREADS)
     request, chosen = plan(net, trials, seed=seed, engine=engine, inputs=inputs,
                            inputs_per_network=inputs_per_network, gradients=gradients,
                            correlation=correlation, threads=threads)
-    total = new_stats(net.depth)
-    # a compile of 20-60 s deserves a word where someone watches: with a bar, or a terminal
-    compile_s = _prepare(chosen, request, threads, notice=progress or sys.stderr.isatty())
-    start = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=request.trials, unit="trial", unit_scale=True, desc=f"fastvar[{chosen.name}]")
+    store = None if checkpoint is None else Checkpoint(checkpoint, request, chosen.name)
+    # a compile of 20-60 s deserves a word where someone watches: with a bar, or a terminal;
+    # on a cluster the workers compile (see fastvar.dask_runner)
+    try:
+        compile_s = 0.0 if client is not None else _prepare(
+            chosen, request, threads, notice=progress or sys.stderr.isatty())
+    except KeyboardInterrupt:
+        raise Interrupted(None) from None
+    run = Run(request, chosen, checkpoint=store, progress=progress, compile_s=compile_s)
     try:
         with _numba_threads(threads):
-            cap = _chunk_cap(net.depth)
-            block, chunk = 0, min(max(1, numba.get_num_threads()), cap)
-            while block < request.blocks:
-                count = min(chunk, request.blocks - block)
-                tick = time.perf_counter()
-                merge_blocks(total, chosen.run(request, block, count))
-                block += count
-                if bar is not None:
-                    done = min(block * request.networks_per_block, request.networks)
-                    bar.update(done * request.inputs_per_network - bar.n)
-                took = time.perf_counter() - tick
-                chunk = int(min(4 * chunk, max(1, chunk * _CHUNK_SECONDS / max(took, 1e-6)), cap))
+            if client is None:
+                run_local(run)
+            else:
+                from . import dask_runner
+
+                dask_runner.run(client, run)
+        run.save(force=True)
+    except KeyboardInterrupt:
+        with contextlib.suppress(OSError):  # the work done so far matters more than the file
+            run.save(force=True)
+        raise Interrupted(run.result()) from None
     finally:
-        if bar is not None:
-            bar.close()
-    result = Result(net, total, trials=request.trials, seed=request.seed, engine=chosen.name,
-                    elapsed_s=time.perf_counter() - start, compile_s=compile_s,
-                    inputs_per_network=request.inputs_per_network, gradients=request.gradients,
-                    input_q0=request.input_q0, input_q0_rows=request.input_q0_rows,
-                    input_correlation=request.correlation)
+        run.close()
+    result = run.result()
     for line in result.warnings:
         warnings.warn(line, IncompleteStatisticsWarning, stacklevel=2)
     return result

@@ -183,6 +183,67 @@ def run_bench(quick: bool = False, json_out: bool = False, cases=None, engines=N
     return rows
 
 
+def dask_scaling(work_seconds: float = 20.0, repeats: int = 2, file=None) -> dict:
+    """A long run on local threads, on a 1-worker and a 2-worker Dask LocalCluster.
+
+    The run (w64 d4 tanh, direct engine) is sized to take about ``work_seconds`` on one
+    local thread. Each setting keeps the best of ``repeats`` timed calls, after an untimed
+    call that starts the workers and loads the kernels. The per-task overhead is (1-worker
+    time - 1-thread time) / tasks: scheduling, shipping the per-block stats back and the
+    in-order merge. Returns seconds per setting, speed-ups, tasks, overhead (s and fraction
+    of a task).
+    """
+    from distributed import Client, LocalCluster
+
+    from . import dask_runner
+
+    file = sys.stdout if file is None else file
+    net = mlp(64, 4, activation="tanh", init="lecun")
+    trials = 1 << 14
+    with api._numba_threads(1):
+        api.simulate(net, trials, engine="direct")  # compile or load the cache
+        took = _best(lambda: api.simulate(net, trials, seed=1, engine="direct"), 1)
+    trials = int(trials * work_seconds / took)
+    run = lambda **kw: api.simulate(net, trials, seed=1, engine="direct", **kw)  # noqa: E731
+    times = {}
+    for threads in (1, numba.get_num_threads()):
+        with api._numba_threads(threads):
+            times[f"local {threads} thread(s)"] = _best(run, repeats)
+    request, engine = api.plan(net, trials, engine="direct")
+    tasks = {}
+    for workers in (1, 2):
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            api.simulate(net, 256, engine="direct", client=client)  # start and warm workers
+            times[f"dask {workers} worker(s)"] = _best(lambda: run(client=client), repeats)
+            size = dask_runner.task_blocks(request, engine, 1, workers)
+            tasks[workers] = -(-request.blocks // size)
+    one = times["local 1 thread(s)"]
+    overhead = (times["dask 1 worker(s)"] - one) / tasks[1]
+    task_s = one / tasks[1]
+    out = {"trials": trials, "seconds": times, "tasks": tasks,
+           "speedup_2_vs_1_worker": times["dask 1 worker(s)"] / times["dask 2 worker(s)"],
+           "task_seconds": task_s, "overhead_per_task_s": overhead,
+           "overhead_fraction": overhead / task_s}
+    print(f"fastvar bench --dask: {trials} trials of w64 d4 tanh (direct), best of {repeats}",
+          file=file)
+    for name, t in times.items():
+        print(f"  {name:22s} {t:8.2f} s  ({one / t:.2f}x one thread)", file=file)
+    print(f"  2 workers vs 1: {out['speedup_2_vs_1_worker']:.2f}x; {tasks[1]} tasks of "
+          f"{task_s:.2f} s; overhead {overhead * 1e3:.1f} ms per task "
+          f"({100 * out['overhead_fraction']:.1f}% of a task)", file=file)
+    return out
+
+
+def _best(call, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        tick = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - tick)
+    return best
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``bench`` subcommand to an argparse ``subparsers`` object."""
     p = subparsers.add_parser("bench", help="time the engines on standard cases (ratio to NumPy)",
@@ -193,6 +254,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=None, help="target seconds per timed run")
     p.add_argument("--repeats", type=int, default=None, help="timed runs per case (best kept)")
     p.add_argument("--threads", type=int, default=None, help="numba threads (default: all)")
+    p.add_argument("--dask", action="store_true", help="instead: a long run on local threads vs "
+                   "1 and 2 Dask workers (LocalCluster); scaling and per-task overhead "
+                   "(needs fastvar[dask]); --seconds sets its length on one thread (default 20)")
     p.set_defaults(func=_command)
     return p
 
@@ -207,6 +271,9 @@ def _command(args) -> int:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
     if args.threads is not None:
         check_int("threads", args.threads, 1, numba.config.NUMBA_NUM_THREADS)
+    if args.dask:
+        dask_scaling(args.seconds or 20.0, args.repeats or 2)
+        return 0
     with api._numba_threads(args.threads):
         run_bench(quick=args.quick, json_out=args.json, engines=args.engine, seconds=args.seconds,
                   repeats=args.repeats)

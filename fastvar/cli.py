@@ -186,6 +186,7 @@ def load_inputs(path: str):
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .api import estimate, simulate
     from .results import COLUMNS, IncompleteStatisticsWarning
+    from .runs import Interrupted
 
     net = network_from_args(args)
     check_outputs(json=args.json, csv=args.csv, plot=args.plot)
@@ -208,9 +209,21 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         # the table prints these under it; with --json - they go to stderr below
         warnings.simplefilter("ignore", IncompleteStatisticsWarning)
-        res = simulate(net, args.trials, seed=args.seed, engine=args.engine, inputs=inputs,
-                       inputs_per_network=args.inputs_per_network, correlation=args.correlation,
-                       gradients=not args.no_gradients, threads=args.threads, progress=show_bar)
+        try:
+            res = simulate(net, args.trials, seed=args.seed, engine=args.engine, inputs=inputs,
+                           inputs_per_network=args.inputs_per_network,
+                           correlation=args.correlation, gradients=not args.no_gradients,
+                           threads=args.threads, progress=show_bar, checkpoint=args.checkpoint)
+        except Interrupted as stop:
+            if stop.result is not None:  # the blocks done so far, marked partial
+                _report(args, stop.result, columns)
+            raise  # main() says "fastvar: interrupted" and exits with 130
+    _report(args, res, columns)
+    return 0
+
+
+def _report(args: argparse.Namespace, res, columns: "list[str] | None") -> None:
+    """Write the --json/--csv/--plot files of ``res``, then print it."""
     # files first: a closed stdout (e.g. `| head`) must not cost the user their outputs
     written = []
     if args.json and args.json != "-":
@@ -232,7 +245,6 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         print(res.to_json())
     else:
         print(res._head() + "\n" + res.table(columns, max_rows=args.layers))
-    return 0
 
 
 def _cmd_intro(args: argparse.Namespace) -> int:
@@ -306,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=count, default=None, help="numba threads (results do not depend on it)")
     run.add_argument("--progress", action="store_true", help="progress bar even when stderr is no TTY")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--checkpoint", metavar="DIR", default=None,
+                     help="save completed blocks in folder DIR as the run goes; the same "
+                     "command again resumes there (bitwise the uninterrupted result)")
     out = sim.add_argument_group("output")
     out.add_argument("--columns", metavar="A,B,...", default=None,
                      help="table columns after layer and width, e.g. q_mean,q_theory,z_kurt "

@@ -262,7 +262,9 @@ class Result:
     per-row lengths as a pair of arrays: sorted distinct values and how many rows have
     each; None for fresh normal inputs and a single fixed input),
     ``input_correlation`` (the pairs' c0, None without pairs), ``stats`` (the merged
-    accumulator state, shape (L, ROWS, S), see :mod:`fastvar.kernels.accumulators`).
+    accumulator state, shape (L, ROWS, S), see :mod:`fastvar.kernels.accumulators`),
+    ``partial`` (True for the blocks completed before an interruption, see
+    :class:`fastvar.Interrupted`: ``trials`` then counts the trials actually done).
     """
 
     def __init__(self, network: Network, stats: np.ndarray, *, trials: int, seed: int, engine: str,
@@ -270,13 +272,13 @@ class Result:
                  gradients: bool = True,
                  input_q0: float = 1.0,
                  input_q0_rows: "tuple[np.ndarray, np.ndarray] | None" = None,
-                 input_correlation: "float | None" = None) -> None:
+                 input_correlation: "float | None" = None, partial: bool = False) -> None:
         self.network = network
         self.stats = np.asarray(stats, dtype=np.float64)
         self.trials, self.seed, self.engine = int(trials), int(seed), str(engine)
         self.elapsed_s, self.compile_s = float(elapsed_s), float(compile_s)
         self.inputs_per_network, self.gradients = int(inputs_per_network), bool(gradients)
-        self.input_q0 = float(input_q0)
+        self.input_q0, self.partial = float(input_q0), bool(partial)
         self.input_correlation = (None if input_correlation is None
                                   or math.isnan(input_correlation) else float(input_correlation))
         pairs = self.input_correlation is not None
@@ -369,7 +371,7 @@ class Result:
                 "engine": self.engine, "elapsed_s": self.elapsed_s, "compile_s": self.compile_s,
                 "inputs_per_network": self.inputs_per_network, "gradients": self.gradients,
                 "input_q0": self.input_q0, "input_correlation": self.input_correlation,
-                "warnings": self.warnings}
+                "partial": self.partial, "warnings": self.warnings}
         if self.input_q0_rows is not None:  # lossless: JSON floats round-trip exactly
             values, counts = self.input_q0_rows
             meta["input_q0_rows"] = {"values": values.tolist(), "counts": counts.tolist()}
@@ -383,7 +385,8 @@ class Result:
         """Rebuild a Result from :meth:`to_dict` output (columns are recomputed from stats).
 
         Every key is checked: a missing, mistyped or out-of-range one raises ValueError
-        (TypeError for a wrong type) naming it. ``columns`` is not read.
+        (TypeError for a wrong type) naming it. ``columns`` is not read; ``partial`` may be
+        left out (files written before it existed), meaning False.
         """
         if not isinstance(data, Mapping):
             raise TypeError(f"a result dict (from Result.to_dict) is needed, got "
@@ -411,6 +414,9 @@ class Result:
         if not data["engine"]:
             raise ValueError("engine must be an engine name, got ''")
         kwargs = {}
+        if not isinstance(data.get("partial", False), bool):
+            raise TypeError(f"partial must be true or false, got {data['partial']!r}")
+        kwargs["partial"] = data.get("partial", False)
         correlation = data.get("input_correlation")
         if correlation is not None:
             kwargs["input_correlation"] = check_real("input_correlation", correlation, -1.0,
@@ -442,12 +448,16 @@ class Result:
     def to_csv(self, path: "str | os.PathLike") -> None:
         """Write the per-layer columns as CSV (one row per layer), atomically.
 
-        Floats are written exactly ('nan', 'inf' where non-finite), bools as true/false.
+        Floats are written exactly ('nan', 'inf' where non-finite), bools as true/false. A
+        partial result (:attr:`partial`) has a last column ``partial``, true on every row, so
+        that a file of an interrupted run cannot pass for a complete one.
         """
         names = self.columns
-        lines = [",".join(names)]
+        mark = ["partial"] if self.partial else []
+        lines = [",".join(names + mark)]
         for i in range(self.network.depth):
-            lines.append(",".join(_csv_cell(self._columns[c][i]) for c in names))
+            lines.append(",".join([_csv_cell(self._columns[c][i]) for c in names]
+                                  + ["true"] * len(mark)))
         write_file(path, "\n".join(lines) + "\n")
 
     def plot(self, ax=None, **kwargs):
@@ -560,7 +570,8 @@ class Result:
 
     def _head(self) -> str:
         compiled = f" (+ {self.compile_s:.3g} s compiling)" if self.compile_s >= 0.5 else ""
-        return (f"fastvar Result: {self.network.describe()}\n{self.trials} trials "
+        done = "PARTIAL result (interrupted): only " if self.partial else ""
+        return (f"fastvar Result: {self.network.describe()}\n{done}{self.trials} trials "
                 f"({self.inputs_per_network} per network), seed {self.seed}, engine {self.engine}, "
                 f"{self.elapsed_s:.3g} s{compiled}; values ± standard error, theory "
                 "(measurement - theory in SE)")

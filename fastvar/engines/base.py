@@ -110,6 +110,10 @@ class Engine:
         """Estimated peak working memory of a run, in bytes (for a clear error up front)."""
         raise NotImplementedError
 
+    def prepare(self, plan: Plan) -> None:
+        """Compile (or load from numba's cache) the kernels ``plan`` needs, doing no work."""
+        type(self).run(self, plan, 0, 0)  # no blocks: the kernels compile, nothing runs
+
     def run(self, plan: Plan, first_block: int, n_blocks: int) -> np.ndarray:
         """Stats of blocks first_block .. first_block + n_blocks - 1, shape
         (n_blocks, L, ROWS, S)."""

@@ -1,0 +1,233 @@
+"""Checkpoints: the completed blocks of a run, saved as it goes, so that a killed run resumes.
+
+A checkpoint is a folder of small files, each written atomically (:func:`fastvar._files.
+write_file`: temporary file, fsync, rename), so a kill at any moment (SIGKILL included)
+leaves every file whole or absent:
+
+* ``request.json``: the request's fingerprint (:func:`fingerprint`), to refuse another
+  request with a clear error rather than mix its blocks in;
+* ``prefix.bin``: the merged stats of blocks 0 .. P-1 (the running total of the in-order
+  merge, so resuming and merging blocks P, P+1, ... gives bitwise the uninterrupted result);
+* ``range-FIRST-COUNT.bin``: per-block stats of a range completed beyond the prefix (Dask
+  tasks finish out of order); removed once the prefix has grown past it.
+
+Every ``.bin`` file starts with a SHA-256 of the rest and names the digest of the
+request's fingerprint; a file whose checksum, digest or shape does not check out (a
+truncated copy, a flipped byte) is not trusted: it is removed with a warning and its blocks
+are computed again. A readable file of another request is refused.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ._files import write_file
+from ._version import __version__
+from .engines.base import Plan
+from .kernels.accumulators import ROWS, STATS_SIZE
+
+_MAGIC = b"fastvar-checkpoint 1\n"
+_REQUEST = "request.json"
+_PREFIX = "prefix.bin"
+_RANGE = re.compile(r"range-(\d+)-(\d+)\.bin")
+
+
+class CheckpointWarning(RuntimeWarning):
+    """A checkpoint file was damaged (truncated, altered): its blocks are computed again."""
+
+
+def fingerprint(request: Plan, engine: str) -> dict[str, Any]:
+    """Everything a block's stats depend on, as a JSON-able dict.
+
+    Network, trials, seed, engine (its resolved name) and block size, the inputs (kind and a
+    SHA-256 of the data rows), inputs_per_network, correlation, gradients and the fastvar
+    version (kernels may change between versions).
+    """
+    data = np.ascontiguousarray(request.data, dtype=np.float64)
+    c0 = request.correlation
+    return {"network": request.network.to_dict(), "trials": request.trials,
+            "seed": request.seed, "engine": engine,
+            "networks_per_block": request.networks_per_block,
+            "inputs_kind": request.inputs_kind, "inputs_shape": list(data.shape),
+            "inputs_sha256": hashlib.sha256(data.tobytes()).hexdigest(),
+            "inputs_per_network": request.inputs_per_network,
+            "correlation": None if math.isnan(c0) else c0.hex(),  # exact, and JSON-safe
+            "gradients": request.gradients, "fastvar": __version__}
+
+
+def digest(print_: dict[str, Any]) -> str:
+    """SHA-256 (hex) of a fingerprint: names the request in files and in Dask task keys."""
+    return hashlib.sha256(json.dumps(print_, sort_keys=True).encode()).hexdigest()
+
+
+def _pack(header: dict[str, Any], payload: np.ndarray) -> bytes:
+    rest = json.dumps(header, sort_keys=True).encode() + b"\n" + payload.astype("<f8").tobytes()
+    return _MAGIC + hashlib.sha256(rest).hexdigest().encode() + b"\n" + rest
+
+
+def _unpack(blob: bytes) -> "tuple[dict[str, Any], np.ndarray] | None":
+    """(header, float64 payload) of a file made by :func:`_pack`, None if it is damaged."""
+    if not blob.startswith(_MAGIC):
+        return None
+    body = blob[len(_MAGIC):]
+    check, _, rest = body.partition(b"\n")
+    if hashlib.sha256(rest).hexdigest().encode() != check:
+        return None
+    head, _, payload = rest.partition(b"\n")
+    try:
+        header = json.loads(head)
+        shape = tuple(int(n) for n in header["shape"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if len(payload) != 8 * math.prod(shape):
+        return None
+    return header, np.frombuffer(payload, dtype="<f8").reshape(shape).astype(np.float64)
+
+
+class Checkpoint:
+    """The checkpoint folder of one request.
+
+    Opening it checks, before any work, that the folder can be created and written and
+    that it belongs to this request (ValueError naming what differs, if not).
+    """
+
+    def __init__(self, path: "str | os.PathLike", request: Plan, engine: str) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"checkpoint must be a folder path (str or os.PathLike), "
+                            f"got {type(path).__name__}")
+        self.path = os.path.abspath(os.fspath(path))
+        if not os.fspath(path):
+            raise ValueError("checkpoint is an empty path; give a folder name")
+        self.request = request
+        self.fingerprint = fingerprint(request, engine)
+        self.digest = digest(self.fingerprint)
+        self._shape = (request.network.depth, ROWS, STATS_SIZE)
+        self._open()
+
+    def _open(self) -> None:
+        path = self.path
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise NotADirectoryError(f"checkpoint {path} is a file, not a folder; give a "
+                                     "folder (created if missing)")
+        if not os.path.isdir(path):
+            parent = os.path.dirname(path)
+            if not os.path.isdir(parent):
+                raise FileNotFoundError(f"cannot make checkpoint {path}: folder {parent} "
+                                        "does not exist")
+            try:
+                os.mkdir(path)
+            except FileExistsError:  # made meanwhile by another process: checked below
+                pass
+            except OSError as err:
+                raise OSError(f"cannot make checkpoint {path}: {err.strerror}") from None
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(f"checkpoint folder {path} is not writable")
+        mine = os.path.join(path, _REQUEST)
+        try:
+            with open(mine, "rb") as fh:
+                saved = json.loads(fh.read())
+        except FileNotFoundError:
+            saved = None
+            strange = [n for n in os.listdir(path) if not n.startswith(".fastvar-")]
+            if strange:  # never take over (and later delete in) a folder of someone else's
+                raise ValueError(f"checkpoint folder {path} holds other files ({strange[0]}, "
+                                 "...) but no fastvar request.json; give a new or empty folder")
+        except (ValueError, OSError):
+            saved = None  # damaged: pieces still carry the digest and are checked one by one
+            warnings.warn(f"checkpoint {mine} was damaged; written again", CheckpointWarning,
+                          stacklevel=3)
+        if saved is not None and saved != self.fingerprint:
+            differ = sorted(k for k in set(saved) | set(self.fingerprint)
+                            if saved.get(k) != self.fingerprint.get(k))
+            said = ", ".join(f"{k}={saved.get(k)!r} there, {self.fingerprint.get(k)!r} now"
+                             for k in differ if k != "network")
+            if "network" in differ:
+                said = "the network differs" + (f"; {said}" if said else "")
+            raise ValueError(f"checkpoint {path} belongs to another request ({said}); use "
+                             "another folder, or delete it to start over")
+        if saved is None:
+            write_file(mine, json.dumps(self.fingerprint, indent=1, sort_keys=True) + "\n")
+
+    def _file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    def _read(self, name: str, kind: str) -> "tuple[dict[str, Any], np.ndarray] | None":
+        """A piece's header and payload, None if it is gone or damaged (then removed)."""
+        try:
+            with open(self._file(name), "rb") as fh:
+                found = _unpack(fh.read())
+        except FileNotFoundError:
+            return None
+        if found is not None and found[0].get("kind") != kind:
+            found = None
+        if found is not None and found[0].get("request") != self.digest:
+            raise ValueError(f"checkpoint {self._file(name)} belongs to another request "
+                             f"(digest {str(found[0].get('request'))[:12]}..., this one "
+                             f"{self.digest[:12]}...); use another folder")
+        if found is None:
+            warnings.warn(f"checkpoint {self._file(name)} is damaged (truncated or altered); "
+                          "its blocks are computed again", CheckpointWarning, stacklevel=4)
+            self._remove(name)
+        return found
+
+    def _remove(self, name: str) -> None:
+        try:
+            os.unlink(self._file(name))
+        except FileNotFoundError:
+            pass
+
+    def load(self) -> tuple[int, np.ndarray, dict[int, np.ndarray]]:
+        """(P, stats of blocks 0 .. P-1 merged (L, ROWS, S), {first: per-block stats
+        (count, L, ROWS, S)} of the saved ranges beyond P that do not overlap)."""
+        done, total = 0, np.zeros(self._shape)
+        found = self._read(_PREFIX, "prefix")
+        if found is not None:
+            header, stats = found
+            if stats.shape == self._shape and 0 < header.get("blocks", 0) <= self.request.blocks:
+                done, total = int(header["blocks"]), stats
+            else:
+                self._remove(_PREFIX)
+        ranges: dict[int, np.ndarray] = {}
+        end = done
+        names = [(int(m[1]), int(m[2]), n) for n in os.listdir(self.path)
+                 if (m := _RANGE.fullmatch(n))]
+        for first, count, name in sorted(names):
+            if first < end or first + count > self.request.blocks:
+                self._remove(name)  # folded into the prefix already, or overlapping
+                continue
+            found = self._read(name, "range")
+            if found is None:
+                continue
+            stats = found[1]
+            if stats.shape != (count,) + self._shape or found[0].get("first") != first:
+                self._remove(name)
+                continue
+            ranges[first], end = stats, first + count
+        return done, total, ranges
+
+    def save_prefix(self, blocks: int, total: np.ndarray) -> None:
+        """Replace the prefix: ``total`` is the merge of blocks 0 .. blocks - 1."""
+        header = {"kind": "prefix", "request": self.digest, "blocks": int(blocks),
+                  "shape": list(total.shape)}
+        write_file(self._file(_PREFIX), _pack(header, total))
+
+    def save_range(self, first: int, stats: np.ndarray) -> None:
+        """Save the per-block stats (count, L, ROWS, S) of blocks first .. first + count - 1."""
+        header = {"kind": "range", "request": self.digest, "first": int(first),
+                  "shape": list(stats.shape)}
+        write_file(self._file(f"range-{first}-{stats.shape[0]}.bin"), _pack(header, stats))
+
+    def drop_ranges_below(self, blocks: int) -> None:
+        """Remove the range files that the prefix (blocks 0 .. blocks - 1) now holds."""
+        for name in os.listdir(self.path):
+            m = _RANGE.fullmatch(name)
+            if m and int(m[1]) < blocks:
+                self._remove(name)
+

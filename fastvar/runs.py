@@ -1,0 +1,173 @@
+"""A run in progress: completed block ranges merged in block order, saved and shown.
+
+An engine turns a range of blocks into per-block stats, and a block's stats depend only on
+(plan, seed, block). :class:`Run` takes completed ranges in any order (local threads give
+them in order, Dask workers do not), folds them into the running total strictly in block
+order, so every runner gives bitwise the same result, saves them to a checkpoint and moves
+the progress bar. :func:`run_local` is the runner of this process; the Dask runner is in
+:mod:`fastvar.dask_runner`.
+"""
+from __future__ import annotations
+
+import time
+
+import numba
+import numpy as np
+
+from .checkpoint import Checkpoint, digest, fingerprint
+from .engines.base import Engine, Plan
+from .kernels.accumulators import ROWS, STATS_SIZE, merge_blocks, new_stats
+from .results import Result
+
+CHUNK_SECONDS = 0.25  # local runs: a progress update / Ctrl-C check about this often
+_MAX_CHUNK_BLOCKS = 4096
+_CHUNK_STATS_BYTES = 1 << 28  # cap on the per-block stats of one chunk (deep networks)
+
+
+def chunk_cap(depth: int) -> int:
+    """Most blocks per engine call: their stats (L x 640 bytes each) stay under 256 MiB."""
+    return int(max(1, min(_MAX_CHUNK_BLOCKS,
+                          _CHUNK_STATS_BYTES // (depth * 8 * ROWS * STATS_SIZE))))
+SAVE_SECONDS = 1.0  # at most one checkpoint write (with fsync) a second: a kill costs <= 1 s
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (KeyboardInterrupt) during :func:`fastvar.simulate`, with the work done so far.
+
+    ``result`` is the Result of the blocks completed before the interruption, with
+    ``partial`` True and ``trials`` the trials actually done (their standard errors are
+    the honest ones of that many trials); None if not one block was complete. It holds
+    the longest run of completed blocks from the first one: exactly the numbers of an
+    uninterrupted run of that many trials, whichever workers happened to be fast. Blocks
+    completed beyond it (Dask tasks finish out of order) are left out, so the kept sample
+    can never depend on how long its blocks took; a checkpoint keeps them for the resume.
+    """
+
+    def __init__(self, result: "Result | None") -> None:
+        super().__init__("interrupted")
+        self.result = result
+
+
+class Run:
+    """The in-order merge of one request's blocks, resumed from ``checkpoint`` if given."""
+
+    def __init__(self, request: Plan, engine: Engine, *, checkpoint: "Checkpoint | None" = None,
+                 progress: bool = False, compile_s: float = 0.0) -> None:
+        self.request, self.engine, self.checkpoint = request, engine, checkpoint
+        self.compile_s = compile_s
+        self.digest = (checkpoint.digest if checkpoint is not None
+                       else digest(fingerprint(request, engine.name)))
+        self.start = time.perf_counter()
+        if checkpoint is None:
+            done, total, ranges = 0, new_stats(request.network.depth), {}
+        else:
+            done, total, ranges = checkpoint.load()
+        # (blocks merged, their merged stats (L, ROWS, S)) replaced by one store, so that a
+        # KeyboardInterrupt landing anywhere leaves a consistent pair for Interrupted.result
+        self._state = (done, total)
+        self._pending = dict(ranges)  # first block -> per-block stats (count, L, ROWS, S)
+        self._saved, self._last_save = done, self.start
+        self._bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=request.trials, unit="trial", unit_scale=True,
+                             desc=f"fastvar[{engine.name}]")
+        self._shown = done + sum(len(s) for s in ranges.values())  # blocks on the bar
+        self._show()
+        self._fold()
+
+    @property
+    def done(self) -> int:
+        """Blocks merged: the completed prefix 0 .. done - 1."""
+        return self._state[0]
+
+    def _trials(self, blocks: int) -> int:
+        networks = min(blocks * self.request.networks_per_block, self.request.networks)
+        return networks * self.request.inputs_per_network
+
+    def missing(self) -> list[tuple[int, int]]:
+        """(first block, count) of the intervals still to compute, in block order."""
+        out, at = [], self.done
+        for first in sorted(self._pending):
+            if first > at:
+                out.append((at, first - at))
+            at = max(at, first + len(self._pending[first]))
+        if at < self.request.blocks:
+            out.append((at, self.request.blocks - at))
+        return out
+
+    def add(self, first: int, stats: np.ndarray) -> None:
+        """Take the per-block stats (count, L, ROWS, S) of blocks first .. first + count - 1."""
+        if self.checkpoint is not None and first != self.done:
+            self.checkpoint.save_range(first, stats)  # out of order: kept until folded
+        self._pending[first] = stats
+        self._shown += len(stats)
+        self._show()
+        self._fold()
+        self.save()
+
+    def _fold(self) -> None:
+        done, total = self._state
+        if done not in self._pending:
+            return
+        merged = total.copy()
+        while done in self._pending:
+            stats = self._pending[done]
+            merge_blocks(merged, stats)
+            done += len(stats)
+        self._state = (done, merged)
+        for first in [f for f in self._pending if f < done]:
+            del self._pending[first]
+
+    def _show(self) -> None:
+        if self._bar is not None:
+            self._bar.update(self._trials(self._shown) - self._bar.n)
+
+    def save(self, force: bool = False) -> None:
+        """Write the prefix to the checkpoint if it grew (at most every SAVE_SECONDS unless
+        ``force``), then drop the range files it now holds."""
+        done, total = self._state
+        now = time.perf_counter()
+        if self.checkpoint is None or done == self._saved:
+            return
+        if not force and done < self.request.blocks and now - self._last_save < SAVE_SECONDS:
+            return
+        self.checkpoint.save_prefix(done, total)
+        self.checkpoint.drop_ranges_below(done)
+        self._saved, self._last_save = done, now
+
+    def result(self) -> "Result | None":
+        """The Result of the completed prefix (``partial`` unless every block is in), or
+        None if no block is."""
+        done, total = self._state
+        if done == 0:
+            return None
+        req = self.request
+        return Result(req.network, total, trials=self._trials(done), seed=req.seed,
+                      engine=self.engine.name, elapsed_s=time.perf_counter() - self.start,
+                      compile_s=self.compile_s, inputs_per_network=req.inputs_per_network,
+                      gradients=req.gradients, input_q0=req.input_q0,
+                      input_q0_rows=req.input_q0_rows, input_correlation=req.correlation,
+                      partial=done < req.blocks)
+
+    def close(self) -> None:
+        """Close the progress bar."""
+        if self._bar is not None:
+            self._bar.close()
+
+
+def run_local(run: Run) -> None:
+    """Compute the missing blocks of ``run`` in this process, in chunks of about
+    CHUNK_SECONDS (the engine spreads a chunk's blocks over the numba threads)."""
+    cap = chunk_cap(run.request.network.depth)
+    chunk = min(max(1, numba.get_num_threads()), cap)
+    for first, count in run.missing():
+        end = first + count
+        while first < end:
+            n = min(chunk, end - first)
+            tick = time.perf_counter()
+            run.add(first, run.engine.run(run.request, first, n))
+            first += n
+            took = time.perf_counter() - tick
+            chunk = int(min(4 * chunk, max(1, chunk * CHUNK_SECONDS / max(took, 1e-6)), cap))
