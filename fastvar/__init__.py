@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .network import Network, mlp
     from .plotting import plot
     from .results import IncompleteStatisticsWarning, Result
+    from .sweeps import Sweep, SweepInterrupted, load, sweep
 
 # Public name -> the submodule defining it. They load on first use (PEP 562), so that
 # `import fastvar` and the `fastvar` command start without NumPy and Numba (over a second):
@@ -26,12 +27,14 @@ if TYPE_CHECKING:
 _EXPORTS = {"ACTIVATION_NAMES": "activations", "Activation": "activations",
             "Moments": "moments", "Network": "network", "mlp": "network", "simulate": "api",
             "Result": "results", "IncompleteStatisticsWarning": "results", "theory": None,
-            "plot": "plotting", "terms": "explain"}
+            "plot": "plotting", "terms": "explain", "sweep": "sweeps", "Sweep": "sweeps",
+            "SweepInterrupted": "sweeps", "load": "sweeps"}
 _SUBMODULES = ("activations", "api", "bench", "cli", "engines", "explain", "kernels",
-               "moments", "network", "plotting", "results", "theory")
+               "moments", "network", "plotting", "results", "sweeps", "theory")
 
 __all__ = ["__version__", "ACTIVATION_NAMES", "Activation", "IncompleteStatisticsWarning",
-           "Moments", "Network", "Result", "mlp", "plot", "simulate", "terms", "theory"]
+           "Moments", "Network", "Result", "Sweep", "SweepInterrupted", "load", "mlp", "plot",
+           "simulate", "sweep", "terms", "theory"]
 
 
 def _load_all() -> None:
