@@ -1,9 +1,13 @@
-"""Make the README's gallery: ``python .gallery/gallery.py`` (needs fastvar[plot]; about 15 s).
+"""Make the README's gallery: ``python .gallery/gallery.py`` (needs fastvar[plot]; about 15 s,
+or 3-4 minutes with ``--sweeps``).
 
 Writes relu_xavier_vs_he.png, tanh_gains.png, gradients.png, correlation_phases.png and
 explain.png next to this file, and prints the walk-through of ``fastvar explain``, whose histograms are explain.png.
+With ``--sweeps`` also xi_c_vs_sigma_w2.png and phase_diagram.png, by the README's two
+``fastvar sweep`` commands.
 """
 import os
+import sys
 
 import fastvar
 from fastvar.cli import main
@@ -40,3 +44,11 @@ save(pairs, os.path.join(HERE, "correlation_phases.png"), quantities=["c"],
      labels=[f"{name}, $\\sigma_w^2$={sw2:.2f}" for name, sw2 in phases],
      title="tanh, width 1000, $\\sigma_b^2$=0.05, two inputs with c0 = 0.6:\nordered nets "
            "align them (c -> 1), chaotic ones\ndecorrelate them (c -> c* = 0.14)")
+
+if "--sweeps" in sys.argv:  # the README's two sweep commands, as typed there
+    main(["sweep", "--grid", "init=0.6:4.5:20", "--activation", "tanh", "--bias-std",
+          "0.22360679775", "--width", "1000", "--depth", "30", "--trials", "4000",
+          "--correlation", "0.6", "--plot", os.path.join(HERE, "xi_c_vs_sigma_w2.png")])
+    main(["sweep", "--grid", "init=1:4:16", "--grid", "bias_std=0:0.6:7", "--activation", "tanh",
+          "--width", "256", "--depth", "50", "--trials", "1000", "--plot-value", "log_g_ratio",
+          "--plot", os.path.join(HERE, "phase_diagram.png")])
