@@ -238,6 +238,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     fixed = {k: v for k, v in fixed.items() if v is not None}
     engine = fixed.pop("engine", "auto")
     check_outputs(json=args.json, csv=args.csv, plot=args.plot)
+    axes = [k for k in grid if len(grid[k]) > 1] or list(grid)[:1]
+    if args.plot and len(axes) > 2:
+        raise UsageError(f"--plot draws one or two swept keys, and {', '.join(axes)} vary; "
+                         "plot from Python with Sweep.plot(x, y, where={...})")
     show_bar = args.progress or (sys.stderr.isatty() and not args.quiet)
     try:
         result = sweep(grid, args.trials, seed=args.seed, engine=engine,
@@ -254,10 +258,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.plot:
         from .plotting import save_sweep
 
-        keys = list(grid)
         value = args.plot_value or ("xi_c" if args.correlation is not None
                                     or "correlation" in grid else "log_q_ratio")
-        save_sweep(result, args.plot, keys[0], keys[1] if len(keys) > 1 else None, value=value)
+        save_sweep(result, args.plot, axes[0], axes[1] if len(axes) > 1 else None, value=value)
     print(result.to_json() if args.json == "-" else f"{result!r}\n{result.table()}")
     return 0
 

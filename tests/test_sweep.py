@@ -228,6 +228,8 @@ def test_cli_sweep_outputs(tmp_path, capsys):
     ("init=1,2", ["--init", "2"], "both set init"),
     ("correlation=0.5,2", [], "configuration correlation=2.0"),
     ("init=1,2", ["--plot", "/nonexistent-dir/p.png"], "does not exist"),
+    ("init=1,2", ["--grid", "bias_std=0,0.1", "--grid", "correlation=0.1,0.5", "--plot",
+                  "p.png"], "one or two"),
 ])
 def test_cli_grid_errors_are_one_line(grid, extra, message, capsys):
     assert main(["sweep", "--grid", grid, "--width", "8", "--depth", "2"] + extra) == 2
