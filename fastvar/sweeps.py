@@ -24,6 +24,7 @@ from typing import Any, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from . import theory
+from ._checks import check_int
 from ._files import check_output, write_file
 from .api import plan, simulate
 from .network import Network, mlp
@@ -419,6 +420,7 @@ def sweep(grid: Mapping[str, Sequence], trials: int, *, seed: int = 0, engine: s
     Sweep of the configurations finished so far.
     """
     fixed = dict(fixed)
+    seed = check_int("seed", seed, 0, (1 << 64) - 1)
     grid = _check_grid(grid, fixed)
     if "engine" in grid and engine != "auto":
         raise ValueError("engine is a grid key; leave the engine argument at 'auto'")
@@ -614,14 +616,26 @@ class Sweep:
                    if k not in data]
         if missing:
             raise ValueError(f"sweep dict lacks the key {missing[0]!r}")
+        grid, configs = data["grid"], data["configs"]
+        if not isinstance(grid, Mapping) or not all(
+                isinstance(v, list) and v for v in grid.values()):
+            raise ValueError("grid must map each key to a non-empty list of values")
+        for name in ("configs", "seeds", "results"):
+            if not isinstance(data[name], list):
+                raise TypeError(f"{name} must be a list, got {type(data[name]).__name__}")
+        if not all(isinstance(c, Mapping) and set(c) == set(grid) for c in configs):
+            raise ValueError("every entry of configs must hold exactly the grid's keys")
+        seeds = [check_int(f"seeds[{i}]", x, 0, (1 << 64) - 1)
+                 for i, x in enumerate(data["seeds"])]
         results = []
         for i, item in enumerate(data["results"]):
             try:
                 results.append(Result.from_dict(item))
             except (TypeError, ValueError) as err:
                 raise type(err)(f"results[{i}]: {err}") from None
-        return cls(data["grid"], data["fixed"], data["trials"], data["seed"], data["configs"],
-                   data["seeds"], results, pending=data.get("pending"))
+        return cls(grid, data["fixed"], check_int("trials", data["trials"], 1, 2 ** 63 - 1),
+                   check_int("seed", data["seed"], 0, (1 << 64) - 1), configs, seeds, results,
+                   pending=data.get("pending"))
 
     def to_json(self, path: "str | os.PathLike | None" = None) -> "str | None":
         """Strict JSON of :meth:`to_dict`; written atomically to ``path`` (returns None)."""

@@ -74,6 +74,13 @@ def test_json_round_trip_through_load(small, tmp_path):
     assert all(same(a, b) for a, b in zip(back.results, small.results))
     small.results[0].to_json(tmp_path / "r.json")
     assert same(fastvar.load(tmp_path / "r.json"), small.results[0])
+    data = small.to_dict()
+    for key, bad, message in (("seeds", [1, 2, 3, -1], "seeds"), ("configs", [{}] * 4, "grid's"),
+                              ("format", "x", "not a sweep")):
+        with pytest.raises((ValueError, TypeError), match=message):
+            fastvar.Sweep.from_dict({**data, key: bad})
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        fastvar.sweep(GRID, 40, seed=1.5, **FIXED)
     small.to_csv(tmp_path / "s.csv")
     lines = (tmp_path / "s.csv").read_text().splitlines()
     assert lines[0].startswith("init,bias_std,seed,layer,") and len(lines) == 17
