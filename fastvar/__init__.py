@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .plotting import plot
     from .results import IncompleteStatisticsWarning, Result
     from .runs import Interrupted
+    from .sweeps import Sweep, SweepInterrupted, load, sweep
 
 # Public name -> the submodule defining it. They load on first use (PEP 562), so that
 # `import fastvar` and the `fastvar` command start without NumPy and Numba (over a second):
@@ -27,14 +28,15 @@ if TYPE_CHECKING:
 _EXPORTS = {"ACTIVATION_NAMES": "activations", "Activation": "activations",
             "Moments": "moments", "Network": "network", "mlp": "network", "simulate": "api",
             "Result": "results", "IncompleteStatisticsWarning": "results", "theory": None,
-            "plot": "plotting", "terms": "explain", "Interrupted": "runs"}
+            "plot": "plotting", "terms": "explain", "Interrupted": "runs", "sweep": "sweeps",
+            "Sweep": "sweeps", "SweepInterrupted": "sweeps", "load": "sweeps"}
 _SUBMODULES = ("activations", "api", "bench", "checkpoint", "cli", "dask_runner", "engines",
                "explain", "kernels", "moments", "network", "plotting", "results", "runs",
-               "theory")
+               "sweeps", "theory")
 
 __all__ = ["__version__", "ACTIVATION_NAMES", "Activation", "IncompleteStatisticsWarning",
-           "Interrupted", "Moments", "Network", "Result", "mlp", "plot", "simulate", "terms",
-           "theory"]
+           "Interrupted", "Moments", "Network", "Result", "Sweep", "SweepInterrupted", "load",
+           "mlp", "plot", "simulate", "sweep", "terms", "theory"]
 
 
 def _load_all() -> None:

@@ -254,6 +254,120 @@ def _cmd_intro(args: argparse.Namespace) -> int:
     return 0
 
 
+# grid key -> how one value is read; numbers where a number is meant, names kept as text
+_GRID_TYPES = {"width": "int", "depth": "int", "input_width": "int", "inputs_per_network": "int",
+               "gain": "float", "bias_std": "float", "correlation": "float", "init": "init",
+               "activation": "str", "distribution": "str", "engine": "str", "gradients": "bool"}
+
+
+def _grid_value(key: str, text: str) -> "str | int | float | bool":
+    kind = _GRID_TYPES[key]
+    if kind == "str":
+        return text
+    if kind == "bool":
+        if text.lower() not in ("true", "false"):
+            raise UsageError(f"--grid {key}: expected true or false, got {text!r}")
+        return text.lower() == "true"
+    if kind == "init":
+        return _init_value(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"--grid {key}: expected a number, got {text!r}") from None
+    if kind == "int":
+        if not value.is_integer():
+            raise UsageError(f"--grid {key}: expected whole numbers, got {text!r}")
+        return int(value)
+    return value
+
+
+def parse_grid(specs: "list[str]") -> dict[str, list]:
+    """``--grid KEY=a:b:n`` (n evenly spaced values from a to b) or ``KEY=v1,v2,...``."""
+    grid: dict[str, list] = {}
+    for spec in specs:
+        key, sep, text = spec.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key or not text:
+            raise UsageError(f"--grid takes KEY=a:b:n or KEY=v1,v2,..., got {spec!r}")
+        if key not in _GRID_TYPES:
+            raise UsageError(f"--grid {key}: unknown key; choose one of {', '.join(_GRID_TYPES)}")
+        if key in grid:
+            raise UsageError(f"--grid {key} is given twice; give all its values at once")
+        if text.count(":") == 2 and _GRID_TYPES[key] in ("int", "float", "init"):
+            import numpy as np
+
+            a, b, n = text.split(":")
+            start, stop = (_grid_value("gain", a), _grid_value("gain", b))  # plain numbers
+            try:
+                n = count(n)
+            except argparse.ArgumentTypeError:
+                n = 0
+            if n < 1:
+                raise UsageError(f"--grid {key}={text}: n must be a whole number >= 1")
+            if n == 1 and start != stop:
+                raise UsageError(f"--grid {key}={text}: one value cannot span {a} to {b}")
+            values = [float(v) for v in np.linspace(start, stop, n)]
+            grid[key] = [_grid_value(key, repr(v)) for v in values]
+        else:
+            grid[key] = [_grid_value(key, v.strip()) for v in text.split(",")]
+    return grid
+
+
+# grid keys that are also options of `fastvar sweep` (gradients is --no-gradients)
+_SWEPT_OPTIONS = tuple(k for k in _GRID_TYPES if k != "gradients")
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweeps import SweepInterrupted, sweep
+
+    if not args.grid:
+        raise UsageError("give at least one --grid KEY=a:b:n or KEY=v1,v2,...")
+    grid = parse_grid(args.grid)
+    if args.widths is not None:
+        raise UsageError("--widths cannot be combined with a sweep; use --width/--depth")
+    fixed = {"width": DEFAULT_WIDTH if args.width is None else args.width,
+             "depth": DEFAULT_DEPTH if args.depth is None else args.depth,
+             "input_width": args.input_width, "activation": args.activation,
+             "init": args.init, "distribution": args.distribution, "gain": args.gain,
+             "bias_std": args.bias_std, "correlation": args.correlation,
+             "inputs_per_network": args.inputs_per_network, "engine": args.engine,
+             "gradients": not args.no_gradients}
+    for key in grid:
+        # an option left at its default yields to the grid; one set by hand conflicts
+        if key in _SWEPT_OPTIONS and getattr(args, key) != args.parser.get_default(key):
+            raise UsageError(f"--{key.replace('_', '-')} and --grid {key} both set {key}; "
+                             "give it once")
+        fixed.pop(key, None)
+    fixed = {k: v for k, v in fixed.items() if v is not None}
+    engine = fixed.pop("engine", "auto")
+    check_outputs(json=args.json, csv=args.csv, plot=args.plot)
+    axes = [k for k in grid if len(grid[k]) > 1] or list(grid)[:1]
+    if args.plot and len(axes) > 2:
+        raise UsageError(f"--plot draws one or two swept keys, and {', '.join(axes)} vary; "
+                         "plot from Python with Sweep.plot(x, y, where={...})")
+    show_bar = args.progress or (sys.stderr.isatty() and not args.quiet)
+    try:
+        result = sweep(grid, args.trials, seed=args.seed, engine=engine,
+                       checkpoint=args.checkpoint, progress=show_bar, **fixed)
+    except SweepInterrupted as err:
+        where = f" (finished ones are in {args.checkpoint})" if args.checkpoint else ""
+        print(f"fastvar sweep: interrupted after {len(err.partial)} configurations{where}",
+              file=sys.stderr)
+        raise
+    if args.json and args.json != "-":
+        result.to_json(args.json)
+    if args.csv:
+        result.to_csv(args.csv)
+    if args.plot:
+        from .plotting import save_sweep
+
+        value = args.plot_value or ("xi_c" if args.correlation is not None
+                                    or "correlation" in grid else "log_q_ratio")
+        save_sweep(result, args.plot, axes[0], axes[1] if len(axes) > 1 else None, value=value)
+    print(result.to_json() if args.json == "-" else f"{result!r}\n{result.table()}")
+    return 0
+
+
 def _cmd_explain(args: argparse.Namespace) -> int:
     from .explain import DEFAULT_WIDTHS, save_histograms, walkthrough
 
@@ -332,6 +446,38 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--plot", metavar="PNG", help="draw q and g per layer with the theory to PNG "
                      "(needs matplotlib: pip install 'fastvar[plot]')")
     sim.set_defaults(func=_cmd_simulate)
+    swp = sub.add_parser("sweep", help="simulate over a grid of configurations",
+                         description="Run simulate over the cartesian product of --grid values "
+                         "(each configuration with its own stable seed); print one line per "
+                         "configuration with the measured depth scales.")
+    swp.add_argument("--grid", action="append", metavar="KEY=SPEC",
+                     help="a swept keyword: KEY=a:b:n (n values from a to b) or KEY=v1,v2,...; "
+                     f"repeatable. Keys: {', '.join(_GRID_TYPES)}")
+    add_network_arguments(swp)
+    run = swp.add_argument_group("run")
+    run.add_argument("--trials", type=count, default=2000,
+                     help="forward passes per configuration (default 2000)")
+    run.add_argument("--seed", type=count, default=0, help="seed of the sweep (default 0)")
+    run.add_argument("--engine", default="auto", help="auto, numpy, or a Numba engine")
+    run.add_argument("--inputs-per-network", type=count, default=None,
+                     help="inputs sharing each network (default 1; 2 with --correlation)")
+    run.add_argument("--correlation", type=float, default=None, metavar="C0",
+                     help="pairs of inputs with correlation C0: measures c^l and xi_c")
+    run.add_argument("--no-gradients", action="store_true", help="skip the backward pass")
+    run.add_argument("--checkpoint", metavar="DIR", help="folder of finished configurations: "
+                     "a rerun with the same folder resumes")
+    run.add_argument("--progress", action="store_true",
+                     help="progress bar even when stderr is no TTY")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    out = swp.add_argument_group("output")
+    out.add_argument("--json", metavar="PATH", help="the sweep as JSON ('-' for stdout only); "
+                     "fastvar.load reads it back")
+    out.add_argument("--csv", metavar="PATH", help="tidy CSV: one row per configuration x layer")
+    out.add_argument("--plot", metavar="PNG", help="heatmap over the first two grid keys (with "
+                     "the order-to-chaos line for init x bias_std), or lines over one")
+    out.add_argument("--plot-value", choices=("log_q_ratio", "log_g_ratio", "c", "xi_c", "xi_q"),
+                     help="what --plot draws (default xi_c with pairs, else log_q_ratio)")
+    swp.set_defaults(func=_cmd_sweep, parser=swp)
     exp = sub.add_parser("explain", help="why tiny weights keep signals and gradients steady",
                          description="A walk-through with measured numbers: one layer's weights, "
                          "products w x and sums z at a few widths, then depth and gradients.")

@@ -6,6 +6,7 @@ only when a picture is asked for.
 from __future__ import annotations
 
 import io
+import math
 import os
 from typing import Sequence
 
@@ -199,6 +200,219 @@ def save(results, path: "str | os.PathLike", labels: "Sequence[str] | None" = No
     plot(items, labels, ax=fig.subplots(1, len(panels), squeeze=False)[0], quantities=panels)
     if title is None and len(items) == 1:
         title = items[0].network.describe()
+    if title:
+        fig.suptitle(title, fontsize="medium")
+    write_figure(fig, path, dpi=110)
+
+
+# ------------------------------------------------------------------ sweeps
+
+# observable -> (axis / colour-bar label, whether it is a depth scale with an SE)
+SWEEP_VALUES = {
+    "log_q_ratio": (r"$\ln(q^L / q^1)$: signal growth through the network", False),
+    "log_g_ratio": (r"$\ln(g^1 / g^L)$: gradient growth towards the input", False),
+    "c": (r"$c^L$: correlation of two inputs at layer $L$", False),
+    "xi_c": (r"measured $\xi_c$ (layers)", True),
+    "xi_q": (r"measured $\xi_q$ (layers)", True),
+}
+_AXIS_NAMES = {"init": r"$\sigma_w^2$", "bias_std": r"$\sigma_b^2$", "width": "width $n$",
+               "depth": "depth $L$", "correlation": "input correlation $c^0$", "gain": "gain"}
+
+
+def _axis(sweep, key: str) -> tuple[list, np.ndarray, str]:
+    """(grid values, their plotting positions, label); bias_std is drawn as sigma_b^2."""
+    values = sweep.grid[key]
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if not numeric:
+        return values, np.arange(len(values), dtype=float), _AXIS_NAMES.get(key, key)
+    pos = np.asarray(values, dtype=float)
+    return values, pos ** 2 if key == "bias_std" else pos, _AXIS_NAMES.get(key, key)
+
+
+def _edges(pos: np.ndarray) -> np.ndarray:
+    """Cell edges around sorted centres (midpoints; half a step beyond the ends)."""
+    if len(pos) == 1:
+        return np.array([pos[0] - 0.5, pos[0] + 0.5])
+    mid = 0.5 * (pos[1:] + pos[:-1])
+    return np.concatenate([[2 * pos[0] - mid[0]], mid, [2 * pos[-1] - mid[-1]]])
+
+
+def _selection(sweep, axes_keys: Sequence[str], where) -> np.ndarray:
+    """Indices of the configurations that match ``where`` on the keys not drawn."""
+    where = dict(where or {})
+    unknown = [k for k in where if k not in sweep.grid or k in axes_keys]
+    if unknown:
+        raise ValueError(f"where: {unknown[0]!r} is not a grid key besides the axes")
+    keep = []
+    for i, point in enumerate(sweep.configs):
+        if all(point[k] == v for k, v in where.items()):
+            keep.append(i)
+    if not keep:
+        raise ValueError(f"no configuration matches where={where}")
+    return np.asarray(keep)
+
+
+def _fixed(sweep, key: str, index: np.ndarray):
+    """The single value of ``key`` over the configurations ``index`` (grid or fixed), else
+    None."""
+    if key in sweep.grid:
+        values = {sweep.configs[i][key] for i in index}
+        return values.pop() if len(values) == 1 else None
+    return sweep.fixed.get(key)
+
+
+def _critical_line(sweep, index: np.ndarray) -> "tuple[np.ndarray, np.ndarray] | None":
+    """(sigma_b^2, critical sigma_w^2) over the drawn sigma_b^2 range, where one activation."""
+    from . import theory
+
+    activation = _fixed(sweep, "activation", index)
+    if activation is None:
+        return None
+    # at the grid's own sigma_b^2 (each costs a bisection of quadratures, ~0.4 s)
+    line = np.unique(np.asarray(sweep.grid["bias_std"], dtype=float) ** 2)
+    try:
+        return line, np.array([theory.critical_sigma_w2(activation, s) for s in line])
+    except ValueError:  # no order-to-chaos transition for this activation
+        return None
+
+
+def plot_sweep(sweep, x: str, y: "str | None" = None, value: str = "xi_c", layer: int = -1,
+               where=None, ax=None, theory_points: int = 48):
+    """A sweep's observable over one or two grid keys.
+
+    Two keys (``x``, ``y``): a heatmap of ``value`` with a labelled colour bar (a log colour
+    scale where positive values span more than two decades; a diverging one centred at 0
+    for the log ratios). When the axes are ``init`` (sigma_w^2) and ``bias_std`` (drawn as
+    sigma_b^2 = bias_std^2), the theory's order-to-chaos line sigma_w^2 = critical(sigma_b^2)
+    is drawn over it. One key: ``value`` against ``x``, one line per combination of the
+    other grid keys, with ± SE bars and the theory (``theory.depth_scales``) for xi; on a
+    log axis where values span decades. Other grid keys with several values must be pinned
+    by ``where`` for a heatmap. ``value`` and ``layer``: see :meth:`Sweep.observable`.
+    ``theory_points``: sigma_w^2 values of the theory's xi curve (about 0.25 s each).
+    Returns the Axes.
+    """
+    if x not in sweep.grid or (y is not None and y not in sweep.grid):
+        missing = x if x not in sweep.grid else y
+        raise ValueError(f"{missing!r} is not a grid key; the grid has {', '.join(sweep.grid)}")
+    if y == x:
+        raise ValueError("x and y must be different grid keys")
+    label, is_scale = SWEEP_VALUES.get(value, (value, False))
+    index = _selection(sweep, [x] + ([y] if y else []), where)
+    values = sweep.observable(value, layer)
+    _matplotlib()
+    from matplotlib import colors
+
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(6.0, 4.6), layout="constrained")
+    xs, xpos, xlabel = _axis(sweep, x)
+    if y is None:
+        _sweep_lines(sweep, ax, x, xs, xpos, index, value, values, is_scale, theory_points)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(label)
+        return ax
+    others = [k for k in sweep.grid if k not in (x, y) and _fixed(sweep, k, index) is None]
+    if others:
+        raise ValueError(f"grid key {others[0]!r} has several values: pin it with "
+                         f"where={{{others[0]!r}: ...}}")
+    ys, ypos, ylabel = _axis(sweep, y)
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for i in index:
+        point = sweep.configs[i]
+        grid[ys.index(point[y]), xs.index(point[x])] = values[i]
+    xo, yo = np.argsort(xpos), np.argsort(ypos)
+    grid = grid[yo][:, xo]
+    finite = grid[np.isfinite(grid)]
+    norm, cmap = None, "viridis"
+    if value.startswith("log_") and finite.size and finite.min() < 0 < finite.max():
+        norm, cmap = colors.TwoSlopeNorm(0.0, finite.min(), finite.max()), "RdBu_r"
+    elif finite.size and finite.min() > 0 and finite.max() > 100 * finite.min():
+        norm = colors.LogNorm(finite.min(), finite.max())
+    mesh = ax.pcolormesh(_edges(xpos[xo]), _edges(ypos[yo]), np.ma.masked_invalid(grid),
+                         norm=norm, cmap=cmap, shading="flat")
+    ax.figure.colorbar(mesh, ax=ax, label=label)
+    if {x, y} == {"init", "bias_std"}:
+        line = _critical_line(sweep, index)
+        if line is not None:
+            sb2, sw2 = line
+            px, py = (sw2, sb2) if x == "init" else (sb2, sw2)
+            ax.plot(px, py, "w-", lw=2.2)
+            ax.plot(px, py, "k--", lw=1.2, label="order-to-chaos line (theory, $\\chi_1 = 1$)")
+            ax.legend(loc="upper left", fontsize="small")
+    for key, pos, values_, setter in ((x, xpos, xs, ax.set_xticks), (y, ypos, ys, ax.set_yticks)):
+        if not all(isinstance(v, (int, float)) for v in values_):
+            setter(pos, [str(v) for v in values_])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    return ax
+
+
+def _sweep_lines(sweep, ax, x, xs, xpos, index, value, values, is_scale,
+                 theory_points: int) -> None:
+    """plot_sweep's one-key case: a line per combination of the other grid keys."""
+    from . import theory
+
+    others = [k for k in sweep.grid if k != x]
+    groups: dict = {}
+    for i in index:
+        groups.setdefault(tuple(sweep.configs[i][k] for k in others), []).append(i)
+    se = sweep.observable(f"{value}_se") if is_scale else None
+    for n, (key, members) in enumerate(groups.items()):
+        members = sorted(members, key=lambda i: xpos[xs.index(sweep.configs[i][x])])
+        px = np.array([xpos[xs.index(sweep.configs[i][x])] for i in members])
+        color = f"C{n % 10}"
+        name = ", ".join(f"{k}={v}" for k, v in zip(others, key)) or "measured"
+        if se is not None:
+            ax.errorbar(px, values[members], yerr=se[members], fmt="o", ms=4, color=color,
+                        capsize=2, label=f"{name} ± SE")
+        else:
+            ax.plot(px, values[members], "o-", ms=4, color=color, label=name)
+        params = {**sweep.fixed, **dict(zip(others, key))}
+        if not (is_scale and x == "init" and isinstance(params.get("activation"), str)):
+            continue
+        # the asymptotic theory on a fine sigma_w^2 grid: it diverges at the critical line
+        act, sb2 = params["activation"], float(params.get("bias_std", 0.0)) ** 2
+        try:
+            crit = theory.critical_sigma_w2(act, sb2)
+        except ValueError:  # no order-to-chaos transition
+            crit = math.nan
+        # denser near the critical line, where xi diverges
+        near = np.linspace(-0.15, 0.15, theory_points // 2) * (px.max() - px.min())
+        fine = np.linspace(px.min(), px.max(), theory_points - len(near))
+        if math.isfinite(crit):
+            fine = np.unique(np.concatenate([fine, crit + near]))
+        fine = fine[(fine >= px.min()) & (fine <= px.max())]
+        curve = []
+        for sw2 in fine:
+            try:
+                curve.append(theory.depth_scales(act, sw2, sb2)[1 if value == "xi_c" else 0])
+            except ValueError:
+                curve.append(np.nan)
+        ax.plot(fine, curve, "-", color=color, lw=1.2, label="mean-field theory")
+        if math.isfinite(crit):
+            ax.axvline(crit, color="0.5", ls=":", lw=1,
+                       label=f"critical $\\sigma_w^2$ = {crit:.3f}")
+    finite = values[index][np.isfinite(values[index])]
+    if finite.size and finite.min() > 0 and (is_scale or finite.max() > 100 * finite.min()):
+        ax.set_yscale("log")
+    if not all(isinstance(v, (int, float)) for v in xs):
+        ax.set_xticks(xpos, [str(v) for v in xs])
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+
+
+def save_sweep(sweep, path: "str | os.PathLike", x: str, y: "str | None" = None,
+               value: str = "xi_c", layer: int = -1, where=None,
+               title: "str | None" = None, theory_points: int = 48) -> None:
+    """Draw :func:`plot_sweep` on a figure of its own and write it to ``path`` atomically
+    (format from the extension; checked before drawing; no display needed)."""
+    check_image_output(path)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.8), layout="constrained")
+    plot_sweep(sweep, x, y, value=value, layer=layer, where=where, ax=fig.subplots(),
+               theory_points=theory_points)
     if title:
         fig.suptitle(title, fontsize="medium")
     write_figure(fig, path, dpi=110)

@@ -97,3 +97,13 @@ def test_task_size_targets_seconds_and_spreads_short_runs():
     assert big == int(dask_runner.TASK_SECONDS / block_seconds)
     request, engine = fastvar.api.plan(NET, 256 * 16, engine="direct")
     assert dask_runner.task_blocks(request, engine, threads=1, workers=2) == 2
+
+
+def test_a_sweep_on_the_cluster_is_bitwise_the_local_sweep(client):
+    grid = {"init": [1.0, 2.0], "bias_std": [0.0, 0.3]}
+    kw = dict(width=8, depth=3, activation="tanh", seed=3)
+    local = fastvar.sweep(grid, 512, **kw)
+    remote = fastvar.sweep(grid, 512, client=client, **kw)
+    assert remote.seeds == local.seeds
+    for a, b in zip(local.results, remote.results):
+        np.testing.assert_array_equal(a.stats, b.stats)

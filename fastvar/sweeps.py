@@ -1,0 +1,706 @@
+"""Sweeps: :func:`simulate` over a grid of configurations, with stable seeds and resume.
+
+``sweep(grid, trials, **fixed)`` runs the cartesian product of ``grid`` (keyword -> values)
+with the ``fixed`` keywords. Each configuration's seed is a hash of the sweep's seed and of
+that configuration's resolved parameters (its Network and its simulate options), so adding,
+removing or reordering grid points never changes the others, and ``sweep(...).results[i]``
+is bitwise ``simulate(net_i, trials, seed=sweep.seeds[i], ...)``. :class:`Sweep` holds the
+results, turns them into tidy tables (pandas, xarray, CSV, JSON) and fits the depth scales
+xi_q and xi_c from the measured approach of q^l and c^l to their fixed points.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import json
+import math
+import numbers
+import os
+import warnings
+from typing import Any, Mapping, NamedTuple, Sequence
+
+import numpy as np
+
+from . import theory
+from ._checks import check_int
+from ._files import check_output, write_file
+from .api import plan, simulate
+from .network import Network, mlp
+from .results import Result, _csv_cell
+
+# keywords of mlp()/Network and of simulate() that a configuration may set
+NETWORK_KEYS = ("width", "depth", "input_width", "widths", "activation", "init",
+                "distribution", "gain", "bias_std")
+SIMULATE_KEYS = ("engine", "inputs", "inputs_per_network", "gradients", "correlation",
+                 "threads")
+_FIXED_ONLY = ("widths", "inputs", "threads")  # not scalars, or pointless to sweep
+# per-configuration values: measured depth scales and last/first-layer observables
+OBSERVABLES = ("log_q_ratio", "log_g_ratio", "c", "xi_c", "xi_q")
+SUMMARY_COLUMNS = ("xi_q", "xi_q_se", "xi_q_map", "xi_q_theory", "xi_q_layers", "xi_q_note",
+                   "xi_c", "xi_c_se", "xi_c_map", "xi_c_theory", "xi_c_layers", "xi_c_note")
+FORMAT = "fastvar sweep"  # the "format" key of a sweep's JSON (a Result's JSON has none)
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`sweep`: ``.partial`` is the :class:`Sweep` of the configurations
+    finished so far (``partial.complete`` is False). A KeyboardInterrupt, so code that does
+    not know about sweeps still stops; with ``checkpoint`` the finished ones are on disk too."""
+
+    def __init__(self, partial: "Sweep") -> None:
+        super().__init__(f"sweep interrupted after {len(partial.results)} of "
+                         f"{len(partial.results) + len(partial.pending)} configurations")
+        self.partial = partial
+
+
+# ----------------------------------------------------------------------------- fits
+
+class DepthFit(NamedTuple):
+    """A depth scale fitted from |x^l - x*| ~ exp(-l / xi), with where and how."""
+
+    xi: float  # layers; NaN where the data do not determine it (see note)
+    xi_se: float  # standard error of xi, layers
+    map_xi: float  # the same fit applied to the mean-field map on the same layers
+    first: int  # first and last layer (1-based) of the fit; 0 if none
+    last: int
+    note: str  # why xi is NaN, or "" when it is a number
+
+
+def _wls(layers: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float, float]:
+    """Slope of y on layers by weighted least squares: (slope, its SE, chi^2 per dof)."""
+    total = w.sum()
+    lm, ym = (w * layers).sum() / total, (w * y).sum() / total
+    sxx = (w * (layers - lm) ** 2).sum()
+    slope = (w * (layers - lm) * (y - ym)).sum() / sxx
+    dof = len(layers) - 2
+    chi2 = float((w * (y - ym - slope * (layers - lm)) ** 2).sum()) / dof if dof > 0 else 0.0
+    # a misfit (the approach not yet exponential) widens the SE rather than hiding in it
+    return float(slope), math.sqrt(1.0 / sxx) * math.sqrt(max(1.0, chi2)), chi2
+
+
+def fit_depth_scale(values: np.ndarray, se: np.ndarray, target: float, *,
+                    theory_values: "np.ndarray | None" = None, max_gap: float = 0.1,
+                    threshold: float = 3.0, floor: float = 0.0,
+                    min_layers: int = 4) -> DepthFit:
+    """Fit xi from the approach of a per-layer measurement to its fixed point ``target``.
+
+    ``values`` and ``se`` (shape (L,), layers 1..L) are, e.g., ``c_mean`` and ``c_mean_se``.
+    The fit is a weighted least-squares line through log|x^l - x*| over the last run of
+    consecutive layers where the gap keeps one sign, lies above ``threshold`` SE plus
+    ``floor`` (below, the log is noise or the finite-width shift of the fixed point) and
+    below ``max_gap`` (farther out the map is not yet linear and its rate is not the
+    asymptotic one); weights (gap/SE)^2 are the inverse variances of the logs. The last
+    run, not the first: the approach is exponential only near x*, and a sequence that
+    crosses x* on its way (c^0 on the other side of c*) is not yet on it.
+    xi = -1/slope with the SE by the delta method, widened by sqrt(chi^2/dof) when the line
+    misfits. The layers share networks, so their errors correlate; on repeated seeds the
+    spread of xi was at most this SE (tanh, width 500, four sigma_w^2).
+
+    NaN with a ``note`` (never a number that the data do not support) where fewer than
+    ``min_layers`` layers qualify or the slope is not below 0 by 2 SE (the approach is
+    slower than this depth resolves: at and near the critical line). ``map_xi`` applies the
+    same fit, same layers and weights, to ``theory_values`` (the mean-field map's x^l): it
+    tells the finite-depth curvature of the map apart from a finite-width effect.
+    """
+    values, se = np.asarray(values, dtype=float), np.asarray(se, dtype=float)
+    with np.errstate(invalid="ignore"):
+        signed = values - target
+        gap = np.abs(signed)
+        usable = (np.isfinite(gap) & (se > 0) & (gap > threshold * se + floor)
+                  & (gap < max_gap))
+    nan = math.nan
+    if not usable.any():
+        return DepthFit(nan, nan, nan, 0, 0, f"no layer has |x - x*| between {threshold:g} SE"
+                        f"{f' + {floor:.2g}' if floor else ''} and {max_gap:g}")
+    last = int(np.flatnonzero(usable)[-1])
+    first = last
+    while first > 0 and usable[first - 1] and signed[first - 1] * signed[last] > 0:
+        first -= 1
+    if last - first + 1 < min_layers:
+        return DepthFit(nan, nan, nan, first + 1, last + 1,
+                        f"only {last - first + 1} consecutive layers (up to {last + 1}) have "
+                        f"|x - x*| between {threshold:g} SE and {max_gap:g}; need {min_layers}")
+    window = slice(first, last + 1)
+    layers = np.arange(first + 1, last + 2, dtype=float)
+    weights = (gap[window] / se[window]) ** 2
+    slope, slope_se, chi2 = _wls(layers, np.log(gap[window]), weights)
+    map_xi = nan
+    if theory_values is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            theory_gap = np.log(np.abs(np.asarray(theory_values, dtype=float)[window] - target))
+        if np.isfinite(theory_gap).all():
+            map_slope = _wls(layers, theory_gap, weights)[0]
+            map_xi = -1.0 / map_slope if map_slope < 0 else math.inf
+    if not slope + 2.0 * slope_se < 0.0:
+        return DepthFit(nan, nan, map_xi, first + 1, last + 1,
+                        f"no significant decay over layers {first + 1}-{last + 1} (slope "
+                        f"{slope:.3g} ± {slope_se:.2g} per layer): xi is longer than this "
+                        "depth resolves")
+    return DepthFit(-1.0 / slope, slope_se / slope ** 2, map_xi, first + 1, last + 1, "")
+
+
+@functools.lru_cache(maxsize=4096)
+def _theory_point(activation: str, sw2: float, sb2: float, q0: float,
+                  pairs: bool) -> tuple[float, float, float, float]:
+    """(q*, c*, xi_q, xi_c) of the theory; c* (NaN without pairs) costs most: about 0.3 s
+    of quadratures, and a sweep asks for each point again (tables, plots)."""
+    q_star = theory.fixed_point(activation, sw2, sb2, q0)[0]
+    c_star = theory.correlation_fixed_point(activation, sw2, sb2)[0] if pairs else math.nan
+    return (q_star, c_star, *theory.depth_scales(activation, sw2, sb2))
+
+
+def measured_depth_scales(res: Result) -> dict[str, Any]:
+    """xi_q and xi_c of one Result, fitted (:func:`fit_depth_scale`) beside the theory.
+
+    Returns ``xi_q``, ``xi_q_se``, ``xi_q_map``, ``xi_q_theory`` (theory.depth_scales),
+    ``xi_q_layers`` ("first-last" fitted layers, "" if none), ``xi_q_note`` (why xi_q is NaN,
+    else ""), and the same for ``xi_c`` (NaN without input pairs). All in layers. The fixed
+    points x* are the theory's q* and c* (:func:`theory.fixed_point`,
+    :func:`theory.correlation_fixed_point`), which needs one sigma_w^2 for all layers.
+    """
+    out: dict[str, Any] = {}
+
+    def put(kind: str, fit: "DepthFit | None", asymptotic: float, note: str = "") -> None:
+        if fit is None:
+            fit = DepthFit(math.nan, math.nan, math.nan, 0, 0, note)
+        out.update({f"xi_{kind}": fit.xi, f"xi_{kind}_se": fit.xi_se,
+                    f"xi_{kind}_map": fit.map_xi, f"xi_{kind}_theory": asymptotic,
+                    f"xi_{kind}_layers": f"{fit.first}-{fit.last}" if fit.first else "",
+                    f"xi_{kind}_note": fit.note})
+
+    net = res.network
+    sw2 = net.sigma_w2
+    pairs = res.input_correlation is not None
+    try:
+        if not np.allclose(sw2, sw2[0], rtol=1e-12):
+            raise ValueError("the layers have different sigma_w^2: no single fixed point")
+        q_star, c_star, xi_q_theory, xi_c_theory = _theory_point(
+            net.activation, float(sw2[0]), net.bias_std ** 2, res.input_q0, pairs)
+    except ValueError as err:
+        put("q", None, math.nan, str(err))
+        put("c", None, math.nan, str(err))
+        return out
+    # tanh-like maps bend on the scale 1 of the activation; for large q* on q*'s own scale
+    put("q", fit_depth_scale(res.q_mean, res.q_mean_se, q_star, theory_values=res.q_theory,
+                             max_gap=0.1 * max(q_star, 1.0)), xi_q_theory)
+    if not pairs:
+        put("c", None, xi_c_theory, "no input pairs (simulate with correlation=c0)")
+    else:
+        # the per-network cosine is biased by about -c(1 - c^2)/(2n) per layer, which
+        # shifts the measured fixed point by that over (1 - chi_c): 3x that is noise too
+        chi_c = math.exp(-1.0 / xi_c_theory) if xi_c_theory > 0 else 0.0
+        width = min(net.widths[1:])
+        shift = abs(c_star) * (1.0 - c_star ** 2) / (2.0 * width * max(1.0 - chi_c, 0.05))
+        put("c", fit_depth_scale(res.c_mean, res.c_mean_se, c_star, theory_values=res.c_theory,
+                                 floor=3.0 * shift), xi_c_theory)
+    return out
+
+
+# ------------------------------------------------------------------ configurations
+
+def _scalar(key: str, value: Any) -> Any:
+    """A grid or fixed value as a JSON scalar (NumPy scalars unwrapped), else TypeError."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (str, bool, numbers.Integral)):
+        return int(value) if isinstance(value, numbers.Integral) and not isinstance(
+            value, bool) else value
+    if isinstance(value, numbers.Real):
+        return float(value)
+    raise TypeError(f"{key} values must be numbers, strings, True/False or None, got {value!r}")
+
+
+def _check_grid(grid: Mapping[str, Sequence], fixed: Mapping[str, Any]) -> dict[str, list]:
+    """Validate the keys and value lists of a grid against ``fixed``; returns key -> list."""
+    if not isinstance(grid, Mapping) or not grid:
+        raise TypeError("grid must be a non-empty dict mapping a keyword (e.g. 'init') to a "
+                        "list of values")
+    valid = NETWORK_KEYS + SIMULATE_KEYS
+    for key in list(grid) + list(fixed):
+        if key in ("seed", "trials", "client", "checkpoint", "progress"):
+            raise ValueError(f"{key!r} is an argument of sweep() itself, not a configuration "
+                             "keyword")
+        if key not in valid:
+            raise ValueError(f"unknown keyword {key!r}; a configuration takes "
+                             f"{', '.join(valid)}")
+    both = sorted(set(grid) & set(fixed))
+    if both:
+        raise ValueError(f"{both[0]!r} is both in the grid and fixed; give it once")
+    out = {}
+    for key, values in grid.items():
+        if key in _FIXED_ONLY:
+            raise ValueError(f"{key!r} cannot be swept; pass it as a fixed keyword"
+                             + (" (sweep width, depth and input_width instead)"
+                                if key == "widths" else ""))
+        if isinstance(values, (str, bytes)) or not isinstance(
+                values, (Sequence, np.ndarray, range)):
+            raise TypeError(f"grid[{key!r}] must be a list of values, got {values!r}")
+        values = [_scalar(key, v) for v in values]
+        if not values:
+            raise ValueError(f"grid[{key!r}] is empty; give at least one value")
+        canon = [json.dumps(v) for v in values]
+        if len(set(canon)) < len(canon):
+            dup = next(v for v, c in zip(values, canon) if canon.count(c) > 1)
+            raise ValueError(f"grid[{key!r}] holds {dup!r} twice")
+        out[key] = values
+    return out
+
+
+def _split(params: Mapping[str, Any]) -> tuple[Network, dict[str, Any]]:
+    """The Network and the simulate() keywords of one configuration's parameters."""
+    net_kw = {k: params[k] for k in NETWORK_KEYS if k in params}
+    sim_kw = {k: params[k] for k in SIMULATE_KEYS if k in params}
+    shape = {k: net_kw.pop(k) for k in ("width", "depth", "input_width") if k in net_kw}
+    if "widths" in net_kw:
+        if shape:
+            raise ValueError("give either widths or width/depth/input_width, not both")
+        return Network(**net_kw), sim_kw
+    if "width" not in shape or "depth" not in shape:
+        raise ValueError("a configuration needs width and depth (in the grid or fixed), "
+                         "or widths")
+    return mlp(shape.pop("width"), shape.pop("depth"), **shape, **net_kw), sim_kw
+
+
+def _digest(text: str, size: int = 8) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=size, person=b"fastvar.sweep").digest()
+
+
+def _identity(net: Network, request) -> dict[str, Any]:
+    """What a configuration is (not how it runs): its network and inputs, canonical.
+
+    Taken from the validated Network and Plan, so equal configurations written differently
+    (init "glorot" or "xavier", bias_std 0 or 0.0, inputs_per_network left out or 1) agree."""
+    data = request.data
+    inputs = ("normal" if data.shape[0] == 0 else
+              "data " + _digest(repr(data.shape) + data.tobytes().hex(), 16).hex())
+    c0 = request.correlation
+    return {"network": net.to_dict(), "inputs": inputs, "kind": int(request.inputs_kind),
+            "inputs_per_network": int(request.inputs_per_network),
+            "gradients": bool(request.gradients),
+            "correlation": None if math.isnan(c0) else float(c0)}
+
+
+def configuration_seed(seed: int, identity: Mapping[str, Any]) -> int:
+    """The seed of one configuration: 64 bits of BLAKE2b over the sweep's seed and the
+    canonical JSON (sorted keys) of the configuration's identity."""
+    text = json.dumps({"seed": int(seed), "configuration": identity}, sort_keys=True,
+                      separators=(",", ":"), allow_nan=False)
+    return int.from_bytes(_digest(text), "little")
+
+
+class _Config(NamedTuple):
+    point: dict  # the grid values of this configuration
+    net: Network
+    sim: dict  # simulate() keywords
+    seed: int
+    fingerprint: str  # identity + seed + trials + engine: names its checkpoint file
+
+
+def _configurations(grid: dict[str, list], fixed: Mapping[str, Any], trials: int, seed: int,
+                    engine: str) -> list[_Config]:
+    """Every configuration, validated by plan() (no work is done), in grid order."""
+    keys = list(grid)
+    configs = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        point = dict(zip(keys, values))
+        params = {**fixed, **point}
+        where = ", ".join(f"{k}={v!r}" for k, v in point.items())
+        try:
+            net, sim = _split(params)
+            sim.setdefault("engine", engine)
+            request, chosen = plan(net, trials, seed=0, **{k: v for k, v in sim.items()
+                                                           if k != "threads"})
+        except (TypeError, ValueError, MemoryError) as err:
+            raise type(err)(f"configuration {where}: {err}") from None
+        identity = _identity(net, request)
+        config_seed = configuration_seed(seed, identity)
+        text = json.dumps({"identity": identity, "seed": config_seed, "trials": trials,
+                           "engine": chosen.name}, sort_keys=True, separators=(",", ":"))
+        configs.append(_Config(point, net, sim, config_seed, _digest(text, 16).hex()))
+    return configs
+
+
+# ----------------------------------------------------------------------- checkpoints
+
+def _checkpoint_dir(path: "str | os.PathLike") -> str:
+    """Create (one level) or check the checkpoint folder before any work; returns it."""
+    path = os.fspath(path)
+    if path == "":
+        raise ValueError("checkpoint is an empty path; give a folder name")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise NotADirectoryError(f"checkpoint {path} is a file; give a folder (one JSON file "
+                                 "per finished configuration goes there)")
+    if not os.path.isdir(path):
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            raise FileNotFoundError(f"cannot make checkpoint folder {path}: folder {parent} "
+                                    "does not exist")
+        os.mkdir(path)
+    check_output(os.path.join(path, "probe.json"))  # writable, without writing anything
+    return path
+
+
+def _load_finished(path: str, config: _Config) -> "Result | None":
+    """The finished Result of ``config`` from its checkpoint file, or None."""
+    name = os.path.join(path, f"{config.fingerprint}.json")
+    try:
+        with open(name, encoding="utf-8") as fh:
+            data = json.load(fh)
+        if data.get("fingerprint") != config.fingerprint:
+            raise ValueError("it belongs to another configuration")
+        return Result.from_dict(data["result"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        # written atomically, so only a foreign or damaged file lands here: run it again
+        warnings.warn(f"checkpoint {name} is unreadable ({err}); running that configuration "
+                      "again", RuntimeWarning, stacklevel=3)
+        return None
+
+
+# ------------------------------------------------------------------------- the sweep
+
+def _jsonable_fixed(fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """The fixed keywords for JSON: a data set as its shape and digest, not its rows."""
+    out = {}
+    for key, value in fixed.items():
+        if key == "inputs" and not isinstance(value, str):
+            arr = np.asarray(value)
+            value = (f"array {arr.shape} blake2b "
+                     f"{_digest(repr(arr.shape) + arr.tobytes().hex(), 16).hex()}")
+        elif key == "widths":
+            value = [int(w) for w in value]
+        else:
+            value = _scalar(key, value)
+        out[key] = value
+    return out
+
+
+def sweep(grid: Mapping[str, Sequence], trials: int, *, seed: int = 0, engine: str = "auto",
+          client=None, checkpoint: "str | os.PathLike | None" = None, progress: bool = False,
+          **fixed) -> "Sweep":
+    """Run :func:`fastvar.simulate` over the cartesian product of ``grid``.
+
+    Parameters
+    ----------
+    grid : dict
+        keyword -> list of values, for any keyword of :func:`fastvar.mlp` / Network
+        (``width``, ``depth``, ``input_width``, ``activation``, ``init`` (sigma_w^2 numbers
+        or scheme names), ``distribution``, ``gain``, ``bias_std`` (a standard deviation:
+        sigma_b^2 = bias_std^2)) or of :func:`fastvar.simulate` (``correlation``,
+        ``inputs_per_network``, ``gradients``, ``engine``). The first key varies slowest.
+    trials : int
+        Forward passes per configuration.
+    seed : int
+        The sweep's seed. Configuration i runs with ``Sweep.seeds[i]``, a hash of this seed
+        and of the configuration's network and inputs (not of its place in the grid, nor
+        of engine or threads), so ``results[i]`` is bitwise what ``simulate`` gives with it.
+    engine : str
+        Engine of every configuration (unless ``engine`` is a grid key).
+    client : dask.distributed.Client or None
+        Passed to ``simulate(client=...)`` once simulate accepts it; until then ValueError.
+    checkpoint : path of a folder, or None
+        Each finished configuration is written there atomically as
+        ``<fingerprint>.json`` (fingerprint: a hash of its identity, seed, trials and
+        engine); a later call with the same folder loads those instead of running them.
+        The folder is made if its parent exists.
+    progress : bool
+        One tqdm bar over all the sweep's trials, on stderr.
+    **fixed
+        The keywords shared by all configurations (e.g. ``width=256, depth=50``); a key
+        cannot be both fixed and in the grid. ``widths``, ``inputs`` (a data set) and
+        ``threads`` may only be fixed.
+
+    Every configuration is validated (by the same checks as simulate) before the first one
+    runs: an unknown key, an empty value list, a key given twice or an invalid combination
+    raises TypeError/ValueError naming the configuration, having done no work.
+
+    Ctrl-C raises :class:`SweepInterrupted` (a KeyboardInterrupt) whose ``.partial`` is the
+    Sweep of the configurations finished so far.
+    """
+    fixed = dict(fixed)
+    seed = check_int("seed", seed, 0, (1 << 64) - 1)
+    grid = _check_grid(grid, fixed)
+    if "engine" in grid and engine != "auto":
+        raise ValueError("engine is a grid key; leave the engine argument at 'auto'")
+    if client is not None:
+        from .dask_runner import check_client
+
+        check_client(client)
+    configs = _configurations(grid, fixed, trials, seed, engine)
+    folder = None if checkpoint is None else _checkpoint_dir(checkpoint)
+    extra = {} if client is None else {"client": client}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(configs) * trials, unit="trial", unit_scale=True,
+                   desc="fastvar sweep")
+    done: list[tuple[_Config, Result]] = []
+    try:
+        for config in configs:
+            res = None if folder is None else _load_finished(folder, config)
+            if res is None:
+                kwargs = dict(config.sim, **extra)
+                if folder is not None:
+                    # simulate's own partial state of this configuration, beside the finished
+                    kwargs["checkpoint"] = os.path.join(folder, f"{config.fingerprint}.run")
+                res = simulate(config.net, trials, seed=config.seed, **kwargs)
+                if folder is not None:
+                    record = {"format": "fastvar sweep checkpoint",
+                              "fingerprint": config.fingerprint, "configuration": config.point,
+                              "result": res.to_dict()}
+                    write_file(os.path.join(folder, f"{config.fingerprint}.json"),
+                               json.dumps(record, allow_nan=False) + "\n")
+            done.append((config, res))
+            if bar is not None:
+                bar.update(trials)
+    except KeyboardInterrupt as err:
+        partial = Sweep(grid, _jsonable_fixed(fixed), trials, seed,
+                        [c.point for c, _ in done], [c.seed for c, _ in done],
+                        [r for _, r in done],
+                        pending=[c.point for c in configs[len(done):]])
+        raise SweepInterrupted(partial) from err
+    finally:
+        if bar is not None:
+            bar.close()
+    return Sweep(grid, _jsonable_fixed(fixed), trials, seed, [c.point for c in configs],
+                 [c.seed for c in configs], [r for _, r in done])
+
+
+class Sweep:
+    """The results of :func:`sweep`: one :class:`Result` per configuration.
+
+    Attributes
+    ----------
+    grid : dict
+        keyword -> list of values, as swept (the first key varies slowest).
+    fixed : dict
+        The keywords shared by all configurations (a data set as its shape and digest).
+    trials, seed : int
+        Forward passes per configuration; the sweep's seed.
+    configs : list of dict
+        The grid values of each finished configuration, in grid order.
+    seeds : list of int
+        The seed each configuration ran with (``simulate(..., seed=seeds[i])``).
+    results : list of Result
+        One per entry of ``configs``.
+    pending : list of dict
+        Configurations not run (an interrupted sweep); empty when ``complete``.
+    """
+
+    def __init__(self, grid: Mapping[str, list], fixed: Mapping[str, Any], trials: int,
+                 seed: int, configs: list, seeds: list, results: list, *,
+                 pending: "list | None" = None) -> None:
+        if not len(configs) == len(seeds) == len(results):
+            raise ValueError("configs, seeds and results must have one entry per configuration")
+        self.grid, self.fixed = {k: list(v) for k, v in grid.items()}, dict(fixed)
+        self.trials, self.seed = int(trials), int(seed)
+        self.configs, self.seeds = [dict(c) for c in configs], [int(s) for s in seeds]
+        self.results, self.pending = list(results), list(pending or [])
+        self._scales: "list[dict] | None" = None
+
+    @property
+    def complete(self) -> bool:
+        """False for the partial Sweep of an interrupted run."""
+        return not self.pending
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __repr__(self) -> str:
+        keys = ", ".join(f"{k} ({len(v)})" for k, v in self.grid.items())
+        state = "" if self.complete else f", {len(self.pending)} not run (interrupted)"
+        return (f"fastvar Sweep over {keys}: {len(self)} configurations of {self.trials} "
+                f"trials, seed {self.seed}{state}")
+
+    # -- per-configuration values
+
+    def depth_scales(self) -> list[dict[str, Any]]:
+        """:func:`measured_depth_scales` of each result (cached), in configuration order."""
+        if self._scales is None:
+            self._scales = [measured_depth_scales(r) for r in self.results]
+        return self._scales
+
+    def observable(self, value: str, layer: int = -1) -> np.ndarray:
+        """One number per configuration, shape (len(configs),).
+
+        ``value``: ``"log_q_ratio"`` = ln(q^L / q^1), ``"log_g_ratio"`` = ln(g^1 / g^L)
+        (gradient growth towards the input), ``"c"`` = c^L, ``"xi_c"``/``"xi_q"`` (measured
+        depth scales, layers), any ``xi_*`` column of :meth:`depth_scales`, or any Result
+        column at layer L. L is ``layer`` (1-based; negative counts from the last layer).
+        """
+        if value in SUMMARY_COLUMNS or value in ("xi_c", "xi_q"):
+            return np.array([s[value] for s in self.depth_scales()], dtype=float)
+        out = []
+        for res in self.results:
+            depth = res.network.depth
+            if not (1 <= layer <= depth or -depth <= layer <= -1):
+                raise ValueError(f"layer must be 1..{depth} or -{depth}..-1, got {layer}")
+            i = layer - 1 if layer > 0 else depth + layer
+            with np.errstate(divide="ignore", invalid="ignore"):
+                if value == "log_q_ratio":
+                    out.append(math.log(res.q_mean[i] / res.q_mean[0])
+                               if res.q_mean[i] > 0 and res.q_mean[0] > 0 else math.nan)
+                elif value == "log_g_ratio":
+                    out.append(math.log(res.g_mean[0] / res.g_mean[i])
+                               if res.g_mean[i] > 0 and res.g_mean[0] > 0 else math.nan)
+                elif value == "c":
+                    out.append(float(res.c_mean[i]))
+                elif value in res.columns:
+                    out.append(float(res[value][i]))
+                else:
+                    raise ValueError(f"unknown value {value!r}; choose one of "
+                                     f"{', '.join(OBSERVABLES)} or a Result column")
+        return np.array(out, dtype=float)
+
+    # -- tables
+
+    def _rows(self) -> tuple[list[str], list[list]]:
+        """The tidy table: one row per configuration x layer."""
+        if not self.results:
+            raise ValueError("the sweep has no finished configuration")
+        keys = list(self.grid)
+        columns = self.results[0].columns
+        names = keys + ["seed"] + columns
+        rows = []
+        for point, seed, res in zip(self.configs, self.seeds, self.results):
+            cols = [res[c] for c in columns]
+            for i in range(res.network.depth):
+                rows.append([point[k] for k in keys] + [seed] + [c[i] for c in cols])
+        return names, rows
+
+    def to_pandas(self):
+        """Tidy pandas DataFrame: one row per configuration x layer; the grid keys, ``seed``
+        and every Result column (``layer`` included) as columns (needs pandas)."""
+        pd = _pandas()
+        names, rows = self._rows()
+        return pd.DataFrame(rows, columns=names)
+
+    def summary(self):
+        """pandas DataFrame, one row per configuration: grid keys, ``seed`` and the
+        :meth:`depth_scales` columns (xi in layers, with SE, map fit, theory, notes)."""
+        pd = _pandas()
+        rows = [{**point, "seed": seed, **scales} for point, seed, scales
+                in zip(self.configs, self.seeds, self.depth_scales())]
+        return pd.DataFrame(rows, columns=list(self.grid) + ["seed", *SUMMARY_COLUMNS])
+
+    def to_xarray(self):
+        """xarray Dataset with dims = grid keys + ``layer``: every Result column, and the
+        depth scales of :meth:`summary` over the grid keys only. Configurations not run
+        (an interrupted sweep) are NaN. Needs xarray: pip install 'fastvar[xarray]'."""
+        try:
+            import xarray  # noqa: F401 (pandas' to_xarray needs it)
+        except ImportError:
+            raise ImportError("to_xarray() needs xarray: pip install 'fastvar[xarray]'") from None
+        keys = list(self.grid)
+        per_layer = self.to_pandas().set_index(keys + ["layer"]).to_xarray()
+        per_config = self.summary().drop(columns="seed").set_index(keys).to_xarray()
+        # the whole grid, so that configurations not run show as NaN rather than vanish
+        return per_layer.merge(per_config).reindex({k: self.grid[k] for k in keys})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Strict-JSON-ready dict; :meth:`from_dict` (and :func:`fastvar.load`) invert it."""
+        return {"format": FORMAT, "grid": self.grid, "fixed": self.fixed,
+                "trials": self.trials, "seed": self.seed, "configs": self.configs,
+                "seeds": self.seeds, "pending": self.pending,
+                "results": [r.to_dict() for r in self.results]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Sweep":
+        """Rebuild a Sweep from :meth:`to_dict` output (each Result bitwise from its stats)."""
+        if not isinstance(data, Mapping) or data.get("format") != FORMAT:
+            raise ValueError(f"not a sweep dict (its 'format' must be {FORMAT!r})")
+        missing = [k for k in ("grid", "fixed", "trials", "seed", "configs", "seeds", "results")
+                   if k not in data]
+        if missing:
+            raise ValueError(f"sweep dict lacks the key {missing[0]!r}")
+        grid, configs = data["grid"], data["configs"]
+        if not isinstance(grid, Mapping) or not all(
+                isinstance(v, list) and v for v in grid.values()):
+            raise ValueError("grid must map each key to a non-empty list of values")
+        for name in ("configs", "seeds", "results"):
+            if not isinstance(data[name], list):
+                raise TypeError(f"{name} must be a list, got {type(data[name]).__name__}")
+        if not all(isinstance(c, Mapping) and set(c) == set(grid) for c in configs):
+            raise ValueError("every entry of configs must hold exactly the grid's keys")
+        seeds = [check_int(f"seeds[{i}]", x, 0, (1 << 64) - 1)
+                 for i, x in enumerate(data["seeds"])]
+        results = []
+        for i, item in enumerate(data["results"]):
+            try:
+                results.append(Result.from_dict(item))
+            except (TypeError, ValueError) as err:
+                raise type(err)(f"results[{i}]: {err}") from None
+        return cls(grid, data["fixed"], check_int("trials", data["trials"], 1, 2 ** 63 - 1),
+                   check_int("seed", data["seed"], 0, (1 << 64) - 1), configs, seeds, results,
+                   pending=data.get("pending"))
+
+    def to_json(self, path: "str | os.PathLike | None" = None) -> "str | None":
+        """Strict JSON of :meth:`to_dict`; written atomically to ``path`` (returns None)."""
+        text = json.dumps(self.to_dict(), allow_nan=False)
+        if path is None:
+            return text
+        write_file(path, text + "\n")
+        return None
+
+    def to_csv(self, path: "str | os.PathLike") -> None:
+        """The tidy table of :meth:`to_pandas` as CSV, atomically (no pandas needed)."""
+        names, rows = self._rows()
+        lines = [",".join(names)] + [",".join(_csv_cell(x) for x in row) for row in rows]
+        write_file(path, "\n".join(lines) + "\n")
+
+    def table(self) -> str:
+        """One line per configuration: grid values, q^L, g^1/g^L, c^L, xi_c ± SE, theory."""
+        keys = list(self.grid)
+        heads = keys + ["q^L", "ln g1/gL", "c^L", "xi_q", "xi_c", "xi_c map", "xi_c theory"]
+        q = self.observable("q_mean")
+        lg, c = self.observable("log_g_ratio"), self.observable("c")
+
+        def xi(s, kind):
+            if math.isnan(s[f"xi_{kind}"]):
+                return "nan"
+            return f"{s[f'xi_{kind}']:.4g} ± {s[f'xi_{kind}_se']:.2g}"
+
+        rows = []
+        for i, (point, s) in enumerate(zip(self.configs, self.depth_scales())):
+            rows.append([f"{point[k]:.4g}" if isinstance(point[k], float) else str(point[k])
+                         for k in keys] + [f"{q[i]:.4g}", f"{lg[i]:.3g}", f"{c[i]:.4g}",
+                                           xi(s, "q"), xi(s, "c"), f"{s['xi_c_map']:.4g}",
+                                           f"{s['xi_c_theory']:.4g}"])
+        widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(heads)]
+        lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths))]
+        lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
+        return "\n".join(lines)
+
+    def plot(self, x: str, y: "str | None" = None, value: str = "xi_c", layer: int = -1,
+             where: "Mapping[str, Any] | None" = None, ax=None):
+        """Heatmap of ``value`` over grid keys ``x`` and ``y``, or lines over ``x`` when
+        ``y`` is None (see :func:`fastvar.plotting.plot_sweep`)."""
+        from .plotting import plot_sweep
+
+        return plot_sweep(self, x, y, value=value, layer=layer, where=where, ax=ax)
+
+
+def _pandas():
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError("this needs pandas: pip install 'fastvar[pandas]'") from None
+    return pd
+
+
+def load(path: "str | os.PathLike") -> "Result | Sweep":
+    """Read a Result or a Sweep back from the JSON that ``to_json(path)`` wrote."""
+    with open(path, encoding="utf-8") as fh:
+        try:
+            data = json.load(fh)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{os.fspath(path)} is not JSON: {err}") from None
+    if isinstance(data, Mapping) and data.get("format") == FORMAT:
+        return Sweep.from_dict(data)
+    return Result.from_dict(data)
+
+
+__all__ = ["Sweep", "SweepInterrupted", "DepthFit", "fit_depth_scale", "load",
+           "measured_depth_scales", "sweep", "configuration_seed"]

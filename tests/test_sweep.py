@@ -1,0 +1,244 @@
+"""Sweeps: stable seeds, bitwise results, tables, JSON, validation, checkpoints, fits, CLI."""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import matplotlib
+import numpy as np
+import pytest
+
+import fastvar
+from fastvar import sweeps, theory
+from fastvar.cli import main
+
+matplotlib.use("Agg")
+
+FIXED = dict(width=8, depth=4, activation="tanh", engine="numpy", correlation=0.5)
+GRID = {"init": [0.8, 2.0], "bias_std": [0.0, 0.3]}
+
+
+@pytest.fixture(scope="module")
+def small():
+    return fastvar.sweep(GRID, 40, seed=3, **FIXED)
+
+
+def same(a, b):
+    return np.array_equal(a.stats, b.stats, equal_nan=True)
+
+
+def test_results_are_bitwise_simulate_with_the_reported_seed(small):
+    assert len(small) == 4 and small.complete
+    for point, seed, res in zip(small.configs, small.seeds, small.results):
+        net = fastvar.mlp(8, 4, activation="tanh", init=point["init"], bias_std=point["bias_std"])
+        assert same(res, fastvar.simulate(net, 40, seed=seed, engine="numpy", correlation=0.5))
+
+
+def test_seeds_do_not_depend_on_grid_order_or_content(small):
+    other = fastvar.sweep({"bias_std": [0.3, 0.1, 0.0], "init": [2.0]}, 40, seed=3, **FIXED)
+    by_point = {(p["init"], p["bias_std"]): s for p, s in zip(small.configs, small.seeds)}
+    for point, seed, res in zip(other.configs, other.seeds, other.results):
+        key = (point["init"], point["bias_std"])
+        if key in by_point:
+            assert seed == by_point[key]
+            assert same(res, small.results[list(by_point).index(key)])
+    assert len(set(small.seeds)) == 4
+    # a grid key with one value, or the same value fixed, or spelled differently: one seed
+    moved = fastvar.sweep({"init": [2.0]}, 40, seed=3, bias_std=0, width=8, depth=4,
+                          activation="tanh", engine="numpy", correlation=0.5)
+    assert moved.seeds[0] == by_point[(2.0, 0.0)]
+    assert fastvar.sweep({"init": [2.0]}, 40, seed=4, bias_std=0.0, **FIXED).seeds != moved.seeds
+
+
+def test_tidy_pandas_and_xarray(small):
+    df = small.to_pandas()
+    assert df.shape[0] == 4 * 4
+    assert list(df.columns[:4]) == ["init", "bias_std", "seed", "layer"]
+    assert set(small.results[0].columns) <= set(df.columns)
+    ds = small.to_xarray()
+    assert dict(ds.sizes) == {"init": 2, "bias_std": 2, "layer": 4}
+    assert ds["c_mean"].dims == ("init", "bias_std", "layer")
+    assert ds["xi_c"].dims == ("init", "bias_std")
+    assert ds["q_mean"].sel(init=2.0, bias_std=0.3).values.tolist() == \
+        small.results[3].q_mean.tolist()
+
+
+def test_json_round_trip_through_load(small, tmp_path):
+    small.to_json(tmp_path / "s.json")
+    back = fastvar.load(tmp_path / "s.json")
+    assert isinstance(back, fastvar.Sweep)
+    assert back.configs == small.configs and back.seeds == small.seeds
+    assert all(same(a, b) for a, b in zip(back.results, small.results))
+    small.results[0].to_json(tmp_path / "r.json")
+    assert same(fastvar.load(tmp_path / "r.json"), small.results[0])
+    data = small.to_dict()
+    for key, bad, message in (("seeds", [1, 2, 3, -1], "seeds"), ("configs", [{}] * 4, "grid's"),
+                              ("format", "x", "not a sweep")):
+        with pytest.raises((ValueError, TypeError), match=message):
+            fastvar.Sweep.from_dict({**data, key: bad})
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        fastvar.sweep(GRID, 40, seed=1.5, **FIXED)
+    small.to_csv(tmp_path / "s.csv")
+    lines = (tmp_path / "s.csv").read_text().splitlines()
+    assert lines[0].startswith("init,bias_std,seed,layer,") and len(lines) == 17
+
+
+@pytest.mark.parametrize("grid, fixed, message", [
+    ({"foo": [1]}, {}, "unknown keyword 'foo'"),
+    ({"init": []}, {}, "is empty"),
+    ({"init": [1.0]}, {"init": 2.0}, "both in the grid and fixed"),
+    ({"init": "he"}, {}, "must be a list"),
+    ({"init": [1.0, 1.0]}, {}, "twice"),
+    ({"seed": [1]}, {}, "argument of sweep"),
+    ({"widths": [[3, 3]]}, {}, "cannot be swept"),
+    ({"init": [1.0, -1.0]}, {}, "configuration init=-1.0"),
+    ({"correlation": [0.5, 2.0]}, {}, "correlation must be in"),
+    ({"init": ["he", 1.5]}, {"gain": 2.0}, "gain applies"),
+])
+def test_bad_grids_fail_before_any_work(grid, fixed, message, monkeypatch):
+    monkeypatch.setattr(sweeps, "simulate", lambda *a, **k: pytest.fail("work was done"))
+    base = {k: v for k, v in FIXED.items() if k not in grid and k not in fixed}
+    with pytest.raises((ValueError, TypeError), match=message):
+        fastvar.sweep(grid, 40, **base, **fixed)
+
+
+def test_a_client_that_is_no_client_is_refused_before_work():
+    with pytest.raises(TypeError, match="Client"):
+        fastvar.sweep({"init": [1.0]}, 40, client=object(), **FIXED)
+
+
+def test_ctrl_c_keeps_the_finished_configurations(monkeypatch, small):
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return fastvar.simulate(*args, **kwargs)
+
+    monkeypatch.setattr(sweeps, "simulate", interrupted)
+    with pytest.raises(fastvar.SweepInterrupted) as info:
+        fastvar.sweep(GRID, 40, seed=3, **FIXED)
+    partial = info.value.partial
+    assert isinstance(info.value, KeyboardInterrupt) and not partial.complete
+    assert len(partial) == 2 and len(partial.pending) == 2
+    assert all(same(a, b) for a, b in zip(partial.results, small.results))
+    assert partial.to_xarray()["q_mean"].sel(init=2.0).isnull().all()
+
+
+_CHILD = """
+import sys, fastvar
+fastvar.sweep({"init": [0.6, 0.9, 1.2, 1.5, 1.8, 2.1, 2.4, 2.7]}, 6000, width=64, depth=20,
+              activation="tanh", engine="exact", checkpoint=sys.argv[1])
+"""
+
+
+def test_checkpoint_resumes_after_sigkill(tmp_path):
+    folder = tmp_path / "ck"
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(folder)])
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and child.poll() is None:
+            if folder.is_dir() and len(list(folder.glob("*.json"))) >= 2:
+                break
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+    finished = len(list(folder.glob("*.json")))
+    assert 1 <= finished < 8, "the child was not killed mid-sweep"
+    grid, fixed = {"init": [0.6, 0.9, 1.2, 1.5, 1.8, 2.1, 2.4, 2.7]}, dict(
+        width=64, depth=20, activation="tanh", engine="exact")
+    ran = []
+    real = sweeps.simulate
+
+    def counting(*args, **kwargs):
+        ran.append(1)
+        return real(*args, **kwargs)
+
+    sweeps.simulate = counting
+    try:
+        resumed = fastvar.sweep(grid, 6000, checkpoint=folder, **fixed)
+    finally:
+        sweeps.simulate = real
+    assert len(ran) == 8 - finished and len(list(folder.glob("*.json"))) == 8
+    fresh = fastvar.sweep(grid, 6000, **fixed)
+    assert all(same(a, b) for a, b in zip(resumed.results, fresh.results))
+
+
+def test_fit_gives_nan_with_a_reason_when_too_few_layers():
+    fit = sweeps.fit_depth_scale(np.array([0.5, 0.9, 0.99]), np.full(3, 1e-3), 1.0)
+    assert math.isnan(fit.xi) and "need 4" in fit.note
+    flat = 0.5 + 0.05 * np.ones(20) + 1e-4 * np.cos(np.arange(20))
+    fit = sweeps.fit_depth_scale(flat, np.full(20, 1e-3), 0.5)
+    assert math.isnan(fit.xi) and "no significant decay" in fit.note
+    exact = 1.0 - 0.08 * 0.8 ** np.arange(1, 21)
+    fit = sweeps.fit_depth_scale(exact, np.full(20, 1e-6), 1.0)
+    assert fit.xi == pytest.approx(-1 / math.log(0.8), rel=1e-9)
+
+
+@pytest.mark.parametrize("sigma_w2", [0.9, 4.5])  # ordered and chaotic, sigma_b^2 = 0.05
+def test_measured_xi_c_matches_theory(sigma_w2):
+    s = fastvar.sweep({"init": [sigma_w2]}, 4000, seed=1, width=1000, depth=30,
+                      activation="tanh", bias_std=math.sqrt(0.05), correlation=0.6)
+    fit = s.depth_scales()[0]
+    xi, se, fitted_map = fit["xi_c"], fit["xi_c_se"], fit["xi_c_map"]
+    assert fit["xi_c_theory"] == pytest.approx(theory.depth_scales("tanh", sigma_w2, 0.05)[1])
+    # against the mean-field map fitted on the same layers: sampling error only (4 SE); the
+    # map's own curvature over those layers is then the whole gap to the asymptotic theory
+    assert abs(xi - fitted_map) < 4 * se, fit
+    assert abs(fitted_map - fit["xi_c_theory"]) < 0.02 * fit["xi_c_theory"], fit
+
+
+def test_plots_write_files(small, tmp_path):
+    from fastvar.plotting import save_sweep
+
+    save_sweep(small, tmp_path / "heat.png", "init", "bias_std", value="c")
+    save_sweep(small, tmp_path / "lines.png", "init", value="xi_c", theory_points=4)
+    assert (tmp_path / "heat.png").stat().st_size > 1000
+    assert (tmp_path / "lines.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="not a grid key"):
+        small.plot("width")
+
+
+def test_cli_sweep_outputs(tmp_path, capsys):
+    args = ["sweep", "--grid", "init=0.8:2:2", "--grid", "bias_std=0,0.3", "--width", "8",
+            "--depth", "4", "--trials", "40", "--engine", "numpy", "--correlation", "0.5",
+            "--seed", "3", "--plot-value", "c", "--csv", str(tmp_path / "s.csv"),
+            "--json", str(tmp_path / "s.json"),
+            "--plot", str(tmp_path / "s.png")]
+    assert main(args) == 0
+    assert "xi_c" in capsys.readouterr().out
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert data["grid"] == {"init": [0.8, 2.0], "bias_std": [0.0, 0.3]}
+    assert os.path.getsize(tmp_path / "s.png") > 1000
+
+
+@pytest.mark.parametrize("grid, extra, message", [
+    ("init=1:4:x", [], "n must be a whole number"),
+    ("init", [], "KEY=a:b:n"),
+    ("foo=1,2", [], "unknown key"),
+    ("width=8.5,9", [], "whole numbers"),
+    ("init=1,2", ["--init", "2"], "both set init"),
+    ("correlation=0.5,2", [], "configuration correlation=2.0"),
+    ("init=1,2", ["--plot", "/nonexistent-dir/p.png"], "does not exist"),
+    ("init=1,2", ["--grid", "bias_std=0,0.1", "--grid", "correlation=0.1,0.5", "--plot",
+                  "p.png"], "one or two"),
+])
+def test_cli_grid_errors_are_one_line(grid, extra, message, capsys):
+    assert main(["sweep", "--grid", grid, "--width", "8", "--depth", "2"] + extra) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_cli_grid_parsing():
+    from fastvar.cli import parse_grid
+
+    grid = parse_grid(["init=1:4:4", "activation=tanh,relu", "width=16,32"])
+    assert grid == {"init": [1.0, 2.0, 3.0, 4.0], "activation": ["tanh", "relu"],
+                    "width": [16, 32]}
+    assert parse_grid(["init=he,2.5", "bias-std=0:0.6:3"]) == {
+        "init": ["he", 2.5], "bias_std": [0.0, 0.3, 0.6]}
