@@ -43,16 +43,17 @@ def _load_all() -> None:
     # everything at once, as an eager import did: fastvar.kernels.accumulators and the
     # engine registry are then there whichever name is touched first
     for name, module in _EXPORTS.items():
-        value = importlib.import_module(f".{module or name}", __name__)
-        globals()[name] = value if module is None else getattr(value, name)
+        importlib.import_module(f".{module or name}", __name__)
 
 
 def __getattr__(name: str):
+    # names are looked up in their module on every access, not copied here: a copy would
+    # keep whatever the module held at first use (a test's monkeypatch, say) for ever
     if name in _EXPORTS or name in _SUBMODULES:
         _load_all()
-        if name in globals():
-            return globals()[name]
-        return importlib.import_module(f".{name}", __name__)
+        module = _EXPORTS.get(name)
+        value = importlib.import_module(f".{module or name}", __name__)
+        return value if module is None else getattr(value, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

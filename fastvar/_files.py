@@ -108,6 +108,15 @@ def write_file(path: "str | os.PathLike", data: "str | bytes") -> None:
     existing file (a new one gets 0666 less the umask); FIFOs, devices and our own
     ``/proc/self/fd/N`` are written through. Nothing half-written is left on an error.
     """
+    try:
+        _write(path, data)
+    except OSError as err:
+        if str(path) in str(err):
+            raise
+        raise OSError(f"cannot write {os.fsdecode(path)}: {err.strerror or err}") from None
+
+
+def _write(path: "str | os.PathLike", data: "str | bytes") -> None:
     if isinstance(data, str):
         data = data.encode("utf-8")
     target = check_output(path)

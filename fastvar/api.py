@@ -126,7 +126,7 @@ def _pairs(correlation, kind: int, data: np.ndarray, k: "int | None") -> tuple[i
         return base.INPUTS_ROW_PAIR, min(1.0, max(-1.0, c0)), 2
     c0 = check_real("correlation", correlation, -1.0, strict=False)
     if c0 > 1.0:
-        raise ValueError(f"correlation must be in [-1, 1], got {c0:g}")
+        raise ValueError(f"correlation must be in [-1, 1], got {c0!r}")
     if kind != base.INPUTS_NORMAL:
         raise ValueError("correlation=c0 pairs fresh N(0, I) inputs (inputs='normal'); with a "
                          "data set use correlation='rows' (two distinct rows per network)")

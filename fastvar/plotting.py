@@ -84,7 +84,12 @@ def short_label(res) -> str:
 def _as_list(results) -> list:
     from .results import Result
 
-    items = [results] if isinstance(results, Result) else list(results)
+    if isinstance(results, Result):
+        items = [results]
+    elif isinstance(results, (list, tuple)):
+        items = list(results)
+    else:
+        items = []
     if not items or not all(isinstance(r, Result) for r in items):
         raise TypeError("results must be a fastvar Result or a non-empty sequence of them")
     return items
@@ -137,6 +142,9 @@ def plot(results, labels: "Sequence[str] | None" = None, ax=None,
                                squeeze=False, layout="constrained")
         axes = axes[0]
     else:
+        if isinstance(ax, (str, bytes, os.PathLike)):
+            raise TypeError(f"ax must be a matplotlib Axes, got the path {ax!r}; to write a file "
+                            "use fastvar.plotting.save(results, path) or --plot PATH")
         axes = np.ravel(np.asarray(ax, dtype=object))
         if len(axes) == 1:
             axes = np.repeat(axes, len(quantities))

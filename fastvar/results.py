@@ -29,8 +29,14 @@ COLUMNS = ("layer", "width", "z_mean", "z_var", "z_var_se", "z_skew", "z_kurt",
            "grad_var", "grad_var_se", "g_mean", "g_mean_se", "g_var",
            "m_mean", "m_mean_se", "m_var", "c_mean", "c_mean_se", "c_undefined",
            "dead_frac", "dead_frac_se",
-           "nonfinite_z", "nonfinite_a", "nonfinite_delta", "overflow", "complete")
+           "nonfinite_z", "nonfinite_a", "nonfinite_delta", "overflow", "underflow", "complete")
 PAIR_COLUMNS = ("c_mean", "c_mean_se")
+# mean squares below TINY: their squares (SEs) and fourth powers (kurtosis) underflow
+TINY = 1e-140
+# what squares or fourth powers of underflowing values make meaningless, forward and backward
+UNDERFLOW_COLUMNS = (("z_var_se", "z_skew", "z_kurt", "a_var_se", "q_mean_se", "q_var",
+                      "m_mean_se", "m_var", "dead_frac", "dead_frac_se"),
+                     ("grad_var_se", "g_mean_se", "g_var"))
 TABLE_WIDTH = 100  # characters: the default table fits a terminal
 GRADIENT_COLUMNS = ("grad_var", "grad_var_se", "g_mean", "g_mean_se", "g_var")
 # phi(c z) = c phi(z) for c > 0 and z symmetric given the layer below: E[phi(z)^2] is then
@@ -72,7 +78,7 @@ def _lengths(row: np.ndarray) -> dict[str, np.ndarray]:
     ||x||^2 / n, or per-network cosines)."""
     n, mean, m2 = (row[:, WELFORD + i] for i in range(3))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        var = m2 / (n - 1.0)
+        var = np.where(n > 1, m2 / (n - 1.0), np.nan)  # not -0.0 from n = 0
         return {"mean": np.where(n > 0, mean, np.nan), "var": var, "se": np.sqrt(var / n)}
 
 
@@ -102,7 +108,8 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool,
     Besides the statistics, per layer: ``nonfinite_z/_a/_delta`` count the NaN or infinite
     unit values left out; ``overflow`` is True where the accumulated sums themselves
     overflowed (values beyond about 1e154, or 1e77 for the fourth moments); ``complete``
-    is True where neither happened, i.e. every statistic of the layer uses every value.
+    is True where neither happened and nothing underflowed (``underflow``, see
+    :func:`_underflow`), i.e. every statistic of the layer uses every value.
     """
     z, a, d = stats[:, Z], stats[:, A], stats[:, DELTA]
     zp, ap, dp = _pooled(z), _pooled(a), _pooled(d)
@@ -112,6 +119,8 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool,
     used = stats[:, [Z, A, NET, DELTA, LINK] if gradients else [Z, A, NET]]
     bad = used[..., NONFINITE].sum(axis=1)
     overflow = ~np.isfinite(np.delete(used, NONFINITE, axis=2)).all(axis=(1, 2))
+    forward, backward = _underflow(stats, gradients)
+    underflow = forward | backward
     cols = {
         "layer": np.arange(1, stats.shape[0] + 1), "width": np.asarray(widths[1:]),
         "z_mean": zp["mean"], "z_var": zp["var"], "z_var_se": zs["var_se"],
@@ -127,11 +136,46 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool,
         "nonfinite_z": z[:, NONFINITE].astype(np.int64),
         "nonfinite_a": a[:, NONFINITE].astype(np.int64),
         "nonfinite_delta": d[:, NONFINITE].astype(np.int64),
-        "overflow": overflow, "complete": (bad == 0) & ~overflow,
+        "overflow": overflow, "underflow": underflow,
+        "complete": (bad == 0) & ~overflow & ~underflow,
     }
+    for names, flags in zip(UNDERFLOW_COLUMNS, (forward, backward)):
+        for name in names:
+            cols[name] = np.where(flags, np.nan, cols[name])
     for name in (() if gradients else GRADIENT_COLUMNS) + (() if pairs else PAIR_COLUMNS):
         cols[name] = np.full(stats.shape[0], np.nan)
     return cols
+
+
+def _underflow(stats: np.ndarray, gradients: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Layers whose values are so small that their statistics underflow: (forward,
+    backward), shape (L,) bool each, for z and a, and for the gradients.
+
+    A mean square below TINY leaves the SEs (squares of it) and the kurtosis (fourth
+    powers) at 0 or subnormal; values that underflowed to exactly 0 pass that on: z^l = 0
+    after an underflowing layer, and gradients that are 0 in every network below the
+    output.
+    """
+    def mean_square(row):
+        n, mean = stats[:, row, WELFORD], stats[:, row, WELFORD + 1]
+        return np.where(n > 0, mean, np.nan)
+
+    def tiny(ms):
+        return (ms > 0) & (ms < TINY)
+
+    zs, as_, ds = mean_square(Z), mean_square(A), mean_square(DELTA)
+    depth = stats.shape[0]
+    forward = np.zeros(depth, dtype=bool)
+    for l in range(depth):
+        zero = (zs[l] == 0) | (as_[l] == 0)
+        forward[l] = tiny(zs[l]) | tiny(as_[l]) | (l > 0 and forward[l - 1] and zero)
+    if not gradients:
+        return forward, np.zeros(depth, dtype=bool)
+    # below the output (where delta ~ N(0, I)), gradients that are exactly 0 in every
+    # network come from phi' underflowing (tanh'(1e50) = 1 - 1.0 = 0, not e^-1e50) or from
+    # zeros above: what they would measure is lost
+    backward = tiny(ds) | ((ds == 0) & (np.arange(depth) < depth - 1))
+    return forward, backward
 
 
 def _layers(mask: np.ndarray) -> str:
@@ -160,6 +204,10 @@ def quality_warnings(cols: dict[str, np.ndarray]) -> list[str]:
     if cols["overflow"].any():
         lines.append(f"{_layers(cols['overflow'])}: statistics overflowed (squares of "
                      "values beyond about 1e154, fourth powers beyond 1e77) and show inf or nan")
+    if cols["underflow"].any():
+        lines.append(f"{_layers(cols['underflow'])}: values underflow (mean squares below "
+                     f"{TINY:g}, or exactly 0 after such a layer): their SEs, kurtosis and "
+                     "dead fraction show nan, and zeros there are not measurements")
     return lines
 
 
@@ -188,6 +236,25 @@ def _stats_from_json(value: Any, depth: int) -> np.ndarray:
         raise ValueError(f"stats{index} is a count and must be a whole number >= 0, "
                          f"got {stats[tuple(index)]}")
     return stats
+
+
+def _check_consistent(stats: np.ndarray, trials: int, k: int, correlation, engine: str) -> None:
+    """ValueError unless the metadata of a result dict agree with its stats."""
+    from .engines import ENGINES
+
+    if engine not in ENGINES:
+        raise ValueError(f"engine {engine!r} is none of {', '.join(ENGINES)}")
+    networks = trials // k
+    # every network adds its dead fraction at layer 1 unless an activation there was NaN
+    counted, lost = stats[0, NET, MOMENTS], stats[0, A, NONFINITE]
+    if counted > networks or (lost == 0 and counted != networks):
+        raise ValueError(f"trials ({trials}) and inputs_per_network ({k}) say {networks} "
+                         f"networks, but the stats hold {counted:.0f}")
+    measured = stats[:, NET, WELFORD].any() or stats[:, NET, UNDEFINED].any()
+    if measured and correlation is None:
+        raise ValueError("input_correlation is missing although the stats hold input pairs")
+    if correlation is not None and k != 2:
+        raise ValueError(f"input_correlation needs inputs_per_network 2 (pairs), got {k}")
 
 
 def _shape_of(value: Any) -> str:
@@ -249,7 +316,8 @@ class Result:
     zero (a dead network for that input: with ReLU and no bias it stays dead). With input
     pairs (``simulate(correlation=...)``), ``c_mean`` (± ``c_mean_se``) is the mean over
     networks of the cosine c^l = <z^l, z'^l> / (||z^l|| ||z'^l||) of the two inputs'
-    pre-activations, beside ``c_theory`` (:func:`fastvar.theory.correlation_map` from the
+    pre-activations, beside ``c_theory`` (NaN for pairs of data-set rows, whose theory is
+    an average over every pair's own map; else :func:`fastvar.theory.correlation_map` from the
     pair's c0 and q0); ``c_undefined`` counts networks left out because z^l or z'^l was all
     zero (a cosine of a zero vector is undefined). Without pairs these are NaN. At width
     n the per-network cosine, a ratio, is biased by O(1/n). :meth:`slopes` reads the
@@ -294,10 +362,12 @@ class Result:
         else:
             self._columns["q_theory"] = variance_map(network, **start)
             self._columns["g_theory"] = np.full(network.depth, np.nan)
-        # a data set's pairs start from their mean length (the correlation map takes one q0)
+        # pairs of data-set rows: the theory would be the average of every pair's map (each
+        # with its own two lengths and cosine); the map of the mean is off by tens of SE
+        # where the rows' lengths differ, so it is not shown
         self._columns["c_theory"] = (
-            correlation_map(network, self.input_correlation, self.input_q0) if pairs
-            else np.full(network.depth, np.nan))
+            correlation_map(network, self.input_correlation, self.input_q0)
+            if pairs and input_q0_rows is None else np.full(network.depth, np.nan))
 
     def slopes(self, c_star: "float | None" = None) -> dict[str, np.ndarray]:
         """Measured per-layer rates, to place a network on the order/chaos diagram.
@@ -426,7 +496,9 @@ class Result:
         rows = _q0_rows_from_json(data.get("input_q0_rows"))
         if rows is not None:
             kwargs["input_q0_rows"] = rows
-        return cls(net, _stats_from_json(data["stats"], net.depth), trials=trials,
+        stats = _stats_from_json(data["stats"], net.depth)
+        _check_consistent(stats, trials, k, kwargs.get("input_correlation"), data["engine"])
+        return cls(net, stats, trials=trials,
                    seed=check_int("seed", data["seed"], 0, 2 ** 64 - 1), engine=data["engine"],
                    elapsed_s=check_real("elapsed_s", data["elapsed_s"], 0.0, strict=False),
                    compile_s=check_real("compile_s", data.get("compile_s", 0.0), 0.0,

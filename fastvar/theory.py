@@ -44,8 +44,9 @@ def _rule(kink: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     centre 0 (where the density changes over a length 1).
     """
     kink = np.asarray(kink, dtype=np.float64)[:, None]
-    # a floor, so that q = inf still gets pieces: q > 1e24 is cut as q = 1e24
-    scale = np.clip(np.asarray(scale, dtype=np.float64), 1e-12, 1.0)[:, None]
+    # a floor, so that q = inf still gets pieces: q > 1e308 is cut as q = 1e308 (a floor of
+    # 1e-12 once cut q at 1e24, where E[tanh'(z)^2] ~ 0.53 / sqrt(q) needs pieces of 1/sqrt(q))
+    scale = np.clip(np.asarray(scale, dtype=np.float64), 1e-154, 1.0)[:, None]
     levels = math.ceil(math.log(2 * _CUT / float(np.min(scale, initial=1.0)), 4))
     steps = 4.0 ** np.arange(levels + 1)
     edges = np.concatenate([kink - scale * steps, kink, kink + scale * steps,
@@ -318,21 +319,24 @@ def correlation_map(net: Network, c0: float, q0: float = 1.0) -> np.ndarray:
     variance q / (q + eps)); a residual stream adds alpha^2 times the branch covariance to
     the stream's, as for q.
     """
+    q0 = check_real("q0", q0, 0.0, strict=True)  # both inputs: one length (not a data set)
     q = variance_map(net, q0)
     c0 = check_real("c0", c0, -1.0, strict=False)
     if c0 > 1.0:
-        raise ValueError(f"c0 is a correlation and must be in [-1, 1], got {c0:g}")
-    if q0 <= 0:
-        raise ValueError("correlation_map needs q0 > 0 (a zero input has no direction)")
+        raise ValueError(f"c0 is a correlation and must be in [-1, 1], got {c0!r}")
     act, sb2, alpha = net.activation_fn, net.bias_std ** 2, net.alpha
     c = np.empty(net.depth)
     cov = net.sigma_w2[0] * c0 * q0 + sb2  # E[h_j h'_j] at layer 1: the inputs as they are
     for l, sw2 in enumerate(net.sigma_w2):
+        if not 0.0 < q[l] < np.inf:  # q overflowed or underflowed: no direction to speak of
+            c[l:] = np.nan
+            break
         if l > 0:  # the branch's covariance, from the (normalized) pair of layer l - 1
             var = float(_branch_variance(net, np.array(q[l - 1])))
-            branch = sw2 * _pair_moment(act, act, var, c[l - 1]) + sb2
+            with np.errstate(over="ignore", invalid="ignore"):
+                branch = sw2 * _pair_moment(act, act, var, c[l - 1]) + sb2
             cov = cov + alpha * alpha * branch if alpha else branch
-        c[l] = min(1.0, max(-1.0, cov / q[l]))
+        c[l] = min(1.0, max(-1.0, cov / q[l])) if np.isfinite(cov) else np.nan
     return c
 
 

@@ -301,3 +301,15 @@ def test_damaged_moments_dict_names_the_key(key, value, error, name):
         Moments.from_dict(data)
     with pytest.raises(TypeError, match="Moments dict"):
         Moments.from_dict([1, 2, 3, 4, 5])
+
+
+def test_result_dict_metadata_must_agree_with_its_stats():
+    pairs = fastvar.simulate(NET, 200, seed=4, correlation=0.3).to_dict()
+    for key, value, match in [("trials", 10 ** 6, "networks"),
+                              ("inputs_per_network", 1, "stats hold|pairs"),
+                              ("input_correlation", None, "input pairs"),
+                              ("engine", "foo", "none of")]:
+        data = json.loads(json.dumps(pairs))
+        data[key] = value
+        with pytest.raises(ValueError, match=match):
+            fastvar.Result.from_dict(data)

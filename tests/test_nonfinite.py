@@ -1,5 +1,6 @@
 """No silent wrong numbers: overflow and NaN are counted, flagged and never shown as 0 +- 0."""
 import io
+import os
 import json
 import warnings
 
@@ -149,3 +150,54 @@ def test_the_cli_prints_the_flags_once(capsys):
     out, err = capsys.readouterr()
     json.load(io.StringIO(out))
     assert "warning: NaN or infinite values" in err
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_underflow_is_flagged_never_a_clean_zero(engine):
+    # sigma_w^2 = 1e-200: z ~ 1e-100 at layer 1, squares of q underflow, then z is exactly 0
+    res = _quiet_simulate(fastvar.mlp(16, 4, activation="linear", init=1e-200), 200,
+                          engine=engine, correlation=0.5)
+    assert res.underflow.all() and not res.complete.any()
+    assert np.isnan(res.q_mean_se).all() and np.isnan(res.z_kurt).all()
+    assert np.isnan(res.dead_frac[1:]).all()  # a linear network is not "dead"
+    assert "values underflow" in res.table()
+    assert np.isnan(res.c_theory[1:]).all()  # no direction left to speak of
+
+
+def test_deep_relu_underflow_and_lost_gradients_are_flagged():
+    res = _quiet_simulate(fastvar.mlp(16, 1200, activation="relu", init="xavier"), 50)
+    assert res.underflow[-1] and not res.complete[-1] and np.isnan(res.q_mean_se[-1])
+    lost = res.g_mean == 0
+    assert lost.any() and res.underflow[lost].all() and np.isnan(res.g_mean_se[lost]).all()
+
+
+def test_gradients_lost_to_a_saturated_tanh_are_flagged():
+    # z ~ 1e50: tanh'(z) = 1 - 1.0 = 0 exactly, while E[tanh'^2] = 0.53 / sqrt(q) is not 0
+    res = _quiet_simulate(fastvar.mlp(64, 4, activation="tanh", init=1e100), 200)
+    assert (res.g_mean[:3] == 0).all() and res.underflow[:3].all()
+    assert np.isnan(res.g_mean_se[:3]).all() and np.isfinite(res.q_mean_se).all()
+    assert (res.g_theory[:3] > 1e40).all()
+
+
+def test_no_negative_zero_variances_or_dead_fractions_without_data():
+    res = _quiet_simulate(fastvar.mlp(16, 10, activation="relu", init=1e100), 100)
+    for spread, mean in (("q_var", "q_mean"), ("m_var", "m_mean"), ("g_var", "g_mean")):
+        empty = np.isnan(res[mean])  # no complete trial at all: no spread either
+        assert empty.any() and np.isnan(res[spread][empty]).all(), spread
+    all_nan = res.nonfinite_a == 100 * 16  # every activation NaN: dead or not is unknown
+    assert all_nan.any() and np.isnan(res.dead_frac[all_nan]).all()
+
+
+def test_rows_pairs_have_no_theory_rather_than_a_wrong_one():
+    rows = np.random.default_rng(0).standard_normal((4, 32)) * np.array([[0.2], [1], [3], [6]])
+    res = fastvar.simulate(fastvar.mlp(32, 3, activation="tanh"), 400, inputs=rows,
+                           correlation="rows")
+    assert np.isnan(res.c_theory).all() and np.isfinite(res.c_mean).all()
+
+
+def test_full_disk_names_the_file(tmp_path):
+    res = fastvar.simulate(fastvar.mlp(8, 2), 10)
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    with pytest.raises(OSError, match="/dev/full"):
+        res.to_json("/dev/full")

@@ -174,8 +174,24 @@ def test_correlation_map_relu_he_is_the_arccos_kernel():
 def test_correlation_map_rejects_bad_input():
     with pytest.raises(ValueError, match="c0"):
         T.correlation_map(mlp(10, 2), 1.5)
-    with pytest.raises(ValueError, match="q0 > 0"):
+    with pytest.raises(ValueError, match="q0 must be > 0"):
         T.correlation_map(mlp(10, 2), 0.5, q0=0.0)
+    with pytest.raises(TypeError, match="q0"):  # one length for both inputs, not a data set
+        T.correlation_map(mlp(10, 2), 0.5, q0=np.ones(3))
+
+
+def test_correlation_map_is_nan_where_q_overflows_or_underflows():
+    over = T.correlation_map(mlp(16, 6, activation="relu", init=1e100), 0.5)
+    assert np.isfinite(over[:3]).all() and np.isnan(over[3:]).all()
+    under = T.correlation_map(mlp(16, 4, activation="linear", init=1e-200), 0.5)
+    assert under[0] == pytest.approx(0.5) and np.isnan(under[1:]).all()
+
+
+def test_bounded_activations_at_huge_q_follow_their_asymptotics():
+    # E[tanh'(z)^2] for z ~ N(0, q) -> (integral of sech^4 = 4/3) / sqrt(2 pi q)
+    for q in (1e28, 1e30, 1e60, 1e100):
+        got = T.gaussian_moments("tanh", q)[2]
+        assert got == pytest.approx(4 / 3 / np.sqrt(2 * np.pi * q), rel=1e-6)
     with pytest.raises(TypeError, match="Network"):
         T.variance_map([10, 10])
 
