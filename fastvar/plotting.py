@@ -152,6 +152,7 @@ def plot(results, labels: "Sequence[str] | None" = None, ax=None,
             raise ValueError(f"give one Axes, or one per quantity ({len(quantities)}), "
                              f"got {len(axes)}")
     shared = len(set(map(id, axes))) < len(axes)
+    shown: list = []  # the finite values drawn on the current Axes, for its range
     for kind, axis in zip(quantities, axes):
         mean_col, se_col, theory_col, ylabel = QUANTITIES[kind]
         marker, line = _STYLE[kind] if shared else ("o", "-")
@@ -160,11 +161,24 @@ def plot(results, labels: "Sequence[str] | None" = None, ax=None,
                 continue
             color = f"C{i % 10}"
             layer, mean, se = res["layer"], res[mean_col], res[se_col]
-            axis.fill_between(layer, mean - se, mean + se, color=color, alpha=0.25, lw=0)
-            axis.plot(layer, mean, marker, ms=3.5, color=color,
+            whole = res["complete"]
+            with np.errstate(invalid="ignore"):
+                axis.fill_between(layer, mean - se, mean + se, color=color, alpha=0.25, lw=0)
+            axis.plot(layer[whole], mean[whole], marker, ms=3.5, color=color,
                       label=f"{kind}: {label}" if shared else label)
-            axis.plot(layer, res[theory_col], line, lw=1.2, color=color)
+            if not whole.all():  # overflowed, underflowed or NaN: hollow, and said so
+                axis.plot(layer[~whole], mean[~whole], marker, ms=5, color=color, mfc="none",
+                          label="incomplete (Result.warnings)")
+            theory = res[theory_col]
+            axis.plot(layer, np.where(np.isfinite(theory), theory, np.nan), line, lw=1.2,
+                      color=color)
+            shown.append(np.concatenate([mean, theory]))
         axis.set_yscale("linear" if kind == "c" else "log")
+        values = np.concatenate(shown) if shown else np.empty(0)
+        values = values[np.isfinite(values) & ((values > 0) | (kind == "c"))]
+        if kind != "c" and values.size:  # inf theory or NaN layers must not spoil the range
+            axis.set_ylim(values.min() / 1.5, values.max() * 1.5)
+        shown = []
         _plain_ticks(axis)
         axis.set_xlabel("layer $l$")
         axis.set_ylabel(ylabel if not shared else r"$q^l$ (dots), $g^l$ (squares)")
