@@ -6,8 +6,8 @@
 
 Prints the seconds per trial of each engine at each width, the slope of log(time)
 against log(width) fitted by least squares (about 1 for exact, about 2 for direct), and
-the ratio exact / numpy at width 256, depth 10, tanh, with gradients. Times are the best
-of several runs (fastvar.bench.measure), so a busy machine inflates them less.
+the ratio exact / numpy at width 256, depth 10, tanh, with gradients. Times are the
+median of several runs (fastvar.bench.measure), so a busy moment inflates them less.
 ASV (bench/benchmarks/exact.py) and pytest-benchmark (bench/test_bench_exact.py) use the
 same cases.
 """
@@ -19,7 +19,7 @@ import sys
 import numba
 import numpy as np
 
-from fastvar.bench import Case, measure
+from fastvar.bench import REPEATS, Case, measure
 from fastvar.engines import ENGINES
 
 WIDTHS = (64, 128, 256, 512, 1024, 2048, 4096)
@@ -31,8 +31,10 @@ def sweep_case(width: int) -> Case:
     return Case(width, SWEEP_DEPTH, "tanh", "normal")
 
 
-def seconds_per_trial(case: Case, engine: str, seconds: float = 0.3, repeats: int = 3) -> float:
-    """Best-of-``repeats`` seconds per trial (forward + backward) of ``engine`` on ``case``."""
+def seconds_per_trial(case: Case, engine: str, seconds: float = 0.3,
+                      repeats: int = REPEATS) -> float:
+    """Median seconds per trial (forward + backward) of ``engine`` on ``case`` over
+    ``repeats`` runs."""
     row = measure(case, engine, seconds, repeats)
     return row["seconds"] / row["trials"]
 
@@ -51,15 +53,15 @@ def main(argv: "list[str] | None" = None) -> int:
     parser.add_argument("--quick", action="store_true", help="widths up to 1024, shorter runs")
     parser.add_argument("--threads", type=int, default=None, help="numba threads (default: all)")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="timed runs per point (best kept)")
+                        help="timed runs per point (median kept)")
     args = parser.parse_args(argv)
     if args.threads is not None:
         numba.set_num_threads(args.threads)
     widths = WIDTHS[:5] if args.quick else WIDTHS
-    seconds, repeats = (0.15, 2) if args.quick else (0.3, 3)
+    seconds, repeats = (0.15, 3) if args.quick else (0.3, REPEATS)
     repeats = args.repeats or repeats
     print(f"{numba.get_num_threads()} numba threads")
-    print(f"seconds per trial (tanh, depth {SWEEP_DEPTH}, forward + backward; best of {repeats})")
+    print(f"seconds per trial (tanh, depth {SWEEP_DEPTH}, forward + backward; median of {repeats})")
     print(f"{'width':>6s} " + " ".join(f"{e:>12s}" for e in sweep_engines()))
     times = {e: [] for e in sweep_engines()}
     for w in widths:

@@ -1,16 +1,24 @@
 """``fastvar bench``: every registered engine on standard cases, in one process.
 
 For each case and each engine that supports it, the runner compiles (or loads) the
-kernels outside the timing, then times ``simulate`` with enough trials to last about
-``seconds`` and keeps the best of ``repeats``. It reports layer propagations per second
-(trials x depth per second; a trial is one forward and one backward pass) and the ratio
-to the NumPy engine measured in the same run. For k > 1 inputs per network it also gives
-the GFLOP/s of the layer products against ``numpy.matmul`` on the same shapes.
+kernels outside the timing and sizes a run of ``simulate`` to last about ``seconds``; then
+it times the engines in interleaved rounds (numpy, exact, direct, numpy, exact, ...) and
+reports the median layer propagations per second (trials x depth per second; a trial is
+one forward and one backward pass) with its range, and the ratio to the NumPy engine as
+the median of the rounds' ratios. For k > 1 inputs per network it also gives the GFLOP/s
+of the layer products against ``numpy.matmul`` on the same shapes, and for the first case
+the normals per second the exact engine consumes against its RNG (bank_normal) alone.
+
+On a shared machine a busy neighbour slows a 2-thread engine more than the 1-thread NumPy
+one, and in bursts: interleaving puts every engine of a round under the same load, and
+medians ignore the odd slow round, so ``--quick`` (fewer cases, shorter runs, same rounds)
+agrees with the full run within the printed ranges.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -21,6 +29,7 @@ import numpy as np
 from . import api
 from ._checks import check_int
 from .engines import ENGINES
+from .kernels import rng
 from .network import mlp
 
 
@@ -44,7 +53,8 @@ class Case:
         return mlp(self.width, self.depth, activation=self.activation, init=self.init, **kwargs)
 
     def flops_per_trial(self) -> float:
-        """Multiply-adds x 2 of the layer products: forward all layers, backward all but the first."""
+        """2 x the multiply-adds of the layer products: forward all layers, backward all but
+        the first."""
         w = self.width
         return 2.0 * w * w * (2 * self.depth - 1)
 
@@ -60,6 +70,7 @@ STANDARD = (
     Case(256, 10, "tanh", "uniform", k=256),
 )
 QUICK = STANDARD[:2] + (STANDARD[6],)
+REPEATS = 5  # rounds, quick or not: medians need a few
 
 
 def _time_run(net, trials: int, engine: str, k: int) -> float:
@@ -91,38 +102,159 @@ def predicted_seconds(case: Case, engine: str, limit: float) -> float:
     return times[-1] * growth ** (np.log(case.k / probes[-1]) / np.log(4.0))
 
 
-def measure(case: Case, engine: str, seconds: float, repeats: int) -> dict:
-    """Best-of-``repeats`` layer propagations per second of ``engine`` on ``case``."""
+def _calibrate(run, seconds: float, unit: int = 1) -> int:
+    """Work (a multiple of ``unit``) for which ``run(work)`` lasts about ``seconds``.
+
+    ``run(work)`` returns its seconds. It is called once first outside the count (compile
+    or load the numba cache), then with doubling work until a call lasts seconds / 4; the
+    last two calls give the cost per unit of work apart from the fixed cost per call (a
+    simulate() call has one of 0.1-50 ms, the most on a busy machine), so the work is not
+    sized from a call that timed mostly that fixed cost.
+    """
+    run(unit)
+    work, took = unit, run(unit)
+    prev = None
+    while took < seconds / 4 and work < 1 << 40:
+        prev = (work, took)
+        work *= 2 if took > seconds / 32 else 8
+        took = run(work)
+    per_unit = took / work
+    if prev is not None and took > prev[1]:
+        per_unit = min(per_unit, (took - prev[1]) / (work - prev[0]))
+    fixed = max(0.0, took - per_unit * work)
+    return max(unit, int(max(seconds - fixed, seconds / 2) / per_unit) // unit * unit)
+
+
+class Timer:
+    """One timed workload: ``units`` (layer propagations, flops, normals) in each ``run()``."""
+
+    def __init__(self, run, units: float, trials: "int | None" = None):
+        self.run, self.units, self.trials, self.seconds = run, units, trials, []
+
+    def rates(self) -> np.ndarray:
+        return self.units / np.asarray(self.seconds)
+
+
+def engine_timer(case: Case, engine: str, seconds: float) -> Timer:
+    """simulate() on ``case`` with enough trials to last about ``seconds`` (compiled first)."""
     net, k = case.network(), case.k
-    _time_run(net, k, engine, k)  # compile or load the cache outside the timing
-    trials = k
-    took = _time_run(net, trials, engine, k)
-    while took < seconds / 8 and trials < 1 << 40:  # grow until one run is long enough
-        trials *= 4 if took < seconds / 32 else 2
-        took = _time_run(net, trials, engine, k)
-    trials = max(k, int(trials * seconds / max(took, 1e-9)) // k * k)
-    best = min(_time_run(net, trials, engine, k) for _ in range(repeats))
-    return {"case": case.label, "engine": engine, "trials": trials, "seconds": best,
-            "layer_props_per_s": trials * case.depth / best,
-            "gflops": trials * case.flops_per_trial() / best / 1e9}
+    trials = _calibrate(lambda t: _time_run(net, t, engine, k), seconds, k)
+    return Timer(lambda: _time_run(net, trials, engine, k), trials * case.depth, trials)
 
 
-def matmul_gflops(case: Case, seconds: float, repeats: int) -> float:
-    """GFLOP/s of numpy.matmul for (k x m) @ (m x n) at the case's shapes."""
+def _matmul_operands(case: Case):
     rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((case.k, case.width)), rng.standard_normal((case.width, case.width))
-    a @ b
-    start, calls = time.perf_counter(), 0
-    while time.perf_counter() - start < seconds / 4:
-        a @ b
-        calls += 1
-    best = float("inf")
-    for _ in range(repeats):
-        tick = time.perf_counter()
+    return rng.standard_normal((case.k, case.width)), rng.standard_normal((case.width, case.width))
+
+
+def matmul_timer(case: Case, seconds: float) -> Timer:
+    """numpy.matmul (k x m) @ (m x n) at the case's shapes, called in a loop for ``seconds``.
+
+    One call at width 256 takes under a millisecond: timing single calls (as ASV did) mostly
+    measures the wake-up of the BLAS threads, so the loop is calibrated like the engines.
+    """
+    a, b = _matmul_operands(case)
+
+    def run(calls):
+        start = time.perf_counter()
         for _ in range(calls):
             a @ b
-        best = min(best, time.perf_counter() - tick)
-    return 2.0 * case.k * case.width * case.width * calls / best / 1e9
+        return time.perf_counter() - start
+
+    calls = _calibrate(run, seconds)
+    return Timer(lambda: run(calls), 2.0 * case.k * case.width * case.width * calls / 1e9)
+
+
+@numba.njit(cache=True, parallel=True)
+def _bank_normals(seed, blocks, calls, count):
+    # ``blocks`` banks in parallel, each drawing ``calls`` x ``count`` normals with
+    # bank_normal, as the exact engine's blocks do (a checksum keeps the draws alive)
+    total = np.zeros(blocks)
+    for block in numba.prange(blocks):
+        state = np.empty(4, dtype=np.uint64)
+        rng.seed_block(seed, block, state)
+        bank = np.empty(rng.BANK_SIZE, dtype=np.uint64)
+        rng.seed_bank(state, bank)
+        size = (count // rng.LANES + 1) * rng.LANES
+        bits, out = np.empty(size, dtype=np.uint64), np.empty(size)
+        acc = 0.0
+        for _ in range(calls):
+            rng.bank_normal(bank, bits, out, count, np.inf)
+            acc += out[0]
+        total[block] = acc
+    return total
+
+
+def rng_timer(count: int, seconds: float) -> Timer:
+    """bank_normal alone: normals per second, ``count`` per call, on all numba threads."""
+    blocks = 4 * numba.get_num_threads()
+
+    def run(calls):
+        start = time.perf_counter()
+        _bank_normals(1, blocks, calls, count)
+        return time.perf_counter() - start
+
+    calls = _calibrate(run, seconds)
+    return Timer(lambda: run(calls), float(blocks * calls * count))
+
+
+def exact_draws(net, k: int = 1, gradients: bool = True) -> list[int]:
+    """Counts of the exact engine's bank_normal calls for one network of ``k`` normal inputs.
+
+    Forward: the k inputs (n_0 each), then k n_l per layer; backward: the read-out's k n_L,
+    then per layer l = L .. 2, n_l for the bias given z (if any) and k n_{l-1} for W'^T D.
+    Their sum over k is the normals per trial (the ziggurat's rare slow path takes a few more
+    from the scalar stream); each call also rounds its raw draws up to a multiple of 64.
+    """
+    widths = list(net.widths)
+    depth = len(widths) - 1
+    calls = [k * widths[0]] + [k * widths[layer] for layer in range(1, depth + 1)]
+    if gradients:
+        calls.append(k * widths[depth])
+        for layer in range(depth, 1, -1):
+            if net.bias_std > 0.0:
+                calls.append(widths[layer])
+            calls.append(k * widths[layer - 1])
+    return calls
+
+
+def measure(case: Case, engine: str, seconds: float, repeats: int) -> dict:
+    """Median layer propagations per second of ``engine`` on ``case`` over ``repeats`` runs."""
+    timer = engine_timer(case, engine, seconds)
+    for _ in range(repeats):
+        timer.seconds.append(timer.run())
+    return _engine_row(case, engine, timer)
+
+
+def _spread(values) -> dict:
+    values = np.asarray(values, dtype=float)
+    return {"median": float(np.median(values)), "min": float(values.min()),
+            "max": float(values.max())}
+
+
+def _engine_row(case: Case, engine: str, timer: Timer) -> dict:
+    rates = timer.rates()
+    return {"case": case.label, "engine": engine, "trials": timer.trials,
+            "seconds": float(np.median(timer.seconds)),
+            "layer_props_per_s": float(np.median(rates)), "range": _spread(rates),
+            "gflops": float(np.median(rates)) * case.flops_per_trial() / case.depth / 1e9}
+
+
+def interleave(timers: dict, repeats: int) -> None:
+    """Run the timers in rounds (A, B, C, A, B, C, ...), appending each one's seconds.
+
+    A swing in the machine's load then hits every engine of a round alike, and the ratios
+    taken round by round (:func:`paired`) cancel most of it.
+    """
+    for _ in range(repeats):
+        for timer in timers.values():
+            timer.seconds.append(timer.run())
+
+
+def paired(timer: Timer, base: Timer, scale: float = 1.0) -> dict:
+    """Median and range of the round-by-round ratios of ``timer``'s rate (x ``scale``) to
+    ``base``'s."""
+    return _spread(scale * timer.rates() / base.rates())
 
 
 def engines_for(case: Case) -> list[str]:
@@ -132,54 +264,131 @@ def engines_for(case: Case) -> list[str]:
     return [e.name for e in sorted(able, key=lambda e: (e.name != "numpy", -e.priority))]
 
 
+def run_case(case: Case, engines, seconds: float, repeats: int, bound: bool = False) -> list[dict]:
+    """Rows of one case: its engines (and matmul for k > 1, the RNG bound if ``bound`` and
+    exact is among them) timed in interleaved rounds; ratios are medians of paired rounds."""
+    rows, timers = [], {}
+    for name in engines:
+        guess = predicted_seconds(case, name, 20 * seconds)
+        if guess > 20 * seconds:
+            rows.append({"case": case.label, "engine": name, "skipped": f"one network of "
+                         f"{case.k} inputs would take ~{guess:.3g} s"})
+            continue
+        timers[name] = engine_timer(case, name, seconds)
+    if case.k > 1:
+        timers["matmul"] = matmul_timer(case, seconds)
+    draws = exact_draws(case.network(), case.k) if bound and case.init != "orthogonal" else None
+    if draws and "exact" in timers:
+        timers["rng"] = rng_timer(max(draws), seconds)
+    interleave(timers, repeats)
+    for name, timer in timers.items():
+        if name in ("matmul", "rng"):
+            continue
+        row = _engine_row(case, name, timer)
+        if "numpy" in timers:
+            row["vs_numpy"] = paired(timer, timers["numpy"])
+        if "matmul" in timers:  # GFLOP/s per layer propagation
+            scale = case.flops_per_trial() / case.depth / 1e9
+            row["vs_matmul"] = paired(timer, timers["matmul"], scale)
+        if name == "exact" and "rng" in timers:  # normals per layer propagation
+            per_trial = sum(draws) / case.k
+            row["normals_per_trial"] = per_trial
+            row["normals_per_s"] = row["layer_props_per_s"] * per_trial / case.depth
+            row["of_rng_bound"] = paired(timer, timers["rng"], per_trial / case.depth)
+        rows.append(row)
+    if "matmul" in timers:
+        rows.append({"case": case.label, "engine": "matmul",
+                     "gflops": float(np.median(timers["matmul"].rates())),
+                     "range": _spread(timers["matmul"].rates()),
+                     "shape": [case.k, case.width, case.width]})
+    if "rng" in timers:
+        rows.append({"case": case.label, "engine": "rng", "count": max(draws),
+                     "normals_per_s": float(np.median(timers["rng"].rates())),
+                     "range": _spread(timers["rng"].rates())})
+    return rows
+
+
+def matmul_gflops(case: Case, seconds: float, repeats: int) -> float:
+    """Median GFLOP/s of numpy.matmul for (k x m) @ (m x n) at the case's shapes."""
+    timer = matmul_timer(case, seconds)
+    interleave({"matmul": timer}, repeats)
+    return float(np.median(timer.rates()))
+
+
+def _pct(spread: dict) -> str:
+    # the range of a figure as +- half of it, in percent of the median
+    return f"{50 * (spread['max'] - spread['min']) / spread['median']:.0f}%"
+
+
+def _num(x: float) -> str:
+    # a ratio: 3 significant digits, whole numbers from 100 up
+    return f"{x:.0f}" if x >= 100 else f"{x:.3g}"
+
+
+def _print_rows(rows, file) -> None:
+    for row in rows:
+        label, name = row["case"], row["engine"]
+        if "skipped" in row:
+            print(f"{label:36s} {name:7s} skipped: {row['skipped']}", file=file)
+        elif name == "matmul":
+            print(f"{label:36s} {name:7s} {'':10s} {_pct(row['range']):>5s} {'':16s} "
+                  f"{row['gflops']:6.1f}  (numpy.matmul {row['shape'][0]}x{row['shape'][1]} @ "
+                  f"{row['shape'][1]}x{row['shape'][2]})", file=file)
+        elif name == "rng":
+            print(f"{label:36s} {name:7s} {row['normals_per_s']:10.3g} {_pct(row['range']):>5s}"
+                  f"  normals/s of bank_normal alone ({row['count']} a call)", file=file)
+        else:
+            ratio = row.get("vs_numpy")
+            text = (f"{_num(ratio['median']):>5s}x [{_num(ratio['min'])}-{_num(ratio['max'])}]"
+                    if ratio else "")
+            extra = f" {row['gflops']:6.1f}" if "vs_matmul" in row else ""
+            print(f"{label:36s} {name:7s} {row['layer_props_per_s']:10.4g} "
+                  f"{_pct(row['range']):>5s} {text:16s}{extra}", file=file, flush=True)
+            if "of_rng_bound" in row:
+                bound = row["of_rng_bound"]
+                print(f"{'':44s} {row['normals_per_s']:10.3g}  normals/s consumed "
+                      f"({row['normals_per_trial']:g} a trial): {100 * bound['median']:.0f}% "
+                      f"[{100 * bound['min']:.0f}-{100 * bound['max']:.0f}] of the RNG bound",
+                      file=file)
+
+
+def _load() -> float:
+    # the 1-minute load average (other work on the machine slows the engines down)
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
 def run_bench(quick: bool = False, json_out: bool = False, cases=None, engines=None,
-              seconds: "float | None" = None, repeats: "int | None" = None, file=None) -> list[dict]:
+              seconds: "float | None" = None, repeats: "int | None" = None,
+              file=None) -> list[dict]:
     """Run the benchmark, print a table (or JSON) to ``file``, return the rows."""
     file = sys.stdout if file is None else file
     cases = (QUICK if quick else STANDARD) if cases is None else cases
     seconds = (0.3 if quick else 0.5) if seconds is None else seconds
-    repeats = (2 if quick else 3) if repeats is None else repeats
-    rows = []
+    repeats = REPEATS if repeats is None else repeats
+    load = _load()
+    start = time.perf_counter()
     if not json_out:
-        print(f"fastvar bench: numba threads {numba.get_num_threads()}, best of {repeats} runs of "
-              f"~{seconds:g} s; layer propagations per second (forward + backward)", file=file)
-        print(f"{'case':38s} {'engine':8s} {'layer-props/s':>14s} {'vs numpy':>9s} {'GFLOP/s':>8s}",
-              file=file)
-    for case in cases:
+        print(f"fastvar bench: numba threads {numba.get_num_threads()}, load {load:.1f}; "
+              f"{repeats} rounds of ~{seconds:g} s per engine, interleaved", file=file)
+        print("median layer propagations/s (forward + backward), +- half its range; ratios: "
+              "median [range] of the rounds", file=file)
+        print(f"{'case':36s} {'engine':7s} {'median':>10s} {'+-':>5s} {'vs numpy':16s} "
+              f"{'GFLOP/s':>6s}", file=file)
+    rows = []
+    for i, case in enumerate(cases):
         names = [e for e in engines_for(case) if engines is None or e in engines or e == "numpy"]
-        base = None
-        for name in names:
-            guess = predicted_seconds(case, name, 20 * seconds)
-            if guess > 20 * seconds:
-                rows.append({"case": case.label, "engine": name, "skipped": f"one network of "
-                             f"{case.k} inputs would take ~{guess:.3g} s"})
-                if not json_out:
-                    print(f"{case.label:38s} {name:8s} skipped: {rows[-1]['skipped']}", file=file)
-                continue
-            row = measure(case, name, seconds, repeats)
-            if name == "numpy":
-                base = row["layer_props_per_s"]
-            row["vs_numpy"] = row["layer_props_per_s"] / base if base else float("nan")
-            rows.append(row)
-            if not json_out:
-                extra = f" {row['gflops']:8.2f}" if case.k > 1 else ""
-                print(f"{case.label:38s} {name:8s} {row['layer_props_per_s']:14.4g} "
-                      f"{row['vs_numpy']:8.2f}x{extra}", file=file, flush=True)
-        if case.k > 1:
-            ref = matmul_gflops(case, seconds, repeats)
-            row = {"case": case.label, "engine": "matmul", "gflops": ref,
-                   "shape": [case.k, case.width, case.width]}
-            for other in rows:
-                if other["case"] == case.label and "gflops" in other:
-                    other["vs_matmul"] = other["gflops"] / ref
-            rows.append(row)
-            if not json_out:
-                print(f"{case.label:38s} {'matmul':8s} {'':14s} {'':9s} {ref:8.2f}  "
-                      f"(numpy.matmul {case.k}x{case.width} @ {case.width}x{case.width})", file=file)
+        case_rows = run_case(case, names, seconds, repeats, bound=i == 0)
+        rows.extend(case_rows)
+        if not json_out:
+            _print_rows(case_rows, file)
     if json_out:
         meta = {"threads": numba.get_num_threads(), "seconds": seconds, "repeats": repeats,
-                "cases": [asdict(c) for c in cases]}
+                "load": load, "cases": [asdict(c) for c in cases],
+                "elapsed_s": time.perf_counter() - start}
         print(json.dumps({"meta": meta, "rows": rows}, indent=1), file=file)
+    else:
+        print(f"took {time.perf_counter() - start:.0f} s; load {load:.1f} at the start, "
+              f"{_load():.1f} at the end", file=file)
     return rows
 
 
@@ -246,13 +455,15 @@ def _best(call, repeats: int) -> float:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``bench`` subcommand to an argparse ``subparsers`` object."""
+    about = __doc__.split("\n\n")[1].replace("\n", " ").replace("``", "")
     p = subparsers.add_parser("bench", help="time the engines on standard cases (ratio to NumPy)",
-                              description=__doc__.split("\n\n")[1].replace("\n", " ").replace("``", ""))
-    p.add_argument("--quick", action="store_true", help="three cases, short runs")
+                              description=about)
+    p.add_argument("--quick", action="store_true", help="three cases, shorter runs")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--engine", action="append", help="only this engine (and numpy); repeatable")
     p.add_argument("--seconds", type=float, default=None, help="target seconds per timed run")
-    p.add_argument("--repeats", type=int, default=None, help="timed runs per case (best kept)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help=f"interleaved rounds per case (median kept; default {REPEATS})")
     p.add_argument("--threads", type=int, default=None, help="numba threads (default: all)")
     p.add_argument("--dask", action="store_true", help="instead: a long run on local threads vs "
                    "1 and 2 Dask workers (LocalCluster); scaling and per-task overhead "

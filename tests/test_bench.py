@@ -1,20 +1,27 @@
 """`fastvar bench`: the runner and its command line, on tiny cases (no timings asserted)."""
 import io
 import json
+import math
+
+import numpy as np
 
 from fastvar import bench, cli
+from fastvar.kernels import exact as exact_kernels
+from fastvar.kernels import rng
 
 
 def test_run_bench_reports_every_engine_with_its_numpy_ratio():
     cases = [bench.Case(8, 2, "tanh", "uniform"), bench.Case(8, 2, "relu", "normal", k=4)]
     out = io.StringIO()
-    rows = bench.run_bench(cases=cases, engines=["direct"], seconds=0.01, repeats=1, json_out=True,
+    rows = bench.run_bench(cases=cases, engines=["direct"], seconds=0.01, repeats=3, json_out=True,
                            file=out)
     assert json.loads(out.getvalue())["rows"] == json.loads(json.dumps(rows))
     by = {(r["case"], r["engine"]): r for r in rows}
     for case in cases:
-        assert by[(case.label, "numpy")]["vs_numpy"] == 1.0
-        assert by[(case.label, "direct")]["layer_props_per_s"] > 0
+        assert by[(case.label, "numpy")]["vs_numpy"]["median"] == 1.0
+        row = by[(case.label, "direct")]
+        assert row["range"]["min"] <= row["layer_props_per_s"] <= row["range"]["max"]
+        assert row["vs_numpy"]["min"] <= row["vs_numpy"]["median"] <= row["vs_numpy"]["max"]
     assert by[(cases[1].label, "matmul")]["gflops"] > 0
     assert "vs_matmul" in by[(cases[1].label, "direct")]
 
@@ -23,7 +30,8 @@ def test_table_and_command_line():
     out = io.StringIO()
     bench.run_bench(cases=[bench.Case(4, 2)], engines=["direct"], seconds=0.01, repeats=1, file=out)
     lines = out.getvalue().splitlines()
-    assert "vs numpy" in lines[1] and any(" direct " in line for line in lines[2:])
+    assert "vs numpy" in lines[2] and any(" direct " in line for line in lines[3:])
+    assert lines[-1].startswith("took ")
     args = cli.build_parser().parse_args(["bench", "--quick", "--json", "--engine", "direct"])
     assert args.quick and args.json and args.engine == ["direct"] and args.func is bench._command
 
@@ -31,3 +39,50 @@ def test_table_and_command_line():
 def test_slow_engines_are_skipped_not_waited_for():
     assert bench.predicted_seconds(bench.Case(8, 2, k=1), "direct", 1.0) == 0.0
     assert bench.predicted_seconds(bench.Case(8, 2, k=16), "numpy", 1.0) < 1.0
+
+
+def test_rounds_interleave_the_engines():
+    order = []
+    timers = {name: bench.Timer(lambda name=name: order.append(name) or 1.0, 1.0)
+              for name in ("numpy", "exact", "direct")}
+    bench.interleave(timers, 2)
+    assert order == ["numpy", "exact", "direct"] * 2
+    timers["exact"].seconds = [0.5, 0.25]
+    assert bench.paired(timers["exact"], timers["numpy"]) == {"median": 3.0, "min": 2.0,
+                                                              "max": 4.0}
+
+
+def test_calibration_sizes_the_work_past_the_fixed_cost_of_a_call():
+    # a call costs 50 ms + 1 ms per unit: 0.5 s of it is 450 units, not 0.5 / 0.051 = 9
+    work = bench._calibrate(lambda units: 0.05 + 1e-3 * units, 0.5)
+    assert 440 <= work <= 460
+
+
+def test_exact_draws_count_the_normals_the_engine_takes():
+    # the bank after one network is the fresh bank advanced by the counted draws (each
+    # call rounds its raw draws up to a multiple of LANES), with and without bias and k > 1
+    for k, bias in ((1, 0.0), (3, 0.5)):
+        net = bench.Case(40, 3).network()
+        if bias:
+            net = bench.mlp(40, 3, activation="tanh", init="lecun", bias_std=bias)
+        widths = np.asarray(net.widths, dtype=np.int64)
+        offs, zbuf, abuf, dbuf, grams, mbuf = exact_kernels._buffers(widths, k)
+        gen = exact_kernels._generator(7, 0, widths, k)
+        start = gen[1].copy()
+        ws, mats = exact_kernels._workspace(k)
+        exact_kernels.network(gen, widths, offs, np.asarray(net.weight_var, dtype=np.float64),
+                              net.activation_fn.code, float(net.activation_fn.param),
+                              float(net.bias_std), False, 1.0, k, 0, 0.0, np.zeros((1, 40)),
+                              True, zbuf, abuf, dbuf, grams, mbuf, ws, mats)
+        steps = sum(math.ceil(count / rng.LANES) for count in bench.exact_draws(net, k))
+        bits = np.empty(steps * rng.LANES, dtype=np.uint64)
+        rng._bank_steps(start, bits, steps)
+        assert np.array_equal(start[:4 * rng.LANES], gen[1][:4 * rng.LANES])
+        assert sum(bench.exact_draws(net, k)) == k * (40 + 3 * 40 + 40 + 2 * 40) + (
+            2 * 40 if bias else 0)
+
+
+def test_rng_timer_counts_normals():
+    timer = bench.rng_timer(256, 0.01)
+    bench.interleave({"rng": timer}, 2)
+    assert timer.units % 256 == 0 and len(timer.seconds) == 2

@@ -1,26 +1,34 @@
-"""ASV: the engines on the same requests (engine x width x depth x activation x distribution x k).
+"""ASV: the figures of ``fastvar bench``, case by case, measured the way it measures them.
 
-Engines are taken from the registry, so a newly registered engine appears here without
-an edit; a combination an engine declines is skipped. Run from the repository root:
+Every timing here goes through fastvar.bench: a run of simulate() is sized to last about
+0.5 s (a call has a fixed cost of 0.1-50 ms, the most on a busy machine: the suite used to
+time a fixed 2**22 weight draws a call, 6 trials for the exact engine, and measured mostly
+that), and the figure is the median of 5 runs; ratios come from runs interleaved in one
+process (numpy, engine, numpy, engine, ...), the median of the rounds' ratios. So ASV and
+``fastvar bench`` agree within the machine's noise. Engines come from the registry; a case
+an engine declines is skipped. Run from the repository root (see README, "Engines and
+speed", for durations):
 
-    asv run --config bench/asv.conf.json --python=same
-    asv run --config bench/asv.conf.json --python=same --quick -b Propagate.track   # a look
+    asv machine --yes --config bench/asv.conf.json    # once per machine
+    asv run --config bench/asv.conf.json --python=same -b "$QUICK"   # the --quick cases
+    asv run --config bench/asv.conf.json --python=same                # everything
+
+with QUICK="d10 tanh (normal|uniform) k=1'|d10 tanh normal k=256'|MatmulReference|RngBound"
+(a benchmark's parameters are part of the name its -b pattern is matched against).
 """
 import numpy as np
 
 import fastvar
-from fastvar.bench import Case, predicted_seconds
+from fastvar import bench
 from fastvar.engines import ENGINES
+
+SECONDS = 0.5  # as `fastvar bench`
+REPEATS = bench.REPEATS
+CASES = {case.label: case for case in bench.STANDARD}
 
 
 def _network(width, depth, activation="tanh", distribution="normal"):
     return fastvar.mlp(width, depth, activation=activation, init="lecun", distribution=distribution)
-
-
-def _trials(width, depth, k):
-    """About 2**22 weight draws per call (at least one network of k inputs)."""
-    networks = max(1, (1 << 22) // (width * width * depth * k))
-    return networks * k
 
 
 def _skip_unless_supported(engine, net, trials, k):
@@ -30,46 +38,116 @@ def _skip_unless_supported(engine, net, trials, k):
         raise NotImplementedError(reason)  # ASV marks the combination skipped
 
 
-def _skip_if_minutes(engine, width, depth, activation, distribution, k):
-    # an engine whose cost grows steeply with k (one network taking minutes) is skipped
-    case = Case(width, depth, activation, distribution, k)
-    if predicted_seconds(case, engine, 20.0) > 60.0:
-        raise NotImplementedError(f"one network of {k} inputs would take over a minute")
+def _skip_if_slow(case, engine):
+    # as `fastvar bench`: an engine whose cost grows steeply with k is skipped, not waited for
+    if bench.predicted_seconds(case, engine, 20 * SECONDS) > 20 * SECONDS:
+        raise NotImplementedError(f"one network of {case.k} inputs would take over 10 s")
 
 
 class Propagate:
-    """Forward and backward passes: time per call and layer propagations per second."""
+    """Layer propagations per second (trials x depth, forward + backward): `fastvar bench`'s
+    median column, one process per case and engine."""
 
-    params = [list(ENGINES), [64, 256, 1024], [4, 10], ["tanh", "relu"],
-              ["normal", "uniform"], [1, 256]]
-    param_names = ["engine", "width", "depth", "activation", "distribution", "k"]
+    params = [list(CASES), list(ENGINES)]
+    param_names = ["case", "engine"]
     timeout = 300
 
-    def setup(self, engine, width, depth, activation, distribution, k):
-        self.net = _network(width, depth, activation, distribution)
-        self.trials = _trials(width, depth, k)
-        _skip_unless_supported(engine, self.net, self.trials, k)
-        _skip_if_minutes(engine, width, depth, activation, distribution, k)
-        fastvar.simulate(self.net, k, engine=engine, inputs_per_network=k)  # compile or load the cache
+    def setup(self, label, engine):
+        case = CASES[label]
+        _skip_unless_supported(engine, case.network(), case.k, case.k)
+        _skip_if_slow(case, engine)
 
-    def _run(self, engine, k):
-        fastvar.simulate(self.net, self.trials, seed=1, engine=engine, inputs_per_network=k)
-
-    def time_simulate(self, engine, width, depth, activation, distribution, k):
-        self._run(engine, k)
-
-    def track_layer_props_per_s(self, engine, width, depth, activation, distribution, k):
-        """Layer propagations (trials x depth, forward + backward) per second, best of 3."""
-        import time
-
-        best = float("inf")
-        for _ in range(3):
-            start = time.perf_counter()
-            self._run(engine, k)
-            best = min(best, time.perf_counter() - start)
-        return self.trials * depth / best
+    def track_layer_props_per_s(self, label, engine):
+        return bench.measure(CASES[label], engine, SECONDS, REPEATS)["layer_props_per_s"]
 
     track_layer_props_per_s.unit = "layer propagations/s"
+
+
+class SpeedRatio:
+    """Speed over the NumPy engine on the same case: `fastvar bench`'s "vs numpy" column."""
+
+    params = [list(CASES), [e for e in ENGINES if e != "numpy"]]
+    param_names = ["case", "engine"]
+    timeout = 300
+
+    def setup(self, label, engine):
+        Propagate.setup(self, label, engine)
+
+    def track_vs_numpy(self, label, engine):
+        case = CASES[label]
+        timers = {name: bench.engine_timer(case, name, SECONDS) for name in ("numpy", engine)}
+        bench.interleave(timers, REPEATS)
+        return bench.paired(timers[engine], timers["numpy"])["median"]
+
+    track_vs_numpy.unit = "x"
+
+
+class MatmulReference:
+    """numpy.matmul GFLOP/s on the k = 256 shapes, the yardstick of the k > 1 products.
+
+    A loop of calls lasting about 0.5 s, median of 5: single calls (as timed here before,
+    best of 5) last 0.01-5 ms, so they measured the wake-up of OpenBLAS's threads and any
+    neighbour's load (0.3-17 GFLOP/s where a loop gives 50-130 on an idle machine)."""
+
+    params = [[64, 256, 1024]]
+    param_names = ["width"]
+    timeout = 120
+
+    def track_matmul_gflops(self, width):
+        return bench.matmul_gflops(bench.Case(width, 1, k=256), SECONDS, REPEATS)
+
+    track_matmul_gflops.unit = "GFLOP/s"
+
+
+class ProductsVsMatmul:
+    """GFLOP/s of the direct engine's layer products over numpy.matmul's on the same shapes
+    (k = 256 inputs per network), interleaved in one process: `fastvar bench`'s GFLOP/s."""
+
+    params = [[label for label, case in CASES.items() if case.k > 1]]
+    param_names = ["case"]
+    timeout = 300
+
+    def setup(self, label):
+        if "direct" not in ENGINES:
+            raise NotImplementedError("no direct engine")
+
+    def track_fraction_of_matmul(self, label):
+        case = CASES[label]
+        timers = {"direct": bench.engine_timer(case, "direct", SECONDS),
+                  "matmul": bench.matmul_timer(case, SECONDS)}
+        bench.interleave(timers, REPEATS)
+        scale = case.flops_per_trial() / case.depth / 1e9
+        return bench.paired(timers["direct"], timers["matmul"], scale)["median"]
+
+    track_fraction_of_matmul.unit = "of matmul"
+
+
+class RngBound:
+    """The exact engine against its bound, the normals per second of its generator alone
+    (bank_normal, as many per call as the engine asks for), at width 256, depth 10, tanh."""
+
+    params = [["rng_alone", "exact_consumes", "fraction"]]
+    param_names = ["figure"]
+    timeout = 300
+
+    def setup(self, figure):
+        if "exact" not in ENGINES:
+            raise NotImplementedError("no exact engine")
+        self.case = bench.STANDARD[0]
+        self.draws = bench.exact_draws(self.case.network(), self.case.k)
+
+    def track_normals(self, figure):
+        case, per_trial = self.case, sum(self.draws) / self.case.k
+        timers = {"exact": bench.engine_timer(case, "exact", SECONDS),
+                  "rng": bench.rng_timer(max(self.draws), SECONDS)}
+        bench.interleave(timers, REPEATS)
+        if figure == "rng_alone":
+            return float(np.median(timers["rng"].rates()))
+        if figure == "exact_consumes":
+            return float(np.median(timers["exact"].rates())) * per_trial / case.depth
+        return bench.paired(timers["exact"], timers["rng"], per_trial / case.depth)["median"]
+
+    track_normals.unit = "normals/s (fraction: of the bound)"
 
 
 class PeakMemory:
@@ -103,6 +181,7 @@ class CompileLatency:
     timeout = 600
     number = 1
     repeat = 2
+    rounds = 1  # a cold compile takes 20-80 s: two of them per engine are enough
 
     def setup(self, engine, cache):
         fastvar.simulate(_network(16, 3), 8, engine=engine)  # fill the package cache
@@ -112,27 +191,3 @@ class CompileLatency:
             return _FIRST_CALL.format(engine=engine)
         return ("import os, tempfile\nos.environ['NUMBA_CACHE_DIR'] = tempfile.mkdtemp()\n"
                 + _FIRST_CALL.format(engine=engine))
-
-
-class MatmulReference:
-    """numpy.matmul GFLOP/s on the k = 256 shapes, the yardstick of the k > 1 products."""
-
-    params = [[64, 256, 1024]]
-    param_names = ["width"]
-
-    def setup(self, width):
-        rng = np.random.default_rng(0)
-        self.a = rng.standard_normal((256, width))
-        self.b = rng.standard_normal((width, width))
-
-    def track_matmul_gflops(self, width):
-        import time
-
-        best = float("inf")
-        for _ in range(5):
-            start = time.perf_counter()
-            self.a @ self.b
-            best = min(best, time.perf_counter() - start)
-        return 2.0 * 256 * width * width / best / 1e9
-
-    track_matmul_gflops.unit = "GFLOP/s"

@@ -8,17 +8,10 @@ a script that prints the fitted slopes). Run from the repository root:
 import os
 import sys
 
-import fastvar
+from fastvar import bench
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import sweep_exact as sweep  # noqa: E402  (bench/sweep_exact.py)
-
-
-def _trials(engine, width):
-    """About 10-100 ms per call: trials ~ 1/n for exact, ~ 1/n^2 for the others."""
-    if engine == "exact":
-        return max(1, (1 << 16) // width)
-    return max(1, (1 << 22) // (width * width))
 
 
 class ExactWidthSweep:
@@ -28,16 +21,9 @@ class ExactWidthSweep:
     param_names = ["engine", "width"]
     timeout = 300
 
-    def setup(self, engine, width):
-        self.net = sweep.sweep_case(width).network()
-        self.trials = _trials(engine, width)
-        fastvar.simulate(self.net, 1, engine=engine)  # compile or load the cache
-
-    def time_simulate(self, engine, width):
-        fastvar.simulate(self.net, self.trials, seed=1, engine=engine)
-
     def track_us_per_trial(self, engine, width):
-        """Best-of-3 microseconds per trial."""
+        """Microseconds per trial: median of 5 runs of ~0.3 s (a run of a fixed, small number
+        of trials measured mostly the fixed cost of a simulate() call)."""
         return 1e6 * sweep.seconds_per_trial(sweep.sweep_case(width), engine)
 
     track_us_per_trial.unit = "us/trial"
@@ -51,24 +37,21 @@ class ExactWidthSlope:
     timeout = 600
 
     def track_loglog_slope(self, engine):
-        times = [sweep.seconds_per_trial(sweep.sweep_case(w), engine, 0.2, 3) for w in sweep.WIDTHS]
+        times = [sweep.seconds_per_trial(sweep.sweep_case(w), engine, 0.2) for w in sweep.WIDTHS]
         return sweep.loglog_slope(sweep.WIDTHS, times)
 
     track_loglog_slope.unit = "d log t / d log n"
 
 
 class ExactVsNumpy:
-    """Width 256, depth 10, tanh, with gradients: exact / numpy speed ratio (target >= 300)."""
+    """Width 256, depth 10, tanh, with gradients: exact / numpy speed ratio (target >= 300),
+    the two interleaved in one process, median of the rounds' ratios (as `fastvar bench`)."""
 
     timeout = 300
 
-    def setup(self):
-        for engine in ("exact", "numpy"):
-            fastvar.simulate(sweep.RATIO_CASE.network(), 2, engine=engine)
-
     def track_speed_ratio(self):
-        exact = sweep.seconds_per_trial(sweep.RATIO_CASE, "exact")
-        numpy = sweep.seconds_per_trial(sweep.RATIO_CASE, "numpy")
-        return numpy / exact
+        timers = {e: bench.engine_timer(sweep.RATIO_CASE, e, 0.5) for e in ("numpy", "exact")}
+        bench.interleave(timers, bench.REPEATS)
+        return bench.paired(timers["exact"], timers["numpy"])["median"]
 
     track_speed_ratio.unit = "x"
