@@ -101,8 +101,8 @@ def ratio_of_means(row: np.ndarray, shift: "float | np.ndarray" = 0.0
         return np.where(n > 0, r, np.nan), np.sqrt(np.maximum(var, 0.0))
 
 
-def compute_columns(stats: np.ndarray, widths, gradients: bool,
-                    pairs: bool = False) -> dict[str, np.ndarray]:
+def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = False,
+                    zero_gradients: bool = False) -> dict[str, np.ndarray]:
     """All result columns from a merged stats array of shape (L, ROWS, STATS_SIZE).
 
     Besides the statistics, per layer: ``nonfinite_z/_a/_delta`` count the NaN or infinite
@@ -119,7 +119,7 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool,
     used = stats[:, [Z, A, NET, DELTA, LINK] if gradients else [Z, A, NET]]
     bad = used[..., NONFINITE].sum(axis=1)
     overflow = ~np.isfinite(np.delete(used, NONFINITE, axis=2)).all(axis=(1, 2))
-    forward, backward = _underflow(stats, gradients)
+    forward, backward = _underflow(stats, gradients, zero_gradients)
     underflow = forward | backward
     cols = {
         "layer": np.arange(1, stats.shape[0] + 1), "width": np.asarray(widths[1:]),
@@ -147,14 +147,16 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool,
     return cols
 
 
-def _underflow(stats: np.ndarray, gradients: bool) -> tuple[np.ndarray, np.ndarray]:
+def _underflow(stats: np.ndarray, gradients: bool,
+               zero_gradients: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Layers whose values are so small that their statistics underflow: (forward,
     backward), shape (L,) bool each, for z and a, and for the gradients.
 
     A mean square below TINY leaves the SEs (squares of it) and the kurtosis (fourth
     powers) at 0 or subnormal; values that underflowed to exactly 0 pass that on: z^l = 0
     after an underflowing layer, and gradients that are 0 in every network below the
-    output.
+    output, unless ``zero_gradients`` says they can truly be (a norm over 1 or 2 units is
+    constant, so its Jacobian is 0).
     """
     def mean_square(row):
         n, mean = stats[:, row, WELFORD], stats[:, row, WELFORD + 1]
@@ -174,7 +176,7 @@ def _underflow(stats: np.ndarray, gradients: bool) -> tuple[np.ndarray, np.ndarr
     # below the output (where delta ~ N(0, I)), gradients that are exactly 0 in every
     # network come from phi' underflowing (tanh'(1e50) = 1 - 1.0 = 0, not e^-1e50) or from
     # zeros above: what they would measure is lost
-    backward = tiny(ds) | ((ds == 0) & (np.arange(depth) < depth - 1))
+    backward = tiny(ds) | ((ds == 0) & (np.arange(depth) < depth - 1) & (not zero_gradients))
     return forward, backward
 
 
@@ -356,7 +358,10 @@ class Result:
             values, counts = (np.asarray(v, dtype=np.float64) for v in input_q0_rows)
             self.input_q0_rows = (values, counts.astype(np.int64))
             start = {"q0": values, "counts": counts}
-        self._columns = compute_columns(self.stats, network.widths, self.gradients, pairs)
+        # a norm over 1 or 2 units is constant (+-1): its gradients are exactly 0, truly
+        constant_norm = network.norm is not None and min(network.widths[1:]) <= 2
+        self._columns = compute_columns(self.stats, network.widths, self.gradients, pairs,
+                                        zero_gradients=constant_norm)
         if self.gradients:
             self._columns["q_theory"], self._columns["g_theory"] = mean_field_maps(network, **start)
         else:
