@@ -7,6 +7,7 @@ the top: NumPy, Numba and the kernels load inside :func:`main`'s handlers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import warnings
@@ -562,6 +563,13 @@ def entry() -> None:
         print("fastvar: interrupted", file=sys.stderr)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if status == 130:
+        # an interrupted compile leaves LLVM objects whose finalizers print tracebacks at
+        # interpreter shutdown: after the one line, leave without that shutdown
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(status)
     sys.exit(status)
 
 
