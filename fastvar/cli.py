@@ -258,7 +258,8 @@ def _cmd_intro(args: argparse.Namespace) -> int:
 # grid key -> how one value is read; numbers where a number is meant, names kept as text
 _GRID_TYPES = {"width": "int", "depth": "int", "input_width": "int", "inputs_per_network": "int",
                "gain": "float", "bias_std": "float", "correlation": "float", "init": "init",
-               "activation": "str", "distribution": "str", "engine": "str", "gradients": "bool"}
+               "activation": "str", "distribution": "str", "engine": "str", "gradients": "bool",
+               "residual": "init", "norm": "str", "norm_eps": "float"}
 
 
 def _grid_value(key: str, text: str) -> "str | int | float | bool":
@@ -330,7 +331,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
              "depth": DEFAULT_DEPTH if args.depth is None else args.depth,
              "input_width": args.input_width, "activation": args.activation,
              "init": args.init, "distribution": args.distribution, "gain": args.gain,
-             "bias_std": args.bias_std, "correlation": args.correlation,
+             "bias_std": args.bias_std, "residual": args.residual, "norm": args.norm,
+             "norm_eps": args.norm_eps, "correlation": args.correlation,
              "inputs_per_network": args.inputs_per_network, "engine": args.engine,
              "gradients": not args.no_gradients}
     for key in grid:
@@ -352,21 +354,28 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                        checkpoint=args.checkpoint, progress=show_bar, **fixed)
     except SweepInterrupted as err:
         where = f" (finished ones are in {args.checkpoint})" if args.checkpoint else ""
+        if len(err.partial):  # the finished configurations, as for a whole sweep
+            _report_sweep(args, err.partial, axes, grid, plot=False)
         print(f"fastvar sweep: interrupted after {len(err.partial)} configurations{where}",
               file=sys.stderr)
         raise
+    _report_sweep(args, result, axes, grid, plot=bool(args.plot))
+    return 0
+
+
+def _report_sweep(args: argparse.Namespace, result, axes: list, grid: dict, plot: bool) -> None:
+    """Write the --json/--csv (and --plot) files of a Sweep, then print it."""
     if args.json and args.json != "-":
         result.to_json(args.json)
     if args.csv:
         result.to_csv(args.csv)
-    if args.plot:
+    if plot:
         from .plotting import save_sweep
 
         value = args.plot_value or ("xi_c" if args.correlation is not None
                                     or "correlation" in grid else "log_q_ratio")
         save_sweep(result, args.plot, axes[0], axes[1] if len(axes) > 1 else None, value=value)
     print(result.to_json() if args.json == "-" else f"{result!r}\n{result.table()}")
-    return 0
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:

@@ -206,10 +206,15 @@ def quality_warnings(cols: dict[str, np.ndarray]) -> list[str]:
     if cols["overflow"].any():
         lines.append(f"{_layers(cols['overflow'])}: statistics overflowed (squares of "
                      "values beyond about 1e154, fourth powers beyond 1e77) and show inf or nan")
-    if cols["underflow"].any():
-        lines.append(f"{_layers(cols['underflow'])}: values underflow (mean squares below "
-                     f"{TINY:g}, or exactly 0 after such a layer): their SEs, kurtosis and "
-                     "dead fraction show nan, and zeros there are not measurements")
+    forward = cols["underflow"] & np.isnan(cols["q_mean_se"])
+    if forward.any():
+        lines.append(f"{_layers(forward)}: values underflow (mean squares below {TINY:g}, or "
+                     "exactly 0 after such a layer): their SEs, kurtosis and dead fraction "
+                     "show nan, and zeros there are not measurements")
+    backward = cols["underflow"] & ~forward
+    if backward.any():
+        lines.append(f"{_layers(backward)}: the gradients are exactly 0 in every network "
+                     "(phi' underflowed, or is 0 there): their SEs show nan")
     return lines
 
 
@@ -598,9 +603,11 @@ class Result:
         if name.endswith("_theory"):  # the theory, and how many SE the measurement is off
             measured = name[:-len("_theory")] + "_mean"
             se = c[measured + "_se"][i]
-            if se > 0 and np.isfinite(c[measured][i]):
-                return f"{value:.4g} ({(c[measured][i] - value) / se:+.1f})"
-            return f"{value:.4g}"
+            with np.errstate(invalid="ignore", over="ignore"):
+                gap = (c[measured][i] - value) / se if se > 0 else np.nan
+            if not np.isfinite(gap):
+                return f"{value:.4g}"
+            return f"{value:.4g} ({gap:+.1f})" if abs(gap) < 1e4 else f"{value:.4g} ({gap:+.1e})"
         if not np.isfinite(value):
             return str(value)
         if name + "_se" in c:
@@ -637,7 +644,8 @@ class Result:
         heavy = (f"; q over networks is heavy-tailed there (relative variance up to {spread:.3g}): "
                  "its sample mean usually falls short of the truth and its SE is unreliable, "
                  "and more trials help only slowly")
-        if self.network.activation_fn.name in _EXACT_MEAN_ACTIVATIONS:
+        net = self.network
+        if net.activation_fn.name in _EXACT_MEAN_ACTIVATIONS and net.norm is None:
             return (f"{where}; for {self.network.activation} the theory gives E[q] exactly at "
                     f"any width, so the gap is sampling error{heavy if spread > 1 else ''}")
         if spread > 1:

@@ -31,7 +31,7 @@ from .results import Result, _csv_cell
 
 # keywords of mlp()/Network and of simulate() that a configuration may set
 NETWORK_KEYS = ("width", "depth", "input_width", "widths", "activation", "init",
-                "distribution", "gain", "bias_std")
+                "distribution", "gain", "bias_std", "residual", "norm", "norm_eps")
 SIMULATE_KEYS = ("engine", "inputs", "inputs_per_network", "gradients", "correlation",
                  "threads")
 _FIXED_ONLY = ("widths", "inputs", "threads")  # not scalars, or pointless to sweep
@@ -174,6 +174,9 @@ def measured_depth_scales(res: Result) -> dict[str, Any]:
     try:
         if not np.allclose(sw2, sw2[0], rtol=1e-12):
             raise ValueError("the layers have different sigma_w^2: no single fixed point")
+        if net.residual is not None or net.norm is not None:
+            raise ValueError("residual streams and norms have no fixed point of the plain "
+                             "maps: no depth scale is fitted")
         q_star, c_star, xi_q_theory, xi_c_theory = _theory_point(
             net.activation, float(sw2[0]), net.bias_std ** 2, res.input_q0, pairs)
     except ValueError as err:
@@ -340,6 +343,12 @@ def _checkpoint_dir(path: "str | os.PathLike") -> str:
     return path
 
 
+def _checksum(result: Mapping[str, Any]) -> str:
+    """SHA-256 of a result dict's canonical JSON: an edited checkpoint is not trusted."""
+    text = json.dumps(result, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def _load_finished(path: str, config: _Config) -> "Result | None":
     """The finished Result of ``config`` from its checkpoint file, or None."""
     name = os.path.join(path, f"{config.fingerprint}.json")
@@ -348,6 +357,8 @@ def _load_finished(path: str, config: _Config) -> "Result | None":
             data = json.load(fh)
         if data.get("fingerprint") != config.fingerprint:
             raise ValueError("it belongs to another configuration")
+        if data.get("checksum") != _checksum(data["result"]):
+            raise ValueError("its checksum does not match: it was altered or damaged")
         return Result.from_dict(data["result"])
     except FileNotFoundError:
         return None
@@ -447,9 +458,10 @@ def sweep(grid: Mapping[str, Sequence], trials: int, *, seed: int = 0, engine: s
                     kwargs["checkpoint"] = os.path.join(folder, f"{config.fingerprint}.run")
                 res = simulate(config.net, trials, seed=config.seed, **kwargs)
                 if folder is not None:
+                    result = json.loads(json.dumps(res.to_dict(), allow_nan=False))
                     record = {"format": "fastvar sweep checkpoint",
                               "fingerprint": config.fingerprint, "configuration": config.point,
-                              "result": res.to_dict()}
+                              "result": result, "checksum": _checksum(result)}
                     write_file(os.path.join(folder, f"{config.fingerprint}.json"),
                                json.dumps(record, allow_nan=False) + "\n")
             done.append((config, res))

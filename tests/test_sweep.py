@@ -242,3 +242,27 @@ def test_cli_grid_parsing():
                     "width": [16, 32]}
     assert parse_grid(["init=he,2.5", "bias-std=0:0.6:3"]) == {
         "init": ["he", 2.5], "bias_std": [0.0, 0.3, 0.6]}
+
+
+def test_residual_and_norm_can_be_swept_and_fixed():
+    swept = fastvar.sweep({"residual": [0.5, 1.0]}, 40, width=8, depth=3, norm="rms")
+    assert [r.network.residual for r in swept.results] == [0.5, 1.0]
+    assert all(r.network.norm == "rms" for r in swept.results)
+
+
+def test_an_edited_sweep_checkpoint_is_run_again(tmp_path):
+    import json as _json
+    import warnings as _warnings
+
+    kw = dict(width=8, depth=2, seed=1, checkpoint=str(tmp_path / "ck"))
+    first = fastvar.sweep({"init": [1.0, 2.0]}, 40, **kw)
+    name = sorted((tmp_path / "ck").glob("*.json"))[0]
+    record = _json.loads(name.read_text())
+    record["result"]["stats"][0][0][1] = 123.0  # still valid JSON, but not what was run
+    name.write_text(_json.dumps(record))
+    with _warnings.catch_warnings(record=True) as seen:
+        _warnings.simplefilter("always")
+        again = fastvar.sweep({"init": [1.0, 2.0]}, 40, **kw)
+    assert any("checksum" in str(w.message) for w in seen)
+    for a, b in zip(first.results, again.results):
+        np.testing.assert_array_equal(a.stats, b.stats)
