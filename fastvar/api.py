@@ -93,12 +93,13 @@ def _inputs(inputs, n0: int) -> tuple[int, np.ndarray, float, "tuple | None"]:
     if not np.isfinite(arr).all():
         raise ValueError(f"inputs hold {int((~np.isfinite(arr)).sum())} NaN or infinite values")
     with np.errstate(over="ignore"):
-        q0 = float(np.mean(arr * arr))
+        squares = arr * arr
+        q0 = float(np.mean(squares))
     if not np.isfinite(q0):
         raise ValueError("inputs are so large that their squares overflow; rescale them")
     rows = None
     if arr.shape[0] > 1:  # the theory averages its maps over the rows' own lengths
-        rows = np.unique(np.mean(arr * arr, axis=1), return_counts=True)
+        rows = np.unique(np.mean(squares, axis=1), return_counts=True)
     return base.INPUTS_DATA, arr, q0, rows
 
 

@@ -23,6 +23,7 @@ from typing import Any, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from . import theory
+from .activations import Activation
 from ._checks import check_int
 from ._files import check_output, write_file
 from .api import plan, simulate
@@ -144,9 +145,11 @@ def _theory_point(activation: str, sw2: float, sb2: float, q0: float,
                   pairs: bool) -> tuple[float, float, float, float]:
     """(q*, c*, xi_q, xi_c) of the theory; c* (NaN without pairs) costs most: about 0.3 s
     of quadratures, and a sweep asks for each point again (tables, plots)."""
-    q_star = theory.fixed_point(activation, sw2, sb2, q0)[0]
-    c_star = theory.correlation_fixed_point(activation, sw2, sb2)[0] if pairs else math.nan
-    return (q_star, c_star, *theory.depth_scales(activation, sw2, sb2))
+    act = Activation.parse(activation)
+    q_star = theory.fixed_point(act, sw2, sb2, q0)[0]
+    c_star, chi_c = theory.correlation_fixed_point(act, sw2, sb2)  # once: the costly part
+    return (q_star, c_star if pairs else math.nan, theory.q_depth_scale(act, sw2, sb2),
+            theory.depth_from_rate(chi_c))
 
 
 def measured_depth_scales(res: Result) -> dict[str, Any]:

@@ -455,7 +455,7 @@ def critical_sigma_w2(activation: "str | Activation", sigma_b2: float = 0.0) -> 
     return 0.5 * (lo + hi)
 
 
-def _depth(rate: float) -> float:
+def depth_from_rate(rate: float) -> float:
     """-1 / log(rate): the number of layers over which rate^l falls by a factor e."""
     return -1.0 / math.log(rate) if rate < 1.0 - 1e-12 else math.inf
 
@@ -469,11 +469,17 @@ def depth_scales(activation: "str | Activation", sigma_w2: float,
     on the order-to-chaos line. Raises ValueError where there is no q*.
     """
     act, sw2, sb2 = _check_gains(activation, sigma_w2, sigma_b2)
+    chi_c = correlation_fixed_point(act, sw2, sb2)[1]
+    return q_depth_scale(act, sw2, sb2), depth_from_rate(chi_c)
+
+
+def q_depth_scale(act: Activation, sw2: float, sb2: float) -> float:
+    """xi_q of :func:`depth_scales` alone (without the correlation's fixed point, which
+    costs most), for callers that have chi_c already."""
     q_star = fixed_point(act, sw2, sb2)[0]
     # slope of the q map at q*: d/dq E[phi(sqrt(q) z)^2] = E[phi(x) phi'(x) x] / q
     q = max(q_star, 1e-30)
     z, w = _rule(np.zeros(1), np.array([1.0 / max(math.sqrt(q), 1.0)]))
     x = math.sqrt(q) * z[0]
     slope = sw2 * float(np.sum(w[0] * act(x) * act.derivative(x) * x)) / q
-    chi_c = correlation_fixed_point(act, sw2, sb2)[1]
-    return _depth(slope), _depth(chi_c)
+    return depth_from_rate(slope)

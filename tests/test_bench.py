@@ -66,8 +66,8 @@ def test_exact_draws_count_the_normals_the_engine_takes():
         if bias:
             net = bench.mlp(40, 3, activation="tanh", init="lecun", bias_std=bias)
         widths = np.asarray(net.widths, dtype=np.int64)
-        offs, zbuf, abuf, dbuf, grams, mbuf = exact_kernels._buffers(widths, k)
-        ubuf, ybuf, rbuf = exact_kernels._stream_buffers(widths, k, 0.0, 0)
+        offs, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams, mbuf = exact_kernels._buffers(
+            widths, k, 0.0, 0)
         gen = exact_kernels._generator(7, 0, widths, k)
         start = gen[1].copy()
         ws, mats = exact_kernels._workspace(k)

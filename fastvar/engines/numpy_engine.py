@@ -93,6 +93,7 @@ def run_block(plan: Plan, block: int, stats: np.ndarray) -> None:
         x, y = a[:, 0], a[:, 1]  # c^0: the inputs' own cosine
         cos = np.sum(x * y, axis=1) / np.sqrt(np.sum(x * x, axis=1) * np.sum(y * y, axis=1))
     weights, normalized = [], []
+    h = None  # the residual stream, from layer 1 on
     for layer in range(1, net.depth + 1):
         w = draw_weights(rng, plan, layer, count)
         z = a @ w.transpose(0, 2, 1)
@@ -105,7 +106,7 @@ def run_block(plan: Plan, block: int, stats: np.ndarray) -> None:
         a = phi(y)
         add_networks(stats[layer - 1, Z], h, lengths)
         add_networks(stats[layer - 1, A], a, lengths)
-        add_network_level(stats[layer - 1, NET], h, a, cos, plan.pairs)
+        add_network_level(stats[layer - 1, NET], h, a, lengths, cos, plan.pairs)
         weights.append(w)
         normalized.append((y, r))
     if not plan.gradients:

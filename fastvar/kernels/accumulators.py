@@ -272,26 +272,26 @@ def cosine(x, y):
 
 
 @numba.njit(cache=True)
-def add_network_level(net_row, z, a, cos_prev, pairs):
+def add_network_level(net_row, z, a, a_lengths, cos_prev, pairs):
     """Per-network statistics of one layer into the NET row, for z, a of shape
     (networks, inputs_per_network, units).
 
-    Dead: the fraction of the network's trials whose a is all zero (networks with a NaN
-    or infinite activation are left out). With ``pairs`` (two
-    inputs per network): the cosine c of its two z vectors, and (c_prev, c) where
+    Dead: the fraction of the network's trials whose a is all zero. ``a_lengths``
+    (networks,) is what :func:`add_networks` left for a: NaN marks a network with a NaN or
+    infinite activation, which is neither dead nor alive and is left out. With ``pairs``
+    (two inputs per network): the cosine c of its two z vectors, and (c_prev, c) where
     ``cos_prev`` (networks,) holds the previous layer's cosines, replaced by this layer's.
     """
     for net in range(z.shape[0]):
-        dead = 0
-        finite = True
-        for j in range(a.shape[1]):
-            alive = False
-            for i in range(a.shape[2]):
-                x = a[net, j, i]
-                alive = alive or x != 0.0
-                finite = finite and np.isfinite(x)
-            dead += 0 if alive else 1
-        if finite:  # a NaN activation is neither dead nor alive: that network is left out
+        if np.isfinite(a_lengths[net]):
+            dead = 0
+            for j in range(a.shape[1]):
+                alive = False
+                for i in range(a.shape[2]):
+                    if a[net, j, i] != 0.0:
+                        alive = True
+                        break
+                dead += 0 if alive else 1
             _merge_moments_raw(net_row, MOMENTS, 1.0, dead / a.shape[1], 0.0, 0.0, 0.0)
         if not pairs:
             continue

@@ -365,8 +365,8 @@ def _run_block(out, seed, block, count, widths, scales, dist, ortho, bias_std, a
                            ds[l, :k * n] if gradients else nxt[:k * n])
             add_networks(out[l, Z], z.reshape((1, k, n)), lengths)
             add_networks(out[l, A], a.reshape((1, k, n)), lengths)
-            add_network_level(out[l, NET], z.reshape((1, k, n)), a.reshape((1, k, n)), cos,
-                              pairs)
+            add_network_level(out[l, NET], z.reshape((1, k, n)), a.reshape((1, k, n)), lengths,
+                              cos, pairs)
         if not gradients:
             continue
         # backward: delta^L ~ N(0, I), delta^{l-1} = (W^l)^T delta^l * phi'(z^{l-1})

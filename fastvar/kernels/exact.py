@@ -390,8 +390,10 @@ def network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, alpha, n
 
 
 @numba.njit(cache=True)
-def _buffers(widths, k):
-    # offsets of layers 1..L in the per-layer buffers, the buffers, the Gram matrices
+def _buffers(widths, k, alpha, norm):
+    # offsets of layers 1..L in the per-layer buffers, and the buffers in the order network()
+    # takes them: z, the residual branches, N(z) and its scales (these three empty without a
+    # residual stream or a norm), a, delta, the Gram matrices, scratch
     depth = widths.shape[0] - 1
     offs = np.zeros(depth, dtype=np.int64)
     total = 0
@@ -401,19 +403,9 @@ def _buffers(widths, k):
     big = 0
     for w in widths:
         big = max(big, w)
-    return (offs, np.zeros(total), np.zeros(total), np.zeros(total),
-            np.zeros((depth + 1, k, k)), np.zeros(k * big))
-
-
-@numba.njit(cache=True)
-def _stream_buffers(widths, k, alpha, norm):
-    # the residual branches (ubuf), the normalized z (ybuf) and their scales (rbuf), each
-    # empty when the network has no residual stream or no norm
-    total = 0
-    for layer in range(1, widths.shape[0]):
-        total += k * widths[layer]
-    return (np.zeros(total if alpha > 0.0 else 0), np.zeros(total if norm > 0 else 0),
-            np.zeros((widths.shape[0] - 1, k if norm > 0 else 0)))
+    return (offs, np.zeros(total), np.zeros(total if alpha > 0.0 else 0),
+            np.zeros(total if norm > 0 else 0), np.zeros((depth, k if norm > 0 else 0)),
+            np.zeros(total), np.zeros(total), np.zeros((depth + 1, k, k)), np.zeros(k * big))
 
 
 @numba.njit(cache=True)
@@ -444,7 +436,7 @@ def _add_network(out, widths, offs, k, pairs, gradients, zbuf, abuf, dbuf, gram0
         a = abuf[o:o + k * n].reshape((1, k, n))
         add_networks(out[layer - 1, Z], z, lengths)
         add_networks(out[layer - 1, A], a, lengths)
-        add_network_level(out[layer - 1, NET], z, a, cos, pairs)
+        add_network_level(out[layer - 1, NET], z, a, lengths, cos, pairs)
     if not gradients:
         return
     for layer in range(depth, 0, -1):
@@ -469,8 +461,8 @@ def run_blocks(seed, first_block, n_blocks, networks, networks_per_block, widths
     pairs = inputs_kind == INPUTS_PAIR or inputs_kind == INPUTS_ROW_PAIR
     for i in numba.prange(n_blocks):
         block = first_block + i
-        offs, zbuf, abuf, dbuf, grams, mbuf = _buffers(widths, k)
-        ubuf, ybuf, rbuf = _stream_buffers(widths, k, alpha, norm)
+        offs, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams, mbuf = _buffers(widths, k, alpha,
+                                                                         norm)
         gen = _generator(seed, block, widths, k)
         ws, mats = _workspace(k)
         lengths, upper, cos = np.empty(1), np.empty(1), np.full(1, np.nan)
@@ -494,8 +486,7 @@ def sample_trials(seed, networks, widths, wvar, code, param, sb, orthogonal, gai
     first two inputs; 0 when k = 1).
     """
     depth = widths.shape[0] - 1
-    offs, zbuf, abuf, dbuf, grams, mbuf = _buffers(widths, k)
-    ubuf, ybuf, rbuf = _stream_buffers(widths, k, 0.0, 0)
+    offs, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams, mbuf = _buffers(widths, k, 0.0, 0)
     gen = _generator(seed, 0, widths, k)
     ws, mats = _workspace(k)
     q = np.zeros((networks, k, depth))

@@ -18,15 +18,22 @@ import numba
 NONE, LAYER, RMS = 0, 1, 2  # norm codes, as fastvar.Network.norm_code
 
 
+@numba.njit(cache=True, inline="always")
+def _centre(norm, x):
+    # the mean over units that LayerNorm subtracts (RMSNorm subtracts nothing)
+    mean = 0.0
+    if norm == LAYER:
+        for i in range(x.shape[0]):
+            mean += x[i]
+        mean /= x.shape[0]
+    return mean
+
+
 @numba.njit(cache=True)
 def normalize(norm, eps, h, y):
     """y = N(h) for 1-D arrays; returns the scale r (inf for an all-zero h with eps = 0)."""
     n = h.shape[0]
-    mean = 0.0
-    if norm == LAYER:
-        for i in range(n):
-            mean += h[i]
-        mean /= n
+    mean = _centre(norm, h)
     square = 0.0
     for i in range(n):
         c = h[i] - mean
@@ -43,11 +50,7 @@ def normalize(norm, eps, h, y):
 def normalize_backward(norm, v, y, r):
     """v <- J_N(h)^T v in place, for y = N(h) and its scale r from :func:`normalize`."""
     n = v.shape[0]
-    mean_v = 0.0
-    if norm == LAYER:
-        for i in range(n):
-            mean_v += v[i]
-        mean_v /= n
+    mean_v = _centre(norm, v)
     yv = 0.0
     for i in range(n):
         yv += y[i] * v[i]
