@@ -174,17 +174,12 @@ SHA256 = {
         "44d33f367f2e0208551cced947dc05e7489b69260cb379f59bfb67a4a2753e15",
     ("exact", "orthogonal-forward"):
         "ea722db42fcb608b19150e2701e745152d8aaf0d8bc6fbda14ce0153d658db54",
-    ("numpy", "uniform"):
-        "6f58d58aa705d46bea66594e9213d550529b7ffceb4f138ebfea104619f3c9fa",
-    ("numpy", "residual-rms"):
-        "5c246e1e35127696e87ec4ad13365067e7d63418278ecfaa958577fbcd788847",
-    ("direct", "tanh"):
-        "3df617508fb79b9f0e416b7cd06e99a3407b10139cd9433c7139703efbcd2d10",
-    ("direct", "orthogonal-forward"):
-        "2bcd3594e7216bad7ad366e6283e566f2c691d5cb67b09ae078014bee924d87e",
 }
 
 
+# Bitwise pins for the exact engine only: the direct engine's vectorized sums and the numpy
+# engine's BLAS products may round differently on another CPU (their known answers above
+# hold to 1e-12 everywhere).
 @pytest.mark.parametrize("engine, case", list(SHA256))
 def test_stats_are_bitwise_the_recorded_ones(engine, case):
     res = run(engine, case)
