@@ -345,6 +345,10 @@ def _check_gains(activation, sigma_w2, sigma_b2) -> tuple[Activation, float, flo
             check_real("sigma_b2", sigma_b2, 0.0, strict=False))
 
 
+# sup |phi| of the bounded activations: their map always has a fixed point
+_BOUNDS = {"tanh": 1.0, "erf": 1.0, "sigmoid": 1.0}
+
+
 def fixed_point(activation: "str | Activation", sigma_w2: float, sigma_b2: float,
                 q0: float = 1.0) -> tuple[float, float]:
     """(q*, chi_1): the fixed point of q -> sigma_w2 E[phi(z)^2] + sigma_b2 reached from ``q0``.
@@ -380,9 +384,12 @@ def fixed_point(activation: "str | Activation", sigma_w2: float, sigma_b2: float
         lo, hi = 0.0, q0  # excess(0) >= 0
     else:
         lo, hi = q0, max(2.0 * q0, 1.0)
+        # a bounded phi (|phi| <= b) keeps q below sigma_w2 b^2 + sigma_b2, however large
+        bound = _BOUNDS.get(act.name)
+        ceiling = 1e15 if bound is None else max(1e15, 4.0 * (sw2 * bound ** 2 + sb2))
         while excess(hi) >= 0.0:
             lo, hi = hi, 2.0 * hi
-            if hi > 1e15:
+            if hi > ceiling:
                 raise ValueError(
                     f"no fixed point: for {act.label} q^l grows without bound at "
                     f"sigma_w2 = {sw2:g}, "

@@ -328,3 +328,15 @@ def test_simulated_data_set_matches_the_row_averaged_theory():
     np.testing.assert_array_equal(again.q_theory, res.q_theory)
     np.testing.assert_array_equal(again.g_theory, res.g_theory)
     np.testing.assert_array_equal(again.input_q0_rows[0], values)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "erf", "sigmoid"])
+@pytest.mark.parametrize("sigma_w2", [1e16, 1e50, 1e100])
+def test_bounded_activations_always_have_a_fixed_point(activation, sigma_w2):
+    # |phi| <= 1 keeps the map below sigma_w2 + sigma_b2: the search used to stop at 1e15
+    # and say "no fixed point" (tanh at sigma_w2 = 1e50)
+    q_star, chi = T.fixed_point(activation, sigma_w2, 0.1)
+    mapped = sigma_w2 * T.gaussian_moments(activation, q_star)[1] + 0.1
+    assert 0.2 * sigma_w2 < q_star <= (sigma_w2 + 0.1) * (1 + 1e-12)  # E[phi^2] <= 1
+    assert mapped == pytest.approx(q_star, rel=1e-9)
+    assert np.isfinite(chi) and chi > 0
