@@ -12,7 +12,7 @@ import warnings
 import numba
 import numpy as np
 
-from ._checks import check_int, check_real
+from ._checks import check_int, check_real, shown
 from .engines import base
 from .checkpoint import Checkpoint
 from .kernels.accumulators import ROWS, STATS_SIZE
@@ -99,9 +99,18 @@ def _inputs(inputs, n0: int) -> tuple[int, np.ndarray, float, "tuple | None"]:
         q0 = float(np.mean(squares))
     if not np.isfinite(q0):
         raise ValueError("inputs are so large that their squares overflow; rescale them")
+    row_q0 = np.mean(squares, axis=1)
+    # a row whose squares underflow would enter as q0 = 0 (or a subnormal, digits lost), and
+    # every statistic would read a clean 0 +- 0: refuse it as an overflow is refused
+    lost = (row_q0 < np.finfo(np.float64).tiny) & (np.abs(arr).max(axis=1) > 0.0)
+    if lost.any():
+        row = int(np.argmax(lost))
+        raise ValueError(f"inputs are so small that their squares underflow (row {row}: largest "
+                         f"|x| is {float(np.abs(arr[row]).max()):.3g}, mean square below "
+                         "2.2e-308); rescale them")
     rows = None
     if arr.shape[0] > 1:  # the theory averages its maps over the rows' own lengths
-        rows = np.unique(np.mean(squares, axis=1), return_counts=True)
+        rows = np.unique(row_q0, return_counts=True)
     return base.INPUTS_DATA, arr, q0, rows
 
 
@@ -129,7 +138,7 @@ def _pairs(correlation, kind: int, data: np.ndarray, k: "int | None") -> tuple[i
         return base.INPUTS_ROW_PAIR, min(1.0, max(-1.0, c0)), 2
     c0 = check_real("correlation", correlation, -1.0, strict=False)
     if c0 > 1.0:
-        raise ValueError(f"correlation must be in [-1, 1], got {c0!r}")
+        raise ValueError(f"correlation must be in [-1, 1], got {shown(c0)}")
     if kind != base.INPUTS_NORMAL:
         raise ValueError("correlation=c0 pairs fresh N(0, I) inputs (inputs='normal'); with a "
                          "data set use correlation='rows' (two distinct rows per network)")

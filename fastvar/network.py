@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._checks import check_int, check_real
+from ._checks import check_int, check_real, shown
 from .activations import Activation
 from .options import declare, name, number_or_name, real, widths_value
 
@@ -78,7 +78,7 @@ def _check_scale(name: str, value, valid: tuple[float, float], zero_ok: bool = F
     if low <= value <= high or (zero_ok and value == 0.0):
         return value
     none = " (or 0 for none)" if zero_ok else ""
-    raise ValueError(f"{name} must be between {low:g} and {high:g}{none}, got {value:g}: beyond "
+    raise ValueError(f"{name} must be between {low:g} and {high:g}{none}, got {shown(value)}: beyond "
                      "that the weight or bias variance overflows or underflows float64")
 
 
