@@ -7,6 +7,7 @@ the rest loads must land inside :func:`guard`.
 """
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import sys
@@ -14,6 +15,30 @@ import warnings
 from typing import Callable, NoReturn
 
 _owns_process = False  # set by exit_process(): the command runs the whole process
+
+
+# what a stream that cannot encode them (PYTHONIOENCODING=ascii, a latin-1 terminal) shows
+_ASCII = {"±": "+/-", "≥": ">=", "≤": "<=", "→": "->", "×": "x", "…": "...", "σ": "sigma",
+          "χ": "chi", "√": "sqrt", "²": "^2"}
+
+
+def _transliterate(err: UnicodeError) -> tuple[str, int]:
+    text = err.object[err.start:err.end]
+    return "".join(_ASCII.get(char, "?") for char in text), err.end
+
+
+codecs.register_error("fastvar.ascii", _transliterate)
+
+
+def plain_streams() -> None:
+    """Let stdout and stderr print what they cannot encode in ASCII ("+/-" for "±")
+    instead of failing after the work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            "±".encode(stream.encoding or "ascii")
+        except (UnicodeError, LookupError):
+            with contextlib.suppress(AttributeError, ValueError):
+                stream.reconfigure(errors="fastvar.ascii")
 
 
 class UsageError(Exception):
@@ -27,6 +52,7 @@ def guard(body: Callable[[Callable[[str], None]], int]) -> int:
     say which command failed; it returns the exit status.
     """
     command = ["fastvar"]
+    plain_streams()
     previous_hook = sys.unraisablehook
     sys.unraisablehook = _reraise_interrupt(previous_hook)
     try:
