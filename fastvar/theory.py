@@ -155,17 +155,26 @@ def _q_maps(net: Network, q0: np.ndarray) -> np.ndarray:
     return q
 
 
-def _g_maps(net: Network, q: np.ndarray) -> np.ndarray:
-    """E[g^l] for each column of the q maps ``q`` (L, m), shape (L, m), with E[g^L] = 1.
+def _g_maps(net: Network, q: np.ndarray, q0: np.ndarray) -> np.ndarray:
+    """E[g^l] for each column of the q maps ``q`` (L, m) started at ``q0`` (m,), shape (L, m),
+    with E[g^L] = 1.
 
     Through layer l + 1 the gradient gains n_{l+1} Var(W) E[phi'(u)^2] (u as in the q map),
     divided by the norm's scale q^l + eps when there is a norm (its Jacobian is 1/r times a
     projection that removes one or two of n directions: nothing at infinite width); a
     residual stream adds that to the identity: 1 + alpha^2 (gain).
+
+    Where an all-zero input (q0 = 0) keeps a layer's pre-activations exactly 0 in every
+    network, the gain takes phi'(0)^2 itself (what every network computes: 0 for ReLU), not
+    its limit q -> 0+; a q that underflowed to 0 keeps the limit.
     """
+    act = net.activation_fn
     fan_out_var = np.asarray(net.widths[2:], dtype=np.float64) * net.weight_var[1:]
     var = _branch_variance(net, q[:-1])
-    gain = fan_out_var[:, None] * _moments(net.activation_fn, var)[2]
+    slope = _moments(act, var)[2]
+    exactly_zero = (np.asarray(q0) == 0.0) & (np.cumprod(var == 0.0, axis=0) == 1)
+    slope = np.where(exactly_zero, float(act.derivative(0.0)) ** 2, slope)
+    gain = fan_out_var[:, None] * slope
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
         if net.norm is not None:
             gain = gain / (q[:-1] + net.norm_eps)
@@ -177,7 +186,7 @@ def _g_maps(net: Network, q: np.ndarray) -> np.ndarray:
 def _maps(net: Network, q0: np.ndarray, gradients: bool) -> list[np.ndarray]:
     """[q maps] or [q maps, g maps] started at each q0[j], each of shape (L, m)."""
     q = _q_maps(net, q0)
-    return [q, _g_maps(net, q)] if gradients else [q]
+    return [q, _g_maps(net, q, q0)] if gradients else [q]
 
 
 def _rows(q0, counts) -> tuple[np.ndarray, np.ndarray]:

@@ -340,3 +340,15 @@ def test_bounded_activations_always_have_a_fixed_point(activation, sigma_w2):
     assert 0.2 * sigma_w2 < q_star <= (sigma_w2 + 0.1) * (1 + 1e-12)  # E[phi^2] <= 1
     assert mapped == pytest.approx(q_star, rel=1e-9)
     assert np.isfinite(chi) and chi > 0
+
+
+@pytest.mark.parametrize("activation, slope2", [("relu", 0.0), ("tanh", 1.0), ("gelu", 0.25)])
+def test_an_all_zero_input_gets_the_gradient_theory_of_phi_prime_at_zero(activation, slope2):
+    # z is exactly 0 in every network, so the gradient gains sigma_w2 phi'(0)^2 per layer:
+    # ReLU's g_theory said 1 (the limit q -> 0+) where every engine measures exactly 0
+    net = mlp(4, 3, activation=activation)
+    res = fastvar.simulate(net, 100, inputs=np.zeros(4), engine="exact")
+    expected = [(2.0 * slope2) ** 2, 2.0 * slope2, 1.0]
+    np.testing.assert_allclose(res.g_theory, expected, rtol=1e-12)
+    if slope2 == 0.0:
+        assert (res.g_mean[:-1] == 0.0).all()
