@@ -266,3 +266,16 @@ def test_an_edited_sweep_checkpoint_is_run_again(tmp_path):
     assert any("checksum" in str(w.message) for w in seen)
     for a, b in zip(first.results, again.results):
         np.testing.assert_array_equal(a.stats, b.stats)
+
+
+def test_configuration_seeds_are_pinned(small):
+    # absolute values: a refactor of the hashing must never move a configuration's seed
+    assert small.seeds == [13485751621805382754, 11994565535521977347,
+                           11453608835377241793, 13923151835148823399]
+    data = np.random.default_rng(0).normal(size=(30, 6))
+    other = fastvar.sweep({"init": [1.0, "he"]}, 40, seed=12345, width=8, depth=3,
+                          input_width=6, inputs=data, engine="numpy")
+    assert other.seeds == [9312424054125999526, 14297513633745980314]
+    assert sweeps.configuration_seed(0, {"a": 1}) == 15333896430076420404
+    assert sweeps.configuration_seed(2 ** 64 - 1, {"network": {"x": [1, 2.5]},
+                                                   "inputs": "normal"}) == 6818979950047079833
