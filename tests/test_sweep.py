@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fastvar
-from fastvar import sweeps, theory
+from fastvar import fits, sweeps, theory
 from fastvar.cli import main
 
 matplotlib.use("Agg")
@@ -170,13 +170,13 @@ def test_checkpoint_resumes_after_sigkill(tmp_path):
 
 
 def test_fit_gives_nan_with_a_reason_when_too_few_layers():
-    fit = sweeps.fit_depth_scale(np.array([0.5, 0.9, 0.99]), np.full(3, 1e-3), 1.0)
+    fit = fits.fit_depth_scale(np.array([0.5, 0.9, 0.99]), np.full(3, 1e-3), 1.0)
     assert math.isnan(fit.xi) and "need 4" in fit.note
     flat = 0.5 + 0.05 * np.ones(20) + 1e-4 * np.cos(np.arange(20))
-    fit = sweeps.fit_depth_scale(flat, np.full(20, 1e-3), 0.5)
+    fit = fits.fit_depth_scale(flat, np.full(20, 1e-3), 0.5)
     assert math.isnan(fit.xi) and "no significant decay" in fit.note
     exact = 1.0 - 0.08 * 0.8 ** np.arange(1, 21)
-    fit = sweeps.fit_depth_scale(exact, np.full(20, 1e-6), 1.0)
+    fit = fits.fit_depth_scale(exact, np.full(20, 1e-6), 1.0)
     assert fit.xi == pytest.approx(-1 / math.log(0.8), rel=1e-9)
 
 
