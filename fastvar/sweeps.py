@@ -10,20 +10,19 @@ xi_q and xi_c fitted to each (:mod:`fastvar.fits`).
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import math
 import numbers
 import os
-import warnings
 from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
 from ._checks import check_int
-from ._files import check_output, write_file
+from ._files import write_file
 from .api import plan, simulate
+from .checkpoint import SweepCheckpoint, canonical_json, hash_hex
 from .fits import measured_depth_scales
 from .network import Network, mlp
 from .results import Result, _csv_cell
@@ -117,8 +116,9 @@ def _split(params: Mapping[str, Any]) -> tuple[Network, dict[str, Any]]:
     return mlp(shape.pop("width"), shape.pop("depth"), **shape, **net_kw), sim_kw
 
 
-def _digest(text: str, size: int = 8) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=size, person=b"fastvar.sweep").digest()
+def _data_digest(data: np.ndarray) -> str:
+    """A data set's name in a configuration's identity and in the sweep's ``fixed``."""
+    return hash_hex(repr(data.shape) + data.tobytes().hex(), 16)
 
 
 def _identity(net: Network, request) -> dict[str, Any]:
@@ -128,7 +128,7 @@ def _identity(net: Network, request) -> dict[str, Any]:
     (init "glorot" or "xavier", bias_std 0 or 0.0, inputs_per_network left out or 1) agree."""
     data = request.data
     inputs = ("normal" if data.shape[0] == 0 else
-              "data " + _digest(repr(data.shape) + data.tobytes().hex(), 16).hex())
+              "data " + _data_digest(data))
     c0 = request.correlation
     return {"network": net.to_dict(), "inputs": inputs, "kind": int(request.inputs_kind),
             "inputs_per_network": int(request.inputs_per_network),
@@ -137,11 +137,10 @@ def _identity(net: Network, request) -> dict[str, Any]:
 
 
 def configuration_seed(seed: int, identity: Mapping[str, Any]) -> int:
-    """The seed of one configuration: 64 bits of BLAKE2b over the sweep's seed and the
-    canonical JSON (sorted keys) of the configuration's identity."""
-    text = json.dumps({"seed": int(seed), "configuration": identity}, sort_keys=True,
-                      separators=(",", ":"), allow_nan=False)
-    return int.from_bytes(_digest(text), "little")
+    """The seed of one configuration: 64 bits of BLAKE2b (:func:`fastvar.checkpoint.hash_hex`)
+    over the canonical JSON of the sweep's seed and the configuration's identity."""
+    text = canonical_json({"seed": int(seed), "configuration": identity})
+    return int.from_bytes(bytes.fromhex(hash_hex(text, 8)), "little")
 
 
 class _Config(NamedTuple):
@@ -170,56 +169,10 @@ def _configurations(grid: dict[str, list], fixed: Mapping[str, Any], trials: int
             raise type(err)(f"configuration {where}: {err}") from None
         identity = _identity(net, request)
         config_seed = configuration_seed(seed, identity)
-        text = json.dumps({"identity": identity, "seed": config_seed, "trials": trials,
-                           "engine": chosen.name}, sort_keys=True, separators=(",", ":"))
-        configs.append(_Config(point, net, sim, config_seed, _digest(text, 16).hex()))
+        text = canonical_json({"identity": identity, "seed": config_seed, "trials": trials,
+                               "engine": chosen.name})
+        configs.append(_Config(point, net, sim, config_seed, hash_hex(text, 16)))
     return configs
-
-
-# ----------------------------------------------------------------------- checkpoints
-
-def _checkpoint_dir(path: "str | os.PathLike") -> str:
-    """Create (one level) or check the checkpoint folder before any work; returns it."""
-    path = os.fspath(path)
-    if path == "":
-        raise ValueError("checkpoint is an empty path; give a folder name")
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise NotADirectoryError(f"checkpoint {path} is a file; give a folder (one JSON file "
-                                 "per finished configuration goes there)")
-    if not os.path.isdir(path):
-        parent = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(parent):
-            raise FileNotFoundError(f"cannot make checkpoint folder {path}: folder {parent} "
-                                    "does not exist")
-        os.mkdir(path)
-    check_output(os.path.join(path, "probe.json"))  # writable, without writing anything
-    return path
-
-
-def _checksum(result: Mapping[str, Any]) -> str:
-    """SHA-256 of a result dict's canonical JSON: an edited checkpoint is not trusted."""
-    text = json.dumps(result, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _load_finished(path: str, config: _Config) -> "Result | None":
-    """The finished Result of ``config`` from its checkpoint file, or None."""
-    name = os.path.join(path, f"{config.fingerprint}.json")
-    try:
-        with open(name, encoding="utf-8") as fh:
-            data = json.load(fh)
-        if data.get("fingerprint") != config.fingerprint:
-            raise ValueError("it belongs to another configuration")
-        if data.get("checksum") != _checksum(data["result"]):
-            raise ValueError("its checksum does not match: it was altered or damaged")
-        return Result.from_dict(data["result"])
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
-        # written atomically, so only a foreign or damaged file lands here: run it again
-        warnings.warn(f"checkpoint {name} is unreadable ({err}); running that configuration "
-                      "again", RuntimeWarning, stacklevel=3)
-        return None
 
 
 # ------------------------------------------------------------------------- the sweep
@@ -230,8 +183,7 @@ def _jsonable_fixed(fixed: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in fixed.items():
         if key == "inputs" and not isinstance(value, str):
             arr = np.asarray(value)
-            value = (f"array {arr.shape} blake2b "
-                     f"{_digest(repr(arr.shape) + arr.tobytes().hex(), 16).hex()}")
+            value = f"array {arr.shape} blake2b {_data_digest(arr)}"
         elif key == "widths":
             value = [int(w) for w in value]
         else:
@@ -264,10 +216,10 @@ def sweep(grid: Mapping[str, Sequence], trials: int, *, seed: int = 0, engine: s
     client : dask.distributed.Client or None
         Passed to ``simulate(client=...)`` once simulate accepts it; until then ValueError.
     checkpoint : path of a folder, or None
-        Each finished configuration is written there atomically as
-        ``<fingerprint>.json`` (fingerprint: a hash of its identity, seed, trials and
-        engine); a later call with the same folder loads those instead of running them.
-        The folder is made if its parent exists.
+        Each finished configuration is written there atomically, with a checksum, as
+        ``<fingerprint>.bin`` (fingerprint: a hash of its identity, seed, trials and
+        engine; :class:`fastvar.checkpoint.SweepCheckpoint`); a later call with the same
+        folder loads those instead of running them. The folder is made if its parent exists.
     progress : bool
         One tqdm bar over all the sweep's trials, on stderr.
     **fixed
@@ -292,7 +244,7 @@ def sweep(grid: Mapping[str, Sequence], trials: int, *, seed: int = 0, engine: s
 
         check_client(client)
     configs = _configurations(grid, fixed, trials, seed, engine)
-    folder = None if checkpoint is None else _checkpoint_dir(checkpoint)
+    store = None if checkpoint is None else SweepCheckpoint(checkpoint)
     extra = {} if client is None else {"client": client}
     bar = None
     if progress:
@@ -303,20 +255,15 @@ def sweep(grid: Mapping[str, Sequence], trials: int, *, seed: int = 0, engine: s
     done: list[tuple[_Config, Result]] = []
     try:
         for config in configs:
-            res = None if folder is None else _load_finished(folder, config)
+            res = None if store is None else store.load(config.fingerprint)
             if res is None:
                 kwargs = dict(config.sim, **extra)
-                if folder is not None:
+                if store is not None:
                     # simulate's own partial state of this configuration, beside the finished
-                    kwargs["checkpoint"] = os.path.join(folder, f"{config.fingerprint}.run")
+                    kwargs["checkpoint"] = store.run_folder(config.fingerprint)
                 res = simulate(config.net, trials, seed=config.seed, **kwargs)
-                if folder is not None:
-                    result = json.loads(json.dumps(res.to_dict(), allow_nan=False))
-                    record = {"format": "fastvar sweep checkpoint",
-                              "fingerprint": config.fingerprint, "configuration": config.point,
-                              "result": result, "checksum": _checksum(result)}
-                    write_file(os.path.join(folder, f"{config.fingerprint}.json"),
-                               json.dumps(record, allow_nan=False) + "\n")
+                if store is not None:
+                    store.save(config.fingerprint, res, config.point)
             done.append((config, res))
             if bar is not None:
                 bar.update(trials)
