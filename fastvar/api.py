@@ -328,3 +328,10 @@ def simulate_run(net: Network, trials: int, options: RunOptions,
     for line in result.warnings:
         warnings.warn(line, IncompleteStatisticsWarning, stacklevel=stacklevel)
     return result
+
+
+def request_cost(request: base.Plan, chosen: base.Engine,
+                 threads: "int | None" = None) -> Estimate:
+    """The :class:`Estimate` of a request already planned by :func:`plan` (with ``threads``
+    numba threads, default all)."""
+    return _cost(request, chosen, numba.get_num_threads() if threads is None else threads)

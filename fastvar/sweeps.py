@@ -21,7 +21,7 @@ import numpy as np
 
 from ._checks import check_int
 from ._files import write_file
-from .api import plan, simulate
+from .api import MAX_SECONDS, Estimate, plan, request_cost, simulate
 from .checkpoint import SweepCheckpoint, canonical_json, hash_hex
 from .fits import measured_depth_scales
 from .network import Network, mlp
@@ -36,6 +36,7 @@ NETWORK_KEYS = tuple(option.name for option in SHAPE_OPTIONS + network_options()
 SIMULATE_KEYS = tuple(option.name for option in RUN_OPTIONS if option.sweep != "no")
 # not scalars, or pointless to sweep
 _FIXED_ONLY = tuple(option.name for option in _CONFIGURATION if option.sweep == "fixed")
+MAX_CONFIGURATIONS = 100_000  # validated at about 1 ms each before the first one runs
 # per-configuration values: measured depth scales and last/first-layer observables
 OBSERVABLES = ("log_q_ratio", "log_g_ratio", "c", "xi_c", "xi_q")
 SUMMARY_COLUMNS = ("xi_q", "xi_q_se", "xi_q_map", "xi_q_theory", "xi_q_layers", "xi_q_note",
@@ -101,6 +102,11 @@ def _check_grid(grid: Mapping[str, Sequence], fixed: Mapping[str, Any]) -> dict[
             dup = next(v for v, c in zip(values, canon) if canon.count(c) > 1)
             raise ValueError(f"grid[{key!r}] holds {dup!r} twice")
         out[key] = values
+    size = math.prod(len(values) for values in out.values())
+    if size > MAX_CONFIGURATIONS:
+        raise ValueError(f"this grid holds {size} configurations, more than one sweep takes "
+                         f"({MAX_CONFIGURATIONS}: each is validated and estimated before any "
+                         "runs); use fewer values or split it into several sweeps")
     return out
 
 
@@ -152,13 +158,15 @@ class _Config(NamedTuple):
     sim: dict  # simulate() keywords
     seed: int
     fingerprint: str  # identity + seed + trials + engine: names its checkpoint file
+    cost: Estimate  # its time and memory, calibrated as simulate's
 
 
 def _configurations(grid: dict[str, list], fixed: Mapping[str, Any], trials: int, seed: int,
                     engine: str) -> list[_Config]:
     """Every configuration, validated by plan() (no work is done), in grid order."""
     keys = list(grid)
-    configs = []
+    configs: list[_Config] = []
+    seen: dict[str, str] = {}  # fingerprint -> where
     for values in itertools.product(*(grid[k] for k in keys)):
         point = dict(zip(keys, values))
         params = {**fixed, **point}
@@ -174,8 +182,49 @@ def _configurations(grid: dict[str, list], fixed: Mapping[str, Any], trials: int
         config_seed = configuration_seed(seed, identity)
         text = canonical_json({"identity": identity, "seed": config_seed, "trials": trials,
                                "engine": chosen.name})
-        configs.append(_Config(point, net, sim, config_seed, hash_hex(text, 16)))
+        fingerprint = hash_hex(text, 16)
+        if fingerprint in seen:  # e.g. init xavier and glorot, tanh and TANH, 1 and 1.0
+            raise ValueError(f"configurations {seen[fingerprint]} and {where} are the same "
+                             "network and inputs; give each once")
+        seen[fingerprint] = where
+        cost = request_cost(request, chosen, sim.get("threads"))
+        configs.append(_Config(point, net, sim, config_seed, fingerprint, cost))
     return configs
+
+
+def _total_cost(configs: Sequence[_Config]) -> Estimate:
+    """What the configurations cost one after another: the sum of their times, the most
+    memory any one needs."""
+    engines = sorted({c.cost.engine for c in configs})
+    return Estimate("/".join(engines), sum(c.cost.seconds for c in configs),
+                    max(c.cost.threads for c in configs),
+                    max(c.cost.memory_bytes for c in configs))
+
+
+def sweep_estimate(grid: Mapping[str, Sequence], trials: int, *, seed: int = 0,
+                   engine: str = "auto", **fixed) -> Estimate:
+    """How long :func:`sweep` with these arguments will take (the configurations' calibrated
+    times summed, as :func:`fastvar.api.estimate` gives each) and the most memory one needs.
+
+    Raises what :func:`sweep` would raise before any work.
+    """
+    return _total_cost(_checked_configurations(grid, trials, seed, engine, dict(fixed))[1])
+
+
+def _checked_configurations(grid, trials, seed, engine,
+                            fixed) -> tuple[dict[str, list], list[_Config]]:
+    """The checked grid and its configurations; refuses a sweep of over a year."""
+    seed = check_int("seed", seed, 0, (1 << 64) - 1)
+    grid = _check_grid(grid, fixed)
+    if "engine" in grid and engine != "auto":
+        raise ValueError("engine is a grid key; leave the engine argument at 'auto'")
+    configs = _configurations(grid, fixed, trials, seed, engine)
+    cost = _total_cost(configs)
+    if cost.seconds > MAX_SECONDS:
+        raise ValueError(f"this sweep of {len(configs)} configurations would take "
+                         f"{cost.describe()}; use fewer configurations or trials, smaller "
+                         "widths or fewer layers")
+    return grid, configs
 
 
 # ------------------------------------------------------------------------- the sweep
@@ -238,15 +287,12 @@ def sweep(grid: Mapping[str, Sequence], trials: int, *, seed: int = 0, engine: s
     Sweep of the configurations finished so far.
     """
     fixed = dict(fixed)
-    seed = check_int("seed", seed, 0, (1 << 64) - 1)
-    grid = _check_grid(grid, fixed)
-    if "engine" in grid and engine != "auto":
-        raise ValueError("engine is a grid key; leave the engine argument at 'auto'")
     if client is not None:
         from .dask_runner import check_client
 
         check_client(client)
-    configs = _configurations(grid, fixed, trials, seed, engine)
+    grid, configs = _checked_configurations(grid, trials, seed, engine, fixed)
+    seed = int(seed)
     store = None if checkpoint is None else SweepCheckpoint(checkpoint)
     extra = {} if client is None else {"client": client}
     bar = None

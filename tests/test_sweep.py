@@ -310,3 +310,29 @@ def test_a_sweep_checkpoint_of_json_records_is_still_read(tmp_path, monkeypatch)
         again = fastvar.sweep({"init": [1.0, 2.0]}, 40, checkpoint=tmp_path / "old", **kw)
     assert all(same(a, b) for a, b in zip(first.results, again.results))
     assert not name.exists() and (tmp_path / "old" / f"{name.stem}.bin").exists()
+
+
+@pytest.mark.parametrize("grid", [{"init": [1, 1.0]}, {"init": [np.float64(1), 1.0]},
+                                  {"activation": ["tanh", "TANH"]},
+                                  {"init": ["xavier", "glorot"]}])
+def test_one_configuration_written_two_ways_is_refused(grid):
+    # [1, 1.0] ran the same configuration twice while [np.float64(1), 1.0] was refused
+    with pytest.raises(ValueError, match="same network and inputs|holds 1.0 twice"):
+        fastvar.sweep(grid, 20, width=4, depth=2)
+
+
+def test_a_sweep_of_years_is_refused_before_any_work(capsys):
+    # --grid init=1:2:10000000 ran with no estimate for hours
+    with pytest.raises(ValueError, match="this sweep of 200 configurations would take"):
+        fastvar.sweep({"init": list(np.linspace(1, 2, 200))}, int(1e11), width=64, depth=20)
+    est = fastvar.sweeps.sweep_estimate({"init": [1.0, 2.0]}, 1000, width=8, depth=3)
+    one = fastvar.api.estimate(fastvar.mlp(8, 3, init=1.0), 1000)
+    assert est.seconds == pytest.approx(2 * one.seconds, rel=1e-9)
+    assert main(["sweep", "--grid", "init=1:2:200", "--width", "64", "--depth", "20",
+                 "--trials", "1e11"]) == 2
+    assert "would take" in capsys.readouterr().err
+
+
+def test_a_grid_too_large_to_validate_is_refused_at_once(capsys):
+    assert main(["sweep", "--grid", "init=1:2:10000000", "--width", "8", "--depth", "2"]) == 2
+    assert "10000000 configurations" in capsys.readouterr().err

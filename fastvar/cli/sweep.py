@@ -6,8 +6,8 @@ import sys
 
 from ..options import RUN_OPTIONS, SHAPE_OPTIONS, Option, count, network_options, real
 from .common import (UsageError, add_network_options, add_output_options, add_run_options,
-                     check_outputs, given, run_options_from_args, shape_defaults,
-                     show_progress)
+                     announcement, check_outputs, given, run_options_from_args,
+                     shape_defaults, show_progress)
 
 DEFAULT_TRIALS = 2000
 PLOT_VALUES = ("log_q_ratio", "log_g_ratio", "c", "xi_c", "xi_q")
@@ -90,7 +90,7 @@ def parse_grid(specs: "list[str]") -> dict[str, list]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``fastvar sweep``; returns the exit status."""
-    from ..sweeps import SweepInterrupted, sweep
+    from ..sweeps import SweepInterrupted, sweep, sweep_estimate
 
     if not args.grid:
         raise UsageError("give at least one --grid KEY=a:b:n or KEY=v1,v2,...")
@@ -113,6 +113,10 @@ def run(args: argparse.Namespace) -> int:
     if args.plot and len(axes) > 2:
         raise UsageError(f"--plot draws one or two swept keys, and {', '.join(axes)} vary; "
                          "plot from Python with Sweep.plot(x, y, where={...})")
+    line = announcement(sweep_estimate(grid, args.trials, seed=args.seed, engine=engine,
+                                       **fixed))
+    if line:
+        print(line.replace("this run", "this sweep"), file=sys.stderr, flush=True)
     try:
         result = sweep(grid, args.trials, seed=args.seed, engine=engine,
                        checkpoint=args.checkpoint, progress=show_progress(args), **fixed)
