@@ -10,25 +10,7 @@ import numpy as np
 
 from ..kernels import direct as kernel
 from ..kernels import rng
-from ..kernels.accumulators import new_stats
-from .base import Engine, Plan, register
-from .numpy_engine import TRUNC_STD
-
-_DISTRIBUTIONS = {"normal": kernel.NORMAL, "uniform": kernel.UNIFORM,
-                  "truncated_normal": kernel.TRUNCATED}
-
-
-def weight_scales(plan: Plan) -> np.ndarray:
-    """Per-layer factor on the kernel's unit-scale weights (std, bound or gain)."""
-    net = plan.network
-    var = np.asarray(net.weight_var, dtype=np.float64)
-    if net.init == "orthogonal":
-        return np.full(net.depth, float(net.gain))
-    if net.distribution == "uniform":
-        return np.sqrt(3.0 * var)
-    if net.distribution == "truncated_normal":
-        return np.sqrt(var) / TRUNC_STD
-    return np.sqrt(var)
+from .base import Engine, Plan, kernel_args, register
 
 
 class DirectEngine(Engine):
@@ -68,18 +50,7 @@ class DirectEngine(Engine):
         return numba.config.NUMBA_NUM_THREADS * per_block
 
     def run(self, plan: Plan, first_block: int, n_blocks: int) -> np.ndarray:
-        net = plan.network
-        act = net.activation_fn
-        out = new_stats(net.depth, n_blocks)
-        kernel.run_blocks(
-            out, np.int64(first_block), np.int64(plan.networks_per_block), np.int64(plan.networks),
-            np.uint64(plan.seed), np.asarray(net.widths, dtype=np.int64), weight_scales(plan),
-            np.int64(_DISTRIBUTIONS[net.distribution]), net.init == "orthogonal",
-            float(net.bias_std), np.int64(act.code), float(act.param), float(net.alpha),
-            np.int64(net.norm_code), float(net.norm_eps), np.int64(plan.inputs_kind),
-            float(plan.correlation), np.ascontiguousarray(plan.data, dtype=np.float64),
-            np.int64(plan.inputs_per_network), bool(plan.gradients))
-        return out
+        return kernel.run_blocks(kernel_args(plan), first_block, n_blocks)
 
 
 register(DirectEngine())

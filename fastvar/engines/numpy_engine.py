@@ -10,10 +10,8 @@ import numpy as np
 
 from ..kernels.accumulators import (A, DELTA, LINK, NET, Z, add_links, add_network_level,
                                    add_networks, new_stats)
-from .base import (INPUTS_NORMAL, INPUTS_PAIR, INPUTS_ROW_PAIR, Engine, Plan,
-                   networks_per_block, register)
-
-TRUNC_STD = 0.87962566103423978  # std of N(0, 1) cut at +-2
+from ..kernels.codes import INPUTS_NORMAL, INPUTS_PAIR, INPUTS_ROW_PAIR, TRUNC_STD
+from .base import Engine, Plan, networks_per_block, register
 
 
 def draw_weights(rng: np.random.Generator, plan: Plan, layer: int, count: int) -> np.ndarray:
