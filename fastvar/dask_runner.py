@@ -1,8 +1,9 @@
 """Run a simulation on a Dask cluster: ranges of blocks become tasks, merged in block order.
 
 ``simulate(..., client=CLIENT)`` lands here. The missing blocks of the run are cut into
-ranges of about TASK_SECONDS of work; each range is one ``Client.submit`` task with an
-explicit key made of the request's digest and the range (``fastvar-<digest>-<first>-
+ranges of about ``fastvar.engines.costs.TASK_SECONDS`` of work (:func:`task_blocks`, by the
+engine's calibrated ``seconds_per_network``); each range is one ``Client.submit`` task with
+an explicit key made of the request's digest and the range (``fastvar-<digest>-<first>-
 <count>``), ``pure=True`` and ``retries``, and returns per-block stats (count, L, ROWS, S).
 The client takes them with ``as_completed`` and hands them to :class:`fastvar.runs.Run`,
 which merges strictly in block order: the result is bitwise that of a local run, for any
@@ -35,9 +36,7 @@ if TYPE_CHECKING:  # the workers unpickle this module: it must not import numba 
     from .engines.base import Engine, Plan
     from .runs import Run
 
-TASK_SECONDS = 2.0  # work per task on one worker (estimated); measure with fastvar bench --dask
 TASKS_PER_WORKER = 4  # at least this many per worker, so workers finish close together
-STEP_SECONDS = 1e-9  # about one elementary step (Engine.work_per_network) per ns and core
 _LOCK = threading.Lock()  # one kernel call at a time per worker process
 
 
@@ -55,10 +54,15 @@ def check_client(client) -> None:
 
 
 def task_blocks(request: "Plan", engine: "Engine", threads: int, workers: int) -> int:
-    """Blocks per task: about TASK_SECONDS on a worker of ``threads`` cores, and at least
-    TASKS_PER_WORKER tasks per worker for runs that are short for the cluster."""
-    block_seconds = engine.work_per_network(request) * request.networks_per_block * STEP_SECONDS
-    size = TASK_SECONDS * max(1, threads) / max(block_seconds, 1e-9)
+    """Blocks per task: about ``costs.TASK_SECONDS`` on a worker of ``threads`` cores (one
+    core for an engine that is not ``parallel``), by the engine's calibrated
+    ``seconds_per_network``, and at least TASKS_PER_WORKER tasks per worker for runs that
+    are short for the cluster."""
+    from .engines.costs import TASK_SECONDS
+
+    block_seconds = engine.seconds_per_network(request) * request.networks_per_block
+    cores = max(1, threads) if engine.parallel else 1
+    size = TASK_SECONDS * cores / max(block_seconds, 1e-9)
     fair = math.ceil(request.blocks / (TASKS_PER_WORKER * max(1, workers)))
     return max(1, int(min(size, fair)))
 

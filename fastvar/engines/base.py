@@ -109,11 +109,11 @@ class Engine:
     priority: int = 0
     #: one line for `fastvar info` and error messages
     summary: str = ""
-    #: calibrated cost model (see seconds_per_network): nanoseconds of one core per step of
-    #: work_per_network and per layer of one network; blocks run on all numba threads if
-    #: ``parallel``, else on one core
-    ns_per_step: float = 5.0
-    ns_per_layer: float = 1100.0
+    #: the cost model of :meth:`seconds_per_network`: nanoseconds of one core per step of
+    #: work_per_network and per layer of one network (values in :mod:`.costs`)
+    ns_per_step: float
+    ns_per_layer: float
+    #: blocks run on all numba threads if ``parallel``, else on one core
     parallel: bool = True
 
     def unsupported(self, plan: Plan) -> "str | None":
@@ -122,12 +122,14 @@ class Engine:
 
     def work_per_network(self, plan: Plan) -> float:
         """Cost of one network of ``plan`` in elementary steps (a weight drawn and used, or
-        a normal drawn by the exact sampler): about a nanosecond each on one core."""
+        a normal drawn by the exact sampler): it sets the block size, a function of the
+        request alone; time comes from :meth:`seconds_per_network`."""
         net = plan.network
         return float(net.n_weights) * (1 + plan.inputs_per_network) * (2 if plan.gradients else 1)
 
     def seconds_per_network(self, plan: Plan) -> float:
-        """Seconds of one core that one network of ``plan`` takes (calibrated estimate)."""
+        """Seconds of one core that one network of ``plan`` takes: the calibrated estimate
+        (:mod:`fastvar.engines.costs`), the only one the API and the runners use."""
         return 1e-9 * (self.ns_per_step * self.work_per_network(plan)
                        + self.ns_per_layer * plan.network.depth)
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..kernels import direct as kernel
 from ..kernels import rng
+from . import costs
 from .base import Engine, Plan, kernel_args, register
 
 
@@ -17,19 +18,13 @@ class DirectEngine(Engine):
     name = "direct"
     priority = 10
     summary = "Numba brute force: every weight drawn, parallel over blocks, every option"
-    # Measured 2026-05 on the 2-core VM (shared, load 1.7-2.5), width 256, depth 10, tanh,
-    # gradients, ns of one core per weight per network: 4.0-7.6 at k = 1 (two sessions,
-    # 3 runs of ~0.3 s each), 12.8-13.3 at k = 64; so about 6 to draw (and regenerate) a
-    # weight and 0.15 per input it multiplies; width 1, depth 2000: 1.1 us per layer.
-    ns_per_weight, ns_per_weight_input = 6.0, 0.15
-    ns_per_layer = 1100.0
 
     def seconds_per_network(self, plan: Plan) -> float:
         net, k = plan.network, plan.inputs_per_network
         forward_share = 1.0 if plan.gradients else 0.5  # the backward pass redraws the weights
-        return 1e-9 * (forward_share * net.n_weights * (self.ns_per_weight
-                                                         + self.ns_per_weight_input * k)
-                       + self.ns_per_layer * net.depth)
+        return 1e-9 * (forward_share * net.n_weights * (costs.DIRECT_NS_PER_WEIGHT
+                                                         + costs.DIRECT_NS_PER_WEIGHT_INPUT * k)
+                       + costs.DIRECT_NS_PER_LAYER * net.depth)
 
     def memory_bytes(self, plan: Plan) -> int:
         net, k = plan.network, plan.inputs_per_network

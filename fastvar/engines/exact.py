@@ -15,6 +15,7 @@ import numba
 import numpy as np
 
 from ..kernels import exact as kernel
+from . import costs
 from .base import Engine, Plan, kernel_args, register
 
 
@@ -31,11 +32,7 @@ class ExactEngine(Engine):
     priority = 20
     summary = ("Numba, exact in law for normal weights by Gaussian conditioning: "
                "O(L n k^2) per network, forward and backward")
-    # Measured 2026-05 on the 2-core VM (shared with other work, load ~2): width 256,
-    # depth 10, tanh, k = 1, gradients: 7.2-7.4 ns of one core per step (3 runs of ~0.5 s;
-    # about 3 ns when the machine is idle); width 1, depth 2000: 1.1 us per layer.
-    ns_per_step = 7.0
-    ns_per_layer = 1100.0
+    ns_per_step, ns_per_layer = costs.EXACT_NS_PER_STEP, costs.EXACT_NS_PER_LAYER
 
     def unsupported(self, plan: Plan) -> "str | None":
         net = plan.network
