@@ -13,6 +13,7 @@ import numba
 import numpy as np
 
 from ._checks import check_int, check_real
+from ._threads import numba_threads
 from .engines import base
 from .engines.costs import THEORY_NODES, THEORY_NS_PER_LAYER, THEORY_NS_PER_NODE
 from .checkpoint import Checkpoint
@@ -137,19 +138,6 @@ def _available_memory() -> int:
         return 1 << 34
 
 
-@contextlib.contextmanager
-def _numba_threads(threads: "int | None"):
-    if threads is None:
-        yield
-        return
-    before = numba.get_num_threads()
-    numba.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
-
-
 def plan(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "auto",
          inputs="normal", inputs_per_network: "int | None" = None, gradients: bool = True,
          correlation: "float | str | None" = None, threads: "int | None" = None
@@ -231,7 +219,7 @@ def _prepare(chosen: base.Engine, request: base.Plan, threads: "int | None",
         timer.daemon = True
         timer.start()
     try:
-        with _numba_threads(threads):
+        with numba_threads(threads):
             chosen.prepare(request)
     finally:
         if timer is not None:
@@ -326,7 +314,7 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
         raise Interrupted(None) from None
     run = Run(request, chosen, checkpoint=store, progress=progress, compile_s=compile_s)
     try:
-        with _numba_threads(threads):
+        with numba_threads(threads):
             if client is None:
                 run_local(run)
             else:

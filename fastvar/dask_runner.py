@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import sys
 import threading
 from typing import TYPE_CHECKING
+
+from ._threads import numba_threads, threads_for_process
 
 try:
     from distributed import WorkerPlugin
@@ -32,7 +32,7 @@ except ImportError:  # without Dask this module still imports; check_client says
     WorkerPlugin = object
 
 if TYPE_CHECKING:  # the workers unpickle this module: it must not import numba before
-    # _numba_threads_for has set NUMBA_NUM_THREADS
+    # threads_for_process has set NUMBA_NUM_THREADS
     from .engines.base import Engine, Plan
     from .runs import Run
 
@@ -67,16 +67,6 @@ def task_blocks(request: "Plan", engine: "Engine", threads: int, workers: int) -
     return max(1, int(min(size, fair)))
 
 
-def _numba_threads_for(threads: int) -> int:
-    """Set NUMBA_NUM_THREADS if numba is not imported yet (and not set by the user), and
-    give the threads a kernel call should use: the worker's, within numba's pool."""
-    if "numba" not in sys.modules and "NUMBA_NUM_THREADS" not in os.environ:
-        os.environ["NUMBA_NUM_THREADS"] = str(threads)
-    import numba
-
-    return max(1, min(threads, numba.config.NUMBA_NUM_THREADS))
-
-
 class NumbaThreads(WorkerPlugin):
     """Worker plugin (``Client.register_plugin``): on every worker, present and future,
     set NUMBA_NUM_THREADS to the worker's threads before anything imports numba (a task's
@@ -85,16 +75,15 @@ class NumbaThreads(WorkerPlugin):
     name = "fastvar-numba-threads"
 
     def setup(self, worker) -> None:
-        _numba_threads_for(worker.state.nthreads)
+        threads_for_process(worker.state.nthreads)
 
 
 def _compute(request: "Plan", engine: str, first: int, count: int, threads: int):
-    from .api import _numba_threads
     from .engines import ENGINES
 
-    use = _numba_threads_for(threads)
+    use = threads_for_process(threads)
     # numba's thread count is per calling thread: set it in the one running the kernel
-    with _LOCK, _numba_threads(use):
+    with _LOCK, numba_threads(use):
         return ENGINES[engine].run(request, first, count)
 
 
