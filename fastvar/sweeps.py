@@ -28,14 +28,17 @@ from ._checks import check_int
 from ._files import check_output, write_file
 from .api import plan, simulate
 from .network import Network, mlp
+from .options import RUN_OPTIONS, SHAPE_OPTIONS, network_options
 from .results import Result, _csv_cell
 
-# keywords of mlp()/Network and of simulate() that a configuration may set
-NETWORK_KEYS = ("width", "depth", "input_width", "widths", "activation", "init",
-                "distribution", "gain", "bias_std", "residual", "norm", "norm_eps")
-SIMULATE_KEYS = ("engine", "inputs", "inputs_per_network", "gradients", "correlation",
-                 "threads")
-_FIXED_ONLY = ("widths", "inputs", "threads")  # not scalars, or pointless to sweep
+# keywords of mlp()/Network and of simulate() that a configuration may set, from their
+# declarations (fastvar.options): the sweep's own seed is not one
+_CONFIGURATION = SHAPE_OPTIONS + network_options() + tuple(
+    option for option in RUN_OPTIONS if option.sweep != "no")
+NETWORK_KEYS = tuple(option.name for option in SHAPE_OPTIONS + network_options())
+SIMULATE_KEYS = tuple(option.name for option in RUN_OPTIONS if option.sweep != "no")
+# not scalars, or pointless to sweep
+_FIXED_ONLY = tuple(option.name for option in _CONFIGURATION if option.sweep == "fixed")
 # per-configuration values: measured depth scales and last/first-layer observables
 OBSERVABLES = ("log_q_ratio", "log_g_ratio", "c", "xi_c", "xi_q")
 SUMMARY_COLUMNS = ("xi_q", "xi_q_se", "xi_q_map", "xi_q_theory", "xi_q_layers", "xi_q_note",

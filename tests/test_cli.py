@@ -95,7 +95,7 @@ def test_bench_rejects_bad_options_before_timing(capsys, args, message):
 
 
 def test_a_long_run_says_how_long_on_stderr(capsys, monkeypatch):
-    from fastvar import cli
+    from fastvar.cli import common as cli
     from fastvar.api import Estimate
 
     line = cli.announcement(Estimate("exact", 3.2 * 3600, 2, 0))

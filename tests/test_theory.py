@@ -10,6 +10,8 @@ import fastvar
 from fastvar import Network, mlp
 from fastvar import theory as T
 
+from .helpers import assert_within_se
+
 QS = np.array([0.0, 1e-6, 1e-3, 0.5, 1.0, 7.0, 1e4])
 
 
@@ -205,8 +207,8 @@ def test_maps_overflow_to_inf_rather_than_fail():
 
 def _assert_within_5_se(res, kinds):
     for kind in kinds:
-        mean, se, theory = res[f"{kind}_mean"], res[f"{kind}_mean_se"], res[f"{kind}_theory"]
-        assert np.all(np.abs(mean - theory) <= 5 * se), (kind, mean, theory, se)
+        assert_within_se(res[f"{kind}_mean"], res[f"{kind}_theory"], res[f"{kind}_mean_se"],
+                         k=5.0, what=kind)
 
 
 @pytest.mark.parametrize("kwargs", [
