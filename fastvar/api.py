@@ -13,7 +13,9 @@ import numba
 import numpy as np
 
 from ._checks import check_int, check_real, shown
+from ._threads import numba_threads
 from .engines import base
+from .engines.costs import THEORY_NODES, THEORY_NS_PER_LAYER, THEORY_NS_PER_NODE
 from .checkpoint import Checkpoint
 from .kernels.accumulators import ROWS, STATS_SIZE
 from .network import Network
@@ -26,11 +28,6 @@ MAX_TRIALS = 1 << 50
 # A block runs uninterrupted (Ctrl-C waits for it): refuse networks that alone take minutes.
 MAX_WORK_PER_NETWORK = 2.0 ** 36
 MAX_SECONDS = 365.25 * 86400  # refuse runs estimated to take longer (wall clock, all threads)
-# The theory step (fastvar.theory), measured 2026-05 on the 2-core VM (shared, load ~2):
-# 92-100 us per layer for the q and g maps from one input length; a data set's rows add
-# about 17 us per layer per interpolation node (up to 2 x 257 of them, 65 typical).
-_THEORY_NS_PER_LAYER, _THEORY_NS_PER_NODE = 100_000.0, 17_000.0
-_THEORY_NODES = 65
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,8 +61,8 @@ def _cost(request: base.Plan, chosen: base.Engine, threads: int) -> Estimate:
     depth = request.network.depth
     used = min(threads, request.blocks) if chosen.parallel else 1
     rows = request.input_q0_rows
-    nodes = 0 if rows is None else min(_THEORY_NODES, rows[0].size)
-    theory = 1e-9 * depth * (_THEORY_NS_PER_LAYER + _THEORY_NS_PER_NODE * nodes)
+    nodes = 0 if rows is None else min(THEORY_NODES, rows[0].size)
+    theory = 1e-9 * depth * (THEORY_NS_PER_LAYER + THEORY_NS_PER_NODE * nodes)
     seconds = chosen.seconds_per_network(request) * request.networks / used + theory
     chunk = min(request.blocks, chunk_cap(depth))
     # merged and per-chunk stats; ~25 result columns and their temporaries; the theory's
@@ -152,19 +149,6 @@ def _available_memory() -> int:
         return 1 << 34
 
 
-@contextlib.contextmanager
-def _numba_threads(threads: "int | None"):
-    if threads is None:
-        yield
-        return
-    before = numba.get_num_threads()
-    numba.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
-
-
 def plan_run(net: Network, trials: int, options: RunOptions) -> tuple[base.Plan, base.Engine]:
     """:func:`plan` with the run options already gathered in a :class:`RunOptions`."""
     if not isinstance(net, Network):
@@ -246,7 +230,7 @@ def _prepare(chosen: base.Engine, request: base.Plan, threads: "int | None",
         timer.daemon = True
         timer.start()
     try:
-        with _numba_threads(threads):
+        with numba_threads(threads):
             chosen.prepare(request)
     finally:
         if timer is not None:
@@ -310,7 +294,7 @@ def simulate_run(net: Network, trials: int, options: RunOptions,
         raise Interrupted(None) from None
     run = Run(request, chosen, checkpoint=store, progress=progress, compile_s=compile_s)
     try:
-        with _numba_threads(threads):
+        with numba_threads(threads):
             if client is None:
                 run_local(run)
             else:

@@ -28,6 +28,7 @@ import numpy as np
 
 from . import api
 from ._checks import check_int
+from ._threads import numba_threads
 from .engines import ENGINES
 from .kernels import rng
 from .network import mlp
@@ -409,14 +410,14 @@ def dask_scaling(work_seconds: float = 20.0, repeats: int = 2, file=None) -> dic
     file = sys.stdout if file is None else file
     net = mlp(64, 4, activation="tanh", init="lecun")
     trials = 1 << 14
-    with api._numba_threads(1):
+    with numba_threads(1):
         api.simulate(net, trials, engine="direct")  # compile or load the cache
         took = _best(lambda: api.simulate(net, trials, seed=1, engine="direct"), 1)
     trials = int(trials * work_seconds / took)
     run = lambda **kw: api.simulate(net, trials, seed=1, engine="direct", **kw)  # noqa: E731
     times = {}
     for threads in (1, numba.get_num_threads()):
-        with api._numba_threads(threads):
+        with numba_threads(threads):
             times[f"local {threads} thread(s)"] = _best(run, repeats)
     request, engine = api.plan(net, trials, engine="direct")
     tasks = {}
@@ -485,7 +486,7 @@ def _command(args) -> int:
     if args.dask:
         dask_scaling(args.seconds or 20.0, args.repeats or 2)
         return 0
-    with api._numba_threads(args.threads):
+    with numba_threads(args.threads):
         run_bench(quick=args.quick, json_out=args.json, engines=args.engine, seconds=args.seconds,
                   repeats=args.repeats)
     return 0

@@ -1,8 +1,9 @@
 """Run a simulation on a Dask cluster: ranges of blocks become tasks, merged in block order.
 
 ``simulate(..., client=CLIENT)`` lands here. The missing blocks of the run are cut into
-ranges of about TASK_SECONDS of work; each range is one ``Client.submit`` task with an
-explicit key made of the request's digest and the range (``fastvar-<digest>-<first>-
+ranges of about ``fastvar.engines.costs.TASK_SECONDS`` of work (:func:`task_blocks`, by the
+engine's calibrated ``seconds_per_network``); each range is one ``Client.submit`` task with
+an explicit key made of the request's digest and the range (``fastvar-<digest>-<first>-
 <count>``), ``pure=True`` and ``retries``, and returns per-block stats (count, L, ROWS, S).
 The client takes them with ``as_completed`` and hands them to :class:`fastvar.runs.Run`,
 which merges strictly in block order: the result is bitwise that of a local run, for any
@@ -20,10 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import sys
 import threading
 from typing import TYPE_CHECKING
+
+from ._threads import numba_threads, threads_for_process
 
 try:
     from distributed import WorkerPlugin
@@ -31,13 +32,11 @@ except ImportError:  # without Dask this module still imports; check_client says
     WorkerPlugin = object
 
 if TYPE_CHECKING:  # the workers unpickle this module: it must not import numba before
-    # _numba_threads_for has set NUMBA_NUM_THREADS
+    # threads_for_process has set NUMBA_NUM_THREADS
     from .engines.base import Engine, Plan
     from .runs import Run
 
-TASK_SECONDS = 2.0  # work per task on one worker (estimated); measure with fastvar bench --dask
 TASKS_PER_WORKER = 4  # at least this many per worker, so workers finish close together
-STEP_SECONDS = 1e-9  # about one elementary step (Engine.work_per_network) per ns and core
 _LOCK = threading.Lock()  # one kernel call at a time per worker process
 
 
@@ -55,22 +54,17 @@ def check_client(client) -> None:
 
 
 def task_blocks(request: "Plan", engine: "Engine", threads: int, workers: int) -> int:
-    """Blocks per task: about TASK_SECONDS on a worker of ``threads`` cores, and at least
-    TASKS_PER_WORKER tasks per worker for runs that are short for the cluster."""
-    block_seconds = engine.work_per_network(request) * request.networks_per_block * STEP_SECONDS
-    size = TASK_SECONDS * max(1, threads) / max(block_seconds, 1e-9)
+    """Blocks per task: about ``costs.TASK_SECONDS`` on a worker of ``threads`` cores (one
+    core for an engine that is not ``parallel``), by the engine's calibrated
+    ``seconds_per_network``, and at least TASKS_PER_WORKER tasks per worker for runs that
+    are short for the cluster."""
+    from .engines.costs import TASK_SECONDS
+
+    block_seconds = engine.seconds_per_network(request) * request.networks_per_block
+    cores = max(1, threads) if engine.parallel else 1
+    size = TASK_SECONDS * cores / max(block_seconds, 1e-9)
     fair = math.ceil(request.blocks / (TASKS_PER_WORKER * max(1, workers)))
     return max(1, int(min(size, fair)))
-
-
-def _numba_threads_for(threads: int) -> int:
-    """Set NUMBA_NUM_THREADS if numba is not imported yet (and not set by the user), and
-    give the threads a kernel call should use: the worker's, within numba's pool."""
-    if "numba" not in sys.modules and "NUMBA_NUM_THREADS" not in os.environ:
-        os.environ["NUMBA_NUM_THREADS"] = str(threads)
-    import numba
-
-    return max(1, min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
 class NumbaThreads(WorkerPlugin):
@@ -81,16 +75,15 @@ class NumbaThreads(WorkerPlugin):
     name = "fastvar-numba-threads"
 
     def setup(self, worker) -> None:
-        _numba_threads_for(worker.state.nthreads)
+        threads_for_process(worker.state.nthreads)
 
 
 def _compute(request: "Plan", engine: str, first: int, count: int, threads: int):
-    from .api import _numba_threads
     from .engines import ENGINES
 
-    use = _numba_threads_for(threads)
+    use = threads_for_process(threads)
     # numba's thread count is per calling thread: set it in the one running the kernel
-    with _LOCK, _numba_threads(use):
+    with _LOCK, numba_threads(use):
         return ENGINES[engine].run(request, first, count)
 
 

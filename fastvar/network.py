@@ -14,6 +14,7 @@ import numpy as np
 
 from ._checks import check_int, check_real, shown
 from .activations import Activation
+from .kernels.codes import NORM_CODES
 from .options import declare, name, number_or_name, real, widths_value
 
 INIT_SCHEMES = ("lecun", "xavier", "he", "orthogonal")
@@ -260,8 +261,8 @@ class Network:
 
     @property
     def norm_code(self) -> int:
-        """The norm as the kernels' code: 0 none, 1 layer, 2 rms."""
-        return {None: 0, "layer": 1, "rms": 2}[self.norm]
+        """The norm as the kernels' code (:data:`fastvar.kernels.codes.NORM_CODES`)."""
+        return NORM_CODES[self.norm]
 
     def to_dict(self) -> dict:
         """JSON-safe description; ``Network(**d)`` rebuilds it."""

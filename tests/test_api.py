@@ -184,7 +184,7 @@ def test_time_estimate_follows_the_work(engine, net, k):
     kw = dict(engine=engine, inputs_per_network=k, threads=1)
     one, two = (fastvar.api.estimate(net, n * k * 4096, **kw) for n in (1, 2))
     assert one.engine == engine and one.seconds > 0 and one.memory_bytes > 0
-    theory = 1e-9 * net.depth * fastvar.api._THEORY_NS_PER_LAYER
+    theory = 1e-9 * net.depth * fastvar.engines.costs.THEORY_NS_PER_LAYER
     assert two.seconds - theory == pytest.approx(2 * (one.seconds - theory), rel=1e-9)
     wider = mlp(2 * net.widths[1], net.depth, activation="tanh")
     deeper = mlp(net.widths[1], 2 * net.depth, activation="tanh")
@@ -195,7 +195,7 @@ def test_time_estimate_follows_the_work(engine, net, k):
 def test_time_estimate_counts_the_theory_step_of_deep_networks():
     # 20 000 layers of width 1: the engine takes milliseconds, the theory ~2 s
     net = mlp(1, 20_000, activation="tanh")
-    theory = 1e-9 * net.depth * fastvar.api._THEORY_NS_PER_LAYER
+    theory = 1e-9 * net.depth * fastvar.engines.costs.THEORY_NS_PER_LAYER
     assert fastvar.api.estimate(net, 1, engine="exact").seconds >= theory > 1.0
 
 

@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from fastvar import bench, cli
+from fastvar.engines.base import INPUTS_NORMAL, Plan, kernel_args
 from fastvar.kernels import exact as exact_kernels
 from fastvar.kernels import rng
 
@@ -65,17 +66,11 @@ def test_exact_draws_count_the_normals_the_engine_takes():
         net = bench.Case(40, 3).network()
         if bias:
             net = bench.mlp(40, 3, activation="tanh", init="lecun", bias_std=bias)
-        widths = np.asarray(net.widths, dtype=np.int64)
-        offs, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams, mbuf = exact_kernels._buffers(
-            widths, k, 0.0, 0)
-        gen = exact_kernels._generator(7, 0, widths, k)
+        args = kernel_args(Plan(net, k, 7, INPUTS_NORMAL, np.zeros((1, 40)), k, True))
+        gen = exact_kernels.generator(args, 0)
         start = gen[1].copy()
-        ws, mats = exact_kernels._workspace(k)
-        exact_kernels.network(gen, widths, offs, np.asarray(net.weight_var, dtype=np.float64),
-                              net.activation_fn.code, float(net.activation_fn.param),
-                              float(net.bias_std), False, 1.0, 0.0, 0, 0.0, k, 0, 0.0,
-                              np.zeros((1, 40)), True, zbuf, ubuf, ybuf, rbuf, abuf, dbuf,
-                              grams, mbuf, ws, mats)
+        ws, mats = exact_kernels.workspace(k)
+        exact_kernels.network(args, gen, exact_kernels.buffers(args), ws, mats)
         steps = sum(math.ceil(count / rng.LANES) for count in bench.exact_draws(net, k))
         bits = np.empty(steps * rng.LANES, dtype=np.uint64)
         rng._bank_steps(start, bits, steps)

@@ -93,8 +93,8 @@ def test_bad_clients_fail_before_any_work(client):
 def test_task_size_targets_seconds_and_spreads_short_runs():
     request, engine = fastvar.api.plan(NET, 256 * 100_000, engine="direct")
     big = dask_runner.task_blocks(request, engine, threads=1, workers=2)
-    block_seconds = engine.work_per_network(request) * 256 * dask_runner.STEP_SECONDS
-    assert big == int(dask_runner.TASK_SECONDS / block_seconds)
+    block_seconds = engine.seconds_per_network(request) * 256
+    assert big == int(fastvar.engines.costs.TASK_SECONDS / block_seconds)
     request, engine = fastvar.api.plan(NET, 256 * 16, engine="direct")
     assert dask_runner.task_blocks(request, engine, threads=1, workers=2) == 2
 

@@ -11,7 +11,7 @@ from scipy import stats
 import fastvar
 from fastvar import Network, mlp
 from fastvar.engines import ENGINES
-from fastvar.engines.base import INPUTS_DATA, INPUTS_NORMAL
+from fastvar.engines.base import INPUTS_DATA, INPUTS_NORMAL, Plan, kernel_args
 from fastvar.kernels import exact as kernel
 
 from .helpers import assert_agree
@@ -105,11 +105,8 @@ def _brute_trials(net, networks, k, seed):
 
 
 def _exact_trials(net, networks, k, seed):
-    act = net.activation_fn
-    return kernel.sample_trials(
-        np.uint64(seed), networks, np.asarray(net.widths, dtype=np.int64), net.weight_var,
-        act.code, act.param, net.bias_std, False, 1.0, k, INPUTS_NORMAL,
-        np.zeros((0, net.widths[0])), True)
+    plan = Plan(net, networks * k, seed, INPUTS_NORMAL, np.zeros((0, net.widths[0])), k, True)
+    return kernel.sample_trials(kernel_args(plan))
 
 
 def _same_law(x, y, alpha=1e-3):
@@ -185,10 +182,8 @@ def test_overflow_shows_as_nonfinite_values_not_zeros():
 def test_repeated_input_has_rank_one_gram():
     # a single fixed input, k = 2: both columns see the same z, so c == q at every layer
     net = Network([4, 3, 3], activation="tanh", init="lecun", bias_std=0.3)
-    act = net.activation_fn
-    q, g, c = kernel.sample_trials(np.uint64(1), 200, np.asarray(net.widths), net.weight_var,
-                                   act.code, act.param, 0.3, False, 1.0, 2, INPUTS_DATA,
-                                   np.ones((1, 4)), True)
+    plan = Plan(net, 200 * 2, 1, INPUTS_DATA, np.ones((1, 4)), 2, True)
+    q, g, c = kernel.sample_trials(kernel_args(plan))
     np.testing.assert_allclose(c[:, 0], q[:, 0], rtol=1e-9)
     np.testing.assert_allclose(q[:, 0], q[:, 1], rtol=1e-9)
     assert np.isfinite(g).all()

@@ -4,7 +4,8 @@ An engine turns blocks of a Plan into per-block stats arrays of shape
 (blocks, L, ROWS, STATS_SIZE) (see :mod:`fastvar.kernels.accumulators`). The API merges
 them serially in block order, so a result depends only on (plan, seed, engine): not on
 threads, chunking or partitioning: each block draws from its own stream seeded by
-(seed, block), and the block size is a pure function of the request.
+(seed, block), and the block size is a pure function of the request. The Numba engines
+take a Plan as one :class:`~fastvar.kernels.codes.KernelArgs`, built by :func:`kernel_args`.
 """
 from __future__ import annotations
 
@@ -12,11 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..kernels.codes import (DISTRIBUTION_CODES, INPUTS_DATA, INPUTS_NORMAL,  # noqa: F401
+                             INPUTS_PAIR, INPUTS_ROW_PAIR, TRUNC_STD, KernelArgs)
 from ..network import Network
-
-# fresh N(0, I) inputs; rows of a data set; a pair x, x' = c0 x + sqrt(1 - c0^2) xi of fresh
-# N(0, I) inputs per network; two distinct rows of a data set per network
-INPUTS_NORMAL, INPUTS_DATA, INPUTS_PAIR, INPUTS_ROW_PAIR = 0, 1, 2, 3
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,6 +71,36 @@ def networks_per_block(work_per_network: float, target: float = 2.0 ** 21, cap: 
     return 1 << (n.bit_length() - 1)
 
 
+def weight_scale(plan: Plan) -> np.ndarray:
+    """Per-layer factor on unit-scale weights, shape (L,): the std (normal), the bound
+    sqrt(3 Var) (uniform), std / TRUNC_STD (truncated normal), the gain (orthogonal)."""
+    net = plan.network
+    var = np.asarray(net.weight_var, dtype=np.float64)
+    if net.init == "orthogonal":
+        return np.full(net.depth, float(net.gain))
+    if net.distribution == "uniform":
+        return np.sqrt(3.0 * var)
+    if net.distribution == "truncated_normal":
+        return np.sqrt(var) / TRUNC_STD
+    return np.sqrt(var)
+
+
+def kernel_args(plan: Plan) -> KernelArgs:
+    """``plan`` as the Numba engines' kernels take it: one record of arrays and scalars."""
+    net, act = plan.network, plan.network.activation_fn
+    return KernelArgs(
+        seed=np.uint64(plan.seed), networks=int(plan.networks),
+        networks_per_block=int(plan.networks_per_block),
+        widths=np.asarray(net.widths, dtype=np.int64),
+        weight_var=np.asarray(net.weight_var, dtype=np.float64), weight_scale=weight_scale(plan),
+        distribution=DISTRIBUTION_CODES[net.distribution], orthogonal=net.init == "orthogonal",
+        bias_std=float(net.bias_std), activation=int(act.code),
+        activation_param=float(act.param), alpha=float(net.alpha), norm=net.norm_code,
+        norm_eps=float(net.norm_eps), inputs_kind=int(plan.inputs_kind),
+        c0=float(plan.correlation), data=np.ascontiguousarray(plan.data, dtype=np.float64),
+        k=int(plan.inputs_per_network), gradients=bool(plan.gradients))
+
+
 class Engine:
     """Base class of the engines; subclasses register themselves with :func:`register`."""
 
@@ -80,11 +109,11 @@ class Engine:
     priority: int = 0
     #: one line for `fastvar info` and error messages
     summary: str = ""
-    #: calibrated cost model (see seconds_per_network): nanoseconds of one core per step of
-    #: work_per_network and per layer of one network; blocks run on all numba threads if
-    #: ``parallel``, else on one core
-    ns_per_step: float = 5.0
-    ns_per_layer: float = 1100.0
+    #: the cost model of :meth:`seconds_per_network`: nanoseconds of one core per step of
+    #: work_per_network and per layer of one network (values in :mod:`.costs`)
+    ns_per_step: float
+    ns_per_layer: float
+    #: blocks run on all numba threads if ``parallel``, else on one core
     parallel: bool = True
 
     def unsupported(self, plan: Plan) -> "str | None":
@@ -93,12 +122,14 @@ class Engine:
 
     def work_per_network(self, plan: Plan) -> float:
         """Cost of one network of ``plan`` in elementary steps (a weight drawn and used, or
-        a normal drawn by the exact sampler): about a nanosecond each on one core."""
+        a normal drawn by the exact sampler): it sets the block size, a function of the
+        request alone; time comes from :meth:`seconds_per_network`."""
         net = plan.network
         return float(net.n_weights) * (1 + plan.inputs_per_network) * (2 if plan.gradients else 1)
 
     def seconds_per_network(self, plan: Plan) -> float:
-        """Seconds of one core that one network of ``plan`` takes (calibrated estimate)."""
+        """Seconds of one core that one network of ``plan`` takes: the calibrated estimate
+        (:mod:`fastvar.engines.costs`), the only one the API and the runners use."""
         return 1e-9 * (self.ns_per_step * self.work_per_network(plan)
                        + self.ns_per_layer * plan.network.depth)
 
@@ -143,5 +174,6 @@ def choose(name: str, plan: Plan) -> Engine:
     reason = engine.unsupported(plan)
     if reason is not None:
         able = [e.name for e in ENGINES.values() if e.unsupported(plan) is None]
-        raise ValueError(f"engine {name!r} cannot run this: {reason}; engines that can: {', '.join(able)}")
+        raise ValueError(f"engine {name!r} cannot run this: {reason}; engines that can: "
+                         f"{', '.join(able)}")
     return engine

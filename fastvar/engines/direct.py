@@ -10,44 +10,21 @@ import numpy as np
 
 from ..kernels import direct as kernel
 from ..kernels import rng
-from ..kernels.accumulators import new_stats
-from .base import Engine, Plan, register
-from .numpy_engine import TRUNC_STD
-
-_DISTRIBUTIONS = {"normal": kernel.NORMAL, "uniform": kernel.UNIFORM,
-                  "truncated_normal": kernel.TRUNCATED}
-
-
-def weight_scales(plan: Plan) -> np.ndarray:
-    """Per-layer factor on the kernel's unit-scale weights (std, bound or gain)."""
-    net = plan.network
-    var = np.asarray(net.weight_var, dtype=np.float64)
-    if net.init == "orthogonal":
-        return np.full(net.depth, float(net.gain))
-    if net.distribution == "uniform":
-        return np.sqrt(3.0 * var)
-    if net.distribution == "truncated_normal":
-        return np.sqrt(var) / TRUNC_STD
-    return np.sqrt(var)
+from . import costs
+from .base import Engine, Plan, kernel_args, register
 
 
 class DirectEngine(Engine):
     name = "direct"
     priority = 10
     summary = "Numba brute force: every weight drawn, parallel over blocks, every option"
-    # Measured 2026-05 on the 2-core VM (shared, load 1.7-2.5), width 256, depth 10, tanh,
-    # gradients, ns of one core per weight per network: 4.0-7.6 at k = 1 (two sessions,
-    # 3 runs of ~0.3 s each), 12.8-13.3 at k = 64; so about 6 to draw (and regenerate) a
-    # weight and 0.15 per input it multiplies; width 1, depth 2000: 1.1 us per layer.
-    ns_per_weight, ns_per_weight_input = 6.0, 0.15
-    ns_per_layer = 1100.0
 
     def seconds_per_network(self, plan: Plan) -> float:
         net, k = plan.network, plan.inputs_per_network
         forward_share = 1.0 if plan.gradients else 0.5  # the backward pass redraws the weights
-        return 1e-9 * (forward_share * net.n_weights * (self.ns_per_weight
-                                                         + self.ns_per_weight_input * k)
-                       + self.ns_per_layer * net.depth)
+        return 1e-9 * (forward_share * net.n_weights * (costs.DIRECT_NS_PER_WEIGHT
+                                                         + costs.DIRECT_NS_PER_WEIGHT_INPUT * k)
+                       + costs.DIRECT_NS_PER_LAYER * net.depth)
 
     def memory_bytes(self, plan: Plan) -> int:
         net, k = plan.network, plan.inputs_per_network
@@ -68,18 +45,7 @@ class DirectEngine(Engine):
         return numba.config.NUMBA_NUM_THREADS * per_block
 
     def run(self, plan: Plan, first_block: int, n_blocks: int) -> np.ndarray:
-        net = plan.network
-        act = net.activation_fn
-        out = new_stats(net.depth, n_blocks)
-        kernel.run_blocks(
-            out, np.int64(first_block), np.int64(plan.networks_per_block), np.int64(plan.networks),
-            np.uint64(plan.seed), np.asarray(net.widths, dtype=np.int64), weight_scales(plan),
-            np.int64(_DISTRIBUTIONS[net.distribution]), net.init == "orthogonal",
-            float(net.bias_std), np.int64(act.code), float(act.param), float(net.alpha),
-            np.int64(net.norm_code), float(net.norm_eps), np.int64(plan.inputs_kind),
-            float(plan.correlation), np.ascontiguousarray(plan.data, dtype=np.float64),
-            np.int64(plan.inputs_per_network), bool(plan.gradients))
-        return out
+        return kernel.run_blocks(kernel_args(plan), first_block, n_blocks)
 
 
 register(DirectEngine())

@@ -15,7 +15,8 @@ import numba
 import numpy as np
 
 from ..kernels import exact as kernel
-from .base import Engine, Plan, register
+from . import costs
+from .base import Engine, Plan, kernel_args, register
 
 
 MIN_K_LIMIT = 8  # k up to this always runs here
@@ -31,11 +32,7 @@ class ExactEngine(Engine):
     priority = 20
     summary = ("Numba, exact in law for normal weights by Gaussian conditioning: "
                "O(L n k^2) per network, forward and backward")
-    # Measured 2026-05 on the 2-core VM (shared with other work, load ~2): width 256,
-    # depth 10, tanh, k = 1, gradients: 7.2-7.4 ns of one core per step (3 runs of ~0.5 s;
-    # about 3 ns when the machine is idle); width 1, depth 2000: 1.1 us per layer.
-    ns_per_step = 7.0
-    ns_per_layer = 1100.0
+    ns_per_step, ns_per_layer = costs.EXACT_NS_PER_STEP, costs.EXACT_NS_PER_LAYER
 
     def unsupported(self, plan: Plan) -> "str | None":
         net = plan.network
@@ -50,8 +47,8 @@ class ExactEngine(Engine):
         limit = max_inputs_per_network(net.widths)
         if plan.inputs_per_network > limit:
             return (f"inputs_per_network={plan.inputs_per_network} is above {limit} for these "
-                    "widths: the exact engine's k x k algebra (O(n k^2) per layer) would be slower than "
-                    "drawing the weights")
+                    "widths: the exact engine's k x k algebra (O(n k^2) per layer) would be slower "
+                    "than drawing the weights")
         return None
 
     def work_per_network(self, plan: Plan) -> float:
@@ -68,15 +65,7 @@ class ExactEngine(Engine):
         return numba.config.NUMBA_NUM_THREADS * per_block
 
     def run(self, plan: Plan, first_block: int, n_blocks: int) -> np.ndarray:
-        net = plan.network
-        act = net.activation_fn
-        return kernel.run_blocks(
-            np.uint64(plan.seed), first_block, n_blocks, plan.networks, plan.networks_per_block,
-            np.asarray(net.widths, dtype=np.int64), np.asarray(net.weight_var, dtype=np.float64),
-            act.code, float(act.param), float(net.bias_std), net.init == "orthogonal",
-            float(net.gain), float(net.alpha), net.norm_code, float(net.norm_eps),
-            plan.inputs_per_network, plan.inputs_kind, float(plan.correlation),
-            np.ascontiguousarray(plan.data, dtype=np.float64), plan.gradients)
+        return kernel.run_blocks(kernel_args(plan), first_block, n_blocks)
 
 
 register(ExactEngine())

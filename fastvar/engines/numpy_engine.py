@@ -10,10 +10,9 @@ import numpy as np
 
 from ..kernels.accumulators import (A, DELTA, LINK, NET, Z, add_links, add_network_level,
                                    add_networks, new_stats)
-from .base import (INPUTS_NORMAL, INPUTS_PAIR, INPUTS_ROW_PAIR, Engine, Plan,
-                   networks_per_block, register)
-
-TRUNC_STD = 0.87962566103423978  # std of N(0, 1) cut at +-2
+from ..kernels.codes import INPUTS_NORMAL, INPUTS_PAIR, INPUTS_ROW_PAIR, TRUNC_STD
+from . import costs
+from .base import Engine, Plan, networks_per_block, register
 
 
 def draw_weights(rng: np.random.Generator, plan: Plan, layer: int, count: int) -> np.ndarray:
@@ -129,11 +128,7 @@ class NumpyEngine(Engine):
     name = "numpy"
     priority = 0
     summary = "NumPy reference: brute force, every weight drawn, every option"
-    # Measured 2026-05 on the 2-core VM (shared, load ~2): width 256, depth 10, tanh, k = 1,
-    # gradients: 3.8-3.9 ns per step (3 runs of ~0.5 s); Python's per-layer work is spread
-    # over the networks of a block. Counted as one core: NumPy's own threads vary.
-    ns_per_step = 4.0
-    ns_per_layer = 2000.0
+    ns_per_step, ns_per_layer = costs.NUMPY_NS_PER_STEP, costs.NUMPY_NS_PER_LAYER
     parallel = False
 
     def networks_per_block(self, plan: Plan) -> int:

@@ -1,8 +1,9 @@
 """Activation functions phi and their derivatives phi' as scalar Numba functions.
 
-An activation is identified by an integer code plus one float parameter (the slope
-of leaky_relu, the alpha of elu; ignored by the others), so kernels can take it as
-plain scalars. ``phi_ufunc``/``dphi_ufunc`` expose the same code to NumPy arrays.
+An activation is identified by an integer code (:mod:`fastvar.kernels.codes`) plus one
+float parameter (the slope of leaky_relu, the alpha of elu; ignored by the others), so
+kernels can take it as plain scalars. ``phi_ufunc``/``dphi_ufunc`` expose the same code
+to NumPy arrays.
 
 phi and phi' of NaN or of +-inf are NaN, for every activation. Weights, biases and inputs
 are finite, so an infinite pre-activation can only come from overflow: mapping it to NaN
@@ -14,7 +15,8 @@ import math
 import numba
 import numpy as np
 
-LINEAR, RELU, LEAKY_RELU, TANH, SIGMOID, GELU, SILU, ELU, SELU, SOFTPLUS, ERF = range(11)
+from .codes import (ELU, ERF, GELU, LEAKY_RELU, LINEAR, RELU, SELU, SIGMOID, SILU,
+                    SOFTPLUS, TANH)
 
 SELU_LAMBDA = 1.0507009873554805
 SELU_ALPHA = 1.6732632423543772
@@ -126,7 +128,8 @@ def phi_dphi(code, param, x):
 # tanh over arrays, vectorizable (libm's scalar tanh costs ~15 ns, this ~1.5 ns): 2|x| = k ln2 + r,
 # e^(2|x|) - 1 = 2^k expm1(r) + 2^k - 1 with a degree-13 Taylor expm1 on |r| <= ln2/2, then
 # tanh = (e^(2x) - 1) / (e^(2x) + 1). Within 3 ulp of math.tanh; tanh(x) = x below 2^-28.
-_LN2_HI, _LN2_LO, _INV_LN2 = 6.93147180369123816490e-01, 1.90821492927058770002e-10, 1.4426950408889634
+_LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
+_INV_LN2 = 1.4426950408889634
 _POW2 = np.array([2.0 ** i for i in range(64)])
 _E2, _E3, _E4, _E5, _E6, _E7, _E8, _E9, _E10, _E11, _E12, _E13 = (
     1.0 / math.factorial(i) for i in range(2, 14))

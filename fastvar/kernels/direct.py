@@ -20,7 +20,8 @@ Per network:
 * phi and phi' are applied a layer at a time (tanh vectorized); phi'(z^l) is kept for the
   backward pass, the only per-layer state besides the saved banks.
 
-Everything takes arrays and scalars only; activation and distribution are runtime codes,
+Everything takes arrays and scalars only (a request as one
+:class:`~fastvar.kernels.codes.KernelArgs`); activation and distribution are runtime codes,
 so one compiled kernel serves all networks.
 """
 import math
@@ -30,21 +31,22 @@ import numpy as np
 from numba import prange
 
 from . import rng
-from .accumulators import (A, DELTA, LINK, NET, Z, add_links, add_network_level, add_networks,
-                           cosine)
+from .accumulators import (A, DELTA, LINK, NET, ROWS, STATS_SIZE, Z, add_links,
+                           add_network_level, add_networks, cosine)
 from .activations import phi_dphi_array
+from .codes import (INPUTS_DATA, INPUTS_PAIR, INPUTS_ROW_PAIR, NORM_NONE, WEIGHTS_TRUNCATED,
+                    WEIGHTS_UNIFORM)
 from .norms import normalize, normalize_backward
 
-NORMAL, UNIFORM, TRUNCATED = 0, 1, 2  # weight distribution codes
 CHUNK = 1024  # weights drawn per bank refill (a multiple of 2 * rng.LANES)
 
 
 @numba.njit(cache=True)
-def _draw(bank, bits, buf, count, dist):
+def _draw(bank, bits, buf, count, distribution):
     # buf[:count] <- unit-scale weights: N(0,1), U[-1,1), or N(0,1) cut at +-2
-    if dist == UNIFORM:
+    if distribution == WEIGHTS_UNIFORM:
         rng.bank_uniform(bank, bits, buf, count)
-    elif dist == TRUNCATED:
+    elif distribution == WEIGHTS_TRUNCATED:
         rng.bank_normal(bank, bits, buf, count, 2.0)
     else:
         rng.bank_normal(bank, bits, buf, count, np.inf)
@@ -67,7 +69,7 @@ def _axpy(alpha, x, y):
 
 
 @numba.njit(cache=True)
-def _matvec_stream(bank, bits, buf, dist, n, m, x, y, transpose):
+def _matvec_stream(bank, bits, buf, distribution, n, m, x, y, transpose):
     """Fused draw-and-use of an n x m unit-scale W, drawn row-major in chunks.
 
     transpose=False: y[:n] = W x[:m];  transpose=True: y[:m] = W^T x[:n].
@@ -80,7 +82,7 @@ def _matvec_stream(bank, bits, buf, dist, n, m, x, y, transpose):
     pos = 0
     while pos < total:
         cnt = min(CHUNK, total - pos)
-        _draw(bank, bits, buf, cnt, dist)
+        _draw(bank, bits, buf, cnt, distribution)
         off = 0
         while off < cnt:
             j, i0 = divmod(pos + off, m)
@@ -94,13 +96,13 @@ def _matvec_stream(bank, bits, buf, dist, n, m, x, y, transpose):
 
 
 @numba.njit(cache=True)
-def _draw_matrix(bank, bits, buf, dist, n, m, w, transpose):
+def _draw_matrix(bank, bits, buf, distribution, n, m, w, transpose):
     """w <- unit-scale W (n x m) drawn as in :func:`_matvec_stream`; its transpose if asked."""
     total = n * m
     pos = 0
     while pos < total:
         cnt = min(CHUNK, total - pos)
-        _draw(bank, bits, buf, cnt, dist)
+        _draw(bank, bits, buf, cnt, distribution)
         if transpose:
             for t in range(cnt):
                 j, i = divmod(pos + t, m)
@@ -247,46 +249,47 @@ def _view(flat, rows, cols):
 
 
 @numba.njit(cache=True)
-def _layer(bank, bits, buf, wbuf, owork, osaved, osigns, vbuf, dist, ortho, n, m, scale, x, y,
-           backward):
+def _layer(bank, work, layer, distribution, orthogonal, n, m, scale, x, y, backward):
     """y = scale * x W^T (forward, y is k x n) or y = scale * x W (backward, y is k x m).
 
-    W (n x m) comes from ``bank``: a backward call gets a copy of the bank the forward
-    call started from, so it regenerates the same W. x, y: C-ordered (k, width).
+    W = W^{layer+1} (n x m, ``layer`` counts from 0) comes from ``bank``: a backward call
+    gets a copy of the bank the forward call started from, so it regenerates the same W.
+    x, y: C-ordered (k, width). ``work``: the block's scratch (see :func:`_buffers`).
     """
+    bits, buf, wbuf, owork, osaved, osigns, vbuf = work
     k = x.shape[0]
-    if ortho:
+    if orthogonal:
         sc = bank[4 * rng.LANES:]
         if not backward:
             for i in range(min(n, m)):
-                osigns[i] = 1.0 if rng.next_u64(sc) >> np.uint64(63) else -1.0
-        work = _view(owork, k, max(n, m))
-        _ortho_layer(sc, osaved, osigns, vbuf, x, work, n, m, scale, backward)
-        y[:, :] = work[:, :y.shape[1]]
+                osigns[layer, i] = 1.0 if rng.next_u64(sc) >> np.uint64(63) else -1.0
+        ywork = _view(owork, k, max(n, m))
+        _ortho_layer(sc, osaved[layer], osigns[layer], vbuf, x, ywork, n, m, scale, backward)
+        y[:, :] = ywork[:, :y.shape[1]]
     elif k == 1:
-        _matvec_stream(bank, bits, buf, dist, n, m, x[0], y[0], backward)
+        _matvec_stream(bank, bits, buf, distribution, n, m, x[0], y[0], backward)
         y[0] *= scale
     else:
-        _draw_matrix(bank, bits, buf, dist, n, m, wbuf, backward)
+        _draw_matrix(bank, bits, buf, distribution, n, m, wbuf, backward)
         _gemm_nt(x, _view(wbuf, y.shape[1], x.shape[1]), y, scale)
 
 
 @numba.njit(cache=True)
 def _draw_inputs(state, inputs_kind, c0, data, x):
-    # the k rows of x: fresh N(0, I) (kind 0), rows of data (1), a pair x, c0 x + s xi (2),
-    # two distinct rows of data (3); kinds as fastvar.engines.base.INPUTS_*
+    # the k rows of x: fresh N(0, I), rows of data, a pair x, c0 x + s xi, or two distinct
+    # rows of data
     k, n0 = x.shape
     rows = data.shape[0]
-    if inputs_kind == 3:
+    if inputs_kind == INPUTS_ROW_PAIR:
         first = min(int(rng.uniform(state) * rows), rows - 1)
         second = min(int(rng.uniform(state) * (rows - 1)), rows - 2)
         x[0, :] = data[first]
         x[1, :] = data[second + (1 if second >= first else 0)]
         return
     for c in range(k):
-        if inputs_kind == 1:
+        if inputs_kind == INPUTS_DATA:
             x[c, :] = data[min(int(rng.uniform(state) * rows), rows - 1)]
-        elif inputs_kind == 2 and c == 1:
+        elif inputs_kind == INPUTS_PAIR and c == 1:
             s = np.sqrt(1.0 - c0 * c0)
             for i in range(n0):
                 x[1, i] = c0 * x[0, i] + s * rng.normal(state)
@@ -296,8 +299,14 @@ def _draw_inputs(state, inputs_kind, c0, data, x):
 
 
 @numba.njit(cache=True)
-def _run_block(out, seed, block, count, widths, scales, dist, ortho, bias_std, act, act_param,
-               alpha, norm, eps, inputs_kind, c0, data, k, gradients):
+def _buffers(args):
+    # one block's scratch: ``work`` for _layer (bank bits, a weight chunk, a k > 1 weight
+    # matrix, the orthogonal work space, reflector states and signs of every layer, a
+    # reflector), and ``bufs``, flat, viewed per layer as C-ordered (k, width) matrices:
+    # z^l (zb), a^l and the deltas (cur), their next layer (nxt), phi'(z^l) of every layer
+    # (ds, for backward), a bias, the residual stream h^{l-1} (hb), N(z^l) of the current
+    # layer (yb) and of every layer (ys, for backward), the norm's scales (rs)
+    widths, k, gradients = args.widths, args.k, args.gradients
     depth = widths.shape[0] - 1
     wmax = 0
     wmat = 0
@@ -305,109 +314,131 @@ def _run_block(out, seed, block, count, widths, scales, dist, ortho, bias_std, a
         wmax = max(wmax, widths[l])
         if l > 0:
             wmat = max(wmat, widths[l] * widths[l - 1])
+    rmax = wmax if args.orthogonal else 0
+    normed = args.norm != NORM_NONE
+    work = (np.empty(CHUNK, dtype=np.uint64), np.empty(CHUNK),
+            np.empty(wmat if k > 1 and not args.orthogonal else 0), np.empty(k * rmax),
+            np.empty((depth, rmax, 4), dtype=np.uint64), np.empty((depth, rmax)),
+            np.empty(rmax))
+    bufs = (np.empty(k * wmax), np.empty(k * wmax), np.empty(k * wmax),
+            np.empty((depth if gradients else 0, k * wmax)), np.empty(wmax),
+            np.empty(k * wmax if args.alpha > 0.0 else 0), np.empty(k * wmax if normed else 0),
+            np.empty((depth if normed and gradients else 0, k * wmax)), np.empty((depth, k)))
+    return work, bufs
+
+
+@numba.njit(cache=True)
+def _forward(args, state, bank, saved, work, bufs, out, lengths, cos):
+    # one network's inputs and forward pass into the block's stats ``out``; saves the bank
+    # each layer started from (for the backward pass) and phi'(z^l) (or N(z^l)) as asked
+    widths, k, gradients = args.widths, args.k, args.gradients
+    bias_std, alpha, norm = args.bias_std, args.alpha, args.norm
+    zb, cur, nxt, ds, bias, hb, yb, ys, rs = bufs
+    depth = widths.shape[0] - 1
+    pairs = args.inputs_kind == INPUTS_PAIR or args.inputs_kind == INPUTS_ROW_PAIR
+    x = _view(cur, k, widths[0])
+    _draw_inputs(state, args.inputs_kind, args.c0, args.data, x)
+    if pairs:
+        cos[0] = cosine(x[0], x[1])[0]
+    for l in range(depth):
+        m, n = widths[l], widths[l + 1]
+        z = _view(zb, k, n)
+        saved[l, :] = bank
+        _layer(bank, work, l, args.distribution, args.orthogonal, n, m, args.weight_scale[l],
+               _view(cur, k, m), z, False)
+        if bias_std > 0.0:
+            for j in range(n):
+                bias[j] = bias_std * rng.normal(state)
+            for c in range(k):
+                z[c, :] += bias[:n]
+        if alpha > 0.0:  # the residual stream: h^l = h^{l-1} + alpha (W a + b)
+            if l > 0:
+                for i in range(k * n):
+                    zb[i] = hb[i] + alpha * zb[i]
+            hb[:k * n] = zb[:k * n]
+        seen = zb  # what phi sees: z^l, or N(z^l)
+        if norm != NORM_NONE:
+            seen = ys[l] if gradients else yb
+            for c in range(k):
+                rs[l, c] = normalize(norm, args.norm_eps, zb[c * n:(c + 1) * n],
+                                     seen[c * n:(c + 1) * n])
+        a = _view(cur, k, n)
+        phi_dphi_array(args.activation, args.activation_param, seen[:k * n], cur[:k * n],
+                       ds[l, :k * n] if gradients else nxt[:k * n])
+        add_networks(out[l, Z], z.reshape((1, k, n)), lengths)
+        add_networks(out[l, A], a.reshape((1, k, n)), lengths)
+        add_network_level(out[l, NET], z.reshape((1, k, n)), a.reshape((1, k, n)), lengths,
+                          cos, pairs)
+
+
+@numba.njit(cache=True)
+def _backward(args, state, spare, saved, work, bufs, out, lengths, upper):
+    # one network's backward pass after _forward: delta^L ~ N(0, I),
+    # delta^{l-1} = (W^l)^T delta^l * phi'(z^{l-1}), W^l regenerated from its saved bank
+    widths, k, alpha, norm = args.widths, args.k, args.alpha, args.norm
+    zb, cur, nxt, ds, bias, hb, yb, ys, rs = bufs
+    depth = widths.shape[0] - 1
+    for i in range(k * widths[depth]):
+        cur[i] = rng.normal(state)
+    for l in range(depth - 1, -1, -1):
+        m, n = widths[l], widths[l + 1]
+        add_networks(out[l, DELTA], cur[:k * n].reshape((1, k, n)), lengths)
+        if l < depth - 1:
+            add_links(out[l, LINK], upper, lengths)
+        upper[0] = lengths[0]
+        if l == 0:
+            break
+        spare[:] = saved[l]
+        _layer(spare, work, l, args.distribution, args.orthogonal, n, m, args.weight_scale[l],
+               _view(cur, k, n), _view(nxt, k, m), True)
+        dp = ds[l - 1]
+        if alpha == 0.0 and norm == NORM_NONE:
+            for i in range(k * m):
+                cur[i] = nxt[i] * dp[i]
+            continue
+        for i in range(k * m):
+            nxt[i] *= dp[i]
+        if norm != NORM_NONE:
+            for c in range(k):
+                normalize_backward(norm, nxt[c * m:(c + 1) * m], ys[l - 1, c * m:(c + 1) * m],
+                                   rs[l - 1, c])
+        for i in range(k * m):  # dL/dh^{l-1} = dL/dh^l + alpha (the branch's gradient)
+            cur[i] = cur[i] + alpha * nxt[i] if alpha > 0.0 else nxt[i]
+
+
+@numba.njit(cache=True)
+def _run_block(out, args, block, count):
+    # ``count`` networks of block ``block`` into its stats ``out`` (L, ROWS, STATS_SIZE),
+    # from the block's own streams
+    depth = args.widths.shape[0] - 1
     state = np.zeros(4, dtype=np.uint64)
-    rng.seed_block(seed, block, state)
+    rng.seed_block(args.seed, block, state)
     bank = np.empty(rng.BANK_SIZE, dtype=np.uint64)
     rng.seed_bank(state, bank)
     spare = np.empty(rng.BANK_SIZE, dtype=np.uint64)
     saved = np.empty((depth, rng.BANK_SIZE), dtype=np.uint64)
-    bits = np.empty(CHUNK, dtype=np.uint64)
-    buf = np.empty(CHUNK)
-    # flat scratch, viewed per layer as C-ordered (k, width) matrices
-    zb = np.empty(k * wmax)  # pre-activations of the current layer
-    ds = np.empty((depth if gradients else 0, k * wmax))  # phi'(z^l), for the backward pass
-    cur = np.empty(k * wmax)
-    nxt = np.empty(k * wmax)
-    bias = np.empty(wmax)
-    wbuf = np.empty(wmat if k > 1 and not ortho else 0)
-    rmax = wmax if ortho else 0
-    owork = np.empty(k * rmax)
-    osaved = np.empty((depth, rmax, 4), dtype=np.uint64)
-    osigns = np.empty((depth, rmax))
-    vbuf = np.empty(rmax)
-    hb = np.empty(k * wmax if alpha > 0.0 else 0)  # the residual stream h^{l-1}
-    yb = np.empty(k * wmax if norm > 0 else 0)  # N(z^l) of the current layer, and of every
-    ys = np.empty((depth if norm > 0 and gradients else 0, k * wmax))  # layer for backward
-    rs = np.empty((depth, k))  # the norm's scales
-    n0 = widths[0]
-    pairs = inputs_kind >= 2
+    work, bufs = _buffers(args)
     lengths = np.empty(1)  # this network's mean ||x||^2 / n at the current layer
     upper = np.empty(1)  # and at the layer above, for the backward links
     cos = np.full(1, np.nan)  # the cosine of its input pair at the previous layer
     for _ in range(count):
-        x = _view(cur, k, n0)
-        _draw_inputs(state, inputs_kind, c0, data, x)
-        if pairs:
-            cos[0] = cosine(x[0], x[1])[0]
-        for l in range(depth):  # forward
-            m, n = widths[l], widths[l + 1]
-            z = _view(zb, k, n)
-            saved[l, :] = bank
-            _layer(bank, bits, buf, wbuf, owork, osaved[l], osigns[l], vbuf, dist, ortho, n, m,
-                   scales[l], _view(cur, k, m), z, False)
-            if bias_std > 0.0:
-                for j in range(n):
-                    bias[j] = bias_std * rng.normal(state)
-                for c in range(k):
-                    z[c, :] += bias[:n]
-            if alpha > 0.0:  # the residual stream: h^l = h^{l-1} + alpha (W a + b)
-                if l > 0:
-                    for i in range(k * n):
-                        zb[i] = hb[i] + alpha * zb[i]
-                hb[:k * n] = zb[:k * n]
-            seen = zb  # what phi sees: z^l, or N(z^l)
-            if norm > 0:
-                seen = ys[l] if gradients else yb
-                for c in range(k):
-                    rs[l, c] = normalize(norm, eps, zb[c * n:(c + 1) * n], seen[c * n:(c + 1) * n])
-            a = _view(cur, k, n)
-            phi_dphi_array(act, act_param, seen[:k * n], cur[:k * n],
-                           ds[l, :k * n] if gradients else nxt[:k * n])
-            add_networks(out[l, Z], z.reshape((1, k, n)), lengths)
-            add_networks(out[l, A], a.reshape((1, k, n)), lengths)
-            add_network_level(out[l, NET], z.reshape((1, k, n)), a.reshape((1, k, n)), lengths,
-                              cos, pairs)
-        if not gradients:
-            continue
-        # backward: delta^L ~ N(0, I), delta^{l-1} = (W^l)^T delta^l * phi'(z^{l-1})
-        for i in range(k * widths[depth]):
-            cur[i] = rng.normal(state)
-        for l in range(depth - 1, -1, -1):
-            m, n = widths[l], widths[l + 1]
-            add_networks(out[l, DELTA], cur[:k * n].reshape((1, k, n)), lengths)
-            if l < depth - 1:
-                add_links(out[l, LINK], upper, lengths)
-            upper[0] = lengths[0]
-            if l == 0:
-                break
-            spare[:] = saved[l]
-            _layer(spare, bits, buf, wbuf, owork, osaved[l], osigns[l], vbuf, dist, ortho, n, m,
-                   scales[l], _view(cur, k, n), _view(nxt, k, m), True)
-            dp = ds[l - 1]
-            if alpha == 0.0 and norm == 0:
-                for i in range(k * m):
-                    cur[i] = nxt[i] * dp[i]
-                continue
-            for i in range(k * m):
-                nxt[i] *= dp[i]
-            if norm > 0:
-                for c in range(k):
-                    normalize_backward(norm, nxt[c * m:(c + 1) * m], ys[l - 1, c * m:(c + 1) * m],
-                                       rs[l - 1, c])
-            for i in range(k * m):  # dL/dh^{l-1} = dL/dh^l + alpha (the branch's gradient)
-                cur[i] = cur[i] + alpha * nxt[i] if alpha > 0.0 else nxt[i]
+        _forward(args, state, bank, saved, work, bufs, out, lengths, cos)
+        if args.gradients:
+            _backward(args, state, spare, saved, work, bufs, out, lengths, upper)
 
 
 @numba.njit(cache=True, parallel=True)
-def run_blocks(out, first_block, per_block, networks, seed, widths, scales, dist, ortho,
-               bias_std, act, act_param, alpha, norm, eps, inputs_kind, c0, data, k, gradients):
-    """Stats of blocks first_block .. first_block + out.shape[0] - 1 into ``out`` (zeroed).
+def run_blocks(args, first_block, n_blocks):
+    """Stats (n_blocks, L, ROWS, STATS_SIZE) of blocks first_block .. first_block + n_blocks - 1.
 
-    ``scales[l]`` multiplies unit-scale weights of layer l + 1 (the std for normal, the
-    bound for uniform, std / 0.8796 for truncated normal, the gain for orthogonal).
+    ``args`` is the request (:class:`~fastvar.kernels.codes.KernelArgs`); its
+    ``weight_scale[l]`` multiplies the unit-scale weights of layer l + 1. Block b holds
+    networks b * networks_per_block ... (fewer in the last block) and draws from its own
+    streams seeded by (seed, b); blocks run in parallel, each writing its own row.
     """
-    for i in prange(out.shape[0]):
+    out = np.zeros((n_blocks, args.widths.shape[0] - 1, ROWS, STATS_SIZE))
+    for i in prange(n_blocks):
         block = first_block + i
-        count = min(per_block, networks - block * per_block)
-        _run_block(out[i], seed, block, count, widths, scales, dist, ortho, bias_std, act,
-                   act_param, alpha, norm, eps, inputs_kind, c0, data, k, gradients)
+        count = min(args.networks_per_block, args.networks - block * args.networks_per_block)
+        _run_block(out[i], args, block, count)
+    return out

@@ -25,11 +25,10 @@ import numpy as np
 from .accumulators import (A, DELTA, LINK, NET, ROWS, STATS_SIZE, Z, add_links,
                            add_network_level, add_networks)
 from .activations import dphi_given_phi, phi_array
+from .codes import INPUTS_NORMAL, INPUTS_PAIR, INPUTS_ROW_PAIR, NORM_NONE
 from .norms import normalize, normalize_backward
 from .rng import BANK_SIZE, LANES, bank_normal, seed_bank, seed_block, uniform
 
-# as fastvar.engines.base.INPUTS_* (kernels import no engine code)
-INPUTS_NORMAL, INPUTS_DATA, INPUTS_PAIR, INPUTS_ROW_PAIR = 0, 1, 2, 3
 _RANK_TOL = 1e-12  # a pivot below this fraction of the largest diagonal counts as zero
 
 
@@ -193,19 +192,19 @@ def _draw_columns(gen, root, out):
 
 
 @numba.njit(cache=True, inline="always")
-def _forward_normal(gen, g_prev, v, sb, z, cov, ws):
-    # z (k, n) with columns iid N(0, v G + sb^2 J): a k x k square root, k normals a unit
+def _forward_normal(gen, g_prev, weight_var, bias_std, z, cov, ws):
+    # z (k, n) with columns iid N(0, v G + sigma_b^2 J): a k x k square root, k normals a unit
     work, perm, root, tmp, xi = ws
     k = z.shape[0]
     for p in range(k):
         for q in range(k):
-            cov[p, q] = v * g_prev[p, q] + sb * sb
+            cov[p, q] = weight_var * g_prev[p, q] + bias_std * bias_std
     psd_factor(cov, work, perm, root)
     _draw_columns(gen, root, z)
 
 
 @numba.njit(cache=True)
-def _forward_orthogonal(gen, g_prev, gain, sb, n, m, k, zbuf, zo, ybuf, ws):
+def _forward_orthogonal(gen, g_prev, gain, bias_std, n, m, k, zbuf, zo, ybuf, ws):
     # gain * Q A (+ b) for a Haar Q (n x m): A = O R with R^T R = G (R = root^T, r x k)
     # and O orthonormal, so Q A = (Q O) R with Q O a Haar isometry of size max(n, m) x r
     # (first n rows kept), drawn by Gram-Schmidt on Gaussian vectors.
@@ -238,22 +237,22 @@ def _forward_orthogonal(gen, g_prev, gain, sb, n, m, k, zbuf, zo, ybuf, ws):
             coef = gain * root[j, c]
             for r in range(n):
                 zbuf[zo + j * n + r] += coef * y[r]
-    if sb > 0.0:
+    if bias_std > 0.0:
         x = _normals(gen, n)
         for r in range(n):
-            b = sb * x[r]
+            b = bias_std * x[r]
             for j in range(k):
                 zbuf[zo + j * n + r] += b
 
 
 @numba.njit(cache=True, inline="always")
-def _backward_layer(gen, z, d, a_prev, d_prev, g_prev, v, sb, mrows, mats, ws):
+def _backward_layer(gen, z, d, a_prev, d_prev, g_prev, weight_var, bias_std, mrows, mats, ws):
     # d_prev = W^T d, W drawn given the forward pass (all (k, width) arrays: z (the layer's
     # W a_prev + b) and d of layer l; a_prev, d_prev of layer l-1; mrows scratch like a_prev).
     work, perm, root, tmp, xi = ws
     cov, kmat, dtd, droot, wvec, ones = mats
     k, n = z.shape
-    # K = U^T D with U = Z - b 1^T, b_r | z_r ~ N(w . z_r, var_b), w = sb^2 S^- 1
+    # K = U^T D with U = Z - b 1^T, b_r | z_r ~ N(w . z_r, var_b), w = sigma_b^2 S^- 1
     for p in range(k):
         for j in range(p, k):
             acc = 0.0
@@ -263,25 +262,25 @@ def _backward_layer(gen, z, d, a_prev, d_prev, g_prev, v, sb, mrows, mats, ws):
                 acc += zp[r] * dj[r]
                 dd += dp[r] * dj[r]
             kmat[p, j] = acc
-            dtd[p, j] = v * dd
-            dtd[j, p] = v * dd
+            dtd[p, j] = weight_var * dd
+            dtd[j, p] = weight_var * dd
             if j != p:
                 acc = 0.0
                 zj = z[j]
                 for r in range(n):
                     acc += zj[r] * dp[r]
                 kmat[j, p] = acc
-    if sb > 0.0:
+    if bias_std > 0.0:
         for p in range(k):
             for q in range(k):
-                cov[p, q] = v * g_prev[p, q] + sb * sb
+                cov[p, q] = weight_var * g_prev[p, q] + bias_std * bias_std
         rank = psd_factor(cov, work, perm, root)
         ginv_apply(root, perm, rank, ones, wvec, tmp)
         total = 0.0
         for p in range(k):
-            wvec[p, 0] *= sb * sb
+            wvec[p, 0] *= bias_std * bias_std
             total += wvec[p, 0]
-        b_std = sb * math.sqrt(max(1.0 - total, 0.0))
+        b_std = bias_std * math.sqrt(max(1.0 - total, 0.0))
         b = _normals(gen, n)
         for r in range(n):
             b[r] *= b_std
@@ -321,8 +320,8 @@ def _backward_layer(gen, z, d, a_prev, d_prev, g_prev, v, sb, mrows, mats, ws):
 
 
 @numba.njit(cache=True)
-def _workspace(k):
-    # k x k scratch of the eigen-solver (ws) and of the backward step (mats)
+def workspace(k):
+    """k x k scratch of the factorization (ws) and of the backward step (mats)."""
     ws = (np.empty((k, k)), np.empty(k, dtype=np.int64), np.empty((k, k)), np.empty(k),
           np.empty(k))
     mats = (np.empty((k, k)), np.empty((k, k)), np.empty((k, k)), np.empty((k, k)),
@@ -331,28 +330,33 @@ def _workspace(k):
 
 
 @numba.njit(cache=True)
-def network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, alpha, norm, eps, k,
-            inputs_kind, c0, data, gradients, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams, mbuf,
-            ws, mats):
-    """One network with k inputs: fill z^l, a^l (and delta^l if ``gradients``) for l = 1..L.
+def network(args, gen, bufs, ws, mats):
+    """One network with k inputs: fill z^l, a^l (and delta^l if ``args.gradients``), l = 1..L.
 
-    Layer l's k rows of n_l values sit at offset offs[l-1] of zbuf (z^l, or the residual
-    stream h^l), abuf (a^l = phi(N(z^l))), dbuf (dL/dz^l); grams[l] is the Gram matrix of
-    a^l (grams[0]: of the inputs). With a residual stream (alpha > 0) ubuf keeps each
-    layer's branch W a + b, with a norm (norm > 0) ybuf keeps N(z^l) and rbuf (L, k) its
-    scales; otherwise those buffers may be empty.
+    ``args``: the request (:class:`~fastvar.kernels.codes.KernelArgs`); ``gen``, ``bufs``,
+    ``ws``, ``mats``: the block's stream and buffers (:func:`generator`, :func:`buffers`,
+    :func:`workspace`). Layer l's k rows of n_l values sit at offset offs[l-1] of zbuf
+    (z^l, or the residual stream h^l), abuf (a^l = phi(N(z^l))), dbuf (dL/dz^l); grams[l] is
+    the Gram matrix of a^l (grams[0]: of the inputs). With a residual stream (alpha > 0)
+    ubuf keeps each layer's branch W a + b, with a norm ybuf keeps N(z^l) and rbuf (L, k)
+    its scales; otherwise those buffers are empty.
     """
+    widths, weight_var, k = args.widths, args.weight_var, args.k
+    bias_std, alpha, norm = args.bias_std, args.alpha, args.norm
+    activation, activation_param = args.activation, args.activation_param
+    offs, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams, mbuf = bufs
     depth = widths.shape[0] - 1
-    _draw_inputs(gen, inputs_kind, c0, data, k, grams[0], ws[4])
+    _draw_inputs(gen, args.inputs_kind, args.c0, args.data, k, grams[0], ws[4])
     for layer in range(1, depth + 1):
         n, m, o = widths[layer], widths[layer - 1], offs[layer - 1]
         z, a = _rows(zbuf, o, k, n), _rows(abuf, o, k, n)
         stream = alpha > 0.0 and layer > 1
         branch_buf = ubuf if stream else zbuf  # where W a + b goes
-        if orthogonal:
-            _forward_orthogonal(gen, grams[layer - 1], gain, sb, n, m, k, branch_buf, o, mbuf, ws)
+        if args.orthogonal:
+            _forward_orthogonal(gen, grams[layer - 1], args.weight_scale[layer - 1], bias_std,
+                                n, m, k, branch_buf, o, mbuf, ws)
         else:
-            _forward_normal(gen, grams[layer - 1], wvar[layer - 1], sb,
+            _forward_normal(gen, grams[layer - 1], weight_var[layer - 1], bias_std,
                             _rows(branch_buf, o, k, n), mats[0], ws)
         if stream:  # h^l = h^{l-1} + alpha (W a + b): equal widths, so rows line up
             u, h = _rows(ubuf, o, k, n), _rows(zbuf, offs[layer - 2], k, n)
@@ -360,14 +364,14 @@ def network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, alpha, n
                 for i in range(n):
                     z[j, i] = h[j, i] + alpha * u[j, i]
         for j in range(k):
-            if norm > 0:
+            if norm != NORM_NONE:
                 y = _rows(ybuf, o, k, n)[j]
-                rbuf[layer - 1, j] = normalize(norm, eps, z[j], y)
-                phi_array(code, param, y, a[j])
+                rbuf[layer - 1, j] = normalize(norm, args.norm_eps, z[j], y)
+                phi_array(activation, activation_param, y, a[j])
             else:
-                phi_array(code, param, z[j], a[j])
+                phi_array(activation, activation_param, z[j], a[j])
         _gram(a, grams[layer])
-    if not gradients:
+    if not args.gradients:
         return
     o, count = offs[depth - 1], k * widths[depth]
     dbuf[o:o + count] = _normals(gen, count)[:count]  # dL/dz^L of a random linear read-out
@@ -376,13 +380,13 @@ def network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, alpha, n
         branch_buf = ubuf if alpha > 0.0 else zbuf
         d, d_prev, a_prev = _rows(dbuf, o, k, n), _rows(dbuf, po, k, m), _rows(abuf, po, k, m)
         _backward_layer(gen, _rows(branch_buf, o, k, n), d, a_prev, d_prev, grams[layer - 1],
-                        wvar[layer - 1], sb, _rows(mbuf, 0, k, m), mats, ws)
-        x_prev = _rows(ybuf if norm > 0 else zbuf, po, k, m)  # what phi saw at layer - 1
+                        weight_var[layer - 1], bias_std, _rows(mbuf, 0, k, m), mats, ws)
+        x_prev = _rows(ybuf if norm != NORM_NONE else zbuf, po, k, m)  # what phi saw at layer - 1
         for j in range(k):
             out, xj, aj = d_prev[j], x_prev[j], a_prev[j]
             for i in range(m):
-                out[i] *= dphi_given_phi(code, param, xj[i], aj[i])
-            if norm > 0:
+                out[i] *= dphi_given_phi(activation, activation_param, xj[i], aj[i])
+            if norm != NORM_NONE:
                 normalize_backward(norm, out, xj, rbuf[layer - 2, j])
             if alpha > 0.0:  # dL/dh^{l-1} = dL/dh^l + alpha (the branch's gradient)
                 for i in range(m):
@@ -390,10 +394,15 @@ def network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, alpha, n
 
 
 @numba.njit(cache=True)
-def _buffers(widths, k, alpha, norm):
-    # offsets of layers 1..L in the per-layer buffers, and the buffers in the order network()
-    # takes them: z, the residual branches, N(z) and its scales (these three empty without a
-    # residual stream or a norm), a, delta, the Gram matrices, scratch
+def buffers(args):
+    """Per-layer buffers of one block, in the order :func:`network` unpacks them.
+
+    (offs, z, residual branches, N(z), the norm's scales (L, k), a, delta, Gram matrices
+    (L + 1, k, k), scratch): offs[l-1] is layer l's offset in the flat (k rows of n_l)
+    buffers; the residual branches, N(z) and its scales are empty without a residual
+    stream or a norm.
+    """
+    widths, k = args.widths, args.k
     depth = widths.shape[0] - 1
     offs = np.zeros(depth, dtype=np.int64)
     total = 0
@@ -403,32 +412,36 @@ def _buffers(widths, k, alpha, norm):
     big = 0
     for w in widths:
         big = max(big, w)
-    return (offs, np.zeros(total), np.zeros(total if alpha > 0.0 else 0),
-            np.zeros(total if norm > 0 else 0), np.zeros((depth, k if norm > 0 else 0)),
+    normed = args.norm != NORM_NONE
+    return (offs, np.zeros(total), np.zeros(total if args.alpha > 0.0 else 0),
+            np.zeros(total if normed else 0), np.zeros((depth, k if normed else 0)),
             np.zeros(total), np.zeros(total), np.zeros((depth + 1, k, k)), np.zeros(k * big))
 
 
 @numba.njit(cache=True)
-def _generator(seed, block, widths, k):
-    # (stream, bank, scratch bits, scratch normals) of block ``block``: the scalar stream
-    # seed_block(seed, block) draws data rows and seeds the bank of vectorized lanes
+def generator(args, block):
+    """(stream, bank, scratch bits, scratch normals) of block ``block``: the scalar stream
+    seed_block(seed, block) draws data rows and seeds the bank of vectorized lanes."""
     state = np.empty(4, dtype=np.uint64)
-    seed_block(seed, block, state)
+    seed_block(args.seed, block, state)
     bank = np.empty(BANK_SIZE, dtype=np.uint64)
     seed_bank(state, bank)
     big = 0
-    for w in widths:
+    for w in args.widths:
         big = max(big, w)
-    size = (k * big // LANES + 1) * LANES
+    size = (args.k * big // LANES + 1) * LANES
     return state, bank, np.empty(size, dtype=np.uint64), np.empty(size)
 
 
 @numba.njit(cache=True)
-def _add_network(out, widths, offs, k, pairs, gradients, zbuf, abuf, dbuf, gram0, lengths,
-                 upper, cos):
+def _add_network(out, args, bufs, lengths, upper, cos):
     # one network's trials into the stats (L, ROWS, S) of its block
+    widths, k = args.widths, args.k
+    offs, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams, mbuf = bufs
     depth = widths.shape[0] - 1
+    pairs = args.inputs_kind == INPUTS_PAIR or args.inputs_kind == INPUTS_ROW_PAIR
     if pairs:
+        gram0 = grams[0]
         cos[0] = gram0[0, 1] / (math.sqrt(gram0[0, 0]) * math.sqrt(gram0[1, 1]))
     for layer in range(1, depth + 1):
         n, o = widths[layer], offs[layer - 1]
@@ -437,7 +450,7 @@ def _add_network(out, widths, offs, k, pairs, gradients, zbuf, abuf, dbuf, gram0
         add_networks(out[layer - 1, Z], z, lengths)
         add_networks(out[layer - 1, A], a, lengths)
         add_network_level(out[layer - 1, NET], z, a, lengths, cos, pairs)
-    if not gradients:
+    if not args.gradients:
         return
     for layer in range(depth, 0, -1):
         n, o = widths[layer], offs[layer - 1]
@@ -448,54 +461,47 @@ def _add_network(out, widths, offs, k, pairs, gradients, zbuf, abuf, dbuf, gram0
 
 
 @numba.njit(cache=True, parallel=True)
-def run_blocks(seed, first_block, n_blocks, networks, networks_per_block, widths, wvar, code,
-               param, sb, orthogonal, gain, alpha, norm, eps, k, inputs_kind, c0, data,
-               gradients):
+def run_blocks(args, first_block, n_blocks):
     """Stats (n_blocks, L, ROWS, STATS_SIZE) of blocks first_block .. first_block + n_blocks - 1.
 
-    Block b holds networks b * networks_per_block ... (fewer in the last block) and draws
-    from the stream seed_block(seed, b); blocks run in parallel, each writing its own row.
+    ``args`` is the request (:class:`~fastvar.kernels.codes.KernelArgs`). Block b holds
+    networks b * networks_per_block ... (fewer in the last block) and draws from the
+    stream seed_block(seed, b); blocks run in parallel, each writing its own row.
     """
-    depth = widths.shape[0] - 1
-    out = np.zeros((n_blocks, depth, ROWS, STATS_SIZE))
-    pairs = inputs_kind == INPUTS_PAIR or inputs_kind == INPUTS_ROW_PAIR
+    out = np.zeros((n_blocks, args.widths.shape[0] - 1, ROWS, STATS_SIZE))
     for i in numba.prange(n_blocks):
         block = first_block + i
-        offs, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams, mbuf = _buffers(widths, k, alpha,
-                                                                         norm)
-        gen = _generator(seed, block, widths, k)
-        ws, mats = _workspace(k)
+        bufs = buffers(args)
+        gen = generator(args, block)
+        ws, mats = workspace(args.k)
         lengths, upper, cos = np.empty(1), np.empty(1), np.full(1, np.nan)
-        count = min(networks_per_block, networks - block * networks_per_block)
+        count = min(args.networks_per_block, args.networks - block * args.networks_per_block)
         for _ in range(count):
-            network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, alpha, norm, eps,
-                    k, inputs_kind, c0, data, gradients, zbuf, ubuf, ybuf, rbuf, abuf, dbuf,
-                    grams, mbuf, ws, mats)
-            _add_network(out[i], widths, offs, k, pairs, gradients, zbuf, abuf, dbuf, grams[0],
-                         lengths, upper, cos)
+            network(args, gen, bufs, ws, mats)
+            _add_network(out[i], args, bufs, lengths, upper, cos)
     return out
 
 
 @numba.njit(cache=True)
-def sample_trials(seed, networks, widths, wvar, code, param, sb, orthogonal, gain, k,
-                  inputs_kind, data, gradients, c0=0.0):
-    """Per-trial lengths, for tests of the joint law: one stream, ``networks`` networks.
+def sample_trials(args):
+    """Per-trial lengths, for tests of the joint law: ``args.networks`` networks drawn
+    from one stream (block 0's).
 
     Returns q (networks, k, L) = ||z^l||^2 / n_l, g (networks, k, L) = ||delta^l||^2 / n_l
     and c (networks, 2, L): z^l_0 . z^l_1 / n_l and delta^l_0 . delta^l_1 / n_l (the
     first two inputs; 0 when k = 1).
     """
+    widths, k, networks = args.widths, args.k, args.networks
     depth = widths.shape[0] - 1
-    offs, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams, mbuf = _buffers(widths, k, 0.0, 0)
-    gen = _generator(seed, 0, widths, k)
-    ws, mats = _workspace(k)
+    bufs = buffers(args)
+    offs, zbuf, dbuf = bufs[0], bufs[1], bufs[6]
+    gen = generator(args, 0)
+    ws, mats = workspace(k)
     q = np.zeros((networks, k, depth))
     g = np.zeros((networks, k, depth))
     c = np.zeros((networks, 2, depth))
     for t in range(networks):
-        network(gen, widths, offs, wvar, code, param, sb, orthogonal, gain, 0.0, 0, 0.0, k,
-                inputs_kind, c0, data, gradients, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams,
-                mbuf, ws, mats)
+        network(args, gen, bufs, ws, mats)
         for layer in range(1, depth + 1):
             n, o = widths[layer], offs[layer - 1]
             for j in range(k):

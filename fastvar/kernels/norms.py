@@ -1,7 +1,7 @@
 """Normalization layers N before a layer's weights, as Numba functions on one vector.
 
-LayerNorm (``LAYER``) centres a vector h of n units and divides it by its root mean
-square r = sqrt(mean(c^2) + eps), c = h - mean(h); RMSNorm (``RMS``) divides h by
+LayerNorm (``NORM_LAYER``) centres a vector h of n units and divides it by its root mean
+square r = sqrt(mean(c^2) + eps), c = h - mean(h); RMSNorm (``NORM_RMS``) divides h by
 r = sqrt(mean(h^2) + eps). No learnable parameters, as at initialization. The backward
 pass is the Jacobian's transpose, deterministic:
 
@@ -15,14 +15,14 @@ import math
 
 import numba
 
-NONE, LAYER, RMS = 0, 1, 2  # norm codes, as fastvar.Network.norm_code
+from .codes import NORM_LAYER
 
 
 @numba.njit(cache=True, inline="always")
 def _centre(norm, x):
     # the mean over units that LayerNorm subtracts (RMSNorm subtracts nothing)
     mean = 0.0
-    if norm == LAYER:
+    if norm == NORM_LAYER:
         for i in range(x.shape[0]):
             mean += x[i]
         mean /= x.shape[0]

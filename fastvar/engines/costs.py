@@ -1,0 +1,44 @@
+"""The calibration of the cost model: measured rates, in one place.
+
+:meth:`fastvar.engines.base.Engine.seconds_per_network` turns these into seconds of one
+core per network; :func:`fastvar.api.estimate` (the refusal of year-long runs, the time
+printed before a run) and the Dask task size (:func:`fastvar.dask_runner.task_blocks`) use
+only that. Remeasure with ``fastvar bench`` (engines) and ``fastvar bench --dask`` (tasks).
+Block sizes are not calibrated: they follow the request alone, so results never depend on
+the machine (:func:`fastvar.engines.base.networks_per_block`).
+"""
+
+# exact engine, ns of one core per step of ExactEngine.work_per_network and per layer.
+# Measured 2026-05 on the 2-core VM (shared with other work, load ~2): width 256,
+# depth 10, tanh, k = 1, gradients: 7.2-7.4 ns of one core per step (3 runs of ~0.5 s;
+# about 3 ns when the machine is idle); width 1, depth 2000: 1.1 us per layer.
+EXACT_NS_PER_STEP = 7.0
+EXACT_NS_PER_LAYER = 1100.0
+
+# direct engine, ns of one core per weight per network (forward and backward), per weight
+# and input, and per layer. Measured 2026-05 on the 2-core VM (shared, load 1.7-2.5),
+# width 256, depth 10, tanh, gradients: 4.0-7.6 at k = 1 (two sessions, 3 runs of ~0.3 s
+# each), 12.8-13.3 at k = 64; so about 6 to draw (and regenerate) a weight and 0.15 per
+# input it multiplies; width 1, depth 2000: 1.1 us per layer.
+DIRECT_NS_PER_WEIGHT = 6.0
+DIRECT_NS_PER_WEIGHT_INPUT = 0.15
+DIRECT_NS_PER_LAYER = 1100.0
+
+# NumPy engine, ns per step of Engine.work_per_network and per layer. Measured 2026-05 on
+# the 2-core VM (shared, load ~2): width 256, depth 10, tanh, k = 1, gradients: 3.8-3.9 ns
+# per step (3 runs of ~0.5 s); Python's per-layer work is spread over the networks of a
+# block. Counted as one core: NumPy's own threads vary.
+NUMPY_NS_PER_STEP = 4.0
+NUMPY_NS_PER_LAYER = 2000.0
+
+# The theory step (fastvar.theory), measured 2026-05 on the 2-core VM (shared, load ~2):
+# 92-100 us per layer for the q and g maps from one input length; a data set's rows add
+# about 17 us per layer per interpolation node (up to 2 x 257 of them, 65 typical).
+THEORY_NS_PER_LAYER = 100_000.0
+THEORY_NS_PER_NODE = 17_000.0
+THEORY_NODES = 65
+
+# Work per Dask task on one worker (estimated by seconds_per_network): long enough that the
+# per-task overhead (scheduling, shipping the per-block stats back, the in-order merge) is
+# a small fraction of it; measure with fastvar bench --dask.
+TASK_SECONDS = 2.0
