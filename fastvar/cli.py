@@ -245,7 +245,7 @@ def _report(args: argparse.Namespace, res, columns: "list[str] | None") -> None:
             print(f"fastvar simulate: warning: {line}", file=sys.stderr)
         print(res.to_json())
     else:
-        print(res._head() + "\n" + res.table(columns, max_rows=args.layers))
+        print(res.describe() + "\n" + res.table(columns, max_rows=args.layers))
 
 
 def _cmd_intro(args: argparse.Namespace) -> int:

@@ -28,7 +28,8 @@ from ._checks import check_int
 from ._files import check_output, write_file
 from .api import plan, simulate
 from .network import Network, mlp
-from .results import Result, _csv_cell
+from .results import Result
+from .results.files import csv_cell
 
 # keywords of mlp()/Network and of simulate() that a configuration may set
 NETWORK_KEYS = ("width", "depth", "input_width", "widths", "activation", "init",
@@ -662,7 +663,7 @@ class Sweep:
     def to_csv(self, path: "str | os.PathLike") -> None:
         """The tidy table of :meth:`to_pandas` as CSV, atomically (no pandas needed)."""
         names, rows = self._rows()
-        lines = [",".join(names)] + [",".join(_csv_cell(x) for x in row) for row in rows]
+        lines = [",".join(names)] + [",".join(csv_cell(x) for x in row) for row in rows]
         write_file(path, "\n".join(lines) + "\n")
 
     def table(self) -> str:

@@ -283,6 +283,21 @@ def test_result_dict_checks_that_still_accept_good_input(res):
     assert np.array_equal(again.stats, res.stats)
 
 
+def test_theory_is_computed_on_first_use_only(res, monkeypatch):
+    import fastvar.results.columns as columns
+
+    calls = []
+    maps = columns.mean_field_maps
+    monkeypatch.setattr(columns, "mean_field_maps",
+                        lambda *args, **kwargs: calls.append(1) or maps(*args, **kwargs))
+    again = Result.from_dict(res.to_dict())
+    assert calls == [] and again.columns == res.columns
+    assert again.warnings == res.warnings and calls == []
+    for name in ("q_theory", "g_theory", "q_theory"):
+        assert again[name].tobytes() == res[name].tobytes()
+    assert calls == [1]
+
+
 @pytest.mark.parametrize("key, value, error, name", [
     ("count", 2.5, ValueError, "count"),
     ("count", -1.0, ValueError, "count"),
