@@ -1,5 +1,5 @@
-"""A Result in files: its dict and strict JSON, read back with every key checked, and its
-columns as CSV.
+"""A Result in files: its dict and strict JSON (format :data:`fastvar.formats.RESULT`), read
+back with every key checked, and its columns as CSV.
 
 The stats array is the file's substance: every column is recomputed from it on reading, so
 a file round-trips bitwise (finite floats as JSON floats, NaN as null, +-inf as "inf" /
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
+from .. import formats
 from .._checks import check_int, check_real
 from .._files import float_from_json, json_float, write_file
 from ..kernels.accumulators import (A, MOMENTS, NET, NONFINITE, PAIR, ROWS, STATS_SIZE,
@@ -128,12 +129,13 @@ def csv_cell(x: Any) -> str:
 
 
 def result_to_dict(res: Result) -> dict[str, Any]:
-    """The dict of :meth:`Result.to_dict`: metadata, ``columns`` and ``stats``."""
-    meta = {"network": res.network.to_dict(), "trials": res.trials, "seed": res.seed,
-            "engine": res.engine, "elapsed_s": res.elapsed_s, "compile_s": res.compile_s,
-            "inputs_per_network": res.inputs_per_network, "gradients": res.gradients,
-            "input_q0": res.input_q0, "input_correlation": res.input_correlation,
-            "partial": res.partial, "warnings": res.warnings}
+    """The dict of :meth:`Result.to_dict`: ``format``, metadata, ``columns`` and ``stats``."""
+    meta = {"format": formats.RESULT, "network": res.network.to_dict(), "trials": res.trials,
+            "seed": res.seed, "engine": res.engine, "elapsed_s": res.elapsed_s,
+            "compile_s": res.compile_s, "inputs_per_network": res.inputs_per_network,
+            "gradients": res.gradients, "input_q0": res.input_q0,
+            "input_correlation": res.input_correlation, "partial": res.partial,
+            "warnings": res.warnings}
     if res.input_q0_rows is not None:  # lossless: JSON floats round-trip exactly
         values, counts = res.input_q0_rows
         meta["input_q0_rows"] = {"values": values.tolist(), "counts": counts.tolist()}
@@ -149,6 +151,7 @@ def result_arguments(data: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         raise TypeError(f"a result dict (from Result.to_dict) is needed, got "
                         f"{type(data).__name__}")
+    formats.file_kind(data, "result")
     keys = ("network", "stats", "trials", "seed", "engine", "elapsed_s",
             "inputs_per_network", "gradients", "input_q0")
     missing = [k for k in keys if k not in data]

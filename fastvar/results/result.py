@@ -127,10 +127,11 @@ class Result:
     def to_dict(self) -> dict:
         """A dict that ``json.dumps(..., allow_nan=False)`` accepts; :meth:`from_dict` inverts it.
 
-        Metadata, ``columns`` (lists per layer; non-finite column values become None, as
-        pandas writes them) and ``stats``, the accumulator state of shape (L, ROWS, S) from
-        which :meth:`from_dict` recomputes every column. ``stats`` round-trips bitwise: its
-        finite entries are written as floats, NaN as None, +-inf as "inf" / "-inf".
+        ``format`` (:data:`fastvar.formats.RESULT`), metadata, ``columns`` (lists per layer;
+        non-finite column values become None, as pandas writes them) and ``stats``, the
+        accumulator state of shape (L, ROWS, S) from which :meth:`from_dict` recomputes every
+        column. ``stats`` round-trips bitwise: its finite entries are written as floats, NaN
+        as None, +-inf as "inf" / "-inf".
         """
         return files.result_to_dict(self)
 
@@ -139,9 +140,10 @@ class Result:
         """Rebuild a Result from :meth:`to_dict` output (columns are recomputed from stats).
 
         Every key is checked: a missing, mistyped or out-of-range one raises ValueError
-        (TypeError for a wrong type) naming it. ``columns`` is not read; ``partial`` may be
-        left out (files written before it existed), meaning False. The theory columns are
-        computed on first use, so reading a deep network is quick.
+        (TypeError for a wrong type) naming it, and so does a ``format`` this version does
+        not read (a dict without one is a Result of an earlier version). ``columns`` is not
+        read; ``partial`` may be left out (files written before it existed), meaning False.
+        The theory columns are computed on first use, so reading a deep network is quick.
         """
         return cls(**files.result_arguments(data))
 
