@@ -31,8 +31,8 @@ _EXPORTS = {"ACTIVATION_NAMES": "activations", "Activation": "activations",
             "plot": "plotting", "terms": "explain", "Interrupted": "runs", "sweep": "sweeps",
             "Sweep": "sweeps", "SweepInterrupted": "sweeps", "load": "sweeps"}
 _SUBMODULES = ("activations", "api", "bench", "checkpoint", "cli", "dask_runner", "engines",
-               "explain", "kernels", "moments", "network", "plotting", "results", "runs",
-               "sweeps", "theory")
+               "explain", "fits", "kernels", "moments", "network", "plotting", "results",
+               "runs", "sweeps", "theory")
 
 __all__ = ["__version__", "ACTIVATION_NAMES", "Activation", "IncompleteStatisticsWarning",
            "Interrupted", "Moments", "Network", "Result", "Sweep", "SweepInterrupted", "load",

@@ -14,8 +14,15 @@ def check_real(name: str, value, minimum: float, strict: bool) -> float:
         raise ValueError(f"{name} must be finite, got {value}")
     if value < minimum or (strict and value == minimum):
         relation = ">" if strict else ">="
-        raise ValueError(f"{name} must be {relation} {minimum:g}, got {value:g}")
+        raise ValueError(f"{name} must be {relation} {minimum:g}, got {shown(value)}")
     return value
+
+
+def shown(value: float) -> str:
+    """``value`` as short as it reads back exactly: 1e-05, not 1.0000000000000001e-05, but
+    -1.0000001, not -1 (which would contradict a message saying it is out of range)."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
 
 
 def check_int(name: str, value, minimum: int, maximum: int) -> int:

@@ -12,11 +12,13 @@ import warnings
 import numba
 import numpy as np
 
-from ._checks import check_int, check_real
+from ._checks import check_int, check_real, shown
 from .engines import base
 from .checkpoint import Checkpoint
 from .kernels.accumulators import ROWS, STATS_SIZE
 from .network import Network
+from .options import (EXECUTION_OPTIONS, RUN_OPTIONS, Execution, RunOptions, split_options,
+                      takes_options)
 from .results import IncompleteStatisticsWarning, Result
 from .runs import Interrupted, Run, chunk_cap, run_local
 
@@ -97,9 +99,18 @@ def _inputs(inputs, n0: int) -> tuple[int, np.ndarray, float, "tuple | None"]:
         q0 = float(np.mean(squares))
     if not np.isfinite(q0):
         raise ValueError("inputs are so large that their squares overflow; rescale them")
+    row_q0 = np.mean(squares, axis=1)
+    # a row whose squares underflow would enter as q0 = 0 (or a subnormal, digits lost), and
+    # every statistic would read a clean 0 +- 0: refuse it as an overflow is refused
+    lost = (row_q0 < np.finfo(np.float64).tiny) & (np.abs(arr).max(axis=1) > 0.0)
+    if lost.any():
+        row = int(np.argmax(lost))
+        raise ValueError(f"inputs are so small that their squares underflow (row {row}: largest "
+                         f"|x| is {float(np.abs(arr[row]).max()):.3g}, mean square below "
+                         "2.2e-308); rescale them")
     rows = None
     if arr.shape[0] > 1:  # the theory averages its maps over the rows' own lengths
-        rows = np.unique(np.mean(squares, axis=1), return_counts=True)
+        rows = np.unique(row_q0, return_counts=True)
     return base.INPUTS_DATA, arr, q0, rows
 
 
@@ -127,7 +138,7 @@ def _pairs(correlation, kind: int, data: np.ndarray, k: "int | None") -> tuple[i
         return base.INPUTS_ROW_PAIR, min(1.0, max(-1.0, c0)), 2
     c0 = check_real("correlation", correlation, -1.0, strict=False)
     if c0 > 1.0:
-        raise ValueError(f"correlation must be in [-1, 1], got {c0!r}")
+        raise ValueError(f"correlation must be in [-1, 1], got {shown(c0)}")
     if kind != base.INPUTS_NORMAL:
         raise ValueError("correlation=c0 pairs fresh N(0, I) inputs (inputs='normal'); with a "
                          "data set use correlation='rows' (two distinct rows per network)")
@@ -154,44 +165,33 @@ def _numba_threads(threads: "int | None"):
         numba.set_num_threads(before)
 
 
-def plan(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "auto",
-         inputs="normal", inputs_per_network: "int | None" = None, gradients: bool = True,
-         correlation: "float | str | None" = None, threads: "int | None" = None
-         ) -> tuple[base.Plan, base.Engine]:
-    """Validate a request and return its Plan and the engine that will run it.
-
-    Refuses up front (ValueError, MemoryError) what would run longer than about a year
-    (wall clock, with ``threads`` or all numba threads) or need more than half the free
-    memory, by the calibrated :func:`estimate`.
-    """
+def plan_run(net: Network, trials: int, options: RunOptions) -> tuple[base.Plan, base.Engine]:
+    """:func:`plan` with the run options already gathered in a :class:`RunOptions`."""
     if not isinstance(net, Network):
         raise TypeError(f"net must be a fastvar.Network (see fastvar.mlp), got {type(net).__name__}")
     trials = check_int("trials", trials, 1, MAX_TRIALS)
-    if inputs_per_network is not None:
-        inputs_per_network = check_int("inputs_per_network", inputs_per_network, 1, 1 << 20)
-    kind, data, q0, rows = _inputs(inputs, net.widths[0])
-    kind, c0, k = _pairs(correlation, kind, data, inputs_per_network)
+    kind, data, q0, rows = _inputs(options.inputs, net.widths[0])
+    kind, c0, k = _pairs(options.correlation, kind, data, options.inputs_per_network)
     if trials % k:
         what = ("with correlation each network runs a pair of inputs, so trials must be even"
-                if correlation is not None else "trials must be a multiple of inputs_per_network")
+                if options.correlation is not None
+                else "trials must be a multiple of inputs_per_network")
         raise ValueError(f"{what} (got trials={trials}, inputs_per_network={k})")
+    seed = options.seed
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
-    seed = check_int("seed", seed, 0, (1 << 64) - 1)
-    if not isinstance(gradients, (bool, np.bool_)):
-        raise TypeError(f"gradients must be True or False, got {gradients!r}")
-    if not isinstance(engine, str):
-        raise TypeError(f"engine must be a name such as 'auto', got {engine!r}")
-    request = base.Plan(net, trials, seed, kind, data, k, bool(gradients), input_q0=q0,
+    request = base.Plan(net, trials, seed, kind, data, k, options.gradients, input_q0=q0,
                         input_q0_rows=rows, correlation=c0)
-    chosen = base.choose(engine, request)
+    chosen = base.choose(options.engine, request)
     request = dataclasses.replace(request, networks_per_block=chosen.networks_per_block(request))
     work = chosen.work_per_network(request)
     if work > MAX_WORK_PER_NETWORK:
         hint = " or engine='exact' (normal weights)" if chosen.name != "exact" else ""
         raise ValueError(f"one network of this size costs about {work:.2g} steps on engine "
-                         f"{chosen.name!r} (minutes that cannot be interrupted); use smaller widths{hint}")
-    cost = _cost(request, chosen, numba.get_num_threads() if threads is None else threads)
+                         f"{chosen.name!r} (minutes that cannot be interrupted); use smaller "
+                         f"widths{hint}")
+    threads = numba.get_num_threads() if options.threads is None else options.threads
+    cost = _cost(request, chosen, threads)
     if cost.seconds > MAX_SECONDS:
         raise ValueError(f"this run would take {cost.describe()}; use fewer trials, smaller "
                          "widths or fewer layers")
@@ -203,21 +203,32 @@ def plan(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "au
     return request, chosen
 
 
-def estimate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "auto",
-             inputs="normal", inputs_per_network: "int | None" = None, gradients: bool = True,
-             correlation: "float | str | None" = None, threads: "int | None" = None) -> Estimate:
+@takes_options(RUN_OPTIONS)
+def plan(net: Network, trials: int, **options) -> tuple[base.Plan, base.Engine]:
+    """Validate a request and return its Plan and the engine that will run it.
+
+    Takes the keywords of :func:`simulate` that fix the numbers (not ``progress``,
+    ``checkpoint`` or ``client``). Refuses up front (ValueError, MemoryError) what would run
+    longer than about a year (wall clock, with ``threads`` or all numba threads) or need
+    more than half the free memory, by the calibrated :func:`estimate`.
+    """
+    (run,) = split_options(options, [RUN_OPTIONS], "plan")
+    return plan_run(net, trials, RunOptions(**run))
+
+
+@takes_options(RUN_OPTIONS)
+def estimate(net: Network, trials: int, **options) -> Estimate:
     """How long :func:`simulate` with these arguments will take and how much memory it needs.
 
-    Calibrated on measured rates of each engine and of the theory step on a shared 2-core
-    VM (see the engines' ``ns_per_step``); expect the right order of magnitude, within a
-    factor of about 3 on a similar machine. Raises what :func:`simulate` would raise up front.
+    Takes the keywords of :func:`plan`. Calibrated on measured rates of each engine and of
+    the theory step on a shared 2-core VM (see the engines' ``ns_per_step``); expect the
+    right order of magnitude, within a factor of about 3 on a similar machine. Raises what
+    :func:`simulate` would raise up front.
     """
-    if threads is not None:
-        threads = check_int("threads", threads, 1, numba.config.NUMBA_NUM_THREADS)
-    request, chosen = plan(net, trials, seed=seed, engine=engine, inputs=inputs,
-                           inputs_per_network=inputs_per_network, gradients=gradients,
-                           correlation=correlation, threads=threads)
-    return _cost(request, chosen, numba.get_num_threads() if threads is None else threads)
+    (run,) = split_options(options, [RUN_OPTIONS], "estimate")
+    run = RunOptions(**run)
+    request, chosen = plan_run(net, trials, run)
+    return _cost(request, chosen, numba.get_num_threads() if run.threads is None else run.threads)
 
 
 def _prepare(chosen: base.Engine, request: base.Plan, threads: "int | None",
@@ -243,11 +254,8 @@ def _prepare(chosen: base.Engine, request: base.Plan, threads: "int | None",
     return time.perf_counter() - tick
 
 
-def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str = "auto",
-             inputs="normal", inputs_per_network: "int | None" = None, gradients: bool = True,
-             correlation: "float | str | None" = None, threads: "int | None" = None,
-             progress: bool = False, checkpoint: "str | os.PathLike | None" = None,
-             client=None) -> Result:
+@takes_options(RUN_OPTIONS, EXECUTION_OPTIONS)
+def simulate(net: Network, trials: int, **options) -> Result:
     """Propagate ``trials`` random inputs through random networks; per-layer statistics.
 
     Parameters
@@ -256,41 +264,7 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
         The architecture and initialization (see :func:`fastvar.mlp`).
     trials : int
         Number of forward passes (and backward passes if ``gradients``).
-    seed : int or None
-        Seed of the random streams, 0 <= seed < 2**64; None draws one (kept in the result).
-    engine : str
-        ``"auto"`` (the fastest engine that supports the request), or an engine name:
-        ``"numpy"`` (reference) and the Numba engines listed by ``fastvar info``.
-    inputs : "normal", 1-D array or 2-D array
-        Fresh x ~ N(0, I) per trial; one fixed input of length n_0; or a data set of
-        shape (rows, n_0) whose rows are drawn uniformly at random per trial.
-    inputs_per_network : int or None
-        k inputs share each drawn network; ``trials`` must be a multiple of k. Default 1,
-        or 2 with ``correlation``.
-    gradients : bool
-        Also run the backward pass from a N(0, I) cotangent at the output.
-    correlation : float in [-1, 1], "rows" or None
-        Feed each network a pair of inputs and measure the cosine c^l of their
-        pre-activations per layer (columns ``c_mean``, ``c_mean_se``, ``c_theory``). A
-        number c0 pairs x ~ N(0, I) with x' = c0 x + sqrt(1 - c0^2) xi, xi ~ N(0, I)
-        independent; ``"rows"`` pairs two distinct rows of the data set ``inputs``, drawn
-        uniformly (c0 is then the mean cosine over pairs of distinct rows,
-        ``Result.input_correlation``). ``trials`` still counts forward passes: it must be
-        even, and ``inputs_per_network`` is 2.
-    threads : int or None
-        Numba threads for this call (restored afterwards); results do not depend on it.
-    progress : bool
-        Show a tqdm progress bar on stderr (it starts after the kernels are ready). With a
-        bar, or when stderr is a terminal, a compile of the kernels (first use; they are
-        then cached) that lasts over a second is announced there.
-    checkpoint : path or None
-        A folder (created if missing) where completed blocks are saved as the run goes
-        (:mod:`fastvar.checkpoint`). The same call again resumes from it, and its result is
-        bitwise that of an uninterrupted run; a checkpoint of another request is refused.
-        Needs a fixed ``seed``. The folder is kept afterwards: delete it to start over.
-    client : dask.distributed.Client or None
-        Run the blocks as tasks on this Dask cluster (:mod:`fastvar.dask_runner`, needs
-        ``pip install 'fastvar[dask]'``); bitwise the same result as a local run.
+    {options}
 
     Returns
     -------
@@ -305,7 +279,17 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
         On Ctrl-C (a KeyboardInterrupt): its ``result`` holds the blocks completed so far,
         marked ``partial`` (see :class:`fastvar.Interrupted`).
     """
-    if checkpoint is not None and seed is None:
+    run, execution = split_options(options, [RUN_OPTIONS, EXECUTION_OPTIONS], "simulate")
+    return simulate_run(net, trials, RunOptions(**run), Execution(**execution), stacklevel=3)
+
+
+def simulate_run(net: Network, trials: int, options: RunOptions,
+                 execution: Execution = Execution(), stacklevel: int = 2) -> Result:
+    """:func:`simulate` with its options gathered in a :class:`RunOptions` and an
+    :class:`Execution`; warnings point ``stacklevel`` frames up."""
+    checkpoint, client, progress = execution.checkpoint, execution.client, execution.progress
+    threads = options.threads
+    if checkpoint is not None and options.seed is None:
         raise ValueError("checkpoint needs a fixed seed: seed=None draws a new one on every "
                          "call, so a rerun could never resume")
     if client is not None:
@@ -315,11 +299,7 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
         if threads is not None:
             raise ValueError("threads applies to local runs; with a Dask client each worker "
                              "uses its own threads (threads_per_worker)")
-    if threads is not None:
-        threads = check_int("threads", threads, 1, numba.config.NUMBA_NUM_THREADS)
-    request, chosen = plan(net, trials, seed=seed, engine=engine, inputs=inputs,
-                           inputs_per_network=inputs_per_network, gradients=gradients,
-                           correlation=correlation, threads=threads)
+    request, chosen = plan_run(net, trials, options)
     store = None if checkpoint is None else Checkpoint(checkpoint, request, chosen.name)
     # a compile of 20-60 s deserves a word where someone watches: with a bar, or a terminal;
     # on a cluster the workers compile (see fastvar.dask_runner)
@@ -346,5 +326,5 @@ def simulate(net: Network, trials: int, *, seed: "int | None" = 0, engine: str =
         run.close()
     result = run.result()
     for line in result.warnings:
-        warnings.warn(line, IncompleteStatisticsWarning, stacklevel=2)
+        warnings.warn(line, IncompleteStatisticsWarning, stacklevel=stacklevel)
     return result

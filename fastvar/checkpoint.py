@@ -1,20 +1,28 @@
-"""Checkpoints: the completed blocks of a run, saved as it goes, so that a killed run resumes.
+"""Checkpoints: finished work saved as it goes, so that a killed run or sweep resumes.
 
 A checkpoint is a folder of small files, each written atomically (:func:`fastvar._files.
 write_file`: temporary file, fsync, rename), so a kill at any moment (SIGKILL included)
-leaves every file whole or absent:
+leaves every file whole or absent. A run's folder (:class:`Checkpoint`) holds
 
-* ``request.json``: the request's fingerprint (:func:`fingerprint`), to refuse another
-  request with a clear error rather than mix its blocks in;
+* ``request.json``: the request's fingerprint (:func:`fingerprint`) and the format
+  (``"format": FORMAT``; folders written before it had none and are read the same), to
+  refuse another request with a clear error rather than mix its blocks in;
 * ``prefix.bin``: the merged stats of blocks 0 .. P-1 (the running total of the in-order
   merge, so resuming and merging blocks P, P+1, ... gives bitwise the uninterrupted result);
 * ``range-FIRST-COUNT.bin``: per-block stats of a range completed beyond the prefix (Dask
   tasks finish out of order); removed once the prefix has grown past it.
 
-Every ``.bin`` file starts with a SHA-256 of the rest and names the digest of the
-request's fingerprint; a file whose checksum, digest or shape does not check out (a
-truncated copy, a flipped byte) is not trusted: it is removed with a warning and its blocks
-are computed again. A readable file of another request is refused.
+A sweep's folder (:class:`SweepCheckpoint`) holds ``NAME.bin``, the finished Result of the
+configuration whose fingerprint is NAME, and ``NAME.run``, the run folder of that
+configuration while it runs.
+
+Every ``.bin`` file (a piece) starts with the line ``fastvar-checkpoint 1`` (its format),
+a SHA-256 of the rest and a JSON header naming the digest of the request (or the
+configuration) it belongs to; a file whose checksum, digest or shape does not check out (a
+truncated copy, a flipped byte) is not trusted: it is removed with a warning and its work
+is done again. A readable piece of another request is refused.
+
+:func:`hash_hex` is the one hash of fastvar's names, checksums and sweep seeds.
 """
 from __future__ import annotations
 
@@ -24,7 +32,7 @@ import math
 import os
 import re
 import warnings
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -32,15 +40,48 @@ from ._files import write_file
 from ._version import __version__
 from .engines.base import Plan
 from .kernels.accumulators import ROWS, STATS_SIZE
+from .results import Result
 
-_MAGIC = b"fastvar-checkpoint 1\n"
+FORMAT = "fastvar.checkpoint/2"  # request.json's "format" (the unversioned ones are 1)
+_MAGIC = b"fastvar-checkpoint 1\n"  # the first line, and format, of every piece
 _REQUEST = "request.json"
 _PREFIX = "prefix.bin"
 _RANGE = re.compile(r"range-(\d+)-(\d+)\.bin")
 
 
 class CheckpointWarning(RuntimeWarning):
-    """A checkpoint file was damaged (truncated, altered): its blocks are computed again."""
+    """A checkpoint file was damaged (truncated, altered): its work is done again."""
+
+
+def hash_hex(data: "str | bytes", size: "int | None" = None) -> str:
+    """The hash of fastvar's names, checksums and sweep seeds, as hex.
+
+    Parameters
+    ----------
+    data : str or bytes
+        What is hashed (str as UTF-8).
+    size : int or None
+        None: SHA-256 (a request's digest, a data set in a request's fingerprint, a piece's
+        checksum). A number of bytes (1 to 64): BLAKE2b of that size personalised
+        ``fastvar.sweep`` (a sweep configuration's seed, 8 bytes, and its fingerprint and
+        data-set digest, 16 bytes).
+
+    Returns
+    -------
+    str
+        ``2 * size`` hex digits (64 for SHA-256). Files already written and seeds already
+        published depend on these values: they never change.
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if size is None:
+        return hashlib.sha256(data).hexdigest()
+    return hashlib.blake2b(data, digest_size=size, person=b"fastvar.sweep").hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    """Strict JSON with sorted keys and no spaces: the text a sweep's hashes are taken of."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def fingerprint(request: Plan, engine: str) -> dict[str, Any]:
@@ -56,7 +97,7 @@ def fingerprint(request: Plan, engine: str) -> dict[str, Any]:
             "seed": request.seed, "engine": engine,
             "networks_per_block": request.networks_per_block,
             "inputs_kind": request.inputs_kind, "inputs_shape": list(data.shape),
-            "inputs_sha256": hashlib.sha256(data.tobytes()).hexdigest(),
+            "inputs_sha256": hash_hex(data.tobytes()),
             "inputs_per_network": request.inputs_per_network,
             "correlation": None if math.isnan(c0) else c0.hex(),  # exact, and JSON-safe
             "gradients": request.gradients, "fastvar": __version__}
@@ -64,31 +105,85 @@ def fingerprint(request: Plan, engine: str) -> dict[str, Any]:
 
 def digest(print_: dict[str, Any]) -> str:
     """SHA-256 (hex) of a fingerprint: names the request in files and in Dask task keys."""
-    return hashlib.sha256(json.dumps(print_, sort_keys=True).encode()).hexdigest()
+    return hash_hex(json.dumps(print_, sort_keys=True))
 
 
 def _pack(header: dict[str, Any], payload: np.ndarray) -> bytes:
     rest = json.dumps(header, sort_keys=True).encode() + b"\n" + payload.astype("<f8").tobytes()
-    return _MAGIC + hashlib.sha256(rest).hexdigest().encode() + b"\n" + rest
+    return _MAGIC + hash_hex(rest).encode() + b"\n" + rest
 
 
-def _unpack(blob: bytes) -> "tuple[dict[str, Any], np.ndarray] | None":
-    """(header, float64 payload) of a file made by :func:`_pack`, None if it is damaged."""
+def _unpack(blob: bytes) -> tuple[dict[str, Any], np.ndarray]:
+    """(header, float64 payload) of a file made by :func:`_pack`; ValueError saying why
+    not if it is damaged."""
     if not blob.startswith(_MAGIC):
-        return None
+        raise ValueError("it does not start as a fastvar checkpoint piece")
     body = blob[len(_MAGIC):]
     check, _, rest = body.partition(b"\n")
-    if hashlib.sha256(rest).hexdigest().encode() != check:
-        return None
+    if hash_hex(rest).encode() != check:
+        raise ValueError("its checksum does not match: truncated or altered")
     head, _, payload = rest.partition(b"\n")
     try:
         header = json.loads(head)
         shape = tuple(int(n) for n in header["shape"])
     except (ValueError, KeyError, TypeError):
-        return None
+        raise ValueError("its header is unreadable") from None
     if len(payload) != 8 * math.prod(shape):
-        return None
+        raise ValueError(f"its payload does not have the shape {shape}")
     return header, np.frombuffer(payload, dtype="<f8").reshape(shape).astype(np.float64)
+
+
+def _read_piece(path: str, kind: str, again: str,
+                stacklevel: int) -> "tuple[dict[str, Any], np.ndarray] | None":
+    """A piece's header and payload; None if it is gone, or damaged (then removed, with a
+    CheckpointWarning ending in ``again``: what is done instead)."""
+    try:
+        with open(path, "rb") as fh:
+            found = _unpack(fh.read())
+        if found[0].get("kind") != kind:
+            raise ValueError(f"it is no {kind} piece")
+        return found
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        warnings.warn(f"checkpoint {path} is damaged ({err}); {again}", CheckpointWarning,
+                      stacklevel=stacklevel + 1)
+        _remove(path)
+        return None
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _open_folder(path: "str | os.PathLike") -> str:
+    """Make (one level) or check a checkpoint folder before any work; its absolute path."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"checkpoint must be a folder path (str or os.PathLike), "
+                        f"got {type(path).__name__}")
+    if not os.fspath(path):
+        raise ValueError("checkpoint is an empty path; give a folder name")
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise NotADirectoryError(f"checkpoint {path} is a file, not a folder; give a "
+                                 "folder (created if missing)")
+    if not os.path.isdir(path):
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            raise FileNotFoundError(f"cannot make checkpoint {path}: folder {parent} "
+                                    "does not exist")
+        try:
+            os.mkdir(path)
+        except FileExistsError:  # made meanwhile by another process: checked below
+            pass
+        except OSError as err:
+            raise OSError(f"cannot make checkpoint {path}: {err.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PermissionError(f"checkpoint folder {path} is not writable")
+    return path
 
 
 class Checkpoint:
@@ -99,12 +194,7 @@ class Checkpoint:
     """
 
     def __init__(self, path: "str | os.PathLike", request: Plan, engine: str) -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"checkpoint must be a folder path (str or os.PathLike), "
-                            f"got {type(path).__name__}")
-        self.path = os.path.abspath(os.fspath(path))
-        if not os.fspath(path):
-            raise ValueError("checkpoint is an empty path; give a folder name")
+        self.path = _open_folder(path)
         self.request = request
         self.fingerprint = fingerprint(request, engine)
         self.digest = digest(self.fingerprint)
@@ -113,26 +203,12 @@ class Checkpoint:
 
     def _open(self) -> None:
         path = self.path
-        if os.path.exists(path) and not os.path.isdir(path):
-            raise NotADirectoryError(f"checkpoint {path} is a file, not a folder; give a "
-                                     "folder (created if missing)")
-        if not os.path.isdir(path):
-            parent = os.path.dirname(path)
-            if not os.path.isdir(parent):
-                raise FileNotFoundError(f"cannot make checkpoint {path}: folder {parent} "
-                                        "does not exist")
-            try:
-                os.mkdir(path)
-            except FileExistsError:  # made meanwhile by another process: checked below
-                pass
-            except OSError as err:
-                raise OSError(f"cannot make checkpoint {path}: {err.strerror}") from None
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise PermissionError(f"checkpoint folder {path} is not writable")
         mine = os.path.join(path, _REQUEST)
         try:
             with open(mine, "rb") as fh:
                 saved = json.loads(fh.read())
+            if not isinstance(saved, dict):
+                raise ValueError("not a JSON object")
         except FileNotFoundError:
             saved = None
             strange = [n for n in os.listdir(path) if not n.startswith(".fastvar-")]
@@ -143,6 +219,9 @@ class Checkpoint:
             saved = None  # damaged: pieces still carry the digest and are checked one by one
             warnings.warn(f"checkpoint {mine} was damaged; written again", CheckpointWarning,
                           stacklevel=3)
+        if saved is not None and saved.pop("format", FORMAT) != FORMAT:
+            raise ValueError(f"checkpoint {path} has another format than {FORMAT} (a newer "
+                             "fastvar's?); use another folder, or delete it to start over")
         if saved is not None and saved != self.fingerprint:
             differ = sorted(k for k in set(saved) | set(self.fingerprint)
                             if saved.get(k) != self.fingerprint.get(k))
@@ -153,35 +232,23 @@ class Checkpoint:
             raise ValueError(f"checkpoint {path} belongs to another request ({said}); use "
                              "another folder, or delete it to start over")
         if saved is None:
-            write_file(mine, json.dumps(self.fingerprint, indent=1, sort_keys=True) + "\n")
+            write_file(mine, json.dumps({"format": FORMAT, **self.fingerprint}, indent=1,
+                                        sort_keys=True) + "\n")
 
     def _file(self, name: str) -> str:
         return os.path.join(self.path, name)
 
     def _read(self, name: str, kind: str) -> "tuple[dict[str, Any], np.ndarray] | None":
         """A piece's header and payload, None if it is gone or damaged (then removed)."""
-        try:
-            with open(self._file(name), "rb") as fh:
-                found = _unpack(fh.read())
-        except FileNotFoundError:
-            return None
-        if found is not None and found[0].get("kind") != kind:
-            found = None
+        found = _read_piece(self._file(name), kind, "its blocks are computed again", 4)
         if found is not None and found[0].get("request") != self.digest:
             raise ValueError(f"checkpoint {self._file(name)} belongs to another request "
                              f"(digest {str(found[0].get('request'))[:12]}..., this one "
                              f"{self.digest[:12]}...); use another folder")
-        if found is None:
-            warnings.warn(f"checkpoint {self._file(name)} is damaged (truncated or altered); "
-                          "its blocks are computed again", CheckpointWarning, stacklevel=4)
-            self._remove(name)
         return found
 
     def _remove(self, name: str) -> None:
-        try:
-            os.unlink(self._file(name))
-        except FileNotFoundError:
-            pass
+        _remove(self._file(name))
 
     def load(self) -> tuple[int, np.ndarray, dict[int, np.ndarray]]:
         """(P, stats of blocks 0 .. P-1 merged (L, ROWS, S), {first: per-block stats
@@ -231,3 +298,58 @@ class Checkpoint:
             if m and int(m[1]) < blocks:
                 self._remove(name)
 
+
+
+class SweepCheckpoint:
+    """The checkpoint folder of a sweep: the finished Result of each configuration.
+
+    Keyed by a configuration's fingerprint ``name`` (a hash of its identity, seed, trials
+    and engine), so sweeps that share a configuration share its Result. ``name.bin`` is a
+    piece of kind "result": the Result's metadata (:meth:`Result.to_dict` less its stats
+    and columns) in the header, its stats as the payload. ``name.json`` files (the format
+    "fastvar sweep checkpoint" of fastvar 0.1: one JSON record with its own checksum) are
+    still read. Opening makes the folder (one level) or checks it, before any work.
+    """
+
+    def __init__(self, path: "str | os.PathLike") -> None:
+        self.path = _open_folder(path)
+
+    def run_folder(self, name: str) -> str:
+        """The :class:`Checkpoint` folder of configuration ``name`` while it runs."""
+        return os.path.join(self.path, f"{name}.run")
+
+    def save(self, name: str, result: Result, configuration: Mapping[str, Any]) -> None:
+        """Keep ``result`` as the finished Result of configuration ``name``, whose grid
+        values are ``configuration`` (kept for whoever reads the header)."""
+        meta = result.to_dict()
+        del meta["stats"], meta["columns"]  # columns follow from the stats
+        header = {"kind": "result", "request": name, "configuration": dict(configuration),
+                  "result": meta, "shape": list(result.stats.shape)}
+        write_file(os.path.join(self.path, f"{name}.bin"), _pack(header, result.stats))
+
+    def load(self, name: str) -> "Result | None":
+        """The Result saved for configuration ``name``; None if there is none, or if it is
+        damaged, altered or another's (then it is removed with a CheckpointWarning)."""
+        again = "its configuration runs again"
+        path = os.path.join(self.path, f"{name}.bin")
+        found = _read_piece(path, "result", again, 3)
+        try:
+            if found is not None:
+                if found[0].get("request") != name:
+                    raise ValueError("it belongs to another configuration")
+                return Result.from_dict({**found[0]["result"], "stats": found[1]})
+            path = os.path.join(self.path, f"{name}.json")
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            if data.get("fingerprint") != name:
+                raise ValueError("it belongs to another configuration")
+            if data.get("checksum") != hash_hex(canonical_json(data["result"])):
+                raise ValueError("its checksum does not match: it was altered or damaged")
+            return Result.from_dict(data["result"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+            warnings.warn(f"checkpoint {path} is damaged ({err}); {again}", CheckpointWarning,
+                          stacklevel=2)
+            _remove(path)
+            return None

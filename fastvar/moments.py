@@ -38,25 +38,57 @@ class Moments:
     skipped non-finite values) and ``merge_moments(state, other_state)`` on it.
     """
 
-    __slots__ = ("state",)
+    __slots__ = ("state", "_low", "_low_of")
 
     def __init__(self) -> None:
         self.state = np.zeros(5, dtype=np.float64)
+        # The mean is kept as state[1] + _low (a double-double): the data are accumulated
+        # relative to state[1], so an offset of 1e15 under values that vary by 1 costs no
+        # digits of the variance. _low_of is the (count, mean) it belongs to: state changed
+        # from outside (update_moments on .state) leaves it behind, and then it is 0.
+        self._low = 0.0
+        self._low_of = (0.0, 0.0)
+
+    def _mean_low(self) -> float:
+        return self._low if self._low_of == (self.state[0], self.state[1]) else 0.0
+
+    def _set(self, shifted: np.ndarray, shift: float) -> None:
+        """Take the state ``shifted`` accumulated relative to ``shift`` (its mean is the
+        mean minus shift), keeping the mean's rounding error in _low (TwoSum)."""
+        hi = shift + shifted[1]
+        back = hi - shift
+        low = (shift - (hi - back)) + (shifted[1] - back)
+        self.state = shifted.copy()
+        self.state[1] = hi
+        self._low = float(low) if math.isfinite(low) else 0.0
+        self._low_of = (self.state[0], self.state[1])
 
     def update(self, values) -> "Moments":
         """Add ``values`` (any array-like, flattened, accumulated in float64); returns self.
 
         Raises ValueError, leaving the accumulator unchanged, if any value is NaN or inf.
+        The values are accumulated relative to the current mean (or the first finite
+        value), so a large common offset does not cost precision.
         """
         arr = np.asarray(values)
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"values must be real numbers, got dtype {arr.dtype}")
         arr = np.ascontiguousarray(arr, dtype=np.float64).reshape(-1)
+        finite = np.isfinite(arr)
+        if not finite.all():
+            raise ValueError(f"{int((~finite).sum())} of {arr.size} values are NaN or infinite;"
+                             " drop them before update()")
+        if arr.size == 0:
+            return self
+        shift, low = (self.state[1], self._mean_low()) if self.state[0] else (arr[0], 0.0)
+        with np.errstate(over="ignore"):
+            relative = arr - shift
+        if not np.isfinite(relative).all():  # values of both signs near the float limit
+            shift, low, relative = 0.0, 0.0, arr
         trial = self.state.copy()
-        bad = update_moments(trial, arr)
-        if bad:
-            raise ValueError(f"{bad} of {arr.size} values are NaN or infinite; drop them before update()")
-        self.state = trial
+        trial[1] = low
+        update_moments(trial, relative)
+        self._set(trial, shift)
         return self
 
     def merge(self, other: "Moments") -> "Moments":
@@ -64,8 +96,18 @@ class Moments:
         if not isinstance(other, Moments):
             raise TypeError(f"can only merge Moments, got {type(other).__name__}")
         out = Moments()
-        out.state = self.state.copy()
-        merge_moments(out.state, other.state)
+        if not other.state[0] or not self.state[0]:
+            source = self if self.state[0] else other
+            out._set(source.state, 0.0)
+            out._low, out._low_of = source._mean_low(), (out.state[0], out.state[1])
+            return out
+        shift = self.state[1]  # both means relative to self's: the offset drops out exactly
+        mine, theirs = self.state.copy(), other.state.copy()
+        mine[1] = self._mean_low()
+        with np.errstate(over="ignore", invalid="ignore"):
+            theirs[1] = (other.state[1] - shift) + other._mean_low()
+        merge_moments(mine, theirs)
+        out._set(mine, shift)
         return out
 
     __add__ = merge
@@ -103,9 +145,13 @@ class Moments:
     def to_dict(self) -> dict:
         """Strict-JSON-safe dict (count, mean, M2, M3, M4); :meth:`from_dict` rebuilds it exactly.
 
-        Overflowed (non-finite) entries are written as "inf" / "-inf" / None.
+        Overflowed (non-finite) entries are written as "inf" / "-inf" / None;
+        ``mean_low`` is the mean's low part (the mean is ``mean + mean_low``), so that later
+        updates of a rebuilt accumulator lose no precision under a large offset.
         """
-        return {k: json_float(x) for k, x in zip(_KEYS, map(float, self.state))}
+        out = {k: json_float(x) for k, x in zip(_KEYS, map(float, self.state))}
+        out["mean_low"] = json_float(self._mean_low())
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Moments":
@@ -130,8 +176,13 @@ class Moments:
             for key, value in (("M2", m2), ("M4", m4)):
                 if value < 0:
                     raise ValueError(f"{key} must be >= 0 when count > 0, got {data[key]!r}")
+        low = float_from_json("mean_low", data.get("mean_low", 0.0))  # absent before 0.2
+        if not math.isfinite(low) or (low != 0.0 and abs(low) > abs(mean) * 1e-15):
+            raise ValueError(f"mean_low must be a finite rounding error of mean, got "
+                             f"{data['mean_low']!r}")
         out = cls()
         out.state = np.array([count, mean, m2, m3, m4], dtype=np.float64)
+        out._low, out._low_of = low, (count, mean)
         return out
 
     def __repr__(self) -> str:

@@ -12,8 +12,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ._checks import check_int, check_real
+from ._checks import check_int, check_real, shown
 from .activations import Activation
+from .options import declare, name, number_or_name, real, widths_value
 
 INIT_SCHEMES = ("lecun", "xavier", "he", "orthogonal")
 _INIT_ALIASES = {"glorot": "xavier", "kaiming": "he"}
@@ -77,7 +78,7 @@ def _check_scale(name: str, value, valid: tuple[float, float], zero_ok: bool = F
     if low <= value <= high or (zero_ok and value == 0.0):
         return value
     none = " (or 0 for none)" if zero_ok else ""
-    raise ValueError(f"{name} must be between {low:g} and {high:g}{none}, got {value:g}: beyond "
+    raise ValueError(f"{name} must be between {low:g} and {high:g}{none}, got {shown(value)}: beyond "
                      "that the weight or bias variance overflows or underflows float64")
 
 
@@ -123,15 +124,49 @@ class Network:
     bias variance finite and nonzero; anything outside raises ValueError naming the range.
     """
 
-    widths: tuple[int, ...]
-    activation: str = "relu"
-    init: "str | float" = "he"
-    distribution: str = "normal"
-    gain: float = 1.0
-    bias_std: float = 0.0
-    residual: "float | str | None" = None
-    norm: "str | None" = None
-    norm_eps: float = 0.0
+    widths: tuple[int, ...] = declare(None, """
+        sequence of int
+            All widths, input first, e.g. ``[784, 256, 256, 10]``.""",
+        "all widths, e.g. 784,256,256,10", parse=widths_value, sweep="fixed", required=True)
+    activation: str = declare("relu", """
+        str
+            The activation phi (see above).""",
+        "linear, relu, leaky_relu, tanh, sigmoid, gelu, silu, elu, selu, softplus or erf; "
+        "slope or alpha (-1000..1000) in brackets: leaky_relu(0.2), elu(0.5) (default relu)",
+        parse=name)
+    init: "str | float" = declare("he", """
+        str or float
+            The init scheme or sigma_w^2 (see above).""",
+        "lecun, xavier, he, orthogonal, or sigma_w^2 as a number, 1e-200..1e200 (default he)",
+        parse=number_or_name, ranges=True)
+    distribution: str = declare("normal", """
+        str
+            Law of the weight entries (see above).""",
+        "normal, uniform, truncated_normal", parse=name)
+    gain: float = declare(1.0, """
+        float
+            Gain of the init scheme (see above).""",
+        "gain of the init scheme, 1e-100..1e100 (default 1)", parse=real, ranges=True)
+    bias_std: float = declare(0.0, """
+        float
+            Standard deviation of the biases (see above).""",
+        "std of the biases, 0 or 1e-100..1e100 (default 0)", parse=real, ranges=True)
+    residual: "float | str | None" = declare(None, """
+        float, str or None
+            The residual branch scale alpha (see above).""",
+        "a pre-norm residual stream h^l = h^{l-1} + ALPHA (W phi(N(h)) + b): a number > 0, "
+        "1/sqrt(L) or 1/L (default: none, a plain network)", parse=number_or_name,
+        metavar="ALPHA", ranges=True)
+    norm: "str | None" = declare(None, """
+        str or None
+            The normalization (see above).""",
+        "layer or rms: LayerNorm or RMSNorm before each layer after the first (default none)",
+        parse=name)
+    norm_eps: float = declare(0.0, """
+        float
+            Added inside the norm's root (see above).""",
+        "added to the mean square inside the norm's root (default 0)", parse=real,
+        ranges=True)
     _act: Activation = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -5,38 +5,39 @@ with the ``fixed`` keywords. Each configuration's seed is a hash of the sweep's 
 that configuration's resolved parameters (its Network and its simulate options), so adding,
 removing or reordering grid points never changes the others, and ``sweep(...).results[i]``
 is bitwise ``simulate(net_i, trials, seed=sweep.seeds[i], ...)``. :class:`Sweep` holds the
-results, turns them into tidy tables (pandas, xarray, CSV, JSON) and fits the depth scales
-xi_q and xi_c from the measured approach of q^l and c^l to their fixed points.
+results, turns them into tidy tables (pandas, xarray, CSV, JSON) and shows the depth scales
+xi_q and xi_c fitted to each (:mod:`fastvar.fits`).
 """
 from __future__ import annotations
 
-import functools
-import hashlib
 import itertools
 import json
 import math
 import numbers
 import os
-import warnings
 from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from . import formats, theory
-from .activations import Activation
+from . import formats
 from ._checks import check_int
-from ._files import check_output, write_file
+from ._files import write_file
 from .api import plan, simulate
+from .checkpoint import SweepCheckpoint, canonical_json, hash_hex
+from .fits import measured_depth_scales
 from .network import Network, mlp
+from .options import RUN_OPTIONS, SHAPE_OPTIONS, network_options
 from .results import Result
 from .results.files import csv_cell
 
-# keywords of mlp()/Network and of simulate() that a configuration may set
-NETWORK_KEYS = ("width", "depth", "input_width", "widths", "activation", "init",
-                "distribution", "gain", "bias_std", "residual", "norm", "norm_eps")
-SIMULATE_KEYS = ("engine", "inputs", "inputs_per_network", "gradients", "correlation",
-                 "threads")
-_FIXED_ONLY = ("widths", "inputs", "threads")  # not scalars, or pointless to sweep
+# keywords of mlp()/Network and of simulate() that a configuration may set, from their
+# declarations (fastvar.options): the sweep's own seed is not one
+_CONFIGURATION = SHAPE_OPTIONS + network_options() + tuple(
+    option for option in RUN_OPTIONS if option.sweep != "no")
+NETWORK_KEYS = tuple(option.name for option in SHAPE_OPTIONS + network_options())
+SIMULATE_KEYS = tuple(option.name for option in RUN_OPTIONS if option.sweep != "no")
+# not scalars, or pointless to sweep
+_FIXED_ONLY = tuple(option.name for option in _CONFIGURATION if option.sweep == "fixed")
 # per-configuration values: measured depth scales and last/first-layer observables
 OBSERVABLES = ("log_q_ratio", "log_g_ratio", "c", "xi_c", "xi_q")
 SUMMARY_COLUMNS = ("xi_q", "xi_q_se", "xi_q_map", "xi_q_theory", "xi_q_layers", "xi_q_note",
@@ -52,154 +53,6 @@ class SweepInterrupted(KeyboardInterrupt):
         super().__init__(f"sweep interrupted after {len(partial.results)} of "
                          f"{len(partial.results) + len(partial.pending)} configurations")
         self.partial = partial
-
-
-# ----------------------------------------------------------------------------- fits
-
-class DepthFit(NamedTuple):
-    """A depth scale fitted from |x^l - x*| ~ exp(-l / xi), with where and how."""
-
-    xi: float  # layers; NaN where the data do not determine it (see note)
-    xi_se: float  # standard error of xi, layers
-    map_xi: float  # the same fit applied to the mean-field map on the same layers
-    first: int  # first and last layer (1-based) of the fit; 0 if none
-    last: int
-    note: str  # why xi is NaN, or "" when it is a number
-
-
-def _wls(layers: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float, float]:
-    """Slope of y on layers by weighted least squares: (slope, its SE, chi^2 per dof)."""
-    total = w.sum()
-    lm, ym = (w * layers).sum() / total, (w * y).sum() / total
-    sxx = (w * (layers - lm) ** 2).sum()
-    slope = (w * (layers - lm) * (y - ym)).sum() / sxx
-    dof = len(layers) - 2
-    chi2 = float((w * (y - ym - slope * (layers - lm)) ** 2).sum()) / dof if dof > 0 else 0.0
-    # a misfit (the approach not yet exponential) widens the SE rather than hiding in it
-    return float(slope), math.sqrt(1.0 / sxx) * math.sqrt(max(1.0, chi2)), chi2
-
-
-def fit_depth_scale(values: np.ndarray, se: np.ndarray, target: float, *,
-                    theory_values: "np.ndarray | None" = None, max_gap: float = 0.1,
-                    threshold: float = 3.0, floor: float = 0.0,
-                    min_layers: int = 4) -> DepthFit:
-    """Fit xi from the approach of a per-layer measurement to its fixed point ``target``.
-
-    ``values`` and ``se`` (shape (L,), layers 1..L) are, e.g., ``c_mean`` and ``c_mean_se``.
-    The fit is a weighted least-squares line through log|x^l - x*| over the last run of
-    consecutive layers where the gap keeps one sign, lies above ``threshold`` SE plus
-    ``floor`` (below, the log is noise or the finite-width shift of the fixed point) and
-    below ``max_gap`` (farther out the map is not yet linear and its rate is not the
-    asymptotic one); weights (gap/SE)^2 are the inverse variances of the logs. The last
-    run, not the first: the approach is exponential only near x*, and a sequence that
-    crosses x* on its way (c^0 on the other side of c*) is not yet on it.
-    xi = -1/slope with the SE by the delta method, widened by sqrt(chi^2/dof) when the line
-    misfits. The layers share networks, so their errors correlate; on repeated seeds the
-    spread of xi was at most this SE (tanh, width 500, four sigma_w^2).
-
-    NaN with a ``note`` (never a number that the data do not support) where fewer than
-    ``min_layers`` layers qualify or the slope is not below 0 by 2 SE (the approach is
-    slower than this depth resolves: at and near the critical line). ``map_xi`` applies the
-    same fit, same layers and weights, to ``theory_values`` (the mean-field map's x^l): it
-    tells the finite-depth curvature of the map apart from a finite-width effect.
-    """
-    values, se = np.asarray(values, dtype=float), np.asarray(se, dtype=float)
-    with np.errstate(invalid="ignore"):
-        signed = values - target
-        gap = np.abs(signed)
-        usable = (np.isfinite(gap) & (se > 0) & (gap > threshold * se + floor)
-                  & (gap < max_gap))
-    nan = math.nan
-    if not usable.any():
-        return DepthFit(nan, nan, nan, 0, 0, f"no layer has |x - x*| between {threshold:g} SE"
-                        f"{f' + {floor:.2g}' if floor else ''} and {max_gap:g}")
-    last = int(np.flatnonzero(usable)[-1])
-    first = last
-    while first > 0 and usable[first - 1] and signed[first - 1] * signed[last] > 0:
-        first -= 1
-    if last - first + 1 < min_layers:
-        return DepthFit(nan, nan, nan, first + 1, last + 1,
-                        f"only {last - first + 1} consecutive layers (up to {last + 1}) have "
-                        f"|x - x*| between {threshold:g} SE and {max_gap:g}; need {min_layers}")
-    window = slice(first, last + 1)
-    layers = np.arange(first + 1, last + 2, dtype=float)
-    weights = (gap[window] / se[window]) ** 2
-    slope, slope_se, chi2 = _wls(layers, np.log(gap[window]), weights)
-    map_xi = nan
-    if theory_values is not None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            theory_gap = np.log(np.abs(np.asarray(theory_values, dtype=float)[window] - target))
-        if np.isfinite(theory_gap).all():
-            map_slope = _wls(layers, theory_gap, weights)[0]
-            map_xi = -1.0 / map_slope if map_slope < 0 else math.inf
-    if not slope + 2.0 * slope_se < 0.0:
-        return DepthFit(nan, nan, map_xi, first + 1, last + 1,
-                        f"no significant decay over layers {first + 1}-{last + 1} (slope "
-                        f"{slope:.3g} ± {slope_se:.2g} per layer): xi is longer than this "
-                        "depth resolves")
-    return DepthFit(-1.0 / slope, slope_se / slope ** 2, map_xi, first + 1, last + 1, "")
-
-
-@functools.lru_cache(maxsize=4096)
-def _theory_point(activation: str, sw2: float, sb2: float, q0: float,
-                  pairs: bool) -> tuple[float, float, float, float]:
-    """(q*, c*, xi_q, xi_c) of the theory; c* (NaN without pairs) costs most: about 0.3 s
-    of quadratures, and a sweep asks for each point again (tables, plots)."""
-    act = Activation.parse(activation)
-    q_star = theory.fixed_point(act, sw2, sb2, q0)[0]
-    c_star, chi_c = theory.correlation_fixed_point(act, sw2, sb2)  # once: the costly part
-    return (q_star, c_star if pairs else math.nan, theory.q_depth_scale(act, sw2, sb2),
-            theory.depth_from_rate(chi_c))
-
-
-def measured_depth_scales(res: Result) -> dict[str, Any]:
-    """xi_q and xi_c of one Result, fitted (:func:`fit_depth_scale`) beside the theory.
-
-    Returns ``xi_q``, ``xi_q_se``, ``xi_q_map``, ``xi_q_theory`` (theory.depth_scales),
-    ``xi_q_layers`` ("first-last" fitted layers, "" if none), ``xi_q_note`` (why xi_q is NaN,
-    else ""), and the same for ``xi_c`` (NaN without input pairs). All in layers. The fixed
-    points x* are the theory's q* and c* (:func:`theory.fixed_point`,
-    :func:`theory.correlation_fixed_point`), which needs one sigma_w^2 for all layers.
-    """
-    out: dict[str, Any] = {}
-
-    def put(kind: str, fit: "DepthFit | None", asymptotic: float, note: str = "") -> None:
-        if fit is None:
-            fit = DepthFit(math.nan, math.nan, math.nan, 0, 0, note)
-        out.update({f"xi_{kind}": fit.xi, f"xi_{kind}_se": fit.xi_se,
-                    f"xi_{kind}_map": fit.map_xi, f"xi_{kind}_theory": asymptotic,
-                    f"xi_{kind}_layers": f"{fit.first}-{fit.last}" if fit.first else "",
-                    f"xi_{kind}_note": fit.note})
-
-    net = res.network
-    sw2 = net.sigma_w2
-    pairs = res.input_correlation is not None
-    try:
-        if not np.allclose(sw2, sw2[0], rtol=1e-12):
-            raise ValueError("the layers have different sigma_w^2: no single fixed point")
-        if net.residual is not None or net.norm is not None:
-            raise ValueError("residual streams and norms have no fixed point of the plain "
-                             "maps: no depth scale is fitted")
-        q_star, c_star, xi_q_theory, xi_c_theory = _theory_point(
-            net.activation, float(sw2[0]), net.bias_std ** 2, res.input_q0, pairs)
-    except ValueError as err:
-        put("q", None, math.nan, str(err))
-        put("c", None, math.nan, str(err))
-        return out
-    # tanh-like maps bend on the scale 1 of the activation; for large q* on q*'s own scale
-    put("q", fit_depth_scale(res.q_mean, res.q_mean_se, q_star, theory_values=res.q_theory,
-                             max_gap=0.1 * max(q_star, 1.0)), xi_q_theory)
-    if not pairs:
-        put("c", None, xi_c_theory, "no input pairs (simulate with correlation=c0)")
-    else:
-        # the per-network cosine is biased by about -c(1 - c^2)/(2n) per layer, which
-        # shifts the measured fixed point by that over (1 - chi_c): 3x that is noise too
-        chi_c = math.exp(-1.0 / xi_c_theory) if xi_c_theory > 0 else 0.0
-        width = min(net.widths[1:])
-        shift = abs(c_star) * (1.0 - c_star ** 2) / (2.0 * width * max(1.0 - chi_c, 0.05))
-        put("c", fit_depth_scale(res.c_mean, res.c_mean_se, c_star, theory_values=res.c_theory,
-                                 floor=3.0 * shift), xi_c_theory)
-    return out
 
 
 # ------------------------------------------------------------------ configurations
@@ -267,8 +120,9 @@ def _split(params: Mapping[str, Any]) -> tuple[Network, dict[str, Any]]:
     return mlp(shape.pop("width"), shape.pop("depth"), **shape, **net_kw), sim_kw
 
 
-def _digest(text: str, size: int = 8) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=size, person=b"fastvar.sweep").digest()
+def _data_digest(data: np.ndarray) -> str:
+    """A data set's name in a configuration's identity and in the sweep's ``fixed``."""
+    return hash_hex(repr(data.shape) + data.tobytes().hex(), 16)
 
 
 def _identity(net: Network, request) -> dict[str, Any]:
@@ -278,7 +132,7 @@ def _identity(net: Network, request) -> dict[str, Any]:
     (init "glorot" or "xavier", bias_std 0 or 0.0, inputs_per_network left out or 1) agree."""
     data = request.data
     inputs = ("normal" if data.shape[0] == 0 else
-              "data " + _digest(repr(data.shape) + data.tobytes().hex(), 16).hex())
+              "data " + _data_digest(data))
     c0 = request.correlation
     return {"network": net.to_dict(), "inputs": inputs, "kind": int(request.inputs_kind),
             "inputs_per_network": int(request.inputs_per_network),
@@ -287,11 +141,10 @@ def _identity(net: Network, request) -> dict[str, Any]:
 
 
 def configuration_seed(seed: int, identity: Mapping[str, Any]) -> int:
-    """The seed of one configuration: 64 bits of BLAKE2b over the sweep's seed and the
-    canonical JSON (sorted keys) of the configuration's identity."""
-    text = json.dumps({"seed": int(seed), "configuration": identity}, sort_keys=True,
-                      separators=(",", ":"), allow_nan=False)
-    return int.from_bytes(_digest(text), "little")
+    """The seed of one configuration: 64 bits of BLAKE2b (:func:`fastvar.checkpoint.hash_hex`)
+    over the canonical JSON of the sweep's seed and the configuration's identity."""
+    text = canonical_json({"seed": int(seed), "configuration": identity})
+    return int.from_bytes(bytes.fromhex(hash_hex(text, 8)), "little")
 
 
 class _Config(NamedTuple):
@@ -320,56 +173,10 @@ def _configurations(grid: dict[str, list], fixed: Mapping[str, Any], trials: int
             raise type(err)(f"configuration {where}: {err}") from None
         identity = _identity(net, request)
         config_seed = configuration_seed(seed, identity)
-        text = json.dumps({"identity": identity, "seed": config_seed, "trials": trials,
-                           "engine": chosen.name}, sort_keys=True, separators=(",", ":"))
-        configs.append(_Config(point, net, sim, config_seed, _digest(text, 16).hex()))
+        text = canonical_json({"identity": identity, "seed": config_seed, "trials": trials,
+                               "engine": chosen.name})
+        configs.append(_Config(point, net, sim, config_seed, hash_hex(text, 16)))
     return configs
-
-
-# ----------------------------------------------------------------------- checkpoints
-
-def _checkpoint_dir(path: "str | os.PathLike") -> str:
-    """Create (one level) or check the checkpoint folder before any work; returns it."""
-    path = os.fspath(path)
-    if path == "":
-        raise ValueError("checkpoint is an empty path; give a folder name")
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise NotADirectoryError(f"checkpoint {path} is a file; give a folder (one JSON file "
-                                 "per finished configuration goes there)")
-    if not os.path.isdir(path):
-        parent = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(parent):
-            raise FileNotFoundError(f"cannot make checkpoint folder {path}: folder {parent} "
-                                    "does not exist")
-        os.mkdir(path)
-    check_output(os.path.join(path, "probe.json"))  # writable, without writing anything
-    return path
-
-
-def _checksum(result: Mapping[str, Any]) -> str:
-    """SHA-256 of a result dict's canonical JSON: an edited checkpoint is not trusted."""
-    text = json.dumps(result, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _load_finished(path: str, config: _Config) -> "Result | None":
-    """The finished Result of ``config`` from its checkpoint file, or None."""
-    name = os.path.join(path, f"{config.fingerprint}.json")
-    try:
-        with open(name, encoding="utf-8") as fh:
-            data = json.load(fh)
-        if data.get("fingerprint") != config.fingerprint:
-            raise ValueError("it belongs to another configuration")
-        if data.get("checksum") != _checksum(data["result"]):
-            raise ValueError("its checksum does not match: it was altered or damaged")
-        return Result.from_dict(data["result"])
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
-        # written atomically, so only a foreign or damaged file lands here: run it again
-        warnings.warn(f"checkpoint {name} is unreadable ({err}); running that configuration "
-                      "again", RuntimeWarning, stacklevel=3)
-        return None
 
 
 # ------------------------------------------------------------------------- the sweep
@@ -380,8 +187,7 @@ def _jsonable_fixed(fixed: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in fixed.items():
         if key == "inputs" and not isinstance(value, str):
             arr = np.asarray(value)
-            value = (f"array {arr.shape} blake2b "
-                     f"{_digest(repr(arr.shape) + arr.tobytes().hex(), 16).hex()}")
+            value = f"array {arr.shape} blake2b {_data_digest(arr)}"
         elif key == "widths":
             value = [int(w) for w in value]
         else:
@@ -414,10 +220,10 @@ def sweep(grid: Mapping[str, Sequence], trials: int, *, seed: int = 0, engine: s
     client : dask.distributed.Client or None
         Passed to ``simulate(client=...)`` once simulate accepts it; until then ValueError.
     checkpoint : path of a folder, or None
-        Each finished configuration is written there atomically as
-        ``<fingerprint>.json`` (fingerprint: a hash of its identity, seed, trials and
-        engine); a later call with the same folder loads those instead of running them.
-        The folder is made if its parent exists.
+        Each finished configuration is written there atomically, with a checksum, as
+        ``<fingerprint>.bin`` (fingerprint: a hash of its identity, seed, trials and
+        engine; :class:`fastvar.checkpoint.SweepCheckpoint`); a later call with the same
+        folder loads those instead of running them. The folder is made if its parent exists.
     progress : bool
         One tqdm bar over all the sweep's trials, on stderr.
     **fixed
@@ -442,7 +248,7 @@ def sweep(grid: Mapping[str, Sequence], trials: int, *, seed: int = 0, engine: s
 
         check_client(client)
     configs = _configurations(grid, fixed, trials, seed, engine)
-    folder = None if checkpoint is None else _checkpoint_dir(checkpoint)
+    store = None if checkpoint is None else SweepCheckpoint(checkpoint)
     extra = {} if client is None else {"client": client}
     bar = None
     if progress:
@@ -453,20 +259,15 @@ def sweep(grid: Mapping[str, Sequence], trials: int, *, seed: int = 0, engine: s
     done: list[tuple[_Config, Result]] = []
     try:
         for config in configs:
-            res = None if folder is None else _load_finished(folder, config)
+            res = None if store is None else store.load(config.fingerprint)
             if res is None:
                 kwargs = dict(config.sim, **extra)
-                if folder is not None:
+                if store is not None:
                     # simulate's own partial state of this configuration, beside the finished
-                    kwargs["checkpoint"] = os.path.join(folder, f"{config.fingerprint}.run")
+                    kwargs["checkpoint"] = store.run_folder(config.fingerprint)
                 res = simulate(config.net, trials, seed=config.seed, **kwargs)
-                if folder is not None:
-                    result = json.loads(json.dumps(res.to_dict(), allow_nan=False))
-                    record = {"format": "fastvar sweep checkpoint",
-                              "fingerprint": config.fingerprint, "configuration": config.point,
-                              "result": result, "checksum": _checksum(result)}
-                    write_file(os.path.join(folder, f"{config.fingerprint}.json"),
-                               json.dumps(record, allow_nan=False) + "\n")
+                if store is not None:
+                    store.save(config.fingerprint, res, config.point)
             done.append((config, res))
             if bar is not None:
                 bar.update(trials)
@@ -727,5 +528,4 @@ def load(path: "str | os.PathLike") -> "Result | Sweep":
     return Sweep.from_dict(data) if sweep else Result.from_dict(data)
 
 
-__all__ = ["Sweep", "SweepInterrupted", "DepthFit", "fit_depth_scale", "load",
-           "measured_depth_scales", "sweep", "configuration_seed"]
+__all__ = ["Sweep", "SweepInterrupted", "load", "sweep", "configuration_seed"]

@@ -155,17 +155,26 @@ def _q_maps(net: Network, q0: np.ndarray) -> np.ndarray:
     return q
 
 
-def _g_maps(net: Network, q: np.ndarray) -> np.ndarray:
-    """E[g^l] for each column of the q maps ``q`` (L, m), shape (L, m), with E[g^L] = 1.
+def _g_maps(net: Network, q: np.ndarray, q0: np.ndarray) -> np.ndarray:
+    """E[g^l] for each column of the q maps ``q`` (L, m) started at ``q0`` (m,), shape (L, m),
+    with E[g^L] = 1.
 
     Through layer l + 1 the gradient gains n_{l+1} Var(W) E[phi'(u)^2] (u as in the q map),
     divided by the norm's scale q^l + eps when there is a norm (its Jacobian is 1/r times a
     projection that removes one or two of n directions: nothing at infinite width); a
     residual stream adds that to the identity: 1 + alpha^2 (gain).
+
+    Where an all-zero input (q0 = 0) keeps a layer's pre-activations exactly 0 in every
+    network, the gain takes phi'(0)^2 itself (what every network computes: 0 for ReLU), not
+    its limit q -> 0+; a q that underflowed to 0 keeps the limit.
     """
+    act = net.activation_fn
     fan_out_var = np.asarray(net.widths[2:], dtype=np.float64) * net.weight_var[1:]
     var = _branch_variance(net, q[:-1])
-    gain = fan_out_var[:, None] * _moments(net.activation_fn, var)[2]
+    slope = _moments(act, var)[2]
+    exactly_zero = (np.asarray(q0) == 0.0) & (np.cumprod(var == 0.0, axis=0) == 1)
+    slope = np.where(exactly_zero, float(act.derivative(0.0)) ** 2, slope)
+    gain = fan_out_var[:, None] * slope
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
         if net.norm is not None:
             gain = gain / (q[:-1] + net.norm_eps)
@@ -177,7 +186,7 @@ def _g_maps(net: Network, q: np.ndarray) -> np.ndarray:
 def _maps(net: Network, q0: np.ndarray, gradients: bool) -> list[np.ndarray]:
     """[q maps] or [q maps, g maps] started at each q0[j], each of shape (L, m)."""
     q = _q_maps(net, q0)
-    return [q, _g_maps(net, q)] if gradients else [q]
+    return [q, _g_maps(net, q, q0)] if gradients else [q]
 
 
 def _rows(q0, counts) -> tuple[np.ndarray, np.ndarray]:
@@ -345,6 +354,10 @@ def _check_gains(activation, sigma_w2, sigma_b2) -> tuple[Activation, float, flo
             check_real("sigma_b2", sigma_b2, 0.0, strict=False))
 
 
+# sup |phi| of the bounded activations: their map always has a fixed point
+_BOUNDS = {"tanh": 1.0, "erf": 1.0, "sigmoid": 1.0}
+
+
 def fixed_point(activation: "str | Activation", sigma_w2: float, sigma_b2: float,
                 q0: float = 1.0) -> tuple[float, float]:
     """(q*, chi_1): the fixed point of q -> sigma_w2 E[phi(z)^2] + sigma_b2 reached from ``q0``.
@@ -380,9 +393,12 @@ def fixed_point(activation: "str | Activation", sigma_w2: float, sigma_b2: float
         lo, hi = 0.0, q0  # excess(0) >= 0
     else:
         lo, hi = q0, max(2.0 * q0, 1.0)
+        # a bounded phi (|phi| <= b) keeps q below sigma_w2 b^2 + sigma_b2, however large
+        bound = _BOUNDS.get(act.name)
+        ceiling = 1e15 if bound is None else max(1e15, 4.0 * (sw2 * bound ** 2 + sb2))
         while excess(hi) >= 0.0:
             lo, hi = hi, 2.0 * hi
-            if hi > 1e15:
+            if hi > ceiling:
                 raise ValueError(
                     f"no fixed point: for {act.label} q^l grows without bound at "
                     f"sigma_w2 = {sw2:g}, "

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -95,7 +96,7 @@ def test_bench_rejects_bad_options_before_timing(capsys, args, message):
 
 
 def test_a_long_run_says_how_long_on_stderr(capsys, monkeypatch):
-    from fastvar import cli
+    from fastvar.cli import common as cli
     from fastvar.api import Estimate
 
     line = cli.announcement(Estimate("exact", 3.2 * 3600, 2, 0))
@@ -156,3 +157,14 @@ def test_json_path_is_reported_on_stderr(tmp_path, capsys):
     assert main(["--width", "8", "--depth", "2", "--trials", "20", "--quiet",
                  "--json", str(target)]) == 0
     assert f"wrote {target}" in capsys.readouterr().err and target.exists()
+
+
+def test_a_stream_that_cannot_encode_plus_minus_gets_ascii():
+    # PYTHONIOENCODING=ascii failed after the run on "±"
+    env = dict(os.environ, PYTHONIOENCODING="ascii")
+    done = subprocess.run([sys.executable, "-m", "fastvar", "simulate", "--width", "8", "--depth",
+                           "2", "--trials", "20"], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "values +/- standard error" in done.stdout and "±" not in done.stdout
+    assert "Traceback" not in done.stderr

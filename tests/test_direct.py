@@ -13,18 +13,10 @@ from fastvar.activations import ACTIVATION_NAMES
 from fastvar.engines import ENGINES, base
 from fastvar.kernels import rng
 
+from .helpers import assert_agree
+
 COLUMNS = ("q_mean", "z_var", "grad_var", "g_mean")
-SE = {"q_mean": "q_mean_se", "z_var": "z_var_se", "grad_var": "grad_var_se", "g_mean": "g_mean_se"}
 TRIALS = 3000
-
-
-def _agree(a, b, k=5.0):
-    """Every column of COLUMNS agrees within k combined standard errors, layer by layer."""
-    for col in COLUMNS:
-        x, y = a[col], b[col]
-        tol = k * np.sqrt(a[SE[col]] ** 2 + b[SE[col]] ** 2)
-        assert np.all(np.isfinite(x)) and np.all(np.isfinite(tol)), (col, x, tol)
-        assert np.all(np.abs(x - y) <= tol), f"{col}: direct {x} numpy {y} tolerance {tol}"
 
 
 def _both(net, trials=TRIALS, seed=1, **kwargs):
@@ -39,7 +31,7 @@ def test_every_activation_and_distribution_agrees_with_numpy(activation, distrib
     init = "he" if activation in ("relu", "leaky_relu") else "lecun"
     net = Network([5, 7, 6, 8], activation=activation, init=init, distribution=distribution,
                   bias_std=0.2)
-    _agree(*_both(net))
+    assert_agree(*_both(net), COLUMNS)
 
 
 @pytest.mark.parametrize("distribution", ["normal", "uniform", "truncated_normal"])
@@ -47,14 +39,14 @@ def test_every_activation_and_distribution_agrees_with_numpy(activation, distrib
 def test_every_init_agrees_with_numpy(init, distribution):
     gain = {} if isinstance(init, float) else {"gain": 1.2}
     net = Network([6, 9, 4, 7], activation="tanh", init=init, distribution=distribution, **gain)
-    _agree(*_both(net))
+    assert_agree(*_both(net), COLUMNS)
 
 
 @pytest.mark.parametrize("widths", [[6, 6, 6, 6], [4, 9, 5, 3], [8, 3, 7]])
 @pytest.mark.parametrize("k", [1, 3])
 def test_orthogonal_agrees_with_numpy(widths, k):
     net = Network(widths, activation="tanh", init="orthogonal", gain=1.3, bias_std=0.1)
-    _agree(*_both(net, trials=TRIALS * k, inputs_per_network=k))
+    assert_agree(*_both(net, trials=TRIALS * k, inputs_per_network=k), COLUMNS)
 
 
 def test_orthogonal_layer_is_an_isometry():
@@ -69,15 +61,15 @@ def test_orthogonal_layer_is_an_isometry():
 @pytest.mark.parametrize("k", [4, 9])
 def test_inputs_per_network_agrees_with_numpy(k, distribution):
     net = Network([7, 10, 9, 6], activation="gelu", init="he", distribution=distribution, bias_std=0.3)
-    _agree(*_both(net, trials=TRIALS * k // 2, inputs_per_network=k))
+    assert_agree(*_both(net, trials=TRIALS * k // 2, inputs_per_network=k), COLUMNS)
 
 
 def test_data_set_inputs_agree_with_numpy():
     data = np.random.default_rng(0).uniform(-2.0, 2.0, (13, 6))
     net = Network([6, 8, 8, 5], activation="silu", init="lecun")
-    _agree(*_both(net, inputs=data))
-    _agree(*_both(net, trials=2 * TRIALS, inputs=data, inputs_per_network=6))
-    _agree(*_both(net, inputs=data[0]))
+    assert_agree(*_both(net, inputs=data), COLUMNS)
+    assert_agree(*_both(net, trials=2 * TRIALS, inputs=data, inputs_per_network=6), COLUMNS)
+    assert_agree(*_both(net, inputs=data[0]), COLUMNS)
 
 
 def test_forward_only_has_no_gradient_columns():

@@ -14,6 +14,8 @@ from fastvar.engines import ENGINES
 from fastvar.engines.base import INPUTS_DATA, INPUTS_NORMAL
 from fastvar.kernels import exact as kernel
 
+from .helpers import assert_agree
+
 BRUTE = [name for name in ("numpy", "direct") if name in ENGINES]
 COLUMNS = ("q_mean", "q_var", "z_var", "z_kurt", "a_mean", "g_mean", "grad_var")
 
@@ -27,13 +29,6 @@ def _batches(net, engine, trials, batches, seed, **kw):
         values = np.array([r[col] for r in runs])
         out[col] = values.mean(0), values.std(0, ddof=1) / np.sqrt(batches)
     return out
-
-
-def _agree(a, b, columns=COLUMNS, k=5.0):
-    for col in columns:
-        (ma, sa), (mb, sb) = a[col], b[col]
-        bad = np.abs(ma - mb) > k * np.sqrt(sa ** 2 + sb ** 2)
-        assert not bad.any(), f"{col}: {ma} vs {mb} (se {sa}, {sb})"
 
 
 CASES = {
@@ -53,7 +48,7 @@ def test_columns_match_brute_force(case, brute):
     net, k, trials = CASES[case]
     exact = _batches(net, "exact", trials, 10, 100, inputs_per_network=k)
     other = _batches(net, brute, trials, 10, 200, inputs_per_network=k)
-    _agree(exact, other)
+    assert_agree(exact, other, COLUMNS)
 
 
 def test_relu_all_dead_units_stay_finite():
@@ -61,7 +56,8 @@ def test_relu_all_dead_units_stay_finite():
     net = mlp(2, 8, activation="relu", init="he", bias_std=0.3)
     res = fastvar.simulate(net, 20000, seed=3, engine="exact")
     assert res.complete.all() and np.isfinite(res.stats).all()
-    _agree(_batches(net, "exact", 10000, 10, 10), _batches(net, "numpy", 10000, 10, 20))
+    assert_agree(_batches(net, "exact", 10000, 10, 10), _batches(net, "numpy", 10000, 10, 20),
+                 COLUMNS)
 
 
 @pytest.mark.parametrize("widths, k", [([6, 4, 9, 3], 1), ([6, 4, 9, 3], 2), ([3, 5, 2], 3)])
@@ -69,15 +65,16 @@ def test_orthogonal_forward_matches_numpy(widths, k):
     net = Network(widths, activation="tanh", init="orthogonal", gain=1.4, bias_std=0.2)
     kw = dict(inputs_per_network=k, gradients=False)
     cols = ("q_mean", "q_var", "z_var", "z_kurt", "a_mean")
-    _agree(_batches(net, "exact", 12000, 10, 1, **kw), _batches(net, "numpy", 12000, 10, 2, **kw),
-           cols)
+    assert_agree(_batches(net, "exact", 12000, 10, 1, **kw),
+                 _batches(net, "numpy", 12000, 10, 2, **kw), cols)
 
 
 def test_data_inputs_match_numpy():
     data = np.random.default_rng(0).standard_normal((5, 7)) * np.arange(1, 8)
     net = Network([7, 6, 6], activation="softplus", init="lecun", bias_std=0.2)
     kw = dict(inputs=data, inputs_per_network=2)
-    _agree(_batches(net, "exact", 10000, 10, 1, **kw), _batches(net, "numpy", 10000, 10, 2, **kw))
+    assert_agree(_batches(net, "exact", 10000, 10, 1, **kw),
+                 _batches(net, "numpy", 10000, 10, 2, **kw), COLUMNS)
 
 
 # --- per-trial joint laws against a NumPy brute force written here -------------------------

@@ -105,3 +105,30 @@ def test_statistics_are_methods_like_numpy_and_count_a_property():
     assert m.count == 10
     assert m.mean() == 4.5 and m.var() == pytest.approx(8.25)
     assert callable(m.skew) and callable(m.kurtosis) and callable(m.std) and callable(m.sem)
+
+
+def _exact_variance(values):
+    from fractions import Fraction
+
+    exact = [Fraction(v) for v in values]
+    mean = sum(exact) / len(exact)
+    return float(sum((v - mean) ** 2 for v in exact) / len(exact)), float(mean)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e14, 1e15, 1e16, -3e15])
+def test_variance_under_a_large_offset_is_exact_to_1e_12(offset):
+    # Moments().update(x + 1e15) gave a variance of 4.378 where the data's is 2.01; merging
+    # chunks was worse
+    data = np.random.default_rng(1).gamma(2.0, size=10001) + offset
+    var, mean = _exact_variance(data)
+    chunks = np.array_split(data, 7)
+    streamed, merged = Moments(), Moments()
+    for chunk in chunks:
+        streamed.update(chunk)
+        merged = merged + Moments().update(chunk)
+    rebuilt = Moments()
+    for chunk in chunks:  # through to_dict/from_dict between updates
+        rebuilt = Moments.from_dict(rebuilt.update(chunk).to_dict())
+    for m in (Moments().update(data), streamed, merged, rebuilt):
+        assert m.var() == pytest.approx(var, rel=1e-12, abs=0)
+        assert m.mean() == pytest.approx(mean, rel=1e-15, abs=0)

@@ -202,3 +202,23 @@ def test_full_disk_names_the_file(tmp_path):
         pytest.skip("no /dev/full here")
     with pytest.raises(OSError, match="/dev/full"):
         res.to_json("/dev/full")
+
+
+@pytest.mark.parametrize("scale", [1e-200, 5e-324])
+@pytest.mark.parametrize("correlation", [None, "rows"])
+def test_inputs_whose_squares_underflow_are_refused(scale, correlation):
+    # they ran as q0 = 0 and reported q 0 +- 0, dead_frac 1 +- 0, with no warning; "rows"
+    # called such a row "all zeros"
+    data = np.random.default_rng(0).normal(size=(10, 4)) * scale
+    net = fastvar.mlp(4, 3, activation="linear", init=1.0)
+    for engine in ("numpy", "direct", "exact"):
+        with pytest.raises(ValueError, match="squares underflow") as err:
+            fastvar.simulate(net, 400, inputs=data, engine=engine, correlation=correlation)
+        assert "all zeros" not in str(err.value)
+
+
+def test_small_inputs_whose_squares_are_normal_floats_still_run():
+    data = np.random.default_rng(0).normal(size=(10, 4)) * 1e-150
+    res = fastvar.simulate(fastvar.mlp(4, 2, activation="linear", init=1.0), 400, inputs=data,
+                           engine="exact")
+    assert res.input_q0 > 0 and (res.q_mean > 0).all()

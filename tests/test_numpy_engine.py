@@ -9,9 +9,7 @@ from fastvar import Moments, Network, mlp
 from fastvar.engines.base import Plan
 from fastvar.engines.numpy_engine import draw_weights
 
-
-def _within(value, truth, se, k=5.0):
-    return np.all(np.abs(np.asarray(value) - truth) <= k * np.asarray(se))
+from .helpers import assert_within_se
 
 
 @pytest.mark.parametrize("s", [0.5, 1.0, 1.7])
@@ -19,13 +17,13 @@ def test_linear_network_q_grows_as_s_to_the_l(s):
     net = Network([6, 5, 7, 4, 6], activation="linear", init=s)
     res = fastvar.simulate(net, 20_000, seed=11, engine="numpy")
     truth = s ** res.layer
-    assert _within(res.q_mean, truth, res.q_mean_se)
-    assert _within(res.z_var, truth, res.z_var_se)
+    assert_within_se(res.q_mean, truth, res.q_mean_se)
+    assert_within_se(res.z_var, truth, res.z_var_se)
 
 
 def test_relu_he_keeps_q_at_two():
     res = fastvar.simulate(mlp(12, 6, activation="relu", init="he"), 20_000, seed=5, engine="numpy")
-    assert _within(res.q_mean, 2.0, res.q_mean_se)
+    assert_within_se(res.q_mean, 2.0, res.q_mean_se)
     # the relative spread of q grows with depth (finite width), so SEs grow too
     assert res.q_var[-1] > res.q_var[0] and res.q_mean_se[-1] > res.q_mean_se[0]
 
@@ -43,7 +41,7 @@ def test_classroom_one_layer_products_and_sum():
     assert products.var() == pytest.approx(2 / n, abs=5 * math.sqrt(8 / products.count) * 2 / n)
     assert products.kurtosis() == pytest.approx(6.0, abs=5 * math.sqrt((11025 - 81) / products.count))
     res = fastvar.simulate(net, trials, seed=3, engine="numpy")
-    assert _within(res.z_var, 2.0, res.z_var_se)
+    assert_within_se(res.z_var, 2.0, res.z_var_se)
 
 
 @pytest.mark.parametrize("distribution, kurtosis", [("normal", 0.0), ("uniform", -1.2),
@@ -85,10 +83,10 @@ def test_fixed_input_and_data_set_inputs():
     res = fastvar.simulate(net, 20_000, seed=1, engine="numpy", inputs=x)
     q0 = np.mean(x * x)
     assert res.input_q0 == pytest.approx(q0)
-    assert _within(res.q_mean, 2 * q0, res.q_mean_se)  # ReLU + He preserves E[q] for any input
+    assert_within_se(res.q_mean, 2 * q0, res.q_mean_se)  # ReLU + He preserves E[q] for any input
     data = np.random.default_rng(0).normal(size=(50, 4)) * 3
     res = fastvar.simulate(net, 20_000, seed=1, engine="numpy", inputs=data, inputs_per_network=4)
-    assert _within(res.q_mean, 2 * np.mean(data * data), 1.0 * res.q_mean_se)
+    assert_within_se(res.q_mean, 2 * np.mean(data * data), 1.0 * res.q_mean_se)
 
 
 def test_standard_errors_cover_the_truth():

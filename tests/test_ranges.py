@@ -93,3 +93,10 @@ def test_parameters_in_range_work_end_to_end(name, param, engine):
     for column in ("q_mean", "q_mean_se", "z_kurt", "a_var", "grad_var", "g_mean",
                    "q_theory", "g_theory"):
         assert np.all(np.isfinite(getattr(res, column))), (column, getattr(res, column))
+
+
+@pytest.mark.parametrize("value, shown", [(-1.0000001, "-1.0000001"), (1.0000001, "1.0000001")])
+def test_an_out_of_range_correlation_is_shown_as_given(value, shown):
+    # -1.0000001 was reported as "got -1", which reads as in range
+    with pytest.raises(ValueError, match=f"got {shown}$"):
+        fastvar.simulate(fastvar.mlp(4, 2), 20, correlation=value)

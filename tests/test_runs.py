@@ -234,3 +234,22 @@ def test_a_piece_of_another_request_is_refused(tmp_path):
     os.replace(tmp_path / "a" / "range-3-2.bin", tmp_path / "b" / "range-3-2.bin")
     with pytest.raises(ValueError, match="belongs to another request"):
         fastvar.simulate(NET, 2560, seed=2, engine="direct", checkpoint=tmp_path / "b")
+
+
+def test_a_request_json_without_format_is_read_and_a_newer_one_refused(tmp_path):
+    # checkpoints of fastvar 0.1 had no "format" in request.json: they resume the same
+    trials = 256 * 6
+    reference = fastvar.simulate(NET, trials, seed=2, engine="direct")
+    request, engine = plan(NET, trials, seed=2, engine="direct")
+    run = Run(request, engine, checkpoint=Checkpoint(tmp_path / "ck", request, engine.name))
+    run.add(0, engine.run(request, 0, 3))
+    run.save(force=True)
+    mine = tmp_path / "ck" / "request.json"
+    saved = json.loads(mine.read_text())
+    assert saved.pop("format") == "fastvar.checkpoint/2"
+    mine.write_text(json.dumps(saved, indent=1, sort_keys=True) + "\n")
+    res = fastvar.simulate(NET, trials, seed=2, engine="direct", checkpoint=tmp_path / "ck")
+    np.testing.assert_array_equal(res.stats, reference.stats)
+    mine.write_text(json.dumps({**saved, "format": "fastvar.checkpoint/99"}))
+    with pytest.raises(ValueError, match="another format"):
+        fastvar.simulate(NET, trials, seed=2, engine="direct", checkpoint=tmp_path / "ck")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fastvar
-from fastvar import sweeps, theory
+from fastvar import fits, sweeps, theory
 from fastvar.cli import main
 
 matplotlib.use("Agg")
@@ -142,13 +142,13 @@ def test_checkpoint_resumes_after_sigkill(tmp_path):
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and child.poll() is None:
-            if folder.is_dir() and len(list(folder.glob("*.json"))) >= 2:
+            if folder.is_dir() and len(list(folder.glob("*.bin"))) >= 2:
                 break
             time.sleep(0.02)
         child.send_signal(signal.SIGKILL)
     finally:
         child.wait()
-    finished = len(list(folder.glob("*.json")))
+    finished = len(list(folder.glob("*.bin")))
     assert 1 <= finished < 8, "the child was not killed mid-sweep"
     grid, fixed = {"init": [0.6, 0.9, 1.2, 1.5, 1.8, 2.1, 2.4, 2.7]}, dict(
         width=64, depth=20, activation="tanh", engine="exact")
@@ -164,19 +164,19 @@ def test_checkpoint_resumes_after_sigkill(tmp_path):
         resumed = fastvar.sweep(grid, 6000, checkpoint=folder, **fixed)
     finally:
         sweeps.simulate = real
-    assert len(ran) == 8 - finished and len(list(folder.glob("*.json"))) == 8
+    assert len(ran) == 8 - finished and len(list(folder.glob("*.bin"))) == 8
     fresh = fastvar.sweep(grid, 6000, **fixed)
     assert all(same(a, b) for a, b in zip(resumed.results, fresh.results))
 
 
 def test_fit_gives_nan_with_a_reason_when_too_few_layers():
-    fit = sweeps.fit_depth_scale(np.array([0.5, 0.9, 0.99]), np.full(3, 1e-3), 1.0)
+    fit = fits.fit_depth_scale(np.array([0.5, 0.9, 0.99]), np.full(3, 1e-3), 1.0)
     assert math.isnan(fit.xi) and "need 4" in fit.note
     flat = 0.5 + 0.05 * np.ones(20) + 1e-4 * np.cos(np.arange(20))
-    fit = sweeps.fit_depth_scale(flat, np.full(20, 1e-3), 0.5)
+    fit = fits.fit_depth_scale(flat, np.full(20, 1e-3), 0.5)
     assert math.isnan(fit.xi) and "no significant decay" in fit.note
     exact = 1.0 - 0.08 * 0.8 ** np.arange(1, 21)
-    fit = sweeps.fit_depth_scale(exact, np.full(20, 1e-6), 1.0)
+    fit = fits.fit_depth_scale(exact, np.full(20, 1e-6), 1.0)
     assert fit.xi == pytest.approx(-1 / math.log(0.8), rel=1e-9)
 
 
@@ -251,18 +251,62 @@ def test_residual_and_norm_can_be_swept_and_fixed():
 
 
 def test_an_edited_sweep_checkpoint_is_run_again(tmp_path):
-    import json as _json
     import warnings as _warnings
 
     kw = dict(width=8, depth=2, seed=1, checkpoint=str(tmp_path / "ck"))
     first = fastvar.sweep({"init": [1.0, 2.0]}, 40, **kw)
-    name = sorted((tmp_path / "ck").glob("*.json"))[0]
-    record = _json.loads(name.read_text())
-    record["result"]["stats"][0][0][1] = 123.0  # still valid JSON, but not what was run
-    name.write_text(_json.dumps(record))
+    name = sorted((tmp_path / "ck").glob("*.bin"))[0]
+    blob = bytearray(name.read_bytes())
+    blob[-3] ^= 0x10  # a stats entry, not what was run
+    name.write_bytes(bytes(blob))
     with _warnings.catch_warnings(record=True) as seen:
         _warnings.simplefilter("always")
         again = fastvar.sweep({"init": [1.0, 2.0]}, 40, **kw)
     assert any("checksum" in str(w.message) for w in seen)
     for a, b in zip(first.results, again.results):
         np.testing.assert_array_equal(a.stats, b.stats)
+
+
+def test_configuration_seeds_are_pinned(small):
+    # absolute values: a refactor of the hashing must never move a configuration's seed
+    assert small.seeds == [13485751621805382754, 11994565535521977347,
+                           11453608835377241793, 13923151835148823399]
+    data = np.random.default_rng(0).normal(size=(30, 6))
+    other = fastvar.sweep({"init": [1.0, "he"]}, 40, seed=12345, width=8, depth=3,
+                          input_width=6, inputs=data, engine="numpy")
+    assert other.seeds == [9312424054125999526, 14297513633745980314]
+    assert sweeps.configuration_seed(0, {"a": 1}) == 15333896430076420404
+    assert sweeps.configuration_seed(2 ** 64 - 1, {"network": {"x": [1, 2.5]},
+                                                   "inputs": "normal"}) == 6818979950047079833
+
+
+def test_a_sweep_checkpoint_of_json_records_is_still_read(tmp_path, monkeypatch):
+    # fastvar 0.1 kept each finished configuration as NAME.json: a record with its checksum
+    import hashlib
+
+    from fastvar.checkpoint import SweepCheckpoint
+
+    kw = dict(width=8, depth=2, seed=1)
+    first = fastvar.sweep({"init": [1.0, 2.0]}, 40, checkpoint=tmp_path / "new", **kw)
+    (tmp_path / "old").mkdir()
+    for piece in (tmp_path / "new").glob("*.bin"):
+        res = SweepCheckpoint(tmp_path / "new").load(piece.stem)
+        result = json.loads(json.dumps(res.to_dict(), allow_nan=False))
+        text = json.dumps(result, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        record = {"format": "fastvar sweep checkpoint", "fingerprint": piece.stem,
+                  "configuration": {}, "result": result,
+                  "checksum": hashlib.sha256(text.encode()).hexdigest()}
+        (tmp_path / "old" / f"{piece.stem}.json").write_text(json.dumps(record) + "\n")
+    real = sweeps.simulate
+    monkeypatch.setattr(sweeps, "simulate", lambda *a, **k: pytest.fail("work was done"))
+    again = fastvar.sweep({"init": [1.0, 2.0]}, 40, checkpoint=tmp_path / "old", **kw)
+    assert all(same(a, b) for a, b in zip(first.results, again.results))
+    name = sorted((tmp_path / "old").glob("*.json"))[0]
+    record = json.loads(name.read_text())
+    record["result"]["stats"][0][0][1] = 123.0  # still valid JSON, but not what was run
+    name.write_text(json.dumps(record))
+    monkeypatch.setattr(sweeps, "simulate", real)
+    with pytest.warns(RuntimeWarning, match="checksum"):
+        again = fastvar.sweep({"init": [1.0, 2.0]}, 40, checkpoint=tmp_path / "old", **kw)
+    assert all(same(a, b) for a, b in zip(first.results, again.results))
+    assert not name.exists() and (tmp_path / "old" / f"{name.stem}.bin").exists()

@@ -10,6 +10,8 @@ import fastvar
 from fastvar import Network, mlp
 from fastvar import theory as T
 
+from .helpers import assert_within_se
+
 QS = np.array([0.0, 1e-6, 1e-3, 0.5, 1.0, 7.0, 1e4])
 
 
@@ -205,8 +207,8 @@ def test_maps_overflow_to_inf_rather_than_fail():
 
 def _assert_within_5_se(res, kinds):
     for kind in kinds:
-        mean, se, theory = res[f"{kind}_mean"], res[f"{kind}_mean_se"], res[f"{kind}_theory"]
-        assert np.all(np.abs(mean - theory) <= 5 * se), (kind, mean, theory, se)
+        assert_within_se(res[f"{kind}_mean"], res[f"{kind}_theory"], res[f"{kind}_mean_se"],
+                         k=5.0, what=kind)
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -326,3 +328,27 @@ def test_simulated_data_set_matches_the_row_averaged_theory():
     np.testing.assert_array_equal(again.q_theory, res.q_theory)
     np.testing.assert_array_equal(again.g_theory, res.g_theory)
     np.testing.assert_array_equal(again.input_q0_rows[0], values)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "erf", "sigmoid"])
+@pytest.mark.parametrize("sigma_w2", [1e16, 1e50, 1e100])
+def test_bounded_activations_always_have_a_fixed_point(activation, sigma_w2):
+    # |phi| <= 1 keeps the map below sigma_w2 + sigma_b2: the search used to stop at 1e15
+    # and say "no fixed point" (tanh at sigma_w2 = 1e50)
+    q_star, chi = T.fixed_point(activation, sigma_w2, 0.1)
+    mapped = sigma_w2 * T.gaussian_moments(activation, q_star)[1] + 0.1
+    assert 0.2 * sigma_w2 < q_star <= (sigma_w2 + 0.1) * (1 + 1e-12)  # E[phi^2] <= 1
+    assert mapped == pytest.approx(q_star, rel=1e-9)
+    assert np.isfinite(chi) and chi > 0
+
+
+@pytest.mark.parametrize("activation, slope2", [("relu", 0.0), ("tanh", 1.0), ("gelu", 0.25)])
+def test_an_all_zero_input_gets_the_gradient_theory_of_phi_prime_at_zero(activation, slope2):
+    # z is exactly 0 in every network, so the gradient gains sigma_w2 phi'(0)^2 per layer:
+    # ReLU's g_theory said 1 (the limit q -> 0+) where every engine measures exactly 0
+    net = mlp(4, 3, activation=activation)
+    res = fastvar.simulate(net, 100, inputs=np.zeros(4), engine="exact")
+    expected = [(2.0 * slope2) ** 2, 2.0 * slope2, 1.0]
+    np.testing.assert_allclose(res.g_theory, expected, rtol=1e-12)
+    if slope2 == 0.0:
+        assert (res.g_mean[:-1] == 0.0).all()

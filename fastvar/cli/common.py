@@ -1,0 +1,179 @@
+"""What the subcommands share: the parser class, usage errors, and the option groups.
+
+The network, run and execution options are made from their declarations
+(:mod:`fastvar.options`), so ``fastvar simulate`` and ``fastvar sweep`` take the same
+options with the same parsing and help, and a new option reaches both.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any, Iterable
+
+from .entry import UsageError
+from ..options import (EXECUTION_OPTIONS, RUN_OPTIONS, SHAPE_OPTIONS, Option, count,
+                       network_options)
+
+if TYPE_CHECKING:
+    from ..network import Network
+
+ANNOUNCE_SECONDS = 60.0  # runs estimated to take longer say so on stderr before they start
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (and exit status 2) instead of the usage text, and no
+    abbreviations (``--inputs`` must not be read as ``--inputs-per-network``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def text_type(option: Option):
+    """The argparse ``type`` of ``option``: its declared parser, with argparse's error."""
+    def parse(text: str):
+        try:
+            return option.parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    parse.__name__ = option.name  # argparse names it in "invalid NAME value"
+    return parse
+
+
+def positive_count(text: str) -> int:
+    """An argparse ``type``: a whole number (1e6 and 20_000 allowed)."""
+    try:
+        return count(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _add(group, option: Option) -> None:
+    # An option left out is None here, and the declared default applies where the options
+    # are used: so "given by hand" is always "not None", whatever the default.
+    if isinstance(option.default, bool):  # a switch that turns the default around
+        flag = option.flag if not option.default else "--no-" + option.flag[2:]
+        group.add_argument(flag, dest=option.name, action="store_false" if option.default
+                           else "store_true", default=None, help=option.help)
+        return
+    group.add_argument(option.flag, type=text_type(option), default=None,
+                       metavar=option.metavar, help=option.help)
+
+
+def given(args: argparse.Namespace, options: Iterable[Option]) -> dict[str, Any]:
+    """The ``options`` given on the command line, by name (those left out are not there)."""
+    return {option.name: getattr(args, option.name) for option in options
+            if getattr(args, option.name) is not None}
+
+
+def add_network_options(parser: argparse.ArgumentParser) -> None:
+    """The options that describe a Network: mlp's shape and Network's own fields."""
+    group = parser.add_argument_group("network")
+    for option in SHAPE_OPTIONS + network_options():
+        _add(group, option)
+
+
+def network_from_args(args: argparse.Namespace) -> "Network":
+    """The Network described by :func:`add_network_options` options."""
+    from ..network import Network, mlp
+
+    fields = given(args, network_options())
+    widths = fields.pop("widths", None)
+    shape = {option.name: getattr(args, option.name) for option in SHAPE_OPTIONS}
+    if widths is not None:
+        if any(value is not None for value in shape.values()):
+            raise UsageError("give either --widths or --width/--depth/--input-width, not both")
+        return Network(widths, **fields)
+    return mlp(**shape_defaults(shape), **fields)
+
+
+def shape_defaults(shape: dict[str, Any]) -> dict[str, Any]:
+    """``shape`` (width, depth, input_width) with the declared defaults where None."""
+    return {option.name: option.default if shape[option.name] is None else shape[option.name]
+            for option in SHAPE_OPTIONS}
+
+
+def add_run_options(parser: argparse.ArgumentParser, trials: int, trials_help: str,
+                    seed_help: str, skip: Iterable[str] = ()) -> argparse._ArgumentGroup:
+    """``--trials`` and the run and execution options (fastvar.options), plus --quiet."""
+    group = parser.add_argument_group("run")
+    group.add_argument("--trials", type=positive_count, default=trials,
+                       help=f"{trials_help} (default {trials})")
+    for option in RUN_OPTIONS + EXECUTION_OPTIONS:
+        if option.name in skip or (option.parse is None and option.name != "progress"):
+            continue
+        if option.name == "seed":
+            group.add_argument("--seed", type=text_type(option), default=option.default,
+                               help=seed_help)
+        else:
+            _add(group, option)
+    group.add_argument("--quiet", action="store_true", help="no progress bar")
+    return group
+
+
+def run_options_from_args(args: argparse.Namespace, skip: Iterable[str] = ()) -> dict[str, Any]:
+    """The run options (keywords of simulate) given on the command line, read (a file
+    name becomes its data set)."""
+    options = [option for option in RUN_OPTIONS if option.name not in skip]
+    out = given(args, options)
+    for option in options:
+        if option.read is not None and option.name in out:
+            try:
+                out[option.name] = option.read(out[option.name])
+            except ValueError as err:
+                raise UsageError(f"{option.flag} {err}") from None
+    return out
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """A progress bar when asked, or on a terminal unless --quiet."""
+    return bool(args.progress) or (sys.stderr.isatty() and not args.quiet)
+
+
+def add_output_options(parser: argparse.ArgumentParser, json_help: str, csv_help: str,
+                       plot_help: str) -> argparse._ArgumentGroup:
+    """--json, --csv and --plot (each checked before any work by :func:`check_outputs`)."""
+    group = parser.add_argument_group("output")
+    group.add_argument("--json", metavar="PATH", help=json_help)
+    group.add_argument("--csv", metavar="PATH", help=csv_help)
+    group.add_argument("--plot", metavar="PNG", help=plot_help)
+    return group
+
+
+def check_outputs(**paths: "str | None") -> None:
+    """Fail before any work if an output path cannot be written (or drawn, for ``plot``).
+
+    ``paths`` maps option names (json, csv, plot) to their values; None means not asked
+    for, and "-" (stdout) is allowed for ``json`` only. Two options naming one file are
+    refused (unless written through, like /dev/stdout): the second would replace the first.
+    """
+    from .._files import check_output
+
+    written = {}
+    for option, path in paths.items():
+        if path is None or (option == "json" and path == "-"):
+            continue
+        if path == "-":
+            raise UsageError(f"--{option} - (stdout) is not supported; only --json - is")
+        if path == "":
+            raise UsageError(f"--{option} is empty; give a file name")
+        if option == "plot":
+            from ..plotting import check_image_output
+
+            check_image_output(path)
+        target = check_output(path)
+        if target.path in written and not target.in_place:  # /dev/stdout twice is fine
+            raise UsageError(f"--{written[target.path]} and --{option} name the same file {path}")
+        written[target.path] = option
+
+
+def announcement(cost, threshold: "float | None" = None) -> "str | None":
+    """The stderr line for a run whose :class:`fastvar.api.Estimate` exceeds ``threshold``
+    seconds (default ANNOUNCE_SECONDS), else None."""
+    if cost.seconds <= (ANNOUNCE_SECONDS if threshold is None else threshold):
+        return None
+    return f"fastvar: this run will take {cost.describe()}; Ctrl-C stops it"

@@ -1,0 +1,130 @@
+"""Process plumbing of the ``fastvar`` command: exit statuses, Ctrl-C, warnings, pipes.
+
+Bad input exits with status 2 and one line on stderr, never a traceback; Ctrl-C at any
+moment prints one line and exits with 130; a closed stdout (``fastvar ... | head``) is not
+an error. Only the standard library's lightest modules are imported here: a Ctrl-C while
+the rest loads must land inside :func:`guard`.
+"""
+from __future__ import annotations
+
+import codecs
+import contextlib
+import os
+import sys
+import warnings
+from typing import Callable, NoReturn
+
+_owns_process = False  # set by exit_process(): the command runs the whole process
+
+
+# what a stream that cannot encode them (PYTHONIOENCODING=ascii, a latin-1 terminal) shows
+_ASCII = {"±": "+/-", "≥": ">=", "≤": "<=", "→": "->", "×": "x", "…": "...", "σ": "sigma",
+          "χ": "chi", "√": "sqrt", "²": "^2"}
+
+
+def _transliterate(err: UnicodeError) -> tuple[str, int]:
+    text = err.object[err.start:err.end]
+    return "".join(_ASCII.get(char, "?") for char in text), err.end
+
+
+codecs.register_error("fastvar.ascii", _transliterate)
+
+
+def plain_streams() -> None:
+    """Let stdout and stderr print what they cannot encode in ASCII ("+/-" for "±")
+    instead of failing after the work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            "±".encode(stream.encoding or "ascii")
+        except (UnicodeError, LookupError):
+            with contextlib.suppress(AttributeError, ValueError):
+                stream.reconfigure(errors="fastvar.ascii")
+
+
+class UsageError(Exception):
+    """A bad command-line value: reported as one line, exit status 2."""
+
+
+def guard(body: Callable[[Callable[[str], None]], int]) -> int:
+    """Run ``body(name)`` and turn what it raises into an exit status and one line.
+
+    ``body`` calls ``name("fastvar simulate")`` once it knows its subcommand, so that errors
+    say which command failed; it returns the exit status.
+    """
+    command = ["fastvar"]
+    plain_streams()
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _reraise_interrupt(previous_hook)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return body(lambda text: command.__setitem__(0, text))
+    except BrokenPipeError:
+        # the reader went away (`fastvar ... | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (UsageError, ValueError, TypeError, MemoryError, ImportError, OSError) as err:
+        print(f"{command[0]}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if _owns_process:
+            import signal
+
+            # a second SIGINT follows the first at times (seen while numba loads kernels)
+            # and would kill the process by the signal before it exits with 130
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("fastvar: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        sys.unraisablehook = previous_hook
+
+
+def exit_process(main: Callable[[], int]) -> NoReturn:
+    """Run ``main()`` as the whole process, then exit with its status.
+
+    It owns the process, so after main() it ignores Ctrl-C: one that lands while Python
+    shuts down (or a second one that LLVM re-raises) would kill the process by the signal,
+    with no line said, instead of the exit status main() returned.
+    """
+    import signal
+
+    global _owns_process
+    _owns_process = True
+    status = 130
+    try:
+        status = main()
+    except KeyboardInterrupt:  # in the instructions around main()'s own handler
+        print("fastvar: interrupted", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if status == 130:
+        # an interrupted compile leaves LLVM objects whose finalizers print tracebacks at
+        # interpreter shutdown: after the one line, leave without that shutdown
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(status)
+    sys.exit(status)
+
+
+def _reraise_interrupt(previous):
+    def hook(unraisable) -> None:
+        if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+            previous(unraisable)
+            return
+        # A Ctrl-C inside a callback from C (llvmlite's object cache, while numba loads a
+        # kernel) is printed and dropped by ctypes, and the run would go on. Raise it again
+        # in the main thread once this hook has returned: raised in here, it would be dropped.
+        import _thread
+        import threading
+
+        timer = threading.Timer(0.01, _thread.interrupt_main)
+        timer.daemon = True
+        timer.start()
+
+    return hook
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # a command's warning is one line; where in fastvar it was raised does not help the user
+    print(f"fastvar: warning: {message}", file=sys.stderr if file is None else file)

@@ -1,0 +1,142 @@
+"""``fastvar sweep``: simulate over a grid of configurations, one line per configuration."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..options import RUN_OPTIONS, SHAPE_OPTIONS, Option, count, network_options, real
+from .common import (UsageError, add_network_options, add_output_options, add_run_options,
+                     check_outputs, given, run_options_from_args, shape_defaults,
+                     show_progress)
+
+DEFAULT_TRIALS = 2000
+PLOT_VALUES = ("log_q_ratio", "log_g_ratio", "c", "xi_c", "xi_q")
+
+
+def grid_options() -> dict[str, Option]:
+    """The keys a grid may sweep, by name: every declared option a sweep may vary."""
+    return {option.name: option for option in SHAPE_OPTIONS + network_options() + RUN_OPTIONS
+            if option.sweep == "grid"}
+
+
+def setup_arguments(subparsers) -> argparse.ArgumentParser:
+    """Add ``sweep`` to ``subparsers``."""
+    parser = subparsers.add_parser(
+        "sweep", help="simulate over a grid of configurations",
+        description="Run simulate over the cartesian product of --grid values (each "
+        "configuration with its own stable seed); print one line per configuration with the "
+        "measured depth scales.")
+    parser.add_argument("--grid", action="append", metavar="KEY=SPEC",
+                        help="a swept keyword: KEY=a:b:n (n values from a to b) or "
+                        f"KEY=v1,v2,...; repeatable. Keys: {', '.join(grid_options())}")
+    add_network_options(parser)
+    add_run_options(parser, DEFAULT_TRIALS, "forward passes per configuration",
+                    "seed of the sweep (default 0)")
+    out = add_output_options(
+        parser, json_help="the sweep as JSON ('-' for stdout only); fastvar.load reads it back",
+        csv_help="tidy CSV: one row per configuration x layer",
+        plot_help="heatmap over the first two grid keys (with the order-to-chaos line for "
+        "init x bias_std), or lines over one")
+    out.add_argument("--plot-value", choices=PLOT_VALUES,
+                     help="what --plot draws (default xi_c with pairs, else log_q_ratio)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _value(option: Option, text: str):
+    try:
+        return option.parse(text)
+    except ValueError as err:
+        raise UsageError(f"--grid {option.name}: {err}") from None
+
+
+def parse_grid(specs: "list[str]") -> dict[str, list]:
+    """``--grid KEY=a:b:n`` (n evenly spaced values from a to b) or ``KEY=v1,v2,...``."""
+    options = grid_options()
+    grid: dict[str, list] = {}
+    for spec in specs:
+        key, sep, text = spec.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key or not text:
+            raise UsageError(f"--grid takes KEY=a:b:n or KEY=v1,v2,..., got {spec!r}")
+        if key not in options:
+            raise UsageError(f"--grid {key}: unknown key; choose one of {', '.join(options)}")
+        if key in grid:
+            raise UsageError(f"--grid {key} is given twice; give all its values at once")
+        option = options[key]
+        if text.count(":") == 2 and option.ranges:
+            import numpy as np
+
+            a, b, n = text.split(":")
+            bounds = []
+            for end in (a, b):
+                try:
+                    bounds.append(real(end))
+                except ValueError as err:
+                    raise UsageError(f"--grid {key}={text}: {err}") from None
+            try:
+                n = count(n)
+            except ValueError:
+                n = 0
+            if n < 1:
+                raise UsageError(f"--grid {key}={text}: n must be a whole number >= 1")
+            if n == 1 and bounds[0] != bounds[1]:
+                raise UsageError(f"--grid {key}={text}: one value cannot span {a} to {b}")
+            grid[key] = [_value(option, repr(float(v))) for v in np.linspace(*bounds, n)]
+        else:
+            grid[key] = [_value(option, v.strip()) for v in text.split(",")]
+    return grid
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``fastvar sweep``; returns the exit status."""
+    from ..sweeps import SweepInterrupted, sweep
+
+    if not args.grid:
+        raise UsageError("give at least one --grid KEY=a:b:n or KEY=v1,v2,...")
+    grid = parse_grid(args.grid)
+    if args.widths is not None:
+        raise UsageError("--widths cannot be combined with a sweep; use --width/--depth")
+    for key in grid:
+        if getattr(args, key) is not None:
+            raise UsageError(f"--{key.replace('_', '-')} and --grid {key} both set {key}; "
+                             "give it once")
+    shape = shape_defaults({option.name: getattr(args, option.name) for option in SHAPE_OPTIONS})
+    # what every configuration shares: the declared defaults of what a grid could vary,
+    # then what the command line gives
+    fixed = {**{option.name: option.default for option in grid_options().values()}, **shape,
+             **given(args, network_options()), **run_options_from_args(args, skip=("seed",))}
+    fixed = {k: v for k, v in fixed.items() if v is not None and k not in grid}
+    engine = fixed.pop("engine", "auto")
+    check_outputs(json=args.json, csv=args.csv, plot=args.plot)
+    axes = [k for k in grid if len(grid[k]) > 1] or list(grid)[:1]
+    if args.plot and len(axes) > 2:
+        raise UsageError(f"--plot draws one or two swept keys, and {', '.join(axes)} vary; "
+                         "plot from Python with Sweep.plot(x, y, where={...})")
+    try:
+        result = sweep(grid, args.trials, seed=args.seed, engine=engine,
+                       checkpoint=args.checkpoint, progress=show_progress(args), **fixed)
+    except SweepInterrupted as err:
+        where = f" (finished ones are in {args.checkpoint})" if args.checkpoint else ""
+        if len(err.partial):  # the finished configurations, as for a whole sweep
+            report(args, err.partial, axes, grid, plot=False)
+        print(f"fastvar sweep: interrupted after {len(err.partial)} configurations{where}",
+              file=sys.stderr)
+        raise
+    report(args, result, axes, grid, plot=bool(args.plot))
+    return 0
+
+
+def report(args: argparse.Namespace, result, axes: list, grid: dict, plot: bool) -> None:
+    """Write the --json/--csv (and --plot) files of a Sweep, then print it."""
+    if args.json and args.json != "-":
+        result.to_json(args.json)
+    if args.csv:
+        result.to_csv(args.csv)
+    if plot:
+        from ..plotting import save_sweep
+
+        value = args.plot_value or ("xi_c" if args.correlation is not None
+                                    or "correlation" in grid else "log_q_ratio")
+        save_sweep(result, args.plot, axes[0], axes[1] if len(axes) > 1 else None, value=value)
+    print(result.to_json() if args.json == "-" else f"{result!r}\n{result.table()}")

@@ -1,0 +1,339 @@
+"""Every option of a request, declared once: name, default, range, help text, parser.
+
+An option is a field of a frozen dataclass carrying an :class:`Option` in its metadata:
+:class:`fastvar.Network`'s fields (the network), :class:`RunOptions` (how a study draws its
+trials: seed, engine, inputs, ...) and :class:`Execution` (where and how it runs: progress,
+checkpoint, client). Everything else follows from these declarations:
+
+* :func:`fastvar.simulate`, :func:`fastvar.api.plan`, :func:`fastvar.api.estimate` and
+  :func:`fastvar.sweep` take the options as keywords, validated here, and their signatures
+  and parameter docs are built from them (:func:`takes_options`);
+* the keys of a sweep's grid are the network's fields, :data:`SHAPE_OPTIONS` (mlp's width,
+  depth, input_width) and the run options that may vary;
+* the command line's options (``fastvar simulate``, ``fastvar sweep``) are made from the same
+  declarations, with their text parsers (:mod:`fastvar.cli.common`).
+
+Adding an option means declaring it here (or as a Network field) and implementing it; the
+API, sweeps, the command line and the checks follow. This module imports nothing heavy: the
+command line builds its parser from it before NumPy and Numba load.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import textwrap
+from typing import Any, Callable, Sequence
+
+from ._checks import check_int
+
+MAX_SEED = (1 << 64) - 1
+MAX_INPUTS_PER_NETWORK = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """The declaration of one option.
+
+    Attributes
+    ----------
+    name : str
+        The Python keyword (``--name-with-dashes`` on the command line).
+    default : object
+        The value when the option is left out.
+    doc : str
+        The numpydoc entry: its first line is the type, the rest the description.
+    help : str
+        One line for ``--help``.
+    parse : callable or None
+        Command-line text -> value (raises ValueError with a message); None: no
+        command-line option.
+    metavar : str or None
+        The placeholder shown by ``--help``.
+    sweep : str
+        ``"grid"``: a sweep may vary it; ``"fixed"``: shared by all configurations only;
+        ``"no"``: not a configuration keyword.
+    ranges : bool
+        A sweep's command line may give it as ``a:b:n`` (n evenly spaced numbers).
+    read : callable or None
+        Parsed command-line value -> the API's value, once the command runs (e.g. the data
+        set a file name names); raises ValueError with a message.
+    """
+
+    name: str
+    default: Any
+    doc: str
+    help: str
+    parse: "Callable[[str], Any] | None" = None
+    metavar: "str | None" = None
+    sweep: str = "grid"
+    ranges: bool = False
+    read: "Callable[[Any], Any] | None" = None
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag, e.g. ``--inputs-per-network``."""
+        return "--" + self.name.replace("_", "-")
+
+
+_KEY = "fastvar.option"
+
+
+def declare(default: Any, doc: str, help: str, *, parse: "Callable[[str], Any] | None" = None,
+            metavar: "str | None" = None, sweep: str = "grid", ranges: bool = False,
+            read: "Callable[[Any], Any] | None" = None, required: bool = False) -> Any:
+    """A dataclass field declaring an option (see :class:`Option`); its name is the field's.
+
+    A ``required`` field has no default in the dataclass (``default`` is then what the
+    command line shows when the option is left out)."""
+    spec = dict(default=default, doc=textwrap.dedent(doc).strip(), help=help, parse=parse,
+                metavar=metavar, sweep=sweep, ranges=ranges, read=read)
+    if required:
+        return dataclasses.field(metadata={_KEY: spec})
+    return dataclasses.field(default=default, metadata={_KEY: spec})
+
+
+def options_of(cls: type) -> tuple[Option, ...]:
+    """The options declared by the fields of dataclass ``cls``, in field order."""
+    return tuple(Option(name=f.name, **f.metadata[_KEY]) for f in dataclasses.fields(cls)
+                 if _KEY in f.metadata)
+
+
+# --------------------------------------------------------------- command-line text
+
+def count(text: str) -> int:
+    """A whole number, also written 1e6 or 20_000."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value.is_integer():
+        raise ValueError(f"expected whole numbers such as 8 or 1e6, got {text!r}")
+    return int(value)
+
+
+def real(text: str) -> float:
+    """A real number."""
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"expected a number, got {text!r}") from None
+
+
+def number_or_name(text: str) -> "float | str":
+    """A number if the text reads as one, else the text (a scheme name, checked later)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def name(text: str) -> str:
+    """A name, kept as written (checked where it is used)."""
+    return text
+
+
+def boolean(text: str) -> bool:
+    """``true`` or ``false``, in any case."""
+    if text.lower() not in ("true", "false"):
+        raise ValueError(f"expected true or false, got {text!r}")
+    return text.lower() == "true"
+
+
+def correlation_value(text: str) -> "float | str":
+    """A number in [-1, 1] or ``rows``."""
+    if text == "rows":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"expected a number in [-1, 1] or 'rows', got {text!r}") from None
+
+
+def widths_value(text: str) -> list[int]:
+    """Widths separated by commas, e.g. ``784,256,10``."""
+    try:
+        return [int(w) for w in text.split(",")]
+    except ValueError:
+        raise ValueError(f"expected integers separated by commas, got {text!r}") from None
+
+
+def inputs_file(path: str):
+    """A data set (rows, n_0) from a .npy file or a .csv file of numbers (no header)."""
+    import numpy as np
+
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".npy", ".csv"):
+        raise ValueError(f"{path}: give a .npy or .csv file")
+    try:
+        if ext == ".npy":
+            return np.load(path, allow_pickle=False)
+        return np.loadtxt(path, delimiter=",", ndmin=2)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: cannot read it as a table of numbers ({err})") from None
+
+
+# ------------------------------------------------------------------ the declarations
+
+#: mlp()'s shape keywords: a sweep or the command line may give these instead of widths
+SHAPE_OPTIONS: tuple[Option, ...] = (
+    Option("width", 256, "int\n    Units per layer.", "units per layer (default 256)",
+           parse=count, ranges=True),
+    Option("depth", 20, "int\n    Number of layers.", "number of layers (default 20)",
+           parse=count, ranges=True),
+    Option("input_width", None, "int\n    Input units (default: width).",
+           "input units (default: --width)", parse=count, ranges=True),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """How a study draws its trials: the options that, with the network, fix the numbers.
+
+    Each field is checked on its own here; :func:`fastvar.api.plan` checks them against the
+    network (input width, pairs, trials).
+    """
+
+    seed: "int | None" = declare(0, """
+        int or None
+            Seed of the random streams, 0 <= seed < 2**64; None draws one (kept in the
+            result).""", "random seed (default 0)", parse=count, sweep="no")
+    engine: str = declare("auto", """
+        str
+            ``"auto"`` (the fastest engine that supports the request), or an engine name:
+            ``"numpy"`` (reference) and the Numba engines listed by ``fastvar info``.""",
+        "auto, numpy, or a Numba engine (see fastvar info)", parse=name)
+    inputs: Any = declare("normal", """
+        "normal", 1-D array or 2-D array
+            Fresh x ~ N(0, I) per trial; one fixed input of length n_0; or a data set of
+            shape (rows, n_0) whose rows are drawn uniformly at random per trial.""",
+        "a data set (.npy, or .csv of numbers without header), one input per row: rows are "
+        "drawn at random (default: fresh N(0, I) inputs)", parse=name, read=inputs_file,
+        metavar="FILE",
+        sweep="fixed")
+    inputs_per_network: "int | None" = declare(None, """
+        int or None
+            k inputs share each drawn network; ``trials`` must be a multiple of k. Default 1,
+            or 2 with ``correlation``.""",
+        "inputs sharing each network (default 1; 2 with --correlation)", parse=count,
+        ranges=True)
+    gradients: bool = declare(True, """
+        bool
+            Also run the backward pass from a N(0, I) cotangent at the output.""",
+        "skip the backward pass", parse=boolean)
+    correlation: "float | str | None" = declare(None, """
+        float in [-1, 1], "rows" or None
+            Feed each network a pair of inputs and measure the cosine c^l of their
+            pre-activations per layer (columns ``c_mean``, ``c_mean_se``, ``c_theory``). A
+            number c0 pairs x ~ N(0, I) with x' = c0 x + sqrt(1 - c0^2) xi, xi ~ N(0, I)
+            independent; ``"rows"`` pairs two distinct rows of the data set ``inputs``,
+            drawn uniformly (c0 is then the mean cosine over pairs of distinct rows,
+            ``Result.input_correlation``). ``trials`` still counts forward passes: it must
+            be even, and ``inputs_per_network`` is 2.""",
+        "feed each network a pair of N(0, I) inputs with correlation C0 in [-1, 1] ('rows': "
+        "two distinct rows of --inputs) and measure their cosine c per layer (trials must "
+        "be even)", parse=correlation_value, metavar="C0", ranges=True)
+    threads: "int | None" = declare(None, """
+        int or None
+            Numba threads for this call (restored afterwards); results do not depend on
+            it.""", "numba threads (results do not depend on it)", parse=count,
+        sweep="fixed")
+
+    def __post_init__(self) -> None:
+        if self.seed is not None:
+            object.__setattr__(self, "seed", check_int("seed", self.seed, 0, MAX_SEED))
+        if not isinstance(self.engine, str):
+            raise TypeError(f"engine must be a name such as 'auto', got {self.engine!r}")
+        if self.inputs_per_network is not None:
+            object.__setattr__(self, "inputs_per_network", check_int(
+                "inputs_per_network", self.inputs_per_network, 1, MAX_INPUTS_PER_NETWORK))
+        if type(self.gradients).__name__ not in ("bool", "bool_"):  # Python's or NumPy's
+            raise TypeError(f"gradients must be True or False, got {self.gradients!r}")
+        object.__setattr__(self, "gradients", bool(self.gradients))
+        if self.threads is not None:
+            import numba
+
+            object.__setattr__(self, "threads", check_int(
+                "threads", self.threads, 1, numba.config.NUMBA_NUM_THREADS))
+
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """Where and how a study runs; none of these changes its numbers."""
+
+    progress: bool = declare(False, """
+        bool
+            Show a tqdm progress bar on stderr (it starts after the kernels are ready). With
+            a bar, or when stderr is a terminal, a compile of the kernels (first use; they
+            are then cached) that lasts over a second is announced there.""",
+        "progress bar even when stderr is no TTY")
+    checkpoint: "str | os.PathLike | None" = declare(None, """
+        path or None
+            A folder (created if missing) where completed work is saved as the run goes
+            (:mod:`fastvar.checkpoint`). The same call again resumes from it, and its result
+            is bitwise that of an uninterrupted run; a checkpoint of another request is
+            refused. Needs a fixed ``seed``. The folder is kept afterwards: delete it to
+            start over.""",
+        "save completed work in folder DIR as the run goes; the same command again resumes "
+        "there (bitwise the uninterrupted result)", parse=name, metavar="DIR")
+    client: Any = declare(None, """
+        dask.distributed.Client or None
+            Run the blocks as tasks on this Dask cluster (:mod:`fastvar.dask_runner`, needs
+            ``pip install 'fastvar[dask]'``); bitwise the same result as a local run.""",
+        "", parse=None)
+
+
+RUN_OPTIONS: tuple[Option, ...] = options_of(RunOptions)
+EXECUTION_OPTIONS: tuple[Option, ...] = options_of(Execution)
+
+
+def network_options() -> tuple[Option, ...]:
+    """The options declared by :class:`fastvar.Network`'s fields (imports the network)."""
+    from .network import Network
+
+    return options_of(Network)
+
+
+def split_options(kwargs: dict[str, Any], groups: Sequence[Sequence[Option]],
+                  caller: str) -> list[dict[str, Any]]:
+    """``kwargs`` split by option group (one dict per group); an unknown keyword raises a
+    TypeError that lists the known ones."""
+    out: list[dict[str, Any]] = [{} for _ in groups]
+    for key, value in kwargs.items():
+        for group, chosen in zip(groups, out):
+            if any(option.name == key for option in group):
+                chosen[key] = value
+                break
+        else:
+            known = ", ".join(option.name for group in groups for option in group)
+            raise TypeError(f"{caller}() got an unexpected keyword argument {key!r}; its "
+                            f"options are {known}")
+    return out
+
+
+def takes_options(*groups: Sequence[Option]) -> Callable:
+    """Decorate a function taking ``**options``: its signature (for ``help()``, IDEs and the
+    API docs) lists the declared options as keyword-only parameters with their defaults, and
+    ``{options}`` in its docstring becomes their numpydoc entries."""
+    def decorate(func: Callable) -> Callable:
+        signature = inspect.signature(func)
+        params = [p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
+        params += [inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY,
+                                     default=option.default)
+                   for group in groups for option in group]
+        func.__signature__ = signature.replace(parameters=params)
+        if func.__doc__ and "{options}" in func.__doc__:
+            entries = []
+            for group in groups:
+                for option in group:
+                    kind, _, text = option.doc.partition("\n")
+                    entries.append(f"    {option.name} : {kind}\n"
+                                   + textwrap.indent(textwrap.dedent(text), " " * 8))
+            func.__doc__ = func.__doc__.replace("{options}", "\n".join(entries).lstrip())
+        return func
+
+    return decorate
