@@ -145,6 +145,16 @@ def result_to_dict(res: Result) -> dict[str, Any]:
     return {**meta, "columns": columns, "stats": stats}
 
 
+def _network_from_json(value: Any) -> Network:
+    """The Network of a result dict's ``network`` (as :meth:`Network.to_dict` writes it)."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"network must be a dict as made by Network.to_dict(), got {value!r}")
+    try:
+        return Network(**value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"network: {err}") from None
+
+
 def result_arguments(data: Mapping[str, Any]) -> dict[str, Any]:
     """The keyword arguments of :class:`Result` that rebuild the Result of a result dict
     (see :meth:`Result.from_dict`), every key checked."""
@@ -157,13 +167,7 @@ def result_arguments(data: Mapping[str, Any]) -> dict[str, Any]:
     missing = [k for k in keys if k not in data]
     if missing:
         raise ValueError(f"result dict lacks the key {missing[0]!r}")
-    if not isinstance(data["network"], Mapping):
-        raise ValueError(f"network must be a dict as made by Network.to_dict(), "
-                         f"got {data['network']!r}")
-    try:
-        net = Network(**data["network"])
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"network: {err}") from None
+    net = _network_from_json(data["network"])
     trials = check_int("trials", data["trials"], 1, 2 ** 63 - 1)
     k = check_int("inputs_per_network", data["inputs_per_network"], 1, trials)
     if trials % k:
