@@ -8,11 +8,14 @@ from __future__ import annotations
 import io
 import math
 import os
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from ._files import check_output, write_file
+
+if TYPE_CHECKING:  # results imports this module for Result.plot: no import back at run time
+    from .results import Result
 
 # quantity -> (measured column, its SE, theory column, axis label)
 QUANTITIES = {
@@ -81,16 +84,18 @@ def short_label(res) -> str:
     return f"{net.activation}, {init}{gain}{bias}{width}"
 
 
-def _as_list(results) -> list:
-    from .results import Result
+def _is_result(x) -> bool:
+    # by what is drawn from it, as fastvar.results imports this module (Result.plot)
+    return all(hasattr(x, name) for name in ("network", "gradients", "input_correlation",
+                                             "columns", "warnings"))
 
-    if isinstance(results, Result):
-        items = [results]
-    elif isinstance(results, (list, tuple)):
+
+def _as_list(results: "Result | Sequence[Result]") -> list[Result]:
+    if isinstance(results, (list, tuple)):
         items = list(results)
     else:
-        items = []
-    if not items or not all(isinstance(r, Result) for r in items):
+        items = [results] if _is_result(results) else []
+    if not items or not all(_is_result(r) for r in items):
         raise TypeError("results must be a fastvar Result or a non-empty sequence of them")
     return items
 

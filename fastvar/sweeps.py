@@ -19,6 +19,7 @@ from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
+from . import formats
 from ._checks import check_int
 from ._files import write_file
 from .api import MAX_SECONDS, Estimate, plan, request_cost, simulate
@@ -26,7 +27,8 @@ from .checkpoint import SweepCheckpoint, canonical_json, hash_hex
 from .fits import measured_depth_scales
 from .network import Network, mlp
 from .options import RUN_OPTIONS, SHAPE_OPTIONS, network_options
-from .results import Result, _csv_cell
+from .results import Result
+from .results.files import csv_cell
 
 # keywords of mlp()/Network and of simulate() that a configuration may set, from their
 # declarations (fastvar.options): the sweep's own seed is not one
@@ -41,7 +43,6 @@ MAX_CONFIGURATIONS = 100_000  # validated at about 1 ms each before the first on
 OBSERVABLES = ("log_q_ratio", "log_g_ratio", "c", "xi_c", "xi_q")
 SUMMARY_COLUMNS = ("xi_q", "xi_q_se", "xi_q_map", "xi_q_theory", "xi_q_layers", "xi_q_note",
                    "xi_c", "xi_c_se", "xi_c_map", "xi_c_theory", "xi_c_layers", "xi_c_note")
-FORMAT = "fastvar sweep"  # the "format" key of a sweep's JSON (a Result's JSON has none)
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -462,16 +463,20 @@ class Sweep:
 
     def to_dict(self) -> dict[str, Any]:
         """Strict-JSON-ready dict; :meth:`from_dict` (and :func:`fastvar.load`) invert it."""
-        return {"format": FORMAT, "grid": self.grid, "fixed": self.fixed,
+        return {"format": formats.SWEEP, "grid": self.grid, "fixed": self.fixed,
                 "trials": self.trials, "seed": self.seed, "configs": self.configs,
                 "seeds": self.seeds, "pending": self.pending,
                 "results": [r.to_dict() for r in self.results]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Sweep":
-        """Rebuild a Sweep from :meth:`to_dict` output (each Result bitwise from its stats)."""
-        if not isinstance(data, Mapping) or data.get("format") != FORMAT:
-            raise ValueError(f"not a sweep dict (its 'format' must be {FORMAT!r})")
+        """Rebuild a Sweep from :meth:`to_dict` output (each Result bitwise from its stats).
+
+        Its ``format`` must be one this version reads (:mod:`fastvar.formats`), else
+        ValueError."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"not a sweep dict: a {type(data).__name__}")
+        formats.file_kind(data, "sweep")
         missing = [k for k in ("grid", "fixed", "trials", "seed", "configs", "seeds", "results")
                    if k not in data]
         if missing:
@@ -508,7 +513,7 @@ class Sweep:
     def to_csv(self, path: "str | os.PathLike") -> None:
         """The tidy table of :meth:`to_pandas` as CSV, atomically (no pandas needed)."""
         names, rows = self._rows()
-        lines = [",".join(names)] + [",".join(_csv_cell(x) for x in row) for row in rows]
+        lines = [",".join(names)] + [",".join(csv_cell(x) for x in row) for row in rows]
         write_file(path, "\n".join(lines) + "\n")
 
     def table(self) -> str:
@@ -552,15 +557,21 @@ def _pandas():
 
 
 def load(path: "str | os.PathLike") -> "Result | Sweep":
-    """Read a Result or a Sweep back from the JSON that ``to_json(path)`` wrote."""
+    """Read a Result or a Sweep back from the JSON that ``to_json(path)`` wrote.
+
+    Its ``"format"`` says which (:mod:`fastvar.formats`; files of earlier versions are read
+    too); a format this version does not read is a ValueError naming it.
+    """
     with open(path, encoding="utf-8") as fh:
         try:
             data = json.load(fh)
         except json.JSONDecodeError as err:
             raise ValueError(f"{os.fspath(path)} is not JSON: {err}") from None
-    if isinstance(data, Mapping) and data.get("format") == FORMAT:
-        return Sweep.from_dict(data)
-    return Result.from_dict(data)
+    try:
+        sweep = isinstance(data, Mapping) and formats.file_kind(data) == "sweep"
+    except ValueError as err:
+        raise ValueError(f"{os.fspath(path)}: {err}") from None
+    return Sweep.from_dict(data) if sweep else Result.from_dict(data)
 
 
 __all__ = ["Sweep", "SweepInterrupted", "load", "sweep", "configuration_seed"]

@@ -283,6 +283,61 @@ def test_result_dict_checks_that_still_accept_good_input(res):
     assert np.array_equal(again.stats, res.stats)
 
 
+# every file carries a format version; files of earlier versions (no key for a Result,
+# "fastvar sweep" for a Sweep) still load, those of unknown versions are refused
+
+def test_result_files_carry_a_version_and_old_ones_load(res, tmp_path):
+    data = res.to_dict()
+    assert data["format"] == "fastvar.result/2"
+    old = {k: v for k, v in data.items() if k != "format"}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    again = fastvar.load(tmp_path / "old.json")
+    assert isinstance(again, Result) and again.to_dict() == data
+
+
+@pytest.mark.parametrize("found", ["fastvar.result/3", "banana", "fastvar sweep checkpoint", 7])
+def test_unknown_format_is_refused_naming_it(res, tmp_path, found):
+    data = {**res.to_dict(), "format": found}
+    (tmp_path / "r.json").write_text(json.dumps(data))
+    for read in (lambda: Result.from_dict(data), lambda: fastvar.load(tmp_path / "r.json")):
+        with pytest.raises(ValueError, match=f"{found!r}.*reads.*'fastvar.result/2'"):
+            read()
+
+
+def test_sweep_files_carry_a_version_and_old_ones_load(tmp_path):
+    swept = fastvar.sweep({"init": [1.0, 2.0]}, 20, width=3, depth=2, engine="numpy")
+    data = swept.to_dict()
+    assert data["format"] == "fastvar.sweep/2"
+    (tmp_path / "old.json").write_text(json.dumps({**data, "format": "fastvar sweep"}))
+    again = fastvar.load(tmp_path / "old.json")
+    assert isinstance(again, fastvar.Sweep) and again.to_dict() == data
+    with pytest.raises(ValueError, match="'fastvar.sweep/3'.*reads.*'fastvar.sweep/2'"):
+        fastvar.Sweep.from_dict({**data, "format": "fastvar.sweep/3"})
+
+
+def test_a_sweep_is_not_read_as_a_result(res):
+    data = {**res.to_dict(), "format": "fastvar.sweep/2"}
+    with pytest.raises(ValueError, match="not a result dict but a sweep"):
+        Result.from_dict(data)
+    with pytest.raises(ValueError, match="not a sweep dict but a result"):
+        fastvar.Sweep.from_dict(res.to_dict())
+
+
+def test_theory_is_computed_on_first_use_only(res, monkeypatch):
+    import fastvar.results.columns as columns
+
+    calls = []
+    maps = columns.mean_field_maps
+    monkeypatch.setattr(columns, "mean_field_maps",
+                        lambda *args, **kwargs: calls.append(1) or maps(*args, **kwargs))
+    again = Result.from_dict(res.to_dict())
+    assert calls == [] and again.columns == res.columns
+    assert again.warnings == res.warnings and calls == []
+    for name in ("q_theory", "g_theory", "q_theory"):
+        assert again[name].tobytes() == res[name].tobytes()
+    assert calls == [1]
+
+
 @pytest.mark.parametrize("key, value, error, name", [
     ("count", 2.5, ValueError, "count"),
     ("count", -1.0, ValueError, "count"),

@@ -12,6 +12,7 @@ from fastvar.activations import ACTIVATION_NAMES, Activation
 from fastvar.kernels import activations as kact
 from fastvar.kernels.accumulators import PAIR, ROWS, STATS_SIZE, WELFORD, add_networks
 from fastvar.results import compute_columns
+from fastvar.results.render import theory_note
 
 ENGINES = ("numpy", "direct", "exact")
 SPECIALS = np.array([np.nan, np.inf, -np.inf, 1e308, -1e308, 0.0, -0.0, 1.5, -1.5])
@@ -111,7 +112,7 @@ def test_heavy_tails_are_not_blamed_on_finite_width():
     text = res.table()
     if "departs" in text:
         assert "exactly at any width" in text and "1/n" not in text
-    note = res._theory_note()
+    note = theory_note(res)
     assert note == "" or "finite width" not in note
 
 

@@ -44,12 +44,12 @@ def setup_arguments(subparsers) -> argparse.ArgumentParser:
 
 
 def _columns(text: "str | None") -> "list[str] | None":
-    from ..results import COLUMNS
+    from ..results import COLUMNS, THEORY_COLUMNS
 
     if text is None:
         return None
     columns = [name.strip() for name in text.split(",") if name.strip()]
-    known = COLUMNS + ("q_theory", "g_theory", "c_theory")
+    known = COLUMNS + THEORY_COLUMNS
     unknown = [name for name in columns if name not in known]
     if unknown or not columns:
         raise UsageError(f"--columns: unknown column {unknown[0] if unknown else '(none)'!r};"
@@ -106,4 +106,4 @@ def report(args: argparse.Namespace, res, columns: "list[str] | None") -> None:
             print(f"fastvar simulate: warning: {line}", file=sys.stderr)
         print(res.to_json())
     else:
-        print(res._head() + "\n" + res.table(columns, max_rows=args.layers))
+        print(res.describe() + "\n" + res.table(columns, max_rows=args.layers))

@@ -1,0 +1,331 @@
+"""Per-layer columns of a Result: statistics from the stats array, their standard errors,
+the mean-field theory beside them, and what makes some of them incomplete.
+
+Columns are derived from the merged stats array (L, ROWS, STATS_SIZE) of
+:mod:`fastvar.kernels.accumulators`. Units of one trial are not independent (they share
+||a^{l-1}||), so std / sqrt(units x trials) would understate the error, often by a factor
+of several at depth: every standard error here comes from the variation between
+independent networks (per-network means of x and x^2), by the delta method where needed.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import MutableMapping
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping
+
+import numpy as np
+
+from ..kernels.accumulators import (A, DELTA, LINK, MOMENTS, NET, NONFINITE, PAIR, UNDEFINED,
+                                    WELFORD, Z)
+from ..moments import shape_statistics
+from ..network import Network
+from ..theory import correlation_fixed_point, correlation_map, mean_field_maps, variance_map
+
+if TYPE_CHECKING:
+    from .result import Result
+
+COLUMNS = ("layer", "width", "z_mean", "z_var", "z_var_se", "z_skew", "z_kurt",
+           "a_mean", "a_var", "a_var_se", "q_mean", "q_mean_se", "q_var",
+           "grad_var", "grad_var_se", "g_mean", "g_mean_se", "g_var",
+           "m_mean", "m_mean_se", "m_var", "c_mean", "c_mean_se", "c_undefined",
+           "dead_frac", "dead_frac_se",
+           "nonfinite_z", "nonfinite_a", "nonfinite_delta", "overflow", "underflow", "complete")
+PAIR_COLUMNS = ("c_mean", "c_mean_se")
+# mean squares below TINY: their squares (SEs) and fourth powers (kurtosis) underflow
+TINY = 1e-140
+# what squares or fourth powers of underflowing values make meaningless, forward and backward
+UNDERFLOW_COLUMNS = (("z_var_se", "z_skew", "z_kurt", "a_var_se", "q_mean_se", "q_var",
+                      "m_mean_se", "m_var", "dead_frac", "dead_frac_se"),
+                     ("grad_var_se", "g_mean_se", "g_var"))
+GRADIENT_COLUMNS = ("grad_var", "grad_var_se", "g_mean", "g_mean_se", "g_var")
+THEORY_COLUMNS = ("q_theory", "g_theory", "c_theory")  # after COLUMNS, computed on first use
+
+
+class IncompleteStatisticsWarning(RuntimeWarning):
+    """Some statistics of a Result were computed from fewer values than requested (NaN or
+    infinite values left out) or overflowed; the ``complete`` column says which layers."""
+
+
+def _pooled(row: np.ndarray) -> dict[str, np.ndarray]:
+    """Mean, variance, skewness, excess kurtosis of pooled unit values; rows (L, S)."""
+    n, mean, m2, m3, m4 = (row[:, MOMENTS + i] for i in range(5))
+    skew, kurt = shape_statistics(n, m2, m3, m4)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {"mean": np.where(n > 0, mean, np.nan), "var": np.where(n > 0, m2 / n, np.nan),
+                "skew": skew, "kurt": kurt}
+
+
+def _between_networks(row: np.ndarray) -> dict[str, np.ndarray]:
+    """SEs from the per-network (mean, mean square) pairs: of the variance and of E[x^2]."""
+    n, mx, _, cxx, cxy, cyy = (row[:, PAIR + i] for i in range(6))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        scale = 1.0 / ((n - 1.0) * n)  # sample covariance / n: covariance of the means
+        # Var(mean x^2 - mean x^2 ...) by the delta method: (2 mx)^2 cxx - 2 (2 mx) cxy + cyy,
+        # divided through by its largest term before squaring so it cannot overflow
+        big = np.maximum(np.abs(2 * mx) * np.sqrt(cxx), np.sqrt(cyy))
+        unit = np.where(big > 0, big, 1.0)
+        t = 2 * mx / unit
+        inner = t * t * cxx - 2 * t * (cxy / unit) + (cyy / unit) / unit
+        var_se = big * np.sqrt(np.maximum(inner, 0.0) * scale)
+        return {"var_se": var_se, "sq_se": np.sqrt(cyy) * np.sqrt(scale)}
+
+
+def _lengths(row: np.ndarray) -> dict[str, np.ndarray]:
+    """Mean, variance (ddof=1) and SE of the mean of a welford state (per-trial lengths
+    ||x||^2 / n, or per-network cosines)."""
+    n, mean, m2 = (row[:, WELFORD + i] for i in range(3))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        var = np.where(n > 1, m2 / (n - 1.0), np.nan)  # not -0.0 from n = 0
+        return {"mean": np.where(n > 0, mean, np.nan), "var": var, "se": np.sqrt(var / n)}
+
+
+def _per_network(row: np.ndarray) -> dict[str, np.ndarray]:
+    """Mean over networks of a per-network value kept as moments, and its SE."""
+    n, mean, m2 = (row[:, MOMENTS + i] for i in range(3))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {"mean": np.where(n > 0, mean, np.nan), "se": np.sqrt(m2 / ((n - 1.0) * n))}
+
+
+def ratio_of_means(row: np.ndarray, shift: "float | np.ndarray" = 0.0
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(E[y] - shift) / (E[x] - shift) and its SE (delta method with the measured
+    covariance of x and y over networks) from pair states, rows (L, S)."""
+    n, mx, my, cxx, cxy, cyy = (row[:, PAIR + i] for i in range(6))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        x, y = mx - shift, my - shift
+        r = y / x
+        var = (cyy - 2 * r * cxy + r * r * cxx) / ((n - 1.0) * n) / (x * x)
+        return np.where(n > 0, r, np.nan), np.sqrt(np.maximum(var, 0.0))
+
+
+def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = False,
+                    zero_gradients: bool = False) -> dict[str, np.ndarray]:
+    """All result columns from a merged stats array of shape (L, ROWS, STATS_SIZE).
+
+    Besides the statistics, per layer: ``nonfinite_z/_a/_delta`` count the NaN or infinite
+    unit values left out; ``overflow`` is True where the accumulated sums themselves
+    overflowed (values beyond about 1e154, or 1e77 for the fourth moments); ``complete``
+    is True where neither happened and nothing underflowed (``underflow``, see
+    :func:`_underflow`), i.e. every statistic of the layer uses every value.
+    """
+    z, a, d = stats[:, Z], stats[:, A], stats[:, DELTA]
+    zp, ap, dp = _pooled(z), _pooled(a), _pooled(d)
+    zs, as_, ds = _between_networks(z), _between_networks(a), _between_networks(d)
+    zq, dq, aq = _lengths(z), _lengths(d), _lengths(a)
+    cos, dead = _lengths(stats[:, NET]), _per_network(stats[:, NET])
+    used = stats[:, [Z, A, NET, DELTA, LINK] if gradients else [Z, A, NET]]
+    bad = used[..., NONFINITE].sum(axis=1)
+    overflow = ~np.isfinite(np.delete(used, NONFINITE, axis=2)).all(axis=(1, 2))
+    forward, backward = _underflow(stats, gradients, zero_gradients)
+    underflow = forward | backward
+    cols = {
+        "layer": np.arange(1, stats.shape[0] + 1), "width": np.asarray(widths[1:]),
+        "z_mean": zp["mean"], "z_var": zp["var"], "z_var_se": zs["var_se"],
+        "z_skew": zp["skew"], "z_kurt": zp["kurt"],
+        "a_mean": ap["mean"], "a_var": ap["var"], "a_var_se": as_["var_se"],
+        "q_mean": zq["mean"], "q_mean_se": zs["sq_se"], "q_var": zq["var"],
+        "grad_var": dp["var"], "grad_var_se": ds["var_se"],
+        "g_mean": dq["mean"], "g_mean_se": ds["sq_se"], "g_var": dq["var"],
+        "m_mean": aq["mean"], "m_mean_se": as_["sq_se"], "m_var": aq["var"],
+        "c_mean": cos["mean"], "c_mean_se": cos["se"],
+        "c_undefined": stats[:, NET, UNDEFINED].astype(np.int64),
+        "dead_frac": dead["mean"], "dead_frac_se": dead["se"],
+        "nonfinite_z": z[:, NONFINITE].astype(np.int64),
+        "nonfinite_a": a[:, NONFINITE].astype(np.int64),
+        "nonfinite_delta": d[:, NONFINITE].astype(np.int64),
+        "overflow": overflow, "underflow": underflow,
+        "complete": (bad == 0) & ~overflow & ~underflow,
+    }
+    for names, flags in zip(UNDERFLOW_COLUMNS, (forward, backward)):
+        for name in names:
+            cols[name] = np.where(flags, np.nan, cols[name])
+    for name in (() if gradients else GRADIENT_COLUMNS) + (() if pairs else PAIR_COLUMNS):
+        cols[name] = np.full(stats.shape[0], np.nan)
+    return cols
+
+
+def _underflow(stats: np.ndarray, gradients: bool,
+               zero_gradients: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Layers whose values are so small that their statistics underflow: (forward,
+    backward), shape (L,) bool each, for z and a, and for the gradients.
+
+    A mean square below TINY leaves the SEs (squares of it) and the kurtosis (fourth
+    powers) at 0 or subnormal; values that underflowed to exactly 0 pass that on: z^l = 0
+    after an underflowing layer, and gradients that are 0 in every network below the
+    output, unless ``zero_gradients`` says they can truly be (a norm over 1 or 2 units is
+    constant, so its Jacobian is 0).
+    """
+    def mean_square(row):
+        n, mean = stats[:, row, WELFORD], stats[:, row, WELFORD + 1]
+        return np.where(n > 0, mean, np.nan)
+
+    def tiny(ms):
+        return (ms > 0) & (ms < TINY)
+
+    zs, as_, ds = mean_square(Z), mean_square(A), mean_square(DELTA)
+    depth = stats.shape[0]
+    forward = np.zeros(depth, dtype=bool)
+    for i in range(depth):
+        zero = (zs[i] == 0) | (as_[i] == 0)
+        forward[i] = tiny(zs[i]) | tiny(as_[i]) | (i > 0 and forward[i - 1] and zero)
+    if not gradients:
+        return forward, np.zeros(depth, dtype=bool)
+    # below the output (where delta ~ N(0, I)), gradients that are exactly 0 in every
+    # network come from phi' underflowing (tanh'(1e50) = 1 - 1.0 = 0, not e^-1e50) or from
+    # zeros above: what they would measure is lost
+    backward = tiny(ds) | ((ds == 0) & (np.arange(depth) < depth - 1) & (not zero_gradients))
+    return forward, backward
+
+
+def layer_ranges(mask: np.ndarray) -> str:
+    """'layer 3', 'layers 3-10' or 'layers 3-5, 8' for the layers (1-based) where ``mask``
+    is True."""
+    runs, start = [], None
+    for i, flag in enumerate(list(mask) + [False]):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            runs.append(f"{start + 1}" if i - 1 == start else f"{start + 1}-{i}")
+            start = None
+    single = len(runs) == 1 and "-" not in runs[0]
+    return ("layer " if single else "layers ") + ", ".join(runs)
+
+
+def quality_warnings(cols: dict[str, np.ndarray]) -> list[str]:
+    """Lines that say which statistics are incomplete or overflowed, empty if none."""
+    lines = []
+    parts = [f"{q} at {layer_ranges(cols[f'nonfinite_{q}'] > 0)} "
+             f"({int(cols[f'nonfinite_{q}'].sum())} values)"
+             for q in ("z", "a", "delta") if cols[f"nonfinite_{q}"].any()]
+    if parts:
+        lines.append(f"NaN or infinite values (overflow) were left out: {', '.join(parts)}; "
+                     "q, g and the SEs there use only the networks whose values were all finite")
+    if cols["overflow"].any():
+        lines.append(f"{layer_ranges(cols['overflow'])}: statistics overflowed (squares of "
+                     "values beyond about 1e154, fourth powers beyond 1e77) and show inf or nan")
+    forward = cols["underflow"] & np.isnan(cols["q_mean_se"])
+    if forward.any():
+        lines.append(f"{layer_ranges(forward)}: values underflow (mean squares below {TINY:g}, or "
+                     "exactly 0 after such a layer): their SEs, kurtosis and dead fraction "
+                     "show nan, and zeros there are not measurements")
+    backward = cols["underflow"] & ~forward
+    if backward.any():
+        lines.append(f"{layer_ranges(backward)}: the gradients are exactly 0 in every network "
+                     "(phi' underflowed, or is 0 there): their SEs show nan")
+    return lines
+
+
+
+
+def slopes(res: Result, c_star: "float | None" = None) -> dict[str, np.ndarray]:
+    """Measured per-layer rates chi_g and chi_c with SEs, and their theory (see
+    :meth:`Result.slopes`)."""
+    depth = res.network.depth
+    nan = np.full(depth, np.nan)
+    out = {"layer": np.arange(1, depth + 1)}
+    chi_g, chi_g_se = ratio_of_means(res.stats[:, LINK])
+    theory = res["g_theory"]
+    out["chi_g"] = np.append(chi_g[:-1], np.nan) if res.gradients else nan
+    out["chi_g_se"] = np.append(chi_g_se[:-1], np.nan) if res.gradients else nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["chi_g_theory"] = np.append(theory[:-1] / theory[1:], np.nan)
+    if res.input_correlation is None:
+        out.update(chi_c=nan, chi_c_se=nan, chi_c_theory=nan)
+        return out
+    if c_star is None:
+        sw2 = res.network.sigma_w2
+        if not np.allclose(sw2, sw2[0], rtol=1e-12):
+            raise ValueError("the layers have different sigma_w^2: pass c_star")
+        c_star = correlation_fixed_point(res.network.activation_fn, float(sw2[0]),
+                                         res.network.bias_std ** 2)[0]
+    out["chi_c"], out["chi_c_se"] = ratio_of_means(res.stats[:, NET], c_star)
+    c = np.concatenate([[res.input_correlation], res["c_theory"]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["chi_c_theory"] = (c[1:] - c_star) / (c[:-1] - c_star)
+    return out
+
+
+def theory_columns(network: Network, *, gradients: bool, input_q0: float,
+                   input_q0_rows: "tuple[np.ndarray, np.ndarray] | None" = None,
+                   input_correlation: "float | None" = None
+                   ) -> dict[str, Callable[[], dict[str, np.ndarray]]]:
+    """The infinite-width columns of a run (:mod:`fastvar.theory`), each as a function.
+
+    Returns name -> function computing that column (and any computed with it), to be
+    called on first use (:class:`Columns`): the maps of a deep network take a while, and a
+    Result read back from a file may never need them. ``q_theory`` and ``g_theory`` (NaN
+    without ``gradients``) are one computation: for a data set (``input_q0_rows``: its
+    distinct row lengths and their counts) the average over rows of the maps started at
+    each row's length. ``c_theory`` is the correlation map of the pairs' c0 and q0, NaN
+    without pairs. The functions pickle (partials of module functions), as a Result does.
+    """
+    maps = functools.partial(_mean_field_columns, network, gradients, input_q0, input_q0_rows)
+    # pairs of data-set rows: the theory would be the average of every pair's map (each
+    # with its own two lengths and cosine); the map of the mean is off by tens of SE
+    # where the rows' lengths differ, so it is not shown
+    pairs = input_correlation is not None and input_q0_rows is None
+    correlation = functools.partial(_correlation_column, network,
+                                    input_correlation if pairs else None, input_q0)
+    return {"q_theory": maps, "g_theory": maps, "c_theory": correlation}
+
+
+def _mean_field_columns(network: Network, gradients: bool, q0: float,
+                        q0_rows: "tuple[np.ndarray, np.ndarray] | None"
+                        ) -> dict[str, np.ndarray]:
+    """q_theory and g_theory (NaN without gradients), see :func:`theory_columns`."""
+    start = {"q0": q0} if q0_rows is None else {"q0": q0_rows[0], "counts": q0_rows[1]}
+    if gradients:
+        q, g = mean_field_maps(network, **start)
+    else:
+        q, g = variance_map(network, **start), np.full(network.depth, np.nan)
+    return {"q_theory": q, "g_theory": g}
+
+
+def _correlation_column(network: Network, c0: "float | None", q0: float
+                        ) -> dict[str, np.ndarray]:
+    """c_theory: the correlation map from (c0, q0), NaN for c0 None."""
+    if c0 is None:
+        return {"c_theory": np.full(network.depth, np.nan)}
+    return {"c_theory": correlation_map(network, c0, q0)}
+
+
+class Columns(MutableMapping):
+    """Per-layer columns by name, in order, some of them computed on first access.
+
+    ``values`` maps names to arrays; ``later`` maps further names (which follow them) to
+    functions that compute them, as from :func:`theory_columns`; a function's whole dict
+    is kept, so a function shared by several names runs once. Membership, iteration and
+    ``len`` compute nothing.
+    """
+
+    def __init__(self, values: Mapping[str, np.ndarray],
+                 later: "Mapping[str, Callable[[], dict[str, np.ndarray]]] | None" = None
+                 ) -> None:
+        self._later = dict(later or {})
+        self._values: "dict[str, np.ndarray | None]" = {**values, **dict.fromkeys(self._later)}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        value = self._values[name]
+        if value is None:
+            for key, column in self._later[name]().items():
+                self._values[key] = column
+                self._later.pop(key, None)
+            value = self._values[name]
+        return value
+
+    def __setitem__(self, name: str, value: np.ndarray) -> None:
+        self._later.pop(name, None)
+        self._values[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        self._later.pop(name, None)
+        del self._values[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)

@@ -1,0 +1,214 @@
+"""The Result of a simulation: per-layer columns with standard errors, and their export.
+
+The class gathers what its neighbours compute: :mod:`.columns` (statistics, standard errors,
+theory), :mod:`.render` (table and notes), :mod:`.files` (dict, JSON, CSV).
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..network import Network
+from . import files, render
+from .columns import Columns, compute_columns, quality_warnings, slopes, theory_columns
+
+
+class Result:
+    """Per-layer statistics of a simulation.
+
+    Every column is a NumPy array of length L (layers 1..L), reachable as
+    ``res["z_var"]`` or ``res.z_var``; ``res.columns`` lists them. ``*_se`` columns are
+    standard errors from the variation between independent networks. Gradient columns
+    are NaN when the run had ``gradients=False``. ``q_theory`` and ``g_theory`` are the
+    infinite-width predictions of ``q_mean`` and ``g_mean`` (:mod:`fastvar.theory`): for a
+    data set, the average over its rows of the maps started at each row's own length (not
+    the maps of the mean length, which differ for curved activations such as tanh). The
+    theory columns are computed on first use (a deep network's take a while).
+
+    Nothing is silently wrong: NaN or infinite values (overflow) are left out of the
+    statistics and counted per layer in ``nonfinite_z``, ``nonfinite_a`` and
+    ``nonfinite_delta``; ``overflow`` marks layers whose accumulated sums overflowed;
+    ``complete`` is False for either. :attr:`warnings` explains them in words, and
+    :func:`fastvar.simulate` issues an :class:`IncompleteStatisticsWarning`.
+
+    Beyond z, a and delta: ``m_mean``, ``m_mean_se``, ``m_var`` describe the per-trial
+    length of the activations M^l = ||a^l||^2 / n_l (as ``q_*`` do for z);
+    ``dead_frac`` (± ``dead_frac_se``) is the fraction of trials whose a^l is all exactly
+    zero (a dead network for that input: with ReLU and no bias it stays dead). With input
+    pairs (``simulate(correlation=...)``), ``c_mean`` (± ``c_mean_se``) is the mean over
+    networks of the cosine c^l = <z^l, z'^l> / (||z^l|| ||z'^l||) of the two inputs'
+    pre-activations, beside ``c_theory`` (NaN for pairs of data-set rows, whose theory is
+    an average over every pair's own map; else :func:`fastvar.theory.correlation_map` from the
+    pair's c0 and q0); ``c_undefined`` counts networks left out because z^l or z'^l was all
+    zero (a cosine of a zero vector is undefined). Without pairs these are NaN. At width
+    n the per-network cosine, a ratio, is biased by O(1/n). :meth:`slopes` reads the
+    measured backward gain and the slope of the correlation map from the same run.
+
+    Attributes: ``network``, ``trials``, ``seed``, ``engine``, ``elapsed_s`` (seconds of
+    the run itself), ``compile_s`` (seconds spent compiling or loading the kernels first),
+    ``inputs_per_network``, ``gradients``, ``input_q0`` (mean squared input entry
+    ||x||^2 / n_0, averaged over a data set's rows), ``input_q0_rows`` (a data set's
+    per-row lengths as a pair of arrays: sorted distinct values and how many rows have
+    each; None for fresh normal inputs and a single fixed input),
+    ``input_correlation`` (the pairs' c0, None without pairs), ``stats`` (the merged
+    accumulator state, shape (L, ROWS, S), see :mod:`fastvar.kernels.accumulators`),
+    ``partial`` (True for the blocks completed before an interruption, see
+    :class:`fastvar.Interrupted`: ``trials`` then counts the trials actually done).
+    """
+
+    def __init__(self, network: Network, stats: np.ndarray, *, trials: int, seed: int, engine: str,
+                 elapsed_s: float, compile_s: float = 0.0, inputs_per_network: int = 1,
+                 gradients: bool = True,
+                 input_q0: float = 1.0,
+                 input_q0_rows: "tuple[np.ndarray, np.ndarray] | None" = None,
+                 input_correlation: "float | None" = None, partial: bool = False) -> None:
+        self.network = network
+        self.stats = np.asarray(stats, dtype=np.float64)
+        self.trials, self.seed, self.engine = int(trials), int(seed), str(engine)
+        self.elapsed_s, self.compile_s = float(elapsed_s), float(compile_s)
+        self.inputs_per_network, self.gradients = int(inputs_per_network), bool(gradients)
+        self.input_q0, self.partial = float(input_q0), bool(partial)
+        self.input_correlation = (None if input_correlation is None
+                                  or math.isnan(input_correlation) else float(input_correlation))
+        self.input_q0_rows = None
+        if input_q0_rows is not None:
+            values, counts = (np.asarray(v, dtype=np.float64) for v in input_q0_rows)
+            self.input_q0_rows = (values, counts.astype(np.int64))
+        # a norm over 1 or 2 units is constant (+-1): its gradients are exactly 0, truly
+        constant_norm = network.norm is not None and min(network.widths[1:]) <= 2
+        measured = compute_columns(self.stats, network.widths, self.gradients,
+                                   self.input_correlation is not None,
+                                   zero_gradients=constant_norm)
+        self._columns = Columns(measured, theory_columns(
+            network, gradients=self.gradients, input_q0=self.input_q0,
+            input_q0_rows=self.input_q0_rows, input_correlation=self.input_correlation))
+
+    def slopes(self, c_star: "float | None" = None) -> dict[str, np.ndarray]:
+        """Measured per-layer rates, to place a network on the order/chaos diagram.
+
+        Returns arrays of length L (layers 1..L) with standard errors (delta method with
+        the covariance measured between layers of the same networks):
+
+        * ``chi_g`` = E[g^l] / E[g^{l+1}], the backward gain through layer l + 1 (NaN at
+          layer L); its infinite-width value ``chi_g_theory`` is n_{l+1} Var(W) E[phi'(z^l)^2],
+          the chi_1 of mean-field theory at the fixed point. Above 1 gradients explode
+          towards the input, below 1 they vanish.
+        * ``chi_c`` = (E[c^l] - c*) / (E[c^{l-1}] - c*) (c^0: the inputs' cosine): how fast
+          correlations approach the fixed point c*. Near c* it is the slope of the
+          correlation map (``theory.correlation_fixed_point``); ``chi_c_theory`` is the same
+          ratio of the theory's c^l. ``c_star`` defaults to the theory's c* when all layers
+          share one sigma_w^2 (else give it). NaN without input pairs.
+        """
+        return slopes(self, c_star)
+
+    @property
+    def columns(self) -> list[str]:
+        """Names of the per-layer columns."""
+        return list(self._columns)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        try:
+            return self._columns[name]
+        except KeyError:
+            raise KeyError(f"no column {name!r}; columns are {', '.join(self._columns)}") from None
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        columns = self.__dict__.get("_columns", {})
+        if name in columns:
+            return columns[name]
+        raise AttributeError(f"Result has no attribute {name!r}")
+
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(self._columns))
+
+    def to_dict(self) -> dict:
+        """A dict that ``json.dumps(..., allow_nan=False)`` accepts; :meth:`from_dict` inverts it.
+
+        ``format`` (:data:`fastvar.formats.RESULT`), metadata, ``columns`` (lists per layer;
+        non-finite column values become None, as pandas writes them) and ``stats``, the
+        accumulator state of shape (L, ROWS, S) from which :meth:`from_dict` recomputes every
+        column. ``stats`` round-trips bitwise: its finite entries are written as floats, NaN
+        as None, +-inf as "inf" / "-inf".
+        """
+        return files.result_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Result":
+        """Rebuild a Result from :meth:`to_dict` output (columns are recomputed from stats).
+
+        Every key is checked: a missing, mistyped or out-of-range one raises ValueError
+        (TypeError for a wrong type) naming it, and so does a ``format`` this version does
+        not read (a dict without one is a Result of an earlier version). ``columns`` is not
+        read; ``partial`` may be left out (files written before it existed), meaning False.
+        The theory columns are computed on first use, so reading a deep network is quick.
+        """
+        return cls(**files.result_arguments(data))
+
+    def to_json(self, path: "str | os.PathLike | None" = None) -> "str | None":
+        """Strict JSON text of :meth:`to_dict`, or write it atomically to ``path`` (returns None).
+
+        The path is checked before anything is written (see :mod:`fastvar._files`).
+        """
+        return files.write_json(self, path)
+
+    def to_csv(self, path: "str | os.PathLike") -> None:
+        """Write the per-layer columns as CSV (one row per layer), atomically.
+
+        Floats are written exactly ('nan', 'inf' where non-finite), bools as true/false. A
+        partial result (:attr:`partial`) has a last column ``partial``, true on every row, so
+        that a file of an interrupted run cannot pass for a complete one.
+        """
+        files.write_csv(self, path)
+
+    def plot(self, ax=None, **kwargs):
+        """q^l and g^l per layer, Monte Carlo +- SE and theory (see :func:`fastvar.plot`)."""
+        from ..plotting import plot
+
+        return plot(self, ax=ax, **kwargs)
+
+    def to_pandas(self):
+        """The columns as a pandas DataFrame indexed by layer (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("to_pandas() needs pandas: pip install 'fastvar[pandas]'") from None
+        return pd.DataFrame({name: self[name] for name in self._columns}).set_index("layer")
+
+    def default_columns(self, width: int = render.TABLE_WIDTH) -> list[str]:
+        """The columns :meth:`table` shows by default: what differs between them (z_var
+        equals q_mean and grad_var g_mean when z has mean 0), within ``width`` characters."""
+        return render.default_columns(self, width)
+
+    def table(self, columns: "Sequence[str] | None" = None,
+              max_rows: "int | None" = 40) -> str:
+        """An aligned per-layer text table with +- standard errors.
+
+        ``columns`` names Result columns to show after layer and width (default:
+        :meth:`default_columns`, which fit 100 characters). A column with a ``*_se`` partner
+        prints as value±SE; a ``*_theory`` column prints the theory and, in brackets, how
+        many SE the measurement lies from it. ``max_rows`` (None: all) keeps the first and
+        last layers of a deeper network. Layers whose statistics are incomplete or
+        overflowed are marked * and explained by warning lines under the table (see
+        :attr:`warnings`), followed by a note when q departs from the theory."""
+        return render.table(self, columns, max_rows)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Why some statistics are incomplete or overflowed (empty when all are complete);
+        the layers concerned have ``complete`` False and are marked * in :meth:`table`."""
+        return quality_warnings(self._columns)
+
+    def describe(self) -> str:
+        """Two header lines: the network; the trials, seed, engine and time of the run, and
+        how to read :meth:`table` (``repr`` prints them above it)."""
+        return render.describe(self)
+
+    def __repr__(self) -> str:
+        return self.describe() + "\n" + self.table()
+
+    def _repr_html_(self) -> str:
+        """The table for notebooks (Jupyter shows it instead of the text)."""
+        return render.to_html(self)
