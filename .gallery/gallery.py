@@ -2,7 +2,8 @@
 or 3-4 minutes with ``--sweeps``).
 
 Writes relu_xavier_vs_he.png, tanh_gains.png, gradients.png, correlation_phases.png and
-explain.png next to this file, and prints the walk-through of ``fastvar explain``, whose histograms are explain.png.
+explain.png next to this file, and prints the walk-through of ``fastvar explain``, whose
+histograms are explain.png.
 With ``--sweeps`` also xi_c_vs_sigma_w2.png and phase_diagram.png, by the README's two
 ``fastvar sweep`` commands.
 """

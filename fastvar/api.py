@@ -78,7 +78,8 @@ def _inputs(inputs, n0: int) -> tuple[int, np.ndarray, float, "tuple | None"]:
     None for fresh normal inputs and a single input."""
     if isinstance(inputs, str):
         if inputs != "normal":
-            raise ValueError(f"inputs must be 'normal', a 1-D input vector or a 2-D data set, got {inputs!r}")
+            raise ValueError("inputs must be 'normal', a 1-D input vector or a 2-D data set, "
+                             f"got {inputs!r}")
         return base.INPUTS_NORMAL, np.zeros((0, n0)), 1.0, None
     arr = np.asarray(inputs)
     if arr.dtype.kind not in "biuf":
@@ -120,7 +121,8 @@ def _pairs(correlation, kind: int, data: np.ndarray, k: "int | None") -> tuple[i
                          f"is 2; leave it out (got {k})")
     if isinstance(correlation, str):
         if correlation != "rows":
-            raise ValueError(f"correlation must be a number in [-1, 1] or 'rows', got {correlation!r}")
+            raise ValueError("correlation must be a number in [-1, 1] or 'rows', "
+                             f"got {correlation!r}")
         if kind != base.INPUTS_DATA or data.shape[0] < 2:
             raise ValueError("correlation='rows' pairs two distinct rows of a data set: pass "
                              "inputs as a 2-D array with at least 2 rows")
@@ -152,7 +154,8 @@ def _available_memory() -> int:
 def plan_run(net: Network, trials: int, options: RunOptions) -> tuple[base.Plan, base.Engine]:
     """:func:`plan` with the run options already gathered in a :class:`RunOptions`."""
     if not isinstance(net, Network):
-        raise TypeError(f"net must be a fastvar.Network (see fastvar.mlp), got {type(net).__name__}")
+        raise TypeError("net must be a fastvar.Network (see fastvar.mlp), "
+                        f"got {type(net).__name__}")
     trials = check_int("trials", trials, 1, MAX_TRIALS)
     kind, data, q0, rows = _inputs(options.inputs, net.widths[0])
     kind, c0, k = _pairs(options.correlation, kind, data, options.inputs_per_network)

@@ -16,7 +16,6 @@ agrees with the full run within the printed ranges.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -27,7 +26,6 @@ import numba
 import numpy as np
 
 from . import api
-from ._checks import check_int
 from ._threads import numba_threads
 from .engines import ENGINES
 from .kernels import rng
@@ -454,50 +452,11 @@ def _best(call, repeats: int) -> float:
     return best
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Add the ``bench`` subcommand to an argparse ``subparsers`` object."""
-    about = __doc__.split("\n\n")[1].replace("\n", " ").replace("``", "")
-    p = subparsers.add_parser("bench", help="time the engines on standard cases (ratio to NumPy)",
-                              description=about)
-    p.add_argument("--quick", action="store_true", help="three cases, shorter runs")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--engine", action="append", help="only this engine (and numpy); repeatable")
-    p.add_argument("--seconds", type=float, default=None, help="target seconds per timed run")
-    p.add_argument("--repeats", type=int, default=None,
-                   help=f"interleaved rounds per case (median kept; default {REPEATS})")
-    p.add_argument("--threads", type=int, default=None, help="numba threads (default: all)")
-    p.add_argument("--dask", action="store_true", help="instead: a long run on local threads vs "
-                   "1 and 2 Dask workers (LocalCluster); scaling and per-task overhead "
-                   "(needs fastvar[dask]); --seconds sets its length on one thread (default 20)")
-    p.set_defaults(func=_command)
-    return p
-
-
-def _command(args) -> int:
-    for name in args.engine or ():
-        if name not in ENGINES:
-            raise ValueError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
-    if args.seconds is not None and not args.seconds > 0:
-        raise ValueError(f"--seconds must be > 0, got {args.seconds}")
-    if args.repeats is not None and args.repeats < 1:
-        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
-    if args.threads is not None:
-        check_int("threads", args.threads, 1, numba.config.NUMBA_NUM_THREADS)
-    if args.dask:
-        dask_scaling(args.seconds or 20.0, args.repeats or 2)
-        return 0
-    with numba_threads(args.threads):
-        run_bench(quick=args.quick, json_out=args.json, engines=args.engine, seconds=args.seconds,
-                  repeats=args.repeats)
-    return 0
-
-
 def main(argv: "list[str] | None" = None) -> int:
-    """``python -m fastvar.bench [--quick] [--json]``."""
-    parser = argparse.ArgumentParser(prog="fastvar")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["bench"] + list(sys.argv[1:] if argv is None else argv))
-    return args.func(args)
+    """``python -m fastvar.bench [--quick] [--json]``: ``fastvar bench``."""
+    from .cli import main as cli_main
+
+    return cli_main(["bench"] + list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import numpy as np
 from ._checks import check_int, check_real, shown
 from .activations import Activation
 from .kernels.codes import NORM_CODES
-from .options import declare, name, number_or_name, real, widths_value
+from .options import Option, declare, name, number_or_name, options_of, real, widths_value
 
 INIT_SCHEMES = ("lecun", "xavier", "he", "orthogonal")
 _INIT_ALIASES = {"glorot": "xavier", "kaiming": "he"}
@@ -79,7 +79,8 @@ def _check_scale(name: str, value, valid: tuple[float, float], zero_ok: bool = F
     if low <= value <= high or (zero_ok and value == 0.0):
         return value
     none = " (or 0 for none)" if zero_ok else ""
-    raise ValueError(f"{name} must be between {low:g} and {high:g}{none}, got {shown(value)}: beyond "
+    raise ValueError(f"{name} must be between {low:g} and {high:g}{none}, got {shown(value)}: "
+                     "beyond "
                      "that the weight or bias variance overflows or underflows float64")
 
 
@@ -173,9 +174,11 @@ class Network:
     def __post_init__(self) -> None:
         widths = self.widths
         if isinstance(widths, (str, bytes)) or not isinstance(widths, (Sequence, np.ndarray)):
-            raise TypeError(f"widths must be a sequence of integers like [784, 256, 10], got {widths!r}")
+            raise TypeError("widths must be a sequence of integers like [784, 256, 10], "
+                            f"got {widths!r}")
         if len(widths) < 2:
-            raise ValueError(f"widths needs an input width and at least one layer, got {list(widths)}")
+            raise ValueError("widths needs an input width and at least one layer, "
+                             f"got {list(widths)}")
         widths = _check_widths(widths)
         act = Activation.parse(self.activation)
         init = self.init
@@ -191,14 +194,17 @@ class Network:
             init = _check_scale("init (sigma_w^2)", init, SIGMA_W2_RANGE)
         if not isinstance(self.distribution, str) or self.distribution.lower() not in DISTRIBUTIONS:
             raise ValueError(
-                f"unknown distribution {self.distribution!r}; choose one of {', '.join(DISTRIBUTIONS)}"
+                f"unknown distribution {self.distribution!r}; choose one of "
+                f"{', '.join(DISTRIBUTIONS)}"
             )
         distribution = self.distribution.lower()
         if init == "orthogonal" and distribution != "normal":
-            raise ValueError("distribution does not apply to init='orthogonal'; leave it at 'normal'")
+            raise ValueError("distribution does not apply to init='orthogonal'; leave it at "
+                             "'normal'")
         gain = _check_scale("gain", self.gain, GAIN_RANGE)
         if not isinstance(init, str) and gain != 1.0:
-            raise ValueError("gain applies to named init schemes; fold it into the numeric init instead")
+            raise ValueError("gain applies to named init schemes; fold it into the numeric init "
+                             "instead")
         bias_std = _check_scale("bias_std", self.bias_std, BIAS_STD_RANGE, zero_ok=True)
         residual = _check_residual(self.residual, widths)
         norm = self.norm
@@ -208,11 +214,11 @@ class Network:
         norm_eps = _check_scale("norm_eps", self.norm_eps, (1e-300, 1e100), zero_ok=True)
         if norm_eps and norm is None:
             raise ValueError("norm_eps applies to a norm; give norm='layer' or 'rms' too")
-        for name, value in (("widths", widths), ("activation", act.label), ("init", init),
+        for key, value in (("widths", widths), ("activation", act.label), ("init", init),
                             ("distribution", distribution), ("gain", gain), ("bias_std", bias_std),
                             ("residual", residual), ("norm", norm), ("norm_eps", norm_eps),
                             ("_act", act)):
-            object.__setattr__(self, name, value)
+            object.__setattr__(self, key, value)
 
     @property
     def depth(self) -> int:
@@ -285,7 +291,13 @@ class Network:
             extra += f", residual alpha {scale}"
         if self.norm is not None:
             extra += f", {self.norm} norm" + (f" (eps {self.norm_eps:g})" if self.norm_eps else "")
-        return f"widths {shape} ({self.depth} layers), {self.activation}, {init}{dist} weights{extra}"
+        return (f"widths {shape} ({self.depth} layers), {self.activation}, {init}{dist} "
+                f"weights{extra}")
+
+
+#: the options a Network declares (its fields): the command line's network options and the
+#: keys a sweep may vary come from these
+NETWORK_OPTIONS: tuple[Option, ...] = options_of(Network)
 
 
 def mlp(width: int, depth: int, input_width: "int | None" = None, **kwargs) -> Network:

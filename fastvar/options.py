@@ -8,7 +8,8 @@ checkpoint, client). Everything else follows from these declarations:
 * :func:`fastvar.simulate`, :func:`fastvar.api.plan`, :func:`fastvar.api.estimate` and
   :func:`fastvar.sweep` take the options as keywords, validated here, and their signatures
   and parameter docs are built from them (:func:`takes_options`);
-* the keys of a sweep's grid are the network's fields, :data:`SHAPE_OPTIONS` (mlp's width,
+* the keys of a sweep's grid are the network's fields
+  (``fastvar.network.NETWORK_OPTIONS``), :data:`SHAPE_OPTIONS` (mlp's width,
   depth, input_width) and the run options that may vary;
 * the command line's options (``fastvar simulate``, ``fastvar sweep``) are made from the same
   declarations, with their text parsers (:mod:`fastvar.cli.common`).
@@ -289,13 +290,6 @@ class Execution:
 
 RUN_OPTIONS: tuple[Option, ...] = options_of(RunOptions)
 EXECUTION_OPTIONS: tuple[Option, ...] = options_of(Execution)
-
-
-def network_options() -> tuple[Option, ...]:
-    """The options declared by :class:`fastvar.Network`'s fields (imports the network)."""
-    from .network import Network
-
-    return options_of(Network)
 
 
 def split_options(kwargs: dict[str, Any], groups: Sequence[Sequence[Option]],

@@ -25,16 +25,16 @@ from ._files import write_file
 from .api import MAX_SECONDS, Estimate, plan, request_cost, simulate
 from .checkpoint import SweepCheckpoint, canonical_json, hash_hex
 from .fits import measured_depth_scales
-from .network import Network, mlp
-from .options import RUN_OPTIONS, SHAPE_OPTIONS, network_options
+from .network import NETWORK_OPTIONS, Network, mlp
+from .options import RUN_OPTIONS, SHAPE_OPTIONS
 from .results import Result
 from .results.files import csv_cell
 
 # keywords of mlp()/Network and of simulate() that a configuration may set, from their
 # declarations (fastvar.options): the sweep's own seed is not one
-_CONFIGURATION = SHAPE_OPTIONS + network_options() + tuple(
+_CONFIGURATION = SHAPE_OPTIONS + NETWORK_OPTIONS + tuple(
     option for option in RUN_OPTIONS if option.sweep != "no")
-NETWORK_KEYS = tuple(option.name for option in SHAPE_OPTIONS + network_options())
+NETWORK_KEYS = tuple(option.name for option in SHAPE_OPTIONS + NETWORK_OPTIONS)
 SIMULATE_KEYS = tuple(option.name for option in RUN_OPTIONS if option.sweep != "no")
 # not scalars, or pointless to sweep
 _FIXED_ONLY = tuple(option.name for option in _CONFIGURATION if option.sweep == "fixed")

@@ -40,7 +40,8 @@ def test_parse_aliases_and_labels():
 
 @pytest.mark.parametrize("spec, message", [
     ("foo", "unknown activation"), ("tanh(2)", "takes no parameter"),
-    ("elu(abc)", "must be a number"), ("elu(nan)", "must be finite"), ("relu(", "unknown activation"),
+    ("elu(abc)", "must be a number"), ("elu(nan)", "must be finite"),
+    ("relu(", "unknown activation"),
 ])
 def test_bad_names(spec, message):
     with pytest.raises(ValueError, match=message):

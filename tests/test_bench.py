@@ -28,13 +28,15 @@ def test_run_bench_reports_every_engine_with_its_numpy_ratio():
 
 
 def test_table_and_command_line():
+    from fastvar.cli import bench as cli_bench
+
     out = io.StringIO()
     bench.run_bench(cases=[bench.Case(4, 2)], engines=["direct"], seconds=0.01, repeats=1, file=out)
     lines = out.getvalue().splitlines()
     assert "vs numpy" in lines[2] and any(" direct " in line for line in lines[3:])
     assert lines[-1].startswith("took ")
     args = cli.build_parser().parse_args(["bench", "--quick", "--json", "--engine", "direct"])
-    assert args.quick and args.json and args.engine == ["direct"] and args.func is bench._command
+    assert args.quick and args.json and args.engine == ["direct"] and args.func is cli_bench.run
 
 
 def test_slow_engines_are_skipped_not_waited_for():

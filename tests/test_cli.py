@@ -9,7 +9,8 @@ from fastvar.cli import main
 
 
 def test_simulate_prints_a_table(capsys):
-    assert main(["simulate", "--width", "8", "--depth", "3", "--trials", "200", "--engine", "numpy"]) == 0
+    assert main(["simulate", "--width", "8", "--depth", "3", "--trials", "200",
+                 "--engine", "numpy"]) == 0
     out = capsys.readouterr().out
     assert "q_mean" in out and "g_mean" in out and out.count("\n") >= 6
 
@@ -22,7 +23,8 @@ def test_options_without_subcommand_run_simulate(capsys):
 
 
 def test_json_to_stdout_and_files(capsys, tmp_path):
-    args = ["simulate", "--width", "4", "--depth", "2", "--trials", "100", "--engine", "numpy", "--seed", "3"]
+    args = ["simulate", "--width", "4", "--depth", "2", "--trials", "100", "--engine", "numpy",
+            "--seed", "3"]
     assert main(args + ["--json", "-"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["seed"] == 3 and len(data["columns"]["q_mean"]) == 2
@@ -60,7 +62,8 @@ def test_argparse_errors_exit_2(capsys):
 
 
 def test_info_and_module_entry_point():
-    out = subprocess.run([sys.executable, "-m", "fastvar", "info"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "fastvar", "info"], capture_output=True,
+                         text=True, check=True).stdout
     assert "numba" in out and "numpy" in out and "engines:" in out
 
 
@@ -82,7 +85,8 @@ def test_unwritable_outputs_fail_before_the_run(capsys, args, message):
 
 
 def test_counts_accept_scientific_notation(capsys):
-    assert main(["simulate", "--width", "4", "--depth", "1", "--trials", "1e2", "--engine", "numpy"]) == 0
+    assert main(["simulate", "--width", "4", "--depth", "1", "--trials", "1e2",
+                 "--engine", "numpy"]) == 0
     assert "100 trials" in capsys.readouterr().out
 
 

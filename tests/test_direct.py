@@ -60,7 +60,8 @@ def test_orthogonal_layer_is_an_isometry():
 @pytest.mark.parametrize("distribution", ["normal", "uniform"])
 @pytest.mark.parametrize("k", [4, 9])
 def test_inputs_per_network_agrees_with_numpy(k, distribution):
-    net = Network([7, 10, 9, 6], activation="gelu", init="he", distribution=distribution, bias_std=0.3)
+    net = Network([7, 10, 9, 6], activation="gelu", init="he", distribution=distribution,
+                  bias_std=0.3)
     assert_agree(*_both(net, trials=TRIALS * k // 2, inputs_per_network=k), COLUMNS)
 
 

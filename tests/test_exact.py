@@ -52,7 +52,8 @@ def test_columns_match_brute_force(case, brute):
 
 
 def test_relu_all_dead_units_stay_finite():
-    # width 2, ReLU: often ||a|| = 0, then u = 0 and W^T delta is pure noise (u = W a is then 0 and W is unconstrained)
+    # width 2, ReLU: often ||a|| = 0, then u = 0 and W^T delta is pure noise (u = W a is then
+    # 0 and W is unconstrained)
     net = mlp(2, 8, activation="relu", init="he", bias_std=0.3)
     res = fastvar.simulate(net, 20000, seed=3, engine="exact")
     assert res.complete.all() and np.isfinite(res.stats).all()

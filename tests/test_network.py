@@ -54,7 +54,8 @@ def test_bad_network_parameters(kwargs, error, message):
         Network(**kwargs)
 
 
-@pytest.mark.parametrize("args, message", [((0, 3), "width"), ((4, 0), "depth"), ((4, 2, 0), "input_width")])
+@pytest.mark.parametrize("args, message", [((0, 3), "width"), ((4, 0), "depth"),
+                                           ((4, 2, 0), "input_width")])
 def test_bad_mlp_parameters(args, message):
     with pytest.raises(ValueError, match=message):
         mlp(*args)

@@ -66,7 +66,8 @@ def test_overflow_is_flagged_never_zero(engine):
     assert not res.complete[3:].any()
     for name in ("q_mean", "z_var", "a_var", "grad_var", "g_mean"):
         col = res[name]
-        assert not ((col == 0) & ~res.complete).any(), name  # never a clean 0 where values were lost
+        # never a clean 0 where values were lost
+        assert not ((col == 0) & ~res.complete).any(), name
     assert np.isnan(res.q_mean[-1]) and np.isnan(res.q_mean_se[-1])
     # the flags reach every output a user reads
     assert "*" in res.table() and "warning: NaN or infinite values" in res.table()

@@ -39,7 +39,8 @@ def test_classroom_one_layer_products_and_sum():
     x = rng.standard_normal((trials, n))
     products = Moments().update(w * x)
     assert products.var() == pytest.approx(2 / n, abs=5 * math.sqrt(8 / products.count) * 2 / n)
-    assert products.kurtosis() == pytest.approx(6.0, abs=5 * math.sqrt((11025 - 81) / products.count))
+    assert products.kurtosis() == pytest.approx(
+        6.0, abs=5 * math.sqrt((11025 - 81) / products.count))
     res = fastvar.simulate(net, trials, seed=3, engine="numpy")
     assert_within_se(res.z_var, 2.0, res.z_var_se)
 

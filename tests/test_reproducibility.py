@@ -20,8 +20,8 @@ print(json.dumps([run(*case).stats.tolist() for case in CASES]))
 
 
 def run(engine, k, distribution, correlation=None):
-    net = fastvar.Network([7, 33, 20, 9], activation="gelu", init="xavier", distribution=distribution,
-                          bias_std=0.2)
+    net = fastvar.Network([7, 33, 20, 9], activation="gelu", init="xavier",
+                          distribution=distribution, bias_std=0.2)
     return fastvar.simulate(net, 96, seed=2024, engine=engine, inputs_per_network=k,
                             correlation=correlation)
 

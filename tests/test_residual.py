@@ -1,5 +1,4 @@
 """Residual streams and normalization layers: exact identities, engines in law, theory."""
-import math
 import subprocess
 import sys
 

@@ -31,8 +31,8 @@ def __getattr__(name: str):
 
 def build_parser() -> "argparse.ArgumentParser":
     """The argparse parser of the ``fastvar`` command."""
-    from .. import __version__, bench
-    from . import explain, info, simulate, sweep
+    from .. import __version__
+    from . import bench, explain, info, simulate, sweep
     from .common import Parser
 
     parser = Parser(prog="fastvar", description="How variance of signals and gradients "
@@ -44,7 +44,7 @@ def build_parser() -> "argparse.ArgumentParser":
     sweep.setup_arguments(sub)
     explain.setup_arguments(sub)
     info.setup_arguments(sub)
-    bench.add_parser(sub)
+    bench.setup_arguments(sub)
     return parser
 
 

@@ -11,8 +11,8 @@ import sys
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .entry import UsageError
-from ..options import (EXECUTION_OPTIONS, RUN_OPTIONS, SHAPE_OPTIONS, Option, count,
-                       network_options)
+from ..network import NETWORK_OPTIONS
+from ..options import EXECUTION_OPTIONS, RUN_OPTIONS, SHAPE_OPTIONS, Option, count
 
 if TYPE_CHECKING:
     from ..network import Network
@@ -73,7 +73,7 @@ def given(args: argparse.Namespace, options: Iterable[Option]) -> dict[str, Any]
 def add_network_options(parser: argparse.ArgumentParser) -> None:
     """The options that describe a Network: mlp's shape and Network's own fields."""
     group = parser.add_argument_group("network")
-    for option in SHAPE_OPTIONS + network_options():
+    for option in SHAPE_OPTIONS + NETWORK_OPTIONS:
         _add(group, option)
 
 
@@ -81,7 +81,7 @@ def network_from_args(args: argparse.Namespace) -> "Network":
     """The Network described by :func:`add_network_options` options."""
     from ..network import Network, mlp
 
-    fields = given(args, network_options())
+    fields = given(args, NETWORK_OPTIONS)
     widths = fields.pop("widths", None)
     shape = {option.name: getattr(args, option.name) for option in SHAPE_OPTIONS}
     if widths is not None:
@@ -98,7 +98,7 @@ def shape_defaults(shape: dict[str, Any]) -> dict[str, Any]:
 
 
 def add_run_options(parser: argparse.ArgumentParser, trials: int, trials_help: str,
-                    seed_help: str, skip: Iterable[str] = ()) -> argparse._ArgumentGroup:
+                    seed_help: str, skip: Iterable[str] = ()):
     """``--trials`` and the run and execution options (fastvar.options), plus --quiet."""
     group = parser.add_argument_group("run")
     group.add_argument("--trials", type=positive_count, default=trials,
@@ -135,7 +135,7 @@ def show_progress(args: argparse.Namespace) -> bool:
 
 
 def add_output_options(parser: argparse.ArgumentParser, json_help: str, csv_help: str,
-                       plot_help: str) -> argparse._ArgumentGroup:
+                       plot_help: str):
     """--json, --csv and --plot (each checked before any work by :func:`check_outputs`)."""
     group = parser.add_argument_group("output")
     group.add_argument("--json", metavar="PATH", help=json_help)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..options import RUN_OPTIONS, SHAPE_OPTIONS, Option, count, network_options, real
+from ..network import NETWORK_OPTIONS
+from ..options import RUN_OPTIONS, SHAPE_OPTIONS, Option, count, real
 from .common import (UsageError, add_network_options, add_output_options, add_run_options,
                      announcement, check_outputs, given, run_options_from_args,
                      shape_defaults, show_progress)
@@ -15,7 +16,7 @@ PLOT_VALUES = ("log_q_ratio", "log_g_ratio", "c", "xi_c", "xi_q")
 
 def grid_options() -> dict[str, Option]:
     """The keys a grid may sweep, by name: every declared option a sweep may vary."""
-    return {option.name: option for option in SHAPE_OPTIONS + network_options() + RUN_OPTIONS
+    return {option.name: option for option in SHAPE_OPTIONS + NETWORK_OPTIONS + RUN_OPTIONS
             if option.sweep == "grid"}
 
 
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     # what every configuration shares: the declared defaults of what a grid could vary,
     # then what the command line gives
     fixed = {**{option.name: option.default for option in grid_options().values()}, **shape,
-             **given(args, network_options()), **run_options_from_args(args, skip=("seed",))}
+             **given(args, NETWORK_OPTIONS), **run_options_from_args(args, skip=("seed",))}
     fixed = {k: v for k, v in fixed.items() if v is not None and k not in grid}
     engine = fixed.pop("engine", "auto")
     check_outputs(json=args.json, csv=args.csv, plot=args.plot)

@@ -61,7 +61,8 @@ def _merge_moments_raw(s, o, nb, mean_b, m2b, m3b, m4b):
     dn = d / n
     m2a, m3a = s[o + 2], s[o + 3]
     s[o + 4] += (m4b + d * dn * dn * dn * na * nb * (na * na - na * nb + nb * nb)
-                 + 6.0 * dn * dn * (na * na * m2b + nb * nb * m2a) + 4.0 * dn * (na * m3b - nb * m3a))
+                 + 6.0 * dn * dn * (na * na * m2b + nb * nb * m2a)
+                 + 4.0 * dn * (na * m3b - nb * m3a))
     s[o + 3] += m3b + d * dn * dn * na * nb * (na - nb) + 3.0 * dn * (na * m2b - nb * m2a)
     s[o + 2] += m2b + d * dn * na * nb
     s[o + 1] += dn * nb

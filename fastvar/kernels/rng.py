@@ -198,7 +198,8 @@ def seed_bank(state, bank):
     for l in range(lanes + 1):
         o = l if l < lanes else 4 * lanes
         step = lanes if l < lanes else 1
-        if bank[o] == 0 and bank[o + step] == 0 and bank[o + 2 * step] == 0 and bank[o + 3 * step] == 0:
+        if (bank[o] == 0 and bank[o + step] == 0 and bank[o + 2 * step] == 0
+                and bank[o + 3 * step] == 0):
             bank[o] = _GOLDEN
 
 
