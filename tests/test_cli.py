@@ -172,3 +172,19 @@ def test_a_stream_that_cannot_encode_plus_minus_gets_ascii():
     assert done.returncode == 0, done.stderr
     assert "values +/- standard error" in done.stdout and "±" not in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_ctrl_c_in_the_theory_step_keeps_the_measurements(tmp_path, monkeypatch, capsys):
+    # a Ctrl-C while the theory was computed (--width 1 --depth 300000) lost every trial
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("fastvar.results.columns.mean_field_maps", interrupted)
+    path = tmp_path / "r.json"
+    status = main(["simulate", "--width", "4", "--depth", "3", "--trials", "40", "--engine",
+                   "numpy", "--json", str(path)])
+    captured = capsys.readouterr()
+    assert status == 130 and "q_mean" in captured.out
+    data = json.loads(path.read_text())
+    assert data["columns"]["q_theory"] == [None] * 3 and all(data["columns"]["q_mean"])
+    assert any("theory step was interrupted" in line for line in data["warnings"])

@@ -85,7 +85,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace, res, columns: "list[str] | None") -> None:
-    """Write the --json/--csv/--plot files of ``res``, then print it."""
+    """Write the --json/--csv/--plot files of ``res``, then print it.
+
+    The theory columns are computed first; a Ctrl-C there still writes and prints the
+    measurements (the theory NaN, with a warning line), then ends the command as
+    interrupted."""
+    interrupted = False
+    try:
+        res.compute_theory()
+    except KeyboardInterrupt:
+        interrupted = True
     # files first: a closed stdout (e.g. `| head`) must not cost the user their outputs
     written = []
     if args.json and args.json != "-":
@@ -107,3 +116,5 @@ def report(args: argparse.Namespace, res, columns: "list[str] | None") -> None:
         print(res.to_json())
     else:
         print(res.describe() + "\n" + res.table(columns, max_rows=args.layers))
+    if interrupted:
+        raise KeyboardInterrupt

@@ -10,6 +10,7 @@ independent networks (per-network means of x and x^2), by the delta method where
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 
@@ -303,15 +304,34 @@ class Columns(MutableMapping):
                  ) -> None:
         self._later = dict(later or {})
         self._values: "dict[str, np.ndarray | None]" = {**values, **dict.fromkeys(self._later)}
+        #: seconds spent computing the later columns so far
+        self.seconds = 0.0
 
     def __getitem__(self, name: str) -> np.ndarray:
         value = self._values[name]
         if value is None:
-            for key, column in self._later[name]().items():
+            start = time.perf_counter()
+            try:
+                computed = self._later[name]()
+            finally:
+                self.seconds += time.perf_counter() - start
+            for key, column in computed.items():
                 self._values[key] = column
                 self._later.pop(key, None)
             value = self._values[name]
         return value
+
+    def compute_all(self) -> None:
+        """Compute every column not computed yet."""
+        for name in list(self._later):
+            self[name]
+
+    def abandon(self, size: int) -> list[str]:
+        """Set every column not computed yet to NaN (length ``size``); returns their names."""
+        names = list(self._later)
+        for name in names:
+            self[name] = np.full(size, np.nan)
+        return names
 
     def __setitem__(self, name: str, value: np.ndarray) -> None:
         self._later.pop(name, None)

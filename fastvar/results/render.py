@@ -23,6 +23,8 @@ def describe(res: Result) -> str:
     """Two lines on what was run: the network; trials, seed, engine, time; how to read the
     table (see :meth:`Result.describe`)."""
     compiled = f" (+ {res.compile_s:.3g} s compiling)" if res.compile_s >= 0.5 else ""
+    if res.theory_s >= 0.5:
+        compiled += f" (+ {res.theory_s:.3g} s theory)"
     done = "PARTIAL result (interrupted): only " if res.partial else ""
     return (f"fastvar Result: {res.network.describe()}\n{done}{res.trials} trials "
             f"({res.inputs_per_network} per network), seed {res.seed}, engine {res.engine}, "

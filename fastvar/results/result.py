@@ -82,6 +82,7 @@ class Result:
         measured = compute_columns(self.stats, network.widths, self.gradients,
                                    self.input_correlation is not None,
                                    zero_gradients=constant_norm)
+        self._theory_skipped: list[str] = []
         self._columns = Columns(measured, theory_columns(
             network, gradients=self.gradients, input_q0=self.input_q0,
             input_q0_rows=self.input_q0_rows, input_correlation=self.input_correlation))
@@ -199,7 +200,27 @@ class Result:
     def warnings(self) -> list[str]:
         """Why some statistics are incomplete or overflowed (empty when all are complete);
         the layers concerned have ``complete`` False and are marked * in :meth:`table`."""
-        return quality_warnings(self._columns)
+        lines = quality_warnings(self._columns)
+        if self._theory_skipped:
+            lines.append(f"the theory step was interrupted: {', '.join(self._theory_skipped)} "
+                         "show nan")
+        return lines
+
+    @property
+    def theory_s(self) -> float:
+        """Seconds spent computing the theory columns so far (they are computed on first
+        use, apart from the run's ``elapsed_s``)."""
+        return self._columns.seconds
+
+    def compute_theory(self) -> None:
+        """Compute the theory columns now (else on first use). If Ctrl-C interrupts it, the
+        measured columns are kept, the theory columns show NaN and :attr:`warnings` says
+        so; the KeyboardInterrupt is raised again."""
+        try:
+            self._columns.compute_all()
+        except KeyboardInterrupt:
+            self._theory_skipped = self._columns.abandon(self.network.depth)
+            raise
 
     def describe(self) -> str:
         """Two header lines: the network; the trials, seed, engine and time of the run, and
