@@ -4,10 +4,18 @@ Every file carries its version in a top-level ``"format"`` key; readers check it
 that a file of a later version is refused with a clear message rather than misread. Files
 written before versions existed are read too: a Result's without the key, a Sweep's with
 ``"fastvar sweep"``.
+
+A file fastvar writes also carries a ``"checksum"``: the SHA-256 (:func:`fastvar.checkpoint.
+hash_hex`) of the canonical JSON of the document less that key (:func:`checksum`). A reader
+refuses a document whose checksum does not match, which then was edited or damaged after
+fastvar wrote it, unless told ``verify=False``: it then loads flagged as unverified, the
+reason kept in an ``"unverified"`` key when it is written again (:func:`verification`).
+Files written before checksums existed have none and load as before. The format names did
+not change with the checksum: it is an extra key, which earlier versions of fastvar ignore.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 RESULT = "fastvar.result/2"  # Result.to_dict
 SWEEP = "fastvar.sweep/2"  # Sweep.to_dict
@@ -40,3 +48,69 @@ def file_kind(data: Mapping[str, Any], expected: "str | None" = None) -> str:
     what = f"not a {expected} dict: " if expected else ""
     raise ValueError(f"{what}{said}, which this version of fastvar does not read (it reads "
                      f"{_readable()})")
+
+
+def checksum(document: Mapping[str, Any]) -> str:
+    """The checksum of a file's document: SHA-256 (hex) of the canonical JSON
+    (:func:`fastvar.checkpoint.canonical_json`) of ``document`` less its ``"checksum"``.
+
+    Raises ValueError for what strict JSON cannot hold (NaN, which no file fastvar writes
+    holds) or nests too deeply to serialize.
+    """
+    # fastvar.checkpoint imports Result, whose module imports this one
+    from .checkpoint import canonical_json, hash_hex
+
+    try:
+        text = canonical_json({k: v for k, v in document.items() if k != "checksum"})
+    except RecursionError:
+        raise ValueError("it is nested too deeply to be a file fastvar wrote") from None
+    return hash_hex(text)
+
+
+def with_checksum(document: Mapping[str, Any]) -> dict[str, Any]:
+    """``document`` with its :func:`checksum` as its second key, after ``"format"``, where a
+    reader opening the file sees it."""
+    head = {k: v for k, v in document.items() if k == "format"}
+    return {**head, "checksum": checksum(document),
+            **{k: v for k, v in document.items() if k not in head and k != "checksum"}}
+
+
+def checksum_problem(document: Mapping[str, Any]) -> "str | None":
+    """Why the ``"checksum"`` of ``document`` does not check out, or None when it does or
+    the document has none (a file written before checksums existed)."""
+    if "checksum" not in document:
+        return None
+    try:
+        found = checksum(document)
+    except (TypeError, ValueError) as err:
+        return f"its content cannot be checksummed ({err})"
+    if document["checksum"] != found:
+        return "its checksum does not match its content"
+    return None
+
+
+def verification(kind: str, document: Mapping[str, Any], problems: Sequence[str],
+                 verify: bool) -> "str | None":
+    """The reason a document of ``kind`` ("result" or "sweep") loads flagged as unverified,
+    or None; ValueError if ``problems`` (its checksum or metadata not checking out) and
+    ``verify``.
+
+    The reason gathers the document's own ``"unverified"`` (it was flagged when it was
+    written) and ``problems``; the message of the ValueError says how to load it anyway.
+    """
+    if not isinstance(verify, bool):
+        raise TypeError(f"verify must be True or False, got {verify!r}")
+    earlier = document.get("unverified")
+    if earlier is not None and not isinstance(earlier, str):
+        raise TypeError(f"unverified must be null or the reason as a string, got {earlier!r}")
+    shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more"
+                                       if len(problems) > 3 else "")
+    if problems and verify:
+        raise ValueError(f"this {kind} was edited or damaged after fastvar wrote it: {shown}. "
+                         f"fastvar refuses it; to read it anyway, flagged as unverified, pass "
+                         f"verify=False (fastvar.load(path, verify=False), or "
+                         f"{kind.capitalize()}.from_dict(data, verify=False))")
+    reasons = [earlier] if earlier else []
+    if problems:
+        reasons.append(shown)
+    return "; ".join(reasons) if reasons else None

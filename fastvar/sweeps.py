@@ -25,6 +25,7 @@ from ._files import write_file
 from .api import MAX_SECONDS, Estimate, plan, request_cost, simulate
 from .checkpoint import SweepCheckpoint, canonical_json, hash_hex
 from .fits import measured_depth_scales
+from .kernels.codes import INPUTS_NORMAL, INPUTS_PAIR
 from .network import NETWORK_OPTIONS, Network, mlp
 from .options import RUN_OPTIONS, SHAPE_OPTIONS
 from .results import Result
@@ -330,6 +331,88 @@ def sweep(grid: Mapping[str, Sequence], trials: int, *, seed: int = 0, engine: s
                  [c.seed for c in configs], [r for _, r in done])
 
 
+# --------------------------------------------------------- a sweep read from a file
+
+def _expected_identity(params: Mapping[str, Any], net: Network) -> "dict[str, Any] | None":
+    """The identity (:func:`_identity`) of the configuration ``params`` (fixed and grid
+    values as a Sweep keeps them) with network ``net``, found without running plan(), which
+    might refuse on this machine a file written on a larger one; None for a data set, whose
+    rows the file does not hold (``fixed`` keeps a digest of them as the user gave them,
+    which need not be the digest of the rows as plan() reads them)."""
+    c0 = params.get("correlation")
+    if params.get("inputs", "normal") != "normal" or isinstance(c0, str):
+        return None
+    if isinstance(c0, bool) or not isinstance(c0, (numbers.Real, type(None))):
+        raise TypeError(f"correlation {c0!r} is not a number")
+    k = params.get("inputs_per_network")
+    return {"network": net.to_dict(), "inputs": "normal",
+            "kind": INPUTS_NORMAL if c0 is None else INPUTS_PAIR,
+            "inputs_per_network": 2 if c0 is not None else (1 if k is None else k),
+            "gradients": params.get("gradients", True),
+            "correlation": None if c0 is None else float(c0)}
+
+
+def _configuration_problem(sweep: "Sweep", i: int) -> "str | None":
+    """Why configuration ``i`` of a Sweep read from a file disagrees with its result, or
+    None: the result's trials, seed, network and options must be what the configuration
+    (grid values and fixed keywords) and the sweep's trials and seed make."""
+    point, seed, res = sweep.configs[i], sweep.seeds[i], sweep.results[i]
+    where = f"configuration {i} ({', '.join(f'{k}={v!r}' for k, v in point.items())})"
+    if res.trials != sweep.trials:
+        return (f"{where} has a result of {res.trials} trials, but the sweep's trials are "
+                f"{sweep.trials}")
+    if res.seed != seed:
+        return f"{where} has the seed {seed}, but its result ran with seed {res.seed}"
+    params = {**sweep.fixed, **point}
+    try:
+        net, _ = _split(params)
+        expected = _expected_identity(params, net)
+    except (TypeError, ValueError) as err:
+        return f"{where} is not a valid configuration ({err})"
+    made, found = net.to_dict(), res.network.to_dict()
+    if made != found:
+        key = next(k for k in {**made, **found} if made.get(k) != found.get(k))
+        return (f"{where} makes a network of {key} {made.get(key)!r}, but its result's "
+                f"network has {found.get(key)!r}")
+    engine = params.get("engine", "auto")
+    if isinstance(engine, str) and engine.lower() not in ("auto", res.engine):
+        return f"{where} asks for engine {engine!r}, but its result ran on {res.engine!r}"
+    if expected is None:
+        return None
+    found = {"inputs_per_network": res.inputs_per_network, "gradients": res.gradients,
+             "correlation": res.input_correlation}
+    for key, value in found.items():
+        if expected[key] != value:
+            return f"{where} makes {key} {expected[key]!r}, but its result has {value!r}"
+    if configuration_seed(sweep.seed, expected) != seed:
+        return (f"{where} has the seed {seed}, but the sweep's seed {sweep.seed} gives it "
+                f"{configuration_seed(sweep.seed, expected)}")
+    return None
+
+
+def _inconsistencies(sweep: "Sweep") -> list[str]:
+    """What contradicts itself in a Sweep read from a file: its configurations (finished,
+    then pending) must be its grid's cartesian product in order, and each finished one
+    agree with its result (:func:`_configuration_problem`)."""
+    keys = list(sweep.grid)
+    product = [canonical_json(dict(zip(keys, values)))
+               for values in itertools.product(*sweep.grid.values())]
+    listed = [canonical_json(c) for c in sweep.configs + sweep.pending]
+    if listed != product:
+        i = next((i for i, (a, b) in enumerate(zip(listed, product)) if a != b),
+                 min(len(listed), len(product)))
+        found = listed[i] if i < len(listed) else "nothing"
+        wanted = product[i] if i < len(product) else "nothing"
+        return [(f"its configurations ({len(sweep.configs)} finished, {len(sweep.pending)} "
+                 f"pending) are not its grid's {len(product)} in order: configuration {i} is "
+                 f"{found}, the grid's is {wanted}")]
+    problems = (_configuration_problem(sweep, i) for i in range(len(sweep.configs)))
+    found = [p for p in problems if p is not None]
+    others = (f" (and {len(found) - 1} other configurations disagree with their results)"
+              if len(found) > 1 else "")
+    return [found[0] + others] if found else []
+
+
 class Sweep:
     """The results of :func:`sweep`: one :class:`Result` per configuration.
 
@@ -349,18 +432,28 @@ class Sweep:
         One per entry of ``configs``.
     pending : list of dict
         Configurations not run (an interrupted sweep); empty when ``complete``.
+    unverified : str or None
+        Why a Sweep read with ``verify=False`` (:meth:`from_dict`, :func:`load`) from a file
+        that failed its checks may not be what fastvar computed; None otherwise.
     """
 
     def __init__(self, grid: Mapping[str, list], fixed: Mapping[str, Any], trials: int,
                  seed: int, configs: list, seeds: list, results: list, *,
-                 pending: "list | None" = None) -> None:
+                 pending: "list | None" = None, unverified: "str | None" = None) -> None:
         if not len(configs) == len(seeds) == len(results):
             raise ValueError("configs, seeds and results must have one entry per configuration")
         self.grid, self.fixed = {k: list(v) for k, v in grid.items()}, dict(fixed)
         self.trials, self.seed = int(trials), int(seed)
         self.configs, self.seeds = [dict(c) for c in configs], [int(s) for s in seeds]
         self.results, self.pending = list(results), list(pending or [])
+        self.unverified = None if unverified is None else str(unverified)
         self._scales: "list[dict] | None" = None
+
+    @property
+    def verified(self) -> bool:
+        """False for a Sweep read with ``verify=False`` from a file whose checksum or
+        metadata did not check out; ``unverified`` then says why."""
+        return self.unverified is None
 
     @property
     def complete(self) -> bool:
@@ -373,8 +466,11 @@ class Sweep:
     def __repr__(self) -> str:
         keys = ", ".join(f"{k} ({len(v)})" for k, v in self.grid.items())
         state = "" if self.complete else f", {len(self.pending)} not run (interrupted)"
+        flag = ("" if self.unverified is None else "\nwarning: unverified: this sweep was "
+                f"read from a file that failed its checks ({self.unverified}); its numbers "
+                "may not be what fastvar computed")
         return (f"fastvar Sweep over {keys}: {len(self)} configurations of {self.trials} "
-                f"trials, seed {self.seed}{state}")
+                f"trials, seed {self.seed}{state}{flag}")
 
     # -- per-configuration values
 
@@ -463,17 +559,26 @@ class Sweep:
 
     def to_dict(self) -> dict[str, Any]:
         """Strict-JSON-ready dict; :meth:`from_dict` (and :func:`fastvar.load`) invert it."""
-        return {"format": formats.SWEEP, "grid": self.grid, "fixed": self.fixed,
+        data = {"format": formats.SWEEP, "grid": self.grid, "fixed": self.fixed,
                 "trials": self.trials, "seed": self.seed, "configs": self.configs,
                 "seeds": self.seeds, "pending": self.pending,
                 "results": [r.to_dict() for r in self.results]}
+        if self.unverified is not None:  # read with verify=False: it stays flagged
+            data["unverified"] = self.unverified
+        return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Sweep":
+    def from_dict(cls, data: Mapping[str, Any], verify: bool = True) -> "Sweep":
         """Rebuild a Sweep from :meth:`to_dict` output (each Result bitwise from its stats).
 
         Its ``format`` must be one this version reads (:mod:`fastvar.formats`), else
-        ValueError."""
+        ValueError. Its metadata must agree (``configs`` and
+        ``pending`` the grid's configurations in order, each result's trials, seed, network
+        and options those of its configuration), and so must its checksum (files written
+        by :meth:`to_json` carry one); else ValueError saying the file was edited, unless
+        ``verify`` is False, which reads it flagged (:attr:`verified` False, a warning line
+        in its repr, and each result's :attr:`Result.verified` False).
+        """
         if not isinstance(data, Mapping):
             raise ValueError(f"not a sweep dict: a {type(data).__name__}")
         formats.file_kind(data, "sweep")
@@ -481,30 +586,45 @@ class Sweep:
                    if k not in data]
         if missing:
             raise ValueError(f"sweep dict lacks the key {missing[0]!r}")
-        grid, configs = data["grid"], data["configs"]
+        grid, configs, pending = data["grid"], data["configs"], data.get("pending") or []
         if not isinstance(grid, Mapping) or not all(
                 isinstance(v, list) and v for v in grid.values()):
             raise ValueError("grid must map each key to a non-empty list of values")
+        if not isinstance(data["fixed"], Mapping):
+            raise TypeError(f"fixed must be a dict of keywords, got {data['fixed']!r}")
         for name in ("configs", "seeds", "results"):
             if not isinstance(data[name], list):
                 raise TypeError(f"{name} must be a list, got {type(data[name]).__name__}")
-        if not all(isinstance(c, Mapping) and set(c) == set(grid) for c in configs):
-            raise ValueError("every entry of configs must hold exactly the grid's keys")
+        if not isinstance(pending, list):
+            raise TypeError(f"pending must be a list, got {type(pending).__name__}")
+        if not all(isinstance(c, Mapping) and set(c) == set(grid) for c in configs + pending):
+            raise ValueError("every entry of configs and pending must hold exactly the grid's keys")
         seeds = [check_int(f"seeds[{i}]", x, 0, (1 << 64) - 1)
                  for i, x in enumerate(data["seeds"])]
         results = []
         for i, item in enumerate(data["results"]):
             try:
-                results.append(Result.from_dict(item))
+                results.append(Result.from_dict(item, verify))
             except (TypeError, ValueError) as err:
                 raise type(err)(f"results[{i}]: {err}") from None
-        return cls(grid, data["fixed"], check_int("trials", data["trials"], 1, 2 ** 63 - 1),
-                   check_int("seed", data["seed"], 0, (1 << 64) - 1), configs, seeds, results,
-                   pending=data.get("pending"))
+        out = cls(grid, data["fixed"], check_int("trials", data["trials"], 1, 2 ** 63 - 1),
+                  check_int("seed", data["seed"], 0, (1 << 64) - 1), configs, seeds, results,
+                  pending=pending)
+        problems = _inconsistencies(out)
+        problem = formats.checksum_problem(data)
+        out.unverified = formats.verification("sweep", data, problems + (
+            [] if problem is None else [problem]), verify)
+        if out.unverified is not None:  # which result is wrong is not known: flag them all
+            for res in out.results:
+                if res.unverified is None:
+                    res.unverified = f"the file of its sweep: {out.unverified}"
+        return out
 
     def to_json(self, path: "str | os.PathLike | None" = None) -> "str | None":
-        """Strict JSON of :meth:`to_dict`; written atomically to ``path`` (returns None)."""
-        text = json.dumps(self.to_dict(), allow_nan=False)
+        """Strict JSON of :meth:`to_dict` with a ``checksum`` of its content (which
+        :meth:`from_dict` and :func:`fastvar.load` check); written atomically to ``path``
+        (returns None)."""
+        text = json.dumps(formats.with_checksum(self.to_dict()), allow_nan=False)
         if path is None:
             return text
         write_file(path, text + "\n")
@@ -556,22 +676,40 @@ def _pandas():
     return pd
 
 
-def load(path: "str | os.PathLike") -> "Result | Sweep":
+def load(path: "str | os.PathLike", verify: bool = True) -> "Result | Sweep":
     """Read a Result or a Sweep back from the JSON that ``to_json(path)`` wrote.
 
     Its ``"format"`` says which (:mod:`fastvar.formats`; files of earlier versions are read
-    too); a format this version does not read is a ValueError naming it.
+    too); a format this version does not read is a ValueError naming it. A file edited or
+    damaged since fastvar wrote it (its checksum, or metadata that do not agree, as
+    :meth:`Result.from_dict` and :meth:`Sweep.from_dict` check) is refused with a
+    ValueError saying so, unless ``verify`` is False: it is then read flagged as unverified
+    (``verified`` False, a warning line in its table or repr).
+
+    ``path`` must be a path (str or os.PathLike), not an open file or a file descriptor.
     """
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"fastvar.load takes the path of a file (a str or pathlib.Path), got "
+                        f"{type(path).__name__} {path!r}; give the file's path")
+    if not isinstance(verify, bool):
+        raise TypeError(f"verify must be True or False, got {verify!r}")
+    name = os.fsdecode(path)
     with open(path, encoding="utf-8") as fh:
         try:
             data = json.load(fh)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{os.fspath(path)} is not JSON: {err}") from None
+            raise ValueError(f"{name} is not JSON: {err}") from None
+        except RecursionError:  # e.g. '[' * 100000: Python's parser recurses per level
+            raise ValueError(f"{name} is not a file fastvar wrote: its JSON nests deeper "
+                             "than Python's parser can follow (fastvar's files nest a few "
+                             "levels)") from None
+    where = f"{name}: "
     try:
-        sweep = isinstance(data, Mapping) and formats.file_kind(data) == "sweep"
+        if isinstance(data, Mapping) and formats.file_kind(data) == "sweep":
+            return Sweep.from_dict(data, verify)
+        return Result.from_dict(data, verify)
     except ValueError as err:
-        raise ValueError(f"{os.fspath(path)}: {err}") from None
-    return Sweep.from_dict(data) if sweep else Result.from_dict(data)
+        raise ValueError(f"{where}{err}") from None
 
 
 __all__ = ["Sweep", "SweepInterrupted", "load", "sweep", "configuration_seed"]

@@ -4,6 +4,8 @@ back with every key checked, and its columns as CSV.
 The stats array is the file's substance: every column is recomputed from it on reading, so
 a file round-trips bitwise (finite floats as JSON floats, NaN as null, +-inf as "inf" /
 "-inf"); the columns are written beside it for other readers (pandas, jq, a spreadsheet).
+The JSON text carries a checksum of the whole document (:func:`fastvar.formats.checksum`),
+checked on reading with the ``layer`` and ``width`` columns against the network.
 """
 from __future__ import annotations
 
@@ -136,6 +138,8 @@ def result_to_dict(res: Result) -> dict[str, Any]:
             "gradients": res.gradients, "input_q0": res.input_q0,
             "input_correlation": res.input_correlation, "partial": res.partial,
             "warnings": res.warnings}
+    if res.unverified is not None:  # loaded with verify=False: it stays flagged
+        meta["unverified"] = res.unverified
     if res.input_q0_rows is not None:  # lossless: JSON floats round-trip exactly
         values, counts = res.input_q0_rows
         meta["input_q0_rows"] = {"values": values.tolist(), "counts": counts.tolist()}
@@ -155,9 +159,25 @@ def _network_from_json(value: Any) -> Network:
         raise ValueError(f"network: {err}") from None
 
 
-def result_arguments(data: Mapping[str, Any]) -> dict[str, Any]:
+def _columns_problem(columns: Any, net: Network) -> "str | None":
+    """Why the ``layer`` and ``width`` columns written in a result dict contradict its
+    network (an edited ``widths``), or None. Other columns are not compared: they follow
+    from the stats by formulas a later version may refine."""
+    if not isinstance(columns, Mapping):
+        return None  # not read: only other readers use the columns
+    expect = {"layer": list(range(1, net.depth + 1)), "width": list(net.widths[1:])}
+    for name, values in expect.items():
+        if name in columns and columns[name] != values:
+            return (f"its {name} column is {columns[name]!r} but its network has "
+                    f"{name}s {values}")
+    return None
+
+
+def result_arguments(data: Mapping[str, Any], verify: bool = True) -> dict[str, Any]:
     """The keyword arguments of :class:`Result` that rebuild the Result of a result dict
-    (see :meth:`Result.from_dict`), every key checked."""
+    (see :meth:`Result.from_dict`), every key checked, then its checksum and the columns
+    that restate its network (:func:`fastvar.formats.verification`: ValueError if they do
+    not check out, unless ``verify`` is False)."""
     if not isinstance(data, Mapping):
         raise TypeError(f"a result dict (from Result.to_dict) is needed, got "
                         f"{type(data).__name__}")
@@ -193,6 +213,10 @@ def result_arguments(data: Mapping[str, Any]) -> dict[str, Any]:
         kwargs["input_q0_rows"] = rows
     stats = _stats_from_json(data["stats"], net.depth)
     _check_consistent(stats, trials, k, kwargs.get("input_correlation"), data["engine"])
+    # last, so that a damaged key is named by its own check above
+    problems = [p for p in (_columns_problem(data.get("columns"), net),
+                            formats.checksum_problem(data)) if p is not None]
+    kwargs["unverified"] = formats.verification("result", data, problems, verify)
     return dict(network=net, stats=stats, trials=trials,
                 seed=check_int("seed", data["seed"], 0, 2 ** 64 - 1), engine=data["engine"],
                 elapsed_s=check_real("elapsed_s", data["elapsed_s"], 0.0, strict=False),
@@ -203,9 +227,10 @@ def result_arguments(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def write_json(res: Result, path: "str | os.PathLike | None" = None) -> "str | None":
-    """Strict JSON text of :func:`result_to_dict`, or write it atomically to ``path``
-    (returns None); see :meth:`Result.to_json`."""
-    text = json.dumps(result_to_dict(res), indent=1, allow_nan=False)
+    """Strict JSON text of :func:`result_to_dict` with its checksum
+    (:func:`fastvar.formats.with_checksum`), or write it atomically to ``path`` (returns
+    None); see :meth:`Result.to_json`."""
+    text = json.dumps(formats.with_checksum(result_to_dict(res)), indent=1, allow_nan=False)
     if path is None:
         return text
     write_file(path, text + "\n")

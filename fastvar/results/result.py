@@ -56,7 +56,9 @@ class Result:
     ``input_correlation`` (the pairs' c0, None without pairs), ``stats`` (the merged
     accumulator state, shape (L, ROWS, S), see :mod:`fastvar.kernels.accumulators`),
     ``partial`` (True for the blocks completed before an interruption, see
-    :class:`fastvar.Interrupted`: ``trials`` then counts the trials actually done).
+    :class:`fastvar.Interrupted`: ``trials`` then counts the trials actually done),
+    ``unverified`` (None, or why a Result read with ``verify=False`` from a file that
+    failed its checks may not be what fastvar computed; see :attr:`verified`).
     """
 
     def __init__(self, network: Network, stats: np.ndarray, *, trials: int, seed: int, engine: str,
@@ -64,13 +66,15 @@ class Result:
                  gradients: bool = True,
                  input_q0: float = 1.0,
                  input_q0_rows: "tuple[np.ndarray, np.ndarray] | None" = None,
-                 input_correlation: "float | None" = None, partial: bool = False) -> None:
+                 input_correlation: "float | None" = None, partial: bool = False,
+                 unverified: "str | None" = None) -> None:
         self.network = network
         self.stats = np.asarray(stats, dtype=np.float64)
         self.trials, self.seed, self.engine = int(trials), int(seed), str(engine)
         self.elapsed_s, self.compile_s = float(elapsed_s), float(compile_s)
         self.inputs_per_network, self.gradients = int(inputs_per_network), bool(gradients)
         self.input_q0, self.partial = float(input_q0), bool(partial)
+        self.unverified = None if unverified is None else str(unverified)
         self.input_correlation = (None if input_correlation is None
                                   or math.isnan(input_correlation) else float(input_correlation))
         self.input_q0_rows = None
@@ -137,8 +141,14 @@ class Result:
         return files.result_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Result":
+    def from_dict(cls, data: Mapping[str, Any], verify: bool = True) -> "Result":
         """Rebuild a Result from :meth:`to_dict` output (columns are recomputed from stats).
+
+        The dict of a file that :meth:`to_json` wrote carries a checksum (that of
+        :meth:`to_dict`, in memory, has none): one that does not match (the file was edited
+        or damaged since), or ``layer``/``width`` columns that contradict the network, raise
+        ValueError unless ``verify`` is False, which reads it flagged (:attr:`verified`
+        False, a line in :attr:`warnings`, kept in its dict).
 
         Every key is checked: a missing, mistyped or out-of-range one raises ValueError
         (TypeError for a wrong type) naming it, and so does a ``format`` this version does
@@ -146,10 +156,12 @@ class Result:
         read; ``partial`` may be left out (files written before it existed), meaning False.
         The theory columns are computed on first use, so reading a deep network is quick.
         """
-        return cls(**files.result_arguments(data))
+        return cls(**files.result_arguments(data, verify))
 
     def to_json(self, path: "str | os.PathLike | None" = None) -> "str | None":
-        """Strict JSON text of :meth:`to_dict`, or write it atomically to ``path`` (returns None).
+        """Strict JSON text of :meth:`to_dict` with a ``checksum`` of its content (which
+        :meth:`from_dict` and :func:`fastvar.load` check), or write it atomically to ``path``
+        (returns None).
 
         The path is checked before anything is written (see :mod:`fastvar._files`).
         """
@@ -199,12 +211,22 @@ class Result:
     @property
     def warnings(self) -> list[str]:
         """Why some statistics are incomplete or overflowed (empty when all are complete);
-        the layers concerned have ``complete`` False and are marked * in :meth:`table`."""
+        the layers concerned have ``complete`` False and are marked * in :meth:`table`;
+        and, for a Result read with ``verify=False`` that failed its checks, why."""
         lines = quality_warnings(self._columns)
         if self._theory_skipped:
             lines.append(f"the theory step was interrupted: {', '.join(self._theory_skipped)} "
                          "show nan")
+        if self.unverified is not None:
+            lines.append(f"unverified: this result was read from a file that failed its checks "
+                         f"({self.unverified}); its numbers may not be what fastvar computed")
         return lines
+
+    @property
+    def verified(self) -> bool:
+        """False for a Result read with ``verify=False`` from a file whose checksum or
+        metadata did not check out (see :attr:`unverified`); True otherwise."""
+        return self.unverified is None
 
     @property
     def theory_s(self) -> float:
