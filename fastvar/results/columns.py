@@ -10,6 +10,7 @@ independent networks (per-network means of x and x^2), by the delta method where
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Callable, Iterator, Mapping
@@ -30,7 +31,8 @@ COLUMNS = ("layer", "width", "z_mean", "z_var", "z_var_se", "z_skew", "z_kurt",
            "grad_var", "grad_var_se", "g_mean", "g_mean_se", "g_var",
            "m_mean", "m_mean_se", "m_var", "c_mean", "c_mean_se", "c_undefined",
            "dead_frac", "dead_frac_se",
-           "nonfinite_z", "nonfinite_a", "nonfinite_delta", "overflow", "underflow", "complete")
+           "nonfinite_z", "nonfinite_a", "nonfinite_delta", "overflow", "underflow", "complete",
+           "q_heavy_tails", "g_heavy_tails")
 PAIR_COLUMNS = ("c_mean", "c_mean_se")
 # mean squares below TINY: their squares (SEs) and fourth powers (kurtosis) underflow
 TINY = 1e-140
@@ -40,11 +42,17 @@ UNDERFLOW_COLUMNS = (("z_var_se", "z_skew", "z_kurt", "a_var_se", "q_mean_se", "
                      ("grad_var_se", "g_mean_se", "g_var"))
 GRADIENT_COLUMNS = ("grad_var", "grad_var_se", "g_mean", "g_mean_se", "g_var")
 THEORY_COLUMNS = ("q_theory", "g_theory", "c_theory")  # after COLUMNS, computed on first use
+# networks expected in the tail that carries half the variance, below which SEs are flagged
+TAIL_NETWORKS = 2.0
+# heavy-tail flag -> (what is heavy-tailed, the SE columns it makes unreliable)
+HEAVY_TAILS = {"q_heavy_tails": ("q (or m)", ("q_mean_se", "z_var_se", "m_mean_se", "a_var_se")),
+               "g_heavy_tails": ("g", ("g_mean_se", "grad_var_se"))}
 
 
 class IncompleteStatisticsWarning(RuntimeWarning):
     """Some statistics of a Result were computed from fewer values than requested (NaN or
-    infinite values left out) or overflowed; the ``complete`` column says which layers."""
+    infinite values left out) or overflowed, the ``complete`` column says which layers; or
+    some standard errors are unreliable, as ``q_heavy_tails`` and ``g_heavy_tails`` say."""
 
 
 def _pooled(row: np.ndarray) -> dict[str, np.ndarray]:
@@ -87,6 +95,35 @@ def _per_network(row: np.ndarray) -> dict[str, np.ndarray]:
         return {"mean": np.where(n > 0, mean, np.nan), "se": np.sqrt(m2 / ((n - 1.0) * n))}
 
 
+def heavy_tails(row: np.ndarray) -> np.ndarray:
+    """Layers whose per-network mean squares x (q, m or g) are too heavy-tailed for their
+    number N of networks to give a reliable standard error; rows (L, S), returns (L,) bool.
+
+    The SE of a mean is sqrt(s^2 / N), s^2 the sample variance of x over networks. No
+    fourth moment of x is accumulated, so its tails are judged by the log-normal of the
+    same mean and relative variance v = s^2 / mean^2: x^l is a product over layers of
+    per-layer gains, ln x^l a sum of them. Under that law half of E[x^2] comes from values
+    above exp(mu + 2 sigma^2), sigma^2 = ln(1 + v), a fraction Phi(-2 sigma) of networks.
+    Their number in a sample is about Poisson with mean N Phi(-2 sigma); below TAIL_NETWORKS
+    (2) the sample misses that half of the variance altogether in more than e^-2 = 14% of
+    runs, and s^2 varies by about +-1/(2 sqrt(2)) = 35% from run to run (the SE by 18%):
+    such layers are flagged. That is ln(1 + v) > z^2 / 4 with z = Phi^-1(1 - 2 / N): v above
+    6.9, 14 and 67 for N = 1000, 4000 and 10^5; the networks needed grow like (1 + v)^2.
+    Layers with v <= 1 are not flagged however few the networks: only a positive quantity
+    whose SD exceeds its mean must be skewed (skewness >= sqrt(v) - 1/sqrt(v)). The
+    log-normal's kurtosis, set by far rarer values, would also flag layers whose +-2 SE
+    still cover the truth 95% of the time (width 16, linear, depth 20, N = 4000).
+    """
+    n, my, cyy = row[:, PAIR], row[:, PAIR + 2], row[:, PAIR + 5]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        relative_sd = np.sqrt(cyy / (n - 1.0)) / np.abs(my)  # not cyy / my^2: may overflow
+        v = relative_sd * relative_sd
+        sigma2 = np.log1p(v)
+        beyond = np.array([0.5 * math.erfc(math.sqrt(2.0 * s)) if s >= 0 else math.nan
+                           for s in sigma2.tolist()])  # Phi(-2 sigma); NaN where undefined
+        return (n > 1) & (v > 1.0) & (n * beyond < TAIL_NETWORKS)
+
+
 def ratio_of_means(row: np.ndarray, shift: "float | np.ndarray" = 0.0
                    ) -> tuple[np.ndarray, np.ndarray]:
     """(E[y] - shift) / (E[x] - shift) and its SE (delta method with the measured
@@ -108,6 +145,8 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = Fa
     overflowed (values beyond about 1e154, or 1e77 for the fourth moments); ``complete``
     is True where neither happened and nothing underflowed (``underflow``, see
     :func:`_underflow`), i.e. every statistic of the layer uses every value.
+    ``q_heavy_tails`` and ``g_heavy_tails`` mark layers whose SEs are unreliable
+    (:func:`heavy_tails`; False where the SEs underflowed, which says so already).
     """
     z, a, d = stats[:, Z], stats[:, A], stats[:, DELTA]
     zp, ap, dp = _pooled(z), _pooled(a), _pooled(d)
@@ -136,6 +175,8 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = Fa
         "nonfinite_delta": d[:, NONFINITE].astype(np.int64),
         "overflow": overflow, "underflow": underflow,
         "complete": (bad == 0) & ~overflow & ~underflow,
+        "q_heavy_tails": (heavy_tails(z) | heavy_tails(a)) & ~forward,
+        "g_heavy_tails": heavy_tails(d) & ~backward & gradients,
     }
     for names, flags in zip(UNDERFLOW_COLUMNS, (forward, backward)):
         for name in names:
@@ -193,7 +234,8 @@ def layer_ranges(mask: np.ndarray) -> str:
 
 
 def quality_warnings(cols: dict[str, np.ndarray]) -> list[str]:
-    """Lines that say which statistics are incomplete or overflowed, empty if none."""
+    """Lines that say which statistics are incomplete or overflowed and which SEs are
+    unreliable (heavy tails), empty if none."""
     lines = []
     parts = [f"{q} at {layer_ranges(cols[f'nonfinite_{q}'] > 0)} "
              f"({int(cols[f'nonfinite_{q}'].sum())} values)"
@@ -213,6 +255,13 @@ def quality_warnings(cols: dict[str, np.ndarray]) -> list[str]:
     if backward.any():
         lines.append(f"{layer_ranges(backward)}: the gradients are exactly 0 in every network "
                      "(phi' underflowed, or is 0 there): their SEs show nan")
+    for flag, (what, ses) in HEAVY_TAILS.items():
+        if cols[flag].any():
+            lines.append(f"{layer_ranges(cols[flag])}: {what} is too heavy-tailed over networks "
+                         "for their number (fewer than two networks are expected in the tail "
+                         f"that carries half its variance): {', '.join(ses)} there are "
+                         "unreliable (such tails make them too small in most runs); more "
+                         "trials help only slowly, wider or fewer layers help")
     return lines
 
 

@@ -87,11 +87,12 @@ def _cell(res: Result, name: str, i: int) -> str:
 
 
 def _table_lines(res: Result, columns: list[str], max_rows: "int | None") -> list[str]:
-    """The header line and one line per layer (incomplete layers marked *), right-aligned;
-    beyond ``max_rows`` layers, the first and last halves."""
+    """The header line and one line per layer (incomplete layers marked *, layers with
+    unreliable SEs !), right-aligned; beyond ``max_rows`` layers, the first and last halves."""
     heads = ["layer", "width"] + columns
     layer, width, complete = res["layer"], res["width"], res["complete"]
-    rows = [[f"{layer[i]}{'' if complete[i] else '*'}", str(width[i])]
+    heavy = res["q_heavy_tails"] | res["g_heavy_tails"]
+    rows = [[f"{layer[i]}{'' if complete[i] else '*'}{'!' if heavy[i] else ''}", str(width[i])]
             + [_cell(res, name, i) for name in columns] for i in range(res.network.depth)]
     if max_rows is not None and len(rows) > max_rows:
         half = max_rows // 2

@@ -34,6 +34,22 @@ class Result:
     ``complete`` is False for either. :attr:`warnings` explains them in words, and
     :func:`fastvar.simulate` issues an :class:`IncompleteStatisticsWarning`.
 
+    Nor are error bars shown as reliable where they are not: an SE is sqrt(s^2 / N) from
+    the sample variance s^2 of per-network values over N networks, and where those values
+    are heavy-tailed (q^l at width 1 is a product of chi-square factors) most samples miss
+    the few networks that carry most of the variance, so s^2 and the SE come out too small.
+    ``q_heavy_tails`` marks layers where the per-network q^l or m^l are so heavy-tailed
+    (the SEs of ``q_mean``, ``z_var``, ``m_mean``, ``a_var`` are then unreliable),
+    ``g_heavy_tails`` the same for g^l (``g_mean``, ``grad_var``). Criterion: the
+    log-normal with the measured mean and relative variance v = s^2 / mean^2 (ln q^l is a
+    sum over layers) draws half of E[x^2] from above exp(mu + 2 sigma^2), sigma^2 =
+    ln(1 + v), where a fraction Phi(-2 sigma) of networks lie; a layer is flagged when
+    fewer than two networks are expected there, N Phi(-2 sigma) < 2 (the sample then
+    misses them altogether in over 14% of runs), and v > 1: v above 6.9 for N = 1000,
+    14 for 4000, 67 for 10^5. Such layers are marked ! in :meth:`table` and named in
+    :attr:`warnings`; the flags are recomputed from ``stats``, so files of earlier versions
+    get them too.
+
     Beyond z, a and delta: ``m_mean``, ``m_mean_se``, ``m_var`` describe the per-trial
     length of the activations M^l = ||a^l||^2 / n_l (as ``q_*`` do for z);
     ``dead_frac`` (± ``dead_frac_se``) is the fraction of trials whose a^l is all exactly
@@ -204,15 +220,17 @@ class Result:
         prints as value±SE; a ``*_theory`` column prints the theory and, in brackets, how
         many SE the measurement lies from it. ``max_rows`` (None: all) keeps the first and
         last layers of a deeper network. Layers whose statistics are incomplete or
-        overflowed are marked * and explained by warning lines under the table (see
-        :attr:`warnings`), followed by a note when q departs from the theory."""
+        overflowed are marked *, layers whose SEs are unreliable (heavy tails) !, and
+        explained by warning lines under the table (see :attr:`warnings`), followed by a
+        note when q departs from the theory."""
         return render.table(self, columns, max_rows)
 
     @property
     def warnings(self) -> list[str]:
-        """Why some statistics are incomplete or overflowed (empty when all are complete);
-        the layers concerned have ``complete`` False and are marked * in :meth:`table`;
-        and, for a Result read with ``verify=False`` that failed its checks, why."""
+        """Why some statistics are incomplete or overflowed (the layers concerned have
+        ``complete`` False and are marked * in :meth:`table`), which SEs are unreliable
+        (``q_heavy_tails``, ``g_heavy_tails``, marked !), and, for a Result read with
+        ``verify=False`` that failed its checks, why; empty when none."""
         lines = quality_warnings(self._columns)
         if self._theory_skipped:
             lines.append(f"the theory step was interrupted: {', '.join(self._theory_skipped)} "
