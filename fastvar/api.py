@@ -22,7 +22,7 @@ from .network import Network
 from .options import (EXECUTION_OPTIONS, RUN_OPTIONS, Execution, RunOptions, split_options,
                       takes_options)
 from .results import IncompleteStatisticsWarning, Result
-from .runs import Interrupted, Run, chunk_cap, run_local
+from .runs import ClientClosed, Interrupted, Run, chunk_cap, run_local
 
 MAX_TRIALS = 1 << 50
 # A block runs uninterrupted (Ctrl-C waits for it): refuse networks that alone take minutes.
@@ -305,10 +305,11 @@ def simulate_run(net: Network, trials: int, options: RunOptions,
 
                 dask_runner.run(client, run)
         run.save(force=True)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         with contextlib.suppress(OSError):  # the work done so far matters more than the file
             run.save(force=True)
-        raise Interrupted(run.result()) from None
+        raise (ClientClosed if isinstance(stop, ClientClosed) else Interrupted)(
+            run.result()) from None
     finally:
         run.close()
     result = run.result()

@@ -132,6 +132,8 @@ def run(client, run: "Run", task_size: "int | None" = None, retries: int = 2) ->
     per task (default :func:`task_blocks`), each task retried ``retries`` times on errors."""
     from distributed import as_completed
 
+    from .runs import ClientClosed
+
     if not client.nthreads():
         client.wait_for_workers(1)  # an adaptive cluster may start with none
     nthreads = client.nthreads()
@@ -156,9 +158,17 @@ def run(client, run: "Run", task_size: "int | None" = None, retries: int = 2) ->
         for future in as_completed(futures):
             run.add(firsts[future.key], future.result())
             future.release()  # its stats are in ``run``: free the worker's memory
+        if client.status in ("closing", "closed"):  # as_completed just stops then
+            raise ClientClosed(None)
+    except Exception as err:
+        if client.status in ("closing", "closed"):
+            raise ClientClosed(None) from err
+        raise
     finally:
-        # after Ctrl-C or an error, stop what is left (tasks other clients want go on)
-        client.cancel([f for f in futures if not f.done()] + [plan])
+        # after Ctrl-C or an error, stop what is left (tasks other clients want go on); a
+        # closed client has dropped them already
+        if client.status not in ("closing", "closed"):
+            client.cancel([f for f in futures if not f.done()] + [plan])
         # and drop the Futures: the exception's traceback keeps this frame alive, and while a
         # cancelled Future lives, a rerun submitting the same key gets it back cancelled
         futures.clear()

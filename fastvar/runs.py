@@ -48,6 +48,12 @@ class Interrupted(KeyboardInterrupt):
         self.result = result
 
 
+class ClientClosed(Interrupted):
+    """The Dask client of :func:`fastvar.simulate` was closed during the run (from another
+    thread, say): as for Ctrl-C, ``result`` holds the blocks completed before (see
+    :class:`Interrupted`), and a checkpoint keeps them for a resume."""
+
+
 class Run:
     """The in-order merge of one request's blocks, resumed from ``checkpoint`` if given."""
 

@@ -107,3 +107,30 @@ def test_a_sweep_on_the_cluster_is_bitwise_the_local_sweep(client):
     assert remote.seeds == local.seeds
     for a, b in zip(local.results, remote.results):
         np.testing.assert_array_equal(a.stats, b.stats)
+
+
+def test_a_client_closed_mid_run_keeps_the_finished_blocks(monkeypatch):
+    # client.close() from another thread mid-run gave ClosedClientError and no result
+    import threading
+
+    from fastvar.runs import ClientClosed
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        c = distributed.Client(cluster)
+        real, closer = Run.add, []
+
+        def add(run, first, stats):  # after the first task: close the client elsewhere
+            real(run, first, stats)
+            if not closer:
+                closer.append(threading.Thread(target=c.close))
+                closer[0].start()
+                closer[0].join()
+
+        monkeypatch.setattr(Run, "add", add)
+        with pytest.raises(ClientClosed) as stop:
+            fastvar.simulate(NET, 256 * 400, seed=6, engine="direct", client=c)
+    res = stop.value.result
+    assert res is not None and res.partial and 0 < res.trials < 256 * 400
+    local = fastvar.simulate(NET, res.trials, seed=6, engine="direct")
+    np.testing.assert_array_equal(res.stats, local.stats)
