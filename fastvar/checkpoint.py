@@ -26,7 +26,6 @@ is done again. A readable piece of another request is refused.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -36,14 +35,16 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from . import formats
 from ._files import write_file
+from ._hashing import canonical_json, hash_hex
 from ._version import __version__
 from .engines.base import Plan
 from .kernels.accumulators import ROWS, STATS_SIZE
 from .results import Result
 
-FORMAT = "fastvar.checkpoint/2"  # request.json's "format" (the unversioned ones are 1)
-_MAGIC = b"fastvar-checkpoint 1\n"  # the first line, and format, of every piece
+FORMAT = formats.CHECKPOINT  # request.json's "format" (the unversioned ones are 1)
+_MAGIC = formats.PIECE  # the first line, and format, of every piece
 _REQUEST = "request.json"
 _PREFIX = "prefix.bin"
 _RANGE = re.compile(r"range-(\d+)-(\d+)\.bin")
@@ -51,37 +52,6 @@ _RANGE = re.compile(r"range-(\d+)-(\d+)\.bin")
 
 class CheckpointWarning(RuntimeWarning):
     """A checkpoint file was damaged (truncated, altered): its work is done again."""
-
-
-def hash_hex(data: "str | bytes", size: "int | None" = None) -> str:
-    """The hash of fastvar's names, checksums and sweep seeds, as hex.
-
-    Parameters
-    ----------
-    data : str or bytes
-        What is hashed (str as UTF-8).
-    size : int or None
-        None: SHA-256 (a request's digest, a data set in a request's fingerprint, a piece's
-        checksum). A number of bytes (1 to 64): BLAKE2b of that size personalised
-        ``fastvar.sweep`` (a sweep configuration's seed, 8 bytes, and its fingerprint and
-        data-set digest, 16 bytes).
-
-    Returns
-    -------
-    str
-        ``2 * size`` hex digits (64 for SHA-256). Files already written and seeds already
-        published depend on these values: they never change.
-    """
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    if size is None:
-        return hashlib.sha256(data).hexdigest()
-    return hashlib.blake2b(data, digest_size=size, person=b"fastvar.sweep").hexdigest()
-
-
-def canonical_json(value: Any) -> str:
-    """Strict JSON with sorted keys and no spaces: the text a sweep's hashes are taken of."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def fingerprint(request: Plan, engine: str) -> dict[str, Any]:

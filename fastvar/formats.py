@@ -17,8 +17,14 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from ._hashing import canonical_json, hash_hex
+
 RESULT = "fastvar.result/2"  # Result.to_dict
 SWEEP = "fastvar.sweep/2"  # Sweep.to_dict
+# a checkpoint folder's request.json (folders without the key are version 1, read the same);
+# its binary pieces start with the line PIECE
+CHECKPOINT = "fastvar.checkpoint/2"
+PIECE = b"fastvar-checkpoint 1\n"
 # kind -> the "format" values this version reads (None: no key), the current one first
 READS = {"result": (RESULT, None), "sweep": (SWEEP, "fastvar sweep")}
 
@@ -52,13 +58,12 @@ def file_kind(data: Mapping[str, Any], expected: "str | None" = None) -> str:
 
 def checksum(document: Mapping[str, Any]) -> str:
     """The checksum of a file's document: SHA-256 (hex) of the canonical JSON
-    (:func:`fastvar.checkpoint.canonical_json`) of ``document`` less its ``"checksum"``.
+    (:func:`fastvar._hashing.canonical_json`) of ``document`` less its ``"checksum"``.
 
     Raises ValueError for what strict JSON cannot hold (NaN, which no file fastvar writes
     holds) or nests too deeply to serialize.
     """
     # fastvar.checkpoint imports Result, whose module imports this one
-    from .checkpoint import canonical_json, hash_hex
 
     try:
         text = canonical_json({k: v for k, v in document.items() if k != "checksum"})

@@ -23,7 +23,8 @@ from . import formats
 from ._checks import check_int
 from ._files import write_file
 from .api import MAX_SECONDS, Estimate, plan, request_cost, simulate
-from .checkpoint import SweepCheckpoint, canonical_json, hash_hex
+from ._hashing import canonical_json, hash_hex
+from .checkpoint import SweepCheckpoint
 from .fits import measured_depth_scales
 from .kernels.codes import INPUTS_NORMAL, INPUTS_PAIR
 from .network import NETWORK_OPTIONS, Network, mlp
@@ -148,7 +149,7 @@ def _identity(net: Network, request) -> dict[str, Any]:
 
 
 def configuration_seed(seed: int, identity: Mapping[str, Any]) -> int:
-    """The seed of one configuration: 64 bits of BLAKE2b (:func:`fastvar.checkpoint.hash_hex`)
+    """The seed of one configuration: 64 bits of BLAKE2b (:func:`fastvar._hashing.hash_hex`)
     over the canonical JSON of the sweep's seed and the configuration's identity."""
     text = canonical_json({"seed": int(seed), "configuration": identity})
     return int.from_bytes(bytes.fromhex(hash_hex(text, 8)), "little")
