@@ -85,6 +85,9 @@ def checksum_problem(document: Mapping[str, Any]) -> "str | None":
     the document has none (a file written before checksums existed)."""
     if "checksum" not in document:
         return None
+    if document["checksum"] is None:
+        return ("it has no checksum, which every file of its format carries (the key was "
+                "removed)")
     try:
         found = checksum(document)
     except (TypeError, ValueError) as err:

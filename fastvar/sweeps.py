@@ -698,13 +698,17 @@ def load(path: "str | os.PathLike", verify: bool = True) -> "Result | Sweep":
     with open(path, encoding="utf-8") as fh:
         try:
             data = json.load(fh)
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ValueError(f"{name} is not JSON: {err}") from None
         except RecursionError:  # e.g. '[' * 100000: Python's parser recurses per level
             raise ValueError(f"{name} is not a file fastvar wrote: its JSON nests deeper "
                              "than Python's parser can follow (fastvar's files nest a few "
                              "levels)") from None
     where = f"{name}: "
+    if (isinstance(data, Mapping) and data.get("format") in (formats.RESULT, formats.SWEEP)
+            and "checksum" not in data):
+        # files of these formats are always written with one: its absence is an edit
+        data = {**data, "checksum": None}
     try:
         if isinstance(data, Mapping) and formats.file_kind(data) == "sweep":
             return Sweep.from_dict(data, verify)

@@ -225,3 +225,23 @@ def test_deeply_nested_json_is_one_clear_error(tmp_path, text):
     path.write_text(text)
     with pytest.raises(ValueError, match="nests deeper than Python's parser can follow"):
         fastvar.load(path)
+
+
+def test_a_file_whose_checksum_key_was_removed_is_refused(tmp_path):
+    # deleting "checksum" got an edited file past load(), reported as verified
+    res = fastvar.simulate(fastvar.mlp(4, 2), 40, engine="numpy")
+    data = json.loads(res.to_json())
+    del data["checksum"]
+    data["stats"][0][0][2] *= 3
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="no checksum"):
+        fastvar.load(path)
+    assert not fastvar.load(path, verify=False).verified
+
+
+def test_a_binary_file_is_not_json(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(ValueError, match="not JSON"):
+        fastvar.load(path)
