@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from . import _text
 from ._checks import check_int
 from .api import MAX_TRIALS, simulate
 from .engines.base import INPUTS_NORMAL, Plan
@@ -168,7 +169,7 @@ def walkthrough(widths: Sequence[int] = DEFAULT_WIDTHS, depth: int = 30, depth_w
 
 
 def _versus(measured: float, se: float, theory: float) -> str:
-    return f"{measured:.3g} ± {se:.2g} [{theory:.3g}]"
+    return f"{measured:.3g} {_text.PLUS_MINUS} {se:.2g} [{theory:.3g}]"
 
 
 def _table(head: list, rows: list) -> str:
@@ -228,8 +229,9 @@ def first_look(width: int = 256, depth: int = 20, trials: int = 2000, seed: int 
         cells = [str(layer)]
         for init in ("xavier", "he"):
             res = runs[init]
-            cells += [f"{res.q_mean[i]:.4g}±{res.q_mean_se[i]:.2g}", f"{res.q_theory[i]:.4g}"]
-        cells += [f"{runs[init].g_mean[i]:.4g}±{runs[init].g_mean_se[i]:.2g}"
+            cells += [f"{res.q_mean[i]:.4g}{_text.PLUS_MINUS}{res.q_mean_se[i]:.2g}",
+                      f"{res.q_theory[i]:.4g}"]
+        cells += [f"{runs[init].g_mean[i]:.4g}{_text.PLUS_MINUS}{runs[init].g_mean_se[i]:.2g}"
                   for init in ("xavier", "he")]
         rows.append(cells)
     he = runs["he"]

@@ -208,8 +208,10 @@ class Network:
         bias_std = _check_scale("bias_std", self.bias_std, BIAS_STD_RANGE, zero_ok=True)
         residual = _check_residual(self.residual, widths)
         norm = self.norm
+        if isinstance(norm, str) and norm.lower() == "none":  # as the command line writes it
+            norm = None
         if norm is not None and (not isinstance(norm, str) or norm.lower() not in NORMS):
-            raise ValueError(f"unknown norm {norm!r}; choose None, 'layer' or 'rms'")
+            raise ValueError(f"unknown norm {norm!r}; choose None ('none'), 'layer' or 'rms'")
         norm = None if norm is None else norm.lower()
         norm_eps = _check_scale("norm_eps", self.norm_eps, (1e-300, 1e100), zero_ok=True)
         if norm_eps and norm is None:
@@ -291,7 +293,8 @@ class Network:
             extra += f", residual alpha {scale}"
         if self.norm is not None:
             extra += f", {self.norm} norm" + (f" (eps {self.norm_eps:g})" if self.norm_eps else "")
-        return (f"widths {shape} ({self.depth} layers), {self.activation}, {init}{dist} "
+        layers = f"{self.depth} layer{'s' if self.depth > 1 else ''}"
+        return (f"widths {shape} ({layers}), {self.activation}, {init}{dist} "
                 f"weights{extra}")
 
 

@@ -15,11 +15,12 @@ import json
 import math
 import numbers
 import os
+import warnings
 from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from . import formats
+from . import _text, formats
 from ._checks import check_int
 from ._files import write_file
 from .api import MAX_SECONDS, Estimate, plan, request_cost, simulate
@@ -313,7 +314,13 @@ def sweep(grid: Mapping[str, Sequence], trials: int, *, seed: int = 0, engine: s
                 if store is not None:
                     # simulate's own partial state of this configuration, beside the finished
                     kwargs["checkpoint"] = store.run_folder(config.fingerprint)
-                res = simulate(config.net, trials, seed=config.seed, **kwargs)
+                with warnings.catch_warnings(record=True) as seen:
+                    warnings.simplefilter("always")
+                    res = simulate(config.net, trials, seed=config.seed, **kwargs)
+                where = ", ".join(f"{k}={v!r}" for k, v in config.point.items())
+                for found in seen:  # a sweep's warnings say which configuration they are of
+                    warnings.warn(f"configuration {where}: {found.message}", found.category,
+                                  stacklevel=2)
                 if store is not None:
                     store.save(config.fingerprint, res, config.point)
             done.append((config, res))
@@ -647,7 +654,7 @@ class Sweep:
         def xi(s, kind):
             if math.isnan(s[f"xi_{kind}"]):
                 return "nan"
-            return f"{s[f'xi_{kind}']:.4g} ± {s[f'xi_{kind}_se']:.2g}"
+            return f"{s[f'xi_{kind}']:.4g} {_text.PLUS_MINUS} {s[f'xi_{kind}_se']:.2g}"
 
         rows = []
         for i, (point, s) in enumerate(zip(self.configs, self.depth_scales())):

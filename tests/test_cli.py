@@ -5,6 +5,8 @@ import sys
 
 import pytest
 
+import fastvar
+
 from fastvar.cli import main
 
 
@@ -188,3 +190,20 @@ def test_ctrl_c_in_the_theory_step_keeps_the_measurements(tmp_path, monkeypatch,
     data = json.loads(path.read_text())
     assert data["columns"]["q_theory"] == [None] * 3 and all(data["columns"]["q_mean"])
     assert any("theory step was interrupted" in line for line in data["warnings"])
+
+
+def test_norm_none_as_help_says_and_an_ascii_table_stays_aligned(capsys):
+    assert main(["simulate", "--width", "8", "--depth", "2", "--trials", "40", "--norm",
+                 "none"]) == 0
+    capsys.readouterr()
+    from fastvar import _text
+
+    monkey = _text.PLUS_MINUS
+    try:
+        _text.use_ascii()
+        res = fastvar.simulate(fastvar.mlp(8, 3), 200, seed=1)
+        lines = res.table().splitlines()
+    finally:
+        _text.PLUS_MINUS = monkey
+    header, first = lines[0], lines[1]
+    assert "+/-" in first and len(header) == len(first)

@@ -336,3 +336,16 @@ def test_a_sweep_of_years_is_refused_before_any_work(capsys):
 def test_a_grid_too_large_to_validate_is_refused_at_once(capsys):
     assert main(["sweep", "--grid", "init=1:2:10000000", "--width", "8", "--depth", "2"]) == 2
     assert "10000000 configurations" in capsys.readouterr().err
+
+
+def test_sweep_names_its_files_and_the_configuration_of_each_warning(tmp_path, capsys):
+    path = tmp_path / "s.json"
+    assert main(["sweep", "--grid", "init=1:2:2", "--width", "8", "--depth", "3", "--trials",
+                 "200", "--json", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert f"fastvar: wrote {path}" in err
+    warned = [line for line in err.splitlines() if line.startswith("fastvar: warning:")]
+    assert all("configuration init=" in line for line in warned)
+    assert all(len(line) <= 100 for line in err.splitlines())
+    assert main(["sweep", "--grid", "init=nan:2:3", "--width", "8", "--depth", "2"]) == 2
+    assert "finite" in capsys.readouterr().err

@@ -39,6 +39,10 @@ def plain_streams() -> None:
         except (UnicodeError, LookupError):
             with contextlib.suppress(AttributeError, ValueError):
                 stream.reconfigure(errors="fastvar.ascii")
+            if stream is sys.stdout:
+                from .. import _text
+
+                _text.use_ascii()  # tables stay aligned
 
 
 class UsageError(Exception):
@@ -126,5 +130,9 @@ def _reraise_interrupt(previous):
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    # a command's warning is one line; where in fastvar it was raised does not help the user
-    print(f"fastvar: warning: {message}", file=sys.stderr if file is None else file)
+    # a command's warning is its text alone, in lines that fit; where in fastvar it was
+    # raised does not help the user
+    from .._text import wrapped
+
+    print("\n".join(wrapped("fastvar: warning: ", str(message))),
+          file=sys.stderr if file is None else file)

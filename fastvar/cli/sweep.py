@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from ..network import NETWORK_OPTIONS
@@ -75,6 +76,8 @@ def parse_grid(specs: "list[str]") -> dict[str, list]:
                     bounds.append(real(end))
                 except ValueError as err:
                     raise UsageError(f"--grid {key}={text}: {err}") from None
+                if not math.isfinite(bounds[-1]):
+                    raise UsageError(f"--grid {key}={text}: the ends must be finite numbers")
             try:
                 n = count(n)
             except ValueError:
@@ -134,14 +137,20 @@ def run(args: argparse.Namespace) -> int:
 
 def report(args: argparse.Namespace, result, axes: list, grid: dict, plot: bool) -> None:
     """Write the --json/--csv (and --plot) files of a Sweep, then print it."""
+    written = []
     if args.json and args.json != "-":
         result.to_json(args.json)
+        written.append(args.json)
     if args.csv:
         result.to_csv(args.csv)
+        written.append(args.csv)
     if plot:
         from ..plotting import save_sweep
 
         value = args.plot_value or ("xi_c" if args.correlation is not None
                                     or "correlation" in grid else "log_q_ratio")
         save_sweep(result, args.plot, axes[0], axes[1] if len(axes) > 1 else None, value=value)
+        written.append(args.plot)
+    for path in written:
+        print(f"fastvar: wrote {path}", file=sys.stderr)
     print(result.to_json() if args.json == "-" else f"{result!r}\n{result.table()}")

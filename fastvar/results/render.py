@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from .. import _text
 from .._checks import check_int
 from .columns import layer_ranges
 
@@ -23,12 +24,14 @@ def describe(res: Result) -> str:
     """Two lines on what was run: the network; trials, seed, engine, time; how to read the
     table (see :meth:`Result.describe`)."""
     compiled = f" (+ {res.compile_s:.3g} s compiling)" if res.compile_s >= 0.5 else ""
-    if res.theory_s >= 0.5:
+    if res.theory_interrupted:
+        compiled += " (theory interrupted)"
+    elif res.theory_s >= 0.5:
         compiled += f" (+ {res.theory_s:.3g} s theory)"
     done = "PARTIAL result (interrupted): only " if res.partial else ""
     return (f"fastvar Result: {res.network.describe()}\n{done}{res.trials} trials "
             f"({res.inputs_per_network} per network), seed {res.seed}, engine {res.engine}, "
-            f"{res.elapsed_s:.3g} s{compiled}; values ± standard error, theory "
+            f"{res.elapsed_s:.3g} s{compiled};\nvalues {_text.PLUS_MINUS} standard error, theory "
             "(measurement - theory in SE)")
 
 
@@ -56,10 +59,11 @@ def table(res: Result, columns: "Sequence[str] | None" = None,
     if max_rows is not None:
         max_rows = check_int("max_rows", max_rows, 2, 1 << 62)
     lines = _table_lines(res, columns, max_rows)
-    lines += [f"warning: {w}" for w in res.warnings]
+    for warning in res.warnings:
+        lines += _text.wrapped("warning: ", warning)
     note = theory_note(res)
     if note:
-        lines.append(f"note: {note}")
+        lines += _text.wrapped("note: ", note)
     return "\n".join(lines)
 
 
@@ -82,7 +86,7 @@ def _cell(res: Result, name: str, i: int) -> str:
     if not np.isfinite(value):
         return str(value)
     if name + "_se" in res.columns:
-        return f"{value:.4g}±{res[name + '_se'][i]:.2g}"
+        return f"{value:.4g}{_text.PLUS_MINUS}{res[name + '_se'][i]:.2g}"
     return f"{value:.4g}"
 
 

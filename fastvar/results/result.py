@@ -247,6 +247,11 @@ class Result:
         return self.unverified is None
 
     @property
+    def theory_interrupted(self) -> bool:
+        """True when a Ctrl-C stopped :meth:`compute_theory`: the theory columns show NaN."""
+        return bool(self._theory_skipped)
+
+    @property
     def theory_s(self) -> float:
         """Seconds spent computing the theory columns so far (they are computed on first
         use, apart from the run's ``elapsed_s``)."""
@@ -263,7 +268,7 @@ class Result:
             raise
 
     def describe(self) -> str:
-        """Two header lines: the network; the trials, seed, engine and time of the run, and
+        """Three header lines: the network; the trials, seed, engine and time of the run, and
         how to read :meth:`table` (``repr`` prints them above it)."""
         return render.describe(self)
 
