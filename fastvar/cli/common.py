@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .entry import UsageError
 from ..network import NETWORK_OPTIONS
@@ -169,6 +169,24 @@ def check_outputs(**paths: "str | None") -> None:
         if target.path in written and not target.in_place:  # /dev/stdout twice is fine
             raise UsageError(f"--{written[target.path]} and --{option} name the same file {path}")
         written[target.path] = option
+
+
+def write_outputs(args: argparse.Namespace, result, draw: "Callable[[str], None] | None"
+                  ) -> None:
+    """Write ``result`` (a Result or a Sweep) to --json and --csv, and ``draw(path)`` to
+    --plot (unless ``draw`` is None), saying each path written on stderr."""
+    written = []
+    if args.json and args.json != "-":
+        result.to_json(args.json)
+        written.append(args.json)
+    if args.csv:
+        result.to_csv(args.csv)
+        written.append(args.csv)
+    if args.plot and draw is not None:
+        draw(args.plot)
+        written.append(args.plot)
+    for path in written:
+        print(f"fastvar: wrote {path}", file=sys.stderr)
 
 
 def announcement(cost, threshold: "float | None" = None) -> "str | None":

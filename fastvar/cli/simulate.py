@@ -7,7 +7,7 @@ import warnings
 
 from .common import (UsageError, add_network_options, add_output_options, add_run_options,
                      announcement, check_outputs, network_from_args, positive_count,
-                     run_options_from_args, show_progress)
+                     run_options_from_args, show_progress, write_outputs)
 
 DEFAULT_TRIALS = 20_000  # seconds on the exact engine at the default network
 
@@ -96,20 +96,9 @@ def report(args: argparse.Namespace, res, columns: "list[str] | None") -> None:
     except KeyboardInterrupt:
         interrupted = True
     # files first: a closed stdout (e.g. `| head`) must not cost the user their outputs
-    written = []
-    if args.json and args.json != "-":
-        res.to_json(args.json)
-        written.append(args.json)
-    if args.csv:
-        res.to_csv(args.csv)
-        written.append(args.csv)
-    if args.plot:
-        from ..plotting import save
+    from ..plotting import save
 
-        save(res, args.plot)
-        written.append(args.plot)
-    for path in written:
-        print(f"fastvar: wrote {path}", file=sys.stderr)
+    write_outputs(args, res, lambda path: save(res, path))
     if args.json == "-":
         for line in res.warnings:
             print(f"fastvar simulate: warning: {line}", file=sys.stderr)

@@ -9,7 +9,7 @@ from ..network import NETWORK_OPTIONS
 from ..options import RUN_OPTIONS, SHAPE_OPTIONS, Option, count, real
 from .common import (UsageError, add_network_options, add_output_options, add_run_options,
                      announcement, check_outputs, given, run_options_from_args,
-                     shape_defaults, show_progress)
+                     shape_defaults, show_progress, write_outputs)
 
 DEFAULT_TRIALS = 2000
 PLOT_VALUES = ("log_q_ratio", "log_g_ratio", "c", "xi_c", "xi_q")
@@ -137,20 +137,12 @@ def run(args: argparse.Namespace) -> int:
 
 def report(args: argparse.Namespace, result, axes: list, grid: dict, plot: bool) -> None:
     """Write the --json/--csv (and --plot) files of a Sweep, then print it."""
-    written = []
-    if args.json and args.json != "-":
-        result.to_json(args.json)
-        written.append(args.json)
-    if args.csv:
-        result.to_csv(args.csv)
-        written.append(args.csv)
-    if plot:
+    def draw(path: str) -> None:
         from ..plotting import save_sweep
 
         value = args.plot_value or ("xi_c" if args.correlation is not None
                                     or "correlation" in grid else "log_q_ratio")
-        save_sweep(result, args.plot, axes[0], axes[1] if len(axes) > 1 else None, value=value)
-        written.append(args.plot)
-    for path in written:
-        print(f"fastvar: wrote {path}", file=sys.stderr)
+        save_sweep(result, path, axes[0], axes[1] if len(axes) > 1 else None, value=value)
+
+    write_outputs(args, result, draw if plot else None)
     print(result.to_json() if args.json == "-" else f"{result!r}\n{result.table()}")
