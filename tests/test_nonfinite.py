@@ -223,3 +223,37 @@ def test_small_inputs_whose_squares_are_normal_floats_still_run():
     res = fastvar.simulate(fastvar.mlp(4, 2, activation="linear", init=1.0), 400, inputs=data,
                            engine="exact")
     assert res.input_q0 > 0 and (res.q_mean > 0).all()
+
+
+@pytest.mark.parametrize("engine", ["numpy", "exact"])
+def test_statistics_of_the_few_networks_left_after_overflow_are_nan(engine):
+    # the reported case: --width 8 --depth 6 --trials 400 --init 1e100: from layer 4 all but
+    # the few networks that died early overflow; their q 0 +- 0 and dead_frac 1 +- 0 stood
+    # for all 400, gradients that overflowed were called "exactly 0 (phi' underflowed)"
+    res = _quiet_simulate(fastvar.mlp(8, 6, activation="relu", init=1e100), 400, seed=0,
+                          engine=engine)
+    networks = 400
+    kept_a = res.stats[:, 1, PAIR]  # networks whose activations were all finite
+    kept_dead = res.stats[:, 3, 0]  # networks whose dead fraction was measured
+    few = (kept_a < networks / 2) | (kept_dead < networks / 2)
+    assert few[3:].all()
+    assert np.isnan(res.dead_frac[few]).all() and np.isnan(res.dead_frac_se[few]).all()
+    assert not ((res.q_mean == 0) | (res.g_mean == 0)).any()
+    text = "\n".join(res.warnings)
+    assert "underflow" not in text and "exactly 0" not in text
+    assert not res.underflow.any()
+    assert f"of {networks}" in text
+    if engine == "exact":  # values overflow there (NaN or infinite), not only their squares
+        assert np.isnan(res.q_mean[3:]).all() and np.isnan(res.g_mean[:5]).all()
+        kept = int(res.stats[3:, 0, PAIR].min())
+        assert kept < 20 and f"use only the {kept} of {networks} networks" in text
+    # where most networks are complete the numbers are today's
+    assert res.dead_frac[0] == res.stats[0, 3, 1] and np.isfinite(res.g_mean[-1])
+
+
+def test_survivor_rule_leaves_complete_layers_bitwise_unchanged():
+    res = _quiet_simulate(fastvar.mlp(8, 6, activation="relu", init=1e100), 400, seed=0,
+                          engine="exact")
+    plain = compute_columns(res.stats, res.network.widths, True)  # no network count: no rule
+    for name in ("q_mean", "q_mean_se", "dead_frac", "z_var"):
+        np.testing.assert_array_equal(res[name][:3], plain[name][:3])

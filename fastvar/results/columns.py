@@ -41,6 +41,17 @@ UNDERFLOW_COLUMNS = (("z_var_se", "z_skew", "z_kurt", "a_var_se", "q_mean_se", "
                       "m_mean_se", "m_var", "dead_frac", "dead_frac_se"),
                      ("grad_var_se", "g_mean_se", "g_var"))
 GRADIENT_COLUMNS = ("grad_var", "grad_var_se", "g_mean", "g_mean_se", "g_var")
+# statistics of each quantity that use only the networks (or trials, or values) whose values
+# were all finite: where fewer than half of the networks are complete for that quantity
+# (SURVIVORS_NEEDED), they describe a selected few (often the only ones that died early), not
+# the networks drawn, and show NaN
+SURVIVOR_COLUMNS = {"z": ("z_mean", "z_var", "z_var_se", "z_skew", "z_kurt",
+                          "q_mean", "q_mean_se", "q_var"),
+                    "a": ("a_mean", "a_var", "a_var_se", "m_mean", "m_mean_se", "m_var"),
+                    "dead_frac": ("dead_frac", "dead_frac_se"),
+                    "delta": GRADIENT_COLUMNS,
+                    "c": PAIR_COLUMNS}
+SURVIVORS_NEEDED = 0.5  # fraction of the networks that must be complete
 THEORY_COLUMNS = ("q_theory", "g_theory", "c_theory")  # after COLUMNS, computed on first use
 # networks expected in the tail that carries half the variance, below which SEs are flagged
 TAIL_NETWORKS = 2.0
@@ -136,8 +147,40 @@ def ratio_of_means(row: np.ndarray, shift: "float | np.ndarray" = 0.0
         return np.where(n > 0, r, np.nan), np.sqrt(np.maximum(var, 0.0))
 
 
+def network_counts(stats: np.ndarray, networks: "int | None", gradients: bool,
+                   zero_gradients: bool = False) -> dict:
+    """Per layer, how many networks each quantity's statistics use, and where too few.
+
+    A network enters the between-network statistics of z, a or delta at a layer only if
+    all its values there are finite (:func:`fastvar.kernels.accumulators.add_networks`),
+    its dead fraction only if its activations' lengths are finite (their squares may
+    overflow where the values do not), and a pair's cosine only if it is finite. Returns a
+    dict: ``networks`` (the number drawn, or None if unknown); ``kept`` (quantity -> (L,)
+    networks used, for "z", "a", "delta", "dead_frac" and "c"); ``dropped`` (quantity -> (L,)
+    bool: non-finite values were left out); ``lost`` (quantity -> (L,) bool: fewer than
+    SURVIVORS_NEEDED of the networks are used, all False if ``networks`` is None, and for
+    "delta" without gradients); ``forward`` and ``backward``: the layers
+    that :func:`_underflow` finds, before layers with dropped networks are taken out.
+    """
+    rows = {"z": Z, "a": A, "delta": DELTA}
+    kept = {q: stats[:, row, PAIR].copy() for q, row in rows.items()}
+    dropped = {q: stats[:, row, NONFINITE] > 0 for q, row in rows.items()}
+    dropped["c"] = stats[:, NET, NONFINITE] > 0
+    total = np.nan if networks is None else float(networks)
+    kept["c"] = total - stats[:, NET, NONFINITE]  # one cosine per network
+    kept["dead_frac"] = stats[:, NET, MOMENTS].copy()
+    # kept < SURVIVORS_NEEDED * networks, with no rounding: kept networks are whole
+    lost = {q: kept[q] < SURVIVORS_NEEDED * total for q in kept}
+    if not gradients:
+        dropped["delta"] = lost["delta"] = np.zeros(stats.shape[0], dtype=bool)
+    forward, backward = _underflow(stats, gradients, zero_gradients)
+    return {"networks": networks, "kept": kept, "dropped": dropped, "lost": lost,
+            "forward": forward, "backward": backward}
+
+
 def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = False,
-                    zero_gradients: bool = False) -> dict[str, np.ndarray]:
+                    zero_gradients: bool = False, networks: "int | None" = None
+                    ) -> dict[str, np.ndarray]:
     """All result columns from a merged stats array of shape (L, ROWS, STATS_SIZE).
 
     Besides the statistics, per layer: ``nonfinite_z/_a/_delta`` count the NaN or infinite
@@ -147,6 +190,15 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = Fa
     :func:`_underflow`), i.e. every statistic of the layer uses every value.
     ``q_heavy_tails`` and ``g_heavy_tails`` mark layers whose SEs are unreliable
     (:func:`heavy_tails`; False where the SEs underflowed, which says so already).
+
+    ``networks`` (the number of networks drawn) enables the survivor rule: where non-finite
+    values (or infinite lengths) were left out of a quantity (z, a, delta, the dead fraction
+    or the cosine) and fewer than half of the networks are complete for it
+    (:func:`network_counts`), its columns (SURVIVOR_COLUMNS) are NaN: the few networks
+    left are no sample of those drawn (at sigma_w^2 = 1e100 they are the ones that died
+    before overflowing). Elsewhere the
+    columns are unchanged. ``underflow`` is False where networks were dropped for
+    non-finite values: those layers overflowed, whatever the survivors' values.
     """
     z, a, d = stats[:, Z], stats[:, A], stats[:, DELTA]
     zp, ap, dp = _pooled(z), _pooled(a), _pooled(d)
@@ -156,8 +208,11 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = Fa
     used = stats[:, [Z, A, NET, DELTA, LINK] if gradients else [Z, A, NET]]
     bad = used[..., NONFINITE].sum(axis=1)
     overflow = ~np.isfinite(np.delete(used, NONFINITE, axis=2)).all(axis=(1, 2))
-    forward, backward = _underflow(stats, gradients, zero_gradients)
-    underflow = forward | backward
+    counts = network_counts(stats, networks, gradients, zero_gradients)
+    forward, backward = counts["forward"], counts["backward"]
+    dropped = counts["dropped"]
+    # survivors' zeros after an overflow are not an underflow: no such claim there
+    underflow = ((forward & ~(dropped["z"] | dropped["a"])) | (backward & ~dropped["delta"]))
     cols = {
         "layer": np.arange(1, stats.shape[0] + 1), "width": np.asarray(widths[1:]),
         "z_mean": zp["mean"], "z_var": zp["var"], "z_var_se": zs["var_se"],
@@ -181,6 +236,14 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = Fa
     for names, flags in zip(UNDERFLOW_COLUMNS, (forward, backward)):
         for name in names:
             cols[name] = np.where(flags, np.nan, cols[name])
+    for quantity, names in SURVIVOR_COLUMNS.items():
+        lost = counts["lost"][quantity]
+        if lost.any():  # else untouched: bitwise today's numbers
+            for name in names:
+                cols[name] = np.where(lost, np.nan, cols[name])
+    lost_forward = counts["lost"]["z"] | counts["lost"]["a"] | counts["lost"]["dead_frac"]
+    cols["q_heavy_tails"] = cols["q_heavy_tails"] & ~lost_forward  # no '!' on NaN
+    cols["g_heavy_tails"] = cols["g_heavy_tails"] & ~counts["lost"]["delta"]
     for name in (() if gradients else GRADIENT_COLUMNS) + (() if pairs else PAIR_COLUMNS):
         cols[name] = np.full(stats.shape[0], np.nan)
     return cols
@@ -233,25 +296,48 @@ def layer_ranges(mask: np.ndarray) -> str:
     return ("layer " if single else "layers ") + ", ".join(runs)
 
 
-def quality_warnings(cols: dict[str, np.ndarray]) -> list[str]:
+def quality_warnings(cols: Mapping[str, np.ndarray], counts: "dict | None" = None) -> list[str]:
     """Lines that say which statistics are incomplete or overflowed and which SEs are
-    unreliable (heavy tails), empty if none."""
+    unreliable (heavy tails), empty if none. ``counts`` (:func:`network_counts` of the same
+    stats) lets them say how many networks were kept and which layers lost too many."""
     lines = []
+    quantities = [q for q in ("z", "a", "delta") if cols[f"nonfinite_{q}"].any()]
     parts = [f"{q} at {layer_ranges(cols[f'nonfinite_{q}'] > 0)} "
-             f"({int(cols[f'nonfinite_{q}'].sum())} values)"
-             for q in ("z", "a", "delta") if cols[f"nonfinite_{q}"].any()]
+             f"({int(cols[f'nonfinite_{q}'].sum())} values)" for q in quantities]
     if parts:
-        lines.append(f"NaN or infinite values (overflow) were left out: {', '.join(parts)}; "
-                     "q, g and the SEs there use only the networks whose values were all finite")
+        which = "the networks"
+        if counts is not None and counts["networks"] is not None:
+            # the fewest networks any statistic named here rests on
+            fewest = min(int(counts["kept"][q][cols[f"nonfinite_{q}"] > 0].min())
+                         for q in quantities)
+            which = f"the {fewest} of {counts['networks']} networks"
+        line = (f"NaN or infinite values (overflow) were left out: {', '.join(parts)}; "
+                f"q, g and the SEs there use only {which} whose values were all finite")
+        lines.append(line)
+    if counts is not None:
+        lost = [(q, counts["lost"][q]) for q in SURVIVOR_COLUMNS if counts["lost"][q].any()]
+        if lost:
+            fewest = min(int(counts["kept"][q][mask].min()) for q, mask in lost)
+            where = ", ".join(f"{q} at {layer_ranges(mask)}" for q, mask in lost)
+            lines.append(f"fewer than half of the networks (as few as {fewest} of "
+                         f"{counts['networks']}) had finite values or lengths for {where}: "
+                         "the statistics of those values there show nan, as the networks "
+                         "left are no sample of those drawn (at overflow, often only those "
+                         "that died early); lower sigma_w^2 or use fewer layers")
     if cols["overflow"].any():
         lines.append(f"{layer_ranges(cols['overflow'])}: statistics overflowed (squares of "
                      "values beyond about 1e154, fourth powers beyond 1e77) and show inf or nan")
-    forward = cols["underflow"] & np.isnan(cols["q_mean_se"])
+    if counts is not None:  # underflow in layers where no network was dropped
+        dropped = counts["dropped"]
+        forward = counts["forward"] & ~(dropped["z"] | dropped["a"])
+        backward = counts["backward"] & ~dropped["delta"] & ~forward
+    else:  # guessed from the columns: SEs NaN where values underflow
+        forward = cols["underflow"] & np.isnan(cols["q_mean_se"]) & ~cols["overflow"]
+        backward = cols["underflow"] & ~forward
     if forward.any():
         lines.append(f"{layer_ranges(forward)}: values underflow (mean squares below {TINY:g}, or "
                      "exactly 0 after such a layer): their SEs, kurtosis and dead fraction "
                      "show nan, and zeros there are not measurements")
-    backward = cols["underflow"] & ~forward
     if backward.any():
         lines.append(f"{layer_ranges(backward)}: the gradients are exactly 0 in every network "
                      "(phi' underflowed, or is 0 there): their SEs show nan")

@@ -13,7 +13,8 @@ import numpy as np
 
 from ..network import Network
 from . import files, render
-from .columns import Columns, compute_columns, quality_warnings, slopes, theory_columns
+from .columns import (Columns, compute_columns, network_counts, quality_warnings, slopes,
+                      theory_columns)
 
 
 class Result:
@@ -99,9 +100,12 @@ class Result:
             self.input_q0_rows = (values, counts.astype(np.int64))
         # a norm over 1 or 2 units is constant (+-1): its gradients are exactly 0, truly
         constant_norm = network.norm is not None and min(network.widths[1:]) <= 2
+        networks = self.trials // self.inputs_per_network
         measured = compute_columns(self.stats, network.widths, self.gradients,
                                    self.input_correlation is not None,
-                                   zero_gradients=constant_norm)
+                                   zero_gradients=constant_norm, networks=networks)
+        # what the warnings say of the networks kept and of underflow
+        self._counts = network_counts(self.stats, networks, self.gradients, constant_norm)
         self._theory_skipped: list[str] = []
         self._columns = Columns(measured, theory_columns(
             network, gradients=self.gradients, input_q0=self.input_q0,
@@ -231,7 +235,7 @@ class Result:
         ``complete`` False and are marked * in :meth:`table`), which SEs are unreliable
         (``q_heavy_tails``, ``g_heavy_tails``, marked !), and, for a Result read with
         ``verify=False`` that failed its checks, why; empty when none."""
-        lines = quality_warnings(self._columns)
+        lines = quality_warnings(self._columns, self._counts)
         if self._theory_skipped:
             lines.append(f"the theory step was interrupted: {', '.join(self._theory_skipped)} "
                          "show nan")
