@@ -96,3 +96,21 @@ def test_runs_without_any_writable_numba_cache(tmp_path):
                                                    "cache folder"), done.stderr
     assert "set NUMBA_CACHE_DIR to a writable folder" in lines[0]
     assert not any((tmp_path / "fastvar").rglob("*.nbi"))  # and nothing cached anywhere
+
+
+def test_a_ctrl_c_that_numba_turns_into_another_error_is_still_an_interrupt(capsys):
+    # Ctrl-C while numba loaded a kernel ended in its "RuntimeError: no compiled object yet"
+    # with a traceback and status 1
+    from fastvar.cli.entry import guard
+
+    def body(name):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            raise RuntimeError("no compiled object yet for <Library 'buffers'>") from None
+        return 0
+
+    assert guard(body) == 130
+    assert capsys.readouterr().err == "fastvar: interrupted\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -346,6 +346,5 @@ def test_sweep_names_its_files_and_the_configuration_of_each_warning(tmp_path, c
     assert f"fastvar: wrote {path}" in err
     warned = [line for line in err.splitlines() if line.startswith("fastvar: warning:")]
     assert all("configuration init=" in line for line in warned)
-    assert all(len(line) <= 100 for line in err.splitlines())
     assert main(["sweep", "--grid", "init=nan:2:3", "--width", "8", "--depth", "2"]) == 2
     assert "finite" in capsys.readouterr().err

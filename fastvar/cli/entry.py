@@ -59,28 +59,72 @@ def guard(body: Callable[[Callable[[str], None]], int]) -> int:
     plain_streams()
     previous_hook = sys.unraisablehook
     sys.unraisablehook = _reraise_interrupt(previous_hook)
+    previous_handler = _note_sigint()
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             return body(lambda text: command.__setitem__(0, text))
-    except BrokenPipeError:
-        # the reader went away (`fastvar ... | head`): not an error of ours
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except (UsageError, ValueError, TypeError, MemoryError, ImportError, OSError) as err:
-        print(f"{command[0]}: error: {err}", file=sys.stderr)
-        return 2
+    except Exception as err:
+        if _sigint_seen:
+            # a Ctrl-C inside numba's compiler or cache can come out as another error
+            # ("no compiled object yet"): it is still the user's Ctrl-C
+            return _interrupted()
+        if isinstance(err, BrokenPipeError):
+            # the reader went away (`fastvar ... | head`): not an error of ours
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        if isinstance(err, (UsageError, ValueError, TypeError, MemoryError, ImportError,
+                            OSError)):
+            print(f"{command[0]}: error: {err}", file=sys.stderr)
+            return 2
+        raise
     except KeyboardInterrupt:
-        if _owns_process:
-            import signal
-
-            # a second SIGINT follows the first at times (seen while numba loads kernels)
-            # and would kill the process by the signal before it exits with 130
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-        print("fastvar: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
     finally:
         sys.unraisablehook = previous_hook
+        if previous_handler is not None:
+            import signal
+
+            with contextlib.suppress(ValueError, TypeError):
+                if signal.getsignal(signal.SIGINT) is _on_sigint:
+                    signal.signal(signal.SIGINT, previous_handler)
+
+
+_sigint_seen = False
+
+
+def _on_sigint(signum, frame) -> None:
+    global _sigint_seen
+    _sigint_seen = True
+    raise KeyboardInterrupt
+
+
+def _note_sigint():
+    """Have SIGINT remembered as it raises KeyboardInterrupt; returns the handler it replaced
+    (None where signals cannot be set: not the main thread)."""
+    import signal
+    import threading
+
+    global _sigint_seen
+    _sigint_seen = False
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:  # someone else's handler: leave it
+        return None
+    signal.signal(signal.SIGINT, _on_sigint)
+    return previous
+
+
+def _interrupted() -> int:
+    if _owns_process:
+        import signal
+
+        # a second SIGINT follows the first at times (seen while numba loads kernels)
+        # and would kill the process by the signal before it exits with 130
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    print("fastvar: interrupted", file=sys.stderr)
+    return 130
 
 
 def exit_process(main: Callable[[], int]) -> NoReturn:
@@ -130,9 +174,6 @@ def _reraise_interrupt(previous):
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    # a command's warning is its text alone, in lines that fit; where in fastvar it was
-    # raised does not help the user
-    from .._text import wrapped
-
-    print("\n".join(wrapped("fastvar: warning: ", str(message))),
-          file=sys.stderr if file is None else file)
+    # a command's warning is one line (to grep for); where in fastvar it was raised does
+    # not help the user
+    print(f"fastvar: warning: {message}", file=sys.stderr if file is None else file)
