@@ -227,3 +227,15 @@ def test_many_inputs_per_network_go_to_the_weight_drawing_engines():
     assert fastvar.simulate(net, 17 * 2, inputs_per_network=17).engine != "exact"
     with pytest.raises(ValueError, match="inputs_per_network=17 is above 16.*can: numpy"):
         fastvar.simulate(net, 17, inputs_per_network=17, engine="exact")
+
+
+def test_biases_that_swamp_the_weights_leave_the_exact_engine():
+    # sigma_w^2 = 1e-20 under bias_std 1: the backward step's cancellation put g 10-20 SE low
+    net = fastvar.mlp(8, 4, init=1e-20, bias_std=1.0)
+    with pytest.raises(ValueError, match="loses its digits"):
+        fastvar.simulate(net, 40, engine="exact")
+    res = fastvar.simulate(net, 2000, seed=1)
+    assert res.engine == "direct"
+    assert (np.abs(res.g_mean - res.g_theory) < 5 * res.g_mean_se).all()
+    assert fastvar.simulate(net, 40, gradients=False).engine == "exact"  # forward is exact
+    assert fastvar.simulate(fastvar.mlp(8, 4, bias_std=1.0), 40).engine == "exact"

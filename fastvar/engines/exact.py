@@ -22,6 +22,30 @@ from .base import Engine, Plan, kernel_args, register
 MIN_K_LIMIT = 8  # k up to this always runs here
 
 
+# Backward, the exact engine takes u = W a out of z = u + b, computing 1 - s_b^2 / (s_u^2 +
+# s_b^2) and U^T D = Z^T D - b^T D: both cancel, and past s_u^2 / s_b^2 ~ 1e-15 the gradients
+# came out 10-20 SE low (width 8, sigma_w^2 = 1e-20, bias_std 1). Below this ratio the
+# engine declines, with a margin of 1000.
+MIN_WEIGHT_TO_BIAS = 1e-12
+
+
+def _bias_swamps_weights(plan: Plan) -> bool:
+    """Whether some layer's weight share s_u^2 may be below MIN_WEIGHT_TO_BIAS s_b^2.
+
+    s_u^2 is sigma_w^2 q0 at layer 1 (the smallest nonzero input length; an all-zero input
+    gives u = 0 exactly) and, from layer 2 on, about sigma_w^2 E[phi(z)^2] at least: with
+    Var z >= s_b^2 that is at least about sigma_w^2 min(1, s_b^2) (a bounded phi saturates).
+    """
+    net = plan.network
+    sigma_w2 = np.asarray(net.sigma_w2)
+    lengths = ([plan.input_q0] if plan.input_q0_rows is None
+               else list(plan.input_q0_rows[0]))
+    positive = [q for q in lengths if q > 0.0]
+    first = sigma_w2[0] * min(positive) if positive else np.inf
+    later = sigma_w2[1:].min() * min(1.0, net.bias_std ** 2) if net.depth > 1 else np.inf
+    return min(first, later) < MIN_WEIGHT_TO_BIAS * net.bias_std ** 2
+
+
 def max_inputs_per_network(widths) -> int:
     """Largest k the exact engine takes: beyond ~ n/4 the direct engine is faster (measured)."""
     return max(MIN_K_LIMIT, int(np.mean(widths[1:])) // 4)
@@ -44,6 +68,10 @@ class ExactEngine(Engine):
         if net.distribution != "normal":
             return (f"{net.distribution} weights are not Gaussian, so the exact sampler does "
                     "not apply (it needs distribution='normal')")
+        if plan.gradients and net.bias_std > 0.0 and _bias_swamps_weights(plan):
+            return ("the biases' variance is over 1e12 times the weights' share of a layer's "
+                    "variance, and the exact sampler's backward step (W given W a + b) then "
+                    "loses its digits to cancellation; the direct engine draws the weights")
         limit = max_inputs_per_network(net.widths)
         if plan.inputs_per_network > limit:
             return (f"inputs_per_network={plan.inputs_per_network} is above {limit} for these "
