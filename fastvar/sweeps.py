@@ -35,12 +35,11 @@ from .results.files import csv_cell
 
 # keywords of mlp()/Network and of simulate() that a configuration may set, from their
 # declarations (fastvar.options): the sweep's own seed is not one
-_CONFIGURATION = SHAPE_OPTIONS + NETWORK_OPTIONS + tuple(
-    option for option in RUN_OPTIONS if option.sweep != "no")
 NETWORK_KEYS = tuple(option.name for option in SHAPE_OPTIONS + NETWORK_OPTIONS)
 SIMULATE_KEYS = tuple(option.name for option in RUN_OPTIONS if option.sweep != "no")
 # not scalars, or pointless to sweep
-_FIXED_ONLY = tuple(option.name for option in _CONFIGURATION if option.sweep == "fixed")
+_FIXED_ONLY = tuple(option.name for option in SHAPE_OPTIONS + NETWORK_OPTIONS + RUN_OPTIONS
+                    if option.sweep == "fixed")
 MAX_CONFIGURATIONS = 100_000  # validated at about 1 ms each before the first one runs
 # per-configuration values: measured depth scales and last/first-layer observables
 OBSERVABLES = ("log_q_ratio", "log_g_ratio", "c", "xi_c", "xi_q")
