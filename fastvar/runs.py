@@ -17,6 +17,7 @@ import numpy as np
 from .checkpoint import Checkpoint, digest, fingerprint
 from .engines.base import Engine, Plan
 from .kernels.accumulators import ROWS, STATS_SIZE, merge_blocks, new_stats
+from .kernels.codes import INPUTS_NORMAL, INPUTS_PAIR
 from .results import Result
 
 CHUNK_SECONDS = 0.25  # local runs: a progress update / Ctrl-C check about this often
@@ -155,7 +156,8 @@ class Run:
                       compile_s=self.compile_s, inputs_per_network=req.inputs_per_network,
                       gradients=req.gradients, input_q0=req.input_q0,
                       input_q0_rows=req.input_q0_rows, input_correlation=req.correlation,
-                      partial=done < req.blocks)
+                      partial=done < req.blocks,
+                      normal_inputs=req.inputs_kind in (INPUTS_NORMAL, INPUTS_PAIR))
 
     def close(self) -> None:
         """Close the progress bar."""

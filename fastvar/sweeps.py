@@ -711,7 +711,7 @@ def load(path: "str | os.PathLike", verify: bool = True) -> "Result | Sweep":
                              "than Python's parser can follow (fastvar's files nest a few "
                              "levels)") from None
     where = f"{name}: "
-    if (isinstance(data, Mapping) and data.get("format") in (formats.RESULT, formats.SWEEP)
+    if (isinstance(data, Mapping) and data.get("format") in formats.CHECKSUMMED
             and "checksum" not in data):
         # files of these formats are always written with one: its absence is an edit
         data = {**data, "checksum": None}

@@ -31,7 +31,7 @@ _FIRST_NODES, _MAX_NODES = 16, 256  # Chebyshev degrees tried for more (doubling
 _RTOL = 1e-12  # two successive degrees must agree this well
 _CHUNK = 1024  # values per quadrature batch: memory stays O(_CHUNK x 300) whatever the depth
 
-__all__ = ["gaussian_moments", "variance_map", "gradient_map", "mean_field_maps",
+__all__ = ["gaussian_moments", "kernel_moments", "variance_map", "gradient_map", "mean_field_maps",
            "correlation_map", "fixed_point", "correlation_fixed_point", "critical_sigma_w2",
            "depth_scales"]
 
@@ -95,6 +95,35 @@ def _moments(act: Activation, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
             phi, dphi = act(x), act.derivative(np.where(x == 0.0, 1e-300 * z, x))
             out[:, start:start + _CHUNK] = (np.sum(w * phi, axis=1), np.sum(w * phi * phi, axis=1),
                                             np.sum(w * dphi * dphi, axis=1))
+    return tuple(m.reshape(q.shape)[()] for m in out)
+
+
+def kernel_moments(activation: "str | Activation",
+                   q) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """E[phi(z)^2], E[phi(z)^4], d/dq E[phi(z)^2] and d^2/dq^2 E[phi(z)^2], z ~ N(0, q).
+
+    What the finite-width theory (:mod:`fastvar.finite_width`) needs beyond
+    :func:`gaussian_moments`. ``q`` is a variance > 0 (float or array); each result has its
+    shape. With x = sqrt(q) z: d/dq E[phi(x)^2] = E[phi(x) phi'(x) z] / sqrt(q) (Stein), and
+    d^2/dq^2 E[G(x)] = E[G(x) (z^4 - 6 z^2 + 3)] / (4 q^2) for G = phi^2 (the Hermite
+    identity, no second derivative of phi needed); same quadrature as gaussian_moments.
+    """
+    act, q = Activation.parse(activation), _check_q(q)
+    flat = q.reshape(-1)
+    out = np.empty((4, flat.size))
+    for start in range(0, flat.size, _CHUNK):
+        part = flat[start:start + _CHUNK]
+        z, w = _rule(np.zeros(part.size), 1.0 / np.sqrt(np.maximum(part, 1.0)))
+        root = np.sqrt(part)[:, None]
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            phi = act(root * z)
+            square = phi * phi
+            z2 = z * z
+            out[:, start:start + _CHUNK] = (
+                np.sum(w * square, axis=1), np.sum(w * square * square, axis=1),
+                np.sum(w * phi * act.derivative(root * z) * z, axis=1) / root[:, 0],
+                np.sum(w * square * (z2 * z2 - 6.0 * z2 + 3.0), axis=1) / (4.0 * part * part))
+    out[2:, flat == 0.0] = np.nan  # derivatives at q = 0 are not resolved by the nodes
     return tuple(m.reshape(q.shape)[()] for m in out)
 
 

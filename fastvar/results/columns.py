@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 
 import numpy as np
 
+from ..finite_width import COLUMNS as FINITE_WIDTH_COLUMNS, finite_width_columns
 from ..kernels.accumulators import (A, DELTA, LINK, MOMENTS, NET, NONFINITE, PAIR, UNDEFINED,
                                     WELFORD, Z)
 from ..moments import shape_statistics
@@ -52,7 +53,8 @@ SURVIVOR_COLUMNS = {"z": ("z_mean", "z_var", "z_var_se", "z_skew", "z_kurt",
                     "delta": GRADIENT_COLUMNS,
                     "c": PAIR_COLUMNS}
 SURVIVORS_NEEDED = 0.5  # fraction of the networks that must be complete
-THEORY_COLUMNS = ("q_theory", "g_theory", "c_theory")  # after COLUMNS, computed on first use
+# after COLUMNS, computed on first use; the finite-width ones from fastvar.finite_width
+THEORY_COLUMNS = ("q_theory", "g_theory", "c_theory") + FINITE_WIDTH_COLUMNS
 # networks expected in the tail that carries half the variance, below which SEs are flagged
 TAIL_NETWORKS = 2.0
 # heavy-tail flag -> (what is heavy-tailed, the SE columns it makes unreliable)
@@ -383,7 +385,7 @@ def slopes(res: Result, c_star: "float | None" = None) -> dict[str, np.ndarray]:
 
 def theory_columns(network: Network, *, gradients: bool, input_q0: float,
                    input_q0_rows: "tuple[np.ndarray, np.ndarray] | None" = None,
-                   input_correlation: "float | None" = None
+                   input_correlation: "float | None" = None, normal_inputs: bool = True
                    ) -> dict[str, Callable[[], dict[str, np.ndarray]]]:
     """The infinite-width columns of a run (:mod:`fastvar.theory`), each as a function.
 
@@ -393,7 +395,10 @@ def theory_columns(network: Network, *, gradients: bool, input_q0: float,
     without ``gradients``) are one computation: for a data set (``input_q0_rows``: its
     distinct row lengths and their counts) the average over rows of the maps started at
     each row's length. ``c_theory`` is the correlation map of the pairs' c0 and q0, NaN
-    without pairs. The functions pickle (partials of module functions), as a Result does.
+    without pairs. ``z_kurt_theory``, ``q_var_theory`` and ``g_var_theory`` are the
+    finite-width theory (:func:`fastvar.finite_width.finite_width_columns`) of fresh N(0, I)
+    inputs if ``normal_inputs``, else of the fixed input or the rows. The functions pickle
+    (partials of module functions), as a Result does.
     """
     maps = functools.partial(_mean_field_columns, network, gradients, input_q0, input_q0_rows)
     # pairs of data-set rows: the theory would be the average of every pair's map (each
@@ -402,7 +407,12 @@ def theory_columns(network: Network, *, gradients: bool, input_q0: float,
     pairs = input_correlation is not None and input_q0_rows is None
     correlation = functools.partial(_correlation_column, network,
                                     input_correlation if pairs else None, input_q0)
-    return {"q_theory": maps, "g_theory": maps, "c_theory": correlation}
+    start = {"q0": input_q0} if input_q0_rows is None else {"q0": input_q0_rows[0],
+                                                             "counts": input_q0_rows[1]}
+    finite = functools.partial(finite_width_columns, network, normal_inputs=normal_inputs,
+                               gradients=gradients, **start)
+    return {"q_theory": maps, "g_theory": maps, "c_theory": correlation,
+            **dict.fromkeys(FINITE_WIDTH_COLUMNS, finite)}
 
 
 def _mean_field_columns(network: Network, gradients: bool, q0: float,

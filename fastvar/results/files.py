@@ -138,6 +138,8 @@ def result_to_dict(res: Result) -> dict[str, Any]:
             "gradients": res.gradients, "input_q0": res.input_q0,
             "input_correlation": res.input_correlation, "partial": res.partial,
             "warnings": res.warnings}
+    if res.normal_inputs is not None:  # files of earlier versions did not record it
+        meta["normal_inputs"] = res.normal_inputs
     if res.unverified is not None:  # loaded with verify=False: it stays flagged
         meta["unverified"] = res.unverified
     if res.input_q0_rows is not None:  # lossless: JSON floats round-trip exactly
@@ -208,6 +210,10 @@ def result_arguments(data: Mapping[str, Any], verify: bool = True) -> dict[str, 
                                                  strict=False)
         if kwargs["input_correlation"] > 1.0:
             raise ValueError(f"input_correlation must be in [-1, 1], got {correlation}")
+    normal = data.get("normal_inputs")
+    if normal is not None and not isinstance(normal, bool):
+        raise TypeError(f"normal_inputs must be true, false or null, got {normal!r}")
+    kwargs["normal_inputs"] = normal
     rows = _q0_rows_from_json(data.get("input_q0_rows"))
     if rows is not None:
         kwargs["input_q0_rows"] = rows

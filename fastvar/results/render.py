@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .. import _text
+from .. import _text, finite_width
 from .._checks import check_int
 from .columns import layer_ranges
 
@@ -64,6 +64,12 @@ def table(res: Result, columns: "Sequence[str] | None" = None,
     note = theory_note(res)
     if note:
         lines += _text.wrapped("note: ", note)
+    finite = [name for name in columns if name in finite_width.COLUMNS]
+    if finite:
+        lines += _text.wrapped("note: ", finite_width.note(
+            res.network, finite, normal_inputs=res.fresh_inputs,
+            rows=res.input_q0_rows is not None and res.input_q0_rows[0].size > 1,
+            gradients=res.gradients, assumed=res.normal_inputs is None))
     return "\n".join(lines)
 
 
@@ -76,8 +82,9 @@ def _cell(res: Result, name: str, i: int) -> str:
     if res[name].dtype.kind in "iu":
         return str(value)
     if name.endswith("_theory"):  # the theory, and how many SE the measurement is off
-        measured = name[:-len("_theory")] + "_mean"
-        se = res[measured + "_se"][i]
+        measured = name[:-len("_theory")]  # z_kurt, q_var, g_var; else q_mean, g_mean, c_mean
+        measured += "" if measured in res.columns else "_mean"
+        se = res[measured + "_se"][i] if measured + "_se" in res.columns else np.nan
         with np.errstate(invalid="ignore", over="ignore"):
             gap = (res[measured][i] - value) / se if se > 0 else np.nan
         if not np.isfinite(gap):

@@ -26,8 +26,11 @@ class Result:
     are NaN when the run had ``gradients=False``. ``q_theory`` and ``g_theory`` are the
     infinite-width predictions of ``q_mean`` and ``g_mean`` (:mod:`fastvar.theory`): for a
     data set, the average over its rows of the maps started at each row's own length (not
-    the maps of the mean length, which differ for curved activations such as tanh). The
-    theory columns are computed on first use (a deep network's take a while).
+    the maps of the mean length, which differ for curved activations such as tanh).
+    ``z_kurt_theory``, ``q_var_theory`` and ``g_var_theory`` are the finite-width theory of
+    ``z_kurt``, ``q_var`` and ``g_var`` (:mod:`fastvar.finite_width`: exact for linear,
+    ReLU and leaky ReLU, 1/n otherwise; NaN where none applies, the table's note says
+    why). The theory columns are computed on first use (a deep network's take a while).
 
     Nothing is silently wrong: NaN or infinite values (overflow) are left out of the
     statistics and counted per layer in ``nonfinite_z``, ``nonfinite_a`` and
@@ -74,8 +77,11 @@ class Result:
     accumulator state, shape (L, ROWS, S), see :mod:`fastvar.kernels.accumulators`),
     ``partial`` (True for the blocks completed before an interruption, see
     :class:`fastvar.Interrupted`: ``trials`` then counts the trials actually done),
-    ``unverified`` (None, or why a Result read with ``verify=False`` from a file that
-    failed its checks may not be what fastvar computed; see :attr:`verified`).
+    ``normal_inputs`` (True: fresh N(0, I) inputs per trial, False: a fixed input or a
+    data set's rows, None: not recorded, in files of earlier versions; see
+    :attr:`fresh_inputs`), ``unverified`` (None, or why a Result read with
+    ``verify=False`` from a file that failed its checks may not be what fastvar computed;
+    see :attr:`verified`).
     """
 
     def __init__(self, network: Network, stats: np.ndarray, *, trials: int, seed: int, engine: str,
@@ -84,7 +90,7 @@ class Result:
                  input_q0: float = 1.0,
                  input_q0_rows: "tuple[np.ndarray, np.ndarray] | None" = None,
                  input_correlation: "float | None" = None, partial: bool = False,
-                 unverified: "str | None" = None) -> None:
+                 unverified: "str | None" = None, normal_inputs: "bool | None" = None) -> None:
         self.network = network
         self.stats = np.asarray(stats, dtype=np.float64)
         self.trials, self.seed, self.engine = int(trials), int(seed), str(engine)
@@ -106,10 +112,12 @@ class Result:
                                    zero_gradients=constant_norm, networks=networks)
         # what the warnings say of the networks kept and of underflow
         self._counts = network_counts(self.stats, networks, self.gradients, constant_norm)
+        self.normal_inputs = None if normal_inputs is None else bool(normal_inputs)
         self._theory_skipped: list[str] = []
         self._columns = Columns(measured, theory_columns(
             network, gradients=self.gradients, input_q0=self.input_q0,
-            input_q0_rows=self.input_q0_rows, input_correlation=self.input_correlation))
+            input_q0_rows=self.input_q0_rows, input_correlation=self.input_correlation,
+            normal_inputs=self.fresh_inputs))
 
     def slopes(self, c_star: "float | None" = None) -> dict[str, np.ndarray]:
         """Measured per-layer rates, to place a network on the order/chaos diagram.
@@ -249,6 +257,17 @@ class Result:
         """False for a Result read with ``verify=False`` from a file whose checksum or
         metadata did not check out (see :attr:`unverified`); True otherwise."""
         return self.unverified is None
+
+    @property
+    def fresh_inputs(self) -> bool:
+        """Whether the trials drew fresh N(0, I) inputs (:attr:`normal_inputs`), as the
+        finite-width theory assumes it: where a file of an earlier version did not record
+        it, True when it has no rows and an input_q0 of 1 (what fresh inputs have; a fixed
+        input of mean square exactly 1 would be read as fresh ones, which the table's note
+        then says)."""
+        if self.normal_inputs is not None:
+            return self.normal_inputs
+        return self.input_q0_rows is None and self.input_q0 == 1.0
 
     @property
     def theory_interrupted(self) -> bool:
