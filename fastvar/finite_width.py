@@ -35,7 +35,9 @@ Which form applies where:
   exact for normal weights with linear (any bias; the backward pass does not see the
   forward one) or ReLU / leaky ReLU without bias (each phi'(z_j)^2 is 1 or a^2 with
   probability 1/2, independently of the rest):
-  Var(g^l) / E[g^l]^2 = (1 + 2/n_L) prod_{k=l}^{L-1} (1 + nu/n_k) - 1.
+  E[(g^l)^2] / E[g^l]^2 = (1 + 2/n_L) prod_{k=l}^{L-1} (1 + nu/n_k), except that for
+  ReLU a dead layer (all its units negative, probability 2^-n) zeroes every gradient below
+  the output: :func:`gradient_moments`.
 
 What is measured: ``z_kurt`` pools every unit of every trial, so its theory is the excess
 kurtosis of the marginal law of one unit in one trial; ``q_var`` and ``g_var`` are the
@@ -58,7 +60,7 @@ from .network import Network
 from .theory import kernel_moments
 
 __all__ = ["COLUMNS", "weight_kurtosis", "exact_moments", "vertex_moments",
-           "gradient_spread", "forms", "finite_width_columns", "note"]
+           "gradient_moments", "forms", "finite_width_columns", "note"]
 
 COLUMNS = ("q_mean_theory", "z_kurt_theory", "q_var_theory", "g_var_theory")
 HOMOGENEOUS = ("linear", "relu", "leaky_relu")
@@ -193,20 +195,30 @@ def vertex_moments(net: Network, q0, normal_inputs: bool) -> dict[str, np.ndarra
     return out
 
 
-def gradient_spread(net: Network) -> np.ndarray:
-    """Var(g^l) / E[g^l]^2 for l = 1..L, shape (L,), exact where :func:`forms` says so:
-    (1 + 2/n_L) prod_{k=l}^{L-1} (1 + nu/n_k) - 1 (nu = 2 for linear, 5 for ReLU)."""
+def gradient_moments(net: Network) -> tuple[np.ndarray, np.ndarray]:
+    """Exact (E[g^l], E[(g^l)^2]) for l = 1..L, each of shape (L,), where :func:`forms`
+    says "exact product" for ``g_var_theory`` (normal weights; linear, or ReLU / leaky ReLU
+    without bias).
+
+    Given a live layer below, each phi'(z_j)^2 is 1 or a^2 with probability 1/2,
+    independently of everything else (flipping a row of W flips z_j and nothing downstream
+    sees its sign), so E g^2 / (E g)^2 = (1 + 2/n_L) prod_{k=l}^{L-1} (1 + nu/n_k). ReLU
+    adds one thing the product leaves out: a layer whose n_m units are all negative
+    (probability 2^-n_m) zeroes every z above it, and with them every gradient below the
+    output, so for l < L E[g^l] and E[(g^l)^2] carry the factor prod_{m<l} (1 - 2^-n_m)
+    (at width 2 a quarter of the networks lose their gradients at each layer).
+    """
+    relu = net.activation_fn.name == "relu"
     nu = 2.0 if net.activation_fn.name == "linear" else _nu(net)
     widths = np.asarray(net.widths[1:], dtype=np.float64)
     factors = np.append(1.0 + nu / widths[:-1], 1.0 + 2.0 / widths[-1])
-    return np.cumprod(factors[::-1])[::-1] - 1.0
-
-
-def _gradient_means(net: Network) -> np.ndarray:
-    """E[g^l] for l = 1..L of the homogeneous activations (E phi'(z)^2 = c2 for symmetric z)."""
+    spread = np.cumprod(factors[::-1])[::-1]
     c2 = 1.0 if net.activation_fn.name == "linear" else _homogeneous_constants(net)[0]
-    gains = np.asarray(net.widths[2:], dtype=np.float64) * net.weight_var[1:] * c2
-    return np.append(np.cumprod(gains[::-1])[::-1], 1.0)
+    gains = widths[1:] * net.weight_var[1:] * c2
+    free = np.append(np.cumprod(gains[::-1])[::-1], 1.0)
+    # the output's cotangent is drawn whatever the forward pass did: layer L is always alive
+    alive = np.append(np.cumprod(np.append(1.0, 1.0 - 0.5 ** widths[:-2])), 1.0) if relu else 1.0
+    return alive * free, alive * free * free * spread
 
 
 def _why_not(net: Network) -> "str | None":
@@ -345,10 +357,10 @@ def finite_width_columns(net: Network, *, normal_inputs: bool, q0=1.0, counts=No
     if how["q_mean_theory"].startswith("nan"):  # else NaN from the missing mean x^4 already
         out["q_mean_theory"] = nan
     if not how["g_var_theory"].startswith("nan"):
-        means = _gradient_means(net)
+        mean, second = gradient_moments(net)
         zero_row = net.activation_fn.name != "linear" and net.bias_std == 0.0 and (q0 == 0).any()
         # an all-zero input keeps every z at 0, where phi'(0) decides, not the symmetry
-        out["g_var_theory"] = nan if zero_row else gradient_spread(net) * means * means
+        out["g_var_theory"] = nan if zero_row else second - mean * mean
     return out
 
 
