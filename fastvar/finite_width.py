@@ -52,12 +52,13 @@ norms and orthogonal weights have no theory here: NaN, with the reason from
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
 from .network import Network
-from .theory import kernel_moments
+from .theory import kernel_moments, row_average
 
 __all__ = ["COLUMNS", "weight_kurtosis", "exact_moments", "vertex_moments",
            "gradient_moments", "forms", "finite_width_columns", "note"]
@@ -291,15 +292,32 @@ def forms(net: Network, *, normal_inputs: bool, rows: bool = False,
             "g_var_theory": backward}
 
 
-def _input_laws(net: Network, normal_inputs: bool, q0, counts):
-    """(q0, E q0^2, E mean x^4, shares) of each input law: one for fresh N(0, I) inputs,
-    one per distinct row length for a data set (or a fixed input)."""
-    values = np.atleast_1d(np.asarray(q0, dtype=np.float64))
-    shares = np.ones(values.size) if counts is None else np.asarray(counts, dtype=np.float64)
-    shares = shares / shares.sum()
+def _law_moments(net: Network, normal_inputs: bool, several: bool, mean_only: bool,
+                 q0: np.ndarray) -> list[np.ndarray]:
+    """Per input law of length q0 (m,): [E q, E z^2, E z^4, E q^2], each (L, m) ([E q]
+    alone if ``mean_only``), by the exact recursion or the 1/n one."""
     if normal_inputs:  # ||x||^2 / n_0 ~ q0 chi^2_{n_0} / n_0, x_j^4 averages 3 q0^2
-        return values, values * values * (1.0 + 2.0 / net.widths[0]), 3.0 * values ** 2, shares
-    return values, values * values, np.full(values.size, np.nan), shares
+        q0_square, x4 = q0 * q0 * (1.0 + 2.0 / net.widths[0]), 3.0 * q0 * q0
+    else:  # a fixed input or a row: its mean fourth power is not known here
+        q0_square, x4 = q0 * q0, np.full(q0.size, np.nan)
+    if net.activation_fn.name in HOMOGENEOUS:
+        second, khat_square, fourth = exact_moments(net, q0, q0_square, x4)
+        mean = second
+    else:
+        m = vertex_moments(net, q0, normal_inputs)
+        mean = m["K"] + m["shift"]
+        # one input law: E Khat = K (its shift changes the kurtosis at O(1/n^2)); several:
+        # their spread is O(1), so the O(1/n) shifts of the means enter at O(1/n)
+        second = mean if several else m["K"]
+        fan = np.asarray(net.widths[:-1], dtype=np.float64)[:, None]
+        khat_square = second * second + m["V"] / fan
+        excess = weight_kurtosis(net.distribution) - 3.0
+        kappa = excess * net.sigma_w2[:, None] ** 2 * m["phi4"] / fan if excess else 0.0
+        fourth = 3.0 * khat_square + kappa
+    if mean_only:
+        return [mean]
+    n = np.asarray(net.widths[1:], dtype=np.float64)[:, None]
+    return [mean, second, fourth, fourth / n + (1.0 - 1.0 / n) * khat_square]
 
 
 def finite_width_columns(net: Network, *, normal_inputs: bool, q0=1.0, counts=None,
@@ -328,37 +346,25 @@ def finite_width_columns(net: Network, *, normal_inputs: bool, q0=1.0, counts=No
         where :func:`forms` gives a reason.
     """
     nan = np.full(net.depth, np.nan)
-    q0, q0_square, x4, shares = _input_laws(net, normal_inputs, q0, counts)
-    how = forms(net, normal_inputs=normal_inputs, rows=q0.size > 1, gradients=gradients)
+    several = np.ndim(q0) > 0 and np.size(q0) > 1
+    how = forms(net, normal_inputs=normal_inputs, rows=several, gradients=gradients)
     out = dict.fromkeys(COLUMNS, nan)
-    fan = np.asarray(net.widths[:-1], dtype=np.float64)[:, None]
-    n = np.asarray(net.widths[1:], dtype=np.float64)[:, None]
-    if _why_not(net) is not None:
-        return out
-    if net.activation_fn.name in HOMOGENEOUS:
-        second, khat_square, fourth = exact_moments(net, q0, q0_square, x4)
-        out["q_mean_theory"] = second @ shares
-    else:
-        m = vertex_moments(net, q0, normal_inputs)
-        out["q_mean_theory"] = (m["K"] + m["shift"]) @ shares
-        # one input law: E Khat = K (its shift changes the kurtosis at O(1/n^2)); several:
-        # their spread is O(1), so the O(1/n) shifts of the means enter at O(1/n)
-        second = m["K"] + (m["shift"] if q0.size > 1 else 0.0)
-        khat_square = second * second + m["V"] / fan
-        excess = weight_kurtosis(net.distribution) - 3.0
-        kappa = excess * net.sigma_w2[:, None] ** 2 * m["phi4"] / fan if excess else 0.0
-        fourth = 3.0 * khat_square + kappa
-    if not how["z_kurt_theory"].startswith("nan"):
-        q_square = fourth / n + (1.0 - 1.0 / n) * khat_square
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = second @ shares
-            out["z_kurt_theory"] = (fourth @ shares) / (mean * mean) - 3.0
-            out["q_var_theory"] = q_square @ shares - mean * mean
-    if how["q_mean_theory"].startswith("nan"):  # else NaN from the missing mean x^4 already
-        out["q_mean_theory"] = nan
+    forward = not how["z_kurt_theory"].startswith("nan")
+    if forward or not how["q_mean_theory"].startswith("nan"):
+        # the law of a trial is the mixture over input laws: average its moments
+        moments = row_average(functools.partial(_law_moments, net, normal_inputs, several,
+                                                not forward), q0, counts)
+        if not how["q_mean_theory"].startswith("nan"):
+            out["q_mean_theory"] = moments[0]
+        if forward:
+            _, second, fourth, q_square = moments
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out["z_kurt_theory"] = fourth / (second * second) - 3.0
+                out["q_var_theory"] = q_square - second * second
     if not how["g_var_theory"].startswith("nan"):
         mean, second = gradient_moments(net)
-        zero_row = net.activation_fn.name != "linear" and net.bias_std == 0.0 and (q0 == 0).any()
+        zero_row = (net.activation_fn.name != "linear" and net.bias_std == 0.0
+                    and (np.asarray(q0) == 0).any())
         # an all-zero input keeps every z at 0, where phi'(0) decides, not the symmetry
         out["g_var_theory"] = nan if zero_row else second - mean * mean
     return out

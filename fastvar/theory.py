@@ -31,9 +31,9 @@ _FIRST_NODES, _MAX_NODES = 16, 256  # Chebyshev degrees tried for more (doubling
 _RTOL = 1e-12  # two successive degrees must agree this well
 _CHUNK = 1024  # values per quadrature batch: memory stays O(_CHUNK x 300) whatever the depth
 
-__all__ = ["gaussian_moments", "kernel_moments", "variance_map", "gradient_map", "mean_field_maps",
-           "correlation_map", "fixed_point", "correlation_fixed_point", "critical_sigma_w2",
-           "depth_scales"]
+__all__ = ["gaussian_moments", "kernel_moments", "row_average", "variance_map", "gradient_map",
+           "mean_field_maps", "correlation_map", "fixed_point", "correlation_fixed_point",
+           "critical_sigma_w2", "depth_scales"]
 
 
 def _rule(kink: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -248,8 +248,8 @@ def _chebyshev_weights(mu: np.ndarray) -> np.ndarray:
     return (2.0 / n) * ends * ((ends * mu) @ cosines)
 
 
-def _interpolated(net: Network, values: np.ndarray, share: np.ndarray,
-                  gradients: bool) -> "list[np.ndarray] | None":
+def _interpolated(maps_of, values: np.ndarray,
+                  share: np.ndarray) -> "list[np.ndarray] | None":
     """Share-weighted sums of the maps over ``values`` (> 0, sorted) by Chebyshev
     interpolation in log q0, doubling the degree until two agree to _RTOL (convergence is
     geometric, so the last is far better than that); None if that fails by _MAX_NODES."""
@@ -262,7 +262,7 @@ def _interpolated(net: Network, values: np.ndarray, share: np.ndarray,
         nodes = np.exp(lo + (hi - lo) * 0.5 * (1.0 + np.cos(np.pi * np.arange(n + 1) / n)))
         nodes[[0, -1]] = values[-1], values[0]
         with np.errstate(invalid="ignore"):
-            maps = _maps(net, nodes, gradients)
+            maps = maps_of(nodes)
         if not all(np.isfinite(m).all() for m in maps):
             return None  # a start overflows: not smooth there
         while len(mu) <= n:
@@ -277,27 +277,27 @@ def _interpolated(net: Network, values: np.ndarray, share: np.ndarray,
     return None
 
 
-def _row_sums(net: Network, values: np.ndarray, share: np.ndarray,
-              gradients: bool) -> list[np.ndarray]:
-    """Share-weighted sums of the maps started at each of ``values`` (sorted, distinct)."""
+def _row_sums(maps_of, values: np.ndarray, share: np.ndarray) -> list[np.ndarray]:
+    """Share-weighted sums of ``maps_of(values)`` (a list of (L, m) arrays, one column per
+    start) over ``values`` (sorted, distinct)."""
     if values.size <= _EXACT_ROWS:
-        return [m @ share for m in _maps(net, values, gradients)]
+        return [m @ share for m in maps_of(values)]
     if values[0] == 0.0:  # log q0 needs q0 > 0: a zero length is a point of its own
-        return [a + b for a, b in zip(_row_sums(net, values[:1], share[:1], gradients),
-                                      _row_sums(net, values[1:], share[1:], gradients))]
+        return [a + b for a, b in zip(_row_sums(maps_of, values[:1], share[:1]),
+                                      _row_sums(maps_of, values[1:], share[1:]))]
     lo, hi = math.log(values[0]), math.log(values[-1])
     if hi - lo < 1e-12:  # lengths equal to 12 digits: the curvature's effect is ~1e-24
         return [m[:, 0] * share.sum()
-                for m in _maps(net, np.array([share @ values / share.sum()]), gradients)]
-    found = _interpolated(net, values, share, gradients)
+                for m in maps_of(np.array([share @ values / share.sum()]))]
+    found = _interpolated(maps_of, values, share)
     if found is not None:
         return found
     # deep compositions of curved maps (e.g. gelu through 20 layers) can need more nodes
     # than _MAX_NODES over a wide range: halve the range in log q0 and try each half
     cut = int(np.searchsorted(values, math.exp(0.5 * (lo + hi))))
     cut = min(max(cut, 1), values.size - 1)
-    return [a + b for a, b in zip(_row_sums(net, values[:cut], share[:cut], gradients),
-                                  _row_sums(net, values[cut:], share[cut:], gradients))]
+    return [a + b for a, b in zip(_row_sums(maps_of, values[:cut], share[:cut]),
+                                  _row_sums(maps_of, values[cut:], share[cut:]))]
 
 
 def _row_average(net: Network, q0, counts, gradients: bool) -> list[np.ndarray]:
@@ -308,7 +308,19 @@ def _row_average(net: Network, q0, counts, gradients: bool) -> list[np.ndarray]:
         # homogeneous activations: E[phi(z)^2] is proportional to q and E[phi'(z)^2] does not
         # depend on q, so every map is affine in q0 and its row average is the map of the mean
         return [m[:, 0] for m in _maps(net, np.array([share @ values]), gradients)]
-    return _row_sums(net, values, share, gradients)
+    return _row_sums(lambda starts: _maps(net, starts, gradients), values, share)
+
+
+def row_average(maps_of, q0, counts=None) -> list[np.ndarray]:
+    """The average over data-set rows of per-row maps, as :func:`variance_map` averages its
+    own (exactly up to 256 distinct lengths, else by Chebyshev interpolation in log q0).
+
+    ``maps_of`` takes the input lengths q0 (m,) and returns a list of arrays of shape
+    (L, m), one column per length, smooth in log q0 where q0 > 0; ``q0`` and ``counts`` as
+    in :func:`variance_map`. Returns the count-weighted averages, each of shape (L,).
+    """
+    values, share = _rows(q0, counts)
+    return _row_sums(maps_of, values, share)
 
 
 def variance_map(net: Network, q0: "float | np.ndarray" = 1.0,

@@ -299,3 +299,45 @@ def test_one_over_n_error_falls_like_one_over_n_squared(act):
         assert -2.05 < slope < -1.95, (c, slope, scaled)
         assert np.all(np.sign(scaled) == np.sign(scaled[0])), (c, scaled)
         assert np.ptp(scaled) < 0.05 * np.abs(scaled).max(), (c, scaled)
+
+
+def test_data_set_theory_is_the_mixture_over_rows_also_beyond_256_lengths():
+    # 2000 distinct lengths: averaged by Chebyshev interpolation; by hand: row by row
+    net = Network(widths=[8, 32, 16, 24], activation="gelu", init="he", bias_std=0.1)
+    q0 = np.exp(np.random.default_rng(4).normal(0.0, 0.6, 2000))
+    cols = F.finite_width_columns(net, normal_inputs=False, q0=q0)
+    m = F.vertex_moments(net, q0, normal_inputs=False)
+    fan, n = np.array(net.widths[:-1])[:, None], np.array(net.widths[1:])[:, None]
+    first = m["K"] + m["shift"]
+    second = first ** 2 + m["V"] / fan
+    mean = first.mean(axis=1)
+    np.testing.assert_allclose(cols["q_mean_theory"], mean, rtol=1e-11)
+    np.testing.assert_allclose(cols["z_kurt_theory"], 3 * second.mean(axis=1) / mean ** 2 - 3,
+                               rtol=1e-9)
+    q_square = 3 * second / n + (1 - 1 / n) * second
+    np.testing.assert_allclose(cols["q_var_theory"], q_square.mean(axis=1) - mean ** 2,
+                               rtol=1e-9)
+
+
+def test_results_carry_the_columns_the_input_kind_and_the_note(tmp_path):
+    net = Network(widths=[6, 8, 8], activation="tanh", bias_std=0.1)
+    fresh = fastvar.simulate(net, 64, seed=1, engine="exact")
+    fixed = fastvar.simulate(net, 64, seed=1, engine="exact", inputs=np.ones(6))
+    assert fresh.normal_inputs is True and fixed.normal_inputs is False
+    # a fixed input has no layer-1 fluctuation: Gaussian z at layer 1
+    assert fixed["z_kurt_theory"][0] == 0.0 < fresh["z_kurt_theory"][0]
+    for res in (fresh, fixed):
+        back = fastvar.Result.from_dict(res.to_dict())
+        assert back.normal_inputs == res.normal_inputs
+        for c in F.COLUMNS:
+            np.testing.assert_array_equal(back[c], res[c])
+    # a file of an earlier version does not say: no rows and q0 = 1 are read as fresh inputs
+    old = {k: v for k, v in fixed.to_dict().items() if k not in ("normal_inputs", "format")}
+    legacy = fastvar.Result.from_dict(old)
+    assert legacy.normal_inputs is None and legacy.fresh_inputs
+    assert "assumed" in legacy.table(["z_kurt", "z_kurt_theory"])
+    text = " ".join(fresh.table(["z_kurt", "z_kurt_theory", "g_var", "g_var_theory"]).split())
+    assert "z_kurt_theory: 1/n (vertex recursion)" in text and "g_var_theory: nan: " in text
+    fresh.to_csv(tmp_path / "r.csv")
+    header = (tmp_path / "r.csv").read_text().splitlines()[0].split(",")
+    assert set(F.COLUMNS) <= set(header)
