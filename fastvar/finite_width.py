@@ -12,7 +12,7 @@ are N(0, Khat^l) given the layer below, so exactly
     E z^4 / (E z^2)^2 - 3 = 3 Var(Khat) / (E Khat)^2,
     Var q = Var(Khat) + (2 / n_l) E[Khat^2].
 
-Uniform and truncated-normal weights (kappa_w = E w^4 / (E w^2)^2: 9/5 and 2.53...) add a
+Uniform and truncated-normal weights (kappa_w = E w^4 / (E w^2)^2: 9/5 and 2.366) add a
 fourth cumulant (kappa_w - 3) C_W^2 E[mean_j a_j^4] / n_{l-1} to z given the layer below.
 
 Which form applies where:
@@ -30,7 +30,11 @@ Which form applies where:
   V^1 = 2 C_W^2 q0^2 for fresh N(0, I) inputs, 0 for a fixed input; K^l the mean-field
   q^l. Its error is O(1/n^2). Non-normal weights add
   (kappa_w - 3) C_W^2 <phi^4>_{K^{l-1}} / (n_{l-1} (K^l)^2) to the kurtosis (their effect
-  on V is O(1/n^2)).
+  on V is O(1/n^2)); at layer 1 that needs the input's mean x^4, known only for fresh
+  N(0, I) inputs (3 q0^2), so a fixed input or rows leave it NaN there.
+* **the mean** (``q_mean_theory``): E q^l = K^l exactly for linear, ReLU and leaky ReLU
+  (E phi(z)^2 = c2 E z^2); otherwise K^l plus its 1/n shift from the curvature of
+  <phi^2>_K (:func:`vertex_moments`).
 * **gradients**, g^l = ||delta^l||^2 / n_l with a fresh N(0, I) cotangent at the output:
   exact for normal weights with linear (any bias; the backward pass does not see the
   forward one) or ReLU / leaky ReLU without bias (each phi'(z_j)^2 is 1 or a^2 with
@@ -46,9 +50,9 @@ trials of a network are correlated, but each one's marginal law is that of a sin
 which these columns describe (the sample variance over correlated trials is still
 consistent: its bias is -(k - 1) Cov / (trials - 1)). For a data set, a trial draws a row at
 random: the law is the mixture over rows, whose moments are the row averages of the
-moments (E z^2, E z^4, E q, E q^2) — not the average of the kurtoses. Residual streams,
-norms and orthogonal weights have no theory here: NaN, with the reason from
-:func:`forms`.
+moments (E z^2, E z^4, E q, E q^2), not the average of the kurtoses (averaged as
+:func:`fastvar.theory.row_average` averages the mean-field maps). Residual streams, norms
+and orthogonal weights have no theory here: NaN, with the reason from :func:`forms`.
 """
 from __future__ import annotations
 
@@ -69,9 +73,9 @@ _TRUNCATION = 2.0  # truncated normal weights: N(0, 1) cut at +-2 standard devia
 
 
 def weight_kurtosis(distribution: str) -> float:
-    """kappa_w = E w^4 / (E w^2)^2 of the weight law: 3 (normal), 9/5 (uniform), about
-    2.5375 (normal truncated at +-2 std; the rescaling to the scheme's variance does not
-    change it)."""
+    """kappa_w = E w^4 / (E w^2)^2 of the weight law: 3 (normal), 9/5 (uniform), 2.366
+    (normal truncated at +-2 std; the rescaling to the scheme's variance does not change
+    it)."""
     if distribution == "normal":
         return 3.0
     if distribution == "uniform":
@@ -123,8 +127,8 @@ def exact_moments(net: Network, q0, q0_square, x4) -> tuple[np.ndarray, np.ndarr
     cb, cw, widths = net.bias_std ** 2, net.sigma_w2, net.widths
     q0, q0_square, x4 = (np.asarray(v, dtype=np.float64) for v in (q0, q0_square, x4))
     out = np.empty((3, net.depth, q0.size))
-    # E Khat, E Khat^2 and E mean_j a_j^4 of the layer below (the input at l = 1: a = x, whose
-    # "phi" is the identity)
+    # E mean_j a_j^2, E (mean_j a_j^2)^2 and E mean_j a_j^4 of the layer below (at l = 1 the
+    # input: a = x)
     mean_a2, mean_a2_square, mean_a4 = q0, q0_square, x4
     for l in range(net.depth):
         fan = widths[l]
