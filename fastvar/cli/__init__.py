@@ -32,7 +32,7 @@ def __getattr__(name: str):
 def build_parser() -> "argparse.ArgumentParser":
     """The argparse parser of the ``fastvar`` command."""
     from .. import __version__
-    from . import bench, explain, info, simulate, sweep
+    from . import bench, explain, info, serve, simulate, sweep
     from .common import Parser
 
     parser = Parser(prog="fastvar", description="How variance of signals and gradients "
@@ -45,6 +45,7 @@ def build_parser() -> "argparse.ArgumentParser":
     explain.setup_arguments(sub)
     info.setup_arguments(sub)
     bench.setup_arguments(sub)
+    serve.setup_arguments(sub)
     return parser
 
 
