@@ -381,8 +381,12 @@ function drawHistogram() {
   $("hist-note").textContent = `Layer ${layer}: ${total} values of ${of}` +
     (out > 0 ? `; ${(100 * out).toPrecision(2)}% fall outside the bins (±${R} × ${fmt(scale, 3)})`
       : "") + (of === "a" ? "; a = φ(z) has no Gaussian theory curve" : "");
+  // show the bins that hold values (the bins span ±R scales, mostly empty)
+  const used = counts.flatMap((c, j) => c > 0 ? [j] : []);
+  const lo = used.length ? centers[used[0]] - width : -R * scale;
+  const hi = used.length ? centers[used[used.length - 1]] + width : R * scale;
   return plot("plot-hist", traces, {...baseLayout(`layer ${layer}: distribution of ${of}`,
-    "density", false), bargap: 0, xaxis: {title: {text: of}}});
+    "density", false), bargap: 0, xaxis: {title: {text: of}, range: [lo, hi]}});
 }
 
 function pm(value, se, digits = 4) {
