@@ -19,6 +19,8 @@ simulations run at once (default: one per core), at most ``queue`` more wait (up
 from __future__ import annotations
 
 import argparse
+import asyncio
+import concurrent.futures
 import contextlib
 import importlib.resources
 import logging
@@ -220,6 +222,13 @@ class Slots:
         self.limits = limits
         self.running = 0
         self.waiting = 0
+        # simulations run on these threads only: numba's OpenMP layer keeps a team of
+        # threads per calling thread, and teams left spinning on idle threads steal cores
+        self.pool = concurrent.futures.ThreadPoolExecutor(limits.workers, "fastvar-serve")
+
+    async def run(self, func, *args):
+        """``func(*args)`` on one of the simulation threads, awaited."""
+        return await asyncio.wrap_future(self.pool.submit(func, *args))
 
     async def enter(self, request: Request) -> "str | None":
         """Take a slot (then :meth:`leave`); or why not: "busy" or "gone"."""
@@ -336,7 +345,10 @@ def create_app(max_seconds: float = DEFAULT_MAX_SECONDS, *, workers: "int | None
         limits.workers = workers if workers is not None else concurrent_workers(cores)
         limits.queue = queue if queue is not None else 4 * limits.workers
         app.state.slots = Slots(limits)
-        yield
+        try:
+            yield
+        finally:
+            app.state.slots.pool.shutdown(wait=False, cancel_futures=True)
 
     async def page(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={**_HEADERS,
@@ -381,7 +393,7 @@ def create_app(max_seconds: float = DEFAULT_MAX_SECONDS, *, workers: "int | None
                                  "parameter": None}, status_code=503,
                                 headers={"Retry-After": "1"})
         try:
-            body, media = await run_in_threadpool(run_query, query, slots.threads())
+            body, media = await slots.run(run_query, query, slots.threads())
         except (ValueError, TypeError, MemoryError) as err:  # refused by simulate itself
             return JSONResponse({"error": str(err), "parameter": None}, status_code=400)
         except Exception as err:  # the server keeps serving; the page shows the message
