@@ -302,8 +302,7 @@ def plotly_js() -> Path:
 _HEADERS = {
     # the page may talk to this server only: nothing leaves for the internet
     "Content-Security-Policy": "default-src 'self'; connect-src 'self'; img-src 'self' data: "
-                               "blob:; style-src 'self' 'unsafe-inline'; script-src 'self' "
-                               "'unsafe-eval'",
+                               "blob:; style-src 'self' 'unsafe-inline'; script-src 'self'",
     "X-Content-Type-Options": "nosniff",
 }
 

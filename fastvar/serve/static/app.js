@@ -105,25 +105,27 @@ function controlsFromURL() {
     $("init").value = "custom";
     $("sigma_w2").value = init;
   }
-  $("distribution").value = get("distribution");
+  // a value no option offers is kept as written, so that the server's refusal names it
+  const choose = (id, value) => { ensureOption($(id), value); $(id).value = value; };
+  choose("distribution", get("distribution"));
   setWidth(Number(get("width")));
   setDepth(Number(get("depth")));
   $("bias_std").value = get("bias_std");
   const residual = url.get("residual") || "";
-  if (residual === "" || meta.choices.residual.includes(residual)) {
-    $("residual").value = residual;
+  if (residual === "" || Number.isNaN(Number(residual))) {
+    choose("residual", residual);
   } else {
     $("residual").value = "custom";
     $("alpha").value = residual;
   }
-  $("norm").value = url.get("norm") || "";
+  choose("norm", url.get("norm") || "");
   $("correlation-on").checked = url.has("correlation");
   if (url.has("correlation")) $("correlation").value = url.get("correlation");
   const trials = get("trials");
   ensureOption($("trials"), trials);
   $("trials").value = trials;
   $("seed").value = get("seed");
-  $("engine").value = get("engine");
+  choose("engine", get("engine"));
   $("histograms").checked = url.get("histograms") !== "false";
   $("view_log").checked = (url.get("view_log") ?? VIEW.view_log) !== "0";
   viewLayer = url.get("view_layer") ? Number(url.get("view_layer")) : null;
@@ -276,8 +278,8 @@ function measured(name, x, y, se, color) {
     error_y: se ? {type: "data", array: se, visible: true, color, thickness: 1} : undefined};
 }
 
-function theoryTrace(name, x, y) {
-  return {name, x, y, type: "scatter", mode: "lines", line: {color: GREY, dash: "dash", width: 1.5}};
+function theoryTrace(name, x, y, color = GREY) {
+  return {name, x, y, type: "scatter", mode: "lines", line: {color, dash: "dash", width: 1.5}};
 }
 
 async function plot(id, traces, layout) {
@@ -292,18 +294,21 @@ function draw() {
   const log = $("view_log").checked;
   const pending = [
     plot("plot-q", [measured("q measured", x, col.q_mean, col.q_mean_se, BLUE),
-      theoryTrace("q theory (n → ∞)", x, col.q_theory)], baseLayout("signal q<sup>l</sup>", "q", log)),
+      theoryTrace("q theory (n → ∞)", x, col.q_theory)],
+    baseLayout("signal q<sup>l</sup>", "q", log)),
   ];
   if (doc.gradients) {
     pending.push(plot("plot-g", [measured("g measured", x, col.g_mean, col.g_mean_se, ORANGE),
-      theoryTrace("g theory (n → ∞)", x, col.g_theory)], baseLayout("gradient g<sup>l</sup>", "g", log)));
+      theoryTrace("g theory (n → ∞)", x, col.g_theory)],
+    baseLayout("gradient g<sup>l</sup>", "g", log)));
   } else {
     pending.push(plot("plot-g", [], {...baseLayout("no gradients in this run", "g", false)}));
   }
   $("fig-c").hidden = doc.input_correlation === null;
   if (doc.input_correlation !== null) {
     pending.push(plot("plot-c", [measured("c measured", x, col.c_mean, col.c_mean_se, BLUE),
-      theoryTrace("c theory", x, col.c_theory)], baseLayout("correlation c<sup>l</sup>", "c", false)));
+      theoryTrace("c theory", x, col.c_theory)],
+    baseLayout("correlation c<sup>l</sup>", "c", false)));
   }
   pending.push(drawFinite(doc));
   pending.push(drawHistogram());
@@ -321,11 +326,11 @@ function drawFinite(doc) {
   const col = doc.columns, x = col.layer;
   const traces = [measured("excess kurtosis of z", x, col.z_kurt, col.z_kurt_se || null, BLUE)];
   const have = "z_kurt_theory" in col;
-  if (have) traces.push(theoryTrace("kurtosis theory (finite n)", x, col.z_kurt_theory));
+  if (have) traces.push(theoryTrace("kurtosis theory (finite n)", x, col.z_kurt_theory, BLUE));
   traces.push({...measured("Var q over networks", x, col.q_var, col.q_var_se || null, ORANGE),
     xaxis: "x2", yaxis: "y2"});
   if ("q_var_theory" in col) {
-    traces.push({...theoryTrace("Var q theory (finite n)", x, col.q_var_theory),
+    traces.push({...theoryTrace("Var q theory (finite n)", x, col.q_var_theory, ORANGE),
       xaxis: "x2", yaxis: "y2"});
   }
   const layout = baseLayout("the finite-width gap", "excess kurtosis of z", false);
@@ -457,8 +462,14 @@ function wire() {
   });
   $("depth-slider").addEventListener("input", () => { setDepth(Number($("depth-slider").value));
     schedule(); });
-  $("width").addEventListener("change", () => { setWidth(Number($("width").value)); schedule(50); });
-  $("depth").addEventListener("change", () => { setDepth(Number($("depth").value)); schedule(50); });
+  $("width").addEventListener("change", () => {
+    setWidth(Number($("width").value));
+    schedule(50);
+  });
+  $("depth").addEventListener("change", () => {
+    setDepth(Number($("depth").value));
+    schedule(50);
+  });
   for (const id of ["bias_std", "correlation", "activation_param", "sigma_w2", "alpha", "seed"]) {
     $(id).addEventListener("input", () => schedule());
   }
