@@ -225,3 +225,12 @@ def test_the_command_serves_until_ctrl_c():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_without_the_serve_extra_the_command_says_what_to_install():
+    code = ("import sys; sys.modules['starlette'] = sys.modules['uvicorn'] = None; "
+            "from fastvar.cli import main; sys.exit(main(['serve', '--no-browser']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and "pip install 'fastvar[serve]'" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -30,7 +30,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import anyio
 from starlette.applications import Starlette
@@ -45,6 +45,9 @@ from ..cli.simulate import DEFAULT_TRIALS
 from ..network import NETWORK_OPTIONS, Network
 from ..options import EXECUTION_OPTIONS, RUN_OPTIONS, SHAPE_OPTIONS, Option, count
 from . import DEFAULT_MAX_SECONDS
+
+if TYPE_CHECKING:
+    from ..api import Estimate
 
 STATIC = Path(__file__).with_name("static")
 DEFAULT_MAX_MEMORY = 1 << 30  # bytes of working memory one request may need
@@ -149,7 +152,7 @@ class Limits:
     threads: int = 1  # numba threads shared by the running simulations
 
 
-def check_cost(query: Query, limits: Limits):
+def check_cost(query: Query, limits: Limits) -> "Estimate":
     """The :class:`fastvar.api.Estimate` of ``query`` (with all the server's threads);
     QueryError if it is refused up front (by simulate's own checks, or over the limits)."""
     from ..api import estimate
