@@ -242,6 +242,11 @@ async function run() {
     const answered = await fetch(`/api/simulate?${query}`, {signal});
     const text = await answered.text();
     const doc = JSON.parse(text);
+    if (answered.status === 503) {  // busy: try again unless a newer request came
+      setState("running", "the server is busy; trying again…");
+      timer = setTimeout(() => { if (!signal.aborted) run(); }, 1000);
+      return;
+    }
     if (!answered.ok) { showError(doc); return; }
     if (current && current.jsonURL) URL.revokeObjectURL(current.jsonURL);
     current = {query, plan, doc, text};
