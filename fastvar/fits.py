@@ -1,6 +1,6 @@
 """Depth scales fitted from a run: how fast q^l and c^l approach their fixed points.
 
-:func:`fit_depth_scale` fits xi from |x^l - x*| ~ exp(-l / xi) on one per-layer
+:func:`fit_depth_scale` fits xi from ``|x^l - x*| ~ exp(-l / xi)`` on one per-layer
 measurement; :func:`measured_depth_scales` fits xi_q and xi_c of a :class:`Result` beside
 the mean-field theory's values (:mod:`fastvar.theory`). A :class:`fastvar.Sweep` shows them
 per configuration (``Sweep.summary()``).
@@ -19,7 +19,7 @@ from .theory import correlation_fixed_point, depth_from_rate, fixed_point, q_dep
 
 
 class DepthFit(NamedTuple):
-    """A depth scale fitted from |x^l - x*| ~ exp(-l / xi), with where and how."""
+    """A depth scale fitted from ``|x^l - x*| ~ exp(-l / xi)``, with where and how."""
 
     xi: float  # layers; NaN where the data do not determine it (see note)
     xi_se: float  # standard error of xi, layers
@@ -47,7 +47,7 @@ def fit_depth_scale(values: np.ndarray, se: np.ndarray, target: float, *,
                     min_layers: int = 4) -> DepthFit:
     """Fit xi from the approach of a per-layer measurement to its fixed point ``target``.
 
-    The fit is a weighted least-squares line through log|x^l - x*| over the last run of
+    The fit is a weighted least-squares line through ``log|x^l - x*|`` over the last run of
     consecutive layers where the gap keeps one sign, lies above ``threshold`` SE plus
     ``floor`` (below, the log is noise or the finite-width shift of the fixed point) and
     below ``max_gap`` (farther out the map is not yet linear and its rate is not the

@@ -282,12 +282,20 @@ def sweep(grid: Mapping[str, Sequence], trials: int, *, seed: int = 0, engine: s
         cannot be both fixed and in the grid. ``widths``, ``inputs`` (a data set) and
         ``threads`` may only be fixed.
 
-    Every configuration is validated (by the same checks as simulate) before the first one
-    runs: an unknown key, an empty value list, a key given twice or an invalid combination
-    raises TypeError/ValueError naming the configuration, having done no work.
+    Returns
+    -------
+    Sweep
+        The configurations' results, in grid order.
 
-    Ctrl-C raises :class:`SweepInterrupted` (a KeyboardInterrupt) whose ``.partial`` is the
-    Sweep of the configurations finished so far.
+    Raises
+    ------
+    TypeError, ValueError
+        Before the first configuration runs, each is validated by simulate's checks: an
+        unknown key, an empty value list, a key given twice or an invalid combination,
+        naming the configuration, having done no work.
+    SweepInterrupted
+        On Ctrl-C (a KeyboardInterrupt); its ``.partial`` is the Sweep of the
+        configurations finished so far.
     """
     fixed = dict(fixed)
     if client is not None:
