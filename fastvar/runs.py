@@ -9,6 +9,7 @@ the progress bar. :func:`run_local` is the runner of this process; the Dask runn
 """
 from __future__ import annotations
 
+import logging
 import time
 
 import numba
@@ -68,6 +69,10 @@ class Run:
             done, total, ranges = 0, new_stats(request.network.depth), {}
         else:
             done, total, ranges = checkpoint.load()
+            loaded = done + sum(len(s) for s in ranges.values())
+            if loaded:
+                logging.getLogger("fastvar").info(
+                    f"fastvar: resumed {loaded} of {request.blocks} blocks from {checkpoint.path}")
         # (blocks merged, their merged stats (L, ROWS, S)) replaced by one store, so that a
         # KeyboardInterrupt landing anywhere leaves a consistent pair for Interrupted.result
         self._state = (done, total)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import math
 import numbers
 import os
@@ -312,10 +313,17 @@ def sweep(grid: Mapping[str, Sequence], trials: int, *, seed: int = 0, engine: s
 
         bar = tqdm(total=len(configs) * trials, unit="trial", unit_scale=True,
                    desc="fastvar sweep")
+    stored = {}
+    if store is not None:
+        stored = {c.fingerprint: store.load(c.fingerprint) for c in configs}
+        resumed = sum(res is not None for res in stored.values())
+        if resumed:
+            logging.getLogger("fastvar").info(
+                f"fastvar: resumed {resumed} of {len(configs)} configurations from {store.path}")
     done: list[tuple[_Config, Result]] = []
     try:
         for config in configs:
-            res = None if store is None else store.load(config.fingerprint)
+            res = stored.get(config.fingerprint)
             if res is None:
                 kwargs = dict(config.sim, **extra)
                 if store is not None:
