@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import _text
 from .activations import Activation
 from .results import Result
 from .theory import correlation_fixed_point, depth_from_rate, fixed_point, q_depth_scale
@@ -89,6 +90,9 @@ def fit_depth_scale(values: np.ndarray, se: np.ndarray, target: float, *,
         usable = (np.isfinite(gap) & (se > 0) & (gap > threshold * se + floor)
                   & (gap < max_gap))
     nan = math.nan
+    if not (se > 0).any():  # NaN: one network (a single trial) has no spread to measure
+        return DepthFit(nan, nan, nan, 0, 0, "no standard errors (they need 2 or more "
+                        "networks)")
     if not usable.any():
         return DepthFit(nan, nan, nan, 0, 0, f"no layer has |x - x*| between {threshold:g} SE"
                         f"{f' + {floor:.2g}' if floor else ''} and {max_gap:g}")
@@ -97,9 +101,11 @@ def fit_depth_scale(values: np.ndarray, se: np.ndarray, target: float, *,
     while first > 0 and usable[first - 1] and signed[first - 1] * signed[last] > 0:
         first -= 1
     if last - first + 1 < min_layers:
+        run = last - first + 1
         return DepthFit(nan, nan, nan, first + 1, last + 1,
-                        f"only {last - first + 1} consecutive layers (up to {last + 1}) have "
-                        f"|x - x*| between {threshold:g} SE and {max_gap:g}; need {min_layers}")
+                        f"only {_text.counted(run, 'consecutive layer')} (up to {last + 1}) "
+                        f"{'has' if run == 1 else 'have'} |x - x*| between {threshold:g} SE "
+                        f"and {max_gap:g}; need {min_layers}")
     window = slice(first, last + 1)
     layers = np.arange(first + 1, last + 2, dtype=float)
     weights = (gap[window] / se[window]) ** 2

@@ -10,6 +10,7 @@ xi_q and xi_c fitted to each (:mod:`fastvar.fits`).
 """
 from __future__ import annotations
 
+import html
 import itertools
 import json
 import logging
@@ -492,8 +493,27 @@ class Sweep:
         flag = ("" if self.unverified is None else "\nwarning: unverified: this sweep was "
                 f"read from a file that failed its checks ({self.unverified}); its numbers "
                 "may not be what fastvar computed")
-        return (f"fastvar Sweep over {keys}: {len(self)} configurations of {self.trials} "
-                f"trials, seed {self.seed}{state}{flag}")
+        return (f"fastvar Sweep over {keys}: {_text.counted(len(self), 'configuration')} of "
+                f"{_text.counted(self.trials, 'trial')}, seed {self.seed}{state}{flag}")
+
+    def __str__(self) -> str:
+        """What ``print(sweep)`` shows: the header, the shared keywords, :meth:`table`."""
+        fixed = ", ".join(f"{k}={v}" for k, v in self.fixed.items())
+        lines = [repr(self)] + (_text.wrapped("fixed: ", fixed) if fixed else [])
+        return "\n".join(lines + ([self.table()] if self.results else []))
+
+    def _repr_html_(self) -> str:
+        """The header, the table and its notes as HTML, for notebooks."""
+        esc = html.escape
+        parts = [f"<pre>{esc(repr(self))}</pre>"]
+        if self.results:
+            heads, rows, notes = self._table_cells()
+            cells = ["<tr>" + "".join(f"<th>{esc(h)}</th>" for h in heads) + "</tr>"]
+            cells += ["<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>"
+                      for row in rows]
+            parts.append(f"<table>{''.join(cells)}</table>")
+            parts += [f"<p>{esc(line)}</p>" for line in notes]
+        return "\n".join(parts)
 
     # -- per-configuration values
 
@@ -659,28 +679,46 @@ class Sweep:
         lines = [",".join(names)] + [",".join(csv_cell(x) for x in row) for row in rows]
         write_file(path, "\n".join(lines) + "\n")
 
-    def table(self) -> str:
-        """One line per configuration: grid values, q^L, g^1/g^L, c^L, xi_c ± SE, theory."""
+    def _table_cells(self) -> tuple[list[str], list[list[str]], list[str]]:
+        """(heads, rows, notes) of :meth:`table`."""
         keys = list(self.grid)
-        heads = keys + ["q^L", "ln g1/gL", "c^L", "xi_q", "xi_c", "xi_c map", "xi_c theory"]
+        pairs = any(r.input_correlation is not None for r in self.results)
+        # without input pairs c^L and xi_c are NaN in every row: no columns for them
+        heads = keys + ["q^L", "ln g1/gL"] + (
+            ["c^L", "xi_q", "xi_c", "xi_c map", "xi_c theory"] if pairs
+            else ["xi_q", "xi_q theory"])
         q = self.observable("q_mean")
         lg, c = self.observable("log_g_ratio"), self.observable("c")
+        notes: dict[str, int] = {}  # the reason a fit is NaN -> its number under the table
 
         def xi(s, kind):
-            if math.isnan(s[f"xi_{kind}"]):
-                return "nan"
-            return f"{s[f'xi_{kind}']:.4g} {_text.PLUS_MINUS} {s[f'xi_{kind}_se']:.2g}"
+            if not math.isnan(s[f"xi_{kind}"]):
+                return f"{s[f'xi_{kind}']:.4g} {_text.PLUS_MINUS} {s[f'xi_{kind}_se']:.2g}"
+            note = f"xi_{kind}: {s[f'xi_{kind}_note'] or 'not fitted'}"
+            return f"n/a [{notes.setdefault(note, len(notes) + 1)}]"
 
         rows = []
         for i, (point, s) in enumerate(zip(self.configs, self.depth_scales())):
-            rows.append([f"{point[k]:.4g}" if isinstance(point[k], float) else str(point[k])
-                         for k in keys] + [f"{q[i]:.4g}", f"{lg[i]:.3g}", f"{c[i]:.4g}",
-                                           xi(s, "q"), xi(s, "c"), f"{s['xi_c_map']:.4g}",
-                                           f"{s['xi_c_theory']:.4g}"])
+            row = [f"{point[k]:.4g}" if isinstance(point[k], float) else str(point[k])
+                   for k in keys] + [f"{q[i]:.4g}", f"{lg[i]:.3g}"]
+            if pairs:
+                row += [f"{c[i]:.4g}", xi(s, "q"), xi(s, "c"), f"{s['xi_c_map']:.4g}",
+                        f"{s['xi_c_theory']:.4g}"]
+            else:
+                row += [xi(s, "q"), f"{s['xi_q_theory']:.4g}"]
+            rows.append(row)
+        lines = [line for text, k in notes.items() for line in _text.wrapped(f"[{k}] ", text)]
+        return heads, rows, lines
+
+    def table(self) -> str:
+        """One line per configuration: grid values, q^L, ln(g^1/g^L), and the depth scales
+        xi ± SE beside the theory's; with input pairs also c^L and xi_c. A fit that gives
+        no number shows ``n/a [k]``, and note k under the table says why."""
+        heads, rows, notes = self._table_cells()
         widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(heads)]
         lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths))]
         lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
-        return "\n".join(lines)
+        return "\n".join(lines + notes)
 
     def plot(self, x: str, y: "str | None" = None, value: str = "xi_c", layer: int = -1,
              where: "Mapping[str, Any] | None" = None, ax=None):

@@ -145,4 +145,4 @@ def report(args: argparse.Namespace, result, axes: list, grid: dict, plot: bool)
         save_sweep(result, path, axes[0], axes[1] if len(axes) > 1 else None, value=value)
 
     write_outputs(args, result, draw if plot else None)
-    print(result.to_json() if args.json == "-" else f"{result!r}\n{result.table()}")
+    print(result.to_json() if args.json == "-" else result)
