@@ -255,3 +255,18 @@ def test_the_cli_announces_a_compile_off_a_terminal_unless_quiet(monkeypatch, ca
     assert "compiling" not in capsys.readouterr().err
     fastvar.simulate(fastvar.mlp(8, 2), 400, engine="numpy")  # Python: as before, off a tty
     assert "compiling" not in capsys.readouterr().err
+
+
+def test_inputs_file_gives_the_input_width(tmp_path, capsys):
+    # without --input-width the run failed: "inputs must have shape (8,) or (rows, 8) ..."
+    data = tmp_path / "x.csv"
+    data.write_text("\n".join(",".join(str(0.1 * (i + j)) for j in range(5)) for i in range(6)))
+    assert main(["simulate", "--inputs", str(data), "--trials", "60"] + SMALL) == 0
+    assert "widths 5->8x2" in capsys.readouterr().out
+    assert main(["sweep", "--grid", "init=1,2", "--inputs", str(data), "--trials", "60"]
+                + SMALL) == 0
+    assert "input_width=5" in capsys.readouterr().out
+    # a width given still wins, and a mismatch is the error it was
+    assert main(["simulate", "--inputs", str(data), "--input-width", "4", "--trials", "60"]
+                + SMALL) == 2
+    assert "match the input width 4" in capsys.readouterr().err

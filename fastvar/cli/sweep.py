@@ -9,7 +9,7 @@ from ..network import NETWORK_OPTIONS
 from ..options import RUN_OPTIONS, SHAPE_OPTIONS, Option, count, real
 from .common import (UsageError, add_network_options, add_output_options, add_run_options,
                      announcement, check_outputs, given, run_options_from_args,
-                     shape_defaults, show_progress, write_outputs)
+                     shape_defaults, shape_from_args, show_progress, write_outputs)
 
 DEFAULT_TRIALS = 2000
 PLOT_VALUES = ("log_q_ratio", "log_g_ratio", "c", "xi_c", "xi_q")
@@ -105,11 +105,12 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             raise UsageError(f"--{key.replace('_', '-')} and --grid {key} both set {key}; "
                              "give it once")
-    shape = shape_defaults({option.name: getattr(args, option.name) for option in SHAPE_OPTIONS})
+    run_options = run_options_from_args(args, skip=("seed",))
+    shape = shape_defaults(shape_from_args(args, run_options.get("inputs")))
     # what every configuration shares: the declared defaults of what a grid could vary,
     # then what the command line gives
     fixed = {**{option.name: option.default for option in grid_options().values()}, **shape,
-             **given(args, NETWORK_OPTIONS), **run_options_from_args(args, skip=("seed",))}
+             **given(args, NETWORK_OPTIONS), **run_options}
     fixed = {k: v for k, v in fixed.items() if v is not None and k not in grid}
     engine = fixed.pop("engine", "auto")
     check_outputs(json=args.json, csv=args.csv, plot=args.plot)
