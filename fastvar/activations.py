@@ -68,7 +68,26 @@ class Activation:
 
     @classmethod
     def parse(cls, spec: "str | Activation") -> "Activation":
-        """Parse ``"tanh"``, ``"leaky_relu(0.2)"``, ``"elu(0.5)"``...; raise ValueError."""
+        """Parse an activation's name, with its parameter if it takes one.
+
+        Parameters
+        ----------
+        spec : str or Activation
+            ``"tanh"``, ``"leaky_relu(0.2)"``, ``"elu(0.5)"``, ... (case-insensitive; see
+            ``ACTIVATION_NAMES``); an Activation is returned as it is.
+
+        Returns
+        -------
+        Activation
+            The parsed activation; a parameter left out takes its default.
+
+        Raises
+        ------
+        TypeError
+            If ``spec`` is neither a str nor an Activation.
+        ValueError
+            For an unknown name or a parameter that is not a number in ``PARAM_RANGE``.
+        """
         if isinstance(spec, Activation):
             return spec
         if not isinstance(spec, str):
@@ -98,9 +117,31 @@ class Activation:
         return self.name if _TABLE[self.name][1] is None else f"{self.name}({self.param:g})"
 
     def __call__(self, x) -> np.ndarray:
-        """phi(x), elementwise, float64."""
+        """The activation phi, elementwise.
+
+        Parameters
+        ----------
+        x : array_like, any shape
+            Pre-activations.
+
+        Returns
+        -------
+        float64 array, the shape of ``x``
+            phi(x); NaN where x is NaN or infinite.
+        """
         return _k.phi_ufunc(self.code, self.param, np.asarray(x, dtype=np.float64))
 
     def derivative(self, x) -> np.ndarray:
-        """phi'(x), elementwise, float64."""
+        """The derivative phi', elementwise.
+
+        Parameters
+        ----------
+        x : array_like, any shape
+            Pre-activations.
+
+        Returns
+        -------
+        float64 array, the shape of ``x``
+            phi'(x); NaN where x is NaN or infinite.
+        """
         return _k.dphi_ufunc(self.code, self.param, np.asarray(x, dtype=np.float64))
