@@ -132,16 +132,11 @@ class Activation:
         return _k.phi_ufunc(self.code, self.param, np.asarray(x, dtype=np.float64))
 
     def derivative(self, x) -> np.ndarray:
-        """The derivative phi', elementwise.
-
-        Parameters
-        ----------
-        x : array_like, any shape
-            Pre-activations.
+        """The derivative phi' at ``x``, elementwise; ``x`` as for calling the activation.
 
         Returns
         -------
         float64 array, the shape of ``x``
-            phi'(x); NaN where x is NaN or infinite.
+            The slope phi'(x) at each pre-activation; NaN where x is NaN or infinite.
         """
         return _k.dphi_ufunc(self.code, self.param, np.asarray(x, dtype=np.float64))
