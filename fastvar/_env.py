@@ -14,7 +14,6 @@ namespace package for the next install. ``import fastvar`` therefore points
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 import sys
 import warnings
@@ -114,6 +113,8 @@ def compile_without_cache_if_unwritable(probe: Callable[[], None]) -> bool:
     except RuntimeError as err:
         if "no locator" not in str(err):
             raise
+    import inspect  # here, not at the top: `import fastvar` (the command's start) needs none
+
     folder = os.path.dirname(os.path.abspath(inspect.getfile(probe)))
     for cls in (dispatcher.Dispatcher, ufuncbuilder.UFuncDispatcher):
         if not getattr(cls.enable_caching, "_fastvar_folder", None):
@@ -131,6 +132,8 @@ def _skip_missing_cache(enable_caching, folder: str):
             enable_caching(self)
         except RuntimeError as err:
             # only our kernels, and only this failure: anything else is numba's to report
+            import inspect
+
             here = os.path.dirname(os.path.abspath(inspect.getfile(self.py_func)))
             if "no locator" not in str(err) or here != folder:
                 raise

@@ -43,6 +43,9 @@ def test_ctrl_c_at_any_moment_is_one_line_and_status_130(kind):
         time.sleep(delay)
         child.send_signal(signal.SIGINT)
         out, err = child.communicate(timeout=120)
+        # a kernel compile (or a cache load) of over a second is announced, piped or not
+        err = "".join(line for line in err.splitlines(True)
+                      if not line.startswith("fastvar: compiling the "))
         if child.returncode == 0:  # it finished first
             assert "q_mean" in out and err == "", (delay, err)
         else:
