@@ -29,6 +29,8 @@ _TABLE: dict[str, tuple[int, float | None]] = {
     "erf": (_k.ERF, None),
 }
 _ALIASES = {"identity": "linear", "swish": "silu"}
+#: The names of the built-in activations ("leaky_relu", "elu" take a parameter in the name:
+#: "leaky_relu(0.2)").
 ACTIVATION_NAMES: tuple[str, ...] = tuple(_TABLE)
 # Valid range of the parameter (slope of leaky_relu, alpha of elu). phi grows like param * |z|
 # on the negative side, so its 4th moment (kurtosis) and the theory's E[phi(z)^2] scale like
