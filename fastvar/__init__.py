@@ -8,7 +8,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from ._env import keep_numba_cache_out_of_package
 from ._version import __version__
+
+# before any module of the package imports numba: its cache files in the installed package
+# would outlive `pip uninstall` (see fastvar._env)
+keep_numba_cache_out_of_package()
 
 if TYPE_CHECKING:
     from . import theory
@@ -58,4 +63,5 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))
+    # the public names only: not this module's own imports (importlib, TYPE_CHECKING, ...)
+    return sorted(set(__all__) | set(_SUBMODULES))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import sys
 import threading
@@ -222,12 +223,21 @@ def _prepare(chosen: base.Engine, request: base.Plan, threads: "int | None",
              notice: bool) -> float:
     """Compile (or load from numba's cache) the engine's kernels for this request by running
     it on no blocks; returns the seconds it took, so that the run's own time excludes it.
-    With ``notice``, a compile that lasts over a second is announced on stderr."""
-    def announce():
-        print(f"fastvar: compiling the {chosen.name} engine's kernels, once (about 20-60 s on "
-              "2 cores); later runs load them from numba's cache", file=sys.stderr, flush=True)
+    A compile that lasts over a second is announced: on stderr with ``notice``, unless the
+    ``fastvar`` logger has a level set (the command line sets one), which then decides."""
+    log = logging.getLogger("fastvar")
+    direct = notice and log.level == logging.NOTSET
 
-    timer = threading.Timer(1.0, announce) if notice else None
+    def announce():
+        text = (f"fastvar: compiling the {chosen.name} engine's kernels, once (about 20-60 s on "
+                "2 cores); later runs load them from numba's cache")
+        if direct:
+            print(text, file=sys.stderr, flush=True)
+        else:
+            log.info(text)
+
+    wanted = direct or log.isEnabledFor(logging.INFO)
+    timer = threading.Timer(1.0, announce) if wanted else None
     tick = time.perf_counter()
     if timer is not None:
         timer.daemon = True

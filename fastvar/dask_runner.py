@@ -41,7 +41,22 @@ _LOCK = threading.Lock()  # one kernel call at a time per worker process
 
 
 def check_client(client) -> None:
-    """TypeError unless ``client`` is a dask.distributed Client (ImportError without Dask)."""
+    """Check that ``client`` is a running dask.distributed Client.
+
+    Parameters
+    ----------
+    client : object
+        What ``simulate(client=...)`` was given.
+
+    Raises
+    ------
+    ImportError
+        Without dask.distributed installed (``pip install 'fastvar[dask]'``).
+    TypeError
+        If ``client`` is not a ``distributed.Client``.
+    ValueError
+        If the client is not running.
+    """
     try:
         from distributed import Client
     except ImportError:
@@ -54,10 +69,26 @@ def check_client(client) -> None:
 
 
 def task_blocks(request: "Plan", engine: "Engine", threads: int, workers: int) -> int:
-    """Blocks per task: about ``costs.TASK_SECONDS`` on a worker of ``threads`` cores (one
-    core for an engine that is not ``parallel``), by the engine's calibrated
-    ``seconds_per_network``, and at least TASKS_PER_WORKER tasks per worker for runs that
-    are short for the cluster."""
+    """The number of blocks per Dask task.
+
+    Parameters
+    ----------
+    request : Plan
+        The run's plan.
+    engine : Engine
+        Its engine, whose calibrated ``seconds_per_network`` sizes the tasks.
+    threads : int
+        Threads of a worker (one core counts for an engine that is not ``parallel``).
+    workers : int
+        Workers of the cluster.
+
+    Returns
+    -------
+    int
+        At least 1: about ``fastvar.engines.costs.TASK_SECONDS`` of work on one worker, and
+        at least ``TASKS_PER_WORKER`` tasks per worker for runs that are short for the
+        cluster.
+    """
     from .engines.costs import TASK_SECONDS
 
     block_seconds = engine.seconds_per_network(request) * request.networks_per_block
@@ -75,6 +106,13 @@ class NumbaThreads(WorkerPlugin):
     name = "fastvar-numba-threads"
 
     def setup(self, worker) -> None:
+        """Dask's hook, run as the plugin reaches a worker.
+
+        Parameters
+        ----------
+        worker : distributed.Worker
+            The worker; its ``nthreads`` become the process's numba threads.
+        """
         threads_for_process(worker.state.nthreads)
 
 
@@ -108,9 +146,30 @@ def _identity(request: "Plan") -> "Plan":
 
 
 def warm_up(client, request: "Plan", engine: str) -> dict[str, int]:
-    """Compile the kernels on every worker, one worker first; returns each worker's
-    NUMBA_NUM_THREADS. A worker lost meanwhile is skipped (its successor compiles on its
-    first task); RuntimeError if it fails everywhere (fastvar missing on the workers, ...)."""
+    """Compile (or load) the kernels on every worker, one worker first.
+
+    One worker first, so that workers sharing a numba cache folder never race to write it.
+    A worker lost meanwhile is skipped: its successor compiles on its first task.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The cluster's client.
+    request : Plan
+        The run's plan (a one-network copy of it runs on each worker).
+    engine : str
+        The engine's name.
+
+    Returns
+    -------
+    dict of str to int
+        Each worker's address and its ``NUMBA_NUM_THREADS``.
+
+    Raises
+    ------
+    RuntimeError
+        If it fails on every worker (fastvar missing there, say), with the first error.
+    """
     # one network (and at most two data rows) compiles the same kernels as the request
     tiny = dataclasses.replace(request, trials=request.inputs_per_network, data=request.data[:2])
     client.register_plugin(NumbaThreads(), name=NumbaThreads.name)
@@ -128,8 +187,25 @@ def warm_up(client, request: "Plan", engine: str) -> dict[str, int]:
 
 
 def run(client, run: "Run", task_size: "int | None" = None, retries: int = 2) -> None:
-    """Compute the missing blocks of ``run`` on ``client``'s cluster, ``task_size`` blocks
-    per task (default :func:`task_blocks`), each task retried ``retries`` times on errors."""
+    """Compute the missing blocks of a run on a Dask cluster.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The cluster's client.
+    run : Run
+        The run; each task's blocks are added to it as they complete, merged in block
+        order.
+    task_size : int, optional
+        Blocks per task (default :func:`task_blocks`).
+    retries : int, optional
+        Times a task is run again after an error.
+
+    Raises
+    ------
+    fastvar.runs.ClientClosed
+        If the client is closed during the run; the blocks done are kept in ``run``.
+    """
     from distributed import as_completed
 
     from .runs import ClientClosed

@@ -213,7 +213,8 @@ class RunOptions:
             Fresh x ~ N(0, I) per trial; one fixed input of length n_0; or a data set of
             shape (rows, n_0) whose rows are drawn uniformly at random per trial.""",
         "a data set (.npy, or .csv of numbers without header), one input per row: rows are "
-        "drawn at random (default: fresh N(0, I) inputs)", parse=name, read=inputs_file,
+        "drawn at random; its columns set the input width unless --input-width is given "
+        "(default: fresh N(0, I) inputs)", parse=name, read=inputs_file,
         metavar="FILE",
         sweep="fixed")
     inputs_per_network: "int | None" = declare(None, """

@@ -9,6 +9,7 @@ the progress bar. :func:`run_local` is the runner of this process; the Dask runn
 """
 from __future__ import annotations
 
+import logging
 import time
 
 import numba
@@ -25,7 +26,19 @@ _CHUNK_STATS_BYTES = 1 << 28  # cap on the per-block stats of one chunk (deep ne
 
 
 def chunk_cap(depth: int) -> int:
-    """Most blocks per engine call: their stats (L x 640 bytes each) stay under 256 MiB."""
+    """The most blocks one engine call may compute.
+
+    Parameters
+    ----------
+    depth : int
+        Layers L of the network.
+
+    Returns
+    -------
+    int
+        At least 1, at most 4096 blocks, whose per-block stats (L x 640 bytes each) stay
+        under 256 MiB.
+    """
     return int(max(1, min(_MAX_CHUNK_BLOCKS,
                           _CHUNK_STATS_BYTES // (depth * 8 * ROWS * STATS_SIZE))))
 SAVE_SECONDS = 1.0  # at most one checkpoint write (with fsync) a second: a kill costs <= 1 s
@@ -68,6 +81,10 @@ class Run:
             done, total, ranges = 0, new_stats(request.network.depth), {}
         else:
             done, total, ranges = checkpoint.load()
+            loaded = done + sum(len(s) for s in ranges.values())
+            if loaded:
+                logging.getLogger("fastvar").info(
+                    f"fastvar: resumed {loaded} of {request.blocks} blocks from {checkpoint.path}")
         # (blocks merged, their merged stats (L, ROWS, S)) replaced by one store, so that a
         # KeyboardInterrupt landing anywhere leaves a consistent pair for Interrupted.result
         self._state = (done, total)
@@ -93,7 +110,13 @@ class Run:
         return networks * self.request.inputs_per_network
 
     def missing(self) -> list[tuple[int, int]]:
-        """(first block, count) of the intervals still to compute, in block order."""
+        """The blocks still to compute.
+
+        Returns
+        -------
+        list of (int, int)
+            (first block, number of blocks) of each interval, in block order.
+        """
         out, at = [], self.done
         for first in sorted(self._pending):
             if first > at:
@@ -104,7 +127,16 @@ class Run:
         return out
 
     def add(self, first: int, stats: np.ndarray) -> None:
-        """Take the per-block stats (count, L, ROWS, S) of blocks first .. first + count - 1."""
+        """Take the stats of a range of completed blocks, in any order.
+
+        Parameters
+        ----------
+        first : int
+            The first block of the range.
+        stats : float64 array, shape (count, L, ROWS, S)
+            Per-block stats of blocks first .. first + count - 1, as an engine's ``run``
+            returns them.
+        """
         if self.checkpoint is not None and first != self.done:
             self.checkpoint.save_range(first, stats)  # out of order: kept until folded
         self._pending[first] = stats
@@ -131,8 +163,16 @@ class Run:
             self._bar.update(self._trials(self._shown) - self._bar.n)
 
     def save(self, force: bool = False) -> None:
-        """Write the prefix to the checkpoint if it grew (at most every SAVE_SECONDS unless
-        ``force``), then drop the range files it now holds."""
+        """Write the completed prefix to the checkpoint if it grew since the last save.
+
+        Then drop the range files the prefix now holds. Without a checkpoint, nothing.
+
+        Parameters
+        ----------
+        force : bool, optional
+            Save now; otherwise at most once every ``SAVE_SECONDS`` (1 s) until the last
+            block is in.
+        """
         done, total = self._state
         now = time.perf_counter()
         if self.checkpoint is None or done == self._saved:
@@ -144,8 +184,14 @@ class Run:
         self._saved, self._last_save = done, now
 
     def result(self) -> "Result | None":
-        """The Result of the completed prefix (``partial`` unless every block is in), or
-        None if no block is."""
+        """The Result of the blocks merged so far.
+
+        Returns
+        -------
+        Result or None
+            The Result of the completed prefix of blocks (``partial`` unless every block
+            is in); None if no block is.
+        """
         done, total = self._state
         if done == 0:
             return None
@@ -164,8 +210,16 @@ class Run:
 
 
 def run_local(run: Run) -> None:
-    """Compute the missing blocks of ``run`` in this process, in chunks of about
-    CHUNK_SECONDS (the engine spreads a chunk's blocks over the numba threads)."""
+    """Compute the missing blocks of a run in this process.
+
+    Blocks go to the engine in chunks of about ``CHUNK_SECONDS`` (0.25 s) of work, which it
+    spreads over the numba threads; between chunks the progress bar moves and Ctrl-C lands.
+
+    Parameters
+    ----------
+    run : Run
+        The run; its blocks are added to it in block order.
+    """
     cap = chunk_cap(run.request.network.depth)
     chunk = min(max(1, numba.get_num_threads()), cap)
     for first, count in run.missing():

@@ -12,7 +12,7 @@ import importlib
 import sys
 from typing import TYPE_CHECKING
 
-from .entry import UsageError, exit_process, guard
+from .entry import UsageError, exit_process, guard, notices
 
 if TYPE_CHECKING:
     import argparse
@@ -63,7 +63,8 @@ def main(argv: "list[str] | None" = None) -> int:
             args.insert(0, "simulate")  # `fastvar [options]` runs a study
         parsed = parser.parse_args(args)
         name(f"fastvar {parsed.command}")
-        return parsed.func(parsed)
+        with notices(quiet=getattr(parsed, "quiet", False)):
+            return parsed.func(parsed)
 
     return guard(body)
 

@@ -77,13 +77,23 @@ def add_network_options(parser: argparse.ArgumentParser) -> None:
         _add(group, option)
 
 
-def network_from_args(args: argparse.Namespace) -> "Network":
-    """The Network described by :func:`add_network_options` options."""
+def shape_from_args(args: argparse.Namespace, inputs: Any = None) -> dict[str, Any]:
+    """mlp's shape keywords as given (None where not); without --input-width, a data set
+    ``inputs`` (from --inputs FILE) gives the input width: its number of columns."""
+    shape = {option.name: getattr(args, option.name) for option in SHAPE_OPTIONS}
+    if shape["input_width"] is None and inputs is not None and not isinstance(inputs, str):
+        shape["input_width"] = int(inputs.shape[-1]) if inputs.ndim else None
+    return shape
+
+
+def network_from_args(args: argparse.Namespace, inputs: Any = None) -> "Network":
+    """The Network described by :func:`add_network_options` options (its input width from
+    the data set ``inputs`` unless given: :func:`shape_from_args`)."""
     from ..network import Network, mlp
 
     fields = given(args, NETWORK_OPTIONS)
     widths = fields.pop("widths", None)
-    shape = {option.name: getattr(args, option.name) for option in SHAPE_OPTIONS}
+    shape = shape_from_args(args, None if widths is not None else inputs)
     if widths is not None:
         if any(value is not None for value in shape.values()):
             raise UsageError("give either --widths or --width/--depth/--input-width, not both")

@@ -63,10 +63,10 @@ def run(args: argparse.Namespace) -> int:
     from ..results import IncompleteStatisticsWarning
     from ..runs import Interrupted
 
-    net = network_from_args(args)
+    options = run_options_from_args(args)
+    net = network_from_args(args, options.get("inputs"))
     check_outputs(json=args.json, csv=args.csv, plot=args.plot)
     columns = _columns(args.columns)
-    options = run_options_from_args(args)
     line = announcement(estimate(net, args.trials, **options))
     if line:
         print(line, file=sys.stderr, flush=True)

@@ -1,7 +1,7 @@
 """One-pass accumulators as Numba functions on float64 arrays.
 
 Three kinds of state, all merged exactly with the Chan / Pebay formulas. For moments
-A and B, n = nA + nB, d = meanB - meanA:
+A and B, n = nA + nB, d = meanB - meanA::
 
     mean = meanA + d nB / n
     M2   = M2A + M2B + d^2 nA nB / n

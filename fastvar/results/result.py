@@ -224,7 +224,7 @@ class Result:
         prints as value±SE; a ``*_theory`` column prints the theory and, in brackets, how
         many SE the measurement lies from it. ``max_rows`` (None: all) keeps the first and
         last layers of a deeper network. Layers whose statistics are incomplete or
-        overflowed are marked *, layers whose SEs are unreliable (heavy tails) !, and
+        overflowed are marked ``*``, layers whose SEs are unreliable (heavy tails) !, and
         explained by warning lines under the table (see :attr:`warnings`), followed by a
         note when q departs from the theory."""
         return render.table(self, columns, max_rows)
