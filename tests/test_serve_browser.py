@@ -109,7 +109,8 @@ def drawn(page, plot: str) -> list:
 
 def check_drawn_against_api(page, origin: str) -> dict:
     """The numbers in the q and g plots are the API's columns for the page's query."""
-    query = page.get_attribute("#plot-q", "data-query")
+    query = page.get_attribute("body", "data-drawn")
+    assert page.get_attribute("#plot-q", "data-query") == query
     assert page.get_attribute("#plot-g", "data-query") == query
     doc = api(origin, query)
     col = doc["columns"]
@@ -135,8 +136,8 @@ def test_page_draws_the_api_numbers_follows_controls_and_stays_local(server, bro
 
     # a select: the plots follow, and the URL with them
     page.select_option("#activation", "relu")
-    sync_api.expect(page.locator("#plot-q")).to_have_attribute(
-        "data-query", re.compile(r"activation=relu"), timeout=WAIT_MS)
+    sync_api.expect(page.locator("body")).to_have_attribute(
+        "data-drawn", re.compile(r"activation=relu"), timeout=WAIT_MS)
     assert "activation=relu" in page.url
     doc = check_drawn_against_api(page, server)
     assert doc["network"]["activation"] == "relu"
@@ -144,8 +145,8 @@ def test_page_draws_the_api_numbers_follows_controls_and_stays_local(server, bro
     # a slider (debounced; a stale request is cancelled): 4 -> width 16, then 3 -> 8
     page.locator("#width-slider").fill("4")
     page.locator("#width-slider").fill("3")
-    sync_api.expect(page.locator("#plot-q")).to_have_attribute(
-        "data-query", re.compile(r"width=8&"), timeout=WAIT_MS)
+    sync_api.expect(page.locator("body")).to_have_attribute(
+        "data-drawn", re.compile(r"width=8&"), timeout=WAIT_MS)
     assert check_drawn_against_api(page, server)["network"]["widths"][1] == 8
 
     # a bad value is refused with the server's message naming it; the page recovers
@@ -155,8 +156,8 @@ def test_page_draws_the_api_numbers_follows_controls_and_stays_local(server, bro
     assert page.get_attribute("body", "data-state") == "error"
     page.fill("#depth", "6")
     page.dispatch_event("#depth", "change")
-    sync_api.expect(page.locator("#plot-q")).to_have_attribute(
-        "data-query", re.compile(r"depth=6&"), timeout=WAIT_MS)
+    sync_api.expect(page.locator("body")).to_have_attribute(
+        "data-drawn", re.compile(r"depth=6&"), timeout=WAIT_MS)
     sync_api.expect(page.locator("#error")).to_be_hidden()
     # the browser logs the refused request itself as a console error: that one is expected
     page.errors = [e for e in page.errors if "status of 400 (Bad Request)" not in e]
@@ -191,7 +192,7 @@ def test_the_url_reopens_the_same_view(server, browser):
 
 def test_downloads_histograms_and_screenshot(server, browser, tmp_path):
     page = open_page(browser, f"{server}/")  # the default view
-    query = page.get_attribute("#plot-q", "data-query")
+    query = page.get_attribute("body", "data-drawn")
     with page.expect_download() as got:
         page.click("#download-json")
     doc = json.loads(open(got.value.path()).read())

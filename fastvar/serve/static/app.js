@@ -252,8 +252,10 @@ async function run() {
     current = {query, plan, doc, text};
     $("error").hidden = true;
     for (const el of document.querySelectorAll(".bad")) el.classList.remove("bad");
-    draw();
+    await draw();
     progress(null);
+    if (signal.aborted) return;  // a newer request took over while the plots were drawn
+    document.body.dataset.drawn = query;  // every plot shows this request's numbers
     setState("done", `${doc.trials} trials in ${doc.elapsed_s.toFixed(3)} s on engine ` +
       `${doc.engine}`);
   } catch (err) {
