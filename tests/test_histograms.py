@@ -52,14 +52,14 @@ def test_the_kernels_and_the_numpy_engine_bin_alike_on_the_edges_they_report():
                              np.random.default_rng(0).normal(0.0, 4.0, 5000)])
     factor = 190 / (2 * 9.5) / scale
     counts = np.zeros(HIST_SLOTS, dtype=np.int64)
-    add_histogram(counts, values, factor)
+    add_histogram(counts, values, factor, np.empty(values.size, dtype=np.int64))
     np.testing.assert_array_equal(counts, count_histogram(values, factor))
     one = np.zeros(HIST_SLOTS, dtype=np.int64)
-    add_histogram(one, centres, factor)
+    add_histogram(one, centres, factor, np.empty(190, dtype=np.int64))
     np.testing.assert_array_equal(one, [0] + [1] * 190 + [0])  # each centre in its own bin
     assert counts.sum() == values.size - 3  # NaN and +-inf are left out
     zero = np.zeros(HIST_SLOTS, dtype=np.int64)
-    add_histogram(zero, np.zeros(3), factor)
+    add_histogram(zero, np.zeros(3), factor, np.empty(3, dtype=np.int64))
     assert zero[96] == 3 and edges[95] == 0.0  # slot 96 is bin 95 = [0, width)
 
 
@@ -243,3 +243,16 @@ def test_sweeps_and_the_command_line_take_the_option(capsys):
     data = json.loads(capsys.readouterr().out)
     assert sum(data["histograms"]["z"]["counts"][0]) + data["histograms"]["z"]["below"][0] \
         + data["histograms"]["z"]["above"][0] == 160
+
+
+def test_bench_times_the_exact_engine_with_histograms():
+    import io
+
+    from fastvar import bench
+
+    out = io.StringIO()
+    rows = bench.run_bench(cases=[bench.Case(8, 2)], engines=["exact"], seconds=0.01, repeats=2,
+                           file=out)
+    row = next(r for r in rows if r["engine"] == bench.HISTOGRAMS)
+    assert row["vs_exact"]["min"] <= row["vs_exact"]["median"] <= row["vs_exact"]["max"]
+    assert "with histograms:" in out.getvalue()

@@ -383,22 +383,39 @@ def merge_blocks(total, block_stats):
 
 
 @numba.njit(cache=True)
-def add_histogram(counts, values, factor):
+def add_histogram(counts, values, factor, slots):
     """Count the finite entries of 1-D ``values`` into ``counts`` (int64, HIST_SLOTS): slot
     floor(x * factor + HIST_BINS / 2) + 1, 0 below the range, HIST_SLOTS - 1 above it.
-    Non-finite entries are left out (:func:`add_trial` counts them)."""
+    Non-finite entries are left out (:func:`add_trial` counts them). ``slots`` (int64, at
+    least as long as ``values``) is scratch."""
+    # two passes: the slots branch-free (vectorized), then the scatter; a NaN or infinite
+    # value (rare) goes to slot 0 or the last, and is taken out again at the end
     half = HIST_BINS / 2.0
-    for i in range(values.shape[0]):
+    top = float(HIST_BINS)
+    n = values.shape[0]
+    bad = 0
+    for i in range(n):
         x = values[i]
-        if not np.isfinite(x):
-            continue
+        bad += np.int64((x - x) != 0.0)  # NaN for NaN and +-inf
         y = x * factor + half
-        if y < 0.0:
-            counts[0] += 1
-        elif y >= HIST_BINS:
-            counts[HIST_SLOTS - 1] += 1
-        else:
-            counts[int(y) + 1] += 1
+        y = y if y >= -1.0 else -1.0  # NaN too
+        y = y if y <= top else top
+        slots[i] = np.int64(np.floor(y)) + 1
+    for i in range(n):
+        counts[slots[i]] += 1
+    if bad:
+        for i in range(n):
+            if not np.isfinite(values[i]):
+                counts[slots[i]] -= 1
+
+
+@numba.njit(cache=True)
+def new_histograms(depth, histograms, values):
+    """A block's histogram state: (counts (L, 3, HIST_SLOTS) int64, scratch slots for
+    :func:`add_histogram` of up to ``values`` values); no layers if not ``histograms``."""
+    layers = depth if histograms else 0
+    return (np.zeros((layers, HIST_QUANTITIES, HIST_SLOTS), np.int64),
+            np.empty(values if histograms else 0, np.int64))
 
 
 @numba.njit(cache=True)

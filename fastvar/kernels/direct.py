@@ -31,9 +31,9 @@ import numpy as np
 from numba import prange
 
 from . import rng
-from .accumulators import (A, DELTA, HIST_QUANTITIES, HIST_SLOTS, LINK, NET, STATS_SIZE, Z,
-                           add_histogram, add_links, add_network_level, add_networks, cosine,
-                           stats_rows, store_histograms)
+from .accumulators import (A, DELTA, LINK, NET, STATS_SIZE, Z, add_histogram, add_links,
+                           add_network_level, add_networks, cosine, new_histograms, stats_rows,
+                           store_histograms)
 from .activations import phi_dphi_array
 from .codes import (INPUTS_DATA, INPUTS_PAIR, INPUTS_ROW_PAIR, NORM_NONE, WEIGHTS_TRUNCATED,
                     WEIGHTS_UNIFORM)
@@ -331,8 +331,8 @@ def _buffers(args):
 @numba.njit(cache=True)
 def _forward(args, state, bank, saved, work, bufs, out, lengths, cos, hist):
     # one network's inputs and forward pass into the block's stats ``out`` (and histogram
-    # counts ``hist``, if it has layers); saves the bank each layer started from (for the
-    # backward pass) and phi'(z^l) (or N(z^l)) as asked
+    # state ``hist``, see accumulators.new_histograms); saves the bank each layer started
+    # from (for the backward pass) and phi'(z^l) (or N(z^l)) as asked
     widths, k, gradients = args.widths, args.k, args.gradients
     bias_std, alpha, norm = args.bias_std, args.alpha, args.norm
     zb, cur, nxt, ds, bias, hb, yb, ys, rs = bufs
@@ -371,9 +371,10 @@ def _forward(args, state, bank, saved, work, bufs, out, lengths, cos, hist):
         add_networks(out[l, A], a.reshape((1, k, n)), lengths)
         add_network_level(out[l, NET], z.reshape((1, k, n)), a.reshape((1, k, n)), lengths,
                           cos, pairs)
-        if hist.shape[0] > 0:
-            add_histogram(hist[l, Z], zb[:k * n], args.histogram_factor[l, Z])
-            add_histogram(hist[l, A], cur[:k * n], args.histogram_factor[l, A])
+        counts, slots = hist
+        if counts.shape[0] > 0:
+            add_histogram(counts[l, Z], zb[:k * n], args.histogram_factor[l, Z], slots)
+            add_histogram(counts[l, A], cur[:k * n], args.histogram_factor[l, A], slots)
 
 
 @numba.njit(cache=True)
@@ -388,8 +389,9 @@ def _backward(args, state, spare, saved, work, bufs, out, lengths, upper, hist):
     for l in range(depth - 1, -1, -1):
         m, n = widths[l], widths[l + 1]
         add_networks(out[l, DELTA], cur[:k * n].reshape((1, k, n)), lengths)
-        if hist.shape[0] > 0:
-            add_histogram(hist[l, DELTA], cur[:k * n], args.histogram_factor[l, DELTA])
+        if hist[0].shape[0] > 0:
+            add_histogram(hist[0][l, DELTA], cur[:k * n], args.histogram_factor[l, DELTA],
+                          hist[1])
         if l < depth - 1:
             add_links(out[l, LINK], upper, lengths)
         upper[0] = lengths[0]
@@ -429,13 +431,13 @@ def _run_block(out, args, block, count):
     upper = np.empty(1)  # and at the layer above, for the backward links
     cos = np.full(1, np.nan)  # the cosine of its input pair at the previous layer
     histograms = args.histogram_factor.shape[0] > 0
-    hist = np.zeros((depth if histograms else 0, HIST_QUANTITIES, HIST_SLOTS), np.int64)
+    hist = new_histograms(depth, histograms, bufs[0].shape[0])
     for _ in range(count):
         _forward(args, state, bank, saved, work, bufs, out, lengths, cos, hist)
         if args.gradients:
             _backward(args, state, spare, saved, work, bufs, out, lengths, upper, hist)
     if histograms:
-        store_histograms(out, hist)
+        store_histograms(out, hist[0])
 
 
 @numba.njit(cache=True, parallel=True)

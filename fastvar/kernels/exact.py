@@ -22,9 +22,9 @@ import math
 import numba
 import numpy as np
 
-from .accumulators import (A, DELTA, HIST_QUANTITIES, HIST_SLOTS, LINK, NET, STATS_SIZE,
-                           Z, add_histogram, add_links, add_network_level, add_networks,
-                           stats_rows, store_histograms)
+from .accumulators import (A, DELTA, LINK, NET, STATS_SIZE, Z, add_histogram, add_links,
+                           add_network_level, add_networks, new_histograms, stats_rows,
+                           store_histograms)
 from .activations import dphi_given_phi, phi_array
 from .codes import INPUTS_NORMAL, INPUTS_PAIR, INPUTS_ROW_PAIR, NORM_NONE
 from .norms import normalize, normalize_backward
@@ -437,12 +437,13 @@ def generator(args, block):
 @numba.njit(cache=True)
 def _add_network(out, args, bufs, lengths, upper, cos, hist):
     # one network's trials into the stats (L, ROWS, S) of its block, and into its histogram
-    # counts ``hist`` (L, 3, HIST_SLOTS; no layers without histograms)
+    # state ``hist`` (:func:`~.accumulators.new_histograms`; no layers without histograms)
     widths, k = args.widths, args.k
     offs, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams, mbuf = bufs
     depth = widths.shape[0] - 1
     pairs = args.inputs_kind == INPUTS_PAIR or args.inputs_kind == INPUTS_ROW_PAIR
-    histograms = hist.shape[0] > 0
+    counts, slots = hist
+    histograms = counts.shape[0] > 0
     factor = args.histogram_factor
     if pairs:
         gram0 = grams[0]
@@ -455,15 +456,16 @@ def _add_network(out, args, bufs, lengths, upper, cos, hist):
         add_networks(out[layer - 1, A], a, lengths)
         add_network_level(out[layer - 1, NET], z, a, lengths, cos, pairs)
         if histograms:
-            add_histogram(hist[layer - 1, Z], zbuf[o:o + k * n], factor[layer - 1, Z])
-            add_histogram(hist[layer - 1, A], abuf[o:o + k * n], factor[layer - 1, A])
+            add_histogram(counts[layer - 1, Z], zbuf[o:o + k * n], factor[layer - 1, Z], slots)
+            add_histogram(counts[layer - 1, A], abuf[o:o + k * n], factor[layer - 1, A], slots)
     if not args.gradients:
         return
     for layer in range(depth, 0, -1):
         n, o = widths[layer], offs[layer - 1]
         add_networks(out[layer - 1, DELTA], dbuf[o:o + k * n].reshape((1, k, n)), lengths)
         if histograms:
-            add_histogram(hist[layer - 1, DELTA], dbuf[o:o + k * n], factor[layer - 1, DELTA])
+            add_histogram(counts[layer - 1, DELTA], dbuf[o:o + k * n], factor[layer - 1, DELTA],
+                          slots)
         if layer < depth:
             add_links(out[layer - 1, LINK], upper, lengths)
         upper[0] = lengths[0]
@@ -487,13 +489,13 @@ def run_blocks(args, first_block, n_blocks):
         gen = generator(args, block)
         ws, mats = workspace(args.k)
         lengths, upper, cos = np.empty(1), np.empty(1), np.full(1, np.nan)
-        hist = np.zeros((depth if histograms else 0, HIST_QUANTITIES, HIST_SLOTS), np.int64)
+        hist = new_histograms(depth, histograms, bufs[1].shape[0])
         count = min(args.networks_per_block, args.networks - block * args.networks_per_block)
         for _ in range(count):
             network(args, gen, bufs, ws, mats)
             _add_network(out[i], args, bufs, lengths, upper, cos, hist)
         if histograms:
-            store_histograms(out[i], hist)
+            store_histograms(out[i], hist[0])
     return out
 
 
