@@ -245,6 +245,7 @@ def test_sweeps_and_the_command_line_take_the_option(capsys):
         + data["histograms"]["z"]["above"][0] == 160
 
 
+@pytest.mark.filterwarnings("ignore::fastvar.IncompleteStatisticsWarning")  # tiny runs
 def test_bench_times_the_exact_engine_with_histograms():
     import io
 
@@ -256,3 +257,34 @@ def test_bench_times_the_exact_engine_with_histograms():
     row = next(r for r in rows if r["engine"] == bench.HISTOGRAMS)
     assert row["vs_exact"]["min"] <= row["vs_exact"]["median"] <= row["vs_exact"]["max"]
     assert "with histograms:" in out.getvalue()
+
+
+@pytest.mark.filterwarnings("ignore::fastvar.IncompleteStatisticsWarning")  # 64 trials
+def test_plots_draw_each_layer_beside_the_infinite_width_law(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fastvar.plotting import save_histograms, theory_bins
+
+    res = fastvar.simulate(fastvar.mlp(16, 4, activation="tanh", init=4.0), 400, seed=10,
+                           histograms=True, engine="exact")
+    axes = res.plot_histograms(of="a")
+    assert len(axes) == 4
+    for layer, axis in enumerate(axes, 1):
+        h = res.histogram(layer, "a")
+        measured, theory = (patch.get_data()[0] for patch in axis.patches)
+        np.testing.assert_array_equal(measured, h.density())
+        probs = theory * np.diff(h.edges)
+        assert probs.sum() == pytest.approx(1.0, abs=1e-9)  # tanh stays inside the bins
+        # saturated: the law piles up in the outermost bins, above its middle
+        inside = np.flatnonzero(probs)
+        assert probs[inside[0]] > 3 * probs[np.searchsorted(h.edges, 0.0)]
+    z = theory_bins(res, 2, "z", res.histogram(2, "z").edges)
+    assert z.sum() == pytest.approx(1.0, abs=1e-9)  # N(0, q) has no mass beyond 9.5 sd
+    plt.close("all")
+    save_histograms(res, tmp_path / "h.png", of="z", log=True)
+    assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="histograms=True"):
+        fastvar.simulate(NET, 64, seed=1, engine="exact").plot_histograms()

@@ -239,6 +239,14 @@ class Result:
 
         return plot(self, ax=ax, **kwargs)
 
+    def plot_histograms(self, of: str = "z", layers: "Sequence[int] | None" = None,
+                        axes=None, log: bool = False):
+        """Per-layer densities of ``of`` with the infinite-width law over them (see
+        :func:`fastvar.plotting.histograms`; needs ``simulate(..., histograms=True)``)."""
+        from ..plotting import histograms
+
+        return histograms(self, of, layers, axes=axes, log=log)
+
     def to_pandas(self):
         """The columns as a pandas DataFrame indexed by layer (needs pandas)."""
         try:
