@@ -148,7 +148,7 @@ def test_counts_on_a_dask_cluster_are_bitwise_the_local_ones():
     net = fastvar.mlp(16, 3)
     local = fastvar.simulate(net, 256 * 8, seed=7, engine="direct", histograms=True)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:
         with distributed.Client(cluster) as client:
             remote = fastvar.simulate(net, 256 * 8, seed=7, engine="direct", histograms=True,
                                       client=client)
@@ -288,3 +288,27 @@ def test_plots_draw_each_layer_beside_the_infinite_width_law(tmp_path):
     assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="histograms=True"):
         fastvar.simulate(NET, 64, seed=1, engine="exact").plot_histograms()
+
+
+def test_explain_counts_every_product_and_sum_in_histograms(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from fastvar.explain import _product_tail, save_histograms, tail_share, terms
+
+    n, trials = 30, 200
+    t = terms(fastvar.mlp(n, 1, **HE_RELU), 1, trials, seed=3)
+    products, sums = t.histograms["products"], t.histograms["sums"]
+    assert products.total == trials * n * n and sums.total == trials * n
+    assert products.scale == pytest.approx(math.sqrt(2 / n)) and sums.scale == pytest.approx(
+        math.sqrt(2.0))
+    # the products of one input entry x_j share it: the (network, j) columns are independent,
+    # so the share beyond 3 sd has SE <= sqrt(p (1 - p) / (trials n)) (see the module doc)
+    p = _product_tail(3.0)
+    assert abs(tail_share(products, 3.0) - p) <= K * math.sqrt(p * (1 - p) / (trials * n))
+    assert tail_share(products, 5.0) > 100 * math.erfc(5 / math.sqrt(2))  # heavy tails
+    assert products.total == products.below + products.counts.sum() + products.above
+    with pytest.raises(ValueError, match="sds must be between"):
+        tail_share(sums, 20.0)
+    save_histograms({n: t}, tmp_path / "e.png")
+    assert (tmp_path / "e.png").stat().st_size > 0
