@@ -15,7 +15,8 @@ import numpy as np
 from ._checks import check_int, check_real, shown
 from ._threads import numba_threads
 from .engines import base
-from .engines.costs import THEORY_NODES, THEORY_NS_PER_LAYER, THEORY_NS_PER_NODE
+from .engines.costs import (HIST_NS_PER_VALUE, THEORY_NODES, THEORY_NS_PER_LAYER,
+                            THEORY_NS_PER_NODE)
 from .checkpoint import Checkpoint
 from .kernels.accumulators import HIST_QUANTITIES, HIST_SLOTS, STATS_SIZE
 from .network import Network
@@ -65,6 +66,10 @@ def _cost(request: base.Plan, chosen: base.Engine, threads: int) -> Estimate:
     nodes = 0 if rows is None else min(THEORY_NODES, rows[0].size)
     theory = 1e-9 * depth * (THEORY_NS_PER_LAYER + THEORY_NS_PER_NODE * nodes)
     seconds = chosen.seconds_per_network(request) * request.networks / used + theory
+    if request.histograms:  # z, a (and delta) of every unit counted
+        values = request.trials * sum(request.network.widths[1:]) * (
+            3 if request.gradients else 2)
+        seconds += 1e-9 * HIST_NS_PER_VALUE * values / used
     chunk = min(request.blocks, chunk_cap(depth, request.stats_rows))
     # merged and per-chunk stats (histogram rows included); ~25 result columns and their
     # temporaries; the theory's maps (one column per node); each thread's histogram counts

@@ -312,3 +312,13 @@ def test_explain_counts_every_product_and_sum_in_histograms(tmp_path):
         tail_share(sums, 20.0)
     save_histograms({n: t}, tmp_path / "e.png")
     assert (tmp_path / "e.png").stat().st_size > 0
+
+
+def test_the_estimate_counts_the_histograms_memory_and_time():
+    from fastvar.api import estimate
+
+    net = fastvar.mlp(64, 12)
+    plain, counted = estimate(net, 10_000), estimate(net, 10_000, histograms=True)
+    # at least the merged histogram rows: 12 layers x 36 rows x 16 floats
+    assert counted.memory_bytes >= plain.memory_bytes + 12 * 36 * 16 * 8
+    assert counted.seconds > plain.seconds
