@@ -15,7 +15,7 @@ from ..network import Network
 from . import files, render
 from .columns import (Columns, compute_columns, network_counts, quality_warnings, slopes,
                       theory_columns)
-from .histogram import QUANTITIES, Histogram, edges_of, layer_histogram
+from .histogram import BINS, QUANTITIES, Histogram, edges_of, layer_histogram
 
 
 class Result:
@@ -105,6 +105,10 @@ class Result:
             counts, scales = histograms
             self.histogram_counts = np.asarray(counts, dtype=np.int64)
             self.histogram_scales = np.asarray(scales, dtype=np.float64)
+            shape = (network.depth, len(QUANTITIES), BINS + 2)
+            if self.histogram_counts.shape != shape or self.histogram_scales.shape != shape[:2]:
+                raise ValueError(f"histograms must be counts of shape {shape} and scales of "
+                                 f"shape {shape[:2]}")
         self.input_correlation = (None if input_correlation is None
                                   or math.isnan(input_correlation) else float(input_correlation))
         self.input_q0_rows = None
