@@ -72,12 +72,14 @@ def _cost(request: base.Plan, chosen: base.Engine, threads: int) -> Estimate:
         seconds += 1e-9 * HIST_NS_PER_VALUE * values / used
     chunk = min(request.blocks, chunk_cap(depth, request.stats_rows))
     # merged and per-chunk stats (histogram rows included); ~25 result columns and their
-    # temporaries; the theory's maps (one column per node); each thread's histogram counts
+    # temporaries; the theory's maps (one column per node)
     per_layer = (8 * request.stats_rows * STATS_SIZE * (1 + chunk) + 8 * 50
                  + 8 * 8 * max(nodes, 1))
-    if request.histograms:
-        per_layer += 8 * HIST_QUANTITIES * HIST_SLOTS * numba.config.NUMBA_NUM_THREADS
     memory = chosen.memory_bytes(request) + depth * per_layer
+    if request.histograms:  # each thread's counts, and scratch for the widest layer's values
+        memory += 8 * numba.config.NUMBA_NUM_THREADS * (
+            depth * HIST_QUANTITIES * HIST_SLOTS
+            + request.inputs_per_network * max(request.network.widths))
     return Estimate(chosen.name, seconds, used, int(memory))
 
 

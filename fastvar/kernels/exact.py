@@ -489,7 +489,7 @@ def run_blocks(args, first_block, n_blocks):
         gen = generator(args, block)
         ws, mats = workspace(args.k)
         lengths, upper, cos = np.empty(1), np.empty(1), np.full(1, np.nan)
-        hist = new_histograms(depth, histograms, bufs[1].shape[0])
+        hist = new_histograms(depth, histograms, bufs[8].shape[0])  # k x the widest layer
         count = min(args.networks_per_block, args.networks - block * args.networks_per_block)
         for _ in range(count):
             network(args, gen, bufs, ws, mats)
