@@ -215,6 +215,8 @@ def _histograms_from_json(value: Any, stats: np.ndarray,
             raise ValueError(f"{where}['scale'] must list one scale per layer")
         for layer, (scale, kind) in enumerate(zip(part["scale"], source)):
             scale = check_real(f"{where}['scale'][{layer}]", scale, 0.0, strict=True)
+            if not math.isfinite(scale * RANGE):
+                raise ValueError(f"{where}['scale'][{layer}] is too large for finite edges")
             if kind == "unit" and scale != 1.0:
                 raise ValueError(f"{where}['scale'][{layer}] is {scale} but 'unit' bins "
                                  "have scale 1")
