@@ -7,7 +7,9 @@ reports the median layer propagations per second (trials x depth per second; a t
 one forward and one backward pass) with its range, and the ratio to the NumPy engine as
 the median of the rounds' ratios. For k > 1 inputs per network it also gives the GFLOP/s
 of the layer products against ``numpy.matmul`` on the same shapes, and for the first case
-the normals per second the exact engine consumes against its RNG (bank_normal) alone.
+the normals per second the exact engine consumes against its RNG (bank_normal) alone, and
+its speed with per-layer histograms (``simulate(histograms=True)``) as a share of its speed
+without them (``exact+h``, paired by round like the ratios to NumPy).
 
 On a shared machine a busy neighbour slows a 2-thread engine more than the 1-thread NumPy
 one, and in bursts: interleaving puts every engine of a round under the same load, and
@@ -72,9 +74,14 @@ QUICK = STANDARD[:2] + (STANDARD[6],)
 REPEATS = 5  # rounds, quick or not: medians need a few
 
 
+HISTOGRAMS = "exact+h"  # the exact engine counting histograms
+
+
 def _time_run(net, trials: int, engine: str, k: int) -> float:
+    histograms = engine == HISTOGRAMS
     start = time.perf_counter()
-    api.simulate(net, trials, seed=1, engine=engine, inputs_per_network=k)
+    api.simulate(net, trials, seed=1, engine="exact" if histograms else engine,
+                 inputs_per_network=k, histograms=histograms)
     return time.perf_counter() - start
 
 
@@ -264,8 +271,9 @@ def engines_for(case: Case) -> list[str]:
 
 
 def run_case(case: Case, engines, seconds: float, repeats: int, bound: bool = False) -> list[dict]:
-    """Rows of one case: its engines (and matmul for k > 1, the RNG bound if ``bound`` and
-    exact is among them) timed in interleaved rounds; ratios are medians of paired rounds."""
+    """Rows of one case: its engines (and matmul for k > 1; the RNG bound and the exact engine
+    with histograms if ``bound`` and exact is among them) timed in interleaved rounds;
+    ratios are medians of paired rounds."""
     rows, timers = [], {}
     for name in engines:
         guess = predicted_seconds(case, name, 20 * seconds)
@@ -279,6 +287,7 @@ def run_case(case: Case, engines, seconds: float, repeats: int, bound: bool = Fa
     draws = exact_draws(case.network(), case.k) if bound and case.init != "orthogonal" else None
     if draws and "exact" in timers:
         timers["rng"] = rng_timer(max(draws), seconds)
+        timers[HISTOGRAMS] = engine_timer(case, HISTOGRAMS, seconds)
     interleave(timers, repeats)
     for name, timer in timers.items():
         if name in ("matmul", "rng"):
@@ -289,6 +298,8 @@ def run_case(case: Case, engines, seconds: float, repeats: int, bound: bool = Fa
         if "matmul" in timers:  # GFLOP/s per layer propagation
             scale = case.flops_per_trial() / case.depth / 1e9
             row["vs_matmul"] = paired(timer, timers["matmul"], scale)
+        if name == HISTOGRAMS:
+            row["vs_exact"] = paired(timer, timers["exact"])
         if name == "exact" and "rng" in timers:  # normals per layer propagation
             per_trial = sum(draws) / case.k
             row["normals_per_trial"] = per_trial
@@ -343,6 +354,11 @@ def _print_rows(rows, file) -> None:
             extra = f" {row['gflops']:6.1f}" if "vs_matmul" in row else ""
             print(f"{label:36s} {name:7s} {row['layer_props_per_s']:10.4g} "
                   f"{_pct(row['range']):>5s} {text:16s}{extra}", file=file, flush=True)
+            if "vs_exact" in row:
+                share = row["vs_exact"]
+                print(f"{'':44s} with histograms: {100 * share['median']:.0f}% "
+                      f"[{100 * share['min']:.0f}-{100 * share['max']:.0f}] of the exact "
+                      "engine's speed without", file=file)
             if "of_rng_bound" in row:
                 bound = row["of_rng_bound"]
                 print(f"{'':44s} {row['normals_per_s']:10.3g}  normals/s consumed "

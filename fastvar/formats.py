@@ -19,14 +19,16 @@ from typing import Any, Mapping, Sequence
 
 from ._hashing import canonical_json, hash_hex
 
-RESULT = "fastvar.result/2"  # Result.to_dict
+RESULT = "fastvar.result/3"  # Result.to_dict (3: optional "histograms")
 SWEEP = "fastvar.sweep/2"  # Sweep.to_dict
 # a checkpoint folder's request.json (folders without the key are version 1, read the same);
 # its binary pieces start with the line PIECE
 CHECKPOINT = "fastvar.checkpoint/2"
 PIECE = b"fastvar-checkpoint 1\n"
+# the formats whose files fastvar always wrote with a checksum (its absence is an edit)
+CHECKSUMMED = (RESULT, "fastvar.result/2", SWEEP)
 # kind -> the "format" values this version reads (None: no key), the current one first
-READS = {"result": (RESULT, None), "sweep": (SWEEP, "fastvar sweep")}
+READS = {"result": (RESULT, "fastvar.result/2", None), "sweep": (SWEEP, "fastvar sweep")}
 
 
 def _readable() -> str:

@@ -19,28 +19,31 @@ from .checkpoint import Checkpoint, digest, fingerprint
 from .engines.base import Engine, Plan
 from .kernels.accumulators import ROWS, STATS_SIZE, merge_blocks, new_stats
 from .results import Result
+from .results.histogram import split_stats
 
 CHUNK_SECONDS = 0.25  # local runs: a progress update / Ctrl-C check about this often
 _MAX_CHUNK_BLOCKS = 4096
 _CHUNK_STATS_BYTES = 1 << 28  # cap on the per-block stats of one chunk (deep networks)
 
 
-def chunk_cap(depth: int) -> int:
+def chunk_cap(depth: int, rows: int = ROWS) -> int:
     """The most blocks one engine call may compute.
 
     Parameters
     ----------
     depth : int
         Layers L of the network.
+    rows : int
+        Stats rows per layer (``ROWS`` without histograms, more with them).
 
     Returns
     -------
     int
-        At least 1, at most 4096 blocks, whose per-block stats (L x 640 bytes each) stay
-        under 256 MiB.
+        At least 1, at most 4096 blocks, whose per-block stats (L x ``rows`` x 128 bytes
+        each) stay under 256 MiB.
     """
     return int(max(1, min(_MAX_CHUNK_BLOCKS,
-                          _CHUNK_STATS_BYTES // (depth * 8 * ROWS * STATS_SIZE))))
+                          _CHUNK_STATS_BYTES // (depth * 8 * rows * STATS_SIZE))))
 SAVE_SECONDS = 1.0  # at most one checkpoint write (with fsync) a second: a kill costs <= 1 s
 
 
@@ -78,7 +81,8 @@ class Run:
                        else digest(fingerprint(request, engine.name)))
         self.start = time.perf_counter()
         if checkpoint is None:
-            done, total, ranges = 0, new_stats(request.network.depth), {}
+            done, total, ranges = 0, new_stats(request.network.depth,
+                                               rows=request.stats_rows), {}
         else:
             done, total, ranges = checkpoint.load()
             loaded = done + sum(len(s) for s in ranges.values())
@@ -196,12 +200,14 @@ class Run:
         if done == 0:
             return None
         req = self.request
-        return Result(req.network, total, trials=self._trials(done), seed=req.seed,
+        stats, counts = split_stats(total)
+        histograms = None if counts is None else (counts, req.histogram_scales)
+        return Result(req.network, stats, trials=self._trials(done), seed=req.seed,
                       engine=self.engine.name, elapsed_s=time.perf_counter() - self.start,
                       compile_s=self.compile_s, inputs_per_network=req.inputs_per_network,
                       gradients=req.gradients, input_q0=req.input_q0,
                       input_q0_rows=req.input_q0_rows, input_correlation=req.correlation,
-                      partial=done < req.blocks)
+                      partial=done < req.blocks, histograms=histograms)
 
     def close(self) -> None:
         """Close the progress bar."""
@@ -220,7 +226,7 @@ def run_local(run: Run) -> None:
     run : Run
         The run; its blocks are added to it in block order.
     """
-    cap = chunk_cap(run.request.network.depth)
+    cap = chunk_cap(run.request.network.depth, run.request.stats_rows)
     chunk = min(max(1, numba.get_num_threads()), cap)
     for first, count in run.missing():
         end = first + count

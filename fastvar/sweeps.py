@@ -199,7 +199,8 @@ def _configurations(grid: dict[str, list], fixed: Mapping[str, Any], trials: int
         identity = _identity(net, request)
         config_seed = configuration_seed(seed, identity)
         text = canonical_json({"identity": identity, "seed": config_seed, "trials": trials,
-                               "engine": chosen.name})
+                               "engine": chosen.name,
+                               **({"histograms": True} if request.histograms else {})})
         fingerprint = hash_hex(text, 16)
         if fingerprint in seen:  # e.g. init xavier and glorot, tanh and TANH, 1 and 1.0
             raise ValueError(f"configurations {seen[fingerprint]} and {where} are the same "
@@ -913,7 +914,7 @@ def load(path: "str | os.PathLike", verify: bool = True) -> "Result | Sweep":
                              "than Python's parser can follow (fastvar's files nest a few "
                              "levels)") from None
     where = f"{name}: "
-    if (isinstance(data, Mapping) and data.get("format") in (formats.RESULT, formats.SWEEP)
+    if (isinstance(data, Mapping) and data.get("format") in formats.CHECKSUMMED
             and "checksum" not in data):
         # files of these formats are always written with one: its absence is an edit
         data = {**data, "checksum": None}
