@@ -80,7 +80,7 @@ def check_client(client) -> None:
 
 
 def connect(address: str, timeout: "float | None" = None):
-    """A Client of the running Dask scheduler at ``address`` (``fastvar ... --scheduler``).
+    """A Client of the running Dask scheduler at ``address`` (the command line's ``--scheduler``).
 
     Parameters
     ----------
