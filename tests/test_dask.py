@@ -281,18 +281,22 @@ def test_an_unreachable_scheduler_is_a_clear_error(monkeypatch, capsys):
     assert "no Dask scheduler answered at tcp://127.0.0.1:9 within 0.5 s" in err
 
 
-def test_a_worker_that_joins_mid_sweep_gets_tasks(monkeypatch):
+def test_workers_that_join_and_leave_mid_sweep(monkeypatch):
+    # an adaptive cluster: a worker joins after the first task, the first one retires
+    # after the second (in-process workers: they start in a moment)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as c:
         first = set(c.nthreads())
-        real, grown = Run.add, []
+        real, calls = Run.add, []
 
-        def add(run, first_block, stats):  # after the first task: a second worker joins
-            if not grown:
-                grown.append(1)
+        def add(run, first_block, stats):
+            calls.append(first_block)
+            if len(calls) == 1:
                 cluster.scale(2)
                 c.wait_for_workers(2, timeout=30)
+            elif len(calls) == 2:
+                c.retire_workers(list(first))
             real(run, first_block, stats)
 
         monkeypatch.setattr(Run, "add", add)
@@ -302,4 +306,5 @@ def test_a_worker_that_joins_mid_sweep_gets_tasks(monkeypatch):
         monkeypatch.undo()
         workers = {t["worker"] for t in stream.data if t["key"].startswith("fastvar-")}
         assert workers - first, workers  # the new worker ran some of them
+        assert not first & set(c.nthreads()) and len(calls) > 2  # the first one left
     _same(remote, fastvar.sweep(grid, 256 * 200, **kw))
