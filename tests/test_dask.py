@@ -279,6 +279,9 @@ def test_an_unreachable_scheduler_is_a_clear_error(monkeypatch, capsys):
                  "--scheduler", "tcp://127.0.0.1:9"]) != 0
     err = capsys.readouterr().err
     assert "no Dask scheduler answered at tcp://127.0.0.1:9 within 0.5 s" in err
+    assert main(["sweep", "--grid", "init=1,2", "--threads", "1",
+                 "--scheduler", "tcp://127.0.0.1:9"]) != 0
+    assert "--threads applies to local runs" in capsys.readouterr().err
 
 
 def test_workers_that_join_and_leave_mid_sweep(monkeypatch):
