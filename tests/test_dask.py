@@ -7,6 +7,7 @@ import pytest
 import fastvar
 from fastvar import dask_runner
 from fastvar.runs import Run
+from fastvar.sweeps import Sweep
 
 distributed = pytest.importorskip("distributed")
 
@@ -251,6 +252,21 @@ def test_ctrl_c_keeps_finished_configurations_and_resumes_across_runners(
     assert len(list(other.glob("*.bin"))) == 2
     _same(fastvar.sweep(SWEEP_GRID, SWEEP_TRIALS, client=client, checkpoint=other, **SWEEP_KW),
           local_sweep)
+
+
+def test_a_partial_sweep_of_any_finished_configurations_loads(local_sweep, tmp_path):
+    # a cluster finishes configurations out of order: the finished ones need not be a prefix
+    s, path = local_sweep, tmp_path / "partial.json"
+    partial = Sweep(s.grid, s.fixed, s.trials, s.seed, s.configs[1::2], s.seeds[1::2],
+                    s.results[1::2], pending=s.configs[::2])
+    partial.to_json(path)
+    back = fastvar.load(path)
+    assert back.verified and back.configs == s.configs[1::2] and back.pending == s.configs[::2]
+    swapped = Sweep(s.grid, s.fixed, s.trials, s.seed, s.configs[1::2], s.seeds[1::2],
+                    s.results[1::2], pending=s.configs[::-2])  # pending out of grid order
+    swapped.to_json(path)
+    with pytest.raises(ValueError, match="not its grid's 4 in order"):
+        fastvar.load(path)
 
 
 def test_scheduler_option_of_the_command_line(client, local_sweep, tmp_path, capsys):
