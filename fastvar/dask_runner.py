@@ -269,6 +269,7 @@ def task_pieces(runs: "Sequence[Run]", threads: int,
         for first, count in run.missing():
             for at in range(first, first + count, size):
                 n = min(size, first + count - at)
+                # a piece that would take the task well past its target starts the next
                 if task and (seconds + n * cost > target * 1.5 or memory + n / cap > 1):
                     tasks.append(task)
                     task, seconds, memory = [], 0.0, 0.0
