@@ -10,6 +10,8 @@ xi_q and xi_c fitted to each (:mod:`fastvar.fits`).
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import html
 import itertools
 import json
@@ -27,7 +29,9 @@ from ._checks import check_int
 from ._files import write_file
 from .api import MAX_SECONDS, Estimate, plan, request_cost, simulate
 from ._hashing import canonical_json, hash_hex
-from .checkpoint import SweepCheckpoint
+from .checkpoint import Checkpoint, SweepCheckpoint
+from .engines import ENGINES
+from .engines.base import Plan
 from .fits import measured_depth_scales
 from .kernels.codes import INPUTS_NORMAL, INPUTS_PAIR
 from .network import NETWORK_OPTIONS, Network, mlp
@@ -177,6 +181,7 @@ class _Config(NamedTuple):
     seed: int
     fingerprint: str  # identity + seed + trials + engine: names its checkpoint file
     cost: Estimate  # its time and memory, calibrated as simulate's
+    request: Plan  # its plan, with seed 0: only the seed differs from simulate's
 
 
 def _configurations(grid: dict[str, list], fixed: Mapping[str, Any], trials: int, seed: int,
@@ -207,7 +212,7 @@ def _configurations(grid: dict[str, list], fixed: Mapping[str, Any], trials: int
                              "network and inputs; give each once")
         seen[fingerprint] = where
         cost = request_cost(request, chosen, sim.get("threads"))
-        configs.append(_Config(point, net, sim, config_seed, fingerprint, cost))
+        configs.append(_Config(point, net, sim, config_seed, fingerprint, cost, request))
     return configs
 
 
@@ -298,7 +303,10 @@ def sweep(grid: Mapping[str, Sequence], trials: int, *, seed: int = 0, engine: s
     engine : str
         Engine of every configuration (unless ``engine`` is a grid key).
     client : dask.distributed.Client or None
-        Passed to ``simulate(client=...)`` once simulate accepts it; until then ValueError.
+        Run every configuration on this Dask cluster, all as one set of tasks (small
+        configurations packed several to a task, large ones split into ranges of blocks;
+        :func:`fastvar.dask_runner.run_many`); each result is bitwise the local one.
+        ``threads`` does not apply then (each worker uses its own).
     checkpoint : path of a folder, or None
         Each finished configuration is written there atomically, with a checksum, as
         ``<fingerprint>.bin`` (fingerprint: a hash of its identity, seed, trials and
@@ -331,10 +339,12 @@ def sweep(grid: Mapping[str, Sequence], trials: int, *, seed: int = 0, engine: s
         from .dask_runner import check_client
 
         check_client(client)
+        if "threads" in fixed:
+            raise ValueError("threads applies to local runs; with a Dask client each worker "
+                             "uses its own threads (threads_per_worker)")
     grid, configs = _checked_configurations(grid, trials, seed, engine, fixed)
     seed = int(seed)
     store = None if checkpoint is None else SweepCheckpoint(checkpoint)
-    extra = {} if client is None else {"client": client}
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -348,38 +358,90 @@ def sweep(grid: Mapping[str, Sequence], trials: int, *, seed: int = 0, engine: s
         if resumed:
             logging.getLogger("fastvar").info(
                 f"fastvar: resumed {resumed} of {len(configs)} configurations from {store.path}")
-    done: list[tuple[_Config, Result]] = []
+    done: dict[int, Result] = {}  # configuration index -> its result, as they finish
+
+    def finish(i: int, res: Result, found: Sequence[warnings.WarningMessage] = (),
+               level: int = 3) -> None:
+        config = configs[i]
+        where = ", ".join(f"{k}={v!r}" for k, v in config.point.items())
+        for line in found:  # a sweep's warnings say which configuration they are of
+            warnings.warn(f"configuration {where}: {line.message}", line.category,
+                          stacklevel=level)
+        if store is not None and stored.get(config.fingerprint) is None:
+            store.save(config.fingerprint, res, config.point)
+        done[i] = res
+        if bar is not None:
+            bar.update(trials)
+
     try:
-        for config in configs:
-            res = stored.get(config.fingerprint)
-            if res is None:
-                kwargs = dict(config.sim, **extra)
+        if client is None:
+            for i, config in enumerate(configs):
+                res = stored.get(config.fingerprint)
+                if res is not None:
+                    finish(i, res)
+                    continue
+                kwargs = dict(config.sim)
                 if store is not None:
                     # simulate's own partial state of this configuration, beside the finished
                     kwargs["checkpoint"] = store.run_folder(config.fingerprint)
                 with warnings.catch_warnings(record=True) as seen:
                     warnings.simplefilter("always")
                     res = simulate(config.net, trials, seed=config.seed, **kwargs)
-                where = ", ".join(f"{k}={v!r}" for k, v in config.point.items())
-                for found in seen:  # a sweep's warnings say which configuration they are of
-                    warnings.warn(f"configuration {where}: {found.message}", found.category,
-                                  stacklevel=2)
-                if store is not None:
-                    store.save(config.fingerprint, res, config.point)
-            done.append((config, res))
-            if bar is not None:
-                bar.update(trials)
+                finish(i, res, seen)
+        else:
+            _on_cluster(client, configs, trials, stored, store, finish)
     except KeyboardInterrupt as err:
+        order = sorted(done)
         partial = Sweep(grid, _jsonable_fixed(fixed), trials, seed,
-                        [c.point for c, _ in done], [c.seed for c, _ in done],
-                        [r for _, r in done],
-                        pending=[c.point for c in configs[len(done):]])
+                        [configs[i].point for i in order], [configs[i].seed for i in order],
+                        [done[i] for i in order],
+                        pending=[c.point for i, c in enumerate(configs) if i not in done])
         raise SweepInterrupted(partial) from err
     finally:
         if bar is not None:
             bar.close()
     return Sweep(grid, _jsonable_fixed(fixed), trials, seed, [c.point for c in configs],
-                 [c.seed for c in configs], [r for _, r in done])
+                 [c.seed for c in configs], [done[i] for i in range(len(configs))])
+
+
+def _on_cluster(client, configs: Sequence[_Config], trials: int, stored: Mapping[str, Any],
+                store: "SweepCheckpoint | None", finish) -> None:
+    """Run the configurations not in ``stored`` on a Dask cluster, as one set of tasks
+    (:func:`fastvar.dask_runner.run_many`), calling ``finish(i, result, warnings)`` as each
+    configuration finishes; on Ctrl-C the unfinished ones keep their blocks in ``store``."""
+    from .dask_runner import run_many
+    from .results import IncompleteStatisticsWarning
+    from .runs import Run
+
+    todo = []
+    for i, config in enumerate(configs):
+        if stored.get(config.fingerprint) is not None:
+            finish(i, stored[config.fingerprint])
+        else:
+            todo.append(i)
+    runs = []
+    for i in todo:
+        config = configs[i]
+        # simulate(net, trials, seed=config.seed, **config.sim) plans this very request
+        request = dataclasses.replace(config.request, seed=config.seed)
+        engine = ENGINES[config.cost.engine]
+        folder = (None if store is None else
+                  Checkpoint(store.run_folder(config.fingerprint), request, engine.name))
+        runs.append(Run(request, engine, checkpoint=folder))
+
+    def finished(j: int) -> None:
+        res = runs[j].result()
+        found = [warnings.WarningMessage(line, IncompleteStatisticsWarning, "", 0)
+                 for line in res.warnings]  # what simulate warns of its result
+        finish(todo[j], res, found, level=6)  # the caller of sweep()
+
+    try:
+        run_many(client, runs, finished)
+    except KeyboardInterrupt:
+        for one in runs:
+            with contextlib.suppress(OSError):  # the work done matters more than the file
+                one.save(force=True)
+        raise
 
 
 # --------------------------------------------------------- a sweep read from a file
@@ -449,7 +511,13 @@ def _inconsistencies(sweep: "Sweep") -> list[str]:
     product = [canonical_json(dict(zip(keys, values)))
                for values in itertools.product(*sweep.grid.values())]
     listed = [canonical_json(c) for c in sweep.configs + sweep.pending]
-    if listed != product:
+    # the finished ones need not be the first: a cluster finishes configurations out of order
+    place = {c: i for i, c in enumerate(product)}
+    finished, waiting = listed[:len(sweep.configs)], listed[len(sweep.configs):]
+    if listed != product and not (
+            sorted(finished, key=lambda c: place.get(c, -1)) == finished
+            and sorted(waiting, key=lambda c: place.get(c, -1)) == waiting
+            and sorted(listed) == sorted(product)):
         i = next((i for i, (a, b) in enumerate(zip(listed, product)) if a != b),
                  min(len(listed), len(product)))
         found = listed[i] if i < len(listed) else "nothing"

@@ -7,6 +7,7 @@ options with the same parsing and help, and a new option reaches both.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -122,7 +123,36 @@ def add_run_options(parser: argparse.ArgumentParser, trials: int, trials_help: s
         else:
             _add(group, option)
     group.add_argument("--quiet", action="store_true", help="no progress bar")
+    group.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                       help="run on the Dask scheduler at ADDRESS (tcp://HOST:8786, as `dask "
+                       "scheduler` prints it, or its --scheduler-file); bitwise the local "
+                       "result (needs fastvar[dask])")
     return group
+
+
+@contextlib.contextmanager
+def scheduler_client(args: argparse.Namespace):
+    """A Dask client connected to ``--scheduler`` (closed afterwards), or None without it.
+
+    Raises
+    ------
+    ImportError, OSError
+        Without dask.distributed, or when no scheduler answers (within
+        ``fastvar.dask_runner.CONNECT_SECONDS``), before any work.
+    """
+    if args.scheduler is None:
+        yield None
+        return
+    if args.threads is not None:
+        raise UsageError("--threads applies to local runs; with --scheduler each Dask worker "
+                         "uses its own threads (dask worker --nthreads)")
+    from ..dask_runner import connect
+
+    client = connect(args.scheduler)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def run_options_from_args(args: argparse.Namespace, skip: Iterable[str] = ()) -> dict[str, Any]:

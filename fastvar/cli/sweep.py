@@ -9,7 +9,8 @@ from ..network import NETWORK_OPTIONS
 from ..options import RUN_OPTIONS, SHAPE_OPTIONS, Option, count, real
 from .common import (UsageError, add_network_options, add_output_options, add_run_options,
                      announcement, check_outputs, given, run_options_from_args,
-                     shape_defaults, shape_from_args, show_progress, write_outputs)
+                     scheduler_client, shape_defaults, shape_from_args, show_progress,
+                     write_outputs)
 
 DEFAULT_TRIALS = 2000
 PLOT_VALUES = ("log_q_ratio", "log_g_ratio", "c", "xi_c", "xi_q")
@@ -175,8 +176,9 @@ def run(args: argparse.Namespace) -> int:
     if line:
         print(line.replace("this run", "this sweep"), file=sys.stderr, flush=True)
     try:
-        result = sweep(grid, args.trials, seed=args.seed, engine=engine,
-                       checkpoint=args.checkpoint, progress=show_progress(args), **fixed)
+        with scheduler_client(args) as client:
+            result = sweep(grid, args.trials, seed=args.seed, engine=engine, client=client,
+                           checkpoint=args.checkpoint, progress=show_progress(args), **fixed)
     except SweepInterrupted as err:
         where = f" (finished ones are in {args.checkpoint})" if args.checkpoint else ""
         if len(err.partial):  # the finished configurations, as for a whole sweep

@@ -2,7 +2,7 @@
 
 :meth:`fastvar.engines.base.Engine.seconds_per_network` turns these into seconds of one
 core per network; :func:`fastvar.api.estimate` (the refusal of year-long runs, the time
-printed before a run) and the Dask task size (:func:`fastvar.dask_runner.task_blocks`) use
+printed before a run) and the Dask task size (:func:`fastvar.dask_runner.task_pieces`) use
 only that. Remeasure with ``fastvar bench`` (engines) and ``fastvar bench --dask`` (tasks).
 Block sizes are not calibrated: they follow the request alone, so results never depend on
 the machine (:func:`fastvar.engines.base.networks_per_block`).
