@@ -8,7 +8,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from ._env import keep_numba_cache_out_of_package
 from ._version import __version__
+
+# before any module of the package imports numba: its cache files in the installed package
+# would outlive `pip uninstall` (see fastvar._env)
+keep_numba_cache_out_of_package()
 
 if TYPE_CHECKING:
     from . import theory
@@ -18,7 +23,7 @@ if TYPE_CHECKING:
     from .moments import Moments
     from .network import Network, mlp
     from .plotting import plot
-    from .results import IncompleteStatisticsWarning, Result
+    from .results import Histogram, IncompleteStatisticsWarning, Result
     from .runs import Interrupted
     from .sweeps import Sweep, SweepInterrupted, load, sweep
 
@@ -27,14 +32,16 @@ if TYPE_CHECKING:
 # a Ctrl-C or a bad NUMBA_* variable then reaches the command's handler, not a traceback.
 _EXPORTS = {"ACTIVATION_NAMES": "activations", "Activation": "activations",
             "Moments": "moments", "Network": "network", "mlp": "network", "simulate": "api",
-            "Result": "results", "IncompleteStatisticsWarning": "results", "theory": None,
+            "Result": "results", "Histogram": "results",
+            "IncompleteStatisticsWarning": "results", "theory": None,
             "plot": "plotting", "terms": "explain", "Interrupted": "runs", "sweep": "sweeps",
             "Sweep": "sweeps", "SweepInterrupted": "sweeps", "load": "sweeps"}
 _SUBMODULES = ("activations", "api", "bench", "checkpoint", "cli", "dask_runner", "engines",
                "explain", "fits", "kernels", "moments", "network", "plotting", "results",
                "runs", "sweeps", "theory")
 
-__all__ = ["__version__", "ACTIVATION_NAMES", "Activation", "IncompleteStatisticsWarning",
+__all__ = ["__version__", "ACTIVATION_NAMES", "Activation", "Histogram",
+           "IncompleteStatisticsWarning",
            "Interrupted", "Moments", "Network", "Result", "Sweep", "SweepInterrupted", "load",
            "mlp", "plot", "simulate", "sweep", "terms", "theory"]
 
@@ -58,4 +65,5 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))
+    # the public names only: not this module's own imports (importlib, TYPE_CHECKING, ...)
+    return sorted(set(__all__) | set(_SUBMODULES))

@@ -2,19 +2,74 @@
 
 Numba reads ``NUMBA_NUM_THREADS`` once, at import, and answers a bad value with a traceback
 (``0``, ``-1``) or a warning that quotes one (``abc``); and a ``cache=True`` function cannot
-even be defined where no cache folder is writable. :mod:`fastvar.kernels` calls both
-functions below before any kernel module imports Numba.
+even be defined where no cache folder is writable. :mod:`fastvar.kernels` calls
+:func:`check_numba_threads` and :func:`compile_without_cache_if_unwritable` before any
+kernel module imports Numba.
+
+Numba's default cache folder is the ``__pycache__`` beside each module: inside an installed
+package, where its files outlive ``pip uninstall`` and turn ``fastvar`` into an empty
+namespace package for the next install. ``import fastvar`` therefore points
+``NUMBA_CACHE_DIR`` at a per-user folder (:func:`numba_cache_dir`) unless it is set.
 """
 from __future__ import annotations
 
 import functools
-import inspect
 import os
+import sys
 import warnings
 from typing import Callable
 
 # No hardware needs more; far beyond the cores, each thread only costs memory and start-up.
 MAX_NUMBA_THREADS = 1024
+
+
+def numba_cache_dir(environ: "dict[str, str] | None" = None,
+                    platform: str = sys.platform) -> "str | None":
+    """The folder for Numba's cache of compiled kernels, or None to leave the user's own.
+
+    Parameters
+    ----------
+    environ : mapping, optional
+        The environment to read (default ``os.environ``).
+    platform : str, optional
+        ``sys.platform`` of the machine the folder is for.
+
+    Returns
+    -------
+    str or None
+        None where ``NUMBA_CACHE_DIR`` is set (not empty): the user's choice stands.
+        Otherwise ``fastvar/numba`` in the per-user cache folder: ``$XDG_CACHE_HOME`` (an
+        absolute path) or ``~/.cache`` on Linux and other POSIX systems,
+        ``~/Library/Caches`` on macOS, ``%LOCALAPPDATA%`` on Windows.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("NUMBA_CACHE_DIR"):
+        return None
+    home = environ.get("HOME") or os.path.expanduser("~")
+    if platform == "win32":
+        base = environ.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local")
+    elif platform == "darwin":
+        base = os.path.join(home, "Library", "Caches")
+    else:
+        xdg = environ.get("XDG_CACHE_HOME", "")
+        base = xdg if os.path.isabs(xdg) else os.path.join(home, ".cache")
+    return os.path.join(base, "fastvar", "numba")
+
+
+def keep_numba_cache_out_of_package() -> None:
+    """Set ``NUMBA_CACHE_DIR`` to :func:`numba_cache_dir` unless the user set it.
+
+    Numba falls back to its own search (``__pycache__``, its user-wide folder) where that
+    folder cannot be created. Where Numba is already imported its configuration is reloaded,
+    so that the kernels defined later see the folder.
+    """
+    folder = numba_cache_dir()
+    if folder is None:
+        return
+    os.environ["NUMBA_CACHE_DIR"] = folder
+    config = sys.modules.get("numba.core.config")
+    if config is not None:
+        config.reload_config()
 
 
 class NoCacheWarning(RuntimeWarning):
@@ -58,6 +113,8 @@ def compile_without_cache_if_unwritable(probe: Callable[[], None]) -> bool:
     except RuntimeError as err:
         if "no locator" not in str(err):
             raise
+    import inspect  # here, not at the top: `import fastvar` (the command's start) needs none
+
     folder = os.path.dirname(os.path.abspath(inspect.getfile(probe)))
     for cls in (dispatcher.Dispatcher, ufuncbuilder.UFuncDispatcher):
         if not getattr(cls.enable_caching, "_fastvar_folder", None):
@@ -75,6 +132,8 @@ def _skip_missing_cache(enable_caching, folder: str):
             enable_caching(self)
         except RuntimeError as err:
             # only our kernels, and only this failure: anything else is numba's to report
+            import inspect
+
             here = os.path.dirname(os.path.abspath(inspect.getfile(self.py_func)))
             if "no locator" not in str(err) or here != folder:
                 raise

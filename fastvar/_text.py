@@ -9,6 +9,11 @@ PLUS_MINUS = "±"
 WIDTH = 100  # characters: what a newcomer's terminal shows
 
 
+def counted(n: int, noun: str) -> str:
+    """``"1 trial"``, ``"2 trials"``: a count and its noun, singular or plural."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def use_ascii() -> None:
     """Write "+/-" instead of "±" from now on."""
     global PLUS_MINUS

@@ -29,6 +29,8 @@ _TABLE: dict[str, tuple[int, float | None]] = {
     "erf": (_k.ERF, None),
 }
 _ALIASES = {"identity": "linear", "swish": "silu"}
+#: The names of the built-in activations ("leaky_relu", "elu" take a parameter in the name:
+#: "leaky_relu(0.2)").
 ACTIVATION_NAMES: tuple[str, ...] = tuple(_TABLE)
 # Valid range of the parameter (slope of leaky_relu, alpha of elu). phi grows like param * |z|
 # on the negative side, so its 4th moment (kurtosis) and the theory's E[phi(z)^2] scale like
@@ -68,7 +70,26 @@ class Activation:
 
     @classmethod
     def parse(cls, spec: "str | Activation") -> "Activation":
-        """Parse ``"tanh"``, ``"leaky_relu(0.2)"``, ``"elu(0.5)"``...; raise ValueError."""
+        """Parse an activation's name, with its parameter if it takes one.
+
+        Parameters
+        ----------
+        spec : str or Activation
+            ``"tanh"``, ``"leaky_relu(0.2)"``, ``"elu(0.5)"``, ... (case-insensitive; see
+            ``ACTIVATION_NAMES``); an Activation is returned as it is.
+
+        Returns
+        -------
+        Activation
+            The parsed activation; a parameter left out takes its default.
+
+        Raises
+        ------
+        TypeError
+            If ``spec`` is neither a str nor an Activation.
+        ValueError
+            For an unknown name or a parameter that is not a number in ``PARAM_RANGE``.
+        """
         if isinstance(spec, Activation):
             return spec
         if not isinstance(spec, str):
@@ -98,9 +119,26 @@ class Activation:
         return self.name if _TABLE[self.name][1] is None else f"{self.name}({self.param:g})"
 
     def __call__(self, x) -> np.ndarray:
-        """phi(x), elementwise, float64."""
+        """The activation phi, elementwise.
+
+        Parameters
+        ----------
+        x : array_like, any shape
+            Pre-activations.
+
+        Returns
+        -------
+        float64 array, the shape of ``x``
+            phi(x); NaN where x is NaN or infinite.
+        """
         return _k.phi_ufunc(self.code, self.param, np.asarray(x, dtype=np.float64))
 
     def derivative(self, x) -> np.ndarray:
-        """phi'(x), elementwise, float64."""
+        """The derivative phi' at ``x``, elementwise; ``x`` as for calling the activation.
+
+        Returns
+        -------
+        float64 array, the shape of ``x``
+            The slope phi'(x) at each pre-activation; NaN where x is NaN or infinite.
+        """
         return _k.dphi_ufunc(self.code, self.param, np.asarray(x, dtype=np.float64))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import sys
 import threading
@@ -15,13 +16,15 @@ import numpy as np
 from ._checks import check_int, check_real, shown
 from ._threads import numba_threads
 from .engines import base
-from .engines.costs import THEORY_NODES, THEORY_NS_PER_LAYER, THEORY_NS_PER_NODE
+from .engines.costs import (HIST_NS_PER_VALUE, THEORY_NODES, THEORY_NS_PER_LAYER,
+                            THEORY_NS_PER_NODE)
 from .checkpoint import Checkpoint
-from .kernels.accumulators import ROWS, STATS_SIZE
+from .kernels.accumulators import HIST_QUANTITIES, HIST_SLOTS, STATS_SIZE
 from .network import Network
 from .options import (EXECUTION_OPTIONS, RUN_OPTIONS, Execution, RunOptions, split_options,
                       takes_options)
 from .results import IncompleteStatisticsWarning, Result
+from .results.histogram import bin_scales, check_size
 from .runs import ClientClosed, Interrupted, Run, chunk_cap, run_local
 
 MAX_TRIALS = 1 << 50
@@ -64,11 +67,20 @@ def _cost(request: base.Plan, chosen: base.Engine, threads: int) -> Estimate:
     nodes = 0 if rows is None else min(THEORY_NODES, rows[0].size)
     theory = 1e-9 * depth * (THEORY_NS_PER_LAYER + THEORY_NS_PER_NODE * nodes)
     seconds = chosen.seconds_per_network(request) * request.networks / used + theory
-    chunk = min(request.blocks, chunk_cap(depth))
-    # merged and per-chunk stats; ~25 result columns and their temporaries; the theory's
-    # maps (one column per node)
-    per_layer = 8 * ROWS * STATS_SIZE * (1 + chunk) + 8 * 50 + 8 * 8 * max(nodes, 1)
+    if request.histograms:  # z, a (and delta) of every unit counted
+        values = request.trials * sum(request.network.widths[1:]) * (
+            3 if request.gradients else 2)
+        seconds += 1e-9 * HIST_NS_PER_VALUE * values / used
+    chunk = min(request.blocks, chunk_cap(depth, request.stats_rows))
+    # merged and per-chunk stats (histogram rows included); ~25 result columns and their
+    # temporaries; the theory's maps (one column per node)
+    per_layer = (8 * request.stats_rows * STATS_SIZE * (1 + chunk) + 8 * 50
+                 + 8 * 8 * max(nodes, 1))
     memory = chosen.memory_bytes(request) + depth * per_layer
+    if request.histograms:  # each thread's counts, and scratch for the widest layer's values
+        memory += 8 * numba.config.NUMBA_NUM_THREADS * (
+            depth * HIST_QUANTITIES * HIST_SLOTS
+            + request.inputs_per_network * max(request.network.widths))
     return Estimate(chosen.name, seconds, used, int(memory))
 
 
@@ -167,8 +179,12 @@ def plan_run(net: Network, trials: int, options: RunOptions) -> tuple[base.Plan,
     seed = options.seed
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
+    scales = None
+    if options.histograms:
+        check_size(trials, net.widths)
+        scales = bin_scales(net, q0, rows, options.gradients)
     request = base.Plan(net, trials, seed, kind, data, k, options.gradients, input_q0=q0,
-                        input_q0_rows=rows, correlation=c0)
+                        input_q0_rows=rows, correlation=c0, histogram_scales=scales)
     chosen = base.choose(options.engine, request)
     request = dataclasses.replace(request, networks_per_block=chosen.networks_per_block(request))
     work = chosen.work_per_network(request)
@@ -222,12 +238,21 @@ def _prepare(chosen: base.Engine, request: base.Plan, threads: "int | None",
              notice: bool) -> float:
     """Compile (or load from numba's cache) the engine's kernels for this request by running
     it on no blocks; returns the seconds it took, so that the run's own time excludes it.
-    With ``notice``, a compile that lasts over a second is announced on stderr."""
-    def announce():
-        print(f"fastvar: compiling the {chosen.name} engine's kernels, once (about 20-60 s on "
-              "2 cores); later runs load them from numba's cache", file=sys.stderr, flush=True)
+    A compile that lasts over a second is announced: on stderr with ``notice``, unless the
+    ``fastvar`` logger has a level set (the command line sets one), which then decides."""
+    log = logging.getLogger("fastvar")
+    direct = notice and log.level == logging.NOTSET
 
-    timer = threading.Timer(1.0, announce) if notice else None
+    def announce():
+        text = (f"fastvar: compiling the {chosen.name} engine's kernels, once (about 20-60 s on "
+                "2 cores); later runs load them from numba's cache")
+        if direct:
+            print(text, file=sys.stderr, flush=True)
+        else:
+            log.info(text)
+
+    wanted = direct or log.isEnabledFor(logging.INFO)
+    timer = threading.Timer(1.0, announce) if wanted else None
     tick = time.perf_counter()
     if timer is not None:
         timer.daemon = True

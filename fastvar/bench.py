@@ -7,7 +7,9 @@ reports the median layer propagations per second (trials x depth per second; a t
 one forward and one backward pass) with its range, and the ratio to the NumPy engine as
 the median of the rounds' ratios. For k > 1 inputs per network it also gives the GFLOP/s
 of the layer products against ``numpy.matmul`` on the same shapes, and for the first case
-the normals per second the exact engine consumes against its RNG (bank_normal) alone.
+the normals per second the exact engine consumes against its RNG (bank_normal) alone, and
+its speed with per-layer histograms (``simulate(histograms=True)``) as a share of its speed
+without them (``exact+h``, paired by round like the ratios to NumPy).
 
 On a shared machine a busy neighbour slows a 2-thread engine more than the 1-thread NumPy
 one, and in bursts: interleaving puts every engine of a round under the same load, and
@@ -72,9 +74,14 @@ QUICK = STANDARD[:2] + (STANDARD[6],)
 REPEATS = 5  # rounds, quick or not: medians need a few
 
 
+HISTOGRAMS = "exact+h"  # the exact engine counting histograms
+
+
 def _time_run(net, trials: int, engine: str, k: int) -> float:
+    histograms = engine == HISTOGRAMS
     start = time.perf_counter()
-    api.simulate(net, trials, seed=1, engine=engine, inputs_per_network=k)
+    api.simulate(net, trials, seed=1, engine="exact" if histograms else engine,
+                 inputs_per_network=k, histograms=histograms)
     return time.perf_counter() - start
 
 
@@ -264,8 +271,9 @@ def engines_for(case: Case) -> list[str]:
 
 
 def run_case(case: Case, engines, seconds: float, repeats: int, bound: bool = False) -> list[dict]:
-    """Rows of one case: its engines (and matmul for k > 1, the RNG bound if ``bound`` and
-    exact is among them) timed in interleaved rounds; ratios are medians of paired rounds."""
+    """Rows of one case: its engines (and matmul for k > 1; the RNG bound and the exact engine
+    with histograms if ``bound`` and exact is among them) timed in interleaved rounds;
+    ratios are medians of paired rounds."""
     rows, timers = [], {}
     for name in engines:
         guess = predicted_seconds(case, name, 20 * seconds)
@@ -279,6 +287,7 @@ def run_case(case: Case, engines, seconds: float, repeats: int, bound: bool = Fa
     draws = exact_draws(case.network(), case.k) if bound and case.init != "orthogonal" else None
     if draws and "exact" in timers:
         timers["rng"] = rng_timer(max(draws), seconds)
+        timers[HISTOGRAMS] = engine_timer(case, HISTOGRAMS, seconds)
     interleave(timers, repeats)
     for name, timer in timers.items():
         if name in ("matmul", "rng"):
@@ -289,6 +298,8 @@ def run_case(case: Case, engines, seconds: float, repeats: int, bound: bool = Fa
         if "matmul" in timers:  # GFLOP/s per layer propagation
             scale = case.flops_per_trial() / case.depth / 1e9
             row["vs_matmul"] = paired(timer, timers["matmul"], scale)
+        if name == HISTOGRAMS:
+            row["vs_exact"] = paired(timer, timers["exact"])
         if name == "exact" and "rng" in timers:  # normals per layer propagation
             per_trial = sum(draws) / case.k
             row["normals_per_trial"] = per_trial
@@ -343,6 +354,11 @@ def _print_rows(rows, file) -> None:
             extra = f" {row['gflops']:6.1f}" if "vs_matmul" in row else ""
             print(f"{label:36s} {name:7s} {row['layer_props_per_s']:10.4g} "
                   f"{_pct(row['range']):>5s} {text:16s}{extra}", file=file, flush=True)
+            if "vs_exact" in row:
+                share = row["vs_exact"]
+                print(f"{'':44s} with histograms: {100 * share['median']:.0f}% "
+                      f"[{100 * share['min']:.0f}-{100 * share['max']:.0f}] of the exact "
+                      "engine's speed without", file=file)
             if "of_rng_bound" in row:
                 bound = row["of_rng_bound"]
                 print(f"{'':44s} {row['normals_per_s']:10.3g}  normals/s consumed "
@@ -404,6 +420,7 @@ def dask_scaling(work_seconds: float = 20.0, repeats: int = 2, file=None) -> dic
     from distributed import Client, LocalCluster
 
     from . import dask_runner
+    from .runs import Run
 
     file = sys.stdout if file is None else file
     net = mlp(64, 4, activation="tanh", init="lecun")
@@ -424,8 +441,7 @@ def dask_scaling(work_seconds: float = 20.0, repeats: int = 2, file=None) -> dic
                           dashboard_address=None) as cluster, Client(cluster) as client:
             api.simulate(net, 256, engine="direct", client=client)  # start and warm workers
             times[f"dask {workers} worker(s)"] = _best(lambda: run(client=client), repeats)
-            size = dask_runner.task_blocks(request, engine, 1, workers)
-            tasks[workers] = -(-request.blocks // size)
+            tasks[workers] = len(dask_runner.task_pieces([Run(request, engine)], 1, workers))
     one = times["local 1 thread(s)"]
     overhead = (times["dask 1 worker(s)"] - one) / tasks[1]
     task_s = one / tasks[1]
@@ -440,6 +456,76 @@ def dask_scaling(work_seconds: float = 20.0, repeats: int = 2, file=None) -> dic
     print(f"  2 workers vs 1: {out['speedup_2_vs_1_worker']:.2f}x; {tasks[1]} tasks of "
           f"{task_s:.2f} s; overhead {overhead * 1e3:.1f} ms per task "
           f"({100 * out['overhead_fraction']:.1f}% of a task)", file=file)
+    return out
+
+
+def dask_sweeps(repeats: int = 3, file=None) -> dict:
+    """Sweeps on a LocalCluster of 2 workers x 1 thread against one local thread.
+
+    Two sweeps: 32 configurations (init x bias_std; tanh, width 128, depth 20, 1 000 trials
+    each) and 1 000 tiny ones (width 4, depth 2, 8 trials each), whose time is nearly all
+    per-configuration overhead. An untimed first call of each starts the workers and loads
+    the kernels; then ``repeats`` rounds alternate the local and the cluster sweeps, so
+    that the machine's load hits both alike. Prints and returns the median and range of
+    each time, of the rounds' speed-ups, and of the seconds per tiny configuration.
+    """
+    import warnings
+
+    from distributed import Client, LocalCluster
+
+    from .sweeps import sweep
+
+    file = sys.stdout if file is None else file
+    cases = {
+        "32 configurations": ({"init": [1.0 + 0.2 * i for i in range(8)],
+                               "bias_std": [0.0, 0.1, 0.2, 0.3]}, 1000,
+                              dict(width=128, depth=20, activation="tanh")),
+        "1000 tiny configurations": ({"init": [0.5 + 0.05 * i for i in range(40)],
+                                      "bias_std": [0.02 * i for i in range(25)]}, 8,
+                                     dict(width=4, depth=2, activation="tanh"))}
+    times: dict[str, list[float]] = {}
+    loads = [_load()]
+
+    def timed(name: str, client=None) -> float:
+        grid, trials, fixed = cases[name]
+        tick = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # 8 trials make unreliable SEs, and say so
+            sweep(grid, trials, seed=1, client=client, **fixed)
+        return time.perf_counter() - tick
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        for rounds in range(repeats + 1):  # round 0 starts the workers, loads the kernels
+            for name in cases:
+                with numba_threads(1):
+                    local = timed(name)
+                remote = timed(name, client)
+                if rounds:
+                    times.setdefault(f"{name}, local 1 thread", []).append(local)
+                    times.setdefault(f"{name}, dask 2 x 1", []).append(remote)
+    loads.append(_load())
+    big, tiny = list(cases)
+    speedups = [a / b for a, b in zip(times[f"{big}, local 1 thread"],
+                                      times[f"{big}, dask 2 x 1"])]
+    per_tiny = {where: [t / 1000 for t in times[f"{tiny}, {where}"]]
+                for where in ("dask 2 x 1", "local 1 thread")}
+    out = {"seconds": {k: _spread(v) for k, v in times.items()},
+           "speedup_32": _spread(speedups),
+           "seconds_per_tiny_configuration": {k: _spread(v) for k, v in per_tiny.items()},
+           "load": loads, "repeats": repeats}
+    print(f"fastvar bench --dask sweeps: LocalCluster 2 workers x 1 thread vs one local "
+          f"thread; median [min-max] of {repeats} interleaved rounds; load {loads[0]:.1f} at "
+          f"the start, {loads[1]:.1f} at the end", file=file)
+    for name, spread in out["seconds"].items():
+        print(f"  {name:40s} {spread['median']:7.2f} s [{spread['min']:.2f}-"
+              f"{spread['max']:.2f}]", file=file)
+    speed = out["speedup_32"]
+    print(f"  {big} (tanh w128 d20, 1 000 trials): {speed['median']:.2f}x faster on the "
+          f"cluster [{speed['min']:.2f}-{speed['max']:.2f}]", file=file)
+    for where, spread in out["seconds_per_tiny_configuration"].items():
+        print(f"  {tiny} (w4 d2, 8 trials), {where}: {1e3 * spread['median']:.1f} ms per "
+              f"configuration [{1e3 * spread['min']:.1f}-{1e3 * spread['max']:.1f}]", file=file)
     return out
 
 

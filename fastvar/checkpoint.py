@@ -40,7 +40,7 @@ from ._files import write_file
 from ._hashing import canonical_json, hash_hex
 from ._version import __version__
 from .engines.base import Plan
-from .kernels.accumulators import ROWS, STATS_SIZE
+from .kernels.accumulators import STATS_SIZE
 from .results import Result
 
 FORMAT = formats.CHECKPOINT  # request.json's "format" (the unversioned ones are 1)
@@ -58,8 +58,9 @@ def fingerprint(request: Plan, engine: str) -> dict[str, Any]:
     """Everything a block's stats depend on, as a JSON-able dict.
 
     Network, trials, seed, engine (its resolved name) and block size, the inputs (kind and a
-    SHA-256 of the data rows), inputs_per_network, correlation, gradients and the fastvar
-    version (kernels may change between versions).
+    SHA-256 of the data rows), inputs_per_network, correlation, gradients, histograms (only
+    when on, so that the fingerprints of earlier requests stay what they were) and the
+    fastvar version (kernels may change between versions).
     """
     data = np.ascontiguousarray(request.data, dtype=np.float64)
     c0 = request.correlation
@@ -70,7 +71,8 @@ def fingerprint(request: Plan, engine: str) -> dict[str, Any]:
             "inputs_sha256": hash_hex(data.tobytes()),
             "inputs_per_network": request.inputs_per_network,
             "correlation": None if math.isnan(c0) else c0.hex(),  # exact, and JSON-safe
-            "gradients": request.gradients, "fastvar": __version__}
+            "gradients": request.gradients, "fastvar": __version__,
+            **({"histograms": True} if request.histograms else {})}
 
 
 def digest(print_: dict[str, Any]) -> str:
@@ -168,7 +170,7 @@ class Checkpoint:
         self.request = request
         self.fingerprint = fingerprint(request, engine)
         self.digest = digest(self.fingerprint)
-        self._shape = (request.network.depth, ROWS, STATS_SIZE)
+        self._shape = (request.network.depth, request.stats_rows, STATS_SIZE)
         self._open()
 
     def _open(self) -> None:

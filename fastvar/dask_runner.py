@@ -1,28 +1,35 @@
-"""Run a simulation on a Dask cluster: ranges of blocks become tasks, merged in block order.
+"""Run simulations on a Dask cluster: ranges of blocks become tasks, merged in block order.
 
-``simulate(..., client=CLIENT)`` lands here. The missing blocks of the run are cut into
-ranges of about ``fastvar.engines.costs.TASK_SECONDS`` of work (:func:`task_blocks`, by the
-engine's calibrated ``seconds_per_network``); each range is one ``Client.submit`` task with
-an explicit key made of the request's digest and the range (``fastvar-<digest>-<first>-
-<count>``), ``pure=True`` and ``retries``, and returns per-block stats (count, L, ROWS, S).
-The client takes them with ``as_completed`` and hands them to :class:`fastvar.runs.Run`,
-which merges strictly in block order: the result is bitwise that of a local run, for any
-number of workers. A worker lost mid-run costs only its tasks, which the scheduler runs
-again elsewhere (up to ``distributed.scheduler.allowed-failures`` times per task).
+``simulate(..., client=CLIENT)`` and ``sweep(..., client=CLIENT)`` land here
+(:func:`run` for one run, :func:`run_many` for a sweep's configurations: one set of
+tasks for all of them). The missing blocks are cut into tasks of about
+``fastvar.engines.costs.TASK_SECONDS`` of work (:func:`task_pieces`, by each engine's
+calibrated ``seconds_per_network``): a large run is split into ranges of blocks, small
+runs are packed several to a task. Each task has an explicit key made of the requests'
+digests and the ranges (``fastvar-<digest>-<first>-<count>``, or ``fastvar-pack-<hash>``
+for a packed task), and ``retries``; it returns per-block stats (count, L, ROWS, S) per
+range. The client takes them with ``as_completed`` and hands them to each
+:class:`fastvar.runs.Run`, which merges strictly in block order: every result is bitwise
+that of a local run, for any number of workers and any packing. A worker lost mid-run
+costs only its tasks, which the scheduler runs again elsewhere (up to
+``distributed.scheduler.allowed-failures`` times per task); a worker that joins mid-run
+gets tasks as the scheduler balances them (an adaptive cluster), and compiles (or loads)
+the kernels on its first one.
 
 Workers: each gets ``NUMBA_NUM_THREADS`` = its ``threads_per_worker`` (unless set in its
 environment), and one kernel call at a time uses them all (a per-worker lock: concurrent
 parallel calls would oversubscribe the cores, and numba's workqueue layer refuses them).
-The kernels are compiled (or loaded from numba's cache) on every worker before the tasks:
-on one worker first, then on the others, so that workers sharing a cache folder (one
-machine, or a shared file system) never race to write the same cache files.
+The kernels are compiled (or loaded from numba's cache) on every worker before the tasks,
+once per kernel signature (:func:`kernel_signature`), not once per run: on one worker
+first, then on the others, so that workers sharing a cache folder (one machine, or a
+shared file system) never race to write the same cache files.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
+import os
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from ._threads import numba_threads, threads_for_process
 
@@ -33,15 +40,34 @@ except ImportError:  # without Dask this module still imports; check_client says
 
 if TYPE_CHECKING:  # the workers unpickle this module: it must not import numba before
     # threads_for_process has set NUMBA_NUM_THREADS
-    from .engines.base import Engine, Plan
+    from .engines.base import Plan
     from .runs import Run
 
 TASKS_PER_WORKER = 4  # at least this many per worker, so workers finish close together
+# the fixed cost of one piece of a task (an engine call on a worker and the client's merge
+# of its stats), beside its blocks' calibrated work: small runs are packed until it is small
+PIECE_SECONDS = 2e-4
+CONNECT_SECONDS = 20.0  # connect(): how long to wait for a scheduler
 _LOCK = threading.Lock()  # one kernel call at a time per worker process
 
 
 def check_client(client) -> None:
-    """TypeError unless ``client`` is a dask.distributed Client (ImportError without Dask)."""
+    """Check that ``client`` is a running dask.distributed Client.
+
+    Parameters
+    ----------
+    client : object
+        What ``simulate(client=...)`` was given.
+
+    Raises
+    ------
+    ImportError
+        Without dask.distributed installed (``pip install 'fastvar[dask]'``).
+    TypeError
+        If ``client`` is not a ``distributed.Client``.
+    ValueError
+        If the client is not running.
+    """
     try:
         from distributed import Client
     except ImportError:
@@ -53,18 +79,42 @@ def check_client(client) -> None:
         raise ValueError(f"the Dask client is not running (status {client.status!r})")
 
 
-def task_blocks(request: "Plan", engine: "Engine", threads: int, workers: int) -> int:
-    """Blocks per task: about ``costs.TASK_SECONDS`` on a worker of ``threads`` cores (one
-    core for an engine that is not ``parallel``), by the engine's calibrated
-    ``seconds_per_network``, and at least TASKS_PER_WORKER tasks per worker for runs that
-    are short for the cluster."""
-    from .engines.costs import TASK_SECONDS
+def connect(address: str, timeout: "float | None" = None):
+    """A Client of the running Dask scheduler at ``address`` (the command line's ``--scheduler``).
 
-    block_seconds = engine.seconds_per_network(request) * request.networks_per_block
-    cores = max(1, threads) if engine.parallel else 1
-    size = TASK_SECONDS * cores / max(block_seconds, 1e-9)
-    fair = math.ceil(request.blocks / (TASKS_PER_WORKER * max(1, workers)))
-    return max(1, int(min(size, fair)))
+    Parameters
+    ----------
+    address : str
+        The scheduler's address, e.g. ``tcp://10.0.0.5:8786`` (``dask scheduler`` prints
+        it), or a scheduler file's path (``dask scheduler --scheduler-file PATH``).
+    timeout : float, optional
+        Seconds to wait for the scheduler (default ``CONNECT_SECONDS``, 20).
+
+    Returns
+    -------
+    distributed.Client
+        The connected client; close it after use.
+
+    Raises
+    ------
+    ImportError
+        Without dask.distributed installed (``pip install 'fastvar[dask]'``).
+    OSError
+        If no scheduler answers at ``address`` within ``timeout`` seconds.
+    """
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ImportError("--scheduler needs dask.distributed: pip install 'fastvar[dask]'"
+                          ) from None
+    seconds = CONNECT_SECONDS if timeout is None else timeout
+    where = ({"scheduler_file": address} if os.path.isfile(address) else {"address": address})
+    try:
+        return Client(**where, timeout=seconds, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise OSError(f"no Dask scheduler answered at {address} within {seconds:g} s ({err}); "
+                      "start one with `dask scheduler` and give the address it prints "
+                      "(tcp://HOST:8786)") from None
 
 
 class NumbaThreads(WorkerPlugin):
@@ -75,6 +125,13 @@ class NumbaThreads(WorkerPlugin):
     name = "fastvar-numba-threads"
 
     def setup(self, worker) -> None:
+        """Dask's hook, run as the plugin reaches a worker.
+
+        Parameters
+        ----------
+        worker : distributed.Worker
+            The worker; its ``nthreads`` become the process's numba threads.
+        """
         threads_for_process(worker.state.nthreads)
 
 
@@ -87,38 +144,79 @@ def _compute(request: "Plan", engine: str, first: int, count: int, threads: int)
         return ENGINES[engine].run(request, first, count)
 
 
-def _warm(request: "Plan", engine: str, dask_worker=None) -> int:
-    """client.run target: compile or load the kernels (one network); numba's threads."""
-    import numba
-
-    threads = dask_worker.state.nthreads if dask_worker is not None else 1
-    _compute(request, engine, 0, 1, threads)
-    return numba.config.NUMBA_NUM_THREADS
-
-
-def _task(request: "Plan", engine: str, first: int, count: int):
-    """One task: per-block stats (count, L, ROWS, S) of blocks first .. first + count - 1."""
-    from distributed import get_worker
-
-    return _compute(request, engine, first, count, get_worker().state.nthreads)
-
-
 def _identity(request: "Plan") -> "Plan":
     return request
 
 
-def warm_up(client, request: "Plan", engine: str) -> dict[str, int]:
-    """Compile the kernels on every worker, one worker first; returns each worker's
-    NUMBA_NUM_THREADS. A worker lost meanwhile is skipped (its successor compiles on its
-    first task); RuntimeError if it fails everywhere (fastvar missing on the workers, ...)."""
-    # one network (and at most two data rows) compiles the same kernels as the request
-    tiny = dataclasses.replace(request, trials=request.inputs_per_network, data=request.data[:2])
+def _warm_all(jobs: "list[tuple[Plan, str]]", dask_worker=None) -> int:
+    """client.run target: compile or load each job's kernels (one network each); returns
+    the worker's numba threads."""
+    import numba
+
+    threads = dask_worker.state.nthreads if dask_worker is not None else 1
+    for request, engine in jobs:
+        _compute(request, engine, 0, 1, threads)
+    return numba.config.NUMBA_NUM_THREADS
+
+
+def kernel_signature(request: "Plan", engine: str) -> tuple:
+    """What selects the compiled kernels of a request: requests that agree on it share them.
+
+    Parameters
+    ----------
+    request : Plan
+        A planned request.
+    engine : str
+        Its engine's name.
+
+    Returns
+    -------
+    tuple
+        The engine, the inputs' kind, whether networks take several inputs, and whether
+        the backward pass runs (the kernels' other arguments are numbers and arrays of
+        fixed types, which do not make new compilations).
+    """
+    return (engine, int(request.inputs_kind), request.inputs_per_network > 1,
+            bool(request.gradients))
+
+
+def warm_up(client, jobs: "list[tuple[Plan, str]]") -> dict[str, int]:
+    """Compile (or load) the kernels on every worker, one worker first; once per signature.
+
+    One worker first, so that workers sharing a numba cache folder never race to write it.
+    A worker lost meanwhile is skipped, and one that joins later compiles (or loads) on its
+    first task: the plugin that sets its numba threads reaches it as it joins.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The cluster's client.
+    jobs : list of (Plan, str)
+        The requests and their engines' names; one of each :func:`kernel_signature` runs,
+        as a one-network copy, on each worker.
+
+    Returns
+    -------
+    dict of str to int
+        Each worker's address and its ``NUMBA_NUM_THREADS``.
+
+    Raises
+    ------
+    RuntimeError
+        If it fails on every worker (fastvar missing there, say), with the first error.
+    """
+    tiny = {}
+    for request, engine in jobs:
+        # one network (and at most two data rows) compiles the same kernels as the request
+        tiny.setdefault(kernel_signature(request, engine), (dataclasses.replace(
+            request, trials=request.inputs_per_network, data=request.data[:2]), engine))
     client.register_plugin(NumbaThreads(), name=NumbaThreads.name)
     workers = sorted(client.nthreads())
     answers: dict[str, object] = {}
     for group in (workers[:1], workers[1:]):
         if group:
-            answers.update(client.run(_warm, tiny, engine, workers=group, on_error="return"))
+            answers.update(client.run(_warm_all, list(tiny.values()), workers=group,
+                                      on_error="return"))
     good = {w: n for w, n in answers.items() if isinstance(n, int)}
     if not good and answers:
         error = next(iter(answers.values()))
@@ -127,37 +225,147 @@ def warm_up(client, request: "Plan", engine: str) -> dict[str, int]:
     return good
 
 
-def run(client, run: "Run", task_size: "int | None" = None, retries: int = 2) -> None:
-    """Compute the missing blocks of ``run`` on ``client``'s cluster, ``task_size`` blocks
-    per task (default :func:`task_blocks`), each task retried ``retries`` times on errors."""
+def task_pieces(runs: "Sequence[Run]", threads: int,
+                workers: int) -> "list[list[tuple[int, int, int]]]":
+    """The tasks of the missing blocks of several runs: small runs packed, large ones split.
+
+    Each task is about ``fastvar.engines.costs.TASK_SECONDS`` of work on one worker (by each
+    engine's calibrated ``seconds_per_network``), fewer when the whole work is short for the
+    cluster (at least ``TASKS_PER_WORKER`` tasks per worker then), and never more per-block
+    stats than one local chunk (:func:`fastvar.runs.chunk_cap`).
+
+    Parameters
+    ----------
+    runs : sequence of Run
+        The runs, in the order their blocks should start (Dask runs earlier tasks first).
+    threads : int
+        Threads of a worker (the fewest of any worker).
+    workers : int
+        Workers of the cluster.
+
+    Returns
+    -------
+    list of list of (int, int, int)
+        Per task, its pieces: (index in ``runs``, first block, number of blocks). Every
+        missing block is in exactly one piece; a run's pieces follow block order.
+    """
+    from .engines.costs import TASK_SECONDS
+    from .runs import chunk_cap
+
+    def block_seconds(run: "Run") -> float:
+        cores = max(1, threads) if run.engine.parallel else 1
+        seconds = run.engine.seconds_per_network(run.request) * run.request.networks_per_block
+        return max(seconds / cores, 1e-9) + PIECE_SECONDS / run.request.blocks
+
+    costs = [block_seconds(run) for run in runs]
+    total = sum(cost * count for run, cost in zip(runs, costs) for _, count in run.missing())
+    target = min(TASK_SECONDS, total / (TASKS_PER_WORKER * max(1, workers)))
+    tasks: list[list[tuple[int, int, int]]] = []
+    task: list[tuple[int, int, int]] = []
+    seconds = memory = 0.0  # of the task being packed; memory in parts of one chunk
+    for i, (run, cost) in enumerate(zip(runs, costs)):
+        cap = chunk_cap(run.request.network.depth)
+        size = max(1, min(cap, int(target / cost)))  # blocks of one piece
+        for first, count in run.missing():
+            for at in range(first, first + count, size):
+                n = min(size, first + count - at)
+                # a piece that would take the task well past its target starts the next
+                if task and (seconds + n * cost > target * 1.5 or memory + n / cap > 1):
+                    tasks.append(task)
+                    task, seconds, memory = [], 0.0, 0.0
+                task.append((i, at, n))
+                seconds, memory = seconds + n * cost, memory + n / cap
+                if seconds >= target:
+                    tasks.append(task)
+                    task, seconds, memory = [], 0.0, 0.0
+    if task:
+        tasks.append(task)
+    return tasks
+
+
+def _pieces_task(plans: "list[Plan]", engines: "list[str]",
+                 pieces: "list[tuple[int, int, int]]") -> list:
+    """One task: per-block stats (count, L, ROWS, S) of each piece (plan, first, count)."""
+    from distributed import get_worker
+
+    threads = get_worker().state.nthreads
+    return [_compute(plans[i], engines[i], first, count, threads) for i, first, count in pieces]
+
+
+def run_many(client, runs: "Sequence[Run]",
+             finished: "Callable[[int], None] | None" = None, retries: int = 2) -> None:
+    """Compute the missing blocks of several runs on a Dask cluster, as one set of tasks.
+
+    The blocks are cut and packed by :func:`task_pieces`; each task has an explicit key
+    (``fastvar-<digest>-<first>-<count>`` for one range of one run, ``fastvar-pack-<hash
+    of its ranges>`` for several) and ``retries``. The kernels are warmed up once per
+    :func:`kernel_signature`, not once per run. Each run merges its blocks in block order,
+    so each result is bitwise that of the run alone, on any cluster.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The cluster's client.
+    runs : sequence of Run
+        The runs; their completed blocks are added to them as tasks complete.
+    finished : callable, optional
+        Called with a run's index as soon as its last block is in (at once for a run
+        complete from the start), in the order the runs complete.
+    retries : int, optional
+        Times a task is run again after an error (a lost worker does not count: the
+        scheduler reruns its tasks up to ``distributed.scheduler.allowed-failures`` times).
+
+    Raises
+    ------
+    fastvar.runs.ClientClosed
+        If the client is closed meanwhile; the blocks done are kept in the runs.
+    KeyboardInterrupt
+        On Ctrl-C; the tasks left are cancelled, the blocks done are kept in the runs.
+    """
     from distributed import as_completed
 
+    from ._hashing import hash_hex
     from .runs import ClientClosed
 
+    for i, one in enumerate(runs):
+        if finished is not None and not one.missing():
+            finished(i)
+    if not any(one.missing() for one in runs):
+        return
     if not client.nthreads():
         client.wait_for_workers(1)  # an adaptive cluster may start with none
     nthreads = client.nthreads()
-    request, engine = run.request, run.engine.name
-    warm_up(client, request, engine)
-    if task_size is None:
-        threads = min(nthreads.values())
-        task_size = task_blocks(request, run.engine, threads, len(nthreads))
-    tag = run.digest[:16]
-    # the request as a task of its own: shipped to each worker once, not with every task,
+    warm_up(client, [(one.request, one.engine.name) for one in runs if one.missing()])
+    tasks = task_pieces(runs, min(nthreads.values()), len(nthreads))
+    spans: dict[int, int] = {}
+    for task in tasks:
+        for i in {piece[0] for piece in task}:
+            spans[i] = spans.get(i, 0) + 1
+    # a request used by several tasks is a task of its own: shipped to each worker once,
     # and recomputed from its spec (unlike scattered data) if the worker holding it dies
-    plan = client.submit(_identity, request, key=f"fastvar-plan-{tag}", pure=True)
-    firsts, futures, future = {}, [], None
-    for first, count in run.missing():
-        for at in range(first, first + count, task_size):
-            n = min(task_size, first + count - at)
-            future = client.submit(_task, plan, engine, at, n, key=f"fastvar-{tag}-{at}-{n}",
-                                   pure=True, retries=retries)
-            firsts[future.key] = at
-            futures.append(future)
+    plans = {i: client.submit(_identity, runs[i].request, pure=True,
+                              key=f"fastvar-plan-{runs[i].digest[:16]}")
+             for i, n in spans.items() if n > 1}
+    pieces_of, futures = {}, []
     try:
+        for task in tasks:
+            order = list(dict.fromkeys(i for i, _, _ in task))  # runs of the task, local index
+            names = [f"{runs[i].digest[:16]}-{first}-{count}" for i, first, count in task]
+            key = (f"fastvar-{names[0]}" if len(task) == 1
+                   else f"fastvar-pack-{hash_hex(' '.join(names), 16)}")
+            future = client.submit(
+                _pieces_task, [plans.get(i, runs[i].request) for i in order],
+                [runs[i].engine.name for i in order],
+                [(order.index(i), first, count) for i, first, count in task],
+                key=key, pure=True, retries=retries)
+            pieces_of[future.key] = task
+            futures.append(future)
         for future in as_completed(futures):
-            run.add(firsts[future.key], future.result())
-            future.release()  # its stats are in ``run``: free the worker's memory
+            for (i, first, _), stats in zip(pieces_of[future.key], future.result()):
+                runs[i].add(first, stats)
+                if finished is not None and not runs[i].missing():
+                    finished(i)
+            future.release()  # its stats are in the runs: free the worker's memory
         if client.status in ("closing", "closed"):  # as_completed just stops then
             raise ClientClosed(None)
     except Exception as err:
@@ -168,8 +376,30 @@ def run(client, run: "Run", task_size: "int | None" = None, retries: int = 2) ->
         # after Ctrl-C or an error, stop what is left (tasks other clients want go on); a
         # closed client has dropped them already
         if client.status not in ("closing", "closed"):
-            client.cancel([f for f in futures if not f.done()] + [plan])
+            client.cancel([f for f in futures if not f.done()] + list(plans.values()))
         # and drop the Futures: the exception's traceback keeps this frame alive, and while a
         # cancelled Future lives, a rerun submitting the same key gets it back cancelled
         futures.clear()
-        future = plan = None  # noqa: F841
+        plans.clear()
+        future = None  # noqa: F841
+
+
+def run(client, run: "Run", retries: int = 2) -> None:
+    """Compute the missing blocks of one run on a Dask cluster (:func:`run_many`).
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The cluster's client.
+    run : Run
+        The run; each task's blocks are added to it as they complete, merged in block
+        order.
+    retries : int, optional
+        Times a task is run again after an error.
+
+    Raises
+    ------
+    fastvar.runs.ClientClosed
+        If the client is closed during the run; the blocks done are kept in ``run``.
+    """
+    run_many(client, [run], retries=retries)

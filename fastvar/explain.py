@@ -2,7 +2,10 @@
 
 A measured walk-through of two classic questions (README.md): He and Xavier make each
 weight tiny, and each product w_ij x_j tinier, yet z_i = sum_j w_ij x_j keeps a variance
-of order 1 at every width, and gradients need not vanish.
+of order 1 at every width, and gradients need not vanish. The histograms of the products
+and of their sums (:class:`fastvar.Histogram`, every value counted, on bins in units of
+each one's standard deviation) show the shapes: heavy tails for w x (excess kurtosis 6),
+a Gaussian of variance 2 for z under He/ReLU.
 """
 from __future__ import annotations
 
@@ -17,9 +20,10 @@ from . import _text
 from ._checks import check_int
 from .api import MAX_TRIALS, simulate
 from .engines.base import INPUTS_NORMAL, Plan
-from .engines.numpy_engine import draw_weights
+from .engines.numpy_engine import count_histogram, draw_weights
 from .moments import Moments
 from .network import Network, mlp
+from .results.histogram import BINS, RANGE, Histogram, bin_scales, edges_of
 
 DEFAULT_WIDTHS = (6, 10, 100, 1000)
 SAMPLE = 100_000  # values of each kind kept for histograms
@@ -36,7 +40,9 @@ class Terms:
 
     ``weights`` pools the w_ij, ``inputs`` the a_j = a^{l-1}_j (the input x for layer 1),
     ``products`` the w_ij a_j, ``sums`` the sum_j w_ij a_j (bias left out), over all units
-    and networks. ``samples`` holds up to SAMPLE values of each (same keys), for histograms.
+    and networks. ``samples`` holds up to SAMPLE values of each (same keys), for histograms;
+    ``histograms`` the :class:`~fastvar.Histogram` of every product and every sum, on bins
+    in units of their infinite-width standard deviation (Var w E[a^2] and n_{l-1} times it).
     """
 
     weights: Moments
@@ -44,6 +50,7 @@ class Terms:
     products: Moments
     sums: Moments
     samples: dict = field(repr=False)
+    histograms: dict = field(repr=False, default_factory=dict)
 
 
 def terms(net: Network, layer: int = 1, trials: int = 100, seed: int = 0) -> Terms:
@@ -67,6 +74,11 @@ def terms(net: Network, layer: int = 1, trials: int = 100, seed: int = 0) -> Ter
     per_chunk = max(1, _CHUNK // (n * m))
     moments = {k: Moments() for k in ("weights", "inputs", "products", "sums")}
     samples = {}
+    # E[a^2] of the layer's input by the theory (x ~ N(0, I) at layer 1), fixing the bins
+    second = 1.0 if layer == 1 else bin_scales(net, 1.0, None, False)[layer - 2, 1] ** 2
+    scales = {"products": math.sqrt(net.weight_var[layer - 1] * second)}
+    scales["sums"] = math.sqrt(m) * scales["products"]
+    counts = {key: np.zeros(BINS + 2, dtype=np.int64) for key in scales}
     for chunk, start in enumerate(range(0, trials, per_chunk)):
         count = min(per_chunk, trials - start)
         rng = np.random.default_rng([seed, chunk])
@@ -83,7 +95,23 @@ def terms(net: Network, layer: int = 1, trials: int = 100, seed: int = 0) -> Ter
             moments[key].update(v)
             if chunk == 0:
                 samples[key] = v.reshape(-1)[:SAMPLE].copy()
-    return Terms(**moments, samples=samples)
+        for key, scale in scales.items():
+            counts[key] += count_histogram(values[key], BINS / (2 * RANGE) / scale)
+    histograms = {key: Histogram(edges_of(scale), counts[key][1:-1], counts[key][0],
+                                 counts[key][-1], quantity=key, layer=layer, scale=scale,
+                                 scale_from="theory") for key, scale in scales.items()}
+    return Terms(**moments, samples=samples, histograms=histograms)
+
+
+def tail_share(h: Histogram, sds: float) -> float:
+    """The share of the values of ``h`` (bins of :func:`~fastvar.results.histogram.edges_of`)
+    beyond ``sds`` of its scale on either side; ``sds`` is rounded to a bin edge (tenths)."""
+    steps = int(round(sds * BINS / (2 * RANGE)))
+    mid = BINS // 2
+    if not 0 < steps <= mid:
+        raise ValueError(f"sds must be between 0.1 and {RANGE}, got {sds!r}")
+    outside = int(h.counts[:mid - steps].sum() + h.counts[mid + steps:].sum())
+    return (h.below + h.above + outside) / h.total
 
 
 def _default_trials(n: int) -> int:
@@ -131,6 +159,19 @@ def walkthrough(widths: Sequence[int] = DEFAULT_WIDTHS, depth: int = 30, depth_w
         "Each product is heavy-tailed (a product of two Gaussians: excess kurtosis 6); their sum",
         "is close to Gaussian (kurtosis 6/n), as the central limit theorem says.",
         "",
+        f"Their histograms at n = {biggest} (every value counted, fastvar.Histogram; "
+        "simulate(histograms=True)",
+        "gives them per layer): the share of values beyond k standard deviations,",
+        "",
+        _table(["k", "w x", "product of 2 Gaussians", "z", "Gaussian"],
+               [[f"{k:g}", _percent(tail_share(t.histograms["products"], k)),
+                 _percent(_product_tail(k)), _percent(tail_share(t.histograms["sums"], k)),
+                 _percent(math.erfc(k / math.sqrt(2.0)))] for k in (2, 3, 5)]),
+        "",
+        "w x strays beyond 5 sd thousands of times as often as a Gaussian; z, its sum over "
+        f"{biggest} terms,",
+        "is the Gaussian N(0, 2) the theory says (fastvar explain --plot draws them).",
+        "",
     ]
     runs = []
     for label, activation, init in DEPTH_CASES:
@@ -168,6 +209,19 @@ def walkthrough(widths: Sequence[int] = DEFAULT_WIDTHS, depth: int = 30, depth_w
     return "\n".join(text), found
 
 
+def _product_tail(sds: float) -> float:
+    """P(|g h| > sds) for independent standard normals g, h (a product of unit variance):
+    E over g of P(|h| > sds / |g|), by the midpoint rule on |g| in [0, 12] (4000 points)."""
+    step = 12.0 / 4000
+    g = (np.arange(4000) + 0.5) * step
+    inner = np.array([math.erfc(sds / (x * math.sqrt(2.0))) for x in g])
+    return float(np.sum(inner * np.exp(-0.5 * g * g)) * math.sqrt(2.0 / math.pi) * step)
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.3g}%"
+
+
 def _versus(measured: float, se: float, theory: float) -> str:
     return f"{measured:.3g} {_text.PLUS_MINUS} {se:.2g} [{theory:.3g}]"
 
@@ -191,23 +245,30 @@ def save_histograms(found: dict, path: "str | os.PathLike") -> None:
 
     fig = Figure(figsize=(13, 4.0), layout="constrained")
     axes = fig.subplots(1, 3)
-    panels = [("weights", "weight $w_{ij}$ (std $\\sqrt{2/n}$)"),
-              ("products", "product $w_{ij} x_j$ (heavy tails)"),
-              ("sums", "sum $z_i = \\sum_j w_{ij} x_j$ (variance 2 at every n)")]
-    for axis, (key, title) in zip(axes, panels):
+    for i, (n, t) in enumerate(found.items()):
+        axes[0].hist(t.samples["weights"], bins=120, density=True, histtype="step",
+                     color=f"C{i}", label=f"n = {n}")
+    axes[0].set_title("weight $w_{ij}$ (std $\\sqrt{2/n}$)", fontsize="medium")
+    axes[0].set_xlabel("value")
+    # the products and the sums, every one counted (fastvar.Histogram), in units of their
+    # standard deviation: one axis for every width
+    panels = [("products", "product $w_{ij} x_j$ / its std: heavy tails"),
+              ("sums", "sum $z_i = \\sum_j w_{ij} x_j$ / $\\sqrt{2}$: Gaussian")]
+    grid = np.linspace(-RANGE, RANGE, 400)
+    for axis, (key, title) in zip(axes[1:], panels):
         for i, (n, t) in enumerate(found.items()):
-            values = t.samples[key]
-            bins = np.linspace(-6, 6, 81) if key == "sums" else 120  # the sums share one scale
-            axis.hist(values, bins=bins, density=True, histtype="step", color=f"C{i}",
-                      label=f"n = {n}")
-        axis.set_yscale("log")
+            h = t.histograms[key]
+            axis.stairs(h.density() * h.scale, h.edges / h.scale, color=f"C{i}",
+                        label=f"n = {n}")
+        axis.plot(grid, np.exp(-grid ** 2 / 2) / np.sqrt(2 * np.pi), "k--", lw=1,
+                  label="N(0, 1)")
+        axis.set_xlim(-8, 8)
+        axis.set_ylim(1e-6, 2)
         axis.set_title(title, fontsize="medium")
-        axis.set_xlabel("value")
-        axis.set_ylabel("density")
-    grid = np.linspace(-6, 6, 400)
-    axes[2].plot(grid, np.exp(-grid ** 2 / 4) / np.sqrt(4 * np.pi), "k--", lw=1, label="N(0, 2)")
-    axes[2].set_xlim(-6, 6)
+        axis.set_xlabel("value / standard deviation")
     for axis in axes:
+        axis.set_yscale("log")
+        axis.set_ylabel("density")
         axis.legend(fontsize="small")
     write_figure(fig, path, dpi=100)
 

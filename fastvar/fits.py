@@ -1,6 +1,6 @@
 """Depth scales fitted from a run: how fast q^l and c^l approach their fixed points.
 
-:func:`fit_depth_scale` fits xi from |x^l - x*| ~ exp(-l / xi) on one per-layer
+:func:`fit_depth_scale` fits xi from ``|x^l - x*| ~ exp(-l / xi)`` on one per-layer
 measurement; :func:`measured_depth_scales` fits xi_q and xi_c of a :class:`Result` beside
 the mean-field theory's values (:mod:`fastvar.theory`). A :class:`fastvar.Sweep` shows them
 per configuration (``Sweep.summary()``).
@@ -13,13 +13,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import _text
 from .activations import Activation
 from .results import Result
 from .theory import correlation_fixed_point, depth_from_rate, fixed_point, q_depth_scale
 
 
 class DepthFit(NamedTuple):
-    """A depth scale fitted from |x^l - x*| ~ exp(-l / xi), with where and how."""
+    """A depth scale fitted from ``|x^l - x*| ~ exp(-l / xi)``, with where and how."""
 
     xi: float  # layers; NaN where the data do not determine it (see note)
     xi_se: float  # standard error of xi, layers
@@ -47,7 +48,7 @@ def fit_depth_scale(values: np.ndarray, se: np.ndarray, target: float, *,
                     min_layers: int = 4) -> DepthFit:
     """Fit xi from the approach of a per-layer measurement to its fixed point ``target``.
 
-    The fit is a weighted least-squares line through log|x^l - x*| over the last run of
+    The fit is a weighted least-squares line through ``log|x^l - x*|`` over the last run of
     consecutive layers where the gap keeps one sign, lies above ``threshold`` SE plus
     ``floor`` (below, the log is noise or the finite-width shift of the fixed point) and
     below ``max_gap`` (farther out the map is not yet linear and its rate is not the
@@ -89,6 +90,9 @@ def fit_depth_scale(values: np.ndarray, se: np.ndarray, target: float, *,
         usable = (np.isfinite(gap) & (se > 0) & (gap > threshold * se + floor)
                   & (gap < max_gap))
     nan = math.nan
+    if not (se > 0).any():  # NaN: one network (a single trial) has no spread to measure
+        return DepthFit(nan, nan, nan, 0, 0, "no standard errors (they need 2 or more "
+                        "networks)")
     if not usable.any():
         return DepthFit(nan, nan, nan, 0, 0, f"no layer has |x - x*| between {threshold:g} SE"
                         f"{f' + {floor:.2g}' if floor else ''} and {max_gap:g}")
@@ -97,9 +101,11 @@ def fit_depth_scale(values: np.ndarray, se: np.ndarray, target: float, *,
     while first > 0 and usable[first - 1] and signed[first - 1] * signed[last] > 0:
         first -= 1
     if last - first + 1 < min_layers:
+        run = last - first + 1
         return DepthFit(nan, nan, nan, first + 1, last + 1,
-                        f"only {last - first + 1} consecutive layers (up to {last + 1}) have "
-                        f"|x - x*| between {threshold:g} SE and {max_gap:g}; need {min_layers}")
+                        f"only {_text.counted(run, 'consecutive layer')} (up to {last + 1}) "
+                        f"{'has' if run == 1 else 'have'} |x - x*| between {threshold:g} SE "
+                        f"and {max_gap:g}; need {min_layers}")
     window = slice(first, last + 1)
     layers = np.arange(first + 1, last + 2, dtype=float)
     weights = (gap[window] / se[window]) ** 2

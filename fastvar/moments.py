@@ -13,9 +13,21 @@ _KEYS = ("count", "mean", "M2", "M3", "M4")  # the order of Moments.state
 
 
 def shape_statistics(n, m2, m3, m4):
-    """(skewness, excess kurtosis) from a count and central sums M2, M3, M4 (floats or
-    arrays); NaN where M2 is 0 (constant values). Ratios are taken before powers, so a
-    finite state never overflows into a wrong kurtosis of -3."""
+    """Skewness and excess kurtosis from a count and central sums.
+
+    Ratios are taken before powers, so a finite state never overflows into a wrong
+    kurtosis of -3.
+
+    Parameters
+    ----------
+    n, m2, m3, m4 : float or array
+        Count and central sums M2, M3, M4 (broadcast together).
+
+    Returns
+    -------
+    skew, kurt : float64 arrays, the broadcast shape
+        sqrt(n) M3 / M2^1.5 and n M4 / M2^2 - 3; NaN where M2 is 0 (constant values).
+    """
     n, m2, m3, m4 = (np.asarray(x, dtype=np.float64) for x in (n, m2, m3, m4))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         positive = m2 > 0
@@ -64,11 +76,27 @@ class Moments:
         self._low_of = (self.state[0], self.state[1])
 
     def update(self, values) -> "Moments":
-        """Add ``values`` (any array-like, flattened, accumulated in float64); returns self.
+        """Add ``values`` to the accumulator.
 
-        Raises ValueError, leaving the accumulator unchanged, if any value is NaN or inf.
-        The values are accumulated relative to the current mean (or the first finite
-        value), so a large common offset does not cost precision.
+        The values are accumulated relative to the current mean (or the first value), so a
+        large common offset does not cost precision.
+
+        Parameters
+        ----------
+        values : array_like of real numbers, any shape
+            Flattened and accumulated in float64.
+
+        Returns
+        -------
+        Moments
+            ``self``, updated.
+
+        Raises
+        ------
+        TypeError
+            If the values are not real numbers.
+        ValueError
+            If any value is NaN or infinite; the accumulator is left unchanged.
         """
         arr = np.asarray(values)
         if arr.dtype.kind not in "biuf":
@@ -92,7 +120,23 @@ class Moments:
         return self
 
     def merge(self, other: "Moments") -> "Moments":
-        """A new accumulator holding the data of both (neither input changes)."""
+        """Combine two accumulators exactly, as if their data were seen in one stream.
+
+        Parameters
+        ----------
+        other : Moments
+            The other accumulator (neither input changes).
+
+        Returns
+        -------
+        Moments
+            A new accumulator holding the data of both.
+
+        Raises
+        ------
+        TypeError
+            If ``other`` is not a Moments.
+        """
         if not isinstance(other, Moments):
             raise TypeError(f"can only merge Moments, got {type(other).__name__}")
         out = Moments()
@@ -118,36 +162,87 @@ class Moments:
         return int(self.state[0])
 
     def mean(self) -> float:
-        """Mean (NaN when empty)."""
+        """The mean of the values.
+
+        Returns
+        -------
+        float
+            The mean, in the values' units; NaN when empty.
+        """
         return float(self.state[1]) if self.state[0] else math.nan
 
     def var(self, ddof: int = 0) -> float:
-        """Variance M2 / (count - ddof) (NaN when count <= ddof)."""
+        """The variance M2 / (count - ddof).
+
+        Parameters
+        ----------
+        ddof : int, optional
+            Delta degrees of freedom (0: the population variance, 1: the unbiased one).
+
+        Returns
+        -------
+        float
+            The variance, in squared units of the values; NaN when count <= ddof.
+        """
         n = self.state[0] - ddof
         return float(self.state[2] / n) if n > 0 else math.nan
 
     def std(self, ddof: int = 0) -> float:
-        """Standard deviation, sqrt(var(ddof))."""
+        """The standard deviation sqrt(var(ddof)).
+
+        Parameters
+        ----------
+        ddof : int, optional
+            Delta degrees of freedom, as for :meth:`var`.
+
+        Returns
+        -------
+        float
+            The standard deviation, in the values' units; NaN when count <= ddof.
+        """
         return math.sqrt(self.var(ddof))
 
     def sem(self) -> float:
-        """Standard error of the mean, std(ddof=1) / sqrt(count), for independent values."""
+        """The standard error of the mean, std(ddof=1) / sqrt(count).
+
+        Returns
+        -------
+        float
+            The SE in the values' units, valid for independent values; NaN below 2 values.
+        """
         return self.std(ddof=1) / math.sqrt(self.state[0]) if self.state[0] > 1 else math.nan
 
     def skew(self) -> float:
-        """Sample skewness sqrt(n) M3 / M2^1.5 (biased, as scipy.stats.skew)."""
+        """The sample skewness sqrt(n) M3 / M2^1.5 (biased, as ``scipy.stats.skew``).
+
+        Returns
+        -------
+        float
+            The skewness (dimensionless); NaN for constant values or none.
+        """
         return float(shape_statistics(*self.state[[0, 2, 3, 4]])[0])
 
     def kurtosis(self) -> float:
-        """EXCESS kurtosis n M4 / M2^2 - 3 (0 for a Gaussian, as scipy.stats.kurtosis)."""
+        """The EXCESS kurtosis n M4 / M2^2 - 3 (as ``scipy.stats.kurtosis``).
+
+        Returns
+        -------
+        float
+            The excess kurtosis (dimensionless, 0 for a Gaussian); NaN for constant values
+            or none.
+        """
         return float(shape_statistics(*self.state[[0, 2, 3, 4]])[1])
 
     def to_dict(self) -> dict:
-        """Strict-JSON-safe dict (count, mean, M2, M3, M4); :meth:`from_dict` rebuilds it exactly.
+        """The state as a strict-JSON-safe dict, which :meth:`from_dict` rebuilds exactly.
 
-        Overflowed (non-finite) entries are written as "inf" / "-inf" / None;
-        ``mean_low`` is the mean's low part (the mean is ``mean + mean_low``), so that later
-        updates of a rebuilt accumulator lose no precision under a large offset.
+        Returns
+        -------
+        dict
+            ``count``, ``mean``, ``M2``, ``M3``, ``M4`` and ``mean_low``, the mean's low
+            part (the mean is ``mean + mean_low``), so that later updates of a rebuilt
+            accumulator lose no precision under a large offset. Overflowed (non-finite)
+            entries are written as "inf" / "-inf" / None.
         """
         out = {k: json_float(x) for k, x in zip(_KEYS, map(float, self.state))}
         out["mean_low"] = json_float(self._mean_low())
@@ -155,11 +250,26 @@ class Moments:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Moments":
-        """Rebuild from :meth:`to_dict` output; a damaged dict raises ValueError naming the key.
+        """Rebuild an accumulator from :meth:`to_dict` output.
 
-        ``count`` must be a whole number >= 0; when it is positive ``mean`` must be finite
-        and ``M2``, ``M4`` not negative (inf and NaN are accepted there: they are what
-        overflow leaves, and :meth:`to_dict` writes them).
+        Parameters
+        ----------
+        data : mapping
+            The dict. ``count`` must be a whole number >= 0; when it is positive ``mean``
+            must be finite and ``M2``, ``M4`` not negative (inf and NaN are accepted there:
+            they are what overflow leaves, and :meth:`to_dict` writes them).
+
+        Returns
+        -------
+        Moments
+            The accumulator, bitwise the one that wrote ``data``.
+
+        Raises
+        ------
+        TypeError
+            If ``data`` is not a mapping.
+        ValueError
+            If a key is missing or a value is out of range, naming the key.
         """
         if not isinstance(data, Mapping):
             raise TypeError(f"a Moments dict (from Moments.to_dict) is needed, got "

@@ -273,7 +273,15 @@ class Network:
         return NORM_CODES[self.norm]
 
     def to_dict(self) -> dict:
-        """JSON-safe description; ``Network(**d)`` rebuilds it."""
+        """The network as a JSON-safe dict.
+
+        Returns
+        -------
+        dict
+            ``widths``, ``activation``, ``init``, ``distribution``, ``gain``, ``bias_std``
+            (and ``residual``, ``norm``, ``norm_eps`` where set); ``Network(**d)`` rebuilds
+            the network.
+        """
         out = {"widths": list(self.widths), "activation": self.activation, "init": self.init,
                "distribution": self.distribution, "gain": self.gain, "bias_std": self.bias_std}
         if self.residual is not None or self.norm is not None:
@@ -281,7 +289,14 @@ class Network:
         return out
 
     def describe(self) -> str:
-        """One line: widths, activation, init, distribution, gain, bias."""
+        """The network in one line of text.
+
+        Returns
+        -------
+        str
+            Widths, activation, init, distribution, and gain, bias, residual scale and norm
+            where set, e.g. ``"widths 256->256x20 (20 layers), relu, he normal weights"``.
+        """
         w = self.widths
         shape = f"{w[0]}->{w[1]}x{self.depth}" if len(set(w[1:])) == 1 else ",".join(map(str, w))
         init = self.init if isinstance(self.init, str) else f"sigma_w^2={self.init:g}"
@@ -304,9 +319,29 @@ NETWORK_OPTIONS: tuple[Option, ...] = options_of(Network)
 
 
 def mlp(width: int, depth: int, input_width: "int | None" = None, **kwargs) -> Network:
-    """A Network of ``depth`` layers of ``width`` units fed by ``input_width`` inputs.
+    """A Network of ``depth`` layers of equal width.
 
-    ``input_width`` defaults to ``width``; other keyword arguments go to :class:`Network`.
+    Parameters
+    ----------
+    width : int
+        Units per layer, 1 to ``fastvar.network.MAX_WIDTH``.
+    depth : int
+        Number of layers L.
+    input_width : int, optional
+        Input units n_0 (default: ``width``).
+    **kwargs
+        The other fields of :class:`Network` (``activation``, ``init``, ``distribution``,
+        ``gain``, ``bias_std``, ``residual``, ``norm``, ``norm_eps``).
+
+    Returns
+    -------
+    Network
+        Widths ``[input_width] + [width] * depth``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If a width or a field is not valid, naming it.
     """
     width = _check_width("width", width)
     depth = _check_width("depth", depth)

@@ -213,7 +213,8 @@ class RunOptions:
             Fresh x ~ N(0, I) per trial; one fixed input of length n_0; or a data set of
             shape (rows, n_0) whose rows are drawn uniformly at random per trial.""",
         "a data set (.npy, or .csv of numbers without header), one input per row: rows are "
-        "drawn at random (default: fresh N(0, I) inputs)", parse=name, read=inputs_file,
+        "drawn at random; its columns set the input width unless --input-width is given "
+        "(default: fresh N(0, I) inputs)", parse=name, read=inputs_file,
         metavar="FILE",
         sweep="fixed")
     inputs_per_network: "int | None" = declare(None, """
@@ -226,6 +227,14 @@ class RunOptions:
         bool
             Also run the backward pass from a N(0, I) cotangent at the output.""",
         "skip the backward pass", parse=boolean)
+    histograms: bool = declare(False, """
+        bool
+            Also count per-layer histograms of z, a and (with ``gradients``) delta, on bins
+            fixed before the run in units of each layer's infinite-width scale
+            (:class:`fastvar.Histogram`, ``Result.histogram``); the other numbers are
+            unchanged.""",
+        "also count per-layer histograms of z, a and delta (see Result.histogram)",
+        parse=boolean, sweep="fixed")
     correlation: "float | str | None" = declare(None, """
         float in [-1, 1], "rows" or None
             Feed each network a pair of inputs and measure the cosine c^l of their
@@ -252,9 +261,11 @@ class RunOptions:
         if self.inputs_per_network is not None:
             object.__setattr__(self, "inputs_per_network", check_int(
                 "inputs_per_network", self.inputs_per_network, 1, MAX_INPUTS_PER_NETWORK))
-        if type(self.gradients).__name__ not in ("bool", "bool_"):  # Python's or NumPy's
-            raise TypeError(f"gradients must be True or False, got {self.gradients!r}")
-        object.__setattr__(self, "gradients", bool(self.gradients))
+        for switch in ("gradients", "histograms"):
+            value = getattr(self, switch)
+            if type(value).__name__ not in ("bool", "bool_"):  # Python's or NumPy's
+                raise TypeError(f"{switch} must be True or False, got {value!r}")
+            object.__setattr__(self, switch, bool(value))
         if self.threads is not None:
             import numba
 

@@ -9,6 +9,7 @@ the progress bar. :func:`run_local` is the runner of this process; the Dask runn
 """
 from __future__ import annotations
 
+import logging
 import time
 
 import numba
@@ -19,16 +20,31 @@ from .engines.base import Engine, Plan
 from .kernels.accumulators import ROWS, STATS_SIZE, merge_blocks, new_stats
 from .kernels.codes import INPUTS_NORMAL, INPUTS_PAIR
 from .results import Result
+from .results.histogram import split_stats
 
 CHUNK_SECONDS = 0.25  # local runs: a progress update / Ctrl-C check about this often
 _MAX_CHUNK_BLOCKS = 4096
 _CHUNK_STATS_BYTES = 1 << 28  # cap on the per-block stats of one chunk (deep networks)
 
 
-def chunk_cap(depth: int) -> int:
-    """Most blocks per engine call: their stats (L x 640 bytes each) stay under 256 MiB."""
+def chunk_cap(depth: int, rows: int = ROWS) -> int:
+    """The most blocks one engine call may compute.
+
+    Parameters
+    ----------
+    depth : int
+        Layers L of the network.
+    rows : int
+        Stats rows per layer (``ROWS`` without histograms, more with them).
+
+    Returns
+    -------
+    int
+        At least 1, at most 4096 blocks, whose per-block stats (L x ``rows`` x 128 bytes
+        each) stay under 256 MiB.
+    """
     return int(max(1, min(_MAX_CHUNK_BLOCKS,
-                          _CHUNK_STATS_BYTES // (depth * 8 * ROWS * STATS_SIZE))))
+                          _CHUNK_STATS_BYTES // (depth * 8 * rows * STATS_SIZE))))
 SAVE_SECONDS = 1.0  # at most one checkpoint write (with fsync) a second: a kill costs <= 1 s
 
 
@@ -66,9 +82,14 @@ class Run:
                        else digest(fingerprint(request, engine.name)))
         self.start = time.perf_counter()
         if checkpoint is None:
-            done, total, ranges = 0, new_stats(request.network.depth), {}
+            done, total, ranges = 0, new_stats(request.network.depth,
+                                               rows=request.stats_rows), {}
         else:
             done, total, ranges = checkpoint.load()
+            loaded = done + sum(len(s) for s in ranges.values())
+            if loaded:
+                logging.getLogger("fastvar").info(
+                    f"fastvar: resumed {loaded} of {request.blocks} blocks from {checkpoint.path}")
         # (blocks merged, their merged stats (L, ROWS, S)) replaced by one store, so that a
         # KeyboardInterrupt landing anywhere leaves a consistent pair for Interrupted.result
         self._state = (done, total)
@@ -94,7 +115,13 @@ class Run:
         return networks * self.request.inputs_per_network
 
     def missing(self) -> list[tuple[int, int]]:
-        """(first block, count) of the intervals still to compute, in block order."""
+        """The blocks still to compute.
+
+        Returns
+        -------
+        list of (int, int)
+            (first block, number of blocks) of each interval, in block order.
+        """
         out, at = [], self.done
         for first in sorted(self._pending):
             if first > at:
@@ -105,7 +132,16 @@ class Run:
         return out
 
     def add(self, first: int, stats: np.ndarray) -> None:
-        """Take the per-block stats (count, L, ROWS, S) of blocks first .. first + count - 1."""
+        """Take the stats of a range of completed blocks, in any order.
+
+        Parameters
+        ----------
+        first : int
+            The first block of the range.
+        stats : float64 array, shape (count, L, ROWS, S)
+            Per-block stats of blocks first .. first + count - 1, as an engine's ``run``
+            returns them.
+        """
         if self.checkpoint is not None and first != self.done:
             self.checkpoint.save_range(first, stats)  # out of order: kept until folded
         self._pending[first] = stats
@@ -132,8 +168,16 @@ class Run:
             self._bar.update(self._trials(self._shown) - self._bar.n)
 
     def save(self, force: bool = False) -> None:
-        """Write the prefix to the checkpoint if it grew (at most every SAVE_SECONDS unless
-        ``force``), then drop the range files it now holds."""
+        """Write the completed prefix to the checkpoint if it grew since the last save.
+
+        Then drop the range files the prefix now holds. Without a checkpoint, nothing.
+
+        Parameters
+        ----------
+        force : bool, optional
+            Save now; otherwise at most once every ``SAVE_SECONDS`` (1 s) until the last
+            block is in.
+        """
         done, total = self._state
         now = time.perf_counter()
         if self.checkpoint is None or done == self._saved:
@@ -145,18 +189,26 @@ class Run:
         self._saved, self._last_save = done, now
 
     def result(self) -> "Result | None":
-        """The Result of the completed prefix (``partial`` unless every block is in), or
-        None if no block is."""
+        """The Result of the blocks merged so far.
+
+        Returns
+        -------
+        Result or None
+            The Result of the completed prefix of blocks (``partial`` unless every block
+            is in); None if no block is.
+        """
         done, total = self._state
         if done == 0:
             return None
         req = self.request
-        return Result(req.network, total, trials=self._trials(done), seed=req.seed,
+        stats, counts = split_stats(total)
+        histograms = None if counts is None else (counts, req.histogram_scales)
+        return Result(req.network, stats, trials=self._trials(done), seed=req.seed,
                       engine=self.engine.name, elapsed_s=time.perf_counter() - self.start,
                       compile_s=self.compile_s, inputs_per_network=req.inputs_per_network,
                       gradients=req.gradients, input_q0=req.input_q0,
                       input_q0_rows=req.input_q0_rows, input_correlation=req.correlation,
-                      partial=done < req.blocks,
+                      partial=done < req.blocks, histograms=histograms,
                       normal_inputs=req.inputs_kind in (INPUTS_NORMAL, INPUTS_PAIR))
 
     def close(self) -> None:
@@ -166,9 +218,17 @@ class Run:
 
 
 def run_local(run: Run) -> None:
-    """Compute the missing blocks of ``run`` in this process, in chunks of about
-    CHUNK_SECONDS (the engine spreads a chunk's blocks over the numba threads)."""
-    cap = chunk_cap(run.request.network.depth)
+    """Compute the missing blocks of a run in this process.
+
+    Blocks go to the engine in chunks of about ``CHUNK_SECONDS`` (0.25 s) of work, which it
+    spreads over the numba threads; between chunks the progress bar moves and Ctrl-C lands.
+
+    Parameters
+    ----------
+    run : Run
+        The run; its blocks are added to it in block order.
+    """
+    cap = chunk_cap(run.request.network.depth, run.request.stats_rows)
     chunk = min(max(1, numba.get_num_threads()), cap)
     for first, count in run.missing():
         end = first + count

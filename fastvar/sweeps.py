@@ -10,8 +10,12 @@ xi_q and xi_c fitted to each (:mod:`fastvar.fits`).
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import html
 import itertools
 import json
+import logging
 import math
 import numbers
 import os
@@ -25,7 +29,9 @@ from ._checks import check_int
 from ._files import write_file
 from .api import MAX_SECONDS, Estimate, plan, request_cost, simulate
 from ._hashing import canonical_json, hash_hex
-from .checkpoint import SweepCheckpoint
+from .checkpoint import Checkpoint, SweepCheckpoint
+from .engines import ENGINES
+from .engines.base import Plan
 from .fits import measured_depth_scales
 from .kernels.codes import INPUTS_NORMAL, INPUTS_PAIR
 from .network import NETWORK_OPTIONS, Network, mlp
@@ -149,8 +155,21 @@ def _identity(net: Network, request) -> dict[str, Any]:
 
 
 def configuration_seed(seed: int, identity: Mapping[str, Any]) -> int:
-    """The seed of one configuration: 64 bits of BLAKE2b (:func:`fastvar._hashing.hash_hex`)
-    over the canonical JSON of the sweep's seed and the configuration's identity."""
+    """The seed of one configuration of a sweep.
+
+    Parameters
+    ----------
+    seed : int
+        The sweep's seed.
+    identity : mapping
+        The configuration's network and inputs (not its place in the grid, nor the engine
+        or the threads), as JSON-ready values.
+
+    Returns
+    -------
+    int
+        64 bits of BLAKE2b over the canonical JSON of both, from 0 to 2^64 - 1.
+    """
     text = canonical_json({"seed": int(seed), "configuration": identity})
     return int.from_bytes(bytes.fromhex(hash_hex(text, 8)), "little")
 
@@ -162,6 +181,7 @@ class _Config(NamedTuple):
     seed: int
     fingerprint: str  # identity + seed + trials + engine: names its checkpoint file
     cost: Estimate  # its time and memory, calibrated as simulate's
+    request: Plan  # its plan, with seed 0: only the seed differs from simulate's
 
 
 def _configurations(grid: dict[str, list], fixed: Mapping[str, Any], trials: int, seed: int,
@@ -184,14 +204,15 @@ def _configurations(grid: dict[str, list], fixed: Mapping[str, Any], trials: int
         identity = _identity(net, request)
         config_seed = configuration_seed(seed, identity)
         text = canonical_json({"identity": identity, "seed": config_seed, "trials": trials,
-                               "engine": chosen.name})
+                               "engine": chosen.name,
+                               **({"histograms": True} if request.histograms else {})})
         fingerprint = hash_hex(text, 16)
         if fingerprint in seen:  # e.g. init xavier and glorot, tanh and TANH, 1 and 1.0
             raise ValueError(f"configurations {seen[fingerprint]} and {where} are the same "
                              "network and inputs; give each once")
         seen[fingerprint] = where
         cost = request_cost(request, chosen, sim.get("threads"))
-        configs.append(_Config(point, net, sim, config_seed, fingerprint, cost))
+        configs.append(_Config(point, net, sim, config_seed, fingerprint, cost, request))
     return configs
 
 
@@ -206,10 +227,23 @@ def _total_cost(configs: Sequence[_Config]) -> Estimate:
 
 def sweep_estimate(grid: Mapping[str, Sequence], trials: int, *, seed: int = 0,
                    engine: str = "auto", **fixed) -> Estimate:
-    """How long :func:`sweep` with these arguments will take (the configurations' calibrated
-    times summed, as :func:`fastvar.api.estimate` gives each) and the most memory one needs.
+    """How long :func:`sweep` with these arguments will take, and the memory it needs.
 
-    Raises what :func:`sweep` would raise before any work.
+    Parameters
+    ----------
+    grid, trials, seed, engine, **fixed
+        As for :func:`sweep`.
+
+    Returns
+    -------
+    fastvar.api.Estimate
+        The configurations' calibrated times summed (as :func:`fastvar.api.estimate` gives
+        each), in seconds, and the most memory one configuration needs, in bytes.
+
+    Raises
+    ------
+    TypeError, ValueError
+        What :func:`sweep` would raise before any work.
     """
     return _total_cost(_checked_configurations(grid, trials, seed, engine, dict(fixed))[1])
 
@@ -269,7 +303,10 @@ def sweep(grid: Mapping[str, Sequence], trials: int, *, seed: int = 0, engine: s
     engine : str
         Engine of every configuration (unless ``engine`` is a grid key).
     client : dask.distributed.Client or None
-        Passed to ``simulate(client=...)`` once simulate accepts it; until then ValueError.
+        Run every configuration on this Dask cluster, all as one set of tasks (small
+        configurations packed several to a task, large ones split into ranges of blocks;
+        :func:`fastvar.dask_runner.run_many`); each result is bitwise the local one.
+        ``threads`` does not apply then (each worker uses its own).
     checkpoint : path of a folder, or None
         Each finished configuration is written there atomically, with a checksum, as
         ``<fingerprint>.bin`` (fingerprint: a hash of its identity, seed, trials and
@@ -282,60 +319,129 @@ def sweep(grid: Mapping[str, Sequence], trials: int, *, seed: int = 0, engine: s
         cannot be both fixed and in the grid. ``widths``, ``inputs`` (a data set) and
         ``threads`` may only be fixed.
 
-    Every configuration is validated (by the same checks as simulate) before the first one
-    runs: an unknown key, an empty value list, a key given twice or an invalid combination
-    raises TypeError/ValueError naming the configuration, having done no work.
+    Returns
+    -------
+    Sweep
+        The configurations' results, in grid order.
 
-    Ctrl-C raises :class:`SweepInterrupted` (a KeyboardInterrupt) whose ``.partial`` is the
-    Sweep of the configurations finished so far.
+    Raises
+    ------
+    TypeError, ValueError
+        Before the first configuration runs, each is validated by simulate's checks: an
+        unknown key, an empty value list, a key given twice or an invalid combination,
+        naming the configuration, having done no work.
+    SweepInterrupted
+        On Ctrl-C (a KeyboardInterrupt); its ``.partial`` is the Sweep of the
+        configurations finished so far.
     """
     fixed = dict(fixed)
     if client is not None:
         from .dask_runner import check_client
 
         check_client(client)
+        if "threads" in fixed:
+            raise ValueError("threads applies to local runs; with a Dask client each worker "
+                             "uses its own threads (threads_per_worker)")
     grid, configs = _checked_configurations(grid, trials, seed, engine, fixed)
     seed = int(seed)
     store = None if checkpoint is None else SweepCheckpoint(checkpoint)
-    extra = {} if client is None else {"client": client}
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(configs) * trials, unit="trial", unit_scale=True,
                    desc="fastvar sweep")
-    done: list[tuple[_Config, Result]] = []
+    stored = {}
+    if store is not None:
+        stored = {c.fingerprint: store.load(c.fingerprint) for c in configs}
+        resumed = sum(res is not None for res in stored.values())
+        if resumed:
+            logging.getLogger("fastvar").info(
+                f"fastvar: resumed {resumed} of {len(configs)} configurations from {store.path}")
+    done: dict[int, Result] = {}  # configuration index -> its result, as they finish
+
+    def finish(i: int, res: Result, found: Sequence[warnings.WarningMessage] = (),
+               level: int = 3) -> None:
+        config = configs[i]
+        where = ", ".join(f"{k}={v!r}" for k, v in config.point.items())
+        for line in found:  # a sweep's warnings say which configuration they are of
+            warnings.warn(f"configuration {where}: {line.message}", line.category,
+                          stacklevel=level)
+        if store is not None and stored.get(config.fingerprint) is None:
+            store.save(config.fingerprint, res, config.point)
+        done[i] = res
+        if bar is not None:
+            bar.update(trials)
+
     try:
-        for config in configs:
-            res = None if store is None else store.load(config.fingerprint)
-            if res is None:
-                kwargs = dict(config.sim, **extra)
+        if client is None:
+            for i, config in enumerate(configs):
+                res = stored.get(config.fingerprint)
+                if res is not None:
+                    finish(i, res)
+                    continue
+                kwargs = dict(config.sim)
                 if store is not None:
                     # simulate's own partial state of this configuration, beside the finished
                     kwargs["checkpoint"] = store.run_folder(config.fingerprint)
                 with warnings.catch_warnings(record=True) as seen:
                     warnings.simplefilter("always")
                     res = simulate(config.net, trials, seed=config.seed, **kwargs)
-                where = ", ".join(f"{k}={v!r}" for k, v in config.point.items())
-                for found in seen:  # a sweep's warnings say which configuration they are of
-                    warnings.warn(f"configuration {where}: {found.message}", found.category,
-                                  stacklevel=2)
-                if store is not None:
-                    store.save(config.fingerprint, res, config.point)
-            done.append((config, res))
-            if bar is not None:
-                bar.update(trials)
+                finish(i, res, seen)
+        else:
+            _on_cluster(client, configs, trials, stored, store, finish)
     except KeyboardInterrupt as err:
+        order = sorted(done)
         partial = Sweep(grid, _jsonable_fixed(fixed), trials, seed,
-                        [c.point for c, _ in done], [c.seed for c, _ in done],
-                        [r for _, r in done],
-                        pending=[c.point for c in configs[len(done):]])
+                        [configs[i].point for i in order], [configs[i].seed for i in order],
+                        [done[i] for i in order],
+                        pending=[c.point for i, c in enumerate(configs) if i not in done])
         raise SweepInterrupted(partial) from err
     finally:
         if bar is not None:
             bar.close()
     return Sweep(grid, _jsonable_fixed(fixed), trials, seed, [c.point for c in configs],
-                 [c.seed for c in configs], [r for _, r in done])
+                 [c.seed for c in configs], [done[i] for i in range(len(configs))])
+
+
+def _on_cluster(client, configs: Sequence[_Config], trials: int, stored: Mapping[str, Any],
+                store: "SweepCheckpoint | None", finish) -> None:
+    """Run the configurations not in ``stored`` on a Dask cluster, as one set of tasks
+    (:func:`fastvar.dask_runner.run_many`), calling ``finish(i, result, warnings)`` as each
+    configuration finishes; on Ctrl-C the unfinished ones keep their blocks in ``store``."""
+    from .dask_runner import run_many
+    from .results import IncompleteStatisticsWarning
+    from .runs import Run
+
+    todo = []
+    for i, config in enumerate(configs):
+        if stored.get(config.fingerprint) is not None:
+            finish(i, stored[config.fingerprint])
+        else:
+            todo.append(i)
+    runs = []
+    for i in todo:
+        config = configs[i]
+        # simulate(net, trials, seed=config.seed, **config.sim) plans this very request
+        request = dataclasses.replace(config.request, seed=config.seed)
+        engine = ENGINES[config.cost.engine]
+        folder = (None if store is None else
+                  Checkpoint(store.run_folder(config.fingerprint), request, engine.name))
+        runs.append(Run(request, engine, checkpoint=folder))
+
+    def finished(j: int) -> None:
+        res = runs[j].result()
+        found = [warnings.WarningMessage(line, IncompleteStatisticsWarning, "", 0)
+                 for line in res.warnings]  # what simulate warns of its result
+        finish(todo[j], res, found, level=6)  # the caller of sweep()
+
+    try:
+        run_many(client, runs, finished)
+    except KeyboardInterrupt:
+        for one in runs:
+            with contextlib.suppress(OSError):  # the work done matters more than the file
+                one.save(force=True)
+        raise
 
 
 # --------------------------------------------------------- a sweep read from a file
@@ -405,7 +511,13 @@ def _inconsistencies(sweep: "Sweep") -> list[str]:
     product = [canonical_json(dict(zip(keys, values)))
                for values in itertools.product(*sweep.grid.values())]
     listed = [canonical_json(c) for c in sweep.configs + sweep.pending]
-    if listed != product:
+    # the finished ones need not be the first: a cluster finishes configurations out of order
+    place = {c: i for i, c in enumerate(product)}
+    finished, waiting = listed[:len(sweep.configs)], listed[len(sweep.configs):]
+    if listed != product and not (
+            sorted(finished, key=lambda c: place.get(c, -1)) == finished
+            and sorted(waiting, key=lambda c: place.get(c, -1)) == waiting
+            and sorted(listed) == sorted(product)):
         i = next((i for i, (a, b) in enumerate(zip(listed, product)) if a != b),
                  min(len(listed), len(product)))
         found = listed[i] if i < len(listed) else "nothing"
@@ -476,24 +588,65 @@ class Sweep:
         flag = ("" if self.unverified is None else "\nwarning: unverified: this sweep was "
                 f"read from a file that failed its checks ({self.unverified}); its numbers "
                 "may not be what fastvar computed")
-        return (f"fastvar Sweep over {keys}: {len(self)} configurations of {self.trials} "
-                f"trials, seed {self.seed}{state}{flag}")
+        return (f"fastvar Sweep over {keys}: {_text.counted(len(self), 'configuration')} of "
+                f"{_text.counted(self.trials, 'trial')}, seed {self.seed}{state}{flag}")
+
+    def __str__(self) -> str:
+        """What ``print(sweep)`` shows: the header, the shared keywords, :meth:`table`."""
+        fixed = ", ".join(f"{k}={v}" for k, v in self.fixed.items())
+        lines = [repr(self)] + (_text.wrapped("fixed: ", fixed) if fixed else [])
+        return "\n".join(lines + ([self.table()] if self.results else []))
+
+    def _repr_html_(self) -> str:
+        """The header, the table and its notes as HTML, for notebooks."""
+        esc = html.escape
+        parts = [f"<pre>{esc(repr(self))}</pre>"]
+        if self.results:
+            heads, rows, notes = self._table_cells()
+            cells = ["<tr>" + "".join(f"<th>{esc(h)}</th>" for h in heads) + "</tr>"]
+            cells += ["<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>"
+                      for row in rows]
+            parts.append(f"<table>{''.join(cells)}</table>")
+            parts += [f"<p>{esc(line)}</p>" for line in notes]
+        return "\n".join(parts)
 
     # -- per-configuration values
 
     def depth_scales(self) -> list[dict[str, Any]]:
-        """:func:`measured_depth_scales` of each result (cached), in configuration order."""
+        """The measured depth scales of each configuration (computed once, then cached).
+
+        Returns
+        -------
+        list of dict
+            :func:`fastvar.fits.measured_depth_scales` of each result, in configuration
+            order (xi in layers).
+        """
         if self._scales is None:
             self._scales = [measured_depth_scales(r) for r in self.results]
         return self._scales
 
     def observable(self, value: str, layer: int = -1) -> np.ndarray:
-        """One number per configuration, shape (len(configs),).
+        """One number per configuration.
 
-        ``value``: ``"log_q_ratio"`` = ln(q^L / q^1), ``"log_g_ratio"`` = ln(g^1 / g^L)
-        (gradient growth towards the input), ``"c"`` = c^L, ``"xi_c"``/``"xi_q"`` (measured
-        depth scales, layers), any ``xi_*`` column of :meth:`depth_scales`, or any Result
-        column at layer L. L is ``layer`` (1-based; negative counts from the last layer).
+        Parameters
+        ----------
+        value : str
+            ``"log_q_ratio"`` = ln(q^L / q^1), ``"log_g_ratio"`` = ln(g^1 / g^L) (gradient
+            growth towards the input), ``"c"`` = c^L, ``"xi_c"``/``"xi_q"`` (measured depth
+            scales, layers), any ``xi_*`` column of :meth:`depth_scales`, or any Result
+            column at layer L.
+        layer : int, optional
+            L, 1-based; negative counts from the last layer (default: the last).
+
+        Returns
+        -------
+        float64 array, shape (len(configs),)
+            The value of each finished configuration; NaN where it is not defined.
+
+        Raises
+        ------
+        ValueError
+            For an unknown value or a layer outside a configuration's depth.
         """
         if value in SUMMARY_COLUMNS or value in ("xi_c", "xi_q"):
             return np.array([s[value] for s in self.depth_scales()], dtype=float)
@@ -536,24 +689,42 @@ class Sweep:
         return names, rows
 
     def to_pandas(self):
-        """Tidy pandas DataFrame: one row per configuration x layer; the grid keys, ``seed``
-        and every Result column (``layer`` included) as columns (needs pandas)."""
+        """The sweep as a tidy table (needs pandas).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per configuration x layer; the grid keys, ``seed`` and every Result
+            column (``layer`` included) as columns.
+        """
         pd = _pandas()
         names, rows = self._rows()
         return pd.DataFrame(rows, columns=names)
 
     def summary(self):
-        """pandas DataFrame, one row per configuration: grid keys, ``seed`` and the
-        :meth:`depth_scales` columns (xi in layers, with SE, map fit, theory, notes)."""
+        """The depth scales of each configuration (needs pandas).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per configuration: grid keys, ``seed`` and the :meth:`depth_scales`
+            columns (xi in layers, with SE, map fit, theory, notes).
+        """
         pd = _pandas()
         rows = [{**point, "seed": seed, **scales} for point, seed, scales
                 in zip(self.configs, self.seeds, self.depth_scales())]
         return pd.DataFrame(rows, columns=list(self.grid) + ["seed", *SUMMARY_COLUMNS])
 
     def to_xarray(self):
-        """xarray Dataset with dims = grid keys + ``layer``: every Result column, and the
-        depth scales of :meth:`summary` over the grid keys only. Configurations not run
-        (an interrupted sweep) are NaN. Needs xarray: pip install 'fastvar[xarray]'."""
+        """The sweep as an xarray Dataset (needs ``pip install 'fastvar[xarray]'``).
+
+        Returns
+        -------
+        xarray.Dataset
+            Dimensions: the grid keys and ``layer``. Every Result column over all of them,
+            and the depth scales of :meth:`summary` over the grid keys only.
+            Configurations not run (an interrupted sweep) are NaN.
+        """
         try:
             import xarray  # noqa: F401 (pandas' to_xarray needs it)
         except ImportError:
@@ -565,7 +736,15 @@ class Sweep:
         return per_layer.merge(per_config).reindex({k: self.grid[k] for k in keys})
 
     def to_dict(self) -> dict[str, Any]:
-        """Strict-JSON-ready dict; :meth:`from_dict` (and :func:`fastvar.load`) invert it."""
+        """The sweep as a strict-JSON-ready dict.
+
+        Returns
+        -------
+        dict
+            ``format``, ``grid``, ``fixed``, ``trials``, ``seed``, ``configs``, ``seeds``,
+            ``pending`` and each result's :meth:`Result.to_dict`; :meth:`from_dict` (and
+            :func:`fastvar.load`) invert it.
+        """
         data = {"format": formats.SWEEP, "grid": self.grid, "fixed": self.fixed,
                 "trials": self.trials, "seed": self.seed, "configs": self.configs,
                 "seeds": self.seeds, "pending": self.pending,
@@ -578,13 +757,29 @@ class Sweep:
     def from_dict(cls, data: Mapping[str, Any], verify: bool = True) -> "Sweep":
         """Rebuild a Sweep from :meth:`to_dict` output (each Result bitwise from its stats).
 
-        Its ``format`` must be one this version reads (:mod:`fastvar.formats`), else
-        ValueError. Its metadata must agree (``configs`` and
-        ``pending`` the grid's configurations in order, each result's trials, seed, network
-        and options those of its configuration), and so must its checksum (files written
-        by :meth:`to_json` carry one); else ValueError saying the file was edited, unless
-        ``verify`` is False, which reads it flagged (:attr:`verified` False, a warning line
-        in its repr, and each result's :attr:`Result.verified` False).
+        Parameters
+        ----------
+        data : mapping
+            The dict. Its ``format`` must be one this version reads
+            (:mod:`fastvar.formats`); its metadata must agree (``configs`` and ``pending``
+            the grid's configurations in order, each result's trials, seed, network and
+            options those of its configuration), and so must its checksum (files written
+            by :meth:`to_json` carry one).
+        verify : bool, optional
+            False reads a dict that fails those checks anyway, flagged: :attr:`verified`
+            False, a warning line in its repr, and each result's :attr:`Result.verified`
+            False.
+
+        Returns
+        -------
+        Sweep
+            The sweep.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For a dict that is not a sweep's, or (with ``verify``) one edited since it was
+            written, saying what is wrong.
         """
         if not isinstance(data, Mapping):
             raise ValueError(f"not a sweep dict: a {type(data).__name__}")
@@ -628,9 +823,20 @@ class Sweep:
         return out
 
     def to_json(self, path: "str | os.PathLike | None" = None) -> "str | None":
-        """Strict JSON of :meth:`to_dict` with a ``checksum`` of its content (which
-        :meth:`from_dict` and :func:`fastvar.load` check); written atomically to ``path``
-        (returns None)."""
+        """The sweep as strict JSON, with a ``checksum`` of its content.
+
+        :meth:`from_dict` and :func:`fastvar.load` check the checksum.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            Where to write it, atomically.
+
+        Returns
+        -------
+        str or None
+            The JSON text without ``path``; None when written to ``path``.
+        """
         text = json.dumps(formats.with_checksum(self.to_dict()), allow_nan=False)
         if path is None:
             return text
@@ -638,38 +844,84 @@ class Sweep:
         return None
 
     def to_csv(self, path: "str | os.PathLike") -> None:
-        """The tidy table of :meth:`to_pandas` as CSV, atomically (no pandas needed)."""
+        """Write the tidy table of :meth:`to_pandas` as CSV (no pandas needed).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Where to write it, atomically.
+        """
         names, rows = self._rows()
         lines = [",".join(names)] + [",".join(csv_cell(x) for x in row) for row in rows]
         write_file(path, "\n".join(lines) + "\n")
 
-    def table(self) -> str:
-        """One line per configuration: grid values, q^L, g^1/g^L, c^L, xi_c ± SE, theory."""
+    def _table_cells(self) -> tuple[list[str], list[list[str]], list[str]]:
+        """(heads, rows, notes) of :meth:`table`."""
         keys = list(self.grid)
-        heads = keys + ["q^L", "ln g1/gL", "c^L", "xi_q", "xi_c", "xi_c map", "xi_c theory"]
+        pairs = any(r.input_correlation is not None for r in self.results)
+        # without input pairs c^L and xi_c are NaN in every row: no columns for them
+        heads = keys + ["q^L", "ln g1/gL"] + (
+            ["c^L", "xi_q", "xi_c", "xi_c map", "xi_c theory"] if pairs
+            else ["xi_q", "xi_q theory"])
         q = self.observable("q_mean")
         lg, c = self.observable("log_g_ratio"), self.observable("c")
+        notes: dict[str, int] = {}  # the reason a fit is NaN -> its number under the table
 
         def xi(s, kind):
-            if math.isnan(s[f"xi_{kind}"]):
-                return "nan"
-            return f"{s[f'xi_{kind}']:.4g} {_text.PLUS_MINUS} {s[f'xi_{kind}_se']:.2g}"
+            if not math.isnan(s[f"xi_{kind}"]):
+                return f"{s[f'xi_{kind}']:.4g} {_text.PLUS_MINUS} {s[f'xi_{kind}_se']:.2g}"
+            note = f"xi_{kind}: {s[f'xi_{kind}_note'] or 'not fitted'}"
+            return f"n/a [{notes.setdefault(note, len(notes) + 1)}]"
 
         rows = []
         for i, (point, s) in enumerate(zip(self.configs, self.depth_scales())):
-            rows.append([f"{point[k]:.4g}" if isinstance(point[k], float) else str(point[k])
-                         for k in keys] + [f"{q[i]:.4g}", f"{lg[i]:.3g}", f"{c[i]:.4g}",
-                                           xi(s, "q"), xi(s, "c"), f"{s['xi_c_map']:.4g}",
-                                           f"{s['xi_c_theory']:.4g}"])
+            row = [f"{point[k]:.4g}" if isinstance(point[k], float) else str(point[k])
+                   for k in keys] + [f"{q[i]:.4g}", f"{lg[i]:.3g}"]
+            if pairs:
+                row += [f"{c[i]:.4g}", xi(s, "q"), xi(s, "c"), f"{s['xi_c_map']:.4g}",
+                        f"{s['xi_c_theory']:.4g}"]
+            else:
+                row += [xi(s, "q"), f"{s['xi_q_theory']:.4g}"]
+            rows.append(row)
+        lines = [line for text, k in notes.items() for line in _text.wrapped(f"[{k}] ", text)]
+        return heads, rows, lines
+
+    def table(self) -> str:
+        """The sweep as a text table, one line per configuration.
+
+        Returns
+        -------
+        str
+            Lines of grid values, q^L, ln(g^1/g^L), and the depth scales xi ± SE (layers)
+            beside the theory's; with input pairs also c^L and xi_c. A fit that gives no
+            number shows ``n/a [k]``, and note k under the table says why.
+        """
+        heads, rows, notes = self._table_cells()
         widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(heads)]
         lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths))]
         lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
-        return "\n".join(lines)
+        return "\n".join(lines + notes)
 
     def plot(self, x: str, y: "str | None" = None, value: str = "xi_c", layer: int = -1,
              where: "Mapping[str, Any] | None" = None, ax=None):
-        """Heatmap of ``value`` over grid keys ``x`` and ``y``, or lines over ``x`` when
-        ``y`` is None (see :func:`fastvar.plotting.plot_sweep`)."""
+        """Draw a heatmap of a value over two grid keys, or lines over one (needs matplotlib).
+
+        Parameters
+        ----------
+        x, y : str
+            Grid keys of the axes; ``y`` None draws lines over ``x``.
+        value, layer
+            As for :meth:`observable`.
+        where : mapping, optional
+            Values of the other grid keys, to pick one slice of the grid.
+        ax : matplotlib Axes, optional
+            Where to draw (default: a new figure).
+
+        Returns
+        -------
+        matplotlib Axes
+            What :func:`fastvar.plotting.plot_sweep` returns.
+        """
         from .plotting import plot_sweep
 
         return plot_sweep(self, x, y, value=value, layer=layer, where=where, ax=ax)
@@ -687,13 +939,32 @@ def load(path: "str | os.PathLike", verify: bool = True) -> "Result | Sweep":
     """Read a Result or a Sweep back from the JSON that ``to_json(path)`` wrote.
 
     Its ``"format"`` says which (:mod:`fastvar.formats`; files of earlier versions are read
-    too); a format this version does not read is a ValueError naming it. A file edited or
-    damaged since fastvar wrote it (its checksum, or metadata that do not agree, as
-    :meth:`Result.from_dict` and :meth:`Sweep.from_dict` check) is refused with a
-    ValueError saying so, unless ``verify`` is False: it is then read flagged as unverified
-    (``verified`` False, a warning line in its table or repr).
+    too).
 
-    ``path`` must be a path (str or os.PathLike), not an open file or a file descriptor.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file's path (not an open file or a file descriptor).
+    verify : bool, optional
+        False reads a file edited or damaged since fastvar wrote it (its checksum, or
+        metadata that do not agree, as :meth:`Result.from_dict` and
+        :meth:`Sweep.from_dict` check), flagged as unverified: ``verified`` False, a
+        warning line in its table or repr.
+
+    Returns
+    -------
+    Result or Sweep
+        What the file holds.
+
+    Raises
+    ------
+    TypeError
+        If ``path`` is not a path.
+    ValueError
+        For a file that is not JSON, of a format this version does not read, or (with
+        ``verify``) edited since fastvar wrote it, saying which.
+    OSError
+        If the file cannot be read.
     """
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError(f"fastvar.load takes the path of a file (a str or pathlib.Path), got "

@@ -462,7 +462,7 @@ def correlation_fixed_point(activation: "str | Activation", sigma_w2: float,
     ordered phase and on the critical line (chi_1 <= 1) c* = 1 and chi_c = chi_1; in the
     chaotic phase c* < 1 and chi_c = sigma_w2 E[phi'(u) phi'(v)] at c* (< 1: correlations
     still converge, to a value below 1). chi_c < 1 means c^l approaches c* geometrically,
-    |c^l - c*| ~ chi_c^l. Where the signal vanishes (q* = 0, e.g. ReLU or tanh with
+    ``|c^l - c*| ~ chi_c^l``. Where the signal vanishes (q* = 0, e.g. ReLU or tanh with
     sigma_w2 below critical and no bias) the map near c = 1 does not depend on the scale
     and its slope at c* = 1 is 1. Raises ValueError where there is no q*.
     """
@@ -521,7 +521,7 @@ def depth_scales(activation: "str | Activation", sigma_w2: float,
                  sigma_b2: float) -> tuple[float, float]:
     """(xi_q, xi_c): depths over which q^l and the correlation c^l approach their fixed points.
 
-    |q^l - q*| ~ exp(-l / xi_q) and |c^l - c*| ~ exp(-l / xi_c) (Schoenholz et al. 2017);
+    ``|q^l - q*| ~ exp(-l / xi_q)`` and ``|c^l - c*| ~ exp(-l / xi_c)`` (Schoenholz et al. 2017);
     xi_c = -1 / log(chi_c) with chi_c from :func:`correlation_fixed_point`; it is infinite
     on the order-to-chaos line. Raises ValueError where there is no q*.
     """

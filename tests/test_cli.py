@@ -207,3 +207,66 @@ def test_norm_none_as_help_says_and_an_ascii_table_stays_aligned(capsys):
         _text.PLUS_MINUS = monkey
     header, first = lines[0], lines[1]
     assert "+/-" in first and len(header) == len(first)
+
+
+# --- what happened is said on stderr (issue 21)
+
+SMALL = ["--width", "8", "--depth", "2", "--engine", "numpy"]
+
+
+def test_sweep_and_explain_say_which_files_they_wrote(tmp_path, capsys):
+    target = tmp_path / "s.json"
+    assert main(["sweep", "--grid", "init=1,2", "--trials", "20", "--json", str(target)]
+                + SMALL) == 0
+    assert f"fastvar: wrote {target}" in capsys.readouterr().err and target.exists()
+    pytest.importorskip("matplotlib")
+    picture = tmp_path / "e.png"
+    assert main(["explain", "--width", "6", "--depth", "3", "--depth-width", "8", "--trials",
+                 "20", "--plot", str(picture)]) == 0
+    assert f"fastvar: wrote {picture}" in capsys.readouterr().err and picture.exists()
+
+
+def test_a_resumed_checkpoint_says_what_it_loaded(tmp_path, capsys):
+    folder = tmp_path / "ck"
+    args = ["simulate", "--trials", "300", "--seed", "1", "--checkpoint", str(folder)] + SMALL
+    assert main(args) == 0
+    assert "resumed" not in capsys.readouterr().err
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "fastvar: resumed " in err and f" blocks from {folder}" in err, err
+    args = ["sweep", "--grid", "init=1,2", "--trials", "20", "--checkpoint",
+            str(tmp_path / "sw")] + SMALL
+    assert main(args) == 0 and "resumed" not in capsys.readouterr().err
+    assert main(args) == 0
+    assert f"fastvar: resumed 2 of 2 configurations from {tmp_path / 'sw'}" in (
+        capsys.readouterr().err)
+
+
+def test_the_cli_announces_a_compile_off_a_terminal_unless_quiet(monkeypatch, capsys):
+    import time
+
+    from fastvar.engines import ENGINES
+
+    # a compile that takes over a second; capsys' stderr is no terminal
+    monkeypatch.setattr(ENGINES["numpy"], "prepare", lambda plan: time.sleep(1.3))
+    assert main(["simulate", "--trials", "20"] + SMALL) == 0
+    assert "fastvar: compiling the numpy engine's kernels" in capsys.readouterr().err
+    assert main(["simulate", "--trials", "20", "--quiet"] + SMALL) == 0
+    assert "compiling" not in capsys.readouterr().err
+    fastvar.simulate(fastvar.mlp(8, 2), 400, engine="numpy")  # Python: as before, off a tty
+    assert "compiling" not in capsys.readouterr().err
+
+
+def test_inputs_file_gives_the_input_width(tmp_path, capsys):
+    # without --input-width the run failed: "inputs must have shape (8,) or (rows, 8) ..."
+    data = tmp_path / "x.csv"
+    data.write_text("\n".join(",".join(str(0.1 * (i + j)) for j in range(5)) for i in range(6)))
+    assert main(["simulate", "--inputs", str(data), "--trials", "60"] + SMALL) == 0
+    assert "widths 5->8x2" in capsys.readouterr().out
+    assert main(["sweep", "--grid", "init=1,2", "--inputs", str(data), "--trials", "60"]
+                + SMALL) == 0
+    assert "input_width=5" in capsys.readouterr().out
+    # a width given still wins, and a mismatch is the error it was
+    assert main(["simulate", "--inputs", str(data), "--input-width", "4", "--trials", "60"]
+                + SMALL) == 2
+    assert "match the input width 4" in capsys.readouterr().err

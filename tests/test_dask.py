@@ -7,6 +7,7 @@ import pytest
 import fastvar
 from fastvar import dask_runner
 from fastvar.runs import Run
+from fastvar.sweeps import Sweep
 
 distributed = pytest.importorskip("distributed")
 
@@ -31,12 +32,12 @@ def test_bitwise_the_local_result_and_one_numba_thread_per_worker(client):
     assert set(threads.values()) == {1}, threads  # threads_per_worker=1
 
 
-def test_a_worker_killed_mid_run_costs_only_its_tasks(client, monkeypatch):
-    trials = 256 * 1200  # ~3 s of work, 8 tasks
-    local = fastvar.simulate(NET, trials, seed=6, engine="direct")
+def _kill_a_busy_worker_after_the_first_task(client, monkeypatch) -> list:
+    """Patch Run.add: as the first task's blocks arrive, kill a worker busy with another
+    (os._exit: no goodbye to the scheduler); returns the list its address is put in."""
     real, killed = Run.add, []
 
-    def add(run, first, stats):  # after the first task: kill a worker busy with another
+    def add(run, first, stats):
         if not killed:
             busy = [w for w, keys in client.processing().items() if keys]
             killed.append(busy[0])
@@ -44,6 +45,13 @@ def test_a_worker_killed_mid_run_costs_only_its_tasks(client, monkeypatch):
         real(run, first, stats)
 
     monkeypatch.setattr(Run, "add", add)
+    return killed
+
+
+def test_a_worker_killed_mid_run_costs_only_its_tasks(client, monkeypatch):
+    trials = 256 * 1200  # ~3 s of work, 8 tasks
+    local = fastvar.simulate(NET, trials, seed=6, engine="direct")
+    killed = _kill_a_busy_worker_after_the_first_task(client, monkeypatch)
     remote = fastvar.simulate(NET, trials, seed=6, engine="direct", client=client)
     assert killed
     np.testing.assert_array_equal(remote.stats, local.stats)
@@ -52,18 +60,25 @@ def test_a_worker_killed_mid_run_costs_only_its_tasks(client, monkeypatch):
     assert set(threads.values()) == {1}, threads
 
 
-def test_checkpoint_with_client_resumes_bitwise(client, monkeypatch, tmp_path):
-    trials = 256 * 400
-    local = fastvar.simulate(NET, trials, seed=8, engine="direct")
+def _ctrl_c_at_task(n: int, monkeypatch) -> list:
+    """Patch Run.add: Ctrl-C as the blocks of the (n+1)th task arrive; returns the list of
+    the first blocks taken before."""
     real, calls = Run.add, []
 
     def add(run, first, stats):
-        if len(calls) == 3:
+        if len(calls) == n:
             raise KeyboardInterrupt
         calls.append(first)
         real(run, first, stats)
 
     monkeypatch.setattr(Run, "add", add)
+    return calls
+
+
+def test_checkpoint_with_client_resumes_bitwise(client, monkeypatch, tmp_path):
+    trials = 256 * 400
+    local = fastvar.simulate(NET, trials, seed=8, engine="direct")
+    _ctrl_c_at_task(3, monkeypatch)
     with pytest.raises(fastvar.Interrupted) as info:
         fastvar.simulate(NET, trials, seed=8, engine="direct", client=client,
                          checkpoint=tmp_path / "ck")
@@ -90,13 +105,35 @@ def test_bad_clients_fail_before_any_work(client):
         fastvar.simulate(NET, 100, client=client, threads=1)
 
 
-def test_task_size_targets_seconds_and_spreads_short_runs():
-    request, engine = fastvar.api.plan(NET, 256 * 100_000, engine="direct")
-    big = dask_runner.task_blocks(request, engine, threads=1, workers=2)
-    block_seconds = engine.seconds_per_network(request) * 256
-    assert big == int(fastvar.engines.costs.TASK_SECONDS / block_seconds)
-    request, engine = fastvar.api.plan(NET, 256 * 16, engine="direct")
-    assert dask_runner.task_blocks(request, engine, threads=1, workers=2) == 2
+def _covered(tasks, runs):
+    """Each run's blocks, in the order its pieces come: every block exactly once."""
+    blocks = [[] for _ in runs]
+    for task in tasks:
+        for i, first, count in task:
+            blocks[i] += range(first, first + count)
+    return blocks
+
+
+def test_tasks_target_seconds_split_large_runs_and_pack_small_ones():
+    from fastvar.engines.costs import TASK_SECONDS
+
+    big = Run(*fastvar.api.plan(NET, 256 * 100_000, engine="direct"))
+    tasks = dask_runner.task_pieces([big], threads=1, workers=2)
+    assert all(len(task) == 1 for task in tasks)
+    block = big.engine.seconds_per_network(big.request) * 256
+    per_task = TASK_SECONDS / (block + dask_runner.PIECE_SECONDS / big.request.blocks)
+    assert tasks[0][0][2] == int(per_task) and len(tasks) == -(-100_000 // int(per_task))
+    assert _covered(tasks, [big]) == [list(range(100_000))]
+    short = Run(*fastvar.api.plan(NET, 256 * 16, engine="direct"))  # 4 tasks per worker
+    assert [task[0][2] for task in dask_runner.task_pieces([short], 1, 2)] == [2] * 8
+    # 40 one-block runs and a 60-block one: the small ones share tasks, in order
+    runs = [Run(*fastvar.api.plan(NET, 256, seed=s, engine="direct")) for s in range(40)]
+    runs.append(Run(*fastvar.api.plan(NET, 256 * 60, engine="direct")))
+    tasks = dask_runner.task_pieces(runs, threads=1, workers=2)
+    assert _covered(tasks, runs) == [[0]] * 40 + [list(range(60))]
+    assert 8 <= len(tasks) <= 12 and len(tasks[0]) > 1
+    assert dask_runner.kernel_signature(runs[0].request, "direct") == \
+        dask_runner.kernel_signature(runs[-1].request, "direct")
 
 
 def test_a_sweep_on_the_cluster_is_bitwise_the_local_sweep(client):
@@ -122,7 +159,7 @@ def test_a_client_closed_mid_run_keeps_the_finished_blocks(monkeypatch):
 
         def add(run, first, stats):  # after the first task: close the client elsewhere
             real(run, first, stats)
-            if not closer:
+            if not closer and run.done:  # tasks may finish out of order: once blocks are in
                 closer.append(threading.Thread(target=c.close))
                 closer[0].start()
                 closer[0].join()
@@ -134,3 +171,159 @@ def test_a_client_closed_mid_run_keeps_the_finished_blocks(monkeypatch):
     assert res is not None and res.partial and 0 < res.trials < 256 * 400
     local = fastvar.simulate(NET, res.trials, seed=6, engine="direct")
     np.testing.assert_array_equal(res.stats, local.stats)
+
+
+# ---------------------------------------------------------------- sweeps on the cluster
+
+# a 1-block configuration (width 4) packs with others; the width 48 ones split into ranges
+SWEEP_GRID = {"width": [4, 48], "init": [1.0, 2.0]}
+SWEEP_KW = dict(depth=4, activation="tanh", engine="direct", seed=11)
+SWEEP_TRIALS = 2048
+
+
+@pytest.fixture(scope="module")
+def local_sweep():
+    return fastvar.sweep(SWEEP_GRID, SWEEP_TRIALS, **SWEEP_KW)
+
+
+def _same(a, b):
+    assert a.seeds == b.seeds and a.configs == b.configs
+    for x, y in zip(a.results, b.results):
+        np.testing.assert_array_equal(x.stats, y.stats)
+
+
+def test_a_sweep_is_one_set_of_tasks_packed_and_split_bitwise_local(client, local_sweep,
+                                                                     monkeypatch):
+    made, warmed = [], []
+    pieces, warm = dask_runner.task_pieces, dask_runner.warm_up
+    monkeypatch.setattr(dask_runner, "task_pieces", lambda *a: made.append(pieces(*a)) or made[-1])
+    monkeypatch.setattr(dask_runner, "warm_up",
+                        lambda c, jobs: warmed.append(jobs) or warm(c, jobs))
+    remote = fastvar.sweep(SWEEP_GRID, SWEEP_TRIALS, client=client, **SWEEP_KW)
+    _same(remote, local_sweep)
+    (tasks,) = made  # one set of tasks for the whole sweep, warmed up once
+    assert len(warmed) == 1 and len(warmed[0]) == 4
+    assert [len({i for i, _, _ in task}) for task in tasks].count(2) >= 1  # packed
+    assert sum(task[0][0] == 3 for task in tasks) > 1  # split
+
+
+def test_a_worker_killed_mid_sweep_costs_only_its_tasks(client, monkeypatch):
+    grid, kw = {"init": [1.0, 1.5, 2.0]}, dict(width=16, depth=4, engine="direct", seed=2)
+    trials = 256 * 300  # ~2 s of work in 8 tasks
+    local = fastvar.sweep(grid, trials, **kw)
+    killed = _kill_a_busy_worker_after_the_first_task(client, monkeypatch)
+    _same(fastvar.sweep(grid, trials, client=client, **kw), local)
+    assert killed
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it
+
+
+def test_ctrl_c_keeps_finished_configurations_and_resumes_across_runners(
+        client, local_sweep, monkeypatch, tmp_path):
+    calls = _ctrl_c_at_task(4, monkeypatch)
+    folder = tmp_path / "ck"
+    with pytest.raises(fastvar.SweepInterrupted) as info:
+        fastvar.sweep(SWEEP_GRID, SWEEP_TRIALS, client=client, checkpoint=folder, **SWEEP_KW)
+    monkeypatch.undo()
+    partial = info.value.partial
+    assert not partial.complete and len(partial) + len(partial.pending) == 4
+    for point, res in zip(partial.configs, partial.results):  # finished ones are exact
+        np.testing.assert_array_equal(res.stats, local_sweep.results[
+            local_sweep.configs.index(point)].stats)
+    back = fastvar.load(partial.to_json(tmp_path / "partial.json") or tmp_path / "partial.json")
+    assert back.verified and back.configs == partial.configs  # any finished subset loads
+    _same(fastvar.sweep(SWEEP_GRID, SWEEP_TRIALS, checkpoint=folder, **SWEEP_KW), local_sweep)
+
+    # and the other way: interrupted locally, resumed on the cluster
+    from fastvar import sweeps
+
+    other, real_simulate = tmp_path / "ck2", sweeps.simulate
+
+    def interrupted(*args, **kwargs):
+        if calls:
+            calls.pop()
+            return real_simulate(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    calls[:] = [0, 0]
+    monkeypatch.setattr(sweeps, "simulate", interrupted)
+    with pytest.raises(fastvar.SweepInterrupted):
+        fastvar.sweep(SWEEP_GRID, SWEEP_TRIALS, checkpoint=other, **SWEEP_KW)
+    monkeypatch.undo()
+    assert len(list(other.glob("*.bin"))) == 2
+    _same(fastvar.sweep(SWEEP_GRID, SWEEP_TRIALS, client=client, checkpoint=other, **SWEEP_KW),
+          local_sweep)
+
+
+def test_a_partial_sweep_of_any_finished_configurations_loads(local_sweep, tmp_path):
+    # a cluster finishes configurations out of order: the finished ones need not be a prefix
+    s, path = local_sweep, tmp_path / "partial.json"
+    partial = Sweep(s.grid, s.fixed, s.trials, s.seed, s.configs[1::2], s.seeds[1::2],
+                    s.results[1::2], pending=s.configs[::2])
+    partial.to_json(path)
+    back = fastvar.load(path)
+    assert back.verified and back.configs == s.configs[1::2] and back.pending == s.configs[::2]
+    swapped = Sweep(s.grid, s.fixed, s.trials, s.seed, s.configs[1::2], s.seeds[1::2],
+                    s.results[1::2], pending=s.configs[::-2])  # pending out of grid order
+    swapped.to_json(path)
+    with pytest.raises(ValueError, match="not its grid's 4 in order"):
+        fastvar.load(path)
+
+
+def test_scheduler_option_of_the_command_line(client, local_sweep, tmp_path, capsys):
+    from fastvar.cli import main
+
+    address = client.scheduler.address
+    out = tmp_path / "s.json"
+    grid = ["--grid", "width=4,48", "--grid", "init=1.0,2.0"]
+    args = ["--trials", str(SWEEP_TRIALS), "--depth", "4", "--activation", "tanh",
+            "--engine", "direct", "--seed", "11", "--quiet"]
+    assert main(["sweep", *grid, *args, "--scheduler", address, "--json", str(out)]) == 0
+    _same(fastvar.load(out), local_sweep)
+    assert main(["simulate", "--width", "16", "--depth", "4", "--trials", "4096",
+                 "--engine", "direct", "--quiet", "--scheduler", address,
+                 "--json", str(out)]) == 0
+    local = fastvar.simulate(NET, 4096, seed=0, engine="direct")
+    np.testing.assert_array_equal(fastvar.load(out).stats, local.stats)
+    capsys.readouterr()
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(monkeypatch, capsys):
+    from fastvar.cli import main
+
+    monkeypatch.setattr(dask_runner, "CONNECT_SECONDS", 0.5)
+    assert main(["simulate", "--width", "4", "--depth", "2", "--trials", "10",
+                 "--scheduler", "tcp://127.0.0.1:9"]) != 0
+    err = capsys.readouterr().err
+    assert "no Dask scheduler answered at tcp://127.0.0.1:9 within 0.5 s" in err
+    assert main(["sweep", "--grid", "init=1,2", "--threads", "1",
+                 "--scheduler", "tcp://127.0.0.1:9"]) != 0
+    assert "--threads applies to local runs" in capsys.readouterr().err
+
+
+def test_workers_that_join_and_leave_mid_sweep(monkeypatch):
+    # an adaptive cluster: a worker joins after the first task, the first one retires
+    # after the second (in-process workers: they start in a moment)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as c:
+        first = set(c.nthreads())
+        real, calls = Run.add, []
+
+        def add(run, first_block, stats):
+            calls.append(first_block)
+            if len(calls) == 1:
+                cluster.scale(2)
+                c.wait_for_workers(2, timeout=30)
+            elif len(calls) == 2:
+                c.retire_workers(list(first))
+            real(run, first_block, stats)
+
+        monkeypatch.setattr(Run, "add", add)
+        grid, kw = {"init": [1.0, 2.0]}, dict(width=16, depth=4, engine="direct", seed=4)
+        with distributed.get_task_stream(c) as stream:
+            remote = fastvar.sweep(grid, 256 * 200, client=c, **kw)
+        monkeypatch.undo()
+        workers = {t["worker"] for t in stream.data if t["key"].startswith("fastvar-")}
+        assert workers - first, workers  # the new worker ran some of them
+        assert not first & set(c.nthreads()) and len(calls) > 2  # the first one left
+    _same(remote, fastvar.sweep(grid, 256 * 200, **kw))

@@ -348,3 +348,43 @@ def test_sweep_names_its_files_and_the_configuration_of_each_warning(tmp_path, c
     assert all("configuration init=" in line for line in warned)
     assert main(["sweep", "--grid", "init=nan:2:3", "--width", "8", "--depth", "2"]) == 2
     assert "finite" in capsys.readouterr().err
+
+
+# --- what a sweep prints (issue 21); small runs: their heavy-tail warnings are expected
+QUIET = pytest.mark.filterwarnings("ignore::fastvar.IncompleteStatisticsWarning")
+
+
+@QUIET
+def test_sweep_table_without_pairs_has_no_correlation_columns_and_says_why_fits_are_nan():
+    sw = fastvar.sweep({"init": [1.0, 2.0]}, 300, width=8, depth=6, engine="numpy")
+    heads = sw.table().splitlines()[0].split()
+    assert "c^L" not in heads and "xi_c" not in heads and heads[-2:] == ["xi_q", "theory"]
+    lines = sw.table().splitlines()
+    assert "n/a [1]" in lines[1]  # a NaN fit points to its reason under the table
+    assert any(line.startswith("[1] xi_q: ") and "need 4" in line for line in lines), lines
+    paired = fastvar.sweep({"init": [1.0]}, 300, width=8, depth=6, engine="numpy",
+                           correlation=0.5, activation="tanh")
+    assert {"c^L", "xi_c"} <= set(paired.table().splitlines()[0].split())
+
+
+@QUIET
+def test_print_sweep_is_a_summary_and_notebooks_get_html():
+    sw = fastvar.sweep({"init": [1.0, 2.0]}, 300, width=8, depth=6, engine="numpy")
+    text = str(sw).splitlines()
+    assert text[0] == repr(sw) and text[1].startswith("fixed: width=8, depth=6")
+    assert text[2].split()[:2] == ["init", "q^L"] and len(text) >= 5
+    page = sw._repr_html_()
+    assert page.count("<tr>") == 3 and "<th>xi_q</th>" in page and "[1] xi_q: " in page
+
+
+@QUIET
+def test_one_trial_is_singular_and_its_missing_errors_are_named(capsys):
+    sw = fastvar.sweep({"init": [2.0]}, 1, width=8, depth=3, engine="numpy")
+    assert "configuration of 1 trial," in repr(sw)
+    assert "[1] xi_q: no standard errors (they need 2 or more networks)" in sw.table()
+    table = repr(sw.results[0])
+    assert "1 trial (1 per network)" in table and "(n/a: one network has no spread)" in table
+    assert "±n/a" in table and "nan" not in table.split("layer  width")[1]
+    assert main(["sweep", "--grid", "init=2", "--trials", "1", "--width", "8", "--depth", "3",
+                 "--engine", "numpy"]) == 0
+    assert "1 configuration of 1 trial," in capsys.readouterr().out

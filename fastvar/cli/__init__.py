@@ -12,7 +12,7 @@ import importlib
 import sys
 from typing import TYPE_CHECKING
 
-from .entry import UsageError, exit_process, guard
+from .entry import UsageError, exit_process, guard, notices
 
 if TYPE_CHECKING:
     import argparse
@@ -32,7 +32,7 @@ def __getattr__(name: str):
 def build_parser() -> "argparse.ArgumentParser":
     """The argparse parser of the ``fastvar`` command."""
     from .. import __version__
-    from . import bench, explain, info, simulate, sweep
+    from . import bench, explain, info, serve, simulate, sweep
     from .common import Parser
 
     parser = Parser(prog="fastvar", description="How variance of signals and gradients "
@@ -45,6 +45,7 @@ def build_parser() -> "argparse.ArgumentParser":
     explain.setup_arguments(sub)
     info.setup_arguments(sub)
     bench.setup_arguments(sub)
+    serve.setup_arguments(sub)
     return parser
 
 
@@ -62,7 +63,8 @@ def main(argv: "list[str] | None" = None) -> int:
             args.insert(0, "simulate")  # `fastvar [options]` runs a study
         parsed = parser.parse_args(args)
         name(f"fastvar {parsed.command}")
-        return parsed.func(parsed)
+        with notices(quiet=getattr(parsed, "quiet", False)):
+            return parsed.func(parsed)
 
     return guard(body)
 

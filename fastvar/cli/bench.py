@@ -20,7 +20,8 @@ def setup_arguments(subparsers) -> None:
     p.add_argument("--threads", type=int, default=None, help="numba threads (default: all)")
     p.add_argument("--dask", action="store_true", help="instead: a long run on local threads vs "
                    "1 and 2 Dask workers (LocalCluster); scaling and per-task overhead "
-                   "(needs fastvar[dask]); --seconds sets its length on one thread (default 20)")
+                   "(needs fastvar[dask]); --seconds sets its length on one thread (default 20)"
+                   "; then sweeps of 32 and of 1000 tiny configurations on 2 workers")
     p.set_defaults(func=run)
 
 
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         check_int("threads", args.threads, 1, numba.config.NUMBA_NUM_THREADS)
     if args.dask:
         bench.dask_scaling(args.seconds or 20.0, args.repeats or 2)
+        bench.dask_sweeps(args.repeats or 3)
         return 0
     with numba_threads(args.threads):
         bench.run_bench(quick=args.quick, json_out=args.json, engines=args.engine,

@@ -7,6 +7,7 @@ options with the same parsing and help, and a new option reaches both.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -77,13 +78,23 @@ def add_network_options(parser: argparse.ArgumentParser) -> None:
         _add(group, option)
 
 
-def network_from_args(args: argparse.Namespace) -> "Network":
-    """The Network described by :func:`add_network_options` options."""
+def shape_from_args(args: argparse.Namespace, inputs: Any = None) -> dict[str, Any]:
+    """mlp's shape keywords as given (None where not); without --input-width, a data set
+    ``inputs`` (from --inputs FILE) gives the input width: its number of columns."""
+    shape = {option.name: getattr(args, option.name) for option in SHAPE_OPTIONS}
+    if shape["input_width"] is None and inputs is not None and not isinstance(inputs, str):
+        shape["input_width"] = int(inputs.shape[-1]) if inputs.ndim else None
+    return shape
+
+
+def network_from_args(args: argparse.Namespace, inputs: Any = None) -> "Network":
+    """The Network described by :func:`add_network_options` options (its input width from
+    the data set ``inputs`` unless given: :func:`shape_from_args`)."""
     from ..network import Network, mlp
 
     fields = given(args, NETWORK_OPTIONS)
     widths = fields.pop("widths", None)
-    shape = {option.name: getattr(args, option.name) for option in SHAPE_OPTIONS}
+    shape = shape_from_args(args, None if widths is not None else inputs)
     if widths is not None:
         if any(value is not None for value in shape.values()):
             raise UsageError("give either --widths or --width/--depth/--input-width, not both")
@@ -112,7 +123,36 @@ def add_run_options(parser: argparse.ArgumentParser, trials: int, trials_help: s
         else:
             _add(group, option)
     group.add_argument("--quiet", action="store_true", help="no progress bar")
+    group.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                       help="run on the Dask scheduler at ADDRESS (tcp://HOST:8786, as `dask "
+                       "scheduler` prints it, or its --scheduler-file); bitwise the local "
+                       "result (needs fastvar[dask])")
     return group
+
+
+@contextlib.contextmanager
+def scheduler_client(args: argparse.Namespace):
+    """A Dask client connected to ``--scheduler`` (closed afterwards), or None without it.
+
+    Raises
+    ------
+    ImportError, OSError
+        Without dask.distributed, or when no scheduler answers (within
+        ``fastvar.dask_runner.CONNECT_SECONDS``), before any work.
+    """
+    if args.scheduler is None:
+        yield None
+        return
+    if args.threads is not None:
+        raise UsageError("--threads applies to local runs; with --scheduler each Dask worker "
+                         "uses its own threads (dask worker --nthreads)")
+    from ..dask_runner import connect
+
+    client = connect(args.scheduler)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def run_options_from_args(args: argparse.Namespace, skip: Iterable[str] = ()) -> dict[str, Any]:

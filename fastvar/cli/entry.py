@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import logging
 import os
 import sys
 import warnings
@@ -47,6 +48,23 @@ def plain_streams() -> None:
 
 class UsageError(Exception):
     """A bad command-line value: reported as one line, exit status 2."""
+
+
+@contextlib.contextmanager
+def notices(quiet: bool):
+    """Show the package's notices (a kernel compile, a resumed checkpoint: the ``fastvar``
+    logger's INFO lines) on stderr, whether or not it is a terminal, unless ``quiet``."""
+    log = logging.getLogger("fastvar")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 def guard(body: Callable[[Callable[[str], None]], int]) -> int:

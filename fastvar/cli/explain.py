@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .common import check_outputs, positive_count
 
@@ -41,6 +42,7 @@ def run_explain(args: argparse.Namespace) -> int:
     print(text)
     if args.plot:
         save_histograms(found, args.plot)
+        print(f"fastvar: wrote {args.plot}", file=sys.stderr)
     return 0
 
 

@@ -7,7 +7,8 @@ import warnings
 
 from .common import (UsageError, add_network_options, add_output_options, add_run_options,
                      announcement, check_outputs, network_from_args, positive_count,
-                     run_options_from_args, show_progress, write_outputs)
+                     run_options_from_args, scheduler_client, show_progress,
+                     write_outputs)
 
 DEFAULT_TRIALS = 20_000  # seconds on the exact engine at the default network
 
@@ -63,10 +64,10 @@ def run(args: argparse.Namespace) -> int:
     from ..results import IncompleteStatisticsWarning
     from ..runs import Interrupted
 
-    net = network_from_args(args)
+    options = run_options_from_args(args)
+    net = network_from_args(args, options.get("inputs"))
     check_outputs(json=args.json, csv=args.csv, plot=args.plot)
     columns = _columns(args.columns)
-    options = run_options_from_args(args)
     line = announcement(estimate(net, args.trials, **options))
     if line:
         print(line, file=sys.stderr, flush=True)
@@ -74,8 +75,9 @@ def run(args: argparse.Namespace) -> int:
         # the table prints these under it; with --json - they go to stderr below
         warnings.simplefilter("ignore", IncompleteStatisticsWarning)
         try:
-            res = simulate(net, args.trials, progress=show_progress(args),
-                           checkpoint=args.checkpoint, **options)
+            with scheduler_client(args) as client:
+                res = simulate(net, args.trials, progress=show_progress(args),
+                               checkpoint=args.checkpoint, client=client, **options)
         except Interrupted as stop:
             if stop.result is not None:  # the blocks done so far, marked partial
                 report(args, stop.result, columns)

@@ -9,20 +9,38 @@ from ..network import NETWORK_OPTIONS
 from ..options import RUN_OPTIONS, SHAPE_OPTIONS, Option, count, real
 from .common import (UsageError, add_network_options, add_output_options, add_run_options,
                      announcement, check_outputs, given, run_options_from_args,
-                     shape_defaults, show_progress, write_outputs)
+                     scheduler_client, shape_defaults, shape_from_args, show_progress,
+                     write_outputs)
 
 DEFAULT_TRIALS = 2000
 PLOT_VALUES = ("log_q_ratio", "log_g_ratio", "c", "xi_c", "xi_q")
 
 
 def grid_options() -> dict[str, Option]:
-    """The keys a grid may sweep, by name: every declared option a sweep may vary."""
+    """The keys a grid may sweep.
+
+    Returns
+    -------
+    dict of str to Option
+        Every declared option (shape, network, run) that a sweep may vary, by name.
+    """
     return {option.name: option for option in SHAPE_OPTIONS + NETWORK_OPTIONS + RUN_OPTIONS
             if option.sweep == "grid"}
 
 
 def setup_arguments(subparsers) -> argparse.ArgumentParser:
-    """Add ``sweep`` to ``subparsers``."""
+    """Add the ``sweep`` subcommand.
+
+    Parameters
+    ----------
+    subparsers : argparse subparsers action
+        What ``ArgumentParser.add_subparsers`` returned.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The subcommand's parser.
+    """
     parser = subparsers.add_parser(
         "sweep", help="simulate over a grid of configurations",
         description="Run simulate over the cartesian product of --grid values (each "
@@ -53,7 +71,24 @@ def _value(option: Option, text: str):
 
 
 def parse_grid(specs: "list[str]") -> dict[str, list]:
-    """``--grid KEY=a:b:n`` (n evenly spaced values from a to b) or ``KEY=v1,v2,...``."""
+    """Read the ``--grid`` options.
+
+    Parameters
+    ----------
+    specs : list of str
+        Each ``KEY=a:b:n`` (n evenly spaced values from a to b, for numeric keys) or
+        ``KEY=v1,v2,...``.
+
+    Returns
+    -------
+    dict of str to list
+        The grid: key -> its values, parsed as the key's option parses them.
+
+    Raises
+    ------
+    UsageError
+        For an unknown key, a key given twice or a value that does not parse, naming it.
+    """
     options = grid_options()
     grid: dict[str, list] = {}
     for spec in specs:
@@ -93,7 +128,25 @@ def parse_grid(specs: "list[str]") -> dict[str, list]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``fastvar sweep``; returns the exit status."""
+    """Run ``fastvar sweep``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+
+    Raises
+    ------
+    UsageError
+        For a bad grid or options, before any work.
+    fastvar.SweepInterrupted
+        On Ctrl-C, after printing (and writing) the finished configurations.
+    """
     from ..sweeps import SweepInterrupted, sweep, sweep_estimate
 
     if not args.grid:
@@ -105,11 +158,12 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             raise UsageError(f"--{key.replace('_', '-')} and --grid {key} both set {key}; "
                              "give it once")
-    shape = shape_defaults({option.name: getattr(args, option.name) for option in SHAPE_OPTIONS})
+    run_options = run_options_from_args(args, skip=("seed",))
+    shape = shape_defaults(shape_from_args(args, run_options.get("inputs")))
     # what every configuration shares: the declared defaults of what a grid could vary,
     # then what the command line gives
     fixed = {**{option.name: option.default for option in grid_options().values()}, **shape,
-             **given(args, NETWORK_OPTIONS), **run_options_from_args(args, skip=("seed",))}
+             **given(args, NETWORK_OPTIONS), **run_options}
     fixed = {k: v for k, v in fixed.items() if v is not None and k not in grid}
     engine = fixed.pop("engine", "auto")
     check_outputs(json=args.json, csv=args.csv, plot=args.plot)
@@ -122,8 +176,9 @@ def run(args: argparse.Namespace) -> int:
     if line:
         print(line.replace("this run", "this sweep"), file=sys.stderr, flush=True)
     try:
-        result = sweep(grid, args.trials, seed=args.seed, engine=engine,
-                       checkpoint=args.checkpoint, progress=show_progress(args), **fixed)
+        with scheduler_client(args) as client:
+            result = sweep(grid, args.trials, seed=args.seed, engine=engine, client=client,
+                           checkpoint=args.checkpoint, progress=show_progress(args), **fixed)
     except SweepInterrupted as err:
         where = f" (finished ones are in {args.checkpoint})" if args.checkpoint else ""
         if len(err.partial):  # the finished configurations, as for a whole sweep
@@ -136,7 +191,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace, result, axes: list, grid: dict, plot: bool) -> None:
-    """Write the --json/--csv (and --plot) files of a Sweep, then print it."""
+    """Write the --json/--csv (and --plot) files of a Sweep, then print it.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+    result : Sweep
+        The sweep (or the finished part of an interrupted one).
+    axes : list of str
+        The grid keys a plot draws (one or two).
+    grid : dict
+        The sweep's grid.
+    plot : bool
+        Draw --plot too.
+    """
     def draw(path: str) -> None:
         from ..plotting import save_sweep
 
@@ -145,4 +214,4 @@ def report(args: argparse.Namespace, result, axes: list, grid: dict, plot: bool)
         save_sweep(result, path, axes[0], axes[1] if len(axes) > 1 else None, value=value)
 
     write_outputs(args, result, draw if plot else None)
-    print(result.to_json() if args.json == "-" else f"{result!r}\n{result.table()}")
+    print(result.to_json() if args.json == "-" else result)

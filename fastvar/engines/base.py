@@ -1,7 +1,8 @@
 """What every engine receives (a validated Plan), what it returns, and the registry.
 
 An engine turns blocks of a Plan into per-block stats arrays of shape
-(blocks, L, ROWS, STATS_SIZE) (see :mod:`fastvar.kernels.accumulators`). The API merges
+(blocks, L, ROWS, STATS_SIZE) (see :mod:`fastvar.kernels.accumulators`; with histograms
+``plan.stats_rows`` rows). The API merges
 them serially in block order, so a result depends only on (plan, seed, engine): not on
 threads, chunking or partitioning: each block draws from its own stream seeded by
 (seed, block), and the block size is a pure function of the request. The Numba engines
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..kernels.accumulators import HIST_BINS, HIST_QUANTITIES, HIST_RANGE, stats_rows
 from ..kernels.codes import (DISTRIBUTION_CODES, INPUTS_DATA, INPUTS_NORMAL,  # noqa: F401
                              INPUTS_PAIR, INPUTS_ROW_PAIR, TRUNC_STD, KernelArgs)
 from ..network import Network
@@ -41,6 +43,20 @@ class Plan:
     #: a data set's per-row lengths ||x_i||^2 / n_0 as (sorted distinct values, row counts);
     #: None for fresh normal inputs and a single fixed input
     input_q0_rows: "tuple[np.ndarray, np.ndarray] | None" = None
+    #: with histograms, each layer's bin scale for z, a, delta, shape (L, 3) (fixed before
+    #: any block runs: :func:`fastvar.results.histogram.bin_scales`); None without
+    histogram_scales: "np.ndarray | None" = None
+
+    @property
+    def histograms(self) -> bool:
+        """Whether the blocks count histograms (extra stats rows, see
+        :mod:`fastvar.kernels.accumulators`)."""
+        return self.histogram_scales is not None
+
+    @property
+    def stats_rows(self) -> int:
+        """Rows per layer of this plan's stats arrays."""
+        return stats_rows(self.histograms)
 
     @property
     def pairs(self) -> bool:
@@ -98,7 +114,16 @@ def kernel_args(plan: Plan) -> KernelArgs:
         activation_param=float(act.param), alpha=float(net.alpha), norm=net.norm_code,
         norm_eps=float(net.norm_eps), inputs_kind=int(plan.inputs_kind),
         c0=float(plan.correlation), data=np.ascontiguousarray(plan.data, dtype=np.float64),
-        k=int(plan.inputs_per_network), gradients=bool(plan.gradients))
+        k=int(plan.inputs_per_network), gradients=bool(plan.gradients),
+        histogram_factor=histogram_factor(plan))
+
+
+def histogram_factor(plan: Plan) -> np.ndarray:
+    """The kernels' slot factor HIST_BINS / (2 HIST_RANGE scale) per layer for z, a and
+    delta, shape (L, 3); shape (0, 3) without histograms."""
+    if plan.histogram_scales is None:
+        return np.zeros((0, HIST_QUANTITIES))
+    return (HIST_BINS / (2.0 * HIST_RANGE)) / np.asarray(plan.histogram_scales, np.float64)
 
 
 class Engine:

@@ -2,7 +2,7 @@
 
 :meth:`fastvar.engines.base.Engine.seconds_per_network` turns these into seconds of one
 core per network; :func:`fastvar.api.estimate` (the refusal of year-long runs, the time
-printed before a run) and the Dask task size (:func:`fastvar.dask_runner.task_blocks`) use
+printed before a run) and the Dask task size (:func:`fastvar.dask_runner.task_pieces`) use
 only that. Remeasure with ``fastvar bench`` (engines) and ``fastvar bench --dask`` (tasks).
 Block sizes are not calibrated: they follow the request alone, so results never depend on
 the machine (:func:`fastvar.engines.base.networks_per_block`).
@@ -30,6 +30,13 @@ DIRECT_NS_PER_LAYER = 1100.0
 # block. Counted as one core: NumPy's own threads vary.
 NUMPY_NS_PER_STEP = 4.0
 NUMPY_NS_PER_LAYER = 2000.0
+
+# Histograms (simulate(histograms=True)), ns of one core per value counted (z, a and delta of
+# every unit, layer and trial). Measured 2026-12 on the 2-core VM (shared, load 3-7): the
+# counting kernel alone 0.8-1.0 ns a value (256 values a call); in the exact engine at
+# width 256, depth 10, tanh, 0.9 ns a value (one thread), which keeps 86-92% of its speed
+# (fastvar bench --quick: 92% [89-101] at load 3.5; 79% [56-91] at load 7).
+HIST_NS_PER_VALUE = 1.0
 
 # The theory step (fastvar.theory), measured 2026-05 on the 2-core VM (shared, load ~2):
 # 92-100 us per layer for the q and g maps from one input length; a data set's rows add

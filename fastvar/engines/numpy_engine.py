@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels.accumulators import (A, DELTA, LINK, NET, Z, add_links, add_network_level,
-                                   add_networks, new_stats)
+from ..kernels.accumulators import (A, DELTA, HIST_BINS, HIST_QUANTITIES, HIST_SLOTS, LINK, NET,
+                                   Z, add_links, add_network_level, add_networks, new_stats,
+                                   store_histograms)
 from ..kernels.codes import INPUTS_NORMAL, INPUTS_PAIR, INPUTS_ROW_PAIR, TRUNC_STD
 from . import costs
-from .base import Engine, Plan, networks_per_block, register
+from .base import Engine, Plan, histogram_factor, networks_per_block, register
 
 
 def draw_weights(rng: np.random.Generator, plan: Plan, layer: int, count: int) -> np.ndarray:
@@ -78,11 +79,21 @@ def normalize_backward(v: np.ndarray, y: np.ndarray, r: np.ndarray,
     return (v - y * np.mean(y * v, axis=-1, keepdims=True)) / r
 
 
+def count_histogram(values: np.ndarray, factor: float) -> np.ndarray:
+    """Counts (HIST_SLOTS,) of the finite ``values``: slot floor(x * factor + HIST_BINS / 2)
+    + 1, 0 below the bins, HIST_SLOTS - 1 above (as the kernels' ``add_histogram``)."""
+    x = values[np.isfinite(values)]
+    y = np.clip(x * factor + HIST_BINS / 2.0, -1.0, float(HIST_BINS))
+    return np.bincount((np.floor(y) + 1.0).astype(np.int64), minlength=HIST_SLOTS)
+
+
 def run_block(plan: Plan, block: int, stats: np.ndarray) -> None:
-    """Simulate block ``block`` of ``plan`` and add it to ``stats`` (L, ROWS, S)."""
+    """Simulate block ``block`` of ``plan`` and add it to ``stats`` (L, plan.stats_rows, S)."""
     net = plan.network
+    factor = histogram_factor(plan)
+    hist = np.zeros((factor.shape[0], HIST_QUANTITIES, HIST_SLOTS), dtype=np.int64)
     rng = np.random.default_rng([plan.seed, block])
-    count, k = plan.block_networks(block), plan.inputs_per_network
+    count = plan.block_networks(block)
     a = draw_inputs(rng, plan, count)
     phi = net.activation_fn
     alpha, norm = net.alpha, net.norm
@@ -106,14 +117,29 @@ def run_block(plan: Plan, block: int, stats: np.ndarray) -> None:
         add_networks(stats[layer - 1, Z], h, lengths)
         add_networks(stats[layer - 1, A], a, lengths)
         add_network_level(stats[layer - 1, NET], h, a, lengths, cos, plan.pairs)
+        if plan.histograms:
+            hist[layer - 1, Z] += count_histogram(h, factor[layer - 1, Z])
+            hist[layer - 1, A] += count_histogram(a, factor[layer - 1, A])
         weights.append(w)
         normalized.append((y, r))
-    if not plan.gradients:
-        return
+    if plan.gradients:
+        _backward(plan, rng, count, weights, normalized, stats, hist, factor)
+    if plan.histograms:
+        store_histograms(stats, hist)
+
+
+def _backward(plan: Plan, rng: np.random.Generator, count: int, weights: list,
+              normalized: list, stats: np.ndarray, hist: np.ndarray, factor: np.ndarray) -> None:
+    """The backward pass of :func:`run_block` from a random read-out's cotangent."""
+    net, k = plan.network, plan.inputs_per_network
+    phi, alpha, norm = net.activation_fn, net.alpha, net.norm
+    lengths = np.empty(count)
     delta = rng.standard_normal((count, k, net.widths[-1]))  # dL/dh^L of a random read-out
     upper = np.empty(count)
     for layer in range(net.depth, 0, -1):
         add_networks(stats[layer - 1, DELTA], delta, lengths)
+        if plan.histograms:
+            hist[layer - 1, DELTA] += count_histogram(delta, factor[layer - 1, DELTA])
         if layer < net.depth:
             add_links(stats[layer - 1, LINK], upper, lengths)
         upper[:] = lengths
@@ -140,7 +166,7 @@ class NumpyEngine(Engine):
         return plan.networks_per_block * per_network
 
     def run(self, plan: Plan, first_block: int, n_blocks: int) -> np.ndarray:
-        stats = new_stats(plan.network.depth, n_blocks)
+        stats = new_stats(plan.network.depth, n_blocks, plan.stats_rows)
         # overflow is counted and flagged in the Result: NumPy's own warnings would only
         # repeat it, less precisely
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):

@@ -1,7 +1,7 @@
 """One-pass accumulators as Numba functions on float64 arrays.
 
 Three kinds of state, all merged exactly with the Chan / Pebay formulas. For moments
-A and B, n = nA + nB, d = meanB - meanA:
+A and B, n = nA + nB, d = meanB - meanA::
 
     mean = meanA + d nB / n
     M2   = M2A + M2B + d^2 nA nB / n
@@ -31,6 +31,11 @@ hold per-network statistics in the same layout (so one merge serves every row):
 * LINK: a pair state of (g^{l+1}, g^l), g = ||delta||^2 / n averaged over the network's
   trials, for the measured backward gain g^l / g^{l+1} with its exact covariance.
 
+With histograms (``simulate(histograms=True)``) each layer's stats carry HIST_ROWS more
+rows: for z, a and delta in turn, HIST_SLOTS counts (below, HIST_BINS bins, above) of the
+finite values binned on fixed edges (:func:`add_histogram`), stored as float64 (exact
+integers below 2**53). They merge by adding, so their sums are the same in any order.
+
 Users' own ``@numba.njit`` code can call :func:`update_moments` and
 :func:`merge_moments` on the ``state`` array of a :class:`fastvar.Moments`.
 """
@@ -45,6 +50,16 @@ Z, A, DELTA, NET, LINK = range(5)  # row index of a stats array (L, ROWS, STATS_
 ROWS = 5
 
 _BLOCK = 1024  # values reduced in registers before one Pebay merge
+
+# Histograms: HIST_BINS uniform bins over [-HIST_RANGE, HIST_RANGE] scales of the layer; a
+# value x falls in slot floor(x * factor + HIST_BINS / 2) + 1 with factor = HIST_BINS /
+# (2 HIST_RANGE scale), slot 0 below the range, slot HIST_BINS + 1 above. 0 is an edge
+# (exact zeros, dead ReLU units, start bin HIST_BINS / 2), and z, a, delta take 12 rows each.
+HIST_BINS = 190
+HIST_RANGE = 9.5
+HIST_SLOTS = HIST_BINS + 2
+HIST_QUANTITIES = 3  # z, a, delta, in the order of the rows Z, A, DELTA
+HIST_ROWS = HIST_QUANTITIES * HIST_SLOTS // STATS_SIZE
 
 
 @numba.njit(cache=True, inline="always")
@@ -347,11 +362,17 @@ def _merge_row(dst, src):
 
 @numba.njit(cache=True)
 def merge_stats(dst, src):
-    """dst <- dst merged with src, for stats arrays of equal shape (..., STATS_SIZE)."""
+    """dst <- dst merged with src, for stats arrays of equal shape (..., rows, STATS_SIZE):
+    the first ROWS rows of each layer by the moment merges, histogram rows by adding."""
+    rows = dst.shape[dst.ndim - 2]
     d = dst.reshape(-1, STATS_SIZE)
     s = src.reshape(-1, STATS_SIZE)
     for r in range(d.shape[0]):
-        _merge_row(d[r], s[r])
+        if r % rows < ROWS:
+            _merge_row(d[r], s[r])
+        else:
+            for i in range(STATS_SIZE):
+                d[r, i] += s[r, i]
 
 
 @numba.njit(cache=True)
@@ -361,7 +382,62 @@ def merge_blocks(total, block_stats):
         merge_stats(total, block_stats[b])
 
 
-def new_stats(depth: int, blocks: "int | None" = None) -> np.ndarray:
-    """Zeroed stats: shape (depth, ROWS, STATS_SIZE), or (blocks, depth, ROWS, STATS_SIZE)."""
-    shape = (depth, ROWS, STATS_SIZE) if blocks is None else (blocks, depth, ROWS, STATS_SIZE)
+@numba.njit(cache=True)
+def add_histogram(counts, values, factor, slots):
+    """Count the finite entries of 1-D ``values`` into ``counts`` (int64, HIST_SLOTS): slot
+    floor(x * factor + HIST_BINS / 2) + 1, 0 below the range, HIST_SLOTS - 1 above it.
+    Non-finite entries are left out (:func:`add_trial` counts them). ``slots`` (int64, at
+    least as long as ``values``) is scratch."""
+    # two passes: the slots branch-free (vectorized), then the scatter; a NaN or infinite
+    # value (rare) goes to slot 0 or the last, and is taken out again at the end
+    half = HIST_BINS / 2.0
+    top = float(HIST_BINS)
+    n = values.shape[0]
+    bad = 0
+    for i in range(n):
+        x = values[i]
+        bad += np.int64((x - x) != 0.0)  # NaN for NaN and +-inf
+        y = x * factor + half
+        y = y if y >= -1.0 else -1.0  # NaN too
+        y = y if y <= top else top
+        slots[i] = np.int64(np.floor(y)) + 1
+    for i in range(n):
+        counts[slots[i]] += 1
+    if bad:
+        for i in range(n):
+            if not np.isfinite(values[i]):
+                counts[slots[i]] -= 1
+
+
+@numba.njit(cache=True)
+def new_histograms(depth, histograms, values):
+    """A block's histogram state: (counts (L, 3, HIST_SLOTS) int64, scratch slots for
+    :func:`add_histogram` of up to ``values`` values); no layers if not ``histograms``."""
+    layers = depth if histograms else 0
+    return (np.zeros((layers, HIST_QUANTITIES, HIST_SLOTS), np.int64),
+            np.empty(values if histograms else 0, np.int64))
+
+
+@numba.njit(cache=True)
+def store_histograms(stats, counts):
+    """Write ``counts`` (L, HIST_QUANTITIES, HIST_SLOTS) into the histogram rows of one
+    block's ``stats`` (L, ROWS + HIST_ROWS, STATS_SIZE), as floats."""
+    for layer in range(counts.shape[0]):
+        flat = 0
+        for q in range(HIST_QUANTITIES):
+            for slot in range(HIST_SLOTS):
+                stats[layer, ROWS + flat // STATS_SIZE, flat % STATS_SIZE] = counts[layer, q,
+                                                                                    slot]
+                flat += 1
+
+
+@numba.njit(cache=True)
+def stats_rows(histograms):
+    """Rows of a layer's stats: ROWS, plus HIST_ROWS with histograms."""
+    return ROWS + HIST_ROWS if histograms else ROWS
+
+
+def new_stats(depth: int, blocks: "int | None" = None, rows: int = ROWS) -> np.ndarray:
+    """Zeroed stats: shape (depth, rows, STATS_SIZE), or (blocks, depth, rows, STATS_SIZE)."""
+    shape = (depth, rows, STATS_SIZE) if blocks is None else (blocks, depth, rows, STATS_SIZE)
     return np.zeros(shape, dtype=np.float64)

@@ -77,6 +77,9 @@ class KernelArgs(NamedTuple):
         Inputs per network.
     gradients : bool
         Also run the backward pass from a N(0, I) cotangent at the output.
+    histogram_factor : float64 array, shape (L, 3) or (0, 3)
+        Per layer, for z, a and delta: HIST_BINS / (2 HIST_RANGE scale), the slot factor of
+        :func:`~fastvar.kernels.accumulators.add_histogram`; no rows: no histograms.
     """
 
     seed: np.uint64
@@ -98,3 +101,4 @@ class KernelArgs(NamedTuple):
     data: np.ndarray
     k: int
     gradients: bool
+    histogram_factor: np.ndarray

@@ -31,8 +31,9 @@ import numpy as np
 from numba import prange
 
 from . import rng
-from .accumulators import (A, DELTA, LINK, NET, ROWS, STATS_SIZE, Z, add_links,
-                           add_network_level, add_networks, cosine)
+from .accumulators import (A, DELTA, LINK, NET, STATS_SIZE, Z, add_histogram, add_links,
+                           add_network_level, add_networks, cosine, new_histograms, stats_rows,
+                           store_histograms)
 from .activations import phi_dphi_array
 from .codes import (INPUTS_DATA, INPUTS_PAIR, INPUTS_ROW_PAIR, NORM_NONE, WEIGHTS_TRUNCATED,
                     WEIGHTS_UNIFORM)
@@ -328,9 +329,10 @@ def _buffers(args):
 
 
 @numba.njit(cache=True)
-def _forward(args, state, bank, saved, work, bufs, out, lengths, cos):
-    # one network's inputs and forward pass into the block's stats ``out``; saves the bank
-    # each layer started from (for the backward pass) and phi'(z^l) (or N(z^l)) as asked
+def _forward(args, state, bank, saved, work, bufs, out, lengths, cos, hist):
+    # one network's inputs and forward pass into the block's stats ``out`` (and histogram
+    # state ``hist``, see accumulators.new_histograms); saves the bank each layer started
+    # from (for the backward pass) and phi'(z^l) (or N(z^l)) as asked
     widths, k, gradients = args.widths, args.k, args.gradients
     bias_std, alpha, norm = args.bias_std, args.alpha, args.norm
     zb, cur, nxt, ds, bias, hb, yb, ys, rs = bufs
@@ -369,10 +371,14 @@ def _forward(args, state, bank, saved, work, bufs, out, lengths, cos):
         add_networks(out[l, A], a.reshape((1, k, n)), lengths)
         add_network_level(out[l, NET], z.reshape((1, k, n)), a.reshape((1, k, n)), lengths,
                           cos, pairs)
+        counts, slots = hist
+        if counts.shape[0] > 0:
+            add_histogram(counts[l, Z], zb[:k * n], args.histogram_factor[l, Z], slots)
+            add_histogram(counts[l, A], cur[:k * n], args.histogram_factor[l, A], slots)
 
 
 @numba.njit(cache=True)
-def _backward(args, state, spare, saved, work, bufs, out, lengths, upper):
+def _backward(args, state, spare, saved, work, bufs, out, lengths, upper, hist):
     # one network's backward pass after _forward: delta^L ~ N(0, I),
     # delta^{l-1} = (W^l)^T delta^l * phi'(z^{l-1}), W^l regenerated from its saved bank
     widths, k, alpha, norm = args.widths, args.k, args.alpha, args.norm
@@ -383,6 +389,9 @@ def _backward(args, state, spare, saved, work, bufs, out, lengths, upper):
     for l in range(depth - 1, -1, -1):
         m, n = widths[l], widths[l + 1]
         add_networks(out[l, DELTA], cur[:k * n].reshape((1, k, n)), lengths)
+        if hist[0].shape[0] > 0:
+            add_histogram(hist[0][l, DELTA], cur[:k * n], args.histogram_factor[l, DELTA],
+                          hist[1])
         if l < depth - 1:
             add_links(out[l, LINK], upper, lengths)
         upper[0] = lengths[0]
@@ -421,22 +430,28 @@ def _run_block(out, args, block, count):
     lengths = np.empty(1)  # this network's mean ||x||^2 / n at the current layer
     upper = np.empty(1)  # and at the layer above, for the backward links
     cos = np.full(1, np.nan)  # the cosine of its input pair at the previous layer
+    histograms = args.histogram_factor.shape[0] > 0
+    hist = new_histograms(depth, histograms, bufs[0].shape[0])
     for _ in range(count):
-        _forward(args, state, bank, saved, work, bufs, out, lengths, cos)
+        _forward(args, state, bank, saved, work, bufs, out, lengths, cos, hist)
         if args.gradients:
-            _backward(args, state, spare, saved, work, bufs, out, lengths, upper)
+            _backward(args, state, spare, saved, work, bufs, out, lengths, upper, hist)
+    if histograms:
+        store_histograms(out, hist[0])
 
 
 @numba.njit(cache=True, parallel=True)
 def run_blocks(args, first_block, n_blocks):
-    """Stats (n_blocks, L, ROWS, STATS_SIZE) of blocks first_block .. first_block + n_blocks - 1.
+    """Stats (n_blocks, L, rows, STATS_SIZE) of blocks first_block .. first_block + n_blocks - 1
+    (rows: ROWS, and the histogram rows when ``args.histogram_factor`` has layers).
 
     ``args`` is the request (:class:`~fastvar.kernels.codes.KernelArgs`); its
     ``weight_scale[l]`` multiplies the unit-scale weights of layer l + 1. Block b holds
     networks b * networks_per_block ... (fewer in the last block) and draws from its own
     streams seeded by (seed, b); blocks run in parallel, each writing its own row.
     """
-    out = np.zeros((n_blocks, args.widths.shape[0] - 1, ROWS, STATS_SIZE))
+    rows = stats_rows(args.histogram_factor.shape[0] > 0)
+    out = np.zeros((n_blocks, args.widths.shape[0] - 1, rows, STATS_SIZE))
     for i in prange(n_blocks):
         block = first_block + i
         count = min(args.networks_per_block, args.networks - block * args.networks_per_block)

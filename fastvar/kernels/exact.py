@@ -22,8 +22,9 @@ import math
 import numba
 import numpy as np
 
-from .accumulators import (A, DELTA, LINK, NET, ROWS, STATS_SIZE, Z, add_links,
-                           add_network_level, add_networks)
+from .accumulators import (A, DELTA, LINK, NET, STATS_SIZE, Z, add_histogram, add_links,
+                           add_network_level, add_networks, new_histograms, stats_rows,
+                           store_histograms)
 from .activations import dphi_given_phi, phi_array
 from .codes import INPUTS_NORMAL, INPUTS_PAIR, INPUTS_ROW_PAIR, NORM_NONE
 from .norms import normalize, normalize_backward
@@ -434,12 +435,16 @@ def generator(args, block):
 
 
 @numba.njit(cache=True)
-def _add_network(out, args, bufs, lengths, upper, cos):
-    # one network's trials into the stats (L, ROWS, S) of its block
+def _add_network(out, args, bufs, lengths, upper, cos, hist):
+    # one network's trials into the stats (L, ROWS, S) of its block, and into its histogram
+    # state ``hist`` (:func:`~.accumulators.new_histograms`; no layers without histograms)
     widths, k = args.widths, args.k
     offs, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams, mbuf = bufs
     depth = widths.shape[0] - 1
     pairs = args.inputs_kind == INPUTS_PAIR or args.inputs_kind == INPUTS_ROW_PAIR
+    counts, slots = hist
+    histograms = counts.shape[0] > 0
+    factor = args.histogram_factor
     if pairs:
         gram0 = grams[0]
         cos[0] = gram0[0, 1] / (math.sqrt(gram0[0, 0]) * math.sqrt(gram0[1, 1]))
@@ -450,11 +455,17 @@ def _add_network(out, args, bufs, lengths, upper, cos):
         add_networks(out[layer - 1, Z], z, lengths)
         add_networks(out[layer - 1, A], a, lengths)
         add_network_level(out[layer - 1, NET], z, a, lengths, cos, pairs)
+        if histograms:
+            add_histogram(counts[layer - 1, Z], zbuf[o:o + k * n], factor[layer - 1, Z], slots)
+            add_histogram(counts[layer - 1, A], abuf[o:o + k * n], factor[layer - 1, A], slots)
     if not args.gradients:
         return
     for layer in range(depth, 0, -1):
         n, o = widths[layer], offs[layer - 1]
         add_networks(out[layer - 1, DELTA], dbuf[o:o + k * n].reshape((1, k, n)), lengths)
+        if histograms:
+            add_histogram(counts[layer - 1, DELTA], dbuf[o:o + k * n], factor[layer - 1, DELTA],
+                          slots)
         if layer < depth:
             add_links(out[layer - 1, LINK], upper, lengths)
         upper[0] = lengths[0]
@@ -462,23 +473,29 @@ def _add_network(out, args, bufs, lengths, upper, cos):
 
 @numba.njit(cache=True, parallel=True)
 def run_blocks(args, first_block, n_blocks):
-    """Stats (n_blocks, L, ROWS, STATS_SIZE) of blocks first_block .. first_block + n_blocks - 1.
+    """Stats (n_blocks, L, rows, STATS_SIZE) of blocks first_block .. first_block + n_blocks - 1
+    (rows: ROWS, and the histogram rows when ``args.histogram_factor`` has layers).
 
     ``args`` is the request (:class:`~fastvar.kernels.codes.KernelArgs`). Block b holds
     networks b * networks_per_block ... (fewer in the last block) and draws from the
     stream seed_block(seed, b); blocks run in parallel, each writing its own row.
     """
-    out = np.zeros((n_blocks, args.widths.shape[0] - 1, ROWS, STATS_SIZE))
+    depth = args.widths.shape[0] - 1
+    histograms = args.histogram_factor.shape[0] > 0
+    out = np.zeros((n_blocks, depth, stats_rows(histograms), STATS_SIZE))
     for i in numba.prange(n_blocks):
         block = first_block + i
         bufs = buffers(args)
         gen = generator(args, block)
         ws, mats = workspace(args.k)
         lengths, upper, cos = np.empty(1), np.empty(1), np.full(1, np.nan)
+        hist = new_histograms(depth, histograms, bufs[8].shape[0])  # k x the widest layer
         count = min(args.networks_per_block, args.networks - block * args.networks_per_block)
         for _ in range(count):
             network(args, gen, bufs, ws, mats)
-            _add_network(out[i], args, bufs, lengths, upper, cos)
+            _add_network(out[i], args, bufs, lengths, upper, cos, hist)
+        if histograms:
+            store_histograms(out[i], hist[0])
     return out
 
 

@@ -231,7 +231,7 @@ def _zig_fast(bits, out, count):
 
 @numba.njit(cache=True)
 def bank_normal(bank, bits, out, count, limit):
-    """out[:count] <- standard normals from ``bank``, each redrawn until |x| <= limit.
+    """out[:count] <- standard normals from ``bank``, each redrawn until ``|x| <= limit``.
 
     ``limit`` = inf gives N(0, 1), 2.0 the normal truncated at +-2. ``bits`` is uint64
     scratch and ``out`` float64 scratch, both at least ``count`` rounded up to LANES long

@@ -23,6 +23,7 @@ from .._files import float_from_json, json_float, write_file
 from ..kernels.accumulators import (A, MOMENTS, NET, NONFINITE, PAIR, ROWS, STATS_SIZE,
                                     UNDEFINED, WELFORD)
 from ..network import Network
+from .histogram import BINS, QUANTITIES, RANGE, bin_scale
 
 if TYPE_CHECKING:
     from .result import Result
@@ -148,7 +149,86 @@ def result_to_dict(res: Result) -> dict[str, Any]:
     columns = {k: [None if isinstance(x, float) and not math.isfinite(x) else x
                    for x in res[k].tolist()] for k in res.columns}
     stats = [[[json_float(x) for x in row] for row in layer] for layer in res.stats.tolist()]
-    return {**meta, "columns": columns, "stats": stats}
+    out = {**meta, "columns": columns, "stats": stats}
+    if res.histogram_counts is not None:
+        out["histograms"] = _histograms_to_json(res)
+    return out
+
+
+def _histograms_to_json(res: Result) -> dict[str, Any]:
+    """The ``histograms`` of a result dict: bins, range, and per quantity (delta only with
+    gradients) each layer's scale, its source and the counts below, in and above the bins."""
+    out: dict[str, Any] = {"bins": BINS, "range": RANGE}
+    scales = res.histogram_scales
+    for q, name in enumerate(QUANTITIES[:3 if res.gradients else 2]):
+        slots = res.histogram_counts[:, q]
+        out[name] = {"scale": bin_scale(scales[:, q]).tolist(),
+                     "scale_from": ["unit" if math.isnan(s) else "theory"
+                                    for s in scales[:, q]],
+                     "below": slots[:, 0].tolist(), "counts": slots[:, 1:-1].tolist(),
+                     "above": slots[:, -1].tolist()}
+    return out
+
+
+def _whole_numbers(name: str, value: Any, shape: tuple) -> np.ndarray:
+    """A list of JSON integers >= 0 of the given shape, as int64; ValueError if not."""
+    try:
+        arr = np.array(value)
+    except ValueError:  # ragged
+        arr = np.empty(0)
+    if arr.shape != shape or (arr.size and arr.dtype.kind not in "iu") or (arr < 0).any():
+        raise ValueError(f"{name} must be whole numbers >= 0 of shape {shape}")
+    return arr.astype(np.int64)
+
+
+def _histograms_from_json(value: Any, stats: np.ndarray,
+                          gradients: bool) -> "tuple[np.ndarray, np.ndarray] | None":
+    """(counts (L, 3, BINS + 2), theory scales (L, 3), NaN where in absolute units) of a
+    result dict's ``histograms`` (None: none), checked against the stats: each layer's
+    histogram holds every finite value the moments counted."""
+    if value is None:
+        return None
+    names = QUANTITIES[:3 if gradients else 2]
+    if not isinstance(value, Mapping) or set(value) != {"bins", "range", *names}:
+        raise ValueError(f"histograms must be null or a dict with the keys bins, range, "
+                         f"{', '.join(names)}")
+    if value["bins"] != BINS or value["range"] != RANGE:
+        raise ValueError(f"histograms of {value['bins']!r} bins over +-{value['range']!r} "
+                         f"scales; this version reads {BINS} bins over +-{RANGE}")
+    depth = stats.shape[0]
+    counts = np.zeros((depth, 3, BINS + 2), dtype=np.int64)
+    scales = np.full((depth, 3), np.nan)
+    for q, name in enumerate(names):
+        part = value[name]
+        keys = {"scale", "scale_from", "below", "counts", "above"}
+        if not isinstance(part, Mapping) or set(part) != keys:
+            raise ValueError(f"histograms[{name!r}] must be a dict with the keys "
+                             f"{', '.join(sorted(keys))}")
+        where = f"histograms[{name!r}]"
+        counts[:, q, 0] = _whole_numbers(f"{where}['below']", part["below"], (depth,))
+        counts[:, q, 1:-1] = _whole_numbers(f"{where}['counts']", part["counts"],
+                                            (depth, BINS))
+        counts[:, q, -1] = _whole_numbers(f"{where}['above']", part["above"], (depth,))
+        source = part["scale_from"]
+        if not isinstance(source, list) or len(source) != depth \
+                or not set(source) <= {"theory", "unit"}:
+            raise ValueError(f"{where}['scale_from'] must list 'theory' or 'unit' per layer")
+        if not isinstance(part["scale"], list) or len(part["scale"]) != depth:
+            raise ValueError(f"{where}['scale'] must list one scale per layer")
+        for layer, (scale, kind) in enumerate(zip(part["scale"], source)):
+            scale = check_real(f"{where}['scale'][{layer}]", scale, 0.0, strict=True)
+            if not math.isfinite(scale * RANGE):
+                raise ValueError(f"{where}['scale'][{layer}] is too large for finite edges")
+            if kind == "unit" and scale != 1.0:
+                raise ValueError(f"{where}['scale'][{layer}] is {scale} but 'unit' bins "
+                                 "have scale 1")
+            scales[layer, q] = scale if kind == "theory" else np.nan
+        found, held = counts[:, q].sum(axis=1), stats[:, q, MOMENTS]
+        if (found != held).any():
+            layer = int(np.argmax(found != held))
+            raise ValueError(f"{where} counts {found[layer]} values at layer {layer + 1}, "
+                             f"but the stats hold {held[layer]:.0f} finite ones")
+    return counts, scales
 
 
 def _network_from_json(value: Any) -> Network:
@@ -219,6 +299,9 @@ def result_arguments(data: Mapping[str, Any], verify: bool = True) -> dict[str, 
         kwargs["input_q0_rows"] = rows
     stats = _stats_from_json(data["stats"], net.depth)
     _check_consistent(stats, trials, k, kwargs.get("input_correlation"), data["engine"])
+    histograms = _histograms_from_json(data.get("histograms"), stats, data["gradients"])
+    if histograms is not None:
+        kwargs["histograms"] = histograms
     # last, so that a damaged key is named by its own check above
     problems = [p for p in (_columns_problem(data.get("columns"), net),
                             formats.checksum_problem(data)) if p is not None]

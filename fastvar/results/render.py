@@ -29,10 +29,12 @@ def describe(res: Result) -> str:
     elif res.theory_s >= 0.5:
         compiled += f" (+ {res.theory_s:.3g} s theory)"
     done = "PARTIAL result (interrupted): only " if res.partial else ""
-    return (f"fastvar Result: {res.network.describe()}\n{done}{res.trials} trials "
+    trials = _text.counted(res.trials, "trial")
+    alone = " (n/a: one network has no spread)" if res.trials < 2 * res.inputs_per_network else ""
+    return (f"fastvar Result: {res.network.describe()}\n{done}{trials} "
             f"({res.inputs_per_network} per network), seed {res.seed}, engine {res.engine}, "
-            f"{res.elapsed_s:.3g} s{compiled};\nvalues {_text.PLUS_MINUS} standard error, theory "
-            "(measurement - theory in SE)")
+            f"{res.elapsed_s:.3g} s{compiled};\nvalues {_text.PLUS_MINUS} standard error{alone}, "
+            "theory (measurement - theory in SE)")
 
 
 def default_columns(res: Result, width: int = TABLE_WIDTH) -> list[str]:
@@ -93,7 +95,8 @@ def _cell(res: Result, name: str, i: int) -> str:
     if not np.isfinite(value):
         return str(value)
     if name + "_se" in res.columns:
-        return f"{value:.4g}{_text.PLUS_MINUS}{res[name + '_se'][i]:.2g}"
+        se = res[name + "_se"][i]
+        return f"{value:.4g}{_text.PLUS_MINUS}{'n/a' if np.isnan(se) else f'{se:.2g}'}"
     return f"{value:.4g}"
 
 

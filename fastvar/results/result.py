@@ -15,6 +15,7 @@ from ..network import Network
 from . import files, render
 from .columns import (Columns, compute_columns, network_counts, quality_warnings, slopes,
                       theory_columns)
+from .histogram import BINS, QUANTITIES, Histogram, edges_of, layer_histogram
 
 
 class Result:
@@ -82,6 +83,12 @@ class Result:
     :attr:`fresh_inputs`), ``unverified`` (None, or why a Result read with
     ``verify=False`` from a file that failed its checks may not be what fastvar computed;
     see :attr:`verified`).
+
+    With ``simulate(histograms=True)``: :meth:`histogram` gives a layer's
+    :class:`~fastvar.Histogram` of z, a or delta; ``histogram_counts`` (int64, shape
+    (L, 3, 192): z, a, delta; below, 190 bins, above) and ``histogram_scales`` (float64,
+    (L, 3): each layer's theory scale, NaN where the bins are in absolute units) hold them
+    all (both None without histograms; see :mod:`fastvar.results.histogram`).
     """
 
     def __init__(self, network: Network, stats: np.ndarray, *, trials: int, seed: int, engine: str,
@@ -90,7 +97,9 @@ class Result:
                  input_q0: float = 1.0,
                  input_q0_rows: "tuple[np.ndarray, np.ndarray] | None" = None,
                  input_correlation: "float | None" = None, partial: bool = False,
-                 unverified: "str | None" = None, normal_inputs: "bool | None" = None) -> None:
+                 unverified: "str | None" = None,
+                 histograms: "tuple[np.ndarray, np.ndarray] | None" = None,
+                 normal_inputs: "bool | None" = None) -> None:
         self.network = network
         self.stats = np.asarray(stats, dtype=np.float64)
         self.trials, self.seed, self.engine = int(trials), int(seed), str(engine)
@@ -98,6 +107,15 @@ class Result:
         self.inputs_per_network, self.gradients = int(inputs_per_network), bool(gradients)
         self.input_q0, self.partial = float(input_q0), bool(partial)
         self.unverified = None if unverified is None else str(unverified)
+        self.histogram_counts = self.histogram_scales = None
+        if histograms is not None:
+            counts, scales = histograms
+            self.histogram_counts = np.asarray(counts, dtype=np.int64)
+            self.histogram_scales = np.asarray(scales, dtype=np.float64)
+            shape = (network.depth, len(QUANTITIES), BINS + 2)
+            if self.histogram_counts.shape != shape or self.histogram_scales.shape != shape[:2]:
+                raise ValueError(f"histograms must be counts of shape {shape} and scales of "
+                                 f"shape {shape[:2]}")
         self.input_correlation = (None if input_correlation is None
                                   or math.isnan(input_correlation) else float(input_correlation))
         self.input_q0_rows = None
@@ -157,6 +175,30 @@ class Result:
     def __dir__(self):
         return sorted(set(super().__dir__()) | set(self._columns))
 
+    def histogram(self, layer: int, of: str = "z") -> Histogram:
+        """The histogram of ``of`` ("z", "a" or "delta") at ``layer`` (1-based, as in
+        :meth:`table`): a :class:`~fastvar.Histogram` with edges in value units.
+
+        Raises ValueError for a result without histograms (run ``simulate(...,
+        histograms=True)``), for delta without gradients, and for a layer or quantity that
+        does not exist.
+        """
+        if self.histogram_counts is None:
+            raise ValueError("this result has no histograms: run simulate(..., "
+                             "histograms=True) (fastvar simulate --histograms)")
+        if of not in QUANTITIES:
+            raise ValueError(f"of must be one of {', '.join(map(repr, QUANTITIES))}, "
+                             f"got {of!r}")
+        if of == "delta" and not self.gradients:
+            raise ValueError("this result has no delta histograms: it ran with "
+                             "gradients=False")
+        depth = self.network.depth
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) \
+                or not 1 <= layer <= depth:
+            raise ValueError(f"layer must be a whole number from 1 to {depth} (1-based, as "
+                             f"in the table), got {layer!r}")
+        return layer_histogram(self.histogram_counts, self.histogram_scales, int(layer), of)
+
     def to_dict(self) -> dict:
         """A dict that ``json.dumps(..., allow_nan=False)`` accepts; :meth:`from_dict` inverts it.
 
@@ -210,6 +252,14 @@ class Result:
 
         return plot(self, ax=ax, **kwargs)
 
+    def plot_histograms(self, of: str = "z", layers: "Sequence[int] | None" = None,
+                        axes=None, log: bool = False):
+        """Per-layer densities of ``of`` with the infinite-width law over them (see
+        :func:`fastvar.plotting.histograms`; needs ``simulate(..., histograms=True)``)."""
+        from ..plotting import histograms
+
+        return histograms(self, of, layers, axes=axes, log=log)
+
     def to_pandas(self):
         """The columns as a pandas DataFrame indexed by layer (needs pandas)."""
         try:
@@ -217,6 +267,34 @@ class Result:
         except ImportError:
             raise ImportError("to_pandas() needs pandas: pip install 'fastvar[pandas]'") from None
         return pd.DataFrame({name: self[name] for name in self._columns}).set_index("layer")
+
+    def to_xarray(self):
+        """The columns as an xarray Dataset over ``layer``, with the histograms if any.
+
+        Histogram variables, per quantity q in z, a and (with gradients) delta:
+        ``hist_q`` (layer x bin, int64 counts), ``hist_q_below`` and ``hist_q_above``
+        (layer), ``hist_q_scale`` (layer: the unit of its bins) and ``hist_q_edges``
+        (layer x edge, value units). The coordinates ``bin`` (bin centres) and ``edge`` are
+        in units of each layer's scale. Needs xarray: pip install 'fastvar[xarray]'.
+        """
+        try:
+            import xarray  # noqa: F401 (pandas' to_xarray needs it)
+        except ImportError:
+            raise ImportError("to_xarray() needs xarray: pip install 'fastvar[xarray]'") from None
+        data = self.to_pandas().to_xarray()
+        if self.histogram_counts is None:
+            return data
+        layers = range(1, self.network.depth + 1)
+        for q, name in enumerate(QUANTITIES[:3 if self.gradients else 2]):
+            found = [self.histogram(layer, name) for layer in layers]
+            key = f"hist_{name}"
+            data[key] = (("layer", "bin"), self.histogram_counts[:, q, 1:-1])
+            data[f"{key}_below"] = ("layer", self.histogram_counts[:, q, 0])
+            data[f"{key}_above"] = ("layer", self.histogram_counts[:, q, -1])
+            data[f"{key}_scale"] = ("layer", np.array([h.scale for h in found]))
+            data[f"{key}_edges"] = (("layer", "edge"), np.stack([h.edges for h in found]))
+        unit = edges_of(1.0)
+        return data.assign_coords(bin=0.5 * (unit[1:] + unit[:-1]), edge=unit)
 
     def default_columns(self, width: int = render.TABLE_WIDTH) -> list[str]:
         """The columns :meth:`table` shows by default: what differs between them (z_var
@@ -232,7 +310,7 @@ class Result:
         prints as value±SE; a ``*_theory`` column prints the theory and, in brackets, how
         many SE the measurement lies from it. ``max_rows`` (None: all) keeps the first and
         last layers of a deeper network. Layers whose statistics are incomplete or
-        overflowed are marked *, layers whose SEs are unreliable (heavy tails) !, and
+        overflowed are marked ``*``, layers whose SEs are unreliable (heavy tails) !, and
         explained by warning lines under the table (see :attr:`warnings`), followed by a
         note when q departs from the theory."""
         return render.table(self, columns, max_rows)

@@ -1,0 +1,119 @@
+"""``fastvar serve``: the live explorer, a local web page over :func:`fastvar.simulate`."""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import socket
+import sys
+import threading
+
+from .common import UsageError
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {text!r}")
+    return int(text)
+
+
+def setup_arguments(subparsers) -> argparse.ArgumentParser:
+    """Add ``serve`` to ``subparsers``."""
+    from ..serve import DEFAULT_MAX_SECONDS
+
+    parser = subparsers.add_parser(
+        "serve", help="open a page that runs simulations live (needs fastvar[serve])",
+        description="A local web page to explore a simulation: controls for the network and "
+        "the run, q and g through depth with error bars and the theory, histograms, and "
+        "downloads. Needs pip install 'fastvar[serve]'; works offline. Ctrl-C stops it.")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=_port, default=8000,
+                        help="port (default 8000; 0 picks a free one and prints it)")
+    parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    parser.add_argument("--max-seconds", type=_seconds, default=DEFAULT_MAX_SECONDS,
+                        help="refuse requests whose estimated run time exceeds this "
+                        f"(default {DEFAULT_MAX_SECONDS:g})")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host``:``port`` (0: a free port); UsageError if not."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as err:
+        raise UsageError(f"--host {host}: {err}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as err:
+        sock.close()
+        raise UsageError(f"cannot listen on {host} port {port}: {err.strerror or err}"
+                         + ("; try --port 0 (any free port)" if port else "")) from None
+    return sock
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``fastvar serve`` until Ctrl-C; returns the exit status."""
+    try:
+        import uvicorn
+
+        from ..serve import create_app, warm_up
+    except ImportError as err:
+        raise ImportError(f"fastvar serve needs {err.name}: pip install 'fastvar[serve]'"
+                          ) from None
+    import warnings
+
+    from ..results import IncompleteStatisticsWarning
+
+    # the page shows a result's warnings from its JSON; the terminal needs no copy
+    warnings.simplefilter("ignore", IncompleteStatisticsWarning)
+    sock = listen(args.host, args.port)
+    port = sock.getsockname()[1]
+    host = f"[{args.host.strip('[]')}]" if ":" in args.host else args.host
+    url = f"http://{host}:{port}/"
+    if not loopback(args.host):
+        print(f"fastvar serve: warning: listening on {args.host}: anyone who can reach this "
+              f"machine on port {port} can run simulations on it", file=sys.stderr)
+    print("fastvar: loading the kernels (compiled once, then cached)", file=sys.stderr,
+          flush=True)
+    warm_up()
+    app = create_app(args.max_seconds, warm=False)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    print(f"fastvar: serving on {url}", flush=True)
+    print("fastvar: Ctrl-C stops it", file=sys.stderr, flush=True)
+    if not args.no_browser:
+        import webbrowser
+
+        threading.Timer(0.5, webbrowser.open, (url,)).start()
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn has shut down and passes the signal on
+        pass
+    finally:
+        sock.close()
+    print("fastvar: stopped", file=sys.stderr)
+    return 0

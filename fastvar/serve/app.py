@@ -1,0 +1,417 @@
+"""The Starlette app of ``fastvar serve``: the page, its static files, and the API.
+
+``GET /api/simulate?width=64&depth=10&activation=tanh&trials=2000`` takes the command
+line's option names and values (the network's, mlp's shape and the run options of
+:mod:`fastvar.options`, parsed by their declared text parsers, plus ``trials``) and answers
+:meth:`fastvar.Result.to_json`'s document, whose numbers are bitwise those of
+:func:`fastvar.simulate` with the same arguments (``format=csv``: the per-layer columns as
+:meth:`fastvar.Result.to_csv` writes them). ``GET /api/plan`` checks the same query and
+says what the run will cost (:func:`fastvar.api.estimate`); ``GET /api/options`` describes
+the options, for building controls.
+
+Refused before any work, as ``{"error": "..."}`` naming the parameter: a value the command
+line would refuse (HTTP 400), the execution options (checkpoint, client, progress) and the
+options that read the server's files or set its threads (400), and a run whose calibrated
+estimate exceeds the server's ``max_seconds`` or ``max_memory`` (422). At most ``workers``
+simulations run at once (default: one per core), at most ``queue`` more wait (up to
+``wait_s`` seconds, dropped when their client goes away); others get 503 at once.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import importlib.resources
+import logging
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+import anyio
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..cli.common import UsageError, given, network_from_args
+from ..cli.simulate import DEFAULT_TRIALS
+from ..network import NETWORK_OPTIONS, Network
+from ..options import EXECUTION_OPTIONS, RUN_OPTIONS, SHAPE_OPTIONS, Option, count
+from . import DEFAULT_MAX_SECONDS
+
+if TYPE_CHECKING:
+    from ..api import Estimate
+
+STATIC = Path(__file__).with_name("static")
+DEFAULT_MAX_MEMORY = 1 << 30  # bytes of working memory one request may need
+DEFAULT_WAIT_S = 30.0  # how long a request may wait for a free worker before a 503
+FORMATS = ("json", "csv")
+_log = logging.getLogger("fastvar.serve")
+# run options that would act on the server rather than describe the study (the execution
+# options and those that read files are recognised from their declarations)
+_SERVER_OWNED = {"threads": "threads is set by the server (the numbers do not depend on it)"}
+
+
+class QueryError(ValueError):
+    """A request refused before any work: ``status`` (400 or 422) and the parameter."""
+
+    def __init__(self, message: str, parameter: "str | None" = None, status: int = 400):
+        super().__init__(message)
+        self.parameter, self.status = parameter, status
+
+
+@dataclass(frozen=True)
+class Query:
+    """A checked ``/api/simulate`` query: ``simulate(network, trials, **options)``."""
+
+    network: Network
+    trials: int
+    options: dict[str, Any]
+    format: str = "json"
+
+
+def _declared() -> dict[str, Option]:
+    """The options the API reads from a query, by name (shape, network, run)."""
+    return {option.name: option for option in SHAPE_OPTIONS + NETWORK_OPTIONS + RUN_OPTIONS}
+
+
+def refusal(option: Option) -> "str | None":
+    """Why the API does not take ``option``, or None if it does."""
+    if option in EXECUTION_OPTIONS:
+        return (f"{option.name} is not available here: it says where and how a run "
+                "executes, and the server decides that")
+    if option.read is not None:
+        return f"{option.name} reads a file on the server's disk: not available here"
+    if option.parse is None:
+        return f"{option.name} has no text form"
+    return _SERVER_OWNED.get(option.name)
+
+
+def request_from_query(items: Iterable[tuple[str, str]]) -> Query:
+    """The :class:`Query` of a query string's ``(key, value)`` pairs, as the command line
+    would read the same options (``--key value``); QueryError names what is wrong."""
+    declared = _declared()
+    refused = {option.name: refusal(option) for option in EXECUTION_OPTIONS}
+    refused.update({name: refusal(option) for name, option in declared.items()})
+    args = argparse.Namespace(**{name: None for name in declared})
+    trials, form, seen = DEFAULT_TRIALS, "json", set()
+    for key, text in items:
+        if key in seen:
+            raise QueryError(f"{key} is given twice; give it once", key)
+        seen.add(key)
+        if refused.get(key):
+            raise QueryError(refused[key], key)
+        if key == "format":
+            if text not in FORMATS:
+                raise QueryError(f"format: expected one of {', '.join(FORMATS)}, got {text!r}",
+                                 key)
+            form = text
+            continue
+        option = declared.get(key)
+        if option is None and key != "trials":
+            known = ["trials", "format"] + [name for name in declared if not refused[name]]
+            raise QueryError(f"unknown parameter {key!r}; the parameters are "
+                             f"{', '.join(known)}", key)
+        try:
+            value = count(text) if option is None else option.parse(text)
+        except ValueError as err:
+            raise QueryError(f"{key}: {err}", key) from None
+        if option is None:
+            trials = value
+        else:
+            setattr(args, key, value)
+    try:
+        net = network_from_args(args)
+    except (UsageError, ValueError, TypeError) as err:
+        raise QueryError(str(err), _named(str(err), seen)) from None
+    return Query(net, trials, given(args, RUN_OPTIONS), form)
+
+
+def _named(message: str, names: Iterable[str]) -> "str | None":
+    """The first of ``names`` that ``message`` mentions (the parameter to highlight)."""
+    found = [(message.find(name), name) for name in names if name in message]
+    return min(found)[1] if found else None
+
+
+@dataclass
+class Limits:
+    """What one server lets a request cost, and how many run at once."""
+
+    max_seconds: float = DEFAULT_MAX_SECONDS
+    max_memory: int = DEFAULT_MAX_MEMORY
+    workers: int = 1
+    queue: int = 8
+    wait_s: float = DEFAULT_WAIT_S
+    threads: int = 1  # numba threads shared by the running simulations
+
+
+def check_cost(query: Query, limits: Limits) -> "Estimate":
+    """The :class:`fastvar.api.Estimate` of ``query`` (with all the server's threads);
+    QueryError if it is refused up front (by simulate's own checks, or over the limits)."""
+    from ..api import estimate
+
+    try:
+        cost = estimate(query.network, query.trials, threads=limits.threads, **query.options)
+    except (ValueError, TypeError, MemoryError) as err:
+        names = ["trials"] + list(query.options)
+        raise QueryError(str(err), _named(str(err), names)) from None
+    if cost.seconds > limits.max_seconds:
+        raise QueryError(f"this run would take {cost.describe()}, over this server's limit of "
+                         f"{limits.max_seconds:g} s (fastvar serve --max-seconds); use fewer "
+                         "trials, smaller widths or fewer layers", "trials", status=422)
+    if cost.memory_bytes > limits.max_memory:
+        raise QueryError(f"this run would need about {cost.memory_bytes / 2**20:.0f} MiB, over "
+                         f"this server's limit of {limits.max_memory / 2**20:.0f} MiB; use "
+                         "smaller widths or fewer layers", "width", status=422)
+    return cost
+
+
+def run_query(query: Query, threads: int) -> "tuple[str, str]":
+    """Run ``query`` with ``threads`` numba threads: (body, media type)."""
+    from ..api import simulate
+
+    res = simulate(query.network, query.trials, threads=threads, **query.options)
+    if query.format == "csv":
+        with tempfile.TemporaryDirectory(prefix="fastvar-serve-") as folder:
+            path = os.path.join(folder, "result.csv")
+            res.to_csv(path)
+            return Path(path).read_text(), "text/csv"
+    return res.to_json(), "application/json"
+
+
+def describe_options(limits: Limits) -> dict[str, Any]:
+    """What ``GET /api/options`` answers: the declared options the API takes (name, group,
+    default, help), those it refuses and why, the names each may take, and the limits."""
+    from ..activations import ACTIVATION_NAMES, Activation
+    from ..engines import ENGINES
+    from ..network import DISTRIBUTIONS, INIT_SCHEMES, NORMS, RESIDUAL_SCALINGS
+
+    options = [{"name": "trials", "group": "run", "default": DEFAULT_TRIALS,
+                "help": "forward passes (the command line's --trials)", "refused": None}]
+    for group, declared in (("shape", SHAPE_OPTIONS), ("network", NETWORK_OPTIONS),
+                            ("run", RUN_OPTIONS), ("execution", EXECUTION_OPTIONS)):
+        for option in declared:
+            default = option.default
+            if not isinstance(default, (str, int, float, bool, type(None))):
+                default = None
+            options.append({"name": option.name, "group": group, "default": default,
+                            "help": option.help, "refused": refusal(option)})
+    # the activations that take a parameter, with its default (written into their label)
+    params = {name: Activation.parse(name).param for name in ACTIVATION_NAMES
+              if Activation.parse(name).label != name}
+    return {"options": options,
+            "choices": {"activation": list(ACTIVATION_NAMES), "activation_param": params,
+                        "init": list(INIT_SCHEMES), "distribution": list(DISTRIBUTIONS),
+                        "norm": list(NORMS), "residual": list(RESIDUAL_SCALINGS),
+                        "engine": ["auto"] + list(ENGINES), "format": list(FORMATS)},
+            "limits": {"max_seconds": limits.max_seconds, "max_memory": limits.max_memory,
+                       "workers": limits.workers, "queue": limits.queue}}
+
+
+class Slots:
+    """At most ``limits.workers`` simulations at once and ``limits.queue`` waiting.
+
+    Used from the event loop's thread only, so the counters need no lock; a waiting request
+    polls (cheap: a few per second per waiter) and gives up when its client disconnects."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.running = 0
+        self.waiting = 0
+        # simulations run on these threads only: numba's OpenMP layer keeps a team of
+        # threads per calling thread, and teams left spinning on idle threads steal cores
+        self.pool = concurrent.futures.ThreadPoolExecutor(limits.workers, "fastvar-serve")
+
+    async def run(self, func, *args):
+        """``func(*args)`` on one of the simulation threads, awaited."""
+        return await asyncio.wrap_future(self.pool.submit(func, *args))
+
+    async def enter(self, request: Request) -> "str | None":
+        """Take a slot (then :meth:`leave`); or why not: "busy" or "gone"."""
+        limits = self.limits
+        if self.running >= limits.workers and self.waiting >= limits.queue:
+            return "busy"
+        self.waiting += 1
+        try:
+            deadline = time.monotonic() + limits.wait_s
+            polls = 0
+            while self.running >= limits.workers:
+                if time.monotonic() > deadline:
+                    return "busy"
+                polls += 1
+                if polls % 10 == 0 and await request.is_disconnected():
+                    return "gone"
+                await anyio.sleep(0.02)
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        return None
+
+    def leave(self) -> None:
+        """Give back a slot taken by :meth:`enter`."""
+        self.running -= 1
+
+    def threads(self) -> int:
+        """Numba threads for a simulation that just entered: the server's share."""
+        return max(1, self.limits.threads // max(1, self.running))
+
+
+def _error(err: QueryError) -> JSONResponse:
+    return JSONResponse({"error": str(err), "parameter": err.parameter}, status_code=err.status)
+
+
+def _query(request: Request) -> Query:
+    return request_from_query(request.query_params.multi_items())
+
+
+def warm_up() -> float:
+    """Compile or load every engine's kernels with a tiny run each; returns the seconds."""
+    from .. import mlp, simulate
+    from ..engines import ENGINES
+    from ..results import IncompleteStatisticsWarning
+
+    tick = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IncompleteStatisticsWarning)
+        for name in ENGINES:
+            simulate(mlp(4, 2), 4, engine=name).compute_theory()
+    return time.perf_counter() - tick
+
+
+def concurrent_workers(cores: int) -> int:
+    """Simulations that may run at once: one per core, or 1 where numba's threading
+    layer cannot be entered from two threads at once (workqueue aborts the process)."""
+    import numba
+
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet: the layer is unknown
+        return 1
+    return 1 if layer == "workqueue" else max(1, cores)
+
+
+def plotly_js() -> Path:
+    """The plotly.min.js bundled in the installed ``plotly`` package."""
+    return Path(str(importlib.resources.files("plotly") / "package_data" / "plotly.min.js"))
+
+
+_HEADERS = {
+    # the page may talk to this server only: nothing leaves for the internet
+    "Content-Security-Policy": "default-src 'self'; connect-src 'self'; img-src 'self' data: "
+                               "blob:; style-src 'self' 'unsafe-inline'; script-src 'self'",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def create_app(max_seconds: float = DEFAULT_MAX_SECONDS, *, workers: "int | None" = None,
+               queue: "int | None" = None, wait_s: float = DEFAULT_WAIT_S,
+               max_memory: int = DEFAULT_MAX_MEMORY, warm: bool = True) -> Starlette:
+    """The Starlette app of ``fastvar serve``.
+
+    Parameters
+    ----------
+    max_seconds : float
+        Refuse (HTTP 422) a request whose calibrated estimate (:func:`fastvar.api.estimate`,
+        with all numba threads) exceeds this many seconds.
+    workers : int or None
+        Simulations at once (default: one per core, or 1 where numba's threading layer is
+        workqueue, which two threads may not enter at once).
+    queue : int or None
+        Requests that may wait for a worker (default 4 per worker); more get 503.
+    wait_s : float
+        Seconds a request may wait for a worker before it gets 503.
+    max_memory : int
+        Refuse (HTTP 422) a request whose estimated working memory exceeds this, in bytes.
+    warm : bool
+        Compile or load the kernels when the app starts (:func:`warm_up`), before it
+        answers anything.
+    """
+    import numba
+
+    limits = Limits(max_seconds=float(max_seconds), max_memory=int(max_memory),
+                    wait_s=float(wait_s), threads=numba.config.NUMBA_NUM_THREADS)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        if warm:
+            await run_in_threadpool(warm_up)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+        limits.workers = workers if workers is not None else concurrent_workers(cores)
+        limits.queue = queue if queue is not None else 4 * limits.workers
+        app.state.slots = Slots(limits)
+        try:
+            yield
+        finally:
+            app.state.slots.pool.shutdown(wait=False, cancel_futures=True)
+
+    async def page(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={**_HEADERS,
+                                                             "Cache-Control": "no-cache"})
+
+    async def plotly(request: Request) -> Response:
+        path = plotly_js()
+        if not path.is_file():
+            return JSONResponse({"error": "the plotly package has no plotly.min.js: pip "
+                                 "install 'fastvar[serve]'"}, status_code=500)
+        return FileResponse(path, media_type="text/javascript",
+                            headers={"Cache-Control": "max-age=86400"})
+
+    async def options(request: Request) -> Response:
+        return JSONResponse(describe_options(limits))
+
+    async def plan(request: Request) -> Response:
+        try:
+            query = await run_in_threadpool(_query, request)
+            cost = await run_in_threadpool(check_cost, query, limits)
+        except QueryError as err:
+            return _error(err)
+        net = query.network
+        return JSONResponse({
+            "network": net.to_dict(), "describe": net.describe(), "trials": query.trials,
+            "weight_var": net.weight_var.tolist(), "sigma_w2": net.sigma_w2.tolist(),
+            "engine": cost.engine, "seconds": cost.seconds, "threads": cost.threads,
+            "memory_bytes": cost.memory_bytes, "estimate": cost.describe()})
+
+    async def simulate(request: Request) -> Response:
+        try:
+            query = await run_in_threadpool(_query, request)
+            await run_in_threadpool(check_cost, query, limits)
+        except QueryError as err:
+            return _error(err)
+        slots = request.app.state.slots
+        why = await slots.enter(request)
+        if why is not None:
+            running = f"{slots.running} simulation{'s' if slots.running != 1 else ''}"
+            return JSONResponse({"error": f"the server is busy ({running} running, "
+                                 f"{slots.waiting} waiting); try again shortly",
+                                 "parameter": None}, status_code=503,
+                                headers={"Retry-After": "1"})
+        try:
+            body, media = await slots.run(run_query, query, slots.threads())
+        except (ValueError, TypeError, MemoryError) as err:  # refused by simulate itself
+            return JSONResponse({"error": str(err), "parameter": None}, status_code=400)
+        except Exception as err:  # the server keeps serving; the page shows the message
+            _log.exception("simulation failed")
+            return JSONResponse({"error": f"internal error: {type(err).__name__}: {err}",
+                                 "parameter": None}, status_code=500)
+        finally:
+            slots.leave()
+        return Response(body, media_type=media)
+
+    routes = [Route("/", page), Route("/static/plotly.min.js", plotly),
+              Route("/api/options", options), Route("/api/plan", plan),
+              Route("/api/simulate", simulate),
+              Mount("/static", StaticFiles(directory=STATIC), name="static")]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.slots = Slots(limits)  # replaced at startup, once workers are known
+    app.state.limits = limits
+    return app
+

@@ -1,0 +1,236 @@
+"""``fastvar serve``'s API through Starlette's TestClient, and the command that runs it.
+
+The API must answer bitwise what simulate() computes with the same arguments, refuse bad or
+absurd requests naming the parameter before any work, bound the simulations running at
+once, and keep serving whatever it was sent. Skipped without Starlette, unless
+FASTVAR_REQUIRE_BROWSER=1 (CI), where a missing dependency fails.
+"""
+import concurrent.futures
+import importlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import warnings
+
+import numpy as np
+import pytest
+
+import fastvar
+from fastvar import mlp, simulate
+from fastvar.network import NETWORK_OPTIONS, Network
+from fastvar.options import EXECUTION_OPTIONS, RUN_OPTIONS, SHAPE_OPTIONS
+
+REQUIRED = os.environ.get("FASTVAR_REQUIRE_BROWSER") == "1"
+
+
+def require(module: str):
+    """``module`` imported; else skip this test module (fail under FASTVAR_REQUIRE_BROWSER=1)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if REQUIRED:
+            raise
+        pytest.skip(f"needs {module}: pip install 'fastvar[serve]'", allow_module_level=True)
+
+
+require("starlette")
+require("httpx")
+with warnings.catch_warnings():  # Starlette 1.x suggests httpx2 over httpx: either works
+    warnings.simplefilter("ignore")
+    testclient = require("starlette.testclient")
+
+from fastvar.serve import create_app  # noqa: E402
+from fastvar.serve.app import Slots  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::fastvar.IncompleteStatisticsWarning")
+
+
+@pytest.fixture(scope="module")
+def client():
+    with testclient.TestClient(create_app(max_seconds=2.0)) as c:
+        yield c
+
+
+def identical(a: np.ndarray, b: np.ndarray) -> bool:
+    """Bitwise equality of two float arrays (NaN included)."""
+    return a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+# query -> the same request as simulate() arguments
+CASES = [
+    ("width=32&depth=6&trials=400&seed=7&activation=tanh&init=xavier",
+     mlp(32, 6, activation="tanh", init="xavier"), dict(trials=400, seed=7)),
+    ("widths=16,24,8&activation=leaky_relu(0.2)&init=1.5&bias_std=0.1&trials=300&seed=3"
+     "&engine=direct&distribution=uniform",
+     Network([16, 24, 8], activation="leaky_relu(0.2)", init=1.5, bias_std=0.1,
+             distribution="uniform"), dict(trials=300, seed=3, engine="direct")),
+    ("width=16&depth=4&input_width=8&residual=1/sqrt(L)&norm=rms&correlation=0.5&trials=200"
+     "&engine=numpy&gradients=false&seed=1e3",
+     mlp(16, 4, input_width=8, residual="1/sqrt(L)", norm="rms"),
+     dict(trials=200, engine="numpy", gradients=False, correlation=0.5, seed=1000)),
+]
+
+
+@pytest.mark.parametrize("query,net,kwargs", CASES)
+def test_numbers_are_bitwise_those_of_simulate(client, query, net, kwargs):
+    answer = client.get(f"/api/simulate?{query}")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("application/json")
+    doc = answer.json()
+    got = fastvar.Result.from_dict(doc)  # checks the checksum: the document is to_json's
+    kwargs = dict(kwargs)
+    want = simulate(net, kwargs.pop("trials"), **kwargs)
+    assert identical(got.stats, want.stats)
+    expected = json.loads(want.to_json())
+    assert set(doc) == set(expected)
+    timing = {"elapsed_s", "compile_s", "checksum"}
+    assert {k: v for k, v in doc.items() if k not in timing} == \
+        {k: v for k, v in expected.items() if k not in timing}
+
+
+def test_csv_is_what_result_writes(client, tmp_path):
+    answer = client.get("/api/simulate?width=8&depth=3&trials=64&seed=5&format=csv")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+    simulate(mlp(8, 3), 64, seed=5).to_csv(tmp_path / "want.csv")
+    assert answer.text == (tmp_path / "want.csv").read_text()
+
+
+@pytest.mark.parametrize("query,parameter,status", [
+    ("width=abc", "width", 400),                  # the declared parser's message
+    ("depth=0", "depth", 400),
+    ("init=foo", "init", 400),                    # the Network's own check
+    ("activation=sigmoidal", "activation", 400),
+    ("engine=warp", "engine", 400),
+    ("gradients=maybe", "gradients", 400),
+    ("correlation=2", "correlation", 400),
+    ("trials=3&correlation=0.5", "correlation", 400),
+    ("trials=0", "trials", 400),
+    ("width=8&width=9", "width", 400),            # repeated
+    ("colour=blue", "colour", 400),               # unknown
+    ("checkpoint=/tmp/fastvar-ckpt", "checkpoint", 400),  # execution options
+    ("progress=true", "progress", 400),
+    ("client=x", "client", 400),
+    ("inputs=/etc/passwd", "inputs", 400),        # would read a file of the server
+    ("threads=1", "threads", 400),
+    ("format=xml", "format", 400),
+    ("trials=1e8", "trials", 422),                # over the server's time limit
+])
+def test_bad_requests_are_refused_naming_the_parameter(client, query, parameter, status):
+    for path in ("/api/simulate", "/api/plan"):
+        answer = client.get(f"{path}?{query}")
+        assert answer.status_code == status, (path, query, answer.text)
+        error = answer.json()
+        assert set(error) == {"error", "parameter"} and error["parameter"] == parameter
+        assert parameter in error["error"]
+    assert client.get("/api/simulate?width=4&depth=2&trials=8").status_code == 200
+
+
+def test_limits_come_from_the_package_estimate(client):
+    plan = client.get("/api/plan?width=256&depth=20&trials=2000&engine=exact").json()
+    assert plan["engine"] == "exact" and 0 < plan["seconds"] < 2.0
+    refused = client.get("/api/simulate?width=256&depth=20&trials=200000&engine=exact")
+    assert refused.status_code == 422 and "limit of 2 s" in refused.json()["error"]
+    # a million layers: refused up front by the package's own checks, in a moment
+    tick = time.perf_counter()
+    assert client.get("/api/simulate?depth=1e6&width=4096").status_code in (400, 422)
+    assert time.perf_counter() - tick < 10
+    with testclient.TestClient(create_app(max_memory=1 << 20, warm=False)) as small:
+        answer = small.get("/api/simulate?width=1024&depth=2&trials=2&engine=numpy")
+        assert answer.status_code == 422 and "MiB" in answer.json()["error"]
+
+
+def test_options_describe_the_declarations(client):
+    meta = client.get("/api/options").json()
+    names = {o["name"]: o for o in meta["options"]}
+    declared = SHAPE_OPTIONS + NETWORK_OPTIONS + RUN_OPTIONS + EXECUTION_OPTIONS
+    assert set(names) == {o.name for o in declared} | {"trials"}
+    for option in EXECUTION_OPTIONS:
+        assert names[option.name]["refused"]
+    assert names["width"]["refused"] is None and names["width"]["default"] == 256
+    assert "exact" in meta["choices"]["engine"] and "tanh" in meta["choices"]["activation"]
+
+
+def test_concurrent_requests_are_answered_or_turned_away():
+    app = create_app(workers=2, queue=4)
+    queries = [f"width=16&depth=3&trials=512&seed={seed}" for seed in range(24)]
+    with testclient.TestClient(app) as c:
+        with concurrent.futures.ThreadPoolExecutor(24) as pool:
+            answers = list(pool.map(lambda q: c.get(f"/api/simulate?{q}"), queries))
+        statuses = [a.status_code for a in answers]
+        assert set(statuses) <= {200, 503} and statuses.count(200) >= 2, statuses
+        for seed, answer in enumerate(answers):
+            if answer.status_code == 200:
+                want = simulate(mlp(16, 3), 512, seed=seed)
+                assert identical(fastvar.Result.from_dict(answer.json()).stats, want.stats)
+            else:
+                assert answer.headers["retry-after"] and "busy" in answer.json()["error"]
+        slots = app.state.slots
+        assert (slots.running, slots.waiting) == (0, 0)
+        assert c.get("/api/simulate?width=8&depth=2&trials=8").status_code == 200
+
+
+def test_a_full_server_answers_503_at_once():
+    app = create_app(workers=1, queue=0, warm=False)
+    with testclient.TestClient(app) as c:
+        slots: Slots = app.state.slots
+        slow = threading.Thread(target=c.get, args=("/api/simulate?width=256&depth=20"
+                                                    "&trials=6000&engine=exact",))
+        slow.start()
+        deadline = time.monotonic() + 20
+        while slots.running == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert slots.running == 1
+        tick = time.perf_counter()
+        busy = c.get("/api/simulate?width=8&depth=2&trials=8")
+        assert busy.status_code == 503 and time.perf_counter() - tick < 1.0
+        slow.join()
+        assert c.get("/api/simulate?width=8&depth=2&trials=8").status_code == 200
+
+
+def test_page_and_assets_are_served_locally(client):
+    page = client.get("/")
+    assert page.status_code == 200 and '<script src="/static/plotly.min.js">' in page.text
+    assert "connect-src 'self'" in page.headers["content-security-policy"]
+    assert not re.search(r"(src|href)=\"(https?:)?//", page.text)  # nothing from elsewhere
+    plotly = client.get("/static/plotly.min.js")
+    assert plotly.status_code == 200 and len(plotly.content) > 1_000_000
+    for asset in ("app.js", "style.css"):
+        assert client.get(f"/static/{asset}").status_code == 200
+    assert client.get("/static/../app.py").status_code == 404
+
+
+def test_the_command_serves_until_ctrl_c():
+    from fastvar.cli.serve import loopback
+
+    assert loopback("127.0.0.1") and loopback("::1") and loopback("localhost")
+    assert not loopback("0.0.0.0") and not loopback("192.168.1.2")
+    proc = subprocess.Popen([sys.executable, "-m", "fastvar", "serve", "--port", "0",
+                             "--no-browser", "--max-seconds", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        found = re.fullmatch(r"fastvar: serving on (http://127\.0\.0\.1:(\d+)/)\n", line)
+        assert found and int(found.group(2)) > 0, line
+        with urllib.request.urlopen(found.group(1) + "api/plan?trials=100", timeout=10) as r:
+            assert json.load(r)["trials"] == 100
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+        assert "fastvar: stopped" in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_without_the_serve_extra_the_command_says_what_to_install():
+    code = ("import sys; sys.modules['starlette'] = sys.modules['uvicorn'] = None; "
+            "from fastvar.cli import main; sys.exit(main(['serve', '--no-browser']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and "pip install 'fastvar[serve]'" in done.stderr
+    assert "Traceback" not in done.stderr
