@@ -207,7 +207,8 @@ def _plain_ticks(axis) -> None:
 
 def log_ticks(axis) -> None:
     """Label every decade of a log axis alike (10^k), with unlabelled ticks at 2..9 x 10^k;
-    under a decade, plain numbers at 1..9 x 10^k instead (not 2.02x10^0).
+    on a range of one to three decades, plain numbers at 1, 2 and 5 x 10^k; under a decade,
+    plain numbers at 1..9 x 10^k (not 2.02x10^0).
 
     Parameters
     ----------
@@ -224,10 +225,13 @@ def log_ticks(axis) -> None:
     axis.set_minor_locator(LogLocator(base=10, subs=np.arange(2, 10), numticks=max(decades, 3)))
     axis.set_major_formatter(LogFormatterSciNotation(base=10))
     axis.set_minor_formatter(NullFormatter())
+    plain = FuncFormatter(lambda value, _: f"{value:.4g}")
     if 0 < low and high < 10 * low:  # under a decade: label the minor ticks too, plainly
-        plain = FuncFormatter(lambda value, _: f"{value:.4g}")
         axis.set_major_formatter(plain)
         axis.set_minor_formatter(plain)
+    elif 0 < low and high < 1000 * low:  # one decade label alone would be too sparse
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=3 * decades))
+        axis.set_major_formatter(plain)
 
 
 def save(results, path: "str | os.PathLike", labels: "Sequence[str] | None" = None,
