@@ -1,10 +1,10 @@
-"""Make the README's gallery: ``python .gallery/gallery.py`` (needs fastvar[plot]; about 15 s,
-or 3-4 minutes with ``--sweeps``).
+"""Make the gallery of docs/pictures.md: ``python .gallery/gallery.py`` (needs fastvar[plot];
+about 15 s, or 3-4 minutes with ``--sweeps``).
 
 Writes relu_xavier_vs_he.png, tanh_gains.png, gradients.png, correlation_phases.png and
 explain.png next to this file, and prints the walk-through of ``fastvar explain``, whose
 histograms are explain.png.
-With ``--sweeps`` also xi_c_vs_sigma_w2.png and phase_diagram.png, by the README's two
+With ``--sweeps`` also xi_c_vs_sigma_w2.png and phase_diagram.png, by the two
 ``fastvar sweep`` commands.
 """
 import os
@@ -66,7 +66,7 @@ fig.suptitle(f"ReLU ResNets, He weights, {RES_DEPTH} blocks of width {WIDTH}: th
              "with pre-LN", fontsize="medium")
 write_figure(fig, os.path.join(HERE, "residual.png"), dpi=110)
 
-if "--sweeps" in sys.argv:  # the README's two sweep commands, as typed there
+if "--sweeps" in sys.argv:  # the two sweep commands of docs/sweeps.md, as typed there
     main(["sweep", "--grid", "init=0.6:4.5:20", "--activation", "tanh", "--bias-std",
           "0.22360679775", "--width", "1000", "--depth", "30", "--trials", "4000",
           "--correlation", "0.6", "--plot", os.path.join(HERE, "xi_c_vs_sigma_w2.png")])

@@ -244,8 +244,8 @@ def _prepare(chosen: base.Engine, request: base.Plan, threads: "int | None",
     direct = notice and log.level == logging.NOTSET
 
     def announce():
-        text = (f"fastvar: compiling the {chosen.name} engine's kernels, once (about 20-60 s on "
-                "2 cores); later runs load them from numba's cache")
+        text = (f"fastvar: compiling the {chosen.name} engine's kernels once (20-60 s on 2 "
+                "cores); numba caches them")
         if direct:
             print(text, file=sys.stderr, flush=True)
         else:

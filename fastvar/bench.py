@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 import numba
 import numpy as np
 
-from . import api
+from . import _text, api
 from ._threads import numba_threads
 from .engines import ENGINES
 from .kernels import rng
@@ -335,33 +335,38 @@ def _num(x: float) -> str:
     return f"{x:.0f}" if x >= 100 else f"{x:.3g}"
 
 
+LABEL = 34  # characters of the case column: the longest case label (lines fit 100 columns)
+
+
 def _print_rows(rows, file) -> None:
     for row in rows:
         label, name = row["case"], row["engine"]
         if "skipped" in row:
-            print(f"{label:36s} {name:7s} skipped: {row['skipped']}", file=file)
+            print("\n".join(_text.wrapped(f"{label:{LABEL}s} {name:7s} ",
+                                           f"skipped: {row['skipped']}")), file=file)
         elif name == "matmul":
-            print(f"{label:36s} {name:7s} {'':10s} {_pct(row['range']):>5s} {'':16s} "
-                  f"{row['gflops']:6.1f}  (numpy.matmul {row['shape'][0]}x{row['shape'][1]} @ "
+            print(f"{label:{LABEL}s} {name:7s} {row['gflops']:10.1f} {_pct(row['range']):>5s}"
+                  f"  GFLOP/s (matmul {row['shape'][0]}x{row['shape'][1]} @ "
                   f"{row['shape'][1]}x{row['shape'][2]})", file=file)
         elif name == "rng":
-            print(f"{label:36s} {name:7s} {row['normals_per_s']:10.3g} {_pct(row['range']):>5s}"
-                  f"  normals/s of bank_normal alone ({row['count']} a call)", file=file)
+            print(f"{label:{LABEL}s} {name:7s} {row['normals_per_s']:10.3g} "
+                  f"{_pct(row['range']):>5s}  normals/s, bank_normal, {row['count']} a call",
+                  file=file)
         else:
             ratio = row.get("vs_numpy")
             text = (f"{_num(ratio['median']):>5s}x [{_num(ratio['min'])}-{_num(ratio['max'])}]"
                     if ratio else "")
             extra = f" {row['gflops']:6.1f}" if "vs_matmul" in row else ""
-            print(f"{label:36s} {name:7s} {row['layer_props_per_s']:10.4g} "
+            print(f"{label:{LABEL}s} {name:7s} {row['layer_props_per_s']:10.4g} "
                   f"{_pct(row['range']):>5s} {text:16s}{extra}", file=file, flush=True)
             if "vs_exact" in row:
                 share = row["vs_exact"]
-                print(f"{'':44s} with histograms: {100 * share['median']:.0f}% "
+                print(f"{'':8s} with histograms: {100 * share['median']:.0f}% "
                       f"[{100 * share['min']:.0f}-{100 * share['max']:.0f}] of the exact "
                       "engine's speed without", file=file)
             if "of_rng_bound" in row:
                 bound = row["of_rng_bound"]
-                print(f"{'':44s} {row['normals_per_s']:10.3g}  normals/s consumed "
+                print(f"{'':8s} {row['normals_per_s']:10.3g}  normals/s consumed "
                       f"({row['normals_per_trial']:g} a trial): {100 * bound['median']:.0f}% "
                       f"[{100 * bound['min']:.0f}-{100 * bound['max']:.0f}] of the RNG bound",
                       file=file)
@@ -385,9 +390,9 @@ def run_bench(quick: bool = False, json_out: bool = False, cases=None, engines=N
     if not json_out:
         print(f"fastvar bench: numba threads {numba.get_num_threads()}, load {load:.1f}; "
               f"{repeats} rounds of ~{seconds:g} s per engine, interleaved", file=file)
-        print("median layer propagations/s (forward + backward), +- half its range; ratios: "
-              "median [range] of the rounds", file=file)
-        print(f"{'case':36s} {'engine':7s} {'median':>10s} {'+-':>5s} {'vs numpy':16s} "
+        print("median layer propagations/s (forward + backward) +- half its range; ratios: "
+              "median [range]", file=file)
+        print(f"{'case':{LABEL}s} {'engine':7s} {'median':>10s} {'+-':>5s} {'vs numpy':16s} "
               f"{'GFLOP/s':>6s}", file=file)
     rows = []
     for i, case in enumerate(cases):

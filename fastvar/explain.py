@@ -1,6 +1,6 @@
 """``fastvar explain``: why tiny weights keep signals and gradients at a steady size.
 
-A measured walk-through of two classic questions (README.md): He and Xavier make each
+A measured walk-through of two classic questions (docs/classic.md): He and Xavier make each
 weight tiny, and each product w_ij x_j tinier, yet z_i = sum_j w_ij x_j keeps a variance
 of order 1 at every width, and gradients need not vanish. The histograms of the products
 and of their sums (:class:`fastvar.Histogram`, every value counted, on bins in units of
@@ -227,10 +227,21 @@ def _versus(measured: float, se: float, theory: float) -> str:
 
 
 def _table(head: list, rows: list) -> str:
+    # columns beyond the terminal's width go into a second table under the first, which
+    # repeats the first column (the row names)
     widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(head)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
-    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
-    return "\n".join("  " + line for line in lines)
+    parts: list[list[int]] = [[0]]
+    for j in range(1, len(head)):
+        used = 2 + sum(widths[k] + 2 for k in parts[-1])
+        if used + widths[j] > _text.WIDTH and len(parts[-1]) > 1:
+            parts.append([0])
+        parts[-1].append(j)
+    blocks = []
+    for part in parts:
+        lines = ["  ".join(head[j].rjust(widths[j]) for j in part)]
+        lines += ["  ".join(r[j].rjust(widths[j]) for j in part) for r in rows]
+        blocks.append("\n".join("  " + line for line in lines))
+    return "\n\n".join(blocks)
 
 
 def save_histograms(found: dict, path: "str | os.PathLike") -> None:

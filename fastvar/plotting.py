@@ -157,7 +157,7 @@ def plot(results, labels: "Sequence[str] | None" = None, ax=None,
             raise ValueError(f"give one Axes, or one per quantity ({len(quantities)}), "
                              f"got {len(axes)}")
     shared = len(set(map(id, axes))) < len(axes)
-    shown: list = []  # the finite values drawn on the current Axes, for its range
+    shown: dict = {}  # id(Axes) -> the finite values drawn on it: its range fits them all
     for kind, axis in zip(quantities, axes):
         mean_col, se_col, theory_col, ylabel = QUANTITIES[kind]
         marker, line = _STYLE[kind] if shared else ("o", "-")
@@ -177,13 +177,12 @@ def plot(results, labels: "Sequence[str] | None" = None, ax=None,
             theory = res[theory_col]
             axis.plot(layer, np.where(np.isfinite(theory), theory, np.nan), line, lw=1.2,
                       color=color)
-            shown.append(np.concatenate([mean, theory]))
+            shown.setdefault(id(axis), []).append(np.concatenate([mean, theory]))
         axis.set_yscale("linear" if kind == "c" else "log")
-        values = np.concatenate(shown) if shown else np.empty(0)
+        values = np.concatenate(shown.get(id(axis), [np.empty(0)]))
         values = values[np.isfinite(values) & ((values > 0) | (kind == "c"))]
         if kind != "c" and values.size:  # inf theory or NaN layers must not spoil the range
             axis.set_ylim(values.min() / 1.5, values.max() * 1.5)
-        shown = []
         _plain_ticks(axis)
         axis.set_xlabel("layer $l$")
         axis.set_ylabel(ylabel if not shared else r"$q^l$ (dots), $g^l$ (squares)")
@@ -198,16 +197,41 @@ def plot(results, labels: "Sequence[str] | None" = None, ax=None,
 
 
 def _plain_ticks(axis) -> None:
-    """Whole layers on x; plain numbers on a log y axis (not 2.02x10^0 on a narrow range)."""
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
+    """Whole layers on x; a log y axis labelled by log_ticks."""
+    from matplotlib.ticker import MaxNLocator
 
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     if axis.get_yscale() == "log":
-        plain = FuncFormatter(lambda value, _: f"{value:.4g}")
-        axis.yaxis.set_major_formatter(plain)
-        low, high = axis.get_ylim()
-        if 0 < low and high < 10 * low:  # under a decade: label the minor ticks too
-            axis.yaxis.set_minor_formatter(plain)
+        log_ticks(axis.yaxis)
+
+
+def log_ticks(axis) -> None:
+    """Label every decade of a log axis alike (10^k), with unlabelled ticks at 2..9 x 10^k;
+    on a range of one to three decades, plain numbers at 1, 2 and 5 x 10^k; under a decade,
+    plain numbers at 1..9 x 10^k (not 2.02x10^0).
+
+    Parameters
+    ----------
+    axis : matplotlib Axis
+        ``ax.yaxis`` or ``ax.xaxis`` of an Axes on a log scale, its limits already set.
+    """
+    from matplotlib.ticker import (FuncFormatter, LogFormatterSciNotation, LogLocator,
+                                   NullFormatter)
+
+    low, high = getattr(axis.axes, f"get_{axis.axis_name}lim")()  # autoscaled, unlike the Axis's
+    # numticks: as many as the decades, so that none is skipped
+    decades = int(np.ceil(np.log10(high / low))) + 2 if 0 < low < high else 10
+    axis.set_major_locator(LogLocator(base=10, numticks=max(decades, 3)))
+    axis.set_minor_locator(LogLocator(base=10, subs=np.arange(2, 10), numticks=max(decades, 3)))
+    axis.set_major_formatter(LogFormatterSciNotation(base=10))
+    axis.set_minor_formatter(NullFormatter())
+    plain = FuncFormatter(lambda value, _: f"{value:.4g}")
+    if 0 < low and high < 10 * low:  # under a decade: label the minor ticks too, plainly
+        axis.set_major_formatter(plain)
+        axis.set_minor_formatter(plain)
+    elif 0 < low and high < 1000 * low:  # one decade label alone would be too sparse
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=3 * decades))
+        axis.set_major_formatter(plain)
 
 
 def save(results, path: "str | os.PathLike", labels: "Sequence[str] | None" = None,
@@ -311,6 +335,7 @@ def histograms(res, of: str = "z", layers: "Sequence[int] | None" = None, axes=N
         axis.set_xlim(low, high)
         if log:
             axis.set_yscale("log")
+            log_ticks(axis.yaxis)
         outside = h.below + h.above
         note = f", {outside} outside" if outside else ""
         axis.set_title(f"layer {layer}{note}", fontsize="medium")
@@ -365,11 +390,14 @@ def _axis(sweep, key: str) -> tuple[list, np.ndarray, str]:
 
 
 def _edges(pos: np.ndarray) -> np.ndarray:
-    """Cell edges around sorted centres (midpoints; half a step beyond the ends)."""
+    """Cell edges around sorted centres (midpoints; half a step beyond the ends), never below
+    0 where no centre is: a variance, width or depth axis must not run negative."""
     if len(pos) == 1:
-        return np.array([pos[0] - 0.5, pos[0] + 0.5])
-    mid = 0.5 * (pos[1:] + pos[:-1])
-    return np.concatenate([[2 * pos[0] - mid[0]], mid, [2 * pos[-1] - mid[-1]]])
+        edges = np.array([pos[0] - 0.5, pos[0] + 0.5])
+    else:
+        mid = 0.5 * (pos[1:] + pos[:-1])
+        edges = np.concatenate([[2 * pos[0] - mid[0]], mid, [2 * pos[-1] - mid[-1]]])
+    return np.maximum(edges, 0.0) if pos.min() >= 0 else edges
 
 
 def _selection(sweep, axes_keys: Sequence[str], where) -> np.ndarray:
@@ -531,6 +559,7 @@ def _sweep_lines(sweep, ax, x, xs, xpos, index, value, values, is_scale,
     finite = values[index][np.isfinite(values[index])]
     if finite.size and finite.min() > 0 and (is_scale or finite.max() > 100 * finite.min()):
         ax.set_yscale("log")
+        log_ticks(ax.yaxis)
     if not all(isinstance(v, (int, float)) for v in xs):
         ax.set_xticks(xpos, [str(v) for v in xs])
     ax.grid(True, alpha=0.3)

@@ -270,3 +270,27 @@ def test_inputs_file_gives_the_input_width(tmp_path, capsys):
     assert main(["simulate", "--inputs", str(data), "--input-width", "4", "--trials", "60"]
                 + SMALL) == 2
     assert "match the input width 4" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [
+    [], ["--help"], ["simulate", "--help"], ["sweep", "--help"], ["explain", "--help"],
+    ["info", "--help"], ["bench", "--help"], ["serve", "--help"], ["info"],
+    ["explain", "--trials", "50"],
+    ["simulate", "--trials", "200", "--correlation", "0.5", "--histograms"],
+    # a narrow tanh network under He: heavy tails, their warnings, and the note under the table
+    ["simulate", "--trials", "2000", "--width", "4", "--depth", "10", "--activation", "tanh",
+     "--init", "he", "--residual", "1/sqrt(L)", "--bias-std", "0.1"],
+    ["sweep", "--grid", "init=1,2", "--grid", "bias_std=0,0.3", "--trials", "40", "--width", "8",
+     "--depth", "4", "--activation", "tanh", "--correlation", "0.5"],
+])
+def test_what_a_newcomer_runs_fits_100_columns(args, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")  # argparse wraps its help to the terminal's width
+    try:
+        main(args)
+    except SystemExit as stop:  # --help
+        assert stop.code == 0
+    out = capsys.readouterr()
+    lines = (out.out + out.err).splitlines()
+    assert len(lines) > 3
+    too_long = [line for line in lines if len(line) > 100]
+    assert not too_long, too_long

@@ -83,3 +83,49 @@ def test_cli_simulate_writes_a_png(tmp_path, capsys):
                  "--plot", str(path)]) == 0
     assert "q_theory" in capsys.readouterr().out
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _plotted_values(axis) -> np.ndarray:
+    """Every finite positive y drawn on a log Axes as a line or markers."""
+    ys = [np.asarray(line.get_ydata(), dtype=float) for line in axis.get_lines()]
+    ys = np.concatenate(ys)
+    return ys[np.isfinite(ys) & (ys > 0)]
+
+
+def test_one_axes_for_q_and_g_fits_them_both():
+    # sigma_w^2 = 4 with ReLU doubles q at every layer and g towards the input: q (drawn
+    # first) reaches 4 x 2^7, g only 2^7, so a range reset by g clips q
+    res = fastvar.simulate(fastvar.mlp(8, 8, activation="relu", init=4.0), 200, seed=1,
+                           engine="numpy")
+    _, axis = plt.subplots()
+    fastvar.plot(res, ax=axis)
+    low, high = axis.get_ylim()
+    values = _plotted_values(axis)
+    assert values.max() > 100 * values.min()
+    assert low <= values.min() and values.max() <= high
+
+
+def test_log_axes_label_every_decade_alike():
+    # ReLU with Xavier halves q at every layer: 2^-29 over 30 layers, nine decades
+    res = fastvar.simulate(fastvar.mlp(8, 30, activation="relu", init="xavier"), 100, seed=1,
+                           engine="numpy", gradients=False)
+    axis = fastvar.plot(res)[0]
+    axis.figure.canvas.draw()
+    low, high = axis.get_ylim()
+    labelled = {round(np.log10(t.get_loc())) for t in axis.yaxis.get_major_ticks()
+                if t.label1.get_visible() and t.label1.get_text()
+                and low <= t.get_loc() <= high}
+    decades = set(range(int(np.ceil(np.log10(low))), int(np.floor(np.log10(high))) + 1))
+    assert len(decades) >= 8
+    assert labelled == decades
+    texts = [t.label1.get_text() for t in axis.yaxis.get_major_ticks()
+             if low <= t.get_loc() <= high]
+    assert all(text.startswith("$\\mathdefault{10^{") for text in texts), texts
+
+
+def test_a_sweep_heatmap_keeps_sigma_b2_at_or_above_0():
+    sweep = fastvar.sweep({"init": [0.8, 2.0], "bias_std": [0.0, 0.3]}, 20, seed=3, width=8,
+                          depth=4, activation="tanh", engine="numpy")
+    axis = sweep.plot("init", "bias_std", value="log_q_ratio")
+    low, high = axis.get_ylim()
+    assert low >= 0 and high >= 0.3 ** 2

@@ -6,8 +6,8 @@ time a fixed 2**22 weight draws a call, 6 trials for the exact engine, and measu
 that), and the figure is the median of 5 runs; ratios come from runs interleaved in one
 process (numpy, engine, numpy, engine, ...), the median of the rounds' ratios. So ASV and
 ``fastvar bench`` agree within the machine's noise. Engines come from the registry; a case
-an engine declines is skipped. Run from the repository root (see README, "Engines and
-speed", for durations):
+an engine declines is skipped. Run from the repository root (see docs/engines.md for
+durations):
 
     asv machine --yes --config bench/asv.conf.json    # once per machine
     asv run --config bench/asv.conf.json --python=same -b "$QUICK"   # the --quick cases

@@ -15,6 +15,8 @@ import sys
 import warnings
 from typing import Callable, NoReturn
 
+from .. import _text
+
 _owns_process = False  # set by exit_process(): the command runs the whole process
 
 
@@ -41,8 +43,6 @@ def plain_streams() -> None:
             with contextlib.suppress(AttributeError, ValueError):
                 stream.reconfigure(errors="fastvar.ascii")
             if stream is sys.stdout:
-                from .. import _text
-
                 _text.use_ascii()  # tables stay aligned
 
 
@@ -192,6 +192,7 @@ def _reraise_interrupt(previous):
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    # a command's warning is one line (to grep for); where in fastvar it was raised does
-    # not help the user
-    print(f"fastvar: warning: {message}", file=sys.stderr if file is None else file)
+    # a command's warning starts with one line to grep for, continued indented within the
+    # terminal's 100 columns; where in fastvar it was raised does not help the user
+    print("\n".join(_text.wrapped("fastvar: warning: ", str(message))),
+          file=sys.stderr if file is None else file)

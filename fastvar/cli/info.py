@@ -5,6 +5,8 @@ import argparse
 import os
 import sys
 
+from .. import _text
+
 
 def setup_arguments(subparsers) -> None:
     """Add ``info`` to ``subparsers``."""
@@ -31,5 +33,6 @@ def run(args: argparse.Namespace) -> int:
           f"(NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}, cores {os.cpu_count()})\n"
           f"threading layer {layer}\ncache dir {cache}\nengines:")
     for engine in sorted(ENGINES.values(), key=lambda e: -e.priority):
-        print(f"  {engine.name:8s} {engine.summary}")
+        print("\n".join(_text.wrapped(f"  {engine.name:8s} ", engine.summary)).replace(
+            "\n  ", "\n" + " " * 11))
     return 0

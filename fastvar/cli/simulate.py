@@ -5,6 +5,7 @@ import argparse
 import sys
 import warnings
 
+from .. import _text
 from .common import (UsageError, add_network_options, add_output_options, add_run_options,
                      announcement, check_outputs, network_from_args, positive_count,
                      run_options_from_args, scheduler_client, show_progress,
@@ -103,7 +104,8 @@ def report(args: argparse.Namespace, res, columns: "list[str] | None") -> None:
     write_outputs(args, res, lambda path: save(res, path))
     if args.json == "-":
         for line in res.warnings:
-            print(f"fastvar simulate: warning: {line}", file=sys.stderr)
+            print("\n".join(_text.wrapped("fastvar simulate: warning: ", line)),
+                  file=sys.stderr)
         print(res.to_json())
     else:
         print(res.describe() + "\n" + res.table(columns, max_rows=args.layers))

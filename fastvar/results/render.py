@@ -31,10 +31,11 @@ def describe(res: Result) -> str:
     done = "PARTIAL result (interrupted): only " if res.partial else ""
     trials = _text.counted(res.trials, "trial")
     alone = " (n/a: one network has no spread)" if res.trials < 2 * res.inputs_per_network else ""
-    return (f"fastvar Result: {res.network.describe()}\n{done}{trials} "
+    text = (f"fastvar Result: {res.network.describe()}\n{done}{trials} "
             f"({res.inputs_per_network} per network), seed {res.seed}, engine {res.engine}, "
             f"{res.elapsed_s:.3g} s{compiled};\nvalues {_text.PLUS_MINUS} standard error{alone}, "
             "theory (measurement - theory in SE)")
+    return "\n".join(wrap for line in text.split("\n") for wrap in _text.wrapped("", line))
 
 
 def default_columns(res: Result, width: int = TABLE_WIDTH) -> list[str]:
