@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 import fastvar
+import fastvar.api
 from fastvar import Network, mlp
 from fastvar.engines import ENGINES
 from fastvar.engines.base import INPUTS_DATA, INPUTS_NORMAL, Plan, kernel_args
@@ -239,3 +240,15 @@ def test_biases_that_swamp_the_weights_leave_the_exact_engine():
     assert (np.abs(res.g_mean - res.g_theory) < 5 * res.g_mean_se).all()
     assert fastvar.simulate(net, 40, gradients=False).engine == "exact"  # forward is exact
     assert fastvar.simulate(fastvar.mlp(8, 4, bias_std=1.0), 40).engine == "exact"
+
+
+def test_serial_kernel_matches_parallel_bitwise():
+    # one block or one thread runs without the thread pool: the same stats, bit for bit
+    plan, _ = fastvar.api.plan(mlp(8, 3, bias_std=0.3), 600, seed=5, engine="exact",
+                               inputs_per_network=2)
+    args = kernel_args(plan)
+    assert plan.blocks >= 2
+    parallel = kernel.run_blocks(args, 1, plan.blocks - 1)
+    serial = kernel.run_blocks_serial(args, 1, plan.blocks - 1)
+    assert parallel.shape == serial.shape and parallel[0, 0, 0, 0] > 0
+    np.testing.assert_array_equal(serial, parallel)

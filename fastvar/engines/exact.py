@@ -92,8 +92,25 @@ class ExactEngine(Engine):
                      + 8 * (len(widths) + 12) * k * k)
         return numba.config.NUMBA_NUM_THREADS * per_block
 
+    @staticmethod
+    def _kernels(plan: Plan) -> list:
+        # a run of one block, or on one thread, skips the thread pool's launch (its fixed
+        # cost, milliseconds under load, would dominate small calls); the choice depends on
+        # the plan and the thread count only, and both kernels give bitwise the same stats
+        if plan.blocks <= 1 or numba.get_num_threads() <= 1:
+            return [kernel.run_blocks_serial]
+        return [kernel.run_blocks]
+
+    def prepare(self, plan: Plan) -> None:
+        # compile (or load from the cache) without a call: even a call on no blocks pays the
+        # thread pool's launch
+        for run in self._kernels(plan):
+            if not run.signatures:  # KernelArgs has one numba type: one compile serves all
+                run.compile((numba.typeof(kernel_args(plan)), numba.types.int64,
+                             numba.types.int64))
+
     def run(self, plan: Plan, first_block: int, n_blocks: int) -> np.ndarray:
-        return kernel.run_blocks(kernel_args(plan), first_block, n_blocks)
+        return self._kernels(plan)[0](kernel_args(plan), first_block, n_blocks)
 
 
 register(ExactEngine())

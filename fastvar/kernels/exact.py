@@ -471,31 +471,55 @@ def _add_network(out, args, bufs, lengths, upper, cos, hist):
         upper[0] = lengths[0]
 
 
+@numba.njit(cache=True)
+def run_block(args, block, out):
+    """Stats of block ``block`` into ``out`` (L, rows, STATS_SIZE), zeroed: its networks
+    block * networks_per_block ... (fewer in the last block), drawn from the stream
+    seed_block(seed, block)."""
+    depth = args.widths.shape[0] - 1
+    histograms = args.histogram_factor.shape[0] > 0
+    bufs = buffers(args)
+    gen = generator(args, block)
+    ws, mats = workspace(args.k)
+    lengths, upper, cos = np.empty(1), np.empty(1), np.full(1, np.nan)
+    hist = new_histograms(depth, histograms, bufs[8].shape[0])  # k x the widest layer
+    count = min(args.networks_per_block, args.networks - block * args.networks_per_block)
+    for _ in range(count):
+        network(args, gen, bufs, ws, mats)
+        _add_network(out, args, bufs, lengths, upper, cos, hist)
+    if histograms:
+        store_histograms(out, hist[0])
+
+
+@numba.njit(cache=True)
+def new_block_stats(args, n_blocks):
+    """Zeroed stats (n_blocks, L, rows, STATS_SIZE) of ``n_blocks`` blocks of ``args``."""
+    depth = args.widths.shape[0] - 1
+    return np.zeros((n_blocks, depth, stats_rows(args.histogram_factor.shape[0] > 0),
+                     STATS_SIZE))
+
+
 @numba.njit(cache=True, parallel=True)
 def run_blocks(args, first_block, n_blocks):
     """Stats (n_blocks, L, rows, STATS_SIZE) of blocks first_block .. first_block + n_blocks - 1
     (rows: ROWS, and the histogram rows when ``args.histogram_factor`` has layers).
 
-    ``args`` is the request (:class:`~fastvar.kernels.codes.KernelArgs`). Block b holds
-    networks b * networks_per_block ... (fewer in the last block) and draws from the
-    stream seed_block(seed, b); blocks run in parallel, each writing its own row.
+    ``args`` is the request (:class:`~fastvar.kernels.codes.KernelArgs`). Blocks run in
+    parallel (:func:`run_block`), each writing its own row.
     """
-    depth = args.widths.shape[0] - 1
-    histograms = args.histogram_factor.shape[0] > 0
-    out = np.zeros((n_blocks, depth, stats_rows(histograms), STATS_SIZE))
+    out = new_block_stats(args, n_blocks)
     for i in numba.prange(n_blocks):
-        block = first_block + i
-        bufs = buffers(args)
-        gen = generator(args, block)
-        ws, mats = workspace(args.k)
-        lengths, upper, cos = np.empty(1), np.empty(1), np.full(1, np.nan)
-        hist = new_histograms(depth, histograms, bufs[8].shape[0])  # k x the widest layer
-        count = min(args.networks_per_block, args.networks - block * args.networks_per_block)
-        for _ in range(count):
-            network(args, gen, bufs, ws, mats)
-            _add_network(out[i], args, bufs, lengths, upper, cos, hist)
-        if histograms:
-            store_histograms(out[i], hist[0])
+        run_block(args, first_block + i, out[i])
+    return out
+
+
+@numba.njit(cache=True)
+def run_blocks_serial(args, first_block, n_blocks):
+    """:func:`run_blocks` on the calling thread, bitwise the same: no thread-pool launch
+    (milliseconds under load), for one block or one thread."""
+    out = new_block_stats(args, n_blocks)
+    for i in range(n_blocks):
+        run_block(args, first_block + i, out[i])
     return out
 
 
