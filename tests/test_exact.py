@@ -214,12 +214,23 @@ def test_non_gaussian_weights_are_refused_and_auto_moves_on():
     assert fastvar.simulate(mlp(8, 2), 10).engine == "exact"
 
 
-def test_orthogonal_gradients_are_refused_with_the_engines_that_can():
-    net = mlp(8, 2, init="orthogonal")
+def test_orthogonal_gradients_with_a_bias_or_pairs_are_refused():
+    net = mlp(8, 2, init="orthogonal", bias_std=0.1)
     with pytest.raises(ValueError, match="gradients with orthogonal weights.*can: numpy"):
         fastvar.simulate(net, 10, engine="exact")
     assert fastvar.simulate(net, 10, gradients=False).engine == "exact"
     assert fastvar.simulate(net, 10).engine != "exact"
+    assert fastvar.simulate(mlp(8, 2, init="orthogonal"), 10, correlation=0.5).engine != "exact"
+    assert fastvar.simulate(mlp(8, 2, init="orthogonal"), 10).engine == "exact"
+
+
+@pytest.mark.parametrize("widths, activation", [([6, 4, 9, 3, 5], "tanh"), ([2, 2, 3, 2], "relu"),
+                                                ([1, 3, 1, 2], "linear"), ([16, 64, 32], "tanh")])
+def test_orthogonal_gradients_match_direct(widths, activation):
+    # narrowing (n < m), widening (n > m), width 1 and dead ReLU layers (a = 0)
+    net = Network(widths, activation=activation, init="orthogonal", gain=1.3)
+    assert_agree(_batches(net, "exact", 8000, 10, 1), _batches(net, "direct", 8000, 10, 2),
+                 COLUMNS)
 
 
 def test_many_inputs_per_network_go_to_the_weight_drawing_engines():
