@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 import fastvar
+import fastvar.api
 from fastvar import Network, mlp
 from fastvar.engines import ENGINES
 from fastvar.engines.base import INPUTS_DATA, INPUTS_NORMAL, Plan, kernel_args
@@ -213,12 +214,23 @@ def test_non_gaussian_weights_are_refused_and_auto_moves_on():
     assert fastvar.simulate(mlp(8, 2), 10).engine == "exact"
 
 
-def test_orthogonal_gradients_are_refused_with_the_engines_that_can():
-    net = mlp(8, 2, init="orthogonal")
+def test_orthogonal_gradients_with_a_bias_or_pairs_are_refused():
+    net = mlp(8, 2, init="orthogonal", bias_std=0.1)
     with pytest.raises(ValueError, match="gradients with orthogonal weights.*can: numpy"):
         fastvar.simulate(net, 10, engine="exact")
     assert fastvar.simulate(net, 10, gradients=False).engine == "exact"
     assert fastvar.simulate(net, 10).engine != "exact"
+    assert fastvar.simulate(mlp(8, 2, init="orthogonal"), 10, correlation=0.5).engine != "exact"
+    assert fastvar.simulate(mlp(8, 2, init="orthogonal"), 10).engine == "exact"
+
+
+@pytest.mark.parametrize("widths, activation", [([6, 4, 9, 3, 5], "tanh"), ([2, 2, 3, 2], "relu"),
+                                                ([1, 3, 1, 2], "linear"), ([16, 64, 32], "tanh")])
+def test_orthogonal_gradients_match_direct(widths, activation):
+    # narrowing (n < m), widening (n > m), width 1 and dead ReLU layers (a = 0)
+    net = Network(widths, activation=activation, init="orthogonal", gain=1.3)
+    assert_agree(_batches(net, "exact", 8000, 10, 1), _batches(net, "direct", 8000, 10, 2),
+                 COLUMNS)
 
 
 def test_many_inputs_per_network_go_to_the_weight_drawing_engines():
@@ -239,3 +251,15 @@ def test_biases_that_swamp_the_weights_leave_the_exact_engine():
     assert (np.abs(res.g_mean - res.g_theory) < 5 * res.g_mean_se).all()
     assert fastvar.simulate(net, 40, gradients=False).engine == "exact"  # forward is exact
     assert fastvar.simulate(fastvar.mlp(8, 4, bias_std=1.0), 40).engine == "exact"
+
+
+def test_serial_kernel_matches_parallel_bitwise():
+    # one block or one thread runs without the thread pool: the same stats, bit for bit
+    plan, _ = fastvar.api.plan(mlp(8, 3, bias_std=0.3), 600, seed=5, engine="exact",
+                               inputs_per_network=2)
+    args = kernel_args(plan)
+    assert plan.blocks >= 2
+    parallel = kernel.run_blocks(args, 1, plan.blocks - 1)
+    serial = kernel.run_blocks_serial(args, 1, plan.blocks - 1)
+    assert parallel.shape == serial.shape and parallel[0, 0, 0, 0] > 0
+    np.testing.assert_array_equal(serial, parallel)

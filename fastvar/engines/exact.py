@@ -4,10 +4,32 @@ With Gaussian weights drawn fresh per network, a layer's output given its inputs
 exactly Gaussian with a covariance set by their Gram matrix, and the backward pass is
 drawn from W conditioned on what the forward pass saw. No weight matrix is ever drawn,
 and nothing is approximated: the statistics have the same law as the brute-force
-engines'. Forward-only runs with orthogonal weights are exact too. Uniform and truncated
+engines'. Orthogonal weights are exact too: forward always, backward for one input per
+network without bias (below). Uniform and truncated
 normal weights are not Gaussian, so this engine declines them ("auto" then moves on). So
 does it for many inputs per network (k above a quarter of the mean width, and above 8):
 its k x k algebra, O(n k^2) per layer, then costs more than drawing the weights (direct).
+
+Orthogonal weights, backward (W = gain Q, Q Haar n x m, one input a, no bias). The later
+layers see Q only through u = W a, so the backward pass needs Q given Q e = v, with
+e = a / ||a||, v = u / (gain ||a||). Write Q = v e^T + Q (I - e e^T); then
+
+    W^T d = gain (e (v . d) + R^T d),   R = Q (I - e e^T).
+
+R maps e's complement E (dimension m - 1) into R^n with R R^T = I - v v^T (n <= m: the rows
+of Q are orthonormal) or R^T R = I_E (n > m: its columns are, and R maps E onto v's
+complement). Given v, the law of Q is invariant under Q -> Q O for any rotation O of E
+fixing e, so R^T d, a vector of E of fixed length, has a uniform direction in E, and its
+length is ||R^T d||^2 = d^T R R^T d:
+* n <= m: ||d||^2 - (v . d)^2 exactly, so R^T d = rest P g / ||P g||;
+* n > m: R^T d = R^T y with y = (I - v v^T) d, ||y||^2 = ||d||^2 - (v . d)^2, and R^T a Haar
+  isometry of v's complement (dimension n - 1) onto E: R^T y is distributed as ||y|| times
+  the first m - 1 coordinates of a uniform unit vector of R^(n-1), i.e. rest P g /
+  sqrt(||P g||^2 + X) with X ~ chi^2_(n-m) independent (a chi^2_(n-1) split in two).
+Both are rest P g / sqrt(||P g||^2 + X) with rest^2 = ||d||^2 - (v . d)^2, g ~ N(0, I_m),
+P = I - e e^T and X a sum of max(n - m, 0) squared normals; with a = 0 (u = 0) e drops
+out (P = I). O(n + m) per layer. With a bias, u given z = u + b is not Gaussian (||v|| is
+bounded), and with k inputs Q is conditioned on a k-frame: those are declined.
 """
 from __future__ import annotations
 
@@ -61,9 +83,10 @@ class ExactEngine(Engine):
     def unsupported(self, plan: Plan) -> "str | None":
         net = plan.network
         if net.init == "orthogonal":
-            if plan.gradients:
-                return ("gradients with orthogonal weights have no exact O(n) sampler "
-                        "(forward-only runs, gradients=False, are supported)")
+            if plan.gradients and (plan.inputs_per_network > 1 or net.bias_std > 0.0):
+                return ("gradients with orthogonal weights have an exact O(n) sampler only for "
+                        "one input per network and no bias (forward-only runs, "
+                        "gradients=False, are supported with both)")
             return None
         if net.distribution != "normal":
             return (f"{net.distribution} weights are not Gaussian, so the exact sampler does "
@@ -92,8 +115,25 @@ class ExactEngine(Engine):
                      + 8 * (len(widths) + 12) * k * k)
         return numba.config.NUMBA_NUM_THREADS * per_block
 
+    @staticmethod
+    def _kernels(plan: Plan) -> list:
+        # a run of one block, or on one thread, skips the thread pool's launch (its fixed
+        # cost, milliseconds under load, would dominate small calls); the choice depends on
+        # the plan and the thread count only, and both kernels give bitwise the same stats
+        if plan.blocks <= 1 or numba.get_num_threads() <= 1:
+            return [kernel.run_blocks_serial]
+        return [kernel.run_blocks]
+
+    def prepare(self, plan: Plan) -> None:
+        # compile (or load from the cache) without a call: even a call on no blocks pays the
+        # thread pool's launch
+        for run in self._kernels(plan):
+            if not run.signatures:  # KernelArgs has one numba type: one compile serves all
+                run.compile((numba.typeof(kernel_args(plan)), numba.types.int64,
+                             numba.types.int64))
+
     def run(self, plan: Plan, first_block: int, n_blocks: int) -> np.ndarray:
-        return kernel.run_blocks(kernel_args(plan), first_block, n_blocks)
+        return self._kernels(plan)[0](kernel_args(plan), first_block, n_blocks)
 
 
 register(ExactEngine())

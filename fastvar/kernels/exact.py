@@ -10,8 +10,9 @@ W = U A^+ + W' (I - P_A) (U = W A drawn from U | Z first when there is a bias), 
 
 which costs O((n + m) k^2 + k^3). The k x k algebra is a pivoted Cholesky factorization
 with a generalized inverse (A G^- A^T = P_A for any choice), so singular matrices are
-fine: dead ReLU layers, repeated inputs, k > m. Orthogonal weights (forward only):
-Q A = (Q O) R with G = R^T R and Q O a Haar isometry, drawn by Gram-Schmidt.
+fine: dead ReLU layers, repeated inputs, k > m. Orthogonal weights: forward,
+Q A = (Q O) R with G = R^T R and Q O a Haar isometry, drawn by Gram-Schmidt; backward for
+one input without bias, by conditioning Q on Q a (see :mod:`fastvar.engines.exact`).
 
 Each block of networks draws from its own stream ``seed_block(seed, block)`` (normals in
 bulk from a bank of lanes seeded by that stream) and writes only its own stats, so
@@ -246,6 +247,44 @@ def _forward_orthogonal(gen, g_prev, gain, bias_std, n, m, k, zbuf, zo, ybuf, ws
                 zbuf[zo + j * n + r] += b
 
 
+@numba.njit(cache=True)
+def _backward_orthogonal(gen, u, d, a_prev, d_prev, gain):
+    # d_prev = W^T d for W = gain Q, Q Haar (n x m), given u = W a_prev (one input, no
+    # bias): W^T d = a (u . d) / ||a||^2 + gain rest P g / sqrt(||P g||^2 + X), with
+    # rest^2 = ||d||^2 - (v . d)^2, v = u / (gain ||a||), P the projection off a, g ~ N(0, I_m)
+    # and X ~ chi^2 with max(n - m, 0) degrees of freedom (see the engine's docstring)
+    n, m = d.shape[0], a_prev.shape[0]
+    aa = 0.0
+    ud = 0.0
+    dd = 0.0
+    for i in range(m):
+        aa += a_prev[i] * a_prev[i]
+    for r in range(n):
+        ud += u[r] * d[r]
+        dd += d[r] * d[r]
+    x = _normals(gen, max(n, m))
+    extra = 0.0
+    for r in range(m, n):
+        extra += x[r] * x[r]
+    coef = 0.0
+    ge = 0.0
+    vd = 0.0
+    if aa > 0.0:
+        coef = ud / aa
+        vd = ud / (gain * math.sqrt(aa))
+        for i in range(m):
+            ge += x[i] * a_prev[i]
+        ge /= aa
+    pp = 0.0
+    for i in range(m):
+        d_prev[i] = x[i] - ge * a_prev[i]
+        pp += d_prev[i] * d_prev[i]
+    rest = math.sqrt(max(dd - vd * vd, 0.0))
+    scale = gain * rest / math.sqrt(pp + extra) if rest > 0.0 else 0.0
+    for i in range(m):
+        d_prev[i] = coef * a_prev[i] + scale * d_prev[i]
+
+
 @numba.njit(cache=True, inline="always")
 def _backward_layer(gen, z, d, a_prev, d_prev, g_prev, weight_var, bias_std, mrows, mats, ws):
     # d_prev = W^T d, W drawn given the forward pass (all (k, width) arrays: z (the layer's
@@ -380,8 +419,13 @@ def network(args, gen, bufs, ws, mats):
         n, m, o, po = widths[layer], widths[layer - 1], offs[layer - 1], offs[layer - 2]
         branch_buf = ubuf if alpha > 0.0 else zbuf
         d, d_prev, a_prev = _rows(dbuf, o, k, n), _rows(dbuf, po, k, m), _rows(abuf, po, k, m)
-        _backward_layer(gen, _rows(branch_buf, o, k, n), d, a_prev, d_prev, grams[layer - 1],
-                        weight_var[layer - 1], bias_std, _rows(mbuf, 0, k, m), mats, ws)
+        if args.orthogonal:  # one input, no bias (the engine declines the rest)
+            _backward_orthogonal(gen, _rows(branch_buf, o, k, n)[0], d[0], a_prev[0],
+                                 d_prev[0], args.weight_scale[layer - 1])
+        else:
+            _backward_layer(gen, _rows(branch_buf, o, k, n), d, a_prev, d_prev,
+                            grams[layer - 1], weight_var[layer - 1], bias_std,
+                            _rows(mbuf, 0, k, m), mats, ws)
         x_prev = _rows(ybuf if norm != NORM_NONE else zbuf, po, k, m)  # what phi saw at layer - 1
         for j in range(k):
             out, xj, aj = d_prev[j], x_prev[j], a_prev[j]
@@ -471,31 +515,55 @@ def _add_network(out, args, bufs, lengths, upper, cos, hist):
         upper[0] = lengths[0]
 
 
+@numba.njit(cache=True)
+def run_block(args, block, out):
+    """Stats of block ``block`` into ``out`` (L, rows, STATS_SIZE), zeroed: its networks
+    block * networks_per_block ... (fewer in the last block), drawn from the stream
+    seed_block(seed, block)."""
+    depth = args.widths.shape[0] - 1
+    histograms = args.histogram_factor.shape[0] > 0
+    bufs = buffers(args)
+    gen = generator(args, block)
+    ws, mats = workspace(args.k)
+    lengths, upper, cos = np.empty(1), np.empty(1), np.full(1, np.nan)
+    hist = new_histograms(depth, histograms, bufs[8].shape[0])  # k x the widest layer
+    count = min(args.networks_per_block, args.networks - block * args.networks_per_block)
+    for _ in range(count):
+        network(args, gen, bufs, ws, mats)
+        _add_network(out, args, bufs, lengths, upper, cos, hist)
+    if histograms:
+        store_histograms(out, hist[0])
+
+
+@numba.njit(cache=True)
+def new_block_stats(args, n_blocks):
+    """Zeroed stats (n_blocks, L, rows, STATS_SIZE) of ``n_blocks`` blocks of ``args``."""
+    depth = args.widths.shape[0] - 1
+    return np.zeros((n_blocks, depth, stats_rows(args.histogram_factor.shape[0] > 0),
+                     STATS_SIZE))
+
+
 @numba.njit(cache=True, parallel=True)
 def run_blocks(args, first_block, n_blocks):
     """Stats (n_blocks, L, rows, STATS_SIZE) of blocks first_block .. first_block + n_blocks - 1
     (rows: ROWS, and the histogram rows when ``args.histogram_factor`` has layers).
 
-    ``args`` is the request (:class:`~fastvar.kernels.codes.KernelArgs`). Block b holds
-    networks b * networks_per_block ... (fewer in the last block) and draws from the
-    stream seed_block(seed, b); blocks run in parallel, each writing its own row.
+    ``args`` is the request (:class:`~fastvar.kernels.codes.KernelArgs`). Blocks run in
+    parallel (:func:`run_block`), each writing its own row.
     """
-    depth = args.widths.shape[0] - 1
-    histograms = args.histogram_factor.shape[0] > 0
-    out = np.zeros((n_blocks, depth, stats_rows(histograms), STATS_SIZE))
+    out = new_block_stats(args, n_blocks)
     for i in numba.prange(n_blocks):
-        block = first_block + i
-        bufs = buffers(args)
-        gen = generator(args, block)
-        ws, mats = workspace(args.k)
-        lengths, upper, cos = np.empty(1), np.empty(1), np.full(1, np.nan)
-        hist = new_histograms(depth, histograms, bufs[8].shape[0])  # k x the widest layer
-        count = min(args.networks_per_block, args.networks - block * args.networks_per_block)
-        for _ in range(count):
-            network(args, gen, bufs, ws, mats)
-            _add_network(out[i], args, bufs, lengths, upper, cos, hist)
-        if histograms:
-            store_histograms(out[i], hist[0])
+        run_block(args, first_block + i, out[i])
+    return out
+
+
+@numba.njit(cache=True)
+def run_blocks_serial(args, first_block, n_blocks):
+    """:func:`run_blocks` on the calling thread, bitwise the same: no thread-pool launch
+    (milliseconds under load), for one block or one thread."""
+    out = new_block_stats(args, n_blocks)
+    for i in range(n_blocks):
+        run_block(args, first_block + i, out[i])
     return out
 
 
