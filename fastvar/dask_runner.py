@@ -360,7 +360,7 @@ def run_many(client, runs: "Sequence[Run]",
                 key=key, pure=True, retries=retries)
             pieces_of[future.key] = task
             futures.append(future)
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):
             for (i, first, _), stats in zip(pieces_of[future.key], future.result()):
                 runs[i].add(first, stats)
                 if finished is not None and not runs[i].missing():

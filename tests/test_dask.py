@@ -287,6 +287,21 @@ def test_scheduler_option_of_the_command_line(client, local_sweep, tmp_path, cap
     capsys.readouterr()
 
 
+def test_scheduler_option_in_a_process_without_a_default_client(client, tmp_path):
+    # the command's own client is not the default one; a fresh process has no other
+    import subprocess
+    import sys
+
+    out = tmp_path / "s.json"
+    done = subprocess.run([sys.executable, "-m", "fastvar", "simulate", "--width", "16",
+                           "--depth", "4", "--trials", "4096", "--engine", "direct", "--quiet",
+                           "--scheduler", client.scheduler.address, "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    local = fastvar.simulate(NET, 4096, seed=0, engine="direct")
+    np.testing.assert_array_equal(fastvar.load(out).stats, local.stats)
+
+
 def test_an_unreachable_scheduler_is_a_clear_error(monkeypatch, capsys):
     from fastvar.cli import main
 
