@@ -20,6 +20,21 @@ def use_ascii() -> None:
     PLUS_MINUS = "+/-"
 
 
+def wrapped_at_commas(text: str) -> list[str]:
+    """``text`` as lines of at most WIDTH characters, broken after its commas where it can
+    (so that a phrase such as "layer norm" stays on one line), continued with an indent."""
+    lines: list[str] = []
+    for part in text.split(", "):
+        joined = f"{lines[-1]}, {part}" if lines else part
+        if lines and len(joined) <= WIDTH:
+            lines[-1] = joined
+        else:
+            if lines:
+                lines[-1] += ","
+            lines += wrapped("  " if lines else "", part)
+    return lines or [""]
+
+
 def wrapped(prefix: str, text: str) -> list[str]:
     """``prefix + text`` as lines of at most WIDTH characters, continued with an indent."""
     return textwrap.wrap(prefix + text, WIDTH, subsequent_indent="  ", break_long_words=False,

@@ -35,7 +35,7 @@ def describe(res: Result) -> str:
             f"({res.inputs_per_network} per network), seed {res.seed}, engine {res.engine}, "
             f"{res.elapsed_s:.3g} s{compiled};\nvalues {_text.PLUS_MINUS} standard error{alone}, "
             "theory (measurement - theory in SE)")
-    return "\n".join(wrap for line in text.split("\n") for wrap in _text.wrapped("", line))
+    return "\n".join(wrap for line in text.split("\n") for wrap in _text.wrapped_at_commas(line))
 
 
 def default_columns(res: Result, width: int = TABLE_WIDTH) -> list[str]:
