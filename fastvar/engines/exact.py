@@ -21,11 +21,13 @@ of Q are orthonormal) or R^T R = I_E (n > m: its columns are, and R maps E onto 
 complement). Given v, the law of Q is invariant under Q -> Q O for any rotation O of E
 fixing e, so R^T d, a vector of E of fixed length, has a uniform direction in E, and its
 length is ||R^T d||^2 = d^T R R^T d:
+
 * n <= m: ||d||^2 - (v . d)^2 exactly, so R^T d = rest P g / ||P g||;
 * n > m: R^T d = R^T y with y = (I - v v^T) d, ||y||^2 = ||d||^2 - (v . d)^2, and R^T a Haar
   isometry of v's complement (dimension n - 1) onto E: R^T y is distributed as ||y|| times
   the first m - 1 coordinates of a uniform unit vector of R^(n-1), i.e. rest P g /
   sqrt(||P g||^2 + X) with X ~ chi^2_(n-m) independent (a chi^2_(n-1) split in two).
+
 Both are rest P g / sqrt(||P g||^2 + X) with rest^2 = ||d||^2 - (v . d)^2, g ~ N(0, I_m),
 P = I - e e^T and X a sum of max(n - m, 0) squared normals; with a = 0 (u = 0) e drops
 out (P = I). O(n + m) per layer. With a bias, u given z = u + b is not Gaussian (||v|| is
