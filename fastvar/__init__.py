@@ -46,11 +46,18 @@ __all__ = ["__version__", "ACTIVATION_NAMES", "Activation", "Histogram",
            "mlp", "plot", "simulate", "sweep", "terms", "theory"]
 
 
+_loaded = False
+
+
 def _load_all() -> None:
     # everything at once, as an eager import did: fastvar.kernels.accumulators and the
-    # engine registry are then there whichever name is touched first
+    # engine registry are then there whichever name is touched first; once is enough
+    global _loaded
+    if _loaded:
+        return
     for name, module in _EXPORTS.items():
         importlib.import_module(f".{module or name}", __name__)
+    _loaded = True
 
 
 def __getattr__(name: str):

@@ -400,7 +400,7 @@ def theory_columns(network: Network, *, gradients: bool, input_q0: float,
     inputs if ``normal_inputs``, else of the fixed input or the rows. The functions pickle
     (partials of module functions), as a Result does.
     """
-    maps = functools.partial(_mean_field_columns, network, gradients, input_q0, input_q0_rows)
+    maps = functools.partial(mean_field_columns, network, gradients, input_q0, input_q0_rows)
     # pairs of data-set rows: the theory would be the average of every pair's map (each
     # with its own two lengths and cosine); the map of the mean is off by tens of SE
     # where the rows' lengths differ, so it is not shown
@@ -415,10 +415,28 @@ def theory_columns(network: Network, *, gradients: bool, input_q0: float,
             **dict.fromkeys(FINITE_WIDTH_COLUMNS, finite)}
 
 
-def _mean_field_columns(network: Network, gradients: bool, q0: float,
-                        q0_rows: "tuple[np.ndarray, np.ndarray] | None"
-                        ) -> dict[str, np.ndarray]:
-    """q_theory and g_theory (NaN without gradients), see :func:`theory_columns`."""
+def mean_field_columns(network: Network, gradients: bool, q0: float,
+                       q0_rows: "tuple[np.ndarray, np.ndarray] | None"
+                       ) -> dict[str, np.ndarray]:
+    """The infinite-width columns q_theory and g_theory.
+
+    Parameters
+    ----------
+    network : Network
+        The network, L layers.
+    gradients : bool
+        Whether g_theory is computed (NaN without gradients).
+    q0 : float
+        Mean squared input entry.
+    q0_rows : tuple of two float64 arrays, or None
+        A data set's sorted distinct row lengths and their counts (the theory is then the
+        row average), or None.
+
+    Returns
+    -------
+    dict
+        ``{"q_theory": (L,) float64, "g_theory": (L,) float64}``.
+    """
     start = {"q0": q0} if q0_rows is None else {"q0": q0_rows[0], "counts": q0_rows[1]}
     if gradients:
         q, g = mean_field_maps(network, **start)

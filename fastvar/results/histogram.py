@@ -45,16 +45,11 @@ def bin_scales(net, q0: float, q0_rows, gradients: bool) -> np.ndarray:
     (sorted distinct values, counts) or None, as in :func:`fastvar.api.plan`.
     """
     from .. import theory
+    from .columns import mean_field_columns
 
-    if q0_rows is None:
-        start, counts = q0, None
-    else:
-        start, counts = q0_rows
     with np.errstate(all="ignore"):
-        if gradients:
-            q, g = theory.mean_field_maps(net, start, counts)
-        else:
-            q, g = theory.variance_map(net, start, counts), np.full(net.depth, np.nan)
+        maps = mean_field_columns(net, gradients, q0, q0_rows)
+        q, g = maps["q_theory"], maps["g_theory"]
         var = q if net.norm is None else np.where(np.isinf(q), 1.0, q / (q + net.norm_eps))
         second = np.full(net.depth, np.nan)
         finite = np.isfinite(var) & (var >= 0)
