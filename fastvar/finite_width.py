@@ -349,6 +349,14 @@ def finite_width_columns(net: Network, *, normal_inputs: bool, q0=1.0, counts=No
         z^l (dimensionless), Var q^l and Var g^l (in the squared units of q and g), NaN
         where :func:`forms` gives a reason.
     """
+    # an overflowing network overflows its theory too: inf or NaN there, as in q_theory,
+    # beside the measured overflow flags, not numpy's warnings
+    with np.errstate(all="ignore"):
+        return _finite_width_columns(net, normal_inputs, q0, counts, gradients)
+
+
+def _finite_width_columns(net: Network, normal_inputs: bool, q0, counts, gradients: bool
+                          ) -> dict[str, np.ndarray]:
     nan = np.full(net.depth, np.nan)
     several = np.ndim(q0) > 0 and np.size(q0) > 1
     how = forms(net, normal_inputs=normal_inputs, rows=several, gradients=gradients)
@@ -362,9 +370,8 @@ def finite_width_columns(net: Network, *, normal_inputs: bool, q0=1.0, counts=No
             out["q_mean_theory"] = moments[0]
         if forward:
             _, second, fourth, q_square = moments
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out["z_kurt_theory"] = fourth / (second * second) - 3.0
-                out["q_var_theory"] = q_square - second * second
+            out["z_kurt_theory"] = fourth / (second * second) - 3.0
+            out["q_var_theory"] = q_square - second * second
     if not how["g_var_theory"].startswith("nan"):
         mean, second = gradient_moments(net)
         zero_row = (net.activation_fn.name != "linear" and net.bias_std == 0.0

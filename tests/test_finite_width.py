@@ -341,3 +341,13 @@ def test_results_carry_the_columns_the_input_kind_and_the_note(tmp_path):
     fresh.to_csv(tmp_path / "r.csv")
     header = (tmp_path / "r.csv").read_text().splitlines()[0].split(",")
     assert set(F.COLUMNS) <= set(header)
+
+
+def test_an_overflowing_network_gives_no_numpy_warnings_from_the_theory():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = fastvar.simulate(fastvar.mlp(32, 8, init=1e150), 200, seed=0)
+        for name in F.COLUMNS:
+            res[name]
+    assert not [str(w.message) for w in caught
+                if w.filename.endswith(("fastvar/finite_width.py", "fastvar\\finite_width.py"))]
