@@ -3,11 +3,17 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
+import signal
 import socket
 import sys
 import threading
+import time
 
 from .common import UsageError
+
+GRACE_S = 2  # seconds uvicorn waits for the requests in flight after Ctrl-C
+ECHO_S = 0.2  # a SIGINT this soon after the first is the same Ctrl-C, not a second one
 
 
 def _seconds(text: str) -> float:
@@ -102,7 +108,27 @@ def run(args: argparse.Namespace) -> int:
           flush=True)
     warm_up()
     app = create_app(args.max_seconds, warm=False)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+
+    class Server(uvicorn.Server):
+        """uvicorn's, stopping the simulations at the first Ctrl-C (they would hold its
+        graceful shutdown for as long as they run) and exiting at once at the second."""
+
+        first = None  # time.monotonic() of the first signal
+
+        def handle_exit(self, sig, frame) -> None:
+            now = time.monotonic()
+            if self.first is not None:
+                # an interrupted numba compile can deliver one Ctrl-C twice, at once
+                if sig == signal.SIGINT and now - self.first > ECHO_S:
+                    _exit_now("fastvar: stopped (second Ctrl-C: not waiting)", 130)
+                return
+            self.first = now
+            super().handle_exit(sig, frame)
+            app.state.slots.stop()
+
+    # a simulation stops within a chunk of work (about 0.25 s); GRACE_S bounds the wait
+    server = Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                   timeout_graceful_shutdown=GRACE_S))
     print(f"fastvar: serving on {url}", flush=True)
     print("fastvar: Ctrl-C stops it", file=sys.stderr, flush=True)
     if not args.no_browser:
@@ -115,5 +141,16 @@ def run(args: argparse.Namespace) -> int:
         pass
     finally:
         sock.close()
+    if app.state.slots.workers.running():  # a long chunk, still running: do not wait
+        _exit_now("fastvar: stopped", 0)
     print("fastvar: stopped", file=sys.stderr)
     return 0
+
+
+def _exit_now(message: str, status: int) -> None:
+    """Print ``message`` and end the process now, whatever its threads are doing (a daemon
+    thread inside a numba kernel may not let the interpreter finish)."""
+    print(message, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

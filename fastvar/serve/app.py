@@ -22,10 +22,15 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import importlib.resources
 import logging
+import ctypes
 import os
+import queue
+import re
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -57,6 +62,25 @@ _log = logging.getLogger("fastvar.serve")
 # run options that would act on the server rather than describe the study (the execution
 # options and those that read files are recognised from their declarations)
 _SERVER_OWNED = {"threads": "threads is set by the server (the numbers do not depend on it)"}
+
+
+ECHO_CHARS = 60  # user text echoed in an error is cut to this many characters
+DEEP = 1024  # deeper networks are first costed from their first layers (see _too_deep)
+
+
+def clip(text: str, limit: int = ECHO_CHARS) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis (echoed user input)."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _clip_echoes(message: str, texts: Iterable[str]) -> str:
+    """``message`` with each long user text in it (as written or as repr writes it) cut by
+    :func:`clip`, then any other run of over ``2 ECHO_CHARS`` non-blank characters (a huge
+    number, say)."""
+    for text in sorted({t for t in texts if len(t) > ECHO_CHARS}, key=len, reverse=True):
+        for form in (text, repr(text)[1:-1]):
+            message = message.replace(form, clip(form))
+    return re.sub(r"\S{%d,}" % (2 * ECHO_CHARS + 1), lambda m: clip(m.group()), message)
 
 
 class QueryError(ValueError):
@@ -94,15 +118,33 @@ def refusal(option: Option) -> "str | None":
     return _SERVER_OWNED.get(option.name)
 
 
-def request_from_query(items: Iterable[tuple[str, str]]) -> Query:
+def request_from_query(items: Iterable[tuple[str, str]],
+                       limits: "Limits | None" = None) -> Query:
     """The :class:`Query` of a query string's ``(key, value)`` pairs, as the command line
-    would read the same options (``--key value``); QueryError names what is wrong."""
+    would read the same options (``--key value``); QueryError names what is wrong, with
+    the user's text in its message cut to ``ECHO_CHARS`` characters. With ``limits``, a
+    network deeper than ``DEEP`` layers is costed from its first layers before it is built
+    (a million layers take seconds to build), and refused if that already exceeds them."""
+    items = list(items)
+    try:
+        return _request(items, limits)
+    except QueryError as err:
+        texts = [text for pair in items for text in pair]
+        refused = QueryError(_clip_echoes(str(err), texts), err.parameter, err.status)
+        if refused.parameter is not None:
+            refused.parameter = clip(refused.parameter)
+        raise refused from None
+
+
+def _request(items: list[tuple[str, str]], limits: "Limits | None") -> Query:
     declared = _declared()
     refused = {option.name: refusal(option) for option in EXECUTION_OPTIONS}
     refused.update({name: refusal(option) for name, option in declared.items()})
     args = argparse.Namespace(**{name: None for name in declared})
     trials, form, seen = DEFAULT_TRIALS, "json", set()
     for key, text in items:
+        if "\ufffd" in key:
+            raise QueryError(f"parameter name {key!r} is not valid UTF-8 text", key)
         if key in seen:
             raise QueryError(f"{key} is given twice; give it once", key)
         seen.add(key)
@@ -119,6 +161,8 @@ def request_from_query(items: Iterable[tuple[str, str]]) -> Query:
             known = ["trials", "format"] + [name for name in declared if not refused[name]]
             raise QueryError(f"unknown parameter {key!r}; the parameters are "
                              f"{', '.join(known)}", key)
+        if "\ufffd" in text:
+            raise QueryError(f"{key}: {text!r} is not valid UTF-8 text", key)
         try:
             value = count(text) if option is None else option.parse(text)
         except ValueError as err:
@@ -127,10 +171,12 @@ def request_from_query(items: Iterable[tuple[str, str]]) -> Query:
             trials = value
         else:
             setattr(args, key, value)
+    if limits is not None and args.widths is None and (args.depth or 0) > DEEP:
+        _too_deep(args, trials, limits)
     try:
         net = network_from_args(args)
     except (UsageError, ValueError, TypeError) as err:
-        raise QueryError(str(err), _named(str(err), seen)) from None
+        raise QueryError(str(err), _named(str(err), seen) or _blame(args, seen)) from None
     return Query(net, trials, given(args, RUN_OPTIONS), form)
 
 
@@ -138,6 +184,52 @@ def _named(message: str, names: Iterable[str]) -> "str | None":
     """The first of ``names`` that ``message`` mentions (the parameter to highlight)."""
     found = [(message.find(name), name) for name in names if name in message]
     return min(found)[1] if found else None
+
+
+def _blame(args: argparse.Namespace, given_names: Iterable[str]) -> "str | None":
+    """The network option that fails on its own (``network_from_args`` with only it given),
+    for a message that names none (e.g. "parameter of 'leaky_relu' must be finite")."""
+    names = [option.name for option in NETWORK_OPTIONS + SHAPE_OPTIONS
+             if option.name in given_names]
+    for name in names:
+        alone = argparse.Namespace(**{key: None for key in vars(args)})
+        setattr(alone, name, getattr(args, name))
+        if name not in ("widths", "width", "depth", "input_width"):
+            alone.width, alone.depth = 1, 1  # cheap, whatever the query's shape
+        try:
+            network_from_args(alone)
+        except (UsageError, ValueError, TypeError):
+            return name
+    return None
+
+
+def _too_deep(args: argparse.Namespace, trials: int, limits: "Limits") -> None:
+    """Refuse (QueryError, 422) a network of ``args.depth`` > ``DEEP`` layers whose cost,
+    extrapolated from those of its first ``DEEP`` and ``2 DEEP`` layers (both are linear in
+    the depth), exceeds ``limits``; or if its first ``DEEP`` layers alone are refused."""
+    depth, costs = args.depth, []
+    for prefix in (DEEP, 2 * DEEP):
+        if prefix >= depth:
+            return
+        part = argparse.Namespace(**vars(args))
+        part.depth = prefix
+        try:
+            query = Query(network_from_args(part), trials, given(part, RUN_OPTIONS))
+            costs.append(check_cost(query, limits))
+        except QueryError as err:  # (a ValueError: first)
+            raise QueryError(f"depth {depth}: its first {prefix} layers alone are refused: "
+                             f"{err}", err.parameter, err.status) from None
+        except (UsageError, ValueError, TypeError):
+            return  # the full network's own checks say what is wrong
+    (one, two), scale = costs, (depth - DEEP) / DEEP
+
+    def extrapolated(a: float, b: float) -> float:
+        return a + (b - a) * scale
+
+    cost = dataclasses.replace(one, seconds=extrapolated(one.seconds, two.seconds),
+                               memory_bytes=int(extrapolated(one.memory_bytes,
+                                                             two.memory_bytes)))
+    _check_limits(cost, limits, "depth")
 
 
 @dataclass
@@ -160,17 +252,29 @@ def check_cost(query: Query, limits: Limits) -> "Estimate":
     try:
         cost = estimate(query.network, query.trials, threads=limits.threads, **query.options)
     except (ValueError, TypeError, MemoryError) as err:
-        names = ["trials"] + list(query.options)
-        raise QueryError(str(err), _named(str(err), names)) from None
+        raise QueryError(str(err), _culprit(str(err), query)) from None
+    _check_limits(cost, limits)
+    return cost
+
+
+def _culprit(message: str, query: Query) -> "str | None":
+    """The parameter to name for a refusal of ``query`` by simulate's own checks."""
+    return _named(message, ["trials"] + list(query.options)) or next(
+        (name for name in ("width", "depth", "engine") if name in message), None)
+
+
+def _check_limits(cost: "Estimate", limits: Limits, parameter: "str | None" = None) -> None:
+    """QueryError (422) naming ``parameter`` (default: trials for time, width for memory)
+    if ``cost`` exceeds ``limits``."""
     if cost.seconds > limits.max_seconds:
         raise QueryError(f"this run would take {cost.describe()}, over this server's limit of "
                          f"{limits.max_seconds:g} s (fastvar serve --max-seconds); use fewer "
-                         "trials, smaller widths or fewer layers", "trials", status=422)
+                         "trials, smaller widths or fewer layers", parameter or "trials",
+                         status=422)
     if cost.memory_bytes > limits.max_memory:
         raise QueryError(f"this run would need about {cost.memory_bytes / 2**20:.0f} MiB, over "
                          f"this server's limit of {limits.max_memory / 2**20:.0f} MiB; use "
-                         "smaller widths or fewer layers", "width", status=422)
-    return cost
+                         "smaller widths or fewer layers", parameter or "width", status=422)
 
 
 def run_query(query: Query, threads: int) -> "tuple[str, str]":
@@ -215,6 +319,75 @@ def describe_options(limits: Limits) -> dict[str, Any]:
                        "workers": limits.workers, "queue": limits.queue}}
 
 
+class Stopped(RuntimeError):
+    """A simulation interrupted because the server is stopping (:meth:`Workers.stop`)."""
+
+
+class Workers:
+    """``count`` daemon threads that run the simulations, one at a time each.
+
+    Simulations run on these threads only: numba's OpenMP layer keeps a team of threads per
+    calling thread, and teams left spinning on idle threads steal cores. They are daemon
+    threads, so that the process may exit while one runs; :meth:`stop` interrupts those
+    running (a KeyboardInterrupt raised in their thread lands between two chunks of about
+    0.25 s, as Ctrl-C does in :func:`fastvar.simulate`), and their requests fail with
+    :class:`Stopped`."""
+
+    def __init__(self, count: int) -> None:
+        self.tasks: "queue.SimpleQueue" = queue.SimpleQueue()
+        self.busy: set[int] = set()  # idents of the threads inside a simulation
+        self.stopping = False
+        self.threads = [threading.Thread(target=self._work, name=f"fastvar-serve-{i}",
+                                         daemon=True) for i in range(count)]
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, func, *args) -> concurrent.futures.Future:
+        """``func(*args)`` on a worker thread: its future."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self.tasks.put((future, func, args))
+        return future
+
+    def _work(self) -> None:
+        me, future = threading.get_ident(), None
+        try:
+            while not self.stopping:
+                task = self.tasks.get()
+                if task is None:
+                    return
+                future, func, args = task
+                if not future.set_running_or_notify_cancel():
+                    continue
+                if self.stopping:
+                    raise KeyboardInterrupt
+                self.busy.add(me)
+                try:
+                    result = func(*args)
+                except Exception as err:  # the request answers it
+                    future.set_exception(err)
+                else:
+                    future.set_result(result)
+                finally:
+                    self.busy.discard(me)
+        except KeyboardInterrupt:  # stop()'s (fastvar.Interrupted, or landing around it)
+            self.busy.discard(me)
+            if future is not None and not future.done():
+                future.set_exception(Stopped("the server is stopping"))
+
+    def stop(self) -> None:
+        """Interrupt the running simulations and end the threads (at once; no waiting)."""
+        self.stopping = True
+        for ident in list(self.busy):
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
+                                                       ctypes.py_object(KeyboardInterrupt))
+        for _ in self.threads:
+            self.tasks.put(None)
+
+    def running(self) -> bool:
+        """Whether a simulation is still running (a thread not yet out of :meth:`stop`)."""
+        return any(thread.is_alive() for thread in self.threads) and bool(self.busy)
+
+
 class Slots:
     """At most ``limits.workers`` simulations at once and ``limits.queue`` waiting.
 
@@ -225,17 +398,22 @@ class Slots:
         self.limits = limits
         self.running = 0
         self.waiting = 0
-        # simulations run on these threads only: numba's OpenMP layer keeps a team of
-        # threads per calling thread, and teams left spinning on idle threads steal cores
-        self.pool = concurrent.futures.ThreadPoolExecutor(limits.workers, "fastvar-serve")
+        self.workers = Workers(limits.workers)
 
     async def run(self, func, *args):
         """``func(*args)`` on one of the simulation threads, awaited."""
-        return await asyncio.wrap_future(self.pool.submit(func, *args))
+        return await asyncio.wrap_future(self.workers.submit(func, *args))
+
+    def stop(self) -> None:
+        """Stop at once: running simulations are interrupted, waiting requests turned away
+        (both answer 503), and the worker threads end."""
+        self.workers.stop()
 
     async def enter(self, request: Request) -> "str | None":
-        """Take a slot (then :meth:`leave`); or why not: "busy" or "gone"."""
+        """Take a slot (then :meth:`leave`); or why not: "busy", "gone" or "stopping"."""
         limits = self.limits
+        if self.workers.stopping:
+            return "stopping"
         if self.running >= limits.workers and self.waiting >= limits.queue:
             return "busy"
         self.waiting += 1
@@ -243,6 +421,8 @@ class Slots:
             deadline = time.monotonic() + limits.wait_s
             polls = 0
             while self.running >= limits.workers:
+                if self.workers.stopping:
+                    return "stopping"
                 if time.monotonic() > deadline:
                     return "busy"
                 polls += 1
@@ -264,11 +444,17 @@ class Slots:
 
 
 def _error(err: QueryError) -> JSONResponse:
-    return JSONResponse({"error": str(err), "parameter": err.parameter}, status_code=err.status)
+    return JSONResponse({"error": _clip_echoes(str(err), ()), "parameter": err.parameter},
+                        status_code=err.status)
 
 
-def _query(request: Request) -> Query:
-    return request_from_query(request.query_params.multi_items())
+def _query(request: Request, limits: Limits) -> Query:
+    return request_from_query(request.query_params.multi_items(), limits)
+
+
+def _stopping() -> JSONResponse:
+    return JSONResponse({"error": "the server is stopping (Ctrl-C); the simulation was not "
+                         "finished", "parameter": None}, status_code=503)
 
 
 def warm_up() -> float:
@@ -346,11 +532,12 @@ def create_app(max_seconds: float = DEFAULT_MAX_SECONDS, *, workers: "int | None
             os.cpu_count() or 1)
         limits.workers = workers if workers is not None else concurrent_workers(cores)
         limits.queue = queue if queue is not None else 4 * limits.workers
-        app.state.slots = Slots(limits)
+        idle, app.state.slots = app.state.slots, Slots(limits)
+        idle.stop()
         try:
             yield
         finally:
-            app.state.slots.pool.shutdown(wait=False, cancel_futures=True)
+            app.state.slots.stop()
 
     async def page(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={**_HEADERS,
@@ -369,7 +556,7 @@ def create_app(max_seconds: float = DEFAULT_MAX_SECONDS, *, workers: "int | None
 
     async def plan(request: Request) -> Response:
         try:
-            query = await run_in_threadpool(_query, request)
+            query = await run_in_threadpool(_query, request, limits)
             cost = await run_in_threadpool(check_cost, query, limits)
         except QueryError as err:
             return _error(err)
@@ -382,12 +569,14 @@ def create_app(max_seconds: float = DEFAULT_MAX_SECONDS, *, workers: "int | None
 
     async def simulate(request: Request) -> Response:
         try:
-            query = await run_in_threadpool(_query, request)
+            query = await run_in_threadpool(_query, request, limits)
             await run_in_threadpool(check_cost, query, limits)
         except QueryError as err:
             return _error(err)
         slots = request.app.state.slots
         why = await slots.enter(request)
+        if why == "stopping":
+            return _stopping()
         if why is not None:
             running = f"{slots.running} simulation{'s' if slots.running != 1 else ''}"
             return JSONResponse({"error": f"the server is busy ({running} running, "
@@ -396,8 +585,10 @@ def create_app(max_seconds: float = DEFAULT_MAX_SECONDS, *, workers: "int | None
                                 headers={"Retry-After": "1"})
         try:
             body, media = await slots.run(run_query, query, slots.threads())
+        except Stopped:
+            return _stopping()
         except (ValueError, TypeError, MemoryError) as err:  # refused by simulate itself
-            return JSONResponse({"error": str(err), "parameter": None}, status_code=400)
+            return _error(QueryError(str(err), _culprit(str(err), query)))
         except Exception as err:  # the server keeps serving; the page shows the message
             _log.exception("simulation failed")
             return JSONResponse({"error": f"internal error: {type(err).__name__}: {err}",
