@@ -176,7 +176,10 @@ def _request(items: list[tuple[str, str]], limits: "Limits | None") -> Query:
     try:
         net = network_from_args(args)
     except (UsageError, ValueError, TypeError) as err:
-        raise QueryError(str(err), _named(str(err), seen) or _blame(args, seen)) from None
+        named = _named(str(err), seen)
+        if named is None and (named := _blame(args, seen)) is not None:
+            raise QueryError(f"{named}: {err}", named) from None
+        raise QueryError(str(err), named) from None
     return Query(net, trials, given(args, RUN_OPTIONS), form)
 
 
@@ -229,7 +232,10 @@ def _too_deep(args: argparse.Namespace, trials: int, limits: "Limits") -> None:
     cost = dataclasses.replace(one, seconds=extrapolated(one.seconds, two.seconds),
                                memory_bytes=int(extrapolated(one.memory_bytes,
                                                              two.memory_bytes)))
-    _check_limits(cost, limits, "depth")
+    try:
+        _check_limits(cost, limits, "depth")
+    except QueryError as err:
+        raise QueryError(f"depth {depth}: {err}", err.parameter, err.status) from None
 
 
 @dataclass
