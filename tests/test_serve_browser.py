@@ -222,3 +222,55 @@ def test_downloads_histograms_and_screenshot(server, browser, tmp_path):
     print(f"\nscreenshot of the page: {path}")
     assert not page.errors, page.errors
     page.close()
+
+
+def open_refused(browser, url: str):
+    """A page opened on ``url`` that the server refuses: once its error is shown."""
+    page = browser.new_page()
+    page.errors = []
+    page.on("pageerror", lambda err: page.errors.append(str(err)))
+    page.goto(url)
+    page.wait_for_selector("body[data-state=error]", timeout=WAIT_MS)
+    return page
+
+
+def test_the_url_follows_what_is_shown(server, browser):
+    # a histogram layer beyond the new depth: the page shows the last layer, and says so
+    page = open_page(browser, f"{server}/?width=16&depth=6&trials=200&seed=1&view_layer=5")
+    assert "view_layer=5" in page.url and page.inner_text("#view-layer-out") == "5"
+    page.fill("#depth", "3")
+    page.dispatch_event("#depth", "change")
+    sync_api.expect(page.locator("body")).to_have_attribute(
+        "data-drawn", re.compile(r"depth=3&"), timeout=WAIT_MS)
+    assert page.inner_text("#view-layer-out") == "3" and "view_layer" not in page.url
+    page.close()
+    # a link whose layer is beyond its own depth, or no layer at all, is written back as shown
+    for layer in ("9", "abc"):
+        page = open_page(browser, f"{server}/?width=16&depth=4&trials=200&view_layer={layer}"
+                                  "&view_of=zzz")
+        assert page.inner_text("#view-layer-out") == "4"
+        assert "view_layer" not in page.url and "view_of" not in page.url
+        assert page.is_checked('input[name="view_of"][value="z"]')
+        assert not page.errors, page.errors
+        page.close()
+
+
+@pytest.mark.parametrize("key,text", [("width", "abc"), ("depth", "1e"), ("seed", "1.5"),
+                                      ("bias_std", "abc"), ("correlation", "x")])
+def test_a_refused_value_is_echoed_as_typed(server, browser, key, text):
+    base = {"width": "16", "depth": "4", "trials": "200", key: text}
+    page = open_refused(browser, f"{server}/?" + "&".join(f"{k}={v}" for k, v in base.items()))
+    sync_api.expect(page.locator("#error")).to_contain_text(key)
+    sync_api.expect(page.locator("#error")).to_contain_text(f"'{text}'")  # was got ''
+    assert f"{key}={text}" in page.url  # the URL keeps what was asked
+    if key in ("width", "depth", "seed"):
+        assert page.input_value(f"#{key}") == text
+    assert not page.errors, page.errors
+    page.close()
+
+
+def test_a_value_a_slider_cannot_hold_is_sent_as_written(server, browser):
+    page = open_page(browser, f"{server}/?width=16&depth=4&trials=200&bias_std=0.33")
+    assert "bias_std=0.33&" in page.get_attribute("body", "data-drawn")  # not 0.35
+    assert page.inner_text("#bias-out") == "0.33" and "bias_std=0.33" in page.url
+    page.close()
