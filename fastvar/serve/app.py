@@ -14,7 +14,10 @@ line would refuse (HTTP 400), the execution options (checkpoint, client, progres
 options that read the server's files or set its threads (400), and a run whose calibrated
 estimate exceeds the server's ``max_seconds`` or ``max_memory`` (422). At most ``workers``
 simulations run at once (default: one per core), at most ``queue`` more wait (up to
-``wait_s`` seconds, dropped when their client goes away); others get 503 at once.
+``wait_s`` seconds, dropped when their client goes away); others get 503 at once. A
+network over ``DEEP`` layers is costed from its first layers before it is built. The
+user's text that an error repeats is cut to ``ECHO_CHARS`` characters. When the server
+stops, the simulations running are interrupted (:class:`Workers`) and answer 503.
 """
 from __future__ import annotations
 
@@ -22,10 +25,10 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
+import ctypes
 import dataclasses
 import importlib.resources
 import logging
-import ctypes
 import os
 import queue
 import re
@@ -198,7 +201,7 @@ def _blame(args: argparse.Namespace, given_names: Iterable[str]) -> "str | None"
         alone = argparse.Namespace(**{key: None for key in vars(args)})
         setattr(alone, name, getattr(args, name))
         if name not in ("widths", "width", "depth", "input_width"):
-            alone.width, alone.depth = 1, 1  # cheap, whatever the query's shape
+            alone.width, alone.depth = 2, 2  # cheap, whatever the query's shape
         try:
             network_from_args(alone)
         except (UsageError, ValueError, TypeError):
