@@ -141,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
         pass
     finally:
         sock.close()
+    if threading.current_thread() is threading.main_thread():  # a Ctrl-C from now on
+        signal.signal(signal.SIGINT, lambda *_: _exit_now(
+            "fastvar: stopped (second Ctrl-C: not waiting)", 130))
     if app.state.slots.workers.running():  # a long chunk, still running: do not wait
         _exit_now("fastvar: stopped", 0)
     print("fastvar: stopped", file=sys.stderr)
