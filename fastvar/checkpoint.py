@@ -75,6 +75,46 @@ def fingerprint(request: Plan, engine: str) -> dict[str, Any]:
             **({"histograms": True} if request.histograms else {})}
 
 
+_INPUTS = ("normal", "data", "pair", "row pair")  # inputs_kind, by its code
+
+
+def _shown(key: str, value: Any) -> str:
+    """A fingerprint's value as the user set it: an option left off reads False or off."""
+    if key == "histograms":  # present only when on
+        return repr(bool(value))
+    if key == "correlation":  # float.hex, or None when off
+        return "off" if value is None else repr(float.fromhex(value))
+    if key == "inputs_kind" and isinstance(value, int) and 0 <= value < len(_INPUTS):
+        return repr(_INPUTS[value])
+    return "absent" if value is None else repr(value)
+
+
+def differences(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    """What differs between two fingerprints, as ``key=THERE there, NOW now`` phrases.
+
+    Parameters
+    ----------
+    saved, now : mapping
+        Fingerprints (:func:`fingerprint`): the one a checkpoint holds, and this request's.
+
+    Returns
+    -------
+    str
+        The differing options separated by ``"; "``, each with its saved and current value
+        as the user would write it (an option off reads ``False`` or ``off``, not
+        ``None``); the network's differing fields as ``the network differs in FIELD: ...``.
+    """
+    said = []
+    for key in sorted(set(saved) | set(now)):
+        there, here = saved.get(key), now.get(key)
+        if key == "network" and isinstance(there, dict) and isinstance(here, dict):
+            said += [f"the network differs in {k}: {there.get(k)!r} there, {here.get(k)!r} now"
+                     for k in sorted(set(there) | set(here)) if there.get(k) != here.get(k)]
+        elif _shown(key, there) != _shown(key, here):
+            said.append(f"{key}={_shown(key, there)} there, {_shown(key, here)} now")
+    return "; ".join(said) or "nothing differs"
+
+
 def digest(print_: dict[str, Any]) -> str:
     """SHA-256 (hex) of a fingerprint: names the request in files and in Dask task keys."""
     return hash_hex(json.dumps(print_, sort_keys=True))
@@ -195,14 +235,9 @@ class Checkpoint:
             raise ValueError(f"checkpoint {path} has another format than {FORMAT} (a newer "
                              "fastvar's?); use another folder, or delete it to start over")
         if saved is not None and saved != self.fingerprint:
-            differ = sorted(k for k in set(saved) | set(self.fingerprint)
-                            if saved.get(k) != self.fingerprint.get(k))
-            said = ", ".join(f"{k}={saved.get(k)!r} there, {self.fingerprint.get(k)!r} now"
-                             for k in differ if k != "network")
-            if "network" in differ:
-                said = "the network differs" + (f"; {said}" if said else "")
-            raise ValueError(f"checkpoint {path} belongs to another request ({said}); use "
-                             "another folder, or delete it to start over")
+            raise ValueError(f"checkpoint {path} belongs to another request "
+                             f"({differences(saved, self.fingerprint)}); use another folder, "
+                             "or delete it to start over")
         if saved is None:
             write_file(mine, json.dumps({"format": FORMAT, **self.fingerprint}, indent=1,
                                         sort_keys=True) + "\n")
