@@ -394,6 +394,12 @@ def note(net: Network, columns, *, normal_inputs: bool, rows: bool = False,
         "the rows' mixture" if rows else "a fixed input")
     if assumed:
         inputs += " (assumed: the file does not record the inputs)"
-    parts = [f"{name}: {how[name]}" for name in columns]
-    return (f"finite-width theory of one trial's law, for {inputs}: {'; '.join(parts)}; "
-            "exact forms are exact at any width, 1/n is off by O(1/n^2)")
+    said: dict[str, list[str]] = {}  # each text once, with the columns it applies to
+    for name in columns:
+        said.setdefault(how[name], []).append(name)
+    parts = [f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} NaN: {text[5:]}"
+             if text.startswith("nan: ") else f"{', '.join(names)}: {text}"
+             for text, names in said.items()]
+    if not all(text.startswith("nan: ") for text in said):
+        parts.append("exact forms are exact at any width, 1/n is off by O(1/n^2)")
+    return f"finite-width theory of one trial's law, for {inputs}: {'; '.join(parts)}"

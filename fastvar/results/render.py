@@ -61,7 +61,7 @@ def table(res: Result, columns: "Sequence[str] | None" = None,
         raise ValueError(f"no column {unknown[0]!r}; columns are {', '.join(res.columns)}")
     if max_rows is not None:
         max_rows = check_int("max_rows", max_rows, 2, 1 << 62)
-    lines = _table_lines(res, columns, max_rows)
+    lines = _table_lines(res, columns, max_rows, TABLE_WIDTH)
     for warning in res.warnings:
         lines += _text.wrapped("warning: ", warning)
     note = theory_note(res)
@@ -101,9 +101,11 @@ def _cell(res: Result, name: str, i: int) -> str:
     return f"{value:.4g}"
 
 
-def _table_lines(res: Result, columns: list[str], max_rows: "int | None") -> list[str]:
+def _table_lines(res: Result, columns: list[str], max_rows: "int | None",
+                 fit: "int | None" = None) -> list[str]:
     """The header line and one line per layer (incomplete layers marked *, layers with
-    unreliable SEs !), right-aligned; beyond ``max_rows`` layers, the first and last halves."""
+    unreliable SEs !), right-aligned; beyond ``max_rows`` layers, the first and last halves;
+    wider than ``fit`` characters, in blocks of columns that fit (``_text.table_lines``)."""
     heads = ["layer", "width"] + columns
     layer, width, complete = res["layer"], res["width"], res["complete"]
     heavy = res["q_heavy_tails"] | res["g_heavy_tails"]
@@ -112,9 +114,7 @@ def _table_lines(res: Result, columns: list[str], max_rows: "int | None") -> lis
     if max_rows is not None and len(rows) > max_rows:
         half = max_rows // 2
         rows = rows[:half] + [["..."] * len(heads)] + rows[-half:]
-    widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(heads)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths))]
-    return lines + ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
+    return _text.table_lines(heads, rows, keep=2, width=fit)
 
 
 def theory_note(res: Result) -> str:
