@@ -9,6 +9,7 @@ any, and a ``Returns`` (or ``Yields``) section when it returns something. Run as
 from __future__ import annotations
 
 import ast
+import doctest
 import importlib
 import inspect
 import pkgutil
@@ -197,6 +198,20 @@ def test_the_checker_sees_a_missing_section():
 @pytest.mark.parametrize("name,obj,kind", CALLABLES, ids=[n for n, _, _ in CALLABLES])
 def test_numpydoc(name, obj, kind):
     assert problems(name, obj, kind) == []
+
+
+EXAMPLES = [(name, obj) for name, obj, _ in CALLABLES
+            if "Examples\n" in (inspect.getdoc(obj) or "")]
+
+
+@pytest.mark.parametrize("name,obj", EXAMPLES, ids=[n for n, _ in EXAMPLES])
+def test_examples_run(name, obj):
+    # the Examples sections are doctests: what they show is what the code prints
+    finder = doctest.DocTestFinder(recurse=False)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    for test in finder.find(obj, name, globs={}):
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
 
 
 if __name__ == "__main__":

@@ -220,7 +220,7 @@ class Histogram:
         --------
         >>> import numpy as np
         >>> from fastvar import Histogram
-        >>> Histogram(np.array([0.0, 1.0, 2.0]), np.array([1, 1])).quantile(0.5)
+        >>> float(Histogram(np.array([0.0, 1.0, 2.0]), np.array([1, 1])).quantile(0.5))
         1.0
         """
         probs = np.asarray(p, dtype=np.float64)
