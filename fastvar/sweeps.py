@@ -56,7 +56,13 @@ SUMMARY_COLUMNS = ("xi_q", "xi_q_se", "xi_q_map", "xi_q_theory", "xi_q_layers", 
 class SweepInterrupted(KeyboardInterrupt):
     """Ctrl-C during :func:`sweep`: ``.partial`` is the :class:`Sweep` of the configurations
     finished so far (``partial.complete`` is False). A KeyboardInterrupt, so code that does
-    not know about sweeps still stops; with ``checkpoint`` the finished ones are on disk too."""
+    not know about sweeps still stops; with ``checkpoint`` the finished ones are on disk too.
+
+    Parameters
+    ----------
+    partial : Sweep
+        The configurations finished so far (kept as ``.partial``).
+    """
 
     def __init__(self, partial: "Sweep") -> None:
         super().__init__(f"sweep interrupted after {len(partial.results)} of "
