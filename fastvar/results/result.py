@@ -353,8 +353,8 @@ class Result:
 
         Returns
         -------
-        matplotlib.axes.Axes
-            What :func:`fastvar.plot` returns.
+        numpy.ndarray of matplotlib.axes.Axes
+            One per quantity drawn (see :func:`fastvar.plot`).
         """
         from ..plotting import plot
 
@@ -371,7 +371,7 @@ class Result:
         of : {"z", "a", "delta"}
             The quantity.
         layers : sequence of int or None
-            Layers to draw (1-based); None: a few spread over the depth.
+            Layers to draw, 1-based (default: all up to 6, else 6 from first to last).
         axes : sequence of matplotlib.axes.Axes or None
             One axes per layer; None makes a figure.
         log : bool
@@ -379,8 +379,8 @@ class Result:
 
         Returns
         -------
-        object
-            What :func:`fastvar.plotting.histograms` returns.
+        numpy.ndarray of matplotlib.axes.Axes
+            One per layer.
         """
         from ..plotting import histograms
 
