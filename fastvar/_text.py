@@ -26,7 +26,7 @@ def wrapped_at_commas(text: str) -> list[str]:
     lines: list[str] = []
     for part in text.split(", "):
         joined = f"{lines[-1]}, {part}" if lines else part
-        if lines and len(joined) <= WIDTH:
+        if lines and len(joined) < WIDTH:  # room for the comma a continued line ends with
             lines[-1] = joined
         else:
             if lines:

@@ -594,8 +594,11 @@ class Sweep:
         flag = ("" if self.unverified is None else "\nwarning: unverified: this sweep was "
                 f"read from a file that failed its checks ({self.unverified}); its numbers "
                 "may not be what fastvar computed")
-        return (f"fastvar Sweep over {keys}: {_text.counted(len(self), 'configuration')} of "
+        text = (f"fastvar Sweep over {keys}: {_text.counted(len(self), 'configuration')} of "
                 f"{_text.counted(self.trials, 'trial')}, seed {self.seed}{state}{flag}")
+        # within 100 columns, broken after commas (four grid keys made 104)
+        return "\n".join(wrap for line in text.split("\n")
+                          for wrap in _text.wrapped_at_commas(line))
 
     def __str__(self) -> str:
         """What ``print(sweep)`` shows: the header, the shared keywords, :meth:`table`."""

@@ -286,6 +286,9 @@ def test_inputs_file_gives_the_input_width(tmp_path, capsys):
      "--residual", "1/sqrt(L)", "--norm", "layer", "--correlation", "0.5", "--columns",
      "q_mean,q_theory,q_mean_theory,z_kurt,z_kurt_theory,q_var,q_var_theory,g_mean,g_theory,"
      "g_var,g_var_theory,c_mean,c_theory"],
+    # four grid keys: the header ran to 104 columns
+    ["sweep", "--grid", "init=1,2", "--grid", "bias_std=0,0.3", "--grid", "width=8,16", "--grid",
+     "activation=tanh,relu", "--trials", "20", "--depth", "3", "--correlation", "0.5"],
     ["sweep", "--grid", "init=1,2", "--grid", "bias_std=0,0.3", "--trials", "40", "--width", "8",
      "--depth", "4", "--activation", "tanh", "--correlation", "0.5"],
 ])
