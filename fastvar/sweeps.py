@@ -874,25 +874,42 @@ class Sweep:
             else ["xi_q", "xi_q theory"])
         q = self.observable("q_mean")
         lg, c = self.observable("log_g_ratio"), self.observable("c")
-        notes: dict[str, int] = {}  # the reason a fit is NaN -> its number under the table
+        # the reason a value is NaN -> its number under the table, and the columns it
+        # applies to: each reason said once (a residual network's applies to four columns)
+        notes: dict[str, int] = {}
+        columns: dict[str, list[str]] = {}
+
+        def noted(reason: str, column: str) -> str:
+            if column not in columns.setdefault(reason, []):
+                columns[reason].append(column)
+            return f"[{notes.setdefault(reason, len(notes) + 1)}]"
 
         def xi(s, kind):
             if not math.isnan(s[f"xi_{kind}"]):
                 return f"{s[f'xi_{kind}']:.4g} {_text.PLUS_MINUS} {s[f'xi_{kind}_se']:.2g}"
-            note = f"xi_{kind}: {s[f'xi_{kind}_note'] or 'not fitted'}"
-            return f"n/a [{notes.setdefault(note, len(notes) + 1)}]"
+            return f"n/a {noted(s[f'xi_{kind}_note'] or 'not fitted', f'xi_{kind}')}"
+
+        def theory(s, kind, name):
+            # NaN map and theory with a note: the network has no theory point (a residual
+            # stream, a norm, layers of different sigma_w^2), which the note says
+            value = s[f"xi_{kind}_{name}"]
+            if (math.isnan(value) and math.isnan(s[f"xi_{kind}_theory"])
+                    and s[f"xi_{kind}_note"]):
+                return f"nan {noted(s[f'xi_{kind}_note'], f'xi_{kind} {name}')}"
+            return f"{value:.4g}"
 
         rows = []
         for i, (point, s) in enumerate(zip(self.configs, self.depth_scales())):
             row = [f"{point[k]:.4g}" if isinstance(point[k], float) else str(point[k])
                    for k in keys] + [f"{q[i]:.4g}", f"{lg[i]:.3g}"]
             if pairs:
-                row += [f"{c[i]:.4g}", xi(s, "q"), xi(s, "c"), f"{s['xi_c_map']:.4g}",
-                        f"{s['xi_c_theory']:.4g}"]
+                row += [f"{c[i]:.4g}", xi(s, "q"), xi(s, "c"), theory(s, "c", "map"),
+                        theory(s, "c", "theory")]
             else:
-                row += [xi(s, "q"), f"{s['xi_q_theory']:.4g}"]
+                row += [xi(s, "q"), theory(s, "q", "theory")]
             rows.append(row)
-        lines = [line for text, k in notes.items() for line in _text.wrapped(f"[{k}] ", text)]
+        lines = [line for text, k in notes.items()
+                 for line in _text.wrapped(f"[{k}] ", f"{', '.join(columns[text])}: {text}")]
         return heads, rows, lines
 
     def table(self) -> str:
@@ -903,7 +920,8 @@ class Sweep:
         str
             Lines of grid values, q^L, ln(g^1/g^L), and the depth scales xi ± SE (layers)
             beside the theory's; with input pairs also c^L and xi_c. A fit that gives no
-            number shows ``n/a [k]``, and note k under the table says why.
+            number shows ``n/a [k]`` (a theory that gives none ``nan [k]``), and note k
+            under the table says why, once, naming the columns it applies to.
         """
         heads, rows, notes = self._table_cells()
         widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(heads)]
