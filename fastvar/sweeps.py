@@ -924,9 +924,8 @@ class Sweep:
             under the table says why, once, naming the columns it applies to.
         """
         heads, rows, notes = self._table_cells()
-        widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(heads)]
-        lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths))]
-        lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
+        # wider than 100 columns, in blocks under the grid keys' columns
+        lines = _text.table_lines(heads, rows, keep=len(self.grid), width=_text.WIDTH)
         return "\n".join(lines + notes)
 
     def plot(self, x: str, y: "str | None" = None, value: str = "xi_c", layer: int = -1,
