@@ -75,7 +75,8 @@ class Result:
     all (both None without histograms; see :mod:`fastvar.results.histogram`).
 
     A Result is made by :func:`fastvar.simulate` or read by :meth:`from_dict` and
-    :func:`fastvar.load`; its parameters are kept as attributes of the same names.
+    :func:`fastvar.load`; its parameters are kept as attributes of the same names
+    (``histograms`` as ``histogram_counts`` and ``histogram_scales``).
 
     Parameters
     ----------
