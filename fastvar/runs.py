@@ -58,6 +58,11 @@ class Interrupted(KeyboardInterrupt):
     uninterrupted run of that many trials, whichever workers happened to be fast. Blocks
     completed beyond it (Dask tasks finish out of order) are left out, so the kept sample
     can never depend on how long its blocks took; a checkpoint keeps them for the resume.
+
+    Parameters
+    ----------
+    result : Result or None
+        The blocks completed (kept as ``.result``).
     """
 
     def __init__(self, result: "Result | None") -> None:
@@ -72,7 +77,24 @@ class ClientClosed(Interrupted):
 
 
 class Run:
-    """The in-order merge of one request's blocks, resumed from ``checkpoint`` if given."""
+    """The in-order merge of one request's blocks, resumed from ``checkpoint`` if given.
+
+    Blocks are added in any order (:meth:`add`); those beyond the merged prefix wait until
+    the gap before them is filled, so the merged stats are bitwise those of an in-order run.
+
+    Parameters
+    ----------
+    request : Plan
+        The planned request.
+    engine : Engine
+        The engine running its blocks.
+    checkpoint : Checkpoint or None
+        Load the work saved there first, and save to it as blocks complete.
+    progress : bool
+        Show a tqdm progress bar on stderr.
+    compile_s : float
+        Seconds spent compiling the kernels, kept in the Result.
+    """
 
     def __init__(self, request: Plan, engine: Engine, *, checkpoint: "Checkpoint | None" = None,
                  progress: bool = False, compile_s: float = 0.0) -> None:

@@ -253,3 +253,18 @@ def test_a_request_json_without_format_is_read_and_a_newer_one_refused(tmp_path)
     mine.write_text(json.dumps({**saved, "format": "fastvar.checkpoint/99"}))
     with pytest.raises(ValueError, match="another format"):
         fastvar.simulate(NET, trials, seed=2, engine="direct", checkpoint=tmp_path / "ck")
+
+
+def test_a_mismatch_names_the_values_as_the_user_set_them(tmp_path):
+    # histograms is in the fingerprint only when on, correlation as float.hex: the message
+    # said "histograms=True there, None now" and the hex text
+    fastvar.simulate(NET, 256, seed=2, engine="direct", histograms=True,
+                     checkpoint=tmp_path / "ck")
+    with pytest.raises(ValueError, match="belongs to another request") as err:
+        fastvar.simulate(fastvar.mlp(16, 4, bias_std=0.5), 256, seed=2, engine="direct",
+                         correlation=0.5, checkpoint=tmp_path / "ck")
+    said = str(err.value)
+    assert "the network differs in bias_std: 0.0 there, 0.5 now" in said, said
+    assert "histograms=True there, False now" in said, said
+    assert "correlation=off there, 0.5 now" in said, said
+    assert "None" not in said and "0x1" not in said, said

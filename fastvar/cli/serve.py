@@ -33,7 +33,18 @@ def _port(text: str) -> int:
 
 
 def setup_arguments(subparsers) -> argparse.ArgumentParser:
-    """Add ``serve`` to ``subparsers``."""
+    """Add ``serve`` to ``subparsers``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``fastvar`` command's subcommands.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The subcommand's parser.
+    """
     from ..serve import DEFAULT_MAX_SECONDS
 
     parser = subparsers.add_parser(
@@ -54,7 +65,17 @@ def setup_arguments(subparsers) -> argparse.ArgumentParser:
 
 
 def loopback(host: str) -> bool:
-    """Whether ``host`` is reachable from this machine only."""
+    """Whether a host is reachable from this machine only.
+
+    Parameters
+    ----------
+    host : str
+        A host name or address.
+
+    Returns
+    -------
+    bool
+    """
     if host == "localhost":
         return True
     try:
@@ -64,7 +85,24 @@ def loopback(host: str) -> bool:
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host``:``port`` (0: a free port); UsageError if not."""
+    """A listening TCP socket.
+
+    Parameters
+    ----------
+    host : str
+        Host name or address.
+    port : int
+        Port (0: a free one).
+
+    Returns
+    -------
+    socket.socket
+
+    Raises
+    ------
+    UsageError
+        The address cannot be listened on (the message says why).
+    """
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host.strip("[]"), port, type=socket.SOCK_STREAM)[0]
@@ -83,7 +121,18 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``fastvar serve`` until Ctrl-C; returns the exit status."""
+    """Run ``fastvar serve`` until Ctrl-C.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        The exit status (0: done).
+    """
     try:
         import uvicorn
 

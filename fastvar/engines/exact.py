@@ -71,7 +71,18 @@ def _bias_swamps_weights(plan: Plan) -> bool:
 
 
 def max_inputs_per_network(widths) -> int:
-    """Largest k the exact engine takes: beyond ~ n/4 the direct engine is faster (measured)."""
+    """Largest k the exact engine takes: beyond ~ n/4 the direct engine is faster (measured).
+
+    Parameters
+    ----------
+    widths : sequence of int
+        n_0, ..., n_L.
+
+    Returns
+    -------
+    int
+        At least MIN_K_LIMIT.
+    """
     return max(MIN_K_LIMIT, int(np.mean(widths[1:])) // 4)
 
 

@@ -43,6 +43,22 @@ def psd_factor(s, work, perm, root):
     _RANK_TOL times the largest diagonal count as zero, so singular s (dead ReLU layers,
     repeated inputs, k > width) are fine. A non-finite s gives a NaN root (it is counted
     as non-finite downstream, not hidden). ``work`` (k x k) is scratch; O(k^3 / 3).
+
+    Parameters
+    ----------
+    s : numpy.ndarray
+        float64, shape (k, k), symmetric positive semi-definite.
+    work : numpy.ndarray
+        float64 scratch, shape (k, k).
+    perm : numpy.ndarray
+        int64, shape (k,), overwritten with the pivots.
+    root : numpy.ndarray
+        float64, shape (k, k), overwritten with the factor.
+
+    Returns
+    -------
+    int
+        The rank r.
     """
     k = s.shape[0]
     top = 0.0
@@ -88,6 +104,21 @@ def ginv_apply(root, perm, rank, x, out, tmp):
     S^- inverts the leading pivot block, (L11 L11^T)^{-1}, and is zero elsewhere; for the
     products the engine needs (A S^- A^T, Cov(b, z) S^- z) every generalized inverse gives
     the same result. x and out are (k, c); ``tmp`` is (k,) scratch.
+
+    Parameters
+    ----------
+    root : numpy.ndarray
+        The factor of :func:`psd_factor`, shape (k, k).
+    perm : numpy.ndarray
+        Its pivots, int64 shape (k,).
+    rank : int
+        Its rank.
+    x : numpy.ndarray
+        float64, shape (k, c).
+    out : numpy.ndarray
+        float64, shape (k, c), overwritten.
+    tmp : numpy.ndarray
+        float64 scratch, shape (k,).
     """
     k = root.shape[0]
     for j in range(x.shape[1]):
@@ -361,7 +392,20 @@ def _backward_layer(gen, z, d, a_prev, d_prev, g_prev, weight_var, bias_std, mro
 
 @numba.njit(cache=True)
 def workspace(k):
-    """k x k scratch of the factorization (ws) and of the backward step (mats)."""
+    """k x k scratch of the factorization (ws) and of the backward step (mats).
+
+    Parameters
+    ----------
+    k : int
+        Inputs per network.
+
+    Returns
+    -------
+    ws : tuple of numpy.ndarray
+        Scratch of :func:`psd_factor` and :func:`ginv_apply`.
+    mats : tuple of numpy.ndarray
+        Scratch of the backward step.
+    """
     ws = (np.empty((k, k)), np.empty(k, dtype=np.int64), np.empty((k, k)), np.empty(k),
           np.empty(k))
     mats = (np.empty((k, k)), np.empty((k, k)), np.empty((k, k)), np.empty((k, k)),
@@ -380,6 +424,17 @@ def network(args, gen, bufs, ws, mats):
     the Gram matrix of a^l (grams[0]: of the inputs). With a residual stream (alpha > 0)
     ubuf keeps each layer's branch W a + b, with a norm ybuf keeps N(z^l) and rbuf (L, k)
     its scales; otherwise those buffers are empty.
+
+    Parameters
+    ----------
+    args : KernelArgs
+        The request.
+    gen : tuple
+        The block's stream, bank and scratch (:func:`generator`).
+    bufs : tuple
+        The block's buffers (:func:`buffers`), overwritten.
+    ws, mats : tuple
+        Scratch (:func:`workspace`).
     """
     widths, weight_var, k = args.widths, args.weight_var, args.k
     bias_std, alpha, norm = args.bias_std, args.alpha, args.norm
@@ -446,6 +501,16 @@ def buffers(args):
     (L + 1, k, k), scratch): offs[l-1] is layer l's offset in the flat (k rows of n_l)
     buffers; the residual branches, N(z) and its scales are empty without a residual
     stream or a norm.
+
+    Parameters
+    ----------
+    args : KernelArgs
+        The request.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        In the order above.
     """
     widths, k = args.widths, args.k
     depth = widths.shape[0] - 1
@@ -465,8 +530,29 @@ def buffers(args):
 
 @numba.njit(cache=True)
 def generator(args, block):
-    """(stream, bank, scratch bits, scratch normals) of block ``block``: the scalar stream
-    seed_block(seed, block) draws data rows and seeds the bank of vectorized lanes."""
+    """The random streams of one block.
+
+    The scalar stream seed_block(seed, block) draws data rows and seeds the bank of
+    vectorized lanes.
+
+    Parameters
+    ----------
+    args : KernelArgs
+        The request.
+    block : int
+        The block.
+
+    Returns
+    -------
+    state : numpy.ndarray
+        The scalar stream, uint64 shape (4,).
+    bank : numpy.ndarray
+        The vectorized lanes, uint64 shape (BANK_SIZE,).
+    bits : numpy.ndarray
+        uint64 scratch.
+    normals : numpy.ndarray
+        float64 scratch.
+    """
     state = np.empty(4, dtype=np.uint64)
     seed_block(args.seed, block, state)
     bank = np.empty(BANK_SIZE, dtype=np.uint64)
@@ -517,9 +603,20 @@ def _add_network(out, args, bufs, lengths, upper, cos, hist):
 
 @numba.njit(cache=True)
 def run_block(args, block, out):
-    """Stats of block ``block`` into ``out`` (L, rows, STATS_SIZE), zeroed: its networks
-    block * networks_per_block ... (fewer in the last block), drawn from the stream
-    seed_block(seed, block)."""
+    """Stats of one block into ``out``, zeroed first.
+
+    Its networks are block * networks_per_block ... (fewer in the last block), drawn from
+    the stream seed_block(seed, block).
+
+    Parameters
+    ----------
+    args : KernelArgs
+        The request.
+    block : int
+        The block.
+    out : numpy.ndarray
+        float64, shape (L, rows, STATS_SIZE), overwritten.
+    """
     depth = args.widths.shape[0] - 1
     histograms = args.histogram_factor.shape[0] > 0
     bufs = buffers(args)
@@ -537,7 +634,20 @@ def run_block(args, block, out):
 
 @numba.njit(cache=True)
 def new_block_stats(args, n_blocks):
-    """Zeroed stats (n_blocks, L, rows, STATS_SIZE) of ``n_blocks`` blocks of ``args``."""
+    """Zeroed stats of ``n_blocks`` blocks of a request.
+
+    Parameters
+    ----------
+    args : KernelArgs
+        The request.
+    n_blocks : int
+        Blocks.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape (n_blocks, L, rows, STATS_SIZE).
+    """
     depth = args.widths.shape[0] - 1
     return np.zeros((n_blocks, depth, stats_rows(args.histogram_factor.shape[0] > 0),
                      STATS_SIZE))
@@ -550,6 +660,20 @@ def run_blocks(args, first_block, n_blocks):
 
     ``args`` is the request (:class:`~fastvar.kernels.codes.KernelArgs`). Blocks run in
     parallel (:func:`run_block`), each writing its own row.
+
+    Parameters
+    ----------
+    args : KernelArgs
+        The request.
+    first_block : int
+        The first block.
+    n_blocks : int
+        Blocks to run.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape (n_blocks, L, rows, STATS_SIZE).
     """
     out = new_block_stats(args, n_blocks)
     for i in numba.prange(n_blocks):
@@ -559,8 +683,24 @@ def run_blocks(args, first_block, n_blocks):
 
 @numba.njit(cache=True)
 def run_blocks_serial(args, first_block, n_blocks):
-    """:func:`run_blocks` on the calling thread, bitwise the same: no thread-pool launch
-    (milliseconds under load), for one block or one thread."""
+    """:func:`run_blocks` on the calling thread, bitwise the same.
+
+    No thread-pool launch (milliseconds under load), for one block or one thread.
+
+    Parameters
+    ----------
+    args : KernelArgs
+        The request.
+    first_block : int
+        The first block.
+    n_blocks : int
+        Blocks to run.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape (n_blocks, L, rows, STATS_SIZE).
+    """
     out = new_block_stats(args, n_blocks)
     for i in range(n_blocks):
         run_block(args, first_block + i, out[i])
@@ -569,12 +709,24 @@ def run_blocks_serial(args, first_block, n_blocks):
 
 @numba.njit(cache=True)
 def sample_trials(args):
-    """Per-trial lengths, for tests of the joint law: ``args.networks`` networks drawn
-    from one stream (block 0's).
+    """Per-trial lengths, for tests of the joint law.
 
-    Returns q (networks, k, L) = ||z^l||^2 / n_l, g (networks, k, L) = ||delta^l||^2 / n_l
-    and c (networks, 2, L): z^l_0 . z^l_1 / n_l and delta^l_0 . delta^l_1 / n_l (the
-    first two inputs; 0 when k = 1).
+    ``args.networks`` networks are drawn from one stream (block 0's).
+
+    Parameters
+    ----------
+    args : KernelArgs
+        The request.
+
+    Returns
+    -------
+    q : numpy.ndarray
+        ||z^l||^2 / n_l, shape (networks, k, L).
+    g : numpy.ndarray
+        ||delta^l||^2 / n_l, shape (networks, k, L).
+    c : numpy.ndarray
+        Shape (networks, 2, L): z^l_0 . z^l_1 / n_l and delta^l_0 . delta^l_1 / n_l (the first
+        two inputs; 0 when k = 1).
     """
     widths, k, networks = args.widths, args.k, args.networks
     depth = widths.shape[0] - 1

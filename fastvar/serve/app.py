@@ -87,7 +87,17 @@ def _clip_echoes(message: str, texts: Iterable[str]) -> str:
 
 
 class QueryError(ValueError):
-    """A request refused before any work: ``status`` (400 or 422) and the parameter."""
+    """A request refused before any work: ``status`` (400 or 422) and the parameter.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong and what to change.
+    parameter : str or None
+        The query parameter concerned (the page highlights it).
+    status : int
+        HTTP status: 400 (malformed) or 422 (over the server's limits).
+    """
 
     def __init__(self, message: str, parameter: "str | None" = None, status: int = 400):
         super().__init__(message)
@@ -96,7 +106,19 @@ class QueryError(ValueError):
 
 @dataclass(frozen=True)
 class Query:
-    """A checked ``/api/simulate`` query: ``simulate(network, trials, **options)``."""
+    """A checked ``/api/simulate`` query: ``simulate(network, trials, **options)``.
+
+    Attributes
+    ----------
+    network : Network
+        The network.
+    trials : int
+        Forward passes.
+    options : dict
+        Run options given (keywords of :func:`fastvar.simulate`).
+    format : {"json", "csv"}
+        What the answer holds.
+    """
 
     network: Network
     trials: int
@@ -110,7 +132,18 @@ def _declared() -> dict[str, Option]:
 
 
 def refusal(option: Option) -> "str | None":
-    """Why the API does not take ``option``, or None if it does."""
+    """Why the API does not take an option.
+
+    Parameters
+    ----------
+    option : Option
+        A declared option.
+
+    Returns
+    -------
+    str or None
+        The reason, or None if the API takes it.
+    """
     if option in EXECUTION_OPTIONS:
         return (f"{option.name} is not available here: it says where and how a run "
                 "executes, and the server decides that")
@@ -124,10 +157,30 @@ def refusal(option: Option) -> "str | None":
 def request_from_query(items: Iterable[tuple[str, str]],
                        limits: "Limits | None" = None) -> Query:
     """The :class:`Query` of a query string's ``(key, value)`` pairs, as the command line
-    would read the same options (``--key value``); QueryError names what is wrong, with
-    the user's text in its message cut to ``ECHO_CHARS`` characters. With ``limits``, a
-    network deeper than ``DEEP`` layers is costed from its first layers before it is built
-    (a million layers take seconds to build), and refused if that already exceeds them."""
+    would read the same options (``--key value``).
+
+    QueryError names what is wrong, with the user's text in its message cut to
+    ``ECHO_CHARS`` characters. With ``limits``, a network deeper than ``DEEP`` layers is
+    costed from its first layers before it is built (a million layers take seconds to
+    build), and refused if that already exceeds them.
+
+    Parameters
+    ----------
+    items : iterable of (str, str)
+        The query string's pairs.
+    limits : Limits, optional
+        The server's limits, for the early refusal of very deep networks.
+
+    Returns
+    -------
+    Query
+
+    Raises
+    ------
+    QueryError
+        A parameter unknown, refused, given twice or malformed, a network the options
+        cannot make, or (with ``limits``) one too deep for them.
+    """
     items = list(items)
     try:
         return _request(items, limits)
@@ -243,7 +296,23 @@ def _too_deep(args: argparse.Namespace, trials: int, limits: "Limits") -> None:
 
 @dataclass
 class Limits:
-    """What one server lets a request cost, and how many run at once."""
+    """What one server lets a request cost, and how many run at once.
+
+    Attributes
+    ----------
+    max_seconds : float
+        The longest estimated run accepted (wall clock).
+    max_memory : int
+        The most estimated memory accepted, in bytes.
+    workers : int
+        Simulations at once.
+    queue : int
+        Requests that may wait for a worker.
+    wait_s : float
+        Seconds a request may wait.
+    threads : int
+        Numba threads shared by the running simulations.
+    """
 
     max_seconds: float = DEFAULT_MAX_SECONDS
     max_memory: int = DEFAULT_MAX_MEMORY
@@ -255,7 +324,24 @@ class Limits:
 
 def check_cost(query: Query, limits: Limits) -> "Estimate":
     """The :class:`fastvar.api.Estimate` of ``query`` (with all the server's threads);
-    QueryError if it is refused up front (by simulate's own checks, or over the limits)."""
+    QueryError if it is refused up front (by simulate's own checks, or over the limits).
+
+    Parameters
+    ----------
+    query : Query
+        The checked query.
+    limits : Limits
+        The server's limits.
+
+    Returns
+    -------
+    Estimate
+
+    Raises
+    ------
+    QueryError
+        Refused by simulate's own checks (400) or over the limits (422).
+    """
     from ..api import estimate
 
     try:
@@ -287,7 +373,22 @@ def _check_limits(cost: "Estimate", limits: Limits, parameter: "str | None" = No
 
 
 def run_query(query: Query, threads: int) -> "tuple[str, str]":
-    """Run ``query`` with ``threads`` numba threads: (body, media type)."""
+    """Run a query.
+
+    Parameters
+    ----------
+    query : Query
+        The checked query.
+    threads : int
+        Numba threads.
+
+    Returns
+    -------
+    body : str
+        The Result as JSON (:meth:`~fastvar.Result.to_json`) or CSV.
+    media_type : str
+        ``"application/json"`` or ``"text/csv"``.
+    """
     from ..api import simulate
 
     res = simulate(query.network, query.trials, threads=threads, **query.options)
@@ -301,7 +402,18 @@ def run_query(query: Query, threads: int) -> "tuple[str, str]":
 
 def describe_options(limits: Limits) -> dict[str, Any]:
     """What ``GET /api/options`` answers: the declared options the API takes (name, group,
-    default, help), those it refuses and why, the names each may take, and the limits."""
+    default, help), those it refuses and why, the names each may take, and the limits.
+
+    Parameters
+    ----------
+    limits : Limits
+        The server's limits.
+
+    Returns
+    -------
+    dict
+        JSON-able: ``options`` (list of dicts), ``choices``, ``limits``.
+    """
     from ..activations import ACTIVATION_NAMES, Activation
     from ..engines import ENGINES
     from ..network import DISTRIBUTIONS, INIT_SCHEMES, NORMS, RESIDUAL_SCALINGS
@@ -401,7 +513,13 @@ class Slots:
     """At most ``limits.workers`` simulations at once and ``limits.queue`` waiting.
 
     Used from the event loop's thread only, so the counters need no lock; a waiting request
-    polls (cheap: a few per second per waiter) and gives up when its client disconnects."""
+    polls (cheap: a few per second per waiter) and gives up when its client disconnects.
+
+    Parameters
+    ----------
+    limits : Limits
+        The server's limits.
+    """
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
@@ -410,7 +528,20 @@ class Slots:
         self.workers = Workers(limits.workers)
 
     async def run(self, func, *args):
-        """``func(*args)`` on one of the simulation threads, awaited."""
+        """``func(*args)`` on one of the simulation threads, awaited.
+
+        Parameters
+        ----------
+        func : callable
+            The work.
+        *args
+            Its arguments.
+
+        Returns
+        -------
+        object
+            What ``func`` returns.
+        """
         return await asyncio.wrap_future(self.workers.submit(func, *args))
 
     def stop(self) -> None:
@@ -419,7 +550,18 @@ class Slots:
         self.workers.stop()
 
     async def enter(self, request: Request) -> "str | None":
-        """Take a slot (then :meth:`leave`); or why not: "busy", "gone" or "stopping"."""
+        """Take a slot (then :meth:`leave`), waiting up to ``limits.wait_s``.
+
+        Parameters
+        ----------
+        request : starlette.requests.Request
+            The request waiting (polled for a disconnected client).
+
+        Returns
+        -------
+        str or None
+            None once a slot is taken; else why not: "busy", "gone" or "stopping".
+        """
         limits = self.limits
         if self.workers.stopping:
             return "stopping"
@@ -448,7 +590,13 @@ class Slots:
         self.running -= 1
 
     def threads(self) -> int:
-        """Numba threads for a simulation that just entered: the server's share."""
+        """Numba threads for a simulation that just entered: the server's share.
+
+        Returns
+        -------
+        int
+            At least 1.
+        """
         return max(1, self.limits.threads // max(1, self.running))
 
 
@@ -467,7 +615,13 @@ def _stopping() -> JSONResponse:
 
 
 def warm_up() -> float:
-    """Compile or load every engine's kernels with a tiny run each; returns the seconds."""
+    """Compile or load every engine's kernels with a tiny run each.
+
+    Returns
+    -------
+    float
+        Seconds it took.
+    """
     from .. import mlp, simulate
     from ..engines import ENGINES
     from ..results import IncompleteStatisticsWarning
@@ -482,7 +636,18 @@ def warm_up() -> float:
 
 def concurrent_workers(cores: int) -> int:
     """Simulations that may run at once: one per core, or 1 where numba's threading
-    layer cannot be entered from two threads at once (workqueue aborts the process)."""
+    layer cannot be entered from two threads at once (workqueue aborts the process).
+
+    Parameters
+    ----------
+    cores : int
+        Cores available.
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
     import numba
 
     try:
@@ -493,7 +658,12 @@ def concurrent_workers(cores: int) -> int:
 
 
 def plotly_js() -> Path:
-    """The plotly.min.js bundled in the installed ``plotly`` package."""
+    """The plotly.min.js bundled in the installed ``plotly`` package.
+
+    Returns
+    -------
+    pathlib.Path
+    """
     return Path(str(importlib.resources.files("plotly") / "package_data" / "plotly.min.js"))
 
 
@@ -527,6 +697,10 @@ def create_app(max_seconds: float = DEFAULT_MAX_SECONDS, *, workers: "int | None
     warm : bool
         Compile or load the kernels when the app starts (:func:`warm_up`), before it
         answers anything.
+
+    Returns
+    -------
+    starlette.applications.Starlette
     """
     import numba
 
