@@ -374,15 +374,16 @@ def get_json(url: str) -> dict:
         return json.load(answer)
 
 
-def wait_for(origin: str, **want) -> dict:
-    """``/api/status`` once it shows ``want`` (within 30 s)."""
-    deadline = time.monotonic() + 30
+def wait_for(origin: str, timeout: float = 30, sleep=time.sleep, **want) -> dict:
+    """``/api/status`` once it shows ``want`` (within ``timeout`` seconds), calling
+    ``sleep(seconds)`` between looks."""
+    deadline = time.monotonic() + timeout
     while True:
         status = get_json(f"{origin}/api/status")
         if all(status[key] == value for key, value in want.items()):
             return status
         assert time.monotonic() < deadline, (status, want)
-        time.sleep(POLL_S)
+        sleep(POLL_S)
 
 
 def test_a_simulation_whose_client_went_away_is_stopped(caplog):
