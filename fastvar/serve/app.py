@@ -17,8 +17,8 @@ simulations run at once (default: one per core), at most ``queue`` more wait (up
 ``wait_s`` seconds, dropped when their client goes away); others get 503 at once. A
 simulation whose client goes away (the page aborts a stale request) is stopped within a
 chunk of work, about 0.25 s (:func:`fastvar.runs.stop_when`), and frees its slot;
-``GET /api/status`` counts them. A
-network over ``DEEP`` layers is costed from its first layers before it is built. The
+``GET /api/status`` counts them. A network over ``DEEP`` layers is costed from its first
+layers before it is built. The
 user's text that an error repeats is cut to ``ECHO_CHARS`` characters. When the server
 stops, the simulations running are interrupted (:class:`Workers`) and answer 503.
 """
@@ -350,7 +350,7 @@ class Workers:
     running (a KeyboardInterrupt raised in their thread lands between two chunks of about
     0.25 s, as Ctrl-C does in :func:`fastvar.simulate`), and their requests fail with
     :class:`Stopped`. A task's own event stops it alone, cooperatively (between two chunks,
-through :func:`fastvar.runs.stop_when`), and its future fails with :class:`Cancelled`."""
+    through :func:`fastvar.runs.stop_when`), and its future fails with :class:`Cancelled`."""
 
     def __init__(self, count: int) -> None:
         self.tasks: "queue.SimpleQueue" = queue.SimpleQueue()
