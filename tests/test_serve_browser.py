@@ -289,11 +289,12 @@ def test_quick_moves_stop_the_stale_simulations_and_show_the_last(server, browse
     sync_api.expect(page.locator("body")).to_have_attribute(
         "data-drawn", re.compile(r"depth=2&"), timeout=WAIT_MS)
     took = time.monotonic() - tick
-    print(f"the last view came {took:.2f} s after the last move")
     doc = check_drawn_against_api(page, server)
     assert len(doc["columns"]["layer"]) == 2 and doc["trials"] == 20000
     # the first run and at least one of the two stale ones were stopped, not finished
     status = wait_for(server, sleep=sleep, running=0, waiting=0)
+    print(f"the last view came {took:.2f} s after the last move; "
+          f"{status['cancelled'] - before} stale simulations stopped")
     assert status["cancelled"] - before >= 2, status
     assert get_json(f"{server}/api/status")["running"] == 0
     page.close()
