@@ -72,9 +72,10 @@ _stops = threading.local()  # .event: stop this thread's local run (see stop_whe
 
 @contextlib.contextmanager
 def stop_when(event: threading.Event):
-    """Within this block, a :func:`fastvar.simulate` on this thread stops between two chunks
-    (about ``CHUNK_SECONDS``) once ``event`` is set, raising :class:`Interrupted` as Ctrl-C
-    would: a cancellation from another thread that needs no asynchronous exception.
+    """Within this block, a local :func:`fastvar.simulate` (no Dask client) on this thread
+    stops between two chunks (about ``CHUNK_SECONDS``) once ``event`` is set, raising
+    :class:`Interrupted` as Ctrl-C would: a cancellation from another thread that needs no
+    asynchronous exception (``fastvar serve`` stops the run of a client that went away).
 
     Parameters
     ----------
