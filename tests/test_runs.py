@@ -16,7 +16,7 @@ import fastvar
 from fastvar.api import plan
 from fastvar.checkpoint import Checkpoint, CheckpointWarning, _unpack
 from fastvar.engines import ENGINES
-from fastvar.runs import Run
+from fastvar.runs import Run, stop_when
 
 NET = fastvar.mlp(16, 4)  # blocks of 256 networks, ~2.5 ms each on one core
 
@@ -72,6 +72,26 @@ def test_sigint_during_a_run_gives_a_partial_result():
     res = info.value.result
     assert res is not None and res.partial and 0 < res.trials < 10_000_000
     assert np.isfinite(res.z_var_se).all()
+
+
+def test_a_stop_event_ends_the_run_between_chunks_on_its_thread_only():
+    event = threading.Event()
+    with stop_when(event):
+        event.set()
+        with pytest.raises(fastvar.Interrupted) as info:
+            fastvar.simulate(NET, 1000, engine="direct")
+        assert info.value.result is None  # set before the first chunk
+    assert fastvar.simulate(NET, 512, engine="direct").trials == 512  # outside: runs
+    event.clear()
+    timer = threading.Timer(1.0, event.set)  # set from another thread, mid-run
+    timer.start()
+    try:
+        with stop_when(event), pytest.raises(fastvar.Interrupted) as info:
+            fastvar.simulate(NET, 10_000_000, engine="direct")
+    finally:
+        timer.cancel()
+    res = info.value.result
+    assert res is not None and res.partial and 0 < res.trials < 10_000_000
 
 
 def test_partial_flag_is_checked_and_marks_the_csv(monkeypatch, tmp_path):

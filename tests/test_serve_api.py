@@ -6,11 +6,13 @@ once, and keep serving whatever it was sent. Skipped without Starlette, unless
 FASTVAR_REQUIRE_BROWSER=1 (CI), where a missing dependency fails.
 """
 import concurrent.futures
+import contextlib
 import importlib
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -48,7 +50,7 @@ with warnings.catch_warnings():  # Starlette 1.x suggests httpx2 over httpx: eit
 
 from fastvar.serve import create_app  # noqa: E402
 from fastvar.cli.common import network_from_args  # noqa: E402
-from fastvar.serve.app import Slots, clip  # noqa: E402
+from fastvar.serve.app import POLL_S, Slots, clip  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::fastvar.IncompleteStatisticsWarning")
 
@@ -343,3 +345,72 @@ def test_without_the_serve_extra_the_command_says_what_to_install():
                           timeout=60)
     assert done.returncode == 2 and "pip install 'fastvar[serve]'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@contextlib.contextmanager
+def serving(app):
+    """The origin (http://127.0.0.1:PORT) of a real uvicorn server of ``app`` in a thread."""
+    uvicorn = require("uvicorn")
+    from fastvar.cli.serve import listen
+
+    sock = listen("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120  # the warm-up loads (or compiles) the kernels
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the server did not start"
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(20)
+        sock.close()
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=60) as answer:
+        return json.load(answer)
+
+
+def wait_for(origin: str, timeout: float = 30, sleep=time.sleep, **want) -> dict:
+    """``/api/status`` once it shows ``want`` (within ``timeout`` seconds), calling
+    ``sleep(seconds)`` between looks."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = get_json(f"{origin}/api/status")
+        if all(status[key] == value for key, value in want.items()):
+            return status
+        assert time.monotonic() < deadline, (status, want)
+        sleep(POLL_S)
+
+
+def test_a_simulation_whose_client_went_away_is_stopped(caplog):
+    """The page aborts a stale request: its simulation must stop and free the only slot
+    within a chunk (about 0.25 s), not finish (some 20 s on 2 cores) while the fresh request
+    waits behind it; and the server keeps serving."""
+    caplog.set_level("INFO", logger="fastvar.serve")
+    with serving(create_app(max_seconds=120, workers=1, queue=4)) as origin:
+        port = int(origin.rsplit(":", 1)[1])
+        get_json(f"{origin}/{LONG.replace('50000', '100')}")  # its kernels are compiled
+        for _ in range(2):  # twice: the worker thread survives a stop
+            aborted = socket.create_connection(("127.0.0.1", port), timeout=10)
+            aborted.sendall(f"GET /{LONG} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            wait_for(origin, running=1)
+            time.sleep(0.5)  # well inside the simulation
+            before = get_json(f"{origin}/api/status")["cancelled"]
+            aborted.close()  # as fetch's AbortController does
+            tick = time.monotonic()
+            doc = get_json(f"{origin}/api/simulate?width=8&depth=2&trials=64&seed=3")
+            took = time.monotonic() - tick
+            # a generous bound: the aborted run alone would hold the slot some 20 s
+            assert took < 5, f"the fresh request waited {took:.1f} s behind a stale one"
+            assert identical(fastvar.Result.from_dict(doc).stats,
+                             simulate(mlp(8, 2), 64, seed=3).stats)
+            status = wait_for(origin, running=0, waiting=0)
+            assert status["cancelled"] == before + 1 and status["workers"] == 1
+        assert any("client went away" in r.getMessage() for r in caplog.records)
+        # a simulation whose client stays is not stopped
+        get_json(f"{origin}/api/simulate?width=16&depth=3&trials=256")
+        assert get_json(f"{origin}/api/status")["cancelled"] == 2

@@ -15,7 +15,10 @@ options that read the server's files or set its threads (400), and a run whose c
 estimate exceeds the server's ``max_seconds`` or ``max_memory`` (422). At most ``workers``
 simulations run at once (default: one per core), at most ``queue`` more wait (up to
 ``wait_s`` seconds, dropped when their client goes away); others get 503 at once. A
-network over ``DEEP`` layers is costed from its first layers before it is built. The
+simulation whose client goes away (the page aborts a stale request) is stopped within a
+chunk of work, about 0.25 s (:func:`fastvar.runs.stop_when`), and frees its slot;
+``GET /api/status`` counts them. A network over ``DEEP`` layers is costed from its first
+layers before it is built. The
 user's text that an error repeats is cut to ``ECHO_CHARS`` characters. When the server
 stops, the simulations running are interrupted (:class:`Workers`) and answer 503.
 """
@@ -52,6 +55,7 @@ from ..cli.common import UsageError, given, network_from_args
 from ..cli.simulate import DEFAULT_TRIALS
 from ..network import NETWORK_OPTIONS, Network
 from ..options import EXECUTION_OPTIONS, RUN_OPTIONS, SHAPE_OPTIONS, Option, count
+from ..runs import stop_when
 from . import DEFAULT_MAX_SECONDS
 
 if TYPE_CHECKING:
@@ -60,6 +64,7 @@ if TYPE_CHECKING:
 STATIC = Path(__file__).with_name("static")
 DEFAULT_MAX_MEMORY = 1 << 30  # bytes of working memory one request may need
 DEFAULT_WAIT_S = 30.0  # how long a request may wait for a free worker before a 503
+POLL_S = 0.05  # how often a running simulation's request checks that its client is there
 FORMATS = ("json", "csv")
 _log = logging.getLogger("fastvar.serve")
 # run options that would act on the server rather than describe the study (the execution
@@ -72,7 +77,20 @@ DEEP = 1024  # deeper networks are first costed from their first layers (see _to
 
 
 def clip(text: str, limit: int = ECHO_CHARS) -> str:
-    """``text`` cut to ``limit`` characters with an ellipsis (echoed user input)."""
+    """``text`` cut to ``limit`` characters with an ellipsis (echoed user input).
+
+    Parameters
+    ----------
+    text : str
+        The user's text.
+    limit : int, optional
+        The most characters kept.
+
+    Returns
+    -------
+    str
+        ``text``, or its first ``limit`` characters followed by "…".
+    """
     return text if len(text) <= limit else text[:limit] + "…"
 
 
@@ -444,6 +462,10 @@ class Stopped(RuntimeError):
     """A simulation interrupted because the server is stopping (:meth:`Workers.stop`)."""
 
 
+class Cancelled(RuntimeError):
+    """A simulation stopped because its client went away (:meth:`Slots.run`)."""
+
+
 class Workers:
     """``count`` daemon threads that run the simulations, one at a time each.
 
@@ -452,7 +474,14 @@ class Workers:
     threads, so that the process may exit while one runs; :meth:`stop` interrupts those
     running (a KeyboardInterrupt raised in their thread lands between two chunks of about
     0.25 s, as Ctrl-C does in :func:`fastvar.simulate`), and their requests fail with
-    :class:`Stopped`."""
+    :class:`Stopped`. A task's own event stops it alone, cooperatively (between two chunks,
+    through :func:`fastvar.runs.stop_when`), and its future fails with :class:`Cancelled`.
+
+    Parameters
+    ----------
+    count : int
+        How many threads (simulations at once).
+    """
 
     def __init__(self, count: int) -> None:
         self.tasks: "queue.SimpleQueue" = queue.SimpleQueue()
@@ -463,11 +492,28 @@ class Workers:
         for thread in self.threads:
             thread.start()
 
-    def submit(self, func, *args) -> concurrent.futures.Future:
-        """``func(*args)`` on a worker thread: its future."""
+    def submit(self, func, *args) -> "tuple[concurrent.futures.Future, threading.Event]":
+        """``func(*args)`` on a worker thread.
+
+        Parameters
+        ----------
+        func : callable
+            The work.
+        *args
+            Its arguments.
+
+        Returns
+        -------
+        future : concurrent.futures.Future
+            Its result or exception.
+        stop : threading.Event
+            Set it to stop the work between two chunks (the future then fails with
+            :class:`Cancelled`).
+        """
         future: concurrent.futures.Future = concurrent.futures.Future()
-        self.tasks.put((future, func, args))
-        return future
+        stop = threading.Event()
+        self.tasks.put((future, func, args, stop))
+        return future, stop
 
     def _work(self) -> None:
         me, future = threading.get_ident(), None
@@ -476,14 +522,19 @@ class Workers:
                 task = self.tasks.get()
                 if task is None:
                     return
-                future, func, args = task
+                future, func, args, stop = task
                 if not future.set_running_or_notify_cancel():
                     continue
                 if self.stopping:
                     raise KeyboardInterrupt
                 self.busy.add(me)
                 try:
-                    result = func(*args)
+                    with stop_when(stop):
+                        result = func(*args)
+                except KeyboardInterrupt:  # fastvar.Interrupted: this task's stop, or stop()'s
+                    if self.stopping or not stop.is_set():
+                        raise
+                    future.set_exception(Cancelled("the client went away"))
                 except Exception as err:  # the request answers it
                     future.set_exception(err)
                 else:
@@ -505,7 +556,12 @@ class Workers:
             self.tasks.put(None)
 
     def running(self) -> bool:
-        """Whether a simulation is still running (a thread not yet out of :meth:`stop`)."""
+        """Whether a simulation is still running (a thread not yet out of :meth:`stop`).
+
+        Returns
+        -------
+        bool
+        """
         return any(thread.is_alive() for thread in self.threads) and bool(self.busy)
 
 
@@ -525,13 +581,19 @@ class Slots:
         self.limits = limits
         self.running = 0
         self.waiting = 0
+        self.cancelled = 0  # simulations stopped because their client went away
         self.workers = Workers(limits.workers)
 
-    async def run(self, func, *args):
+    async def run(self, request: Request, func, *args):
         """``func(*args)`` on one of the simulation threads, awaited.
+
+        The simulation is stopped between two chunks (:class:`Cancelled`) if ``request``'s
+        client disconnects meanwhile.
 
         Parameters
         ----------
+        request : starlette.requests.Request
+            The request the work answers (polled for a disconnected client).
         func : callable
             The work.
         *args
@@ -542,7 +604,34 @@ class Slots:
         object
             What ``func`` returns.
         """
-        return await asyncio.wrap_future(self.workers.submit(func, *args))
+        future, stop = self.workers.submit(func, *args)
+        waiter = asyncio.wrap_future(future)
+        while not stop.is_set():
+            done, _ = await asyncio.wait({waiter}, timeout=POLL_S)
+            if done:
+                break
+            if await request.is_disconnected():
+                stop.set()
+        try:
+            return await waiter
+        except Cancelled:
+            self.cancelled += 1
+            _log.info("fastvar serve: a simulation was stopped: its client went away (%s)",
+                      request.url.query[:2 * ECHO_CHARS])
+            raise
+
+    def status(self) -> dict[str, int]:
+        """What ``GET /api/status`` answers.
+
+        Returns
+        -------
+        dict of str to int
+            Simulations running, waiting and stopped (their client went away), and the
+            server's limits (workers, queue).
+        """
+        return {"running": self.running, "waiting": self.waiting,
+                "cancelled": self.cancelled, "workers": self.limits.workers,
+                "queue": self.limits.queue}
 
     def stop(self) -> None:
         """Stop at once: running simulations are interrupted, waiting requests turned away
@@ -767,9 +856,11 @@ def create_app(max_seconds: float = DEFAULT_MAX_SECONDS, *, workers: "int | None
                                  "parameter": None}, status_code=503,
                                 headers={"Retry-After": "1"})
         try:
-            body, media = await slots.run(run_query, query, slots.threads())
+            body, media = await slots.run(request, run_query, query, slots.threads())
         except Stopped:
             return _stopping()
+        except Cancelled:  # no one is listening: "client closed request", as nginx says
+            return Response(status_code=499)
         except (ValueError, TypeError, MemoryError) as err:  # refused by simulate itself
             return _error(QueryError(str(err), _culprit(str(err), query)))
         except Exception as err:  # the server keeps serving; the page shows the message
@@ -780,8 +871,13 @@ def create_app(max_seconds: float = DEFAULT_MAX_SECONDS, *, workers: "int | None
             slots.leave()
         return Response(body, media_type=media)
 
+    async def status(request: Request) -> Response:
+        return JSONResponse(request.app.state.slots.status(),
+                            headers={"Cache-Control": "no-store"})
+
     routes = [Route("/", page), Route("/static/plotly.min.js", plotly),
               Route("/api/options", options), Route("/api/plan", plan),
+              Route("/api/status", status),
               Route("/api/simulate", simulate),
               Mount("/static", StaticFiles(directory=STATIC), name="static")]
     app = Starlette(routes=routes, lifespan=lifespan)
