@@ -86,7 +86,7 @@ def max_inputs_per_network(widths) -> int:
 class ExactEngine(Engine):
     name = "exact"
     priority = 20
-    summary = ("Numba, exact in law for normal weights by Gaussian conditioning: "
+    summary = ("Numba, exact in law for normal and orthogonal weights by conditioning: "
                "O(L n k^2) per network, forward and backward")
     ns_per_step, ns_per_layer = costs.EXACT_NS_PER_STEP, costs.EXACT_NS_PER_LAYER
 
@@ -112,6 +112,10 @@ class ExactEngine(Engine):
     def work_per_network(self, plan: Plan) -> float:
         k = plan.inputs_per_network
         return float(sum(plan.network.widths)) * k * (k + 4)
+
+    def seconds_per_network(self, plan: Plan) -> float:
+        base = super().seconds_per_network(plan)
+        return base * (costs.EXACT_ORTHOGONAL_FACTOR if plan.network.init == "orthogonal" else 1.0)
 
     def memory_bytes(self, plan: Plan) -> int:
         net, k = plan.network, plan.inputs_per_network
