@@ -472,7 +472,8 @@ def network(args, gen, bufs, ws, mats):
     (z^l, or the residual stream h^l), abuf (a^l = phi(N(z^l))), dbuf (dL/dz^l); grams[l] is
     the Gram matrix of a^l (grams[0]: of the inputs). With a residual stream (alpha > 0)
     ubuf keeps each layer's branch W a + b, with a norm ybuf keeps N(z^l) and rbuf (L, k)
-    its scales; otherwise those buffers are empty.
+    its scales, with orthogonal weights, a bias and gradients wbuf keeps W a; otherwise
+    those buffers are empty.
     """
     widths, weight_var, k = args.widths, args.weight_var, args.k
     bias_std, alpha, norm = args.bias_std, args.alpha, args.norm
