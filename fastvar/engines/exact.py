@@ -36,7 +36,7 @@ first m - r rows, both cases are F = X (X^T X + Y2^T Y2)^-1/2 with X = P Gamma
 (Gamma m x k, iid normals), Y2 a (n - m)+ x k normal matrix, and the square root
 M^-1 L_M (L_M L_M^T = M). So W^T D = A G^- K + gain X M^- L_M L_S^T, on S's rank (at most
 min(n, max(n, m) - r): beyond it S is rounding, e.g. n = m and r = n, where W^T D = A G^- K
-exactly). O((n + m) k^2 + k^3) per layer. With k = 1 and no bias this is W^T d =
+exactly). O((n + m) k^2 + k^3) per layer. With k = 1 this is W^T d =
 a (u . d) / ||a||^2 + gain rest P g / sqrt(||P g||^2 + X), rest^2 = ||d||^2 - (u . d)^2 /
 (gain^2 ||a||^2), X ~ chi^2_(n - m)+ : O(n + m), no k x k algebra. With a = 0, r = 0 and
 P = I.

@@ -252,8 +252,8 @@ def _forward_orthogonal(gen, g_prev, gain, bias_std, n, m, k, zbuf, zo, ybuf, ws
 
 @numba.njit(cache=True)
 def _backward_orthogonal(gen, u, d, a_prev, d_prev, gain):
-    # d_prev = W^T d for W = gain Q, Q Haar (n x m), given u = W a_prev (one input, no
-    # bias): W^T d = a (u . d) / ||a||^2 + gain rest P g / sqrt(||P g||^2 + X), with
+    # d_prev = W^T d for W = gain Q, Q Haar (n x m), given u = W a_prev (one input; u
+    # without the bias): W^T d = a (u . d) / ||a||^2 + gain rest P g / sqrt(||P g||^2 + X), with
     # rest^2 = ||d||^2 - (v . d)^2, v = u / (gain ||a||), P the projection off a, g ~ N(0, I_m)
     # and X ~ chi^2 with max(n - m, 0) degrees of freedom (see the engine's docstring)
     n, m = d.shape[0], a_prev.shape[0]
@@ -513,14 +513,15 @@ def network(args, gen, bufs, ws, mats):
         n, m, o, po = widths[layer], widths[layer - 1], offs[layer - 1], offs[layer - 2]
         branch_buf = ubuf if alpha > 0.0 else zbuf
         d, d_prev, a_prev = _rows(dbuf, o, k, n), _rows(dbuf, po, k, m), _rows(abuf, po, k, m)
-        if args.orthogonal and k == 1 and bias_std == 0.0:  # O(n + m), no k x k algebra
-            _backward_orthogonal(gen, _rows(branch_buf, o, k, n)[0], d[0], a_prev[0],
-                                 d_prev[0], args.weight_scale[layer - 1])
-        elif args.orthogonal:  # W A from wbuf when a bias was added to it
-            _backward_orthogonal_frame(gen, _rows(wbuf if bias_std > 0.0 else branch_buf, o,
-                                                  k, n), d, a_prev, d_prev, grams[layer - 1],
-                                       args.weight_scale[layer - 1], _rows(mbuf, 0, k, m),
-                                       mats, ws)
+        if args.orthogonal:  # given W A: from wbuf when a bias was added to it
+            u = _rows(wbuf if bias_std > 0.0 else branch_buf, o, k, n)
+            if k == 1:  # O(n + m), no k x k algebra
+                _backward_orthogonal(gen, u[0], d[0], a_prev[0], d_prev[0],
+                                     args.weight_scale[layer - 1])
+            else:
+                _backward_orthogonal_frame(gen, u, d, a_prev, d_prev, grams[layer - 1],
+                                           args.weight_scale[layer - 1], _rows(mbuf, 0, k, m),
+                                           mats, ws)
         else:
             _backward_layer(gen, _rows(branch_buf, o, k, n), d, a_prev, d_prev,
                             grams[layer - 1], weight_var[layer - 1], bias_std,
