@@ -19,9 +19,9 @@ EXACT_NS_PER_LAYER = 1100.0
 # backward). Measured 2026-12 on the 2-core VM (one thread, load 3.6-5.3), width 256,
 # depth 10, tanh, bias 0.1, medians of 3 interleaved rounds: normal / orthogonal speed 1.27
 # (k = 1) and 1.47 (k = 4) with gradients, 1.44 and 1.69 forward only.
-# Against the direct engine (same rounds, 5 interleaved, load 4.4-4.6, tanh, width 256,
-# depth 10, gain 1.1, one thread): 59x with one input and no bias, 44x with a bias of 0.1,
-# 31x for input pairs and 21x for k = 4 with that bias.
+# Against the direct engine (medians of 5 interleaved rounds, two sessions at load 3.6 and
+# 4.5, tanh, width 256, depth 10, gain 1.1, one thread): 59-62x with one input and no bias,
+# 49x with a bias of 0.1, 28-31x for input pairs and 19-21x for k = 4 with that bias.
 EXACT_ORTHOGONAL_FACTOR = 1.5
 
 # direct engine, ns of one core per weight per network (forward and backward), per weight
