@@ -11,8 +11,8 @@ W = U A^+ + W' (I - P_A) (U = W A drawn from U | Z first when there is a bias), 
 which costs O((n + m) k^2 + k^3). The k x k algebra is a pivoted Cholesky factorization
 with a generalized inverse (A G^- A^T = P_A for any choice), so singular matrices are
 fine: dead ReLU layers, repeated inputs, k > m. Orthogonal weights: forward,
-Q A = (Q O) R with G = R^T R and Q O a Haar isometry, drawn by Gram-Schmidt; backward for
-one input without bias, by conditioning Q on Q a (see :mod:`fastvar.engines.exact`).
+Q A = (Q O) R with G = R^T R and Q O a Haar isometry, drawn by Gram-Schmidt; backward by
+conditioning Q on Q O, with W A kept apart from the bias (see :mod:`fastvar.engines.exact`).
 
 Each block of networks draws from its own stream ``seed_block(seed, block)`` (normals in
 bulk from a bank of lanes seeded by that stream) and writes only its own stats, so
@@ -237,10 +237,11 @@ def _forward_normal(gen, g_prev, weight_var, bias_std, z, cov, ws):
 
 
 @numba.njit(cache=True)
-def _forward_orthogonal(gen, g_prev, gain, bias_std, n, m, k, zbuf, zo, ybuf, ws):
+def _forward_orthogonal(gen, g_prev, gain, bias_std, n, m, k, zbuf, zo, ybuf, ws, wbuf):
     # gain * Q A (+ b) for a Haar Q (n x m): A = O R with R^T R = G (R = root^T, r x k)
     # and O orthonormal, so Q A = (Q O) R with Q O a Haar isometry of size max(n, m) x r
-    # (first n rows kept), drawn by Gram-Schmidt on Gaussian vectors.
+    # (first n rows kept), drawn by Gram-Schmidt on Gaussian vectors. A non-empty ``wbuf``
+    # receives gain Q A (without b) at the same offset.
     work, perm, root, tmp, xi = ws
     rank = psd_factor(g_prev, work, perm, root)
     big = max(n, m)
@@ -270,6 +271,8 @@ def _forward_orthogonal(gen, g_prev, gain, bias_std, n, m, k, zbuf, zo, ybuf, ws
             coef = gain * root[j, c]
             for r in range(n):
                 zbuf[zo + j * n + r] += coef * y[r]
+    if wbuf.shape[0] > 0:  # the backward pass needs W A without the bias
+        wbuf[zo:zo + k * n] = zbuf[zo:zo + k * n]
     if bias_std > 0.0:
         x = _normals(gen, n)
         for r in range(n):
@@ -280,8 +283,8 @@ def _forward_orthogonal(gen, g_prev, gain, bias_std, n, m, k, zbuf, zo, ybuf, ws
 
 @numba.njit(cache=True)
 def _backward_orthogonal(gen, u, d, a_prev, d_prev, gain):
-    # d_prev = W^T d for W = gain Q, Q Haar (n x m), given u = W a_prev (one input, no
-    # bias): W^T d = a (u . d) / ||a||^2 + gain rest P g / sqrt(||P g||^2 + X), with
+    # d_prev = W^T d for W = gain Q, Q Haar (n x m), given u = W a_prev (one input; u
+    # without the bias): W^T d = a (u . d) / ||a||^2 + gain rest P g / sqrt(||P g||^2 + X), with
     # rest^2 = ||d||^2 - (v . d)^2, v = u / (gain ||a||), P the projection off a, g ~ N(0, I_m)
     # and X ~ chi^2 with max(n - m, 0) degrees of freedom (see the engine's docstring)
     n, m = d.shape[0], a_prev.shape[0]
@@ -316,12 +319,101 @@ def _backward_orthogonal(gen, u, d, a_prev, d_prev, gain):
         d_prev[i] = coef * a_prev[i] + scale * d_prev[i]
 
 
+@numba.njit(cache=True)
+def _backward_orthogonal_frame(gen, u, d, a_prev, d_prev, g_prev, gain, xrows, mats, ws):
+    # d_prev = W^T D for W = gain Q, Q Haar (n x m), given U = W A (k inputs, the bias taken
+    # out): W^T D = A H + gain X B with H = G^- U^T D, X = P_A Gamma (m x k), Gamma2
+    # ((n - m)+ x k) and Gamma iid normals, S = D^T D - K^T H / gain^2 = L_S L_S^T,
+    # M = X^T X + Gamma2^T Gamma2 = L_M L_M^T on S's rank, B = M^- L_M L_S^T (see the
+    # engine's docstring). All (k, width) rows; xrows (k, m) scratch.
+    work, perm, root, tmp, xi = ws
+    kmat, hmat, smat, sroot = mats[0], mats[1], mats[2], mats[3]
+    tmat, mmat, mroot, bmat = mats[6], mats[7], mats[8], mats[9]
+    k, n = u.shape
+    m = a_prev.shape[1]
+    big = max(n, m)
+    for p in range(k):  # K = U^T D, and D^T D in smat
+        up, dp = u[p], d[p]
+        for j in range(k):
+            acc = 0.0
+            dj = d[j]
+            for r in range(n):
+                acc += up[r] * dj[r]
+            kmat[p, j] = acc
+            if j >= p:
+                acc = 0.0
+                for r in range(n):
+                    acc += dp[r] * dj[r]
+                smat[p, j] = acc
+                smat[j, p] = acc
+    rank = psd_factor(g_prev, work, perm, root)
+    ginv_apply(root, perm, rank, kmat, hmat, tmp)  # H = G^- K
+    # Gamma's column c is x[c big:c big + m], Gamma2's x[c big + m:c big + n]
+    x = _normals(gen, big * k)
+    for p in range(k):
+        ap = a_prev[p]
+        for c in range(k):
+            acc = 0.0
+            for i in range(m):
+                acc += ap[i] * x[c * big + i]
+            tmat[p, c] = acc
+    ginv_apply(root, perm, rank, tmat, bmat, tmp)  # G^- A^T Gamma
+    for c in range(k):  # X = P_A Gamma = Gamma - A G^- A^T Gamma
+        xc = xrows[c]
+        xc[:] = x[c * big:c * big + m]
+        for p in range(k):
+            coef, ap = bmat[p, c], a_prev[p]
+            for i in range(m):
+                xc[i] -= coef * ap[i]
+    inv = 1.0 / (gain * gain)
+    for p in range(k):  # S = D^T D - K^T G^- K / gain^2 (symmetrized)
+        for j in range(p, k):
+            acc = 0.0
+            for i in range(k):
+                acc += kmat[i, p] * hmat[i, j] + kmat[i, j] * hmat[i, p]
+            smat[p, j] -= 0.5 * acc * inv
+            smat[j, p] = smat[p, j]
+    # R^T D has rank at most min(n, max(n, m) - rank): past it, S is rounding (e.g. n = m
+    # with A of full rank, where W^T D = A H exactly)
+    srank = min(psd_factor(smat, work, perm, sroot), n, big - rank)
+    for c1 in range(k):
+        for c2 in range(c1, k):
+            acc = 0.0
+            if c2 < srank:
+                x1, x2 = xrows[c1], xrows[c2]
+                for i in range(m):
+                    acc += x1[i] * x2[i]
+                for r in range(m, n):
+                    acc += x[c1 * big + r] * x[c2 * big + r]
+            mmat[c1, c2] = acc
+            mmat[c2, c1] = acc
+    mrank = psd_factor(mmat, work, perm, mroot)
+    for i in range(k):  # L_M L_S^T over S's rank
+        for j in range(k):
+            acc = 0.0
+            for c in range(srank):
+                acc += mroot[i, c] * sroot[j, c]
+            tmat[i, j] = acc
+    ginv_apply(mroot, perm, mrank, tmat, bmat, tmp)  # B = M^- L_M L_S^T
+    for j in range(k):
+        out = d_prev[j]
+        out[:] = 0.0
+        for p in range(k):
+            coef, ap = hmat[p, j], a_prev[p]
+            for i in range(m):
+                out[i] += coef * ap[i]
+        for c in range(srank):
+            coef, xc = gain * bmat[c, j], xrows[c]
+            for i in range(m):
+                out[i] += coef * xc[i]
+
+
 @numba.njit(cache=True, inline="always")
 def _backward_layer(gen, z, d, a_prev, d_prev, g_prev, weight_var, bias_std, mrows, mats, ws):
     # d_prev = W^T d, W drawn given the forward pass (all (k, width) arrays: z (the layer's
     # W a_prev + b) and d of layer l; a_prev, d_prev of layer l-1; mrows scratch like a_prev).
     work, perm, root, tmp, xi = ws
-    cov, kmat, dtd, droot, wvec, ones = mats
+    cov, kmat, dtd, droot, wvec, ones = mats[0], mats[1], mats[2], mats[3], mats[4], mats[5]
     k, n = z.shape
     # K = U^T D with U = Z - b 1^T, b_r | z_r ~ N(w . z_r, var_b), w = sigma_b^2 S^- 1
     for p in range(k):
@@ -409,7 +501,8 @@ def workspace(k):
     ws = (np.empty((k, k)), np.empty(k, dtype=np.int64), np.empty((k, k)), np.empty(k),
           np.empty(k))
     mats = (np.empty((k, k)), np.empty((k, k)), np.empty((k, k)), np.empty((k, k)),
-            np.empty((k, 1)), np.ones((k, 1)))
+            np.empty((k, 1)), np.ones((k, 1)), np.empty((k, k)), np.empty((k, k)),
+            np.empty((k, k)), np.empty((k, k)))
     return ws, mats
 
 
@@ -423,7 +516,8 @@ def network(args, gen, bufs, ws, mats):
     (z^l, or the residual stream h^l), abuf (a^l = phi(N(z^l))), dbuf (dL/dz^l); grams[l] is
     the Gram matrix of a^l (grams[0]: of the inputs). With a residual stream (alpha > 0)
     ubuf keeps each layer's branch W a + b, with a norm ybuf keeps N(z^l) and rbuf (L, k)
-    its scales; otherwise those buffers are empty.
+    its scales, with orthogonal weights, a bias and gradients wbuf keeps W a; otherwise
+    those buffers are empty.
 
     Parameters
     ----------
@@ -439,7 +533,7 @@ def network(args, gen, bufs, ws, mats):
     widths, weight_var, k = args.widths, args.weight_var, args.k
     bias_std, alpha, norm = args.bias_std, args.alpha, args.norm
     activation, activation_param = args.activation, args.activation_param
-    offs, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams, mbuf = bufs
+    offs, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams, mbuf, wbuf = bufs
     depth = widths.shape[0] - 1
     _draw_inputs(gen, args.inputs_kind, args.c0, args.data, k, grams[0], ws[4])
     for layer in range(1, depth + 1):
@@ -449,7 +543,7 @@ def network(args, gen, bufs, ws, mats):
         branch_buf = ubuf if stream else zbuf  # where W a + b goes
         if args.orthogonal:
             _forward_orthogonal(gen, grams[layer - 1], args.weight_scale[layer - 1], bias_std,
-                                n, m, k, branch_buf, o, mbuf, ws)
+                                n, m, k, branch_buf, o, mbuf, ws, wbuf)
         else:
             _forward_normal(gen, grams[layer - 1], weight_var[layer - 1], bias_std,
                             _rows(branch_buf, o, k, n), mats[0], ws)
@@ -474,9 +568,15 @@ def network(args, gen, bufs, ws, mats):
         n, m, o, po = widths[layer], widths[layer - 1], offs[layer - 1], offs[layer - 2]
         branch_buf = ubuf if alpha > 0.0 else zbuf
         d, d_prev, a_prev = _rows(dbuf, o, k, n), _rows(dbuf, po, k, m), _rows(abuf, po, k, m)
-        if args.orthogonal:  # one input, no bias (the engine declines the rest)
-            _backward_orthogonal(gen, _rows(branch_buf, o, k, n)[0], d[0], a_prev[0],
-                                 d_prev[0], args.weight_scale[layer - 1])
+        if args.orthogonal:  # given W A: from wbuf when a bias was added to it
+            u = _rows(wbuf if bias_std > 0.0 else branch_buf, o, k, n)
+            if k == 1:  # O(n + m), no k x k algebra
+                _backward_orthogonal(gen, u[0], d[0], a_prev[0], d_prev[0],
+                                     args.weight_scale[layer - 1])
+            else:
+                _backward_orthogonal_frame(gen, u, d, a_prev, d_prev, grams[layer - 1],
+                                           args.weight_scale[layer - 1], _rows(mbuf, 0, k, m),
+                                           mats, ws)
         else:
             _backward_layer(gen, _rows(branch_buf, o, k, n), d, a_prev, d_prev,
                             grams[layer - 1], weight_var[layer - 1], bias_std,
@@ -523,9 +623,11 @@ def buffers(args):
     for w in widths:
         big = max(big, w)
     normed = args.norm != NORM_NONE
+    bare = args.orthogonal and args.gradients and args.bias_std > 0.0
     return (offs, np.zeros(total), np.zeros(total if args.alpha > 0.0 else 0),
             np.zeros(total if normed else 0), np.zeros((depth, k if normed else 0)),
-            np.zeros(total), np.zeros(total), np.zeros((depth + 1, k, k)), np.zeros(k * big))
+            np.zeros(total), np.zeros(total), np.zeros((depth + 1, k, k)), np.zeros(k * big),
+            np.zeros(total if bare else 0))
 
 
 @numba.njit(cache=True)
@@ -569,7 +671,7 @@ def _add_network(out, args, bufs, lengths, upper, cos, hist):
     # one network's trials into the stats (L, ROWS, S) of its block, and into its histogram
     # state ``hist`` (:func:`~.accumulators.new_histograms`; no layers without histograms)
     widths, k = args.widths, args.k
-    offs, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams, mbuf = bufs
+    offs, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams, mbuf, wbuf = bufs
     depth = widths.shape[0] - 1
     pairs = args.inputs_kind == INPUTS_PAIR or args.inputs_kind == INPUTS_ROW_PAIR
     counts, slots = hist
