@@ -69,7 +69,9 @@ class Result:
     measured backward gain and the slope of the correlation map from the same run.
 
     Attributes: ``network``, ``trials``, ``seed``, ``engine``, ``elapsed_s`` (seconds of
-    the run itself), ``compile_s`` (seconds spent compiling or loading the kernels first),
+    the run itself; for a configuration of a sweep on a Dask cluster, which shares the
+    cluster's time with the others, the sum of its tasks' engine calls on the workers),
+    ``compile_s`` (seconds spent compiling or loading the kernels first),
     ``inputs_per_network``, ``gradients``, ``input_q0`` (mean squared input entry
     ||x||^2 / n_0, averaged over a data set's rows), ``input_q0_rows`` (a data set's
     per-row lengths as a pair of arrays: sorted distinct values and how many rows have
