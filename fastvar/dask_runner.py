@@ -30,7 +30,7 @@ import dataclasses
 import os
 import socket
 import threading
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from ._threads import numba_threads, threads_for_process
 
@@ -339,7 +339,8 @@ def task_pieces(runs: "Sequence[Run]", threads: int,
     Parameters
     ----------
     runs : sequence of Run
-        The runs, in the order their blocks should start (Dask runs earlier tasks first).
+        The runs, in the order their blocks should start (:func:`run_many` gives earlier
+        tasks a higher priority).
     threads : int
         Threads of a worker (the fewest of any worker).
     workers : int
@@ -432,7 +433,7 @@ def run_many(client, runs: "Sequence[Run]",
     KeyboardInterrupt
         On Ctrl-C; the tasks left are cancelled, the blocks done are kept in the runs.
     """
-    from distributed import as_completed
+    from asyncio import CancelledError
 
     from ._hashing import hash_hex
     from .runs import ClientClosed
@@ -458,7 +459,7 @@ def run_many(client, runs: "Sequence[Run]",
              for i, n in spans.items() if n > 1}
     pieces_of, futures = {}, []
     try:
-        for task in tasks:
+        for n, task in enumerate(tasks):
             order = list(dict.fromkeys(i for i, _, _ in task))  # runs of the task, local index
             names = [f"{runs[i].digest[:16]}-{first}-{count}" for i, first, count in task]
             key = (f"fastvar-{names[0]}" if len(task) == 1
@@ -467,18 +468,27 @@ def run_many(client, runs: "Sequence[Run]",
                 _pieces_task, [plans.get(i, runs[i].request) for i in order],
                 [runs[i].engine.name for i in order],
                 [(order.index(i), first, count) for i, first, count in task],
-                key=key, pure=True, retries=retries)
+                key=key, pure=True, retries=retries,
+                # in this order (Dask's own order of tasks submitted together is arbitrary):
+                # finished configurations and checkpoint prefixes come early
+                priority=len(tasks) - n)
             pieces_of[future.key] = task
             futures.append(future)
-        for future in as_completed(futures, loop=client.loop):
-            for (i, first, _), (stats, seconds) in zip(pieces_of[future.key], future.result()):
+        for future in _completed(client, futures):
+            try:
+                parts = future.result()
+            except (Exception, CancelledError):  # the close cancels what it has not got
+                if closed(client):
+                    break
+                raise
+            for (i, first, _), (stats, seconds) in zip(pieces_of[future.key], parts):
                 runs[i].task_s += seconds
                 runs[i].add(first, stats)
                 if finished is not None and not runs[i].missing():
                     finished(i)
             future.release()  # its stats are in the runs: free the worker's memory
         if any(one.missing() for one in runs):
-            if closed(client):  # as_completed just stops then
+            if closed(client):
                 raise ClientClosed(None)
             raise RuntimeError("Dask returned without the results of every task")
     except Exception as err:
@@ -496,6 +506,22 @@ def run_many(client, runs: "Sequence[Run]",
         futures.clear()
         plans.clear()
         future = None  # noqa: F841
+
+
+def _completed(client, futures: list) -> "Iterator":
+    """``futures`` as they complete (``distributed.as_completed``), stopping as soon as the
+    client closes: as_completed alone then waits for tasks it will never hear of."""
+    from distributed import as_completed
+
+    pending = as_completed(futures, loop=client.loop)
+    while not pending.is_empty():
+        if pending.has_ready():
+            yield from pending.next_batch(block=False)
+        elif closed(client):
+            return
+        else:  # as_completed's own wait: woken as a future completes, else every 0.1 s
+            with pending.thread_condition:
+                pending.thread_condition.wait(timeout=0.1)
 
 
 def closed(client) -> bool:
