@@ -411,7 +411,9 @@ def run_many(client, runs: "Sequence[Run]",
     (``fastvar-<digest>-<first>-<count>`` for one range of one run, ``fastvar-pack-<hash
     of its ranges>`` for several) and ``retries``. The kernels are warmed up once per
     :func:`kernel_signature`, not once per run. Each run merges its blocks in block order,
-    so each result is bitwise that of the run alone, on any cluster.
+    so each result is bitwise that of the run alone, on any cluster. Each run's ``task_s``
+    sums the seconds of its pieces' engine calls on the workers (a sweep reports it as each
+    configuration's ``elapsed_s``: their wall times overlap).
 
     Parameters
     ----------
@@ -429,7 +431,8 @@ def run_many(client, runs: "Sequence[Run]",
     Raises
     ------
     fastvar.runs.ClientClosed
-        If the client is closed meanwhile; the blocks done are kept in the runs.
+        If the client is closed before every block is in (the wait stops at once); the
+        blocks done are kept in the runs. A close after the last block changes nothing.
     KeyboardInterrupt
         On Ctrl-C; the tasks left are cancelled, the blocks done are kept in the runs.
     """
