@@ -30,6 +30,7 @@ import dataclasses
 import os
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from ._threads import numba_threads, threads_for_process
@@ -390,8 +391,6 @@ def _pieces_task(plans: "list[Plan]", engines: "list[str]",
                  pieces: "list[tuple[int, int, int]]") -> list:
     """One task: per piece (plan, first, count), its per-block stats (count, L, ROWS, S)
     and the seconds its engine call took on the worker."""
-    import time
-
     from distributed import get_worker
 
     threads = get_worker().state.nthreads
@@ -517,14 +516,18 @@ def _completed(client, futures: list) -> "Iterator":
     from distributed import as_completed
 
     pending = as_completed(futures, loop=client.loop)
+    # as_completed's own wait, woken as a future completes (a private name: else a nap)
+    woken = getattr(pending, "thread_condition", None)
     while not pending.is_empty():
         if pending.has_ready():
             yield from pending.next_batch(block=False)
         elif closed(client):
             return
-        else:  # as_completed's own wait: woken as a future completes, else every 0.1 s
-            with pending.thread_condition:
-                pending.thread_condition.wait(timeout=0.1)
+        elif woken is not None:
+            with woken:
+                woken.wait(timeout=0.1)
+        else:
+            time.sleep(0.02)
 
 
 def closed(client) -> bool:
