@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import threading
-from typing import TYPE_CHECKING, Callable, Sequence
+import time
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from ._threads import numba_threads, threads_for_process
 
@@ -47,7 +49,7 @@ TASKS_PER_WORKER = 4  # at least this many per worker, so workers finish close t
 # the fixed cost of one piece of a task (an engine call on a worker and the client's merge
 # of its stats), beside its blocks' calibrated work: small runs are packed until it is small
 PIECE_SECONDS = 2e-4
-CONNECT_SECONDS = 20.0  # connect(): how long to wait for a scheduler
+CONNECT_SECONDS = 5.0  # connect(): how long to wait for a scheduler's answer
 _LOCK = threading.Lock()  # one kernel call at a time per worker process
 
 
@@ -79,8 +81,89 @@ def check_client(client) -> None:
         raise ValueError(f"the Dask client is not running (status {client.status!r})")
 
 
+SCHEMES = ("tcp", "tls", "ws", "wss")  # the addresses --scheduler takes (tcp when none)
+_WHAT = ("give tcp://HOST:PORT, as `dask scheduler` prints it, or the path of the file of "
+         "`dask scheduler --scheduler-file PATH`")
+
+
+def scheduler_target(text: str) -> "dict[str, str]":
+    """Check the form of a ``--scheduler`` value, before connecting to anything.
+
+    Parameters
+    ----------
+    text : str
+        ``[PROTOCOL://]HOST:PORT`` (protocol tcp, tls, ws or wss; tcp by default; an IPv6
+        host in brackets), or the path of an existing scheduler file (JSON with the
+        scheduler's ``address``, as ``dask scheduler --scheduler-file PATH`` writes it). A
+        value with a path separator or ending in ``.json`` is a file's path.
+
+    Returns
+    -------
+    dict of str to str
+        ``{"address": ADDRESS}``, plus ``"scheduler_file": PATH`` for a file.
+
+    Raises
+    ------
+    ValueError
+        If ``text`` is neither, saying what to give instead.
+    """
+    import json
+
+    if not text.strip():
+        raise ValueError(f"--scheduler is empty; {_WHAT}")
+    if "://" not in text and (os.sep in text or "/" in text or text.endswith(".json")):
+        try:
+            with open(text, encoding="utf-8") as file:
+                address = json.load(file).get("address")
+        except FileNotFoundError:
+            raise ValueError(f"no scheduler file {text}; {_WHAT}") from None
+        except (OSError, ValueError, AttributeError) as err:
+            raise ValueError(f"cannot read the scheduler file {text} ({err}); it should be "
+                             "the JSON `dask scheduler --scheduler-file PATH` writes") from None
+        if not isinstance(address, str):
+            raise ValueError(f"the scheduler file {text} has no \"address\"; it should be the "
+                             "JSON `dask scheduler --scheduler-file PATH` writes")
+        return {**scheduler_target(address), "scheduler_file": text}
+    scheme, sep, location = text.rpartition("://")
+    scheme = scheme if sep else "tcp"
+    if scheme not in SCHEMES:
+        raise ValueError(f"--scheduler {text!r}: unknown protocol {scheme!r} (known: "
+                         f"{', '.join(SCHEMES)}); {_WHAT}")
+    host, colon, port = location.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):  # IPv6
+        host_ok = len(host) > 2 and all(c in "0123456789abcdefABCDEF:." for c in host[1:-1])
+    else:
+        host_ok = bool(host) and all(c.isalnum() or c in ".-_" for c in host)
+    if not (colon and host_ok and port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"--scheduler {text!r} is not an address; {_WHAT}")
+    return {"address": f"{scheme}://{location}"}
+
+
+def _identity_of(address: str, seconds: float) -> dict:
+    """What the Dask server at ``address`` says it is (its ``identity``), asked in a thread
+    of its own (the caller may be inside an event loop) within ``seconds``."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.core import rpc
+    from distributed.security import Security
+
+    async def ask() -> dict:
+        args = Security().get_connection_args("client")  # tls: the configured certificates
+        async with rpc(address, timeout=seconds, connection_args=args) as server:
+            return await asyncio.wait_for(server.identity(), seconds)
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, ask()).result()
+
+
 def connect(address: str, timeout: "float | None" = None):
     """A Client of the running Dask scheduler at ``address`` (the command line's ``--scheduler``).
+
+    The form of ``address`` is checked first (:func:`scheduler_target`); then the scheduler
+    is asked who it is, within ``timeout`` seconds, before a Client is made (a Client that
+    fails to connect waits twice its timeout again as it is collected, and prints a
+    traceback then).
 
     Parameters
     ----------
@@ -88,7 +171,9 @@ def connect(address: str, timeout: "float | None" = None):
         The scheduler's address, e.g. ``tcp://10.0.0.5:8786`` (``dask scheduler`` prints
         it), or a scheduler file's path (``dask scheduler --scheduler-file PATH``).
     timeout : float, optional
-        Seconds to wait for the scheduler (default ``CONNECT_SECONDS``, 20).
+        Seconds to wait for the scheduler's answer (default ``CONNECT_SECONDS``, 5: a
+        scheduler on a working network answers in milliseconds, and a wrong address should
+        not keep the command waiting).
 
     Returns
     -------
@@ -99,22 +184,40 @@ def connect(address: str, timeout: "float | None" = None):
     ------
     ImportError
         Without dask.distributed installed (``pip install 'fastvar[dask]'``).
+    ValueError
+        If ``address`` is neither an address nor a scheduler file, or what answers there
+        is not a Dask scheduler.
     OSError
         If no scheduler answers at ``address`` within ``timeout`` seconds.
     """
+    target = scheduler_target(address)
     try:
         from distributed import Client
     except ImportError:
         raise ImportError("--scheduler needs dask.distributed: pip install 'fastvar[dask]'"
                           ) from None
     seconds = CONNECT_SECONDS if timeout is None else timeout
-    where = ({"scheduler_file": address} if os.path.isfile(address) else {"address": address})
+    where = target["address"]
     try:
-        return Client(**where, timeout=seconds, set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as err:
-        raise OSError(f"no Dask scheduler answered at {address} within {seconds:g} s ({err}); "
-                      "start one with `dask scheduler` and give the address it prints "
-                      "(tcp://HOST:8786)") from None
+        scheme, _, location = where.partition("://")
+        if scheme in ("tcp", "tls"):  # a refused connection says so at once (Dask retries)
+            host, _, port = location.rpartition(":")
+            socket.create_connection((host.strip("[]"), int(port)), timeout=seconds).close()
+        kind = _identity_of(where, seconds).get("type")
+    except Exception as err:  # refused, timed out, TLS, a server speaking another protocol
+        if isinstance(err, TimeoutError) and not str(err):
+            reason = "timed out"
+        elif isinstance(err, OSError):
+            reason = " ".join(str(err).split()) or type(err).__name__
+        else:  # whatever a stranger's bytes made of Dask's messages
+            reason = f"what answers does not speak Dask's protocol: {type(err).__name__}"
+        raise OSError(f"no Dask scheduler answered at {where} within {seconds:g} s ({reason}); "
+                      "check the address, or start one with `dask scheduler` and give the "
+                      "address it prints (tcp://HOST:8786)") from None
+    if kind != "Scheduler":
+        raise ValueError(f"{where} is a Dask {kind}, not a scheduler; give the scheduler's "
+                         "address (`dask scheduler` prints it)")
+    return Client(where, set_as_default=False)
 
 
 class NumbaThreads(WorkerPlugin):
@@ -237,7 +340,8 @@ def task_pieces(runs: "Sequence[Run]", threads: int,
     Parameters
     ----------
     runs : sequence of Run
-        The runs, in the order their blocks should start (Dask runs earlier tasks first).
+        The runs, in the order their blocks should start (:func:`run_many` gives earlier
+        tasks a higher priority).
     threads : int
         Threads of a worker (the fewest of any worker).
     workers : int
@@ -285,11 +389,17 @@ def task_pieces(runs: "Sequence[Run]", threads: int,
 
 def _pieces_task(plans: "list[Plan]", engines: "list[str]",
                  pieces: "list[tuple[int, int, int]]") -> list:
-    """One task: per-block stats (count, L, ROWS, S) of each piece (plan, first, count)."""
+    """One task: per piece (plan, first, count), its per-block stats (count, L, ROWS, S)
+    and the seconds its engine call took on the worker."""
     from distributed import get_worker
 
     threads = get_worker().state.nthreads
-    return [_compute(plans[i], engines[i], first, count, threads) for i, first, count in pieces]
+    out = []
+    for i, first, count in pieces:
+        tick = time.perf_counter()
+        stats = _compute(plans[i], engines[i], first, count, threads)
+        out.append((stats, time.perf_counter() - tick))
+    return out
 
 
 def run_many(client, runs: "Sequence[Run]",
@@ -300,7 +410,9 @@ def run_many(client, runs: "Sequence[Run]",
     (``fastvar-<digest>-<first>-<count>`` for one range of one run, ``fastvar-pack-<hash
     of its ranges>`` for several) and ``retries``. The kernels are warmed up once per
     :func:`kernel_signature`, not once per run. Each run merges its blocks in block order,
-    so each result is bitwise that of the run alone, on any cluster.
+    so each result is bitwise that of the run alone, on any cluster. Each run's ``task_s``
+    sums the seconds of its pieces' engine calls on the workers (a sweep reports it as each
+    configuration's ``elapsed_s``: their wall times overlap).
 
     Parameters
     ----------
@@ -318,11 +430,12 @@ def run_many(client, runs: "Sequence[Run]",
     Raises
     ------
     fastvar.runs.ClientClosed
-        If the client is closed meanwhile; the blocks done are kept in the runs.
+        If the client is closed before every block is in (the wait stops at once); the
+        blocks done are kept in the runs. A close after the last block changes nothing.
     KeyboardInterrupt
         On Ctrl-C; the tasks left are cancelled, the blocks done are kept in the runs.
     """
-    from distributed import as_completed
+    from asyncio import CancelledError
 
     from ._hashing import hash_hex
     from .runs import ClientClosed
@@ -348,7 +461,7 @@ def run_many(client, runs: "Sequence[Run]",
              for i, n in spans.items() if n > 1}
     pieces_of, futures = {}, []
     try:
-        for task in tasks:
+        for n, task in enumerate(tasks):
             order = list(dict.fromkeys(i for i, _, _ in task))  # runs of the task, local index
             names = [f"{runs[i].digest[:16]}-{first}-{count}" for i, first, count in task]
             key = (f"fastvar-{names[0]}" if len(task) == 1
@@ -357,31 +470,80 @@ def run_many(client, runs: "Sequence[Run]",
                 _pieces_task, [plans.get(i, runs[i].request) for i in order],
                 [runs[i].engine.name for i in order],
                 [(order.index(i), first, count) for i, first, count in task],
-                key=key, pure=True, retries=retries)
+                key=key, pure=True, retries=retries,
+                # in this order (Dask's own order of tasks submitted together is arbitrary):
+                # finished configurations and checkpoint prefixes come early
+                priority=len(tasks) - n)
             pieces_of[future.key] = task
             futures.append(future)
-        for future in as_completed(futures, loop=client.loop):
-            for (i, first, _), stats in zip(pieces_of[future.key], future.result()):
+        for future in _completed(client, futures):
+            try:
+                parts = future.result()
+            except (Exception, CancelledError):  # the close cancels what it has not got
+                if closed(client):
+                    break
+                raise
+            for (i, first, _), (stats, seconds) in zip(pieces_of[future.key], parts):
+                runs[i].task_s += seconds
                 runs[i].add(first, stats)
                 if finished is not None and not runs[i].missing():
                     finished(i)
             future.release()  # its stats are in the runs: free the worker's memory
-        if client.status in ("closing", "closed"):  # as_completed just stops then
-            raise ClientClosed(None)
+        if any(one.missing() for one in runs):
+            if closed(client):
+                raise ClientClosed(None)
+            raise RuntimeError("Dask returned without the results of every task")
     except Exception as err:
-        if client.status in ("closing", "closed"):
+        # a close after the last block was in changes nothing: the results are complete
+        if closed(client) and any(one.missing() for one in runs):
             raise ClientClosed(None) from err
         raise
     finally:
         # after Ctrl-C or an error, stop what is left (tasks other clients want go on); a
         # closed client has dropped them already
-        if client.status not in ("closing", "closed"):
+        if not closed(client):
             client.cancel([f for f in futures if not f.done()] + list(plans.values()))
         # and drop the Futures: the exception's traceback keeps this frame alive, and while a
         # cancelled Future lives, a rerun submitting the same key gets it back cancelled
         futures.clear()
         plans.clear()
         future = None  # noqa: F841
+
+
+def _completed(client, futures: list) -> "Iterator":
+    """``futures`` as they complete (``distributed.as_completed``), stopping as soon as the
+    client closes: as_completed alone then waits for tasks it will never hear of."""
+    from distributed import as_completed
+
+    pending = as_completed(futures, loop=client.loop)
+    # as_completed's own wait, woken as a future completes (a private name: else a nap)
+    woken = getattr(pending, "thread_condition", None)
+    while not pending.is_empty():
+        if pending.has_ready():
+            yield from pending.next_batch(block=False)
+        elif closed(client):
+            return
+        elif woken is not None:
+            with woken:
+                woken.wait(timeout=0.1)
+        else:
+            time.sleep(0.02)
+
+
+def closed(client) -> bool:
+    """Whether ``client`` is closing or closed (by another thread, say).
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The cluster's client.
+
+    Returns
+    -------
+    bool
+        True once ``client.close()`` has begun.
+    """
+    return client.status in ("closing", "closed")
 
 
 def run(client, run: "Run", retries: int = 2) -> None:

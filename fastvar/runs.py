@@ -108,7 +108,8 @@ def _check_stop() -> None:
 class ClientClosed(Interrupted):
     """The Dask client of :func:`fastvar.simulate` was closed during the run (from another
     thread, say): as for Ctrl-C, ``result`` holds the blocks completed before (see
-    :class:`Interrupted`), and a checkpoint keeps them for a resume."""
+    :class:`Interrupted`), and a checkpoint keeps them for a resume. A close after the
+    last block is in changes nothing: the run returns its complete result."""
 
 
 class Run:
@@ -138,6 +139,10 @@ class Run:
         self.digest = (checkpoint.digest if checkpoint is not None
                        else digest(fingerprint(request, engine.name)))
         self.start = time.perf_counter()
+        # seconds of the engine calls of the blocks added, where a runner measures them
+        # (fastvar.dask_runner: on the workers); a sweep's configurations share the
+        # cluster's wall time, so each one's Result reports this as its elapsed_s
+        self.task_s = 0.0
         if checkpoint is None:
             done, total, ranges = 0, new_stats(request.network.depth,
                                                rows=request.stats_rows), {}
@@ -245,8 +250,14 @@ class Run:
         self.checkpoint.drop_ranges_below(done)
         self._saved, self._last_save = done, now
 
-    def result(self) -> "Result | None":
+    def result(self, elapsed_s: "float | None" = None) -> "Result | None":
         """The Result of the blocks merged so far.
+
+        Parameters
+        ----------
+        elapsed_s : float, optional
+            The Result's ``elapsed_s``, in seconds; by default the wall time since the run
+            began.
 
         Returns
         -------
@@ -257,11 +268,12 @@ class Run:
         done, total = self._state
         if done == 0:
             return None
+        wall = time.perf_counter() - self.start
         req = self.request
         stats, counts = split_stats(total)
         histograms = None if counts is None else (counts, req.histogram_scales)
         return Result(req.network, stats, trials=self._trials(done), seed=req.seed,
-                      engine=self.engine.name, elapsed_s=time.perf_counter() - self.start,
+                      engine=self.engine.name, elapsed_s=wall if elapsed_s is None else elapsed_s,
                       compile_s=self.compile_s, inputs_per_network=req.inputs_per_network,
                       gradients=req.gradients, input_q0=req.input_q0,
                       input_q0_rows=req.input_q0_rows, input_correlation=req.correlation,

@@ -436,7 +436,8 @@ def _on_cluster(client, configs: Sequence[_Config], trials: int, stored: Mapping
         runs.append(Run(request, engine, checkpoint=folder))
 
     def finished(j: int) -> None:
-        res = runs[j].result()
+        # the configurations share the cluster's wall time: each reports its own work
+        res = runs[j].result(elapsed_s=runs[j].task_s)
         found = [warnings.WarningMessage(line, IncompleteStatisticsWarning, "", 0)
                  for line in res.warnings]  # what simulate warns of its result
         finish(todo[j], res, found, level=6)  # the caller of sweep()

@@ -146,31 +146,72 @@ def test_a_sweep_on_the_cluster_is_bitwise_the_local_sweep(client):
         np.testing.assert_array_equal(a.stats, b.stats)
 
 
-def test_a_client_closed_mid_run_keeps_the_finished_blocks(monkeypatch):
+def _close_client_in_add(c, monkeypatch, when) -> list:
+    """Patch Run.add: once ``when(run)`` holds after a range is added, close the client
+    ``c`` from another thread (and wait for the close); returns the ranges' sizes."""
+    import threading
+
+    real, sizes, closer = Run.add, [], []
+
+    def add(run, first, stats):
+        real(run, first, stats)
+        sizes.append(len(stats))
+        if not closer and when(run):
+            closer.append(threading.Thread(target=c.close))
+            closer[0].start()
+            closer[0].join()
+
+    monkeypatch.setattr(Run, "add", add)
+    return sizes
+
+
+@pytest.fixture()
+def one_thread_cluster():
+    """An in-process cluster of one worker thread (the tests' patches reach the worker)."""
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        yield cluster
+
+
+def test_a_client_closed_mid_run_keeps_the_finished_blocks(one_thread_cluster, monkeypatch):
     # client.close() from another thread mid-run gave ClosedClientError and no result
     import threading
 
     from fastvar.runs import ClientClosed
 
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster:
-        c = distributed.Client(cluster)
-        real, closer = Run.add, []
+    c = distributed.Client(one_thread_cluster)
+    # every task but the first (block 0) waits until the client is closed: the close is
+    # surely mid-run, however fast the machine (on CI the run once finished first)
+    gate, real_compute = threading.Event(), dask_runner._compute
 
-        def add(run, first, stats):  # after the first task: close the client elsewhere
-            real(run, first, stats)
-            if not closer and run.done:  # tasks may finish out of order: once blocks are in
-                closer.append(threading.Thread(target=c.close))
-                closer[0].start()
-                closer[0].join()
+    def compute(request, engine, first, count, threads):
+        if first > 0:
+            assert gate.wait(60), "the client was never closed"
+        return real_compute(request, engine, first, count, threads)
 
-        monkeypatch.setattr(Run, "add", add)
-        with pytest.raises(ClientClosed) as stop:
+    monkeypatch.setattr(dask_runner, "_compute", compute)
+    sizes = _close_client_in_add(c, monkeypatch, lambda run: run.done)
+    with pytest.raises(ClientClosed) as stop:
+        try:
             fastvar.simulate(NET, 256 * 400, seed=6, engine="direct", client=c)
+        finally:
+            gate.set()
     res = stop.value.result
-    assert res is not None and res.partial and 0 < res.trials < 256 * 400
+    assert sizes and res is not None and res.partial
+    assert res.trials == 256 * sizes[0] < 256 * 400  # the first task's blocks, exactly
     local = fastvar.simulate(NET, res.trials, seed=6, engine="direct")
     np.testing.assert_array_equal(res.stats, local.stats)
+
+
+def test_a_client_closed_after_the_last_block_changes_nothing(one_thread_cluster,
+                                                              monkeypatch):
+    c = distributed.Client(one_thread_cluster)
+    trials = 256 * 400
+    _close_client_in_add(c, monkeypatch, lambda run: run.done == run.request.blocks)
+    res = fastvar.simulate(NET, trials, seed=6, engine="direct", client=c)
+    assert c.status == "closed" and not res.partial and res.trials == trials
+    np.testing.assert_array_equal(res.stats,
+                                  fastvar.simulate(NET, trials, seed=6, engine="direct").stats)
 
 
 # ---------------------------------------------------------------- sweeps on the cluster
@@ -215,6 +256,19 @@ def test_a_worker_killed_mid_sweep_costs_only_its_tasks(client, monkeypatch):
     _same(fastvar.sweep(grid, trials, client=client, **kw), local)
     assert killed
     client.wait_for_workers(2, timeout=60)  # the nanny restarts it
+
+
+def test_a_configuration_on_the_cluster_reports_its_own_work_as_elapsed(client):
+    # it was the time since the sweep began: about the whole sweep for the last to finish
+    import time
+
+    grid, kw = {"depth": [24, 2]}, dict(width=32, engine="direct", seed=1)
+    tick = time.perf_counter()
+    big, tiny = fastvar.sweep(grid, 256 * 16, client=client, **kw).results  # tiny: last
+    wall = time.perf_counter() - tick
+    assert 0 < tiny.elapsed_s < big.elapsed_s / 3  # 12x fewer layers
+    workers = len(client.nthreads())
+    assert big.elapsed_s + tiny.elapsed_s < wall * workers
 
 
 def test_ctrl_c_keeps_finished_configurations_and_resumes_across_runners(
@@ -279,8 +333,10 @@ def test_scheduler_option_of_the_command_line(client, local_sweep, tmp_path, cap
             "--engine", "direct", "--seed", "11", "--quiet"]
     assert main(["sweep", *grid, *args, "--scheduler", address, "--json", str(out)]) == 0
     _same(fastvar.load(out), local_sweep)
+    file = tmp_path / "scheduler.json"  # as `dask scheduler --scheduler-file` writes it
+    file.write_text(f'{{"type": "Scheduler", "address": "{address}"}}')
     assert main(["simulate", "--width", "16", "--depth", "4", "--trials", "4096",
-                 "--engine", "direct", "--quiet", "--scheduler", address,
+                 "--engine", "direct", "--quiet", "--scheduler", str(file),
                  "--json", str(out)]) == 0
     local = fastvar.simulate(NET, 4096, seed=0, engine="direct")
     np.testing.assert_array_equal(fastvar.load(out).stats, local.stats)
@@ -302,17 +358,70 @@ def test_scheduler_option_in_a_process_without_a_default_client(client, tmp_path
     np.testing.assert_array_equal(fastvar.load(out).stats, local.stats)
 
 
-def test_an_unreachable_scheduler_is_a_clear_error(monkeypatch, capsys):
+def _one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastvar simulate: error: "), err
+    return lines[0]
+
+
+@pytest.mark.parametrize("address, message", [
+    ("not a url", "--scheduler 'not a url' is not an address; give tcp://HOST:PORT"),
+    ("", "--scheduler is empty; give tcp://HOST:PORT"),
+    ("tcp://127.0.0.1", "--scheduler 'tcp://127.0.0.1' is not an address"),
+    ("tcp://host:0", "--scheduler 'tcp://host:0' is not an address"),
+    ("http://host:8786", "unknown protocol 'http' (known: tcp, tls, ws, wss)"),
+    ("no/such/scheduler.json", "no scheduler file no/such/scheduler.json; give"),
+    ("{bad}.json", "cannot read the scheduler file {bad}.json"),
+])
+def test_a_malformed_scheduler_fails_before_connecting(address, message, monkeypatch, capsys,
+                                                        tmp_path):
+    from fastvar.cli import main
+
+    def never(*args, **kwargs):
+        raise AssertionError("connected")
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "{bad}.json").write_text("{")
+    monkeypatch.setattr(distributed, "Client", never)
+    monkeypatch.setattr(dask_runner, "_identity_of", never)
+    assert main(["simulate", "--width", "4", "--depth", "2", "--trials", "10",
+                 "--scheduler", address]) == 2
+    assert message in _one_error_line(capsys.readouterr().err)
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(client, monkeypatch, capsys):
     from fastvar.cli import main
 
     monkeypatch.setattr(dask_runner, "CONNECT_SECONDS", 0.5)
     assert main(["simulate", "--width", "4", "--depth", "2", "--trials", "10",
-                 "--scheduler", "tcp://127.0.0.1:9"]) != 0
-    err = capsys.readouterr().err
-    assert "no Dask scheduler answered at tcp://127.0.0.1:9 within 0.5 s" in err
+                 "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "no Dask scheduler answered at tcp://127.0.0.1:9 within 0.5 s" in line
+    worker = sorted(client.nthreads())[0]  # a Dask server, but not the scheduler
+    assert main(["simulate", "--width", "4", "--depth", "2", "--trials", "10",
+                 "--scheduler", worker]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert f"{worker} is a Dask Worker, not a scheduler" in line
     assert main(["sweep", "--grid", "init=1,2", "--threads", "1",
                  "--scheduler", "tcp://127.0.0.1:9"]) != 0
     assert "--threads applies to local runs" in capsys.readouterr().err
+
+
+def test_a_refused_scheduler_ends_the_command_at_once_without_a_traceback():
+    # it waited 60 s and ended in a traceback of Client.__del__ as the process exited
+    import subprocess
+    import sys
+    import time
+
+    tick = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "fastvar", "simulate", "--width", "4",
+                           "--depth", "2", "--trials", "10", "--scheduler", "tcp://127.0.0.1:1"],
+                          capture_output=True, text=True, timeout=120)
+    took = time.perf_counter() - tick
+    assert done.returncode == 2
+    assert "no Dask scheduler answered at tcp://127.0.0.1:1" in _one_error_line(done.stderr)
+    # the start of a Python process with numba and Dask, plus at most CONNECT_SECONDS
+    assert took < 15 + dask_runner.CONNECT_SECONDS, took
 
 
 def test_workers_that_join_and_leave_mid_sweep(monkeypatch):

@@ -255,8 +255,9 @@ def scheduler_client(args: argparse.Namespace):
 
     Raises
     ------
-    ImportError, OSError
-        Without dask.distributed, or when no scheduler answers (within
+    ImportError, ValueError, OSError
+        Without dask.distributed, for a malformed address or a missing scheduler file
+        (before connecting), or when no scheduler answers (within
         ``fastvar.dask_runner.CONNECT_SECONDS``), before any work.
 
     Parameters

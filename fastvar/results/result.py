@@ -92,7 +92,9 @@ class Result:
     engine : str
         The engine that ran it.
     elapsed_s : float
-        Seconds of the run itself (wall clock).
+        Seconds of the run itself (wall clock); for a configuration of a sweep on a Dask
+        cluster, which shares the cluster's time with the others, the sum of its tasks'
+        engine calls on the workers.
     compile_s : float
         Seconds spent compiling or loading the kernels first.
     inputs_per_network : int
