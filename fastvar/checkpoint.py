@@ -60,7 +60,7 @@ def fingerprint(request: Plan, engine: str) -> dict[str, Any]:
     Network, trials, seed, engine (its resolved name) and block size, the inputs (kind and a
     SHA-256 of the data rows), inputs_per_network, correlation, gradients, histograms (only
     when on, so that the fingerprints of earlier requests stay what they were) and the
-    fastvar version (kernels may change between versions).
+    fastvar version (kernels may change between versions); jacobian likewise only when on.
     """
     data = np.ascontiguousarray(request.data, dtype=np.float64)
     c0 = request.correlation
@@ -72,7 +72,8 @@ def fingerprint(request: Plan, engine: str) -> dict[str, Any]:
             "inputs_per_network": request.inputs_per_network,
             "correlation": None if math.isnan(c0) else c0.hex(),  # exact, and JSON-safe
             "gradients": request.gradients, "fastvar": __version__,
-            **({"histograms": True} if request.histograms else {})}
+            **({"histograms": True} if request.histograms else {}),
+            **({"jacobian": True} if request.jacobian else {})}
 
 
 def digest(print_: dict[str, Any]) -> str:

@@ -34,6 +34,13 @@ DIRECT_NS_PER_LAYER = 1100.0
 NUMPY_NS_PER_STEP = 4.0
 NUMPY_NS_PER_LAYER = 2000.0
 
+# Jacobians (simulate(jacobian=True)), ns of one core per multiply-add of
+# fastvar.engines.base.jacobian_work (O(L n^3) per input: carrying J through each layer, its
+# Gram matrix, the tridiagonal reduction for lambda_max). Measured 2026-12 on the 2-core VM
+# (shared, load ~3), tanh, one thread: see docs/jacobian.md for the figures.
+JACOBIAN_NS_PER_MULADD_DIRECT = 0.5
+JACOBIAN_NS_PER_MULADD_NUMPY = 0.5
+
 # Histograms (simulate(histograms=True)), ns of one core per value counted (z, a and delta of
 # every unit, layer and trial). Measured 2026-12 on the 2-core VM (shared, load 3-7): the
 # counting kernel alone 0.8-1.0 ns a value (256 values a call); in the exact engine at

@@ -84,6 +84,9 @@ class ExactEngine(Engine):
 
     def unsupported(self, plan: Plan) -> "str | None":
         net = plan.network
+        if plan.jacobian:
+            return ("jacobian=True needs every weight (the exact sampler never draws W); "
+                    "use engine='direct' or 'numpy'")
         if net.init == "orthogonal":
             if plan.gradients and (plan.inputs_per_network > 1 or net.bias_std > 0.0):
                 return ("gradients with orthogonal weights have an exact O(n) sampler only for "

@@ -40,6 +40,12 @@ def describe(res: Result) -> str:
 
 def default_columns(res: Result, width: int = TABLE_WIDTH) -> list[str]:
     """The columns :func:`table` shows by default (see :meth:`Result.default_columns`)."""
+    if res.jacobian_stats is not None:  # the Jacobian's spectrum first, then what fits
+        names = ["jac_m1", "jac_m1_theory", "jac_spread", "jac_spread_theory"]
+        for extra in ("jac_max", "q_mean"):
+            if len(_table_lines(res, names + [extra], None)[0]) <= width:
+                names.append(extra)
+        return names
     names = ["q_mean", "q_theory"]
     names += ["c_mean", "c_theory"] if res.input_correlation is not None else []
     names += ["g_mean", "g_theory"] if res.gradients else []
