@@ -37,9 +37,13 @@ NUMPY_NS_PER_LAYER = 2000.0
 # Jacobians (simulate(jacobian=True)), ns of one core per multiply-add of
 # fastvar.engines.base.jacobian_work (O(L n^3) per input: carrying J through each layer, its
 # Gram matrix, the tridiagonal reduction for lambda_max). Measured 2026-12 on the 2-core VM
-# (shared, load ~3), tanh, one thread: see docs/jacobian.md for the figures.
-JACOBIAN_NS_PER_MULADD_DIRECT = 0.5
-JACOBIAN_NS_PER_MULADD_NUMPY = 0.5
+# (shared, load 5-6), width 256, depth 10, tanh, one thread: direct 43-177 ms per network
+# (2.3-2.5 without the Jacobian; 0.09-0.39 ns per multiply-add), orthogonal weights 702 ms
+# (1.5 ns: the Householder reflectors are applied row by row, 3.9x the Gaussian rate in the
+# same round), numpy 208 ms (11 without; 0.44 ns).
+JACOBIAN_NS_PER_MULADD_DIRECT = 0.2
+JACOBIAN_NS_PER_MULADD_ORTHOGONAL = 0.8
+JACOBIAN_NS_PER_MULADD_NUMPY = 0.45
 
 # Histograms (simulate(histograms=True)), ns of one core per value counted (z, a and delta of
 # every unit, layer and trial). Measured 2026-12 on the 2-core VM (shared, load 3-7): the

@@ -25,7 +25,9 @@ class DirectEngine(Engine):
         return 1e-9 * (forward_share * net.n_weights * (costs.DIRECT_NS_PER_WEIGHT
                                                          + costs.DIRECT_NS_PER_WEIGHT_INPUT * k)
                        + costs.DIRECT_NS_PER_LAYER * net.depth
-                       + costs.JACOBIAN_NS_PER_MULADD_DIRECT * jacobian_work(plan))
+                       + jacobian_work(plan) * (costs.JACOBIAN_NS_PER_MULADD_ORTHOGONAL
+                                                if net.init == "orthogonal"
+                                                else costs.JACOBIAN_NS_PER_MULADD_DIRECT))
 
     def memory_bytes(self, plan: Plan) -> int:
         net, k = plan.network, plan.inputs_per_network
