@@ -1,7 +1,8 @@
-"""The Jacobian columns of a Result (``simulate(jacobian=True)``): per layer, statistics of
-the squared singular values lambda of each input's input-output Jacobian J^l, with SEs
-between networks, and the infinite-width theory beside them (:func:`fastvar.theory.
-jacobian_maps`).
+"""The Jacobian columns of a Result, from ``simulate(jacobian=True)``.
+
+Per layer, statistics of the squared singular values lambda of each input's input-output
+Jacobian J^l, with SEs between networks, and the infinite-width theory beside them
+(:func:`fastvar.theory.jacobian_maps`).
 
 Per network (averaged over its inputs): m1 = mean(lambda) = ||J||_F^2 / n_l, the normalized
 spread m2 / m1^2 - 1 with m2 = mean(lambda^2), and the largest singular value

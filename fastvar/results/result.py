@@ -95,7 +95,7 @@ class Result:
     ``jac_m1_theory``, ``jac_spread_theory``, ``jac_nonfinite`` and ``jac_undefined``, the
     spectrum of the input-output Jacobian per layer (:mod:`fastvar.results.jacobian`), from
     ``jacobian_stats`` (float64, (L, S): its accumulator row per layer; None without, and
-    then no jac_ columns).
+    then no Jacobian columns).
     """
 
     def __init__(self, network: Network, stats: np.ndarray, *, trials: int, seed: int, engine: str,
