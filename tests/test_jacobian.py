@@ -100,12 +100,15 @@ def test_critical_tanh_from_its_fixed_point(init, kw):
         assert np.all(np.abs(res.jac_m1 - res.jac_m1_theory) <= K * res.jac_m1_se)
 
 
-def test_numpy_and_direct_engines_agree_in_law():
-    net = fastvar.mlp(20, 3, activation="tanh", init="xavier", distribution="uniform",
-                      bias_std=0.3)
-    kw = dict(jacobian=True, inputs_per_network=2, seed=4)
-    a = fastvar.simulate(net, 600, engine="numpy", **kw)
-    b = fastvar.simulate(net, 600, engine="direct", **kw)
+@pytest.mark.parametrize("widths, init, kw", [
+    ([20] * 4, "xavier", {"distribution": "uniform", "bias_std": 0.3}),
+    ([16, 24, 10, 20], "orthogonal", {"gain": 1.2}),  # J^T J, then J J^T, then J^T J
+])
+def test_numpy_and_direct_engines_agree_in_law(widths, init, kw):
+    net = fastvar.Network(widths, activation="tanh", init=init, **kw)
+    opts = dict(jacobian=True, inputs_per_network=2, seed=4)
+    a = fastvar.simulate(net, 600, engine="numpy", **opts)
+    b = fastvar.simulate(net, 600, engine="direct", **opts)
     for name in ("jac_m1", "jac_spread", "jac_max"):
         se = np.hypot(a[name + "_se"], b[name + "_se"])
         assert np.all(np.abs(a[name] - b[name]) <= K * se), name
@@ -133,6 +136,10 @@ def test_round_trip_and_resume(tmp_path):
     assert json.loads((tmp_path / "r.json").read_text())["format"] == "fastvar.result/4"
     for name in ("jac_m1", "jac_spread_se", "jac_max", "jac_spread_theory"):
         np.testing.assert_array_equal(back[name], res[name])
+    edited = res.to_dict()
+    edited["jacobian"][1][0] += 1  # one network more at layer 2 than the run drew
+    with pytest.raises(ValueError, match="jacobian holds 65 networks at layer 2"):
+        fastvar.Result.from_dict(edited)
     plain = fastvar.simulate(net, 64, seed=1)
     assert "jacobian" not in plain.to_dict() and "jac_m1" not in plain.columns
     with pytest.raises(ValueError, match="another request"):

@@ -319,7 +319,13 @@ def result_arguments(data: Mapping[str, Any], verify: bool = True) -> dict[str, 
     if histograms is not None:
         kwargs["histograms"] = histograms
     jac = _jacobian_from_json(data.get("jacobian"), net.depth)
-    if jac is not None:
+    if jac is not None:  # every network is counted at every layer, or left out as non-finite
+        held = jac[:, MOMENTS] + jac[:, NONFINITE]
+        if (held != trials // k).any():
+            layer = int(np.argmax(held != trials // k))
+            raise ValueError(f"jacobian holds {held[layer]:.0f} networks at layer {layer + 1}, "
+                             f"but trials ({trials}) and inputs_per_network ({k}) say "
+                             f"{trials // k}")
         kwargs["jacobian"] = jac
     # last, so that a damaged key is named by its own check above
     problems = [p for p in (_columns_problem(data.get("columns"), net),
