@@ -134,7 +134,7 @@ def test_round_trip_and_resume(tmp_path):
     res.to_json(tmp_path / "r.json")
     back = fastvar.load(tmp_path / "r.json")
     assert json.loads((tmp_path / "r.json").read_text())["format"] == "fastvar.result/4"
-    for name in ("jac_m1", "jac_spread_se", "jac_max", "jac_spread_theory"):
+    for name in ("jac_m1", "jac_spread_se", "jac_max", "jac_spread_theory", "jac_heavy_tails"):
         np.testing.assert_array_equal(back[name], res[name])
     edited = res.to_dict()
     edited["jacobian"][1][0] += 1  # one network more at layer 2 than the run drew

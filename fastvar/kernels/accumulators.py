@@ -34,7 +34,7 @@ hold per-network statistics in the same layout (so one merge serves every row):
 With ``simulate(jacobian=True)`` each layer's stats end with one more row, JAC (the last),
 in the same layout, of per-network statistics of the input-output Jacobian's squared
 singular values (:func:`add_jacobian`): moments of m1, a welford state of the spread
-m2 / m1^2 - 1, a pair state of (sqrt(lambda_max), m2), the counts of networks left out as
+m2 / m1^2 - 1, a pair state of (sqrt(lambda_max), m1), the counts of networks left out as
 non-finite and of spreads undefined (m1 = 0).
 
 With histograms (``simulate(histograms=True)``) each layer's stats carry HIST_ROWS more
@@ -380,7 +380,7 @@ def add_jacobian(jac_row, m1, spread, top, m2):
             jac_row[NONFINITE] += 1
             continue
         _merge_moments_raw(jac_row, MOMENTS, 1.0, m1[net], 0.0, 0.0, 0.0)
-        _push_pair(jac_row, PAIR, top[net], m2[net])
+        _push_pair(jac_row, PAIR, top[net], m1[net])  # y = m1: heavy tails, as for q
         if np.isfinite(spread[net]):
             _push_welford(jac_row, WELFORD, spread[net])
         else:

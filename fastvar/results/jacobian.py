@@ -22,9 +22,10 @@ import numpy as np
 from ..kernels.accumulators import JAC_ROWS, MOMENTS, NONFINITE, PAIR, UNDEFINED, WELFORD
 from ..network import Network
 from ..theory import jacobian_maps
+from .columns import heavy_tails, layer_ranges
 
 MEASURED = ("jac_m1", "jac_m1_se", "jac_spread", "jac_spread_se", "jac_max", "jac_max_se",
-            "jac_nonfinite", "jac_undefined")
+            "jac_nonfinite", "jac_undefined", "jac_heavy_tails")
 THEORY = ("jac_m1_theory", "jac_spread_theory")
 
 
@@ -52,13 +53,13 @@ def measured_columns(jac: np.ndarray) -> dict[str, np.ndarray]:
     return {"jac_m1": m1, "jac_m1_se": m1_se, "jac_spread": spread,
             "jac_spread_se": spread_se, "jac_max": top, "jac_max_se": top_se,
             "jac_nonfinite": jac[:, NONFINITE].astype(np.int64),
-            "jac_undefined": jac[:, UNDEFINED].astype(np.int64)}
+            "jac_undefined": jac[:, UNDEFINED].astype(np.int64),
+            "jac_heavy_tails": heavy_tails(jac)}
 
 
 def warnings(columns) -> list[str]:
-    """Lines for :attr:`Result.warnings`: networks left out of the Jacobian columns."""
-    from .columns import layer_ranges
-
+    """Lines for :attr:`Result.warnings`: networks left out of the Jacobian columns, and
+    layers whose per-network m1 is too heavy-tailed for reliable SEs."""
     lines = []
     for name, why in (("jac_nonfinite", "had a NaN or infinite Jacobian statistic (overflow) "
                        "and are left out of the jac_ columns"),
@@ -66,8 +67,13 @@ def warnings(columns) -> list[str]:
                        "of jac_spread")):
         bad = columns[name] > 0
         if bad.any():
-            lines.append(f"up to {int(columns[name].max())} networks {why} at layers "
+            lines.append(f"up to {int(columns[name].max())} networks {why} at "
                          f"{layer_ranges(bad)}")
+    if columns["jac_heavy_tails"].any():
+        lines.append(f"{layer_ranges(columns['jac_heavy_tails'])}: the Jacobian's m1 is "
+                     "too heavy-tailed over networks for their number (as for q_heavy_tails): "
+                     "jac_m1_se, jac_spread_se and jac_max_se there are unreliable (too small "
+                     "in most runs)")
     return lines
 
 

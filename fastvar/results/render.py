@@ -113,6 +113,8 @@ def _table_lines(res: Result, columns: list[str], max_rows: "int | None") -> lis
     heads = ["layer", "width"] + columns
     layer, width, complete = res["layer"], res["width"], res["complete"]
     heavy = res["q_heavy_tails"] | res["g_heavy_tails"]
+    if "jac_heavy_tails" in res.columns:
+        heavy = heavy | res["jac_heavy_tails"]
     rows = [[f"{layer[i]}{'' if complete[i] else '*'}{'!' if heavy[i] else ''}", str(width[i])]
             + [_cell(res, name, i) for name in columns] for i in range(res.network.depth)]
     if max_rows is not None and len(rows) > max_rows:

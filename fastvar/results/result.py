@@ -92,7 +92,8 @@ class Result:
     all (both None without histograms; see :mod:`fastvar.results.histogram`).
 
     With ``simulate(jacobian=True)``: ``jac_m1``, ``jac_spread``, ``jac_max`` (± ``*_se``),
-    ``jac_m1_theory``, ``jac_spread_theory``, ``jac_nonfinite`` and ``jac_undefined``, the
+    ``jac_m1_theory``, ``jac_spread_theory``, ``jac_nonfinite``, ``jac_undefined`` and
+    ``jac_heavy_tails`` (as ``q_heavy_tails``, for the per-network m1), the
     spectrum of the input-output Jacobian per layer (:mod:`fastvar.results.jacobian`), from
     ``jacobian_stats`` (float64, (L, S): its accumulator row per layer; None without, and
     then no Jacobian columns).
