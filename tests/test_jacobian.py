@@ -168,3 +168,15 @@ def test_command_line(capsys):
     out = capsys.readouterr().out
     assert "jac_spread_theory" in out and "q_theory" not in out
     assert max(len(line) for line in out.splitlines()) <= 100
+
+
+@pytest.mark.parametrize("engine", ["numpy", "direct"])
+def test_with_histograms_the_numbers_are_unchanged(engine):
+    net = fastvar.mlp(10, 3, activation="tanh")
+    both = fastvar.simulate(net, 60, jacobian=True, histograms=True, seed=2, engine=engine)
+    alone = fastvar.simulate(net, 60, jacobian=True, seed=2, engine=engine)
+    np.testing.assert_array_equal(both.jacobian_stats, alone.jacobian_stats)
+    np.testing.assert_array_equal(both.stats, alone.stats)
+    back = fastvar.Result.from_dict(both.to_dict())
+    np.testing.assert_array_equal(back.histogram_counts, both.histogram_counts)
+    np.testing.assert_array_equal(back.jacobian_stats, both.jacobian_stats)
