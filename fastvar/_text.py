@@ -26,7 +26,7 @@ def wrapped_at_commas(text: str) -> list[str]:
     lines: list[str] = []
     for part in text.split(", "):
         joined = f"{lines[-1]}, {part}" if lines else part
-        if lines and len(joined) <= WIDTH:
+        if lines and len(joined) < WIDTH:  # room for the comma a continued line ends with
             lines[-1] = joined
         else:
             if lines:
@@ -39,3 +39,26 @@ def wrapped(prefix: str, text: str) -> list[str]:
     """``prefix + text`` as lines of at most WIDTH characters, continued with an indent."""
     return textwrap.wrap(prefix + text, WIDTH, subsequent_indent="  ", break_long_words=False,
                          break_on_hyphens=False) or [prefix]
+
+
+def table_lines(heads: list[str], rows: list[list[str]], keep: int = 2,
+                width: "int | None" = WIDTH) -> list[str]:
+    """A right-aligned text table: a header line, then one line per row.
+
+    Wider than ``width`` characters, its columns after the first ``keep`` (the row labels,
+    repeated) are cut into blocks that fit, one under the other with a blank line between
+    them, as pandas prints a wide frame; ``width=None`` never cuts.
+    """
+    sizes = [max([len(h)] + [len(r[j]) for r in rows]) for j, h in enumerate(heads)]
+    blocks, block = [], list(range(keep))
+    for j in range(keep, len(heads)):
+        wider = sum(sizes[i] for i in block + [j]) + 2 * len(block)
+        if width is not None and len(block) > keep and wider > width:
+            blocks.append(block)
+            block = list(range(keep))
+        block.append(j)
+    lines: list[str] = []
+    for block in blocks + [block]:
+        lines += [""] if lines else []
+        lines += ["  ".join(cells[j].rjust(sizes[j]) for j in block) for cells in [heads] + rows]
+    return lines

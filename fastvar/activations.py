@@ -47,6 +47,21 @@ class Activation:
     ``param`` is the slope of ``leaky_relu`` (default 0.01) or the alpha of ``elu``
     (default 1); either must lie in ``PARAM_RANGE``, -1000 to 1000. Build one with
     :meth:`parse`; direct construction is checked the same way.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`ACTIVATION_NAMES`.
+    code : int
+        Its kernel code (:mod:`fastvar.kernels.codes`); must match ``name``.
+    param : float
+        The parameter of ``leaky_relu`` or ``elu``; 0.0 for the others.
+
+    Raises
+    ------
+    ValueError
+        An unknown name or code, or a parameter out of range (or given to an activation that
+        takes none).
     """
 
     name: str
@@ -134,7 +149,12 @@ class Activation:
         return _k.phi_ufunc(self.code, self.param, np.asarray(x, dtype=np.float64))
 
     def derivative(self, x) -> np.ndarray:
-        """The derivative phi' at ``x``, elementwise; ``x`` as for calling the activation.
+        """The derivative phi' at ``x``, elementwise.
+
+        Parameters
+        ----------
+        x : float or array_like
+            Pre-activations, as for calling the activation.
 
         Returns
         -------

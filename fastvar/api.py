@@ -37,9 +37,17 @@ MAX_SECONDS = 365.25 * 86400  # refuse runs estimated to take longer (wall clock
 class Estimate:
     """What a run will cost, from the engines' calibrated rates (see :func:`estimate`).
 
-    ``seconds``: wall-clock time with ``threads`` numba threads, the theory step included
-    (core-seconds divided by the threads the blocks can use); ``memory_bytes``: peak
-    working memory beyond the Python process itself.
+    Attributes
+    ----------
+    engine : str
+        The engine that would run the request.
+    seconds : float
+        Wall-clock seconds with ``threads`` numba threads, the theory step included
+        (core-seconds divided by the threads the blocks can use).
+    threads : int
+        The numba threads the blocks can use (at most the number of blocks).
+    memory_bytes : int
+        Peak working memory in bytes, beyond the Python process itself.
     """
 
     engine: str
@@ -48,7 +56,14 @@ class Estimate:
     memory_bytes: int
 
     def describe(self) -> str:
-        """E.g. 'about 3.2 hours on engine exact (2 threads)'."""
+        """The estimate in words.
+
+        Returns
+        -------
+        str
+            E.g. ``'about 3.2 hours on engine exact (2 threads)'``: the time in the largest unit
+            it spans twice (seconds, minutes, hours, days, years).
+        """
         value, unit = self.seconds, "seconds"
         for size, name in ((60, "minutes"), (60, "hours"), (24, "days"), (365.25, "years")):
             if value < 2 * size:
@@ -174,7 +189,31 @@ def _check_jacobian(net: Network, options: RunOptions) -> None:
 
 
 def plan_run(net: Network, trials: int, options: RunOptions) -> tuple[base.Plan, base.Engine]:
-    """:func:`plan` with the run options already gathered in a :class:`RunOptions`."""
+    """:func:`plan` with the run options already gathered in a :class:`RunOptions`.
+
+    Parameters
+    ----------
+    net : Network
+        The architecture and initialization.
+    trials : int
+        Number of forward passes, 1 <= trials <= 2**50.
+    options : RunOptions
+        The run options (seed, engine, inputs, ...), each already checked on its own.
+
+    Returns
+    -------
+    request : Plan
+        The validated request, its blocks sized for the chosen engine.
+    engine : Engine
+        The engine that will run it.
+
+    Raises
+    ------
+    TypeError, ValueError
+        An argument out of range, or inputs, pairs and trials that do not fit the network.
+    MemoryError
+        The engine would need more than half the free memory.
+    """
     if not isinstance(net, Network):
         raise TypeError("net must be a fastvar.Network (see fastvar.mlp), "
                         f"got {type(net).__name__}")
@@ -224,9 +263,31 @@ def plan(net: Network, trials: int, **options) -> tuple[base.Plan, base.Engine]:
     """Validate a request and return its Plan and the engine that will run it.
 
     Takes the keywords of :func:`simulate` that fix the numbers (not ``progress``,
-    ``checkpoint`` or ``client``). Refuses up front (ValueError, MemoryError) what would run
-    longer than about a year (wall clock, with ``threads`` or all numba threads) or need
-    more than half the free memory, by the calibrated :func:`estimate`.
+    ``checkpoint`` or ``client``). Refuses up front what would run longer than about a year
+    (wall clock, with ``threads`` or all numba threads) or need more than half the free
+    memory, by the calibrated :func:`estimate`.
+
+    Parameters
+    ----------
+    net : Network
+        The architecture and initialization (see :func:`fastvar.mlp`).
+    trials : int
+        Number of forward passes (and backward passes if ``gradients``).
+    {options}
+
+    Returns
+    -------
+    request : Plan
+        The validated request (network, trials, seed, inputs, block size).
+    engine : Engine
+        The engine that will run it.
+
+    Raises
+    ------
+    TypeError, ValueError
+        An unknown keyword, or a value out of range, each named with what to change.
+    MemoryError
+        The engine would need more than half the free memory.
     """
     (run,) = split_options(options, [RUN_OPTIONS], "plan")
     return plan_run(net, trials, RunOptions(**run))
@@ -236,10 +297,34 @@ def plan(net: Network, trials: int, **options) -> tuple[base.Plan, base.Engine]:
 def estimate(net: Network, trials: int, **options) -> Estimate:
     """How long :func:`simulate` with these arguments will take and how much memory it needs.
 
-    Takes the keywords of :func:`plan`. Calibrated on measured rates of each engine and of
-    the theory step on a shared 2-core VM (see the engines' ``ns_per_step``); expect the
-    right order of magnitude, within a factor of about 3 on a similar machine. Raises what
-    :func:`simulate` would raise up front.
+    Calibrated on measured rates of each engine and of the theory step on a shared 2-core
+    VM (see the engines' ``ns_per_step``); expect the right order of magnitude, within a
+    factor of about 3 on a similar machine.
+
+    Parameters
+    ----------
+    net : Network
+        The architecture and initialization (see :func:`fastvar.mlp`).
+    trials : int
+        Number of forward passes (and backward passes if ``gradients``).
+    {options}
+
+    Returns
+    -------
+    Estimate
+        Seconds (wall clock), threads and peak memory in bytes; ``.describe()`` says it in
+        words.
+
+    Raises
+    ------
+    TypeError, ValueError, MemoryError
+        What :func:`simulate` would raise up front.
+
+    Examples
+    --------
+    >>> import fastvar
+    >>> fastvar.api.estimate(fastvar.mlp(256, 20), 10_000).engine
+    'exact'
     """
     (run,) = split_options(options, [RUN_OPTIONS], "estimate")
     run = RunOptions(**run)
@@ -311,7 +396,31 @@ def simulate(net: Network, trials: int, **options) -> Result:
 def simulate_run(net: Network, trials: int, options: RunOptions,
                  execution: Execution = Execution(), stacklevel: int = 2) -> Result:
     """:func:`simulate` with its options gathered in a :class:`RunOptions` and an
-    :class:`Execution`; warnings point ``stacklevel`` frames up."""
+    :class:`Execution`.
+
+    Parameters
+    ----------
+    net : Network
+        The architecture and initialization.
+    trials : int
+        Number of forward passes.
+    options : RunOptions
+        How the trials are drawn (seed, engine, inputs, ...).
+    execution : Execution
+        Where and how the run goes (progress bar, checkpoint folder, Dask client).
+    stacklevel : int
+        The frames up that the :class:`~fastvar.results.IncompleteStatisticsWarning` points to.
+
+    Returns
+    -------
+    Result
+        As :func:`simulate`.
+
+    Raises
+    ------
+    Interrupted
+        On Ctrl-C, with the blocks completed so far (see :func:`simulate`).
+    """
     checkpoint, client, progress = execution.checkpoint, execution.client, execution.progress
     threads = options.threads
     if checkpoint is not None and options.seed is None:
@@ -358,6 +467,20 @@ def simulate_run(net: Network, trials: int, options: RunOptions,
 
 def request_cost(request: base.Plan, chosen: base.Engine,
                  threads: "int | None" = None) -> Estimate:
-    """The :class:`Estimate` of a request already planned by :func:`plan` (with ``threads``
-    numba threads, default all)."""
+    """The :class:`Estimate` of a request already planned by :func:`plan`.
+
+    Parameters
+    ----------
+    request : Plan
+        The planned request.
+    chosen : Engine
+        The engine that runs it.
+    threads : int or None
+        Numba threads (default: all of them).
+
+    Returns
+    -------
+    Estimate
+        Wall-clock seconds, threads used and peak memory in bytes.
+    """
     return _cost(request, chosen, numba.get_num_threads() if threads is None else threads)

@@ -36,6 +36,23 @@ from .network import mlp
 
 @dataclass(frozen=True)
 class Case:
+    """One benchmark case: an MLP shape and how many inputs share each network.
+
+    Parameters
+    ----------
+    width : int
+        Units per layer.
+    depth : int
+        Number of layers.
+    activation : str
+        The activation.
+    distribution : str
+        The weight law.
+    k : int
+        Inputs per network.
+    init : str
+        The init scheme.
+    """
     width: int
     depth: int
     activation: str = "tanh"
@@ -45,17 +62,30 @@ class Case:
 
     @property
     def label(self) -> str:
+        """The case in a few words, e.g. ``"w256 d10 tanh normal k=1"``."""
         init = "" if self.init == "lecun" else f" {self.init}"
         dist = "" if self.init == "orthogonal" else f" {self.distribution}"
         return f"w{self.width} d{self.depth} {self.activation}{dist}{init} k={self.k}"
 
     def network(self):
+        """The case's network.
+
+        Returns
+        -------
+        Network
+        """
         kwargs = {} if self.init == "orthogonal" else {"distribution": self.distribution}
         return mlp(self.width, self.depth, activation=self.activation, init=self.init, **kwargs)
 
     def flops_per_trial(self) -> float:
-        """2 x the multiply-adds of the layer products: forward all layers, backward all but
-        the first."""
+        """Floating-point operations of the layer products of one trial.
+
+        2 x the multiply-adds: forward all layers, backward all but the first.
+
+        Returns
+        -------
+        float
+        """
         w = self.width
         return 2.0 * w * w * (2 * self.depth - 1)
 
@@ -90,6 +120,20 @@ def predicted_seconds(case: Case, engine: str, limit: float) -> float:
 
     Lets the runner skip an engine whose cost grows steeply with k (one network could take
     minutes) instead of hanging on it. Compiles the engine's kernels on the way.
+
+    Parameters
+    ----------
+    case : Case
+        The case.
+    engine : str
+        The engine.
+    limit : float
+        Give up (inf) once a probe takes longer than this many seconds.
+
+    Returns
+    -------
+    float
+        Predicted seconds; inf when a probe exceeded ``limit``.
     """
     net, probes = case.network(), []
     k = 1
@@ -132,17 +176,49 @@ def _calibrate(run, seconds: float, unit: int = 1) -> int:
 
 
 class Timer:
-    """One timed workload: ``units`` (layer propagations, flops, normals) in each ``run()``."""
+    """One timed workload: ``units`` (layer propagations, flops, normals) in each ``run()``.
+
+    Parameters
+    ----------
+    run : callable
+        Runs the workload once; returns its seconds.
+    units : float
+        Units of work in one call.
+    trials : int or None
+        Trials per call (engines only).
+    """
 
     def __init__(self, run, units: float, trials: "int | None" = None):
         self.run, self.units, self.trials, self.seconds = run, units, trials, []
 
     def rates(self) -> np.ndarray:
+        """Units per second of each timed call so far.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (calls,).
+        """
         return self.units / np.asarray(self.seconds)
 
 
 def engine_timer(case: Case, engine: str, seconds: float) -> Timer:
-    """simulate() on ``case`` with enough trials to last about ``seconds`` (compiled first)."""
+    """simulate() on a case with enough trials to last about ``seconds`` (compiled first).
+
+    Parameters
+    ----------
+    case : Case
+        The case.
+    engine : str
+        The engine (or ``"exact+h"``: exact with histograms).
+    seconds : float
+        Target seconds per call.
+
+    Returns
+    -------
+    Timer
+        Units: layer propagations.
+    """
     net, k = case.network(), case.k
     trials = _calibrate(lambda t: _time_run(net, t, engine, k), seconds, k)
     return Timer(lambda: _time_run(net, trials, engine, k), trials * case.depth, trials)
@@ -158,6 +234,18 @@ def matmul_timer(case: Case, seconds: float) -> Timer:
 
     One call at width 256 takes under a millisecond: timing single calls (as ASV did) mostly
     measures the wake-up of the BLAS threads, so the loop is calibrated like the engines.
+
+    Parameters
+    ----------
+    case : Case
+        Its shapes: (k x width) @ (width x width).
+    seconds : float
+        Target seconds per call.
+
+    Returns
+    -------
+    Timer
+        Units: floating-point operations.
     """
     a, b = _matmul_operands(case)
 
@@ -192,7 +280,20 @@ def _bank_normals(seed, blocks, calls, count):
 
 
 def rng_timer(count: int, seconds: float) -> Timer:
-    """bank_normal alone: normals per second, ``count`` per call, on all numba threads."""
+    """bank_normal alone: normals per second, ``count`` per call, on all numba threads.
+
+    Parameters
+    ----------
+    count : int
+        Normals per bank_normal call.
+    seconds : float
+        Target seconds per call.
+
+    Returns
+    -------
+    Timer
+        Units: normals.
+    """
     blocks = 4 * numba.get_num_threads()
 
     def run(calls):
@@ -211,6 +312,20 @@ def exact_draws(net, k: int = 1, gradients: bool = True) -> list[int]:
     then per layer l = L .. 2, n_l for the bias given z (if any) and k n_{l-1} for W'^T D.
     Their sum over k is the normals per trial (the ziggurat's rare slow path takes a few more
     from the scalar stream); each call also rounds its raw draws up to a multiple of 64.
+
+    Parameters
+    ----------
+    net : Network
+        The network.
+    k : int
+        Inputs per network.
+    gradients : bool
+        Count the backward pass's draws.
+
+    Returns
+    -------
+    list of int
+        Normals drawn by each call, in order.
     """
     widths = list(net.widths)
     depth = len(widths) - 1
@@ -225,7 +340,24 @@ def exact_draws(net, k: int = 1, gradients: bool = True) -> list[int]:
 
 
 def measure(case: Case, engine: str, seconds: float, repeats: int) -> dict:
-    """Median layer propagations per second of ``engine`` on ``case`` over ``repeats`` runs."""
+    """Median layer propagations per second of an engine on a case.
+
+    Parameters
+    ----------
+    case : Case
+        The case.
+    engine : str
+        The engine.
+    seconds : float
+        Target seconds per call.
+    repeats : int
+        Timed calls.
+
+    Returns
+    -------
+    dict
+        One row: case, engine, trials, seconds, layer_props_per_s, range, gflops.
+    """
     timer = engine_timer(case, engine, seconds)
     for _ in range(repeats):
         timer.seconds.append(timer.run())
@@ -251,6 +383,13 @@ def interleave(timers: dict, repeats: int) -> None:
 
     A swing in the machine's load then hits every engine of a round alike, and the ratios
     taken round by round (:func:`paired`) cancel most of it.
+
+    Parameters
+    ----------
+    timers : dict of str to Timer
+        The timers, run in this order each round.
+    repeats : int
+        Rounds.
     """
     for _ in range(repeats):
         for timer in timers.values():
@@ -258,22 +397,67 @@ def interleave(timers: dict, repeats: int) -> None:
 
 
 def paired(timer: Timer, base: Timer, scale: float = 1.0) -> dict:
-    """Median and range of the round-by-round ratios of ``timer``'s rate (x ``scale``) to
-    ``base``'s."""
+    """The round-by-round ratios of one timer's rate to another's.
+
+    Parameters
+    ----------
+    timer : Timer
+        The numerator.
+    base : Timer
+        The denominator (timed in the same rounds).
+    scale : float
+        Factor on the ratios.
+
+    Returns
+    -------
+    dict
+        ``median``, ``min`` and ``max`` of the ratios.
+    """
     return _spread(scale * timer.rates() / base.rates())
 
 
 def engines_for(case: Case) -> list[str]:
-    """Registered engines that support ``case`` (numpy first), by priority."""
+    """Registered engines that support a case (numpy first), by priority.
+
+    Parameters
+    ----------
+    case : Case
+        The case.
+
+    Returns
+    -------
+    list of str
+    """
     plan, _ = api.plan(case.network(), case.k, inputs_per_network=case.k, engine="numpy")
     able = [e for e in ENGINES.values() if e.unsupported(plan) is None]
     return [e.name for e in sorted(able, key=lambda e: (e.name != "numpy", -e.priority))]
 
 
 def run_case(case: Case, engines, seconds: float, repeats: int, bound: bool = False) -> list[dict]:
-    """Rows of one case: its engines (and matmul for k > 1; the RNG bound and the exact engine
-    with histograms if ``bound`` and exact is among them) timed in interleaved rounds;
-    ratios are medians of paired rounds."""
+    """Rows of one case, its engines timed in interleaved rounds.
+
+    Its engines (and matmul for k > 1; the RNG bound and the exact engine with histograms if
+    ``bound`` and exact is among them); ratios are medians of paired rounds. An engine whose
+    one network would take over 20 x ``seconds`` is skipped with a row saying so.
+
+    Parameters
+    ----------
+    case : Case
+        The case.
+    engines : sequence of str
+        Engines to time.
+    seconds : float
+        Target seconds per call.
+    repeats : int
+        Rounds.
+    bound : bool
+        Also time the RNG bound and the exact engine with histograms.
+
+    Returns
+    -------
+    list of dict
+        One row per engine (and matmul, rng).
+    """
     rows, timers = [], {}
     for name in engines:
         guess = predicted_seconds(case, name, 20 * seconds)
@@ -319,7 +503,21 @@ def run_case(case: Case, engines, seconds: float, repeats: int, bound: bool = Fa
 
 
 def matmul_gflops(case: Case, seconds: float, repeats: int) -> float:
-    """Median GFLOP/s of numpy.matmul for (k x m) @ (m x n) at the case's shapes."""
+    """Median GFLOP/s of numpy.matmul for (k x m) @ (m x n) at the case's shapes.
+
+    Parameters
+    ----------
+    case : Case
+        The case.
+    seconds : float
+        Target seconds per call.
+    repeats : int
+        Timed calls.
+
+    Returns
+    -------
+    float
+    """
     timer = matmul_timer(case, seconds)
     interleave({"matmul": timer}, repeats)
     return float(np.median(timer.rates()))
@@ -380,7 +578,30 @@ def _load() -> float:
 def run_bench(quick: bool = False, json_out: bool = False, cases=None, engines=None,
               seconds: "float | None" = None, repeats: "int | None" = None,
               file=None) -> list[dict]:
-    """Run the benchmark, print a table (or JSON) to ``file``, return the rows."""
+    """Run the benchmark, print a table (or JSON) to ``file``, return the rows.
+
+    Parameters
+    ----------
+    quick : bool
+        Three cases and shorter timings.
+    json_out : bool
+        Print JSON (meta and rows) instead of the table.
+    cases : sequence of Case or None
+        Cases (default: the standard or quick ones).
+    engines : sequence of str or None
+        Engines (default: those supporting each case).
+    seconds : float or None
+        Target seconds per timed call.
+    repeats : int or None
+        Rounds.
+    file : file-like or None
+        Where to print (default: stdout).
+
+    Returns
+    -------
+    list of dict
+        One row per case and engine.
+    """
     file = sys.stdout if file is None else file
     cases = (QUICK if quick else STANDARD) if cases is None else cases
     seconds = (0.3 if quick else 0.5) if seconds is None else seconds
@@ -421,6 +642,20 @@ def dask_scaling(work_seconds: float = 20.0, repeats: int = 2, file=None) -> dic
     time - 1-thread time) / tasks: scheduling, shipping the per-block stats back and the
     in-order merge. Returns seconds per setting, speed-ups, tasks, overhead (s and fraction
     of a task).
+
+    Parameters
+    ----------
+    work_seconds : float
+        Seconds the run takes on one local thread.
+    repeats : int
+        Timed calls per setting.
+    file : file-like or None
+        Where to print.
+
+    Returns
+    -------
+    dict
+        The figures above.
     """
     from distributed import Client, LocalCluster
 
@@ -473,6 +708,18 @@ def dask_sweeps(repeats: int = 3, file=None) -> dict:
     the kernels; then ``repeats`` rounds alternate the local and the cluster sweeps, so
     that the machine's load hits both alike. Prints and returns the median and range of
     each time, of the rounds' speed-ups, and of the seconds per tiny configuration.
+
+    Parameters
+    ----------
+    repeats : int
+        Rounds.
+    file : file-like or None
+        Where to print.
+
+    Returns
+    -------
+    dict
+        The figures above.
     """
     import warnings
 
@@ -544,7 +791,18 @@ def _best(call, repeats: int) -> float:
 
 
 def main(argv: "list[str] | None" = None) -> int:
-    """``python -m fastvar.bench [--quick] [--json]``: ``fastvar bench``."""
+    """``python -m fastvar.bench [--quick] [--json]``: ``fastvar bench``.
+
+    Parameters
+    ----------
+    argv : list of str or None
+        Arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
     from .cli import main as cli_main
 
     return cli_main(["bench"] + list(sys.argv[1:] if argv is None else argv))

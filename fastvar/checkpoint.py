@@ -61,6 +61,18 @@ def fingerprint(request: Plan, engine: str) -> dict[str, Any]:
     SHA-256 of the data rows), inputs_per_network, correlation, gradients, histograms (only
     when on, so that the fingerprints of earlier requests stay what they were) and the
     fastvar version (kernels may change between versions); jacobian likewise only when on.
+
+    Parameters
+    ----------
+    request : Plan
+        The planned request.
+    engine : str
+        The resolved engine name.
+
+    Returns
+    -------
+    dict
+        JSON-able; equal for two requests exactly when their blocks' stats are equal.
     """
     data = np.ascontiguousarray(request.data, dtype=np.float64)
     c0 = request.correlation
@@ -76,8 +88,59 @@ def fingerprint(request: Plan, engine: str) -> dict[str, Any]:
             **({"jacobian": True} if request.jacobian else {})}
 
 
+_INPUTS = ("normal", "data", "pair", "row pair")  # inputs_kind, by its code
+
+
+def _shown(key: str, value: Any) -> str:
+    """A fingerprint's value as the user set it: an option left off reads False or off."""
+    if key in ("histograms", "jacobian"):  # present only when on
+        return repr(bool(value))
+    if key == "correlation":  # float.hex, or None when off
+        return "off" if value is None else repr(float.fromhex(value))
+    if key == "inputs_kind" and isinstance(value, int) and 0 <= value < len(_INPUTS):
+        return repr(_INPUTS[value])
+    return "absent" if value is None else repr(value)
+
+
+def differences(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    """What differs between two fingerprints, as ``key=THERE there, NOW now`` phrases.
+
+    Parameters
+    ----------
+    saved, now : mapping
+        Fingerprints (:func:`fingerprint`): the one a checkpoint holds, and this request's.
+
+    Returns
+    -------
+    str
+        The differing options separated by ``"; "``, each with its saved and current value
+        as the user would write it (an option off reads ``False`` or ``off``, not
+        ``None``); the network's differing fields as ``the network differs in FIELD: ...``.
+    """
+    said = []
+    for key in sorted(set(saved) | set(now)):
+        there, here = saved.get(key), now.get(key)
+        if key == "network" and isinstance(there, dict) and isinstance(here, dict):
+            said += [f"the network differs in {k}: {there.get(k)!r} there, {here.get(k)!r} now"
+                     for k in sorted(set(there) | set(here)) if there.get(k) != here.get(k)]
+        elif _shown(key, there) != _shown(key, here):
+            said.append(f"{key}={_shown(key, there)} there, {_shown(key, here)} now")
+    return "; ".join(said) or "nothing differs"
+
+
 def digest(print_: dict[str, Any]) -> str:
-    """SHA-256 (hex) of a fingerprint: names the request in files and in Dask task keys."""
+    """SHA-256 of a fingerprint: names the request in files and in Dask task keys.
+
+    Parameters
+    ----------
+    print_ : dict
+        A :func:`fingerprint`.
+
+    Returns
+    -------
+    str
+        64 hex digits.
+    """
     return hash_hex(json.dumps(print_, sort_keys=True))
 
 
@@ -164,6 +227,22 @@ class Checkpoint:
 
     Opening it checks, before any work, that the folder can be created and written and
     that it belongs to this request (ValueError naming what differs, if not).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The folder (made if missing, one level).
+    request : Plan
+        The planned request.
+    engine : str
+        The resolved engine name.
+
+    Raises
+    ------
+    TypeError, ValueError, OSError
+        A path that cannot be a checkpoint folder (a file, a missing parent, not writable),
+        a folder of other files, of another format, or of another request (the message names
+        what differs, with the values as the user set them).
     """
 
     def __init__(self, path: "str | os.PathLike", request: Plan, engine: str) -> None:
@@ -196,14 +275,9 @@ class Checkpoint:
             raise ValueError(f"checkpoint {path} has another format than {FORMAT} (a newer "
                              "fastvar's?); use another folder, or delete it to start over")
         if saved is not None and saved != self.fingerprint:
-            differ = sorted(k for k in set(saved) | set(self.fingerprint)
-                            if saved.get(k) != self.fingerprint.get(k))
-            said = ", ".join(f"{k}={saved.get(k)!r} there, {self.fingerprint.get(k)!r} now"
-                             for k in differ if k != "network")
-            if "network" in differ:
-                said = "the network differs" + (f"; {said}" if said else "")
-            raise ValueError(f"checkpoint {path} belongs to another request ({said}); use "
-                             "another folder, or delete it to start over")
+            raise ValueError(f"checkpoint {path} belongs to another request "
+                             f"({differences(saved, self.fingerprint)}); use another folder, "
+                             "or delete it to start over")
         if saved is None:
             write_file(mine, json.dumps({"format": FORMAT, **self.fingerprint}, indent=1,
                                         sort_keys=True) + "\n")
@@ -224,8 +298,26 @@ class Checkpoint:
         _remove(self._file(name))
 
     def load(self) -> tuple[int, np.ndarray, dict[int, np.ndarray]]:
-        """(P, stats of blocks 0 .. P-1 merged (L, ROWS, S), {first: per-block stats
-        (count, L, ROWS, S)} of the saved ranges beyond P that do not overlap)."""
+        """The work saved so far.
+
+        Damaged pieces are removed with a :class:`CheckpointWarning` (their blocks are computed
+        again), as are ranges the prefix already holds or that overlap.
+
+        Returns
+        -------
+        blocks : int
+            P: blocks 0 .. P-1 are merged in the prefix.
+        total : numpy.ndarray
+            Their merged stats, shape (L, ROWS, S) (zeros for P = 0).
+        ranges : dict of int to numpy.ndarray
+            First block -> per-block stats of shape (count, L, ROWS, S), of the saved ranges
+            beyond P that do not overlap.
+
+        Raises
+        ------
+        ValueError
+            A readable piece of another request.
+        """
         done, total = 0, np.zeros(self._shape)
         found = self._read(_PREFIX, "prefix")
         if found is not None:
@@ -253,19 +345,41 @@ class Checkpoint:
         return done, total, ranges
 
     def save_prefix(self, blocks: int, total: np.ndarray) -> None:
-        """Replace the prefix: ``total`` is the merge of blocks 0 .. blocks - 1."""
+        """Replace the prefix with the merge of blocks 0 .. blocks - 1, atomically.
+
+        Parameters
+        ----------
+        blocks : int
+            How many blocks it holds.
+        total : numpy.ndarray
+            Their merged stats, shape (L, ROWS, S).
+        """
         header = {"kind": "prefix", "request": self.digest, "blocks": int(blocks),
                   "shape": list(total.shape)}
         write_file(self._file(_PREFIX), _pack(header, total))
 
     def save_range(self, first: int, stats: np.ndarray) -> None:
-        """Save the per-block stats (count, L, ROWS, S) of blocks first .. first + count - 1."""
+        """Save the per-block stats of a range of blocks beyond the prefix, atomically.
+
+        Parameters
+        ----------
+        first : int
+            The range's first block.
+        stats : numpy.ndarray
+            Per-block stats of blocks first .. first + count - 1, shape (count, L, ROWS, S).
+        """
         header = {"kind": "range", "request": self.digest, "first": int(first),
                   "shape": list(stats.shape)}
         write_file(self._file(f"range-{first}-{stats.shape[0]}.bin"), _pack(header, stats))
 
     def drop_ranges_below(self, blocks: int) -> None:
-        """Remove the range files that the prefix (blocks 0 .. blocks - 1) now holds."""
+        """Remove the range files that the prefix now holds.
+
+        Parameters
+        ----------
+        blocks : int
+            The prefix holds blocks 0 .. blocks - 1.
+        """
         for name in os.listdir(self.path):
             m = _RANGE.fullmatch(name)
             if m and int(m[1]) < blocks:
@@ -282,18 +396,43 @@ class SweepCheckpoint:
     and columns) in the header, its stats as the payload. ``name.json`` files (the format
     "fastvar sweep checkpoint" of fastvar 0.1: one JSON record with its own checksum) are
     still read. Opening makes the folder (one level) or checks it, before any work.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The folder.
     """
 
     def __init__(self, path: "str | os.PathLike") -> None:
         self.path = _open_folder(path)
 
     def run_folder(self, name: str) -> str:
-        """The :class:`Checkpoint` folder of configuration ``name`` while it runs."""
+        """The :class:`Checkpoint` folder of a configuration while it runs.
+
+        Parameters
+        ----------
+        name : str
+            The configuration's fingerprint.
+
+        Returns
+        -------
+        str
+            The path ``PATH/name.run``.
+        """
         return os.path.join(self.path, f"{name}.run")
 
     def save(self, name: str, result: Result, configuration: Mapping[str, Any]) -> None:
-        """Keep ``result`` as the finished Result of configuration ``name``, whose grid
-        values are ``configuration`` (kept for whoever reads the header)."""
+        """Keep the finished Result of a configuration, atomically.
+
+        Parameters
+        ----------
+        name : str
+            The configuration's fingerprint.
+        result : Result
+            Its Result.
+        configuration : mapping
+            Its grid values, kept for whoever reads the header.
+        """
         meta = result.to_dict()
         del meta["stats"], meta["columns"]  # columns follow from the stats
         header = {"kind": "result", "request": name, "configuration": dict(configuration),
@@ -301,8 +440,19 @@ class SweepCheckpoint:
         write_file(os.path.join(self.path, f"{name}.bin"), _pack(header, result.stats))
 
     def load(self, name: str) -> "Result | None":
-        """The Result saved for configuration ``name``; None if there is none, or if it is
-        damaged, altered or another's (then it is removed with a CheckpointWarning)."""
+        """The Result saved for a configuration.
+
+        Parameters
+        ----------
+        name : str
+            The configuration's fingerprint.
+
+        Returns
+        -------
+        Result or None
+            None if there is none, or if it is damaged, altered or another's (then it is removed
+            with a :class:`CheckpointWarning`).
+        """
         again = "its configuration runs again"
         path = os.path.join(self.path, f"{name}.bin")
         found = _read_piece(path, "result", again, 3)

@@ -43,6 +43,22 @@ class Terms:
     and networks. ``samples`` holds up to SAMPLE values of each (same keys), for histograms;
     ``histograms`` the :class:`~fastvar.Histogram` of every product and every sum, on bins
     in units of their infinite-width standard deviation (Var w E[a^2] and n_{l-1} times it).
+
+    Attributes
+    ----------
+    weights : Moments
+        Of the w_ij.
+    inputs : Moments
+        Of the a_j.
+    products : Moments
+        Of the w_ij a_j.
+    sums : Moments
+        Of the z_i - b_i = sum_j w_ij a_j.
+    samples : dict of str to numpy.ndarray
+        Up to SAMPLE values of each, by the keys above (1-D arrays).
+    histograms : dict of str to Histogram
+        ``"products"`` and ``"sums"``, every value counted, in units of their infinite-width
+        standard deviation.
     """
 
     weights: Moments
@@ -59,6 +75,35 @@ def terms(net: Network, layer: int = 1, trials: int = 100, seed: int = 0) -> Ter
     Each trial draws a network (weights of every layer up to ``layer``, by ``net``'s init,
     distribution and bias) and an input x ~ N(0, I), and propagates x to ``layer``.
     Memory stays near 2**21 products whatever the width; costs n_l * n_{l-1} per trial.
+
+    Parameters
+    ----------
+    net : Network
+        The network (only its layers up to ``layer`` are drawn).
+    layer : int
+        1 to L.
+    trials : int
+        Networks drawn, one input each.
+    seed : int
+        Seed of the random streams, 0 <= seed < 2**64.
+
+    Returns
+    -------
+    Terms
+        Moments, samples and histograms of weights, inputs, products and sums.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``net`` is no Network, an argument out of range, or n_l * n_{l-1} above 2**24 (every
+        weight is drawn).
+
+    Examples
+    --------
+    >>> import fastvar
+    >>> t = fastvar.terms(fastvar.mlp(64, 1, activation="relu", init="he"), trials=50)
+    >>> round(t.weights.var() * 64, 1)  # Var w = 2 / n under He
+    2.0
     """
     if not isinstance(net, Network):
         raise TypeError(f"net must be a fastvar.Network (see fastvar.mlp), "
@@ -104,8 +149,25 @@ def terms(net: Network, layer: int = 1, trials: int = 100, seed: int = 0) -> Ter
 
 
 def tail_share(h: Histogram, sds: float) -> float:
-    """The share of the values of ``h`` (bins of :func:`~fastvar.results.histogram.edges_of`)
-    beyond ``sds`` of its scale on either side; ``sds`` is rounded to a bin edge (tenths)."""
+    """The share of a histogram's values beyond ``sds`` of its scale on either side.
+
+    Parameters
+    ----------
+    h : Histogram
+        On the bins of :func:`~fastvar.results.histogram.edges_of`.
+    sds : float
+        How many scales out, rounded to a bin edge (tenths), 0.1 to 9.5.
+
+    Returns
+    -------
+    float
+        A share in [0, 1] (values below and above the bins included).
+
+    Raises
+    ------
+    ValueError
+        ``sds`` out of range.
+    """
     steps = int(round(sds * BINS / (2 * RANGE)))
     mid = BINS // 2
     if not 0 < steps <= mid:
@@ -126,6 +188,26 @@ def walkthrough(widths: Sequence[int] = DEFAULT_WIDTHS, depth: int = 30, depth_w
     ``widths``: the widths of the one-layer part (He init, x ~ N(0, I)); ``depth``,
     ``depth_width``, ``trials``: the networks of the depth part, run by
     :func:`fastvar.simulate` (engine "auto") beside the mean-field theory.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        Widths of the one-layer part, 1 to 4096 each.
+    depth : int
+        Layers of the depth part, 2 to 10 000.
+    depth_width : int
+        Width of the depth part.
+    trials : int
+        Trials of the depth part.
+    seed : int
+        Seed of every run.
+
+    Returns
+    -------
+    text : str
+        The walk-through, lines of at most 100 characters.
+    found : dict of int to Terms
+        The one-layer measurements, by width.
     """
     widths = [check_int("width", w, 1, 4096) for w in widths]
     if not widths:
@@ -248,6 +330,13 @@ def save_histograms(found: dict, path: "str | os.PathLike") -> None:
     """Histograms of w, w x and z for each width of ``found`` (width -> Terms), to ``path``.
 
     ``path`` is checked before anything is drawn; the file is written atomically.
+
+    Parameters
+    ----------
+    found : dict of int to Terms
+        Width -> its :class:`Terms` (as :func:`walkthrough` returns).
+    path : str or os.PathLike
+        The image file.
     """
     from .plotting import check_image_output, write_figure
 
@@ -290,6 +379,22 @@ def first_look(width: int = 256, depth: int = 20, trials: int = 2000, seed: int 
     Answers the question people come with: He makes every weight tiny (Var w = 2/n), yet the
     variance q^l = ||z^l||^2 / n of the signal stays at 2 through every layer, while
     Xavier's 1/n (for equal widths) halves it at each layer; the gradients mirror it.
+
+    Parameters
+    ----------
+    width : int
+        Units per layer.
+    depth : int
+        Number of layers.
+    trials : int
+        Trials per network.
+    seed : int
+        Seed of both runs.
+
+    Returns
+    -------
+    str
+        The two tables and what they show, lines of at most 100 characters.
     """
     runs = {init: simulate(mlp(width, depth, activation="relu", init=init), trials, seed=seed)
             for init in ("xavier", "he")}

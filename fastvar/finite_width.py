@@ -73,9 +73,25 @@ _TRUNCATION = 2.0  # truncated normal weights: N(0, 1) cut at +-2 standard devia
 
 
 def weight_kurtosis(distribution: str) -> float:
-    """kappa_w = E w^4 / (E w^2)^2 of the weight law: 3 (normal), 9/5 (uniform), 2.366
-    (normal truncated at +-2 std; the rescaling to the scheme's variance does not change
-    it)."""
+    """The kurtosis kappa_w = E w^4 / (E w^2)^2 of a weight law.
+
+    3 (normal), 9/5 (uniform), 2.366 (normal truncated at +-2 std; the rescaling to the
+    scheme's variance does not change it).
+
+    Parameters
+    ----------
+    distribution : {"normal", "uniform", "truncated_normal"}
+        The weight law.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        An unknown distribution.
+    """
     if distribution == "normal":
         return 3.0
     if distribution == "uniform":
@@ -212,6 +228,18 @@ def gradient_moments(net: Network) -> tuple[np.ndarray, np.ndarray]:
     (probability 2^-n_m) zeroes every z above it, and with them every gradient below the
     output, so for l < L E[g^l] and E[(g^l)^2] carry the factor prod_{m<l} (1 - 2^-n_m)
     (at width 2 a quarter of the networks lose their gradients at each layer).
+
+    Parameters
+    ----------
+    net : Network
+        The network (normal weights; linear, or ReLU / leaky ReLU without bias).
+
+    Returns
+    -------
+    mean : numpy.ndarray
+        E[g^l], shape (L,), relative to E[g^L] = 1.
+    second : numpy.ndarray
+        E[(g^l)^2], shape (L,).
     """
     relu = net.activation_fn.name == "relu"
     nu = 2.0 if net.activation_fn.name == "linear" else _nu(net)
@@ -388,12 +416,39 @@ def note(net: Network, columns, *, normal_inputs: bool, rows: bool = False,
 
     ``columns`` are the finite-width columns shown; ``assumed`` says the inputs were taken
     for fresh N(0, I) ones because the file did not record them.
+
+    Parameters
+    ----------
+    net : Network
+        The network.
+    columns : sequence of str
+        The finite-width columns shown (some of :data:`COLUMNS`).
+    normal_inputs : bool
+        Fresh N(0, I) inputs per trial.
+    rows : bool
+        Data-set rows of more than one length.
+    gradients : bool
+        The run has gradients.
+    assumed : bool
+        The inputs were taken for fresh N(0, I) ones: the file did not record them.
+
+    Returns
+    -------
+    str
+        One sentence; columns sharing a text (e.g. why they are NaN) are named together,
+        the text said once.
     """
     how = forms(net, normal_inputs=normal_inputs, rows=rows, gradients=gradients)
     inputs = "fresh N(0, I) inputs" if normal_inputs else (
         "the rows' mixture" if rows else "a fixed input")
     if assumed:
         inputs += " (assumed: the file does not record the inputs)"
-    parts = [f"{name}: {how[name]}" for name in columns]
-    return (f"finite-width theory of one trial's law, for {inputs}: {'; '.join(parts)}; "
-            "exact forms are exact at any width, 1/n is off by O(1/n^2)")
+    said: dict[str, list[str]] = {}  # each text once, with the columns it applies to
+    for name in columns:
+        said.setdefault(how[name], []).append(name)
+    parts = [f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} NaN: {text[5:]}"
+             if text.startswith("nan: ") else f"{', '.join(names)}: {text}"
+             for text, names in said.items()]
+    if not all(text.startswith("nan: ") for text in said):
+        parts.append("exact forms are exact at any width, 1/n is off by O(1/n^2)")
+    return f"finite-width theory of one trial's law, for {inputs}: {'; '.join(parts)}"

@@ -45,6 +45,18 @@ def file_kind(data: Mapping[str, Any], expected: "str | None" = None) -> str:
     Raises ValueError when the format is none this version reads (a later version's file,
     say), or, if ``expected`` (a kind of :data:`READS`) is given, another kind's; the
     message names the format found and those this version reads.
+
+    Parameters
+    ----------
+    data : mapping
+        The dict read from a file.
+    expected : str or None
+        The kind wanted ("result" or "sweep"); None takes either.
+
+    Returns
+    -------
+    str
+        "result" or "sweep".
     """
     found = data.get("format")
     key = found if found is None or isinstance(found, str) else object()  # lists: unhashable
@@ -66,6 +78,16 @@ def checksum(document: Mapping[str, Any]) -> str:
 
     Raises ValueError for what strict JSON cannot hold (NaN, which no file fastvar writes
     holds) or nests too deeply to serialize.
+
+    Parameters
+    ----------
+    document : mapping
+        A file's document.
+
+    Returns
+    -------
+    str
+        64 hex digits.
     """
     # fastvar.checkpoint imports Result, whose module imports this one
 
@@ -77,16 +99,38 @@ def checksum(document: Mapping[str, Any]) -> str:
 
 
 def with_checksum(document: Mapping[str, Any]) -> dict[str, Any]:
-    """``document`` with its :func:`checksum` as its second key, after ``"format"``, where a
-    reader opening the file sees it."""
+    """A document with its :func:`checksum` as its second key, after ``"format"``.
+
+    There a reader opening the file sees it.
+
+    Parameters
+    ----------
+    document : mapping
+        A file's document (any ``"checksum"`` in it is replaced).
+
+    Returns
+    -------
+    dict
+    """
     head = {k: v for k, v in document.items() if k == "format"}
     return {**head, "checksum": checksum(document),
             **{k: v for k, v in document.items() if k not in head and k != "checksum"}}
 
 
 def checksum_problem(document: Mapping[str, Any]) -> "str | None":
-    """Why the ``"checksum"`` of ``document`` does not check out, or None when it does or
-    the document has none (a file written before checksums existed)."""
+    """Why the ``"checksum"`` of a document does not check out.
+
+    Parameters
+    ----------
+    document : mapping
+        A file's document.
+
+    Returns
+    -------
+    str or None
+        The reason; None when it checks out or the document has none (a file written before
+        checksums existed).
+    """
     if "checksum" not in document:
         return None
     if document["checksum"] is None:
@@ -109,6 +153,29 @@ def verification(kind: str, document: Mapping[str, Any], problems: Sequence[str]
 
     The reason gathers the document's own ``"unverified"`` (it was flagged when it was
     written) and ``problems``; the message of the ValueError says how to load it anyway.
+
+    Parameters
+    ----------
+    kind : {"result", "sweep"}
+        What the document holds.
+    document : mapping
+        The document.
+    problems : sequence of str
+        What did not check out (empty: nothing).
+    verify : bool
+        Refuse a document with problems.
+
+    Returns
+    -------
+    str or None
+        The reason it loads unverified; None when it does not.
+
+    Raises
+    ------
+    ValueError
+        ``problems`` and ``verify``.
+    TypeError
+        ``verify`` not a bool, or a malformed ``"unverified"``.
     """
     if not isinstance(verify, bool):
         raise TypeError(f"verify must be True or False, got {verify!r}")

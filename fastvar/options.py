@@ -85,8 +85,33 @@ def declare(default: Any, doc: str, help: str, *, parse: "Callable[[str], Any] |
             read: "Callable[[Any], Any] | None" = None, required: bool = False) -> Any:
     """A dataclass field declaring an option (see :class:`Option`); its name is the field's.
 
-    A ``required`` field has no default in the dataclass (``default`` is then what the
-    command line shows when the option is left out)."""
+    Parameters
+    ----------
+    default : object
+        The value when the option is left out. A ``required`` field has no default in the
+        dataclass: ``default`` is then what the command line shows when it is left out.
+    doc : str
+        The numpydoc entry: its first line the type, the rest (indented) the description.
+    help : str
+        One line for ``--help``.
+    parse : callable or None
+        Command-line text -> value; None: no command-line option.
+    metavar : str or None
+        The placeholder shown by ``--help``.
+    sweep : {"grid", "fixed", "no"}
+        Whether a sweep may vary it, only share it, or not take it at all.
+    ranges : bool
+        A sweep's command line may give it as ``a:b:n``.
+    read : callable or None
+        Parsed command-line value -> the API's value, once the command runs.
+    required : bool
+        No default in the dataclass.
+
+    Returns
+    -------
+    dataclasses.Field
+        The field, its :class:`Option` declaration in its metadata.
+    """
     spec = dict(default=default, doc=textwrap.dedent(doc).strip(), help=help, parse=parse,
                 metavar=metavar, sweep=sweep, ranges=ranges, read=read)
     if required:
@@ -95,7 +120,18 @@ def declare(default: Any, doc: str, help: str, *, parse: "Callable[[str], Any] |
 
 
 def options_of(cls: type) -> tuple[Option, ...]:
-    """The options declared by the fields of dataclass ``cls``, in field order."""
+    """The options declared by the fields of a dataclass.
+
+    Parameters
+    ----------
+    cls : type
+        A dataclass whose fields were made by :func:`declare` (others are skipped).
+
+    Returns
+    -------
+    tuple of Option
+        In field order.
+    """
     return tuple(Option(name=f.name, **f.metadata[_KEY]) for f in dataclasses.fields(cls)
                  if _KEY in f.metadata)
 
@@ -103,7 +139,22 @@ def options_of(cls: type) -> tuple[Option, ...]:
 # --------------------------------------------------------------- command-line text
 
 def count(text: str) -> int:
-    """A whole number, also written 1e6 or 20_000."""
+    """A whole number, also written 1e6 or 20_000.
+
+    Parameters
+    ----------
+    text : str
+        Command-line text.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        The text is no whole number.
+    """
     try:
         return int(text)
     except ValueError:
@@ -118,7 +169,22 @@ def count(text: str) -> int:
 
 
 def real(text: str) -> float:
-    """A real number."""
+    """A real number.
+
+    Parameters
+    ----------
+    text : str
+        Command-line text.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        The text is no number.
+    """
     try:
         return float(text)
     except ValueError:
@@ -126,7 +192,17 @@ def real(text: str) -> float:
 
 
 def number_or_name(text: str) -> "float | str":
-    """A number if the text reads as one, else the text (a scheme name, checked later)."""
+    """A number if the text reads as one, else the text (a scheme name, checked later).
+
+    Parameters
+    ----------
+    text : str
+        Command-line text.
+
+    Returns
+    -------
+    float or str
+    """
     try:
         return float(text)
     except ValueError:
@@ -134,19 +210,61 @@ def number_or_name(text: str) -> "float | str":
 
 
 def name(text: str) -> str:
-    """A name, kept as written (checked where it is used)."""
+    """A name, kept as written (checked where it is used).
+
+    Parameters
+    ----------
+    text : str
+        Command-line text.
+
+    Returns
+    -------
+    str
+        ``text`` itself.
+    """
     return text
 
 
 def boolean(text: str) -> bool:
-    """``true`` or ``false``, in any case."""
+    """``true`` or ``false``, in any case.
+
+    Parameters
+    ----------
+    text : str
+        Command-line text.
+
+    Returns
+    -------
+    bool
+
+    Raises
+    ------
+    ValueError
+        Anything else.
+    """
     if text.lower() not in ("true", "false"):
         raise ValueError(f"expected true or false, got {text!r}")
     return text.lower() == "true"
 
 
 def correlation_value(text: str) -> "float | str":
-    """A number in [-1, 1] or ``rows``."""
+    """A number in [-1, 1] or ``rows``.
+
+    Parameters
+    ----------
+    text : str
+        Command-line text (the range is checked by :func:`fastvar.api.plan`).
+
+    Returns
+    -------
+    float or str
+        The number, or ``"rows"``.
+
+    Raises
+    ------
+    ValueError
+        Neither a number nor ``rows``.
+    """
     if text == "rows":
         return text
     try:
@@ -156,7 +274,23 @@ def correlation_value(text: str) -> "float | str":
 
 
 def widths_value(text: str) -> list[int]:
-    """Widths separated by commas, e.g. ``784,256,10``."""
+    """Widths separated by commas, e.g. ``784,256,10``.
+
+    Parameters
+    ----------
+    text : str
+        Command-line text.
+
+    Returns
+    -------
+    list of int
+        n_0, n_1, ..., n_L (checked by :class:`fastvar.Network`).
+
+    Raises
+    ------
+    ValueError
+        A part is no integer.
+    """
     try:
         return [int(w) for w in text.split(",")]
     except ValueError:
@@ -164,7 +298,24 @@ def widths_value(text: str) -> list[int]:
 
 
 def inputs_file(path: str):
-    """A data set (rows, n_0) from a .npy file or a .csv file of numbers (no header)."""
+    """A data set from a .npy file or a .csv file of numbers (no header).
+
+    Parameters
+    ----------
+    path : str
+        The file; its extension (.npy or .csv) says how to read it.
+
+    Returns
+    -------
+    numpy.ndarray
+        The rows, shape (rows, n_0) for a .csv file (as stored for a .npy file; checked
+        by :func:`fastvar.api.plan`).
+
+    Raises
+    ------
+    ValueError
+        Another extension, or a file that cannot be read as a table of numbers.
+    """
     import numpy as np
 
     ext = os.path.splitext(path)[1].lower()
@@ -197,6 +348,15 @@ class RunOptions:
 
     Each field is checked on its own here; :func:`fastvar.api.plan` checks them against the
     network (input width, pairs, trials).
+
+    Parameters
+    ----------
+    {options}
+
+    Raises
+    ------
+    TypeError, ValueError
+        A field of the wrong type or out of range.
     """
 
     seed: "int | None" = declare(0, """
@@ -286,7 +446,12 @@ class RunOptions:
 
 @dataclasses.dataclass(frozen=True)
 class Execution:
-    """Where and how a study runs; none of these changes its numbers."""
+    """Where and how a study runs; none of these changes its numbers.
+
+    Parameters
+    ----------
+    {options}
+    """
 
     progress: bool = declare(False, """
         bool
@@ -316,8 +481,27 @@ EXECUTION_OPTIONS: tuple[Option, ...] = options_of(Execution)
 
 def split_options(kwargs: dict[str, Any], groups: Sequence[Sequence[Option]],
                   caller: str) -> list[dict[str, Any]]:
-    """``kwargs`` split by option group (one dict per group); an unknown keyword raises a
-    TypeError that lists the known ones."""
+    """Split keyword arguments by option group.
+
+    Parameters
+    ----------
+    kwargs : dict
+        Keyword arguments, by name.
+    groups : sequence of sequences of Option
+        The option groups, e.g. ``[RUN_OPTIONS, EXECUTION_OPTIONS]``.
+    caller : str
+        The function's name, for the error message.
+
+    Returns
+    -------
+    list of dict
+        One dict per group, of the keywords declared in it.
+
+    Raises
+    ------
+    TypeError
+        An unknown keyword; the message lists the known ones.
+    """
     out: list[dict[str, Any]] = [{} for _ in groups]
     for key, value in kwargs.items():
         for group, chosen in zip(groups, out):
@@ -332,9 +516,22 @@ def split_options(kwargs: dict[str, Any], groups: Sequence[Sequence[Option]],
 
 
 def takes_options(*groups: Sequence[Option]) -> Callable:
-    """Decorate a function taking ``**options``: its signature (for ``help()``, IDEs and the
-    API docs) lists the declared options as keyword-only parameters with their defaults, and
-    ``{options}`` in its docstring becomes their numpydoc entries."""
+    """Decorate a function taking ``**options`` with the options declared in ``groups``.
+
+    Its signature (for ``help()``, IDEs and the API docs) lists the declared options as
+    keyword-only parameters with their defaults, and ``{options}`` in its docstring becomes
+    their numpydoc entries.
+
+    Parameters
+    ----------
+    *groups : sequence of Option
+        The option groups, in the order they are listed.
+
+    Returns
+    -------
+    callable
+        The decorator; it returns the function itself, its signature and docstring set.
+    """
     def decorate(func: Callable) -> Callable:
         signature = inspect.signature(func)
         params = [p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
@@ -342,14 +539,25 @@ def takes_options(*groups: Sequence[Option]) -> Callable:
                                      default=option.default)
                    for group in groups for option in group]
         func.__signature__ = signature.replace(parameters=params)
-        if func.__doc__ and "{options}" in func.__doc__:
-            entries = []
-            for group in groups:
-                for option in group:
-                    kind, _, text = option.doc.partition("\n")
-                    entries.append(f"    {option.name} : {kind}\n"
-                                   + textwrap.indent(textwrap.dedent(text), " " * 8))
-            func.__doc__ = func.__doc__.replace("{options}", "\n".join(entries).lstrip())
+        _fill_options(func, groups)
         return func
 
     return decorate
+
+
+def _fill_options(obj: Any, groups: Sequence[Sequence[Option]]) -> None:
+    """Replace ``{options}`` in the docstring of ``obj`` (indented by 4, as a function's or
+    a class's) by the numpydoc entries of the options in ``groups``."""
+    if obj.__doc__ and "{options}" in obj.__doc__:
+        entries = []
+        for group in groups:
+            for option in group:
+                kind, _, text = option.doc.partition("\n")
+                entries.append(f"    {option.name} : {kind}\n"
+                               + textwrap.indent(textwrap.dedent(text), " " * 8))
+        obj.__doc__ = obj.__doc__.replace("{options}", "\n".join(entries).lstrip())
+
+
+# the classes' Parameters, from the same declarations
+_fill_options(RunOptions, [RUN_OPTIONS])
+_fill_options(Execution, [EXECUTION_OPTIONS])

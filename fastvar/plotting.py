@@ -47,7 +47,25 @@ def _matplotlib():
 
 
 def image_format(path: "str | os.PathLike") -> str:
-    """The matplotlib format named by ``path``'s extension ("png", "svg", ...), else ValueError."""
+    """The matplotlib format named by a path's extension.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The image file.
+
+    Returns
+    -------
+    str
+        "png", "svg", "pdf", ...
+
+    Raises
+    ------
+    ValueError
+        An extension matplotlib cannot write.
+    ImportError
+        matplotlib is not installed.
+    """
     _matplotlib()
     from matplotlib.figure import Figure
 
@@ -61,20 +79,57 @@ def image_format(path: "str | os.PathLike") -> str:
 
 
 def check_image_output(path: "str | os.PathLike") -> str:
-    """Before drawing: ``path`` must be writable and name an image format; returns the format."""
+    """Check, before drawing, that a path is writable and names an image format.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The image file.
+
+    Returns
+    -------
+    str
+        The format (:func:`image_format`).
+
+    Raises
+    ------
+    ValueError, OSError
+        What would make writing it fail, said before anything is drawn.
+    """
     check_output(path)
     return image_format(path)
 
 
 def write_figure(fig, path: "str | os.PathLike", dpi: int) -> None:
-    """Render ``fig`` in memory and write it to ``path`` atomically (see :mod:`fastvar._files`)."""
+    """Render a figure in memory and write it to a path atomically (see :mod:`fastvar._files`).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    path : str or os.PathLike
+        The file; its extension gives the format.
+    dpi : int
+        Resolution of raster formats.
+    """
     buffer = io.BytesIO()
     fig.savefig(buffer, format=image_format(path), dpi=dpi)
     write_file(path, buffer.getvalue())
 
 
 def short_label(res) -> str:
-    """A legend label for one Result: activation, init, gain, bias, width."""
+    r"""A legend label for one Result: activation, init, gain, bias, width.
+
+    Parameters
+    ----------
+    res : Result
+        The result.
+
+    Returns
+    -------
+    str
+        E.g. ``"tanh, he, $\sigma_b$=0.1, n=256"`` (matplotlib mathtext).
+    """
     net = res.network
     init = net.init if isinstance(net.init, str) else f"$\\sigma_w^2$={net.init:g}"
     gain = f" gain {net.gain:.3g}" if net.gain != 1.0 else ""
@@ -240,6 +295,19 @@ def save(results, path: "str | os.PathLike", labels: "Sequence[str] | None" = No
 
     Needs no display: the figure is not made through pyplot. ``path`` and its format are
     checked before anything is drawn; the file is written atomically.
+
+    Parameters
+    ----------
+    results : Result or sequence of Result
+        One colour each.
+    path : str or os.PathLike
+        The image file (PNG, SVG, PDF, ...).
+    labels : sequence of str or None
+        Legend labels, one per result.
+    quantities : sequence of str or None
+        The panels, as for :func:`plot`.
+    title : str or None
+        Figure title (default: the network of a single result).
     """
     check_image_output(path)
     from matplotlib.figure import Figure
@@ -266,7 +334,24 @@ def theory_bins(res, layer: int, of: str, edges: np.ndarray) -> np.ndarray:
     """Infinite-width probabilities of the bins ``edges`` at ``layer`` (1-based): z ~ N(0,
     q^l), delta ~ N(0, g^l), a = phi(u) with u ~ N(0, q^l) (after a norm, Var u = q / (q +
     eps)), by a fine quadrature of the normal (40 001 nodes over +-12 std). NaN where the
-    theory is not finite."""
+    theory is not finite.
+
+    Parameters
+    ----------
+    res : Result
+        The result.
+    layer : int
+        1 to L.
+    of : {"z", "a", "delta"}
+        The quantity.
+    edges : numpy.ndarray
+        Bin edges in value units, shape (B + 1,).
+
+    Returns
+    -------
+    numpy.ndarray
+        Probability of each bin, shape (B,).
+    """
     net = res.network
     var = (res.g_theory if of == "delta" else res.q_theory)[layer - 1]
     if of == "a" and net.norm is not None:
@@ -348,7 +433,21 @@ def histograms(res, of: str = "z", layers: "Sequence[int] | None" = None, axes=N
 def save_histograms(res, path: "str | os.PathLike", of: str = "z",
                     layers: "Sequence[int] | None" = None, log: bool = False) -> None:
     """Draw :func:`histograms` on a figure of its own and write it to ``path`` (PNG, SVG...),
-    atomically; ``path`` is checked before anything is drawn."""
+    atomically; ``path`` is checked before anything is drawn.
+
+    Parameters
+    ----------
+    res : Result
+        A result of ``simulate(..., histograms=True)``.
+    path : str or os.PathLike
+        The image file.
+    of : {"z", "a", "delta"}
+        The quantity.
+    layers : sequence of int or None
+        Layers, 1-based (default: all up to 6, else 6 from first to last).
+    log : bool
+        Log density axis.
+    """
     check_image_output(path)
     from matplotlib.figure import Figure
 
@@ -453,6 +552,35 @@ def plot_sweep(sweep, x: str, y: "str | None" = None, value: str = "xi_c", layer
     by ``where`` for a heatmap. ``value`` and ``layer``: see :meth:`Sweep.observable`.
     ``theory_points``: sigma_w^2 values of the theory's xi curve (about 0.25 s each).
     Returns the Axes.
+
+    Parameters
+    ----------
+    sweep : Sweep
+        The sweep.
+    x : str
+        Grid key along the horizontal axis.
+    y : str or None
+        Grid key along the vertical axis (a heatmap), or None (lines).
+    value : str
+        The observable (:meth:`Sweep.observable`): "xi_c", "xi_q", "c", "log_q_ratio", ...
+    layer : int
+        The layer of layer-wise observables (-1: the last).
+    where : mapping or None
+        Values of the other grid keys to pin.
+    ax : matplotlib.axes.Axes or None
+        Draw there (default: a new pyplot figure).
+    theory_points : int
+        sigma_w^2 values of the theory's xi curve.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        A key that is not in the grid, ``x`` equal to ``y``, or another grid key with several
+        values left unpinned in a heatmap.
     """
     if x not in sweep.grid or (y is not None and y not in sweep.grid):
         missing = x if x not in sweep.grid else y
@@ -570,7 +698,19 @@ def save_sweep(sweep, path: "str | os.PathLike", x: str, y: "str | None" = None,
                value: str = "xi_c", layer: int = -1, where=None,
                title: "str | None" = None, theory_points: int = 48) -> None:
     """Draw :func:`plot_sweep` on a figure of its own and write it to ``path`` atomically
-    (format from the extension; checked before drawing; no display needed)."""
+    (format from the extension; checked before drawing; no display needed).
+
+    Parameters
+    ----------
+    sweep : Sweep
+        The sweep.
+    path : str or os.PathLike
+        The image file.
+    x, y, value, layer, where, theory_points
+        As for :func:`plot_sweep`.
+    title : str or None
+        Figure title.
+    """
     check_image_output(path)
     from matplotlib.figure import Figure
 

@@ -9,7 +9,9 @@ the progress bar. :func:`run_local` is the runner of this process; the Dask runn
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 
 import numba
@@ -59,11 +61,49 @@ class Interrupted(KeyboardInterrupt):
     uninterrupted run of that many trials, whichever workers happened to be fast. Blocks
     completed beyond it (Dask tasks finish out of order) are left out, so the kept sample
     can never depend on how long its blocks took; a checkpoint keeps them for the resume.
+
+    Parameters
+    ----------
+    result : Result or None
+        The blocks completed (kept as ``.result``).
     """
 
     def __init__(self, result: "Result | None") -> None:
         super().__init__("interrupted")
         self.result = result
+
+
+_stops = threading.local()  # .event: stop this thread's local run (see stop_when)
+
+
+@contextlib.contextmanager
+def stop_when(event: threading.Event):
+    """Within this block, a local :func:`fastvar.simulate` (no Dask client) on this thread
+    stops between two chunks (about ``CHUNK_SECONDS``) once ``event`` is set, raising
+    :class:`Interrupted` as Ctrl-C would: a cancellation from another thread that needs no
+    asynchronous exception (``fastvar serve`` stops the run of a client that went away).
+
+    Parameters
+    ----------
+    event : threading.Event
+        Set (from any thread) to stop the run.
+
+    Yields
+    ------
+    threading.Event
+        ``event`` itself.
+    """
+    before, _stops.event = getattr(_stops, "event", None), event
+    try:
+        yield event
+    finally:
+        _stops.event = before
+
+
+def _check_stop() -> None:
+    event = getattr(_stops, "event", None)
+    if event is not None and event.is_set():
+        raise KeyboardInterrupt
 
 
 class ClientClosed(Interrupted):
@@ -73,7 +113,24 @@ class ClientClosed(Interrupted):
 
 
 class Run:
-    """The in-order merge of one request's blocks, resumed from ``checkpoint`` if given."""
+    """The in-order merge of one request's blocks, resumed from ``checkpoint`` if given.
+
+    Blocks are added in any order (:meth:`add`); those beyond the merged prefix wait until
+    the gap before them is filled, so the merged stats are bitwise those of an in-order run.
+
+    Parameters
+    ----------
+    request : Plan
+        The planned request.
+    engine : Engine
+        The engine running its blocks.
+    checkpoint : Checkpoint or None
+        Load the work saved there first, and save to it as blocks complete.
+    progress : bool
+        Show a tqdm progress bar on stderr.
+    compile_s : float
+        Seconds spent compiling the kernels, kept in the Result.
+    """
 
     def __init__(self, request: Plan, engine: Engine, *, checkpoint: "Checkpoint | None" = None,
                  progress: bool = False, compile_s: float = 0.0) -> None:
@@ -224,7 +281,8 @@ def run_local(run: Run) -> None:
     """Compute the missing blocks of a run in this process.
 
     Blocks go to the engine in chunks of about ``CHUNK_SECONDS`` (0.25 s) of work, which it
-    spreads over the numba threads; between chunks the progress bar moves and Ctrl-C lands.
+    spreads over the numba threads; between chunks the progress bar moves and Ctrl-C (or a
+    :func:`stop_when` event) lands.
 
     Parameters
     ----------
@@ -236,6 +294,7 @@ def run_local(run: Run) -> None:
     for first, count in run.missing():
         end = first + count
         while first < end:
+            _check_stop()
             n = min(chunk, end - first)
             tick = time.perf_counter()
             run.add(first, run.engine.run(run.request, first, n))

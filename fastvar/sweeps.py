@@ -56,7 +56,13 @@ SUMMARY_COLUMNS = ("xi_q", "xi_q_se", "xi_q_map", "xi_q_theory", "xi_q_layers", 
 class SweepInterrupted(KeyboardInterrupt):
     """Ctrl-C during :func:`sweep`: ``.partial`` is the :class:`Sweep` of the configurations
     finished so far (``partial.complete`` is False). A KeyboardInterrupt, so code that does
-    not know about sweeps still stops; with ``checkpoint`` the finished ones are on disk too."""
+    not know about sweeps still stops; with ``checkpoint`` the finished ones are on disk too.
+
+    Parameters
+    ----------
+    partial : Sweep
+        The configurations finished so far (kept as ``.partial``).
+    """
 
     def __init__(self, partial: "Sweep") -> None:
         super().__init__(f"sweep interrupted after {len(partial.results)} of "
@@ -588,8 +594,11 @@ class Sweep:
         flag = ("" if self.unverified is None else "\nwarning: unverified: this sweep was "
                 f"read from a file that failed its checks ({self.unverified}); its numbers "
                 "may not be what fastvar computed")
-        return (f"fastvar Sweep over {keys}: {_text.counted(len(self), 'configuration')} of "
+        text = (f"fastvar Sweep over {keys}: {_text.counted(len(self), 'configuration')} of "
                 f"{_text.counted(self.trials, 'trial')}, seed {self.seed}{state}{flag}")
+        # within 100 columns, broken after commas (four grid keys made 104)
+        return "\n".join(wrap for line in text.split("\n")
+                          for wrap in _text.wrapped_at_commas(line))
 
     def __str__(self) -> str:
         """What ``print(sweep)`` shows: the header, the shared keywords, :meth:`table`."""
@@ -865,25 +874,42 @@ class Sweep:
             else ["xi_q", "xi_q theory"])
         q = self.observable("q_mean")
         lg, c = self.observable("log_g_ratio"), self.observable("c")
-        notes: dict[str, int] = {}  # the reason a fit is NaN -> its number under the table
+        # the reason a value is NaN -> its number under the table, and the columns it
+        # applies to: each reason said once (a residual network's applies to four columns)
+        notes: dict[str, int] = {}
+        columns: dict[str, list[str]] = {}
+
+        def noted(reason: str, column: str) -> str:
+            if column not in columns.setdefault(reason, []):
+                columns[reason].append(column)
+            return f"[{notes.setdefault(reason, len(notes) + 1)}]"
 
         def xi(s, kind):
             if not math.isnan(s[f"xi_{kind}"]):
                 return f"{s[f'xi_{kind}']:.4g} {_text.PLUS_MINUS} {s[f'xi_{kind}_se']:.2g}"
-            note = f"xi_{kind}: {s[f'xi_{kind}_note'] or 'not fitted'}"
-            return f"n/a [{notes.setdefault(note, len(notes) + 1)}]"
+            return f"n/a {noted(s[f'xi_{kind}_note'] or 'not fitted', f'xi_{kind}')}"
+
+        def theory(s, kind, name):
+            # NaN map and theory with a note: the network has no theory point (a residual
+            # stream, a norm, layers of different sigma_w^2), which the note says
+            value = s[f"xi_{kind}_{name}"]
+            if (math.isnan(value) and math.isnan(s[f"xi_{kind}_theory"])
+                    and s[f"xi_{kind}_note"]):
+                return f"nan {noted(s[f'xi_{kind}_note'], f'xi_{kind} {name}')}"
+            return f"{value:.4g}"
 
         rows = []
         for i, (point, s) in enumerate(zip(self.configs, self.depth_scales())):
             row = [f"{point[k]:.4g}" if isinstance(point[k], float) else str(point[k])
                    for k in keys] + [f"{q[i]:.4g}", f"{lg[i]:.3g}"]
             if pairs:
-                row += [f"{c[i]:.4g}", xi(s, "q"), xi(s, "c"), f"{s['xi_c_map']:.4g}",
-                        f"{s['xi_c_theory']:.4g}"]
+                row += [f"{c[i]:.4g}", xi(s, "q"), xi(s, "c"), theory(s, "c", "map"),
+                        theory(s, "c", "theory")]
             else:
-                row += [xi(s, "q"), f"{s['xi_q_theory']:.4g}"]
+                row += [xi(s, "q"), theory(s, "q", "theory")]
             rows.append(row)
-        lines = [line for text, k in notes.items() for line in _text.wrapped(f"[{k}] ", text)]
+        lines = [line for text, k in notes.items()
+                 for line in _text.wrapped(f"[{k}] ", f"{', '.join(columns[text])}: {text}")]
         return heads, rows, lines
 
     def table(self) -> str:
@@ -894,12 +920,12 @@ class Sweep:
         str
             Lines of grid values, q^L, ln(g^1/g^L), and the depth scales xi ± SE (layers)
             beside the theory's; with input pairs also c^L and xi_c. A fit that gives no
-            number shows ``n/a [k]``, and note k under the table says why.
+            number shows ``n/a [k]`` (a theory that gives none ``nan [k]``), and note k
+            under the table says why, once, naming the columns it applies to.
         """
         heads, rows, notes = self._table_cells()
-        widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(heads)]
-        lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths))]
-        lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
+        # wider than 100 columns, in blocks under the grid keys' columns
+        lines = _text.table_lines(heads, rows, keep=len(self.grid), width=_text.WIDTH)
         return "\n".join(lines + notes)
 
     def plot(self, x: str, y: "str | None" = None, value: str = "xi_c", layer: int = -1,

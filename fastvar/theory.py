@@ -75,6 +75,33 @@ def gaussian_moments(activation: "str | Activation",
 
     ``q`` is a variance (float or array, >= 0; 0 means the limit q -> 0+); each result has
     the shape of ``q``.
+
+    Parameters
+    ----------
+    activation : str or Activation
+        The activation phi (a name of :data:`fastvar.ACTIVATION_NAMES`, or an Activation).
+    q : float or array_like
+        Variances q >= 0.
+
+    Returns
+    -------
+    mean : numpy.ndarray
+        E[phi(z)], shaped like ``q``.
+    second : numpy.ndarray
+        E[phi(z)^2].
+    slope : numpy.ndarray
+        E[phi'(z)^2].
+
+    Raises
+    ------
+    ValueError
+        An unknown activation, or a negative or non-finite q.
+
+    Examples
+    --------
+    >>> from fastvar import theory
+    >>> [round(float(m), 6) for m in theory.gaussian_moments("relu", 2.0)]
+    [0.56419, 1.0, 0.5]
     """
     return _moments(Activation.parse(activation), _check_q(q))
 
@@ -110,6 +137,19 @@ def kernel_moments(activation: "str | Activation",
     shape. With x = sqrt(q) z: d/dq E[phi(x)^2] = E[phi(x) phi'(x) z] / sqrt(q) (Stein), and
     d^2/dq^2 E[G(x)] = E[G(x) (z^4 - 6 z^2 + 3)] / (4 q^2) for G = phi^2 (the Hermite
     identity, no second derivative of phi needed); same quadrature as gaussian_moments.
+
+    Parameters
+    ----------
+    activation : str or Activation
+        The activation phi.
+    q : float or array_like
+        Variances q > 0.
+
+    Returns
+    -------
+    second, fourth, d1, d2 : numpy.ndarray
+        E[phi(z)^2], E[phi(z)^4], d/dq E[phi(z)^2], d^2/dq^2 E[phi(z)^2], each shaped like
+        ``q``.
     """
     act, q = Activation.parse(activation), _check_q(q)
     flat = q.reshape(-1)
@@ -321,6 +361,20 @@ def row_average(maps_of, q0, counts=None) -> list[np.ndarray]:
     ``maps_of`` takes the input lengths q0 (m,) and returns a list of arrays of shape
     (L, m), one column per length, smooth in log q0 where q0 > 0; ``q0`` and ``counts`` as
     in :func:`variance_map`. Returns the count-weighted averages, each of shape (L,).
+
+    Parameters
+    ----------
+    maps_of : callable
+        q0 of shape (m,) -> list of arrays of shape (L, m).
+    q0 : float or array_like
+        The rows' lengths ||x_i||^2 / n_0, >= 0.
+    counts : array_like or None
+        Rows with each length (default: one each).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        The count-weighted averages over rows, each of shape (L,).
     """
     values, share = _rows(q0, counts)
     return _row_sums(maps_of, values, share)
@@ -342,6 +396,26 @@ def variance_map(net: Network, q0: "float | np.ndarray" = 1.0,
     Computed to about 1e-12 relative: exactly on up to 256 distinct lengths, otherwise by
     Chebyshev interpolation in log q0, adaptive in degree and range (100 000 distinct rows
     take about a second at depth 20).
+
+    Parameters
+    ----------
+    net : Network
+        The network (L layers).
+    q0 : float or array_like
+        The input's mean squared entry, or a data set's rows' ones (shape (m,)), >= 0.
+    counts : array_like or None
+        With an array ``q0``: the rows with each length (default: one each).
+
+    Returns
+    -------
+    numpy.ndarray
+        q^1 .. q^L, shape (L,), in the units of z^2.
+
+    Examples
+    --------
+    >>> import fastvar
+    >>> fastvar.theory.variance_map(fastvar.mlp(100, 3, activation="relu", init="he"))
+    array([2., 2., 2.])
     """
     return _row_average(net, q0, counts, gradients=False)[0]
 
@@ -353,13 +427,44 @@ def gradient_map(net: Network, q0: "float | np.ndarray" = 1.0,
     E[g^{l-1}] = n_l Var(W^l_ij) E[phi'(z^{l-1})^2] E[g^l]: the backward gain uses the
     fan-out n_l, so on unequal widths it differs from ``net.sigma_w2``. ``q0`` and
     ``counts`` as in :func:`variance_map`: for a data set, the row average of the maps.
+
+    Parameters
+    ----------
+    net : Network
+        The network (L layers).
+    q0 : float or array_like
+        As in :func:`variance_map`.
+    counts : array_like or None
+        As in :func:`variance_map`.
+
+    Returns
+    -------
+    numpy.ndarray
+        E[g^1] .. E[g^L], shape (L,), relative to the output cotangent's E[g^L] = 1.
     """
     return _row_average(net, q0, counts, gradients=True)[1]
 
 
 def mean_field_maps(net: Network, q0: "float | np.ndarray" = 1.0,
                     counts: "np.ndarray | None" = None) -> tuple[np.ndarray, np.ndarray]:
-    """(variance_map, gradient_map) of the same arguments, computed together (once)."""
+    """:func:`variance_map` and :func:`gradient_map` of the same arguments, computed together.
+
+    Parameters
+    ----------
+    net : Network
+        The network (L layers).
+    q0 : float or array_like
+        As in :func:`variance_map`.
+    counts : array_like or None
+        As in :func:`variance_map`.
+
+    Returns
+    -------
+    q : numpy.ndarray
+        q^l, shape (L,).
+    g : numpy.ndarray
+        E[g^l], shape (L,).
+    """
     q, g = _row_average(net, q0, counts, gradients=True)
     return q, g
 
@@ -412,6 +517,20 @@ def correlation_map(net: Network, c0: float, q0: float = 1.0) -> np.ndarray:
     With a norm the branch sees each input normalized (the cosine is unchanged, the
     variance q / (q + eps)); a residual stream adds alpha^2 times the branch covariance to
     the stream's, as for q.
+
+    Parameters
+    ----------
+    net : Network
+        The network (L layers).
+    c0 : float
+        The inputs' correlation, in [-1, 1].
+    q0 : float
+        Their mean squared entry, > 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        c^1 .. c^L, shape (L,), each in [-1, 1].
     """
     q0 = check_real("q0", q0, 0.0, strict=True)  # both inputs: one length (not a data set)
     q = variance_map(net, q0)
@@ -450,6 +569,35 @@ def fixed_point(activation: "str | Activation", sigma_w2: float, sigma_b2: float
     chi_1 = sigma_w2 E[phi'(z)^2] at z ~ N(0, q*): below 1 the network is ordered (nearby
     inputs converge), above 1 chaotic. Where every q is fixed (ReLU with sigma_w2 = 2 and
     no bias) q* = q0. Raises ValueError when q grows without bound.
+
+    Parameters
+    ----------
+    activation : str or Activation
+        The activation phi.
+    sigma_w2 : float
+        Weight variance times fan-in, > 0.
+    sigma_b2 : float
+        Bias variance, >= 0.
+    q0 : float
+        Where the iteration starts (the input's mean squared entry).
+
+    Returns
+    -------
+    q_star : float
+        The fixed point q*.
+    chi_1 : float
+        sigma_w2 E[phi'(z)^2] at z ~ N(0, q*).
+
+    Raises
+    ------
+    ValueError
+        q grows without bound, or an argument out of range.
+
+    Examples
+    --------
+    >>> from fastvar import theory
+    >>> [round(x, 6) for x in theory.fixed_point("relu", 2.0, 0.0)]
+    [1.0, 1.0]
     """
     act, sw2, sb2 = _check_gains(activation, sigma_w2, sigma_b2)
     q0 = check_real("q0", q0, 0.0, strict=False)
@@ -509,6 +657,27 @@ def correlation_fixed_point(activation: "str | Activation", sigma_w2: float,
     ``|c^l - c*| ~ chi_c^l``. Where the signal vanishes (q* = 0, e.g. ReLU or tanh with
     sigma_w2 below critical and no bias) the map near c = 1 does not depend on the scale
     and its slope at c* = 1 is 1. Raises ValueError where there is no q*.
+
+    Parameters
+    ----------
+    activation : str or Activation
+        The activation phi.
+    sigma_w2 : float
+        Weight variance times fan-in, > 0.
+    sigma_b2 : float
+        Bias variance, >= 0.
+
+    Returns
+    -------
+    c_star : float
+        The stable fixed point c*, in [-1, 1].
+    chi_c : float
+        The map's slope there.
+
+    Raises
+    ------
+    ValueError
+        There is no q* (q grows without bound).
     """
     act, sw2, sb2 = _check_gains(activation, sigma_w2, sigma_b2)
     q_star, chi_1 = fixed_point(act, sw2, sb2)
@@ -542,6 +711,29 @@ def critical_sigma_w2(activation: "str | Activation", sigma_b2: float = 0.0) -> 
 
     For ReLU this is 2 (He), for linear 1, for tanh with sigma_b2 = 0 also 1.
     Raises ValueError if chi_1 stays below 1 up to sigma_w2 = 1e6.
+
+    Parameters
+    ----------
+    activation : str or Activation
+        The activation phi.
+    sigma_b2 : float
+        Bias variance, >= 0.
+
+    Returns
+    -------
+    float
+        The critical sigma_w^2.
+
+    Raises
+    ------
+    ValueError
+        chi_1 stays below 1 up to sigma_w2 = 1e6.
+
+    Examples
+    --------
+    >>> from fastvar import theory
+    >>> round(theory.critical_sigma_w2("relu"), 6)
+    2.0
     """
     act, _, sb2 = _check_gains(activation, 1.0, sigma_b2)
     lo, hi = 0.0, 1.0
@@ -557,7 +749,18 @@ def critical_sigma_w2(activation: "str | Activation", sigma_b2: float = 0.0) -> 
 
 
 def depth_from_rate(rate: float) -> float:
-    """-1 / log(rate): the number of layers over which rate^l falls by a factor e."""
+    """The number of layers over which rate^l falls by a factor e: -1 / log(rate).
+
+    Parameters
+    ----------
+    rate : float
+        A per-layer factor in (0, 1] (1 gives an infinite depth).
+
+    Returns
+    -------
+    float
+        The depth scale in layers.
+    """
     return -1.0 / math.log(rate) if rate < 1.0 - 1e-12 else math.inf
 
 
@@ -568,6 +771,27 @@ def depth_scales(activation: "str | Activation", sigma_w2: float,
     ``|q^l - q*| ~ exp(-l / xi_q)`` and ``|c^l - c*| ~ exp(-l / xi_c)`` (Schoenholz et al. 2017);
     xi_c = -1 / log(chi_c) with chi_c from :func:`correlation_fixed_point`; it is infinite
     on the order-to-chaos line. Raises ValueError where there is no q*.
+
+    Parameters
+    ----------
+    activation : str or Activation
+        The activation phi.
+    sigma_w2 : float
+        Weight variance times fan-in, > 0.
+    sigma_b2 : float
+        Bias variance, >= 0.
+
+    Returns
+    -------
+    xi_q : float
+        Depth scale of q^l, in layers.
+    xi_c : float
+        Depth scale of c^l, in layers (infinite on the critical line).
+
+    Raises
+    ------
+    ValueError
+        There is no q*.
     """
     act, sw2, sb2 = _check_gains(activation, sigma_w2, sigma_b2)
     chi_c = correlation_fixed_point(act, sw2, sb2)[1]
@@ -576,7 +800,22 @@ def depth_scales(activation: "str | Activation", sigma_w2: float,
 
 def q_depth_scale(act: Activation, sw2: float, sb2: float) -> float:
     """xi_q of :func:`depth_scales` alone (without the correlation's fixed point, which
-    costs most), for callers that have chi_c already."""
+    costs most), for callers that have chi_c already.
+
+    Parameters
+    ----------
+    act : Activation
+        The activation phi.
+    sw2 : float
+        sigma_w^2.
+    sb2 : float
+        sigma_b^2.
+
+    Returns
+    -------
+    float
+        xi_q in layers.
+    """
     q_star = fixed_point(act, sw2, sb2)[0]
     # slope of the q map at q*: d/dq E[phi(sqrt(q) z)^2] = E[phi(x) phi'(x) x] / q
     q = max(q_star, 1e-30)

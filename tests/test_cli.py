@@ -280,6 +280,15 @@ def test_inputs_file_gives_the_input_width(tmp_path, capsys):
     # a narrow tanh network under He: heavy tails, their warnings, and the note under the table
     ["simulate", "--trials", "2000", "--width", "4", "--depth", "10", "--activation", "tanh",
      "--init", "he", "--residual", "1/sqrt(L)", "--bias-std", "0.1"],
+    # finite-width theory columns of a residual network with a norm: 106-115 columns, and
+    # the same NaN reason once per column
+    ["simulate", "--trials", "200", "--width", "32", "--depth", "6", "--activation", "tanh",
+     "--residual", "1/sqrt(L)", "--norm", "layer", "--correlation", "0.5", "--columns",
+     "q_mean,q_theory,q_mean_theory,z_kurt,z_kurt_theory,q_var,q_var_theory,g_mean,g_theory,"
+     "g_var,g_var_theory,c_mean,c_theory"],
+    # four grid keys: the header ran to 104 columns
+    ["sweep", "--grid", "init=1,2", "--grid", "bias_std=0,0.3", "--grid", "width=8,16", "--grid",
+     "activation=tanh,relu", "--trials", "20", "--depth", "3", "--correlation", "0.5"],
     ["sweep", "--grid", "init=1,2", "--grid", "bias_std=0,0.3", "--trials", "40", "--width", "8",
      "--depth", "4", "--activation", "tanh", "--correlation", "0.5"],
 ])
@@ -294,3 +303,5 @@ def test_what_a_newcomer_runs_fits_100_columns(args, capsys, monkeypatch):
     assert len(lines) > 3
     too_long = [line for line in lines if len(line) > 100]
     assert not too_long, too_long
+    text = " ".join(lines)
+    assert text.count("no finite-width theory for residual streams or norms") <= 1, text

@@ -21,12 +21,12 @@ BRUTE = [name for name in ("numpy", "direct") if name in ENGINES]
 COLUMNS = ("q_mean", "q_var", "z_var", "z_kurt", "a_mean", "g_mean", "grad_var")
 
 
-def _batches(net, engine, trials, batches, seed, **kw):
-    """Mean and SE over ``batches`` independent runs of every column in COLUMNS."""
+def _batches(net, engine, trials, batches, seed, columns=COLUMNS, **kw):
+    """Mean and SE over ``batches`` independent runs of every column in ``columns``."""
     runs = [fastvar.simulate(net, trials, seed=seed + b, engine=engine, **kw)
             for b in range(batches)]
     out = {}
-    for col in COLUMNS:
+    for col in columns:
         values = np.array([r[col] for r in runs])
         out[col] = values.mean(0), values.std(0, ddof=1) / np.sqrt(batches)
     return out
@@ -88,8 +88,13 @@ def _brute_trials(net, networks, k, seed):
     a = rng.standard_normal((networks, k, widths[0]))
     zs, ws = [], []
     for layer in range(1, len(widths)):
-        w = rng.standard_normal((networks, widths[layer], widths[layer - 1]))
-        w *= np.sqrt(net.weight_var[layer - 1])
+        n, m = widths[layer], widths[layer - 1]
+        if net.init == "orthogonal":  # gain x Haar: QR of a Gaussian matrix, signs fixed
+            q, r = np.linalg.qr(rng.standard_normal((networks, max(n, m), min(n, m))))
+            q *= np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
+            w = net.gain * (q if n >= m else q.transpose(0, 2, 1))
+        else:
+            w = rng.standard_normal((networks, n, m)) * np.sqrt(net.weight_var[layer - 1])
         z = a @ w.transpose(0, 2, 1) + sb * rng.standard_normal((networks, 1, widths[layer]))
         a = phi(z)
         zs.append(z)
@@ -121,6 +126,11 @@ JOINT = {
     "linear": Network([4, 3, 3, 3], activation="linear", init=1.0),
     "tanh-bias": Network([6, 4, 4, 4, 4], activation="tanh", init="lecun", gain=1.5, bias_std=0.3),
     "relu-2-bias": Network([3, 2, 2, 2, 2], activation="relu", init="he", bias_std=0.3),
+    # orthogonal weights, narrowing (n < m) and widening (n > m), with and without a bias
+    "orthogonal-tanh-bias": Network([6, 4, 7, 3, 5], activation="tanh", init="orthogonal",
+                                    gain=1.4, bias_std=0.3),
+    "orthogonal-relu-2-bias": Network([3, 2, 2, 3, 2], activation="relu", init="orthogonal",
+                                      gain=1.4, bias_std=0.5),
 }
 
 
@@ -141,8 +151,12 @@ def test_joint_law_of_last_q_and_first_g(case):
 
 
 @pytest.mark.parametrize("net", [Network([5, 4, 3, 4], activation="relu", init="he", bias_std=0.5),
-                                 Network([3, 6, 6, 6], activation="tanh", init="lecun", gain=1.5)],
-                         ids=["relu-bias", "tanh"])
+                                 Network([3, 6, 6, 6], activation="tanh", init="lecun", gain=1.5),
+                                 Network([5, 3, 6, 4, 4], activation="tanh", init="orthogonal",
+                                         gain=1.3),
+                                 Network([4, 2, 5, 2], activation="relu", init="orthogonal",
+                                         gain=1.5, bias_std=0.4)],
+                         ids=["relu-bias", "tanh", "orthogonal", "orthogonal-relu-bias"])
 def test_two_inputs_correlation_per_layer(net):
     qe, ge, ce = _exact_trials(net, 8000, 2, 21)
     qb, gb, cb = _brute_trials(net, 8000, 2, 22)
@@ -160,9 +174,10 @@ def test_two_inputs_correlation_per_layer(net):
 
 # --- reproducibility, edge cases, errors ----------------------------------------------------
 
-def test_bitwise_identical_for_threads_and_chunks():
+@pytest.mark.parametrize("init", ["lecun", "orthogonal"])
+def test_bitwise_identical_for_threads_and_chunks(init):
     import numba
-    net = mlp(16, 3, activation="tanh", init="lecun", bias_std=0.1)
+    net = mlp(16, 3, activation="tanh", init=init, bias_std=0.1)
     kw = dict(seed=9, engine="exact", inputs_per_network=2)
     one = fastvar.simulate(net, 4096, threads=1, **kw)
     many = fastvar.simulate(net, 4096, threads=numba.config.NUMBA_NUM_THREADS, **kw)
@@ -171,6 +186,23 @@ def test_bitwise_identical_for_threads_and_chunks():
     assert plan.blocks >= 4
     split = np.concatenate([engine.run(plan, 0, 1), engine.run(plan, 1, plan.blocks - 1)])
     np.testing.assert_array_equal(split, engine.run(plan, 0, plan.blocks))
+
+
+def test_orthogonal_resume_is_bitwise_the_whole_run(tmp_path):
+    from fastvar.checkpoint import Checkpoint
+    from fastvar.runs import Run
+    net = Network([6, 8, 8, 8], activation="tanh", init="orthogonal", gain=1.2, bias_std=0.2,
+                  residual=0.5, norm="rms")
+    kw = dict(seed=4, engine="exact", inputs_per_network=2, histograms=True)
+    whole = fastvar.simulate(net, 4096, threads=1, **kw)
+    request, engine = fastvar.api.plan(net, 4096, **kw)
+    assert request.blocks >= 4
+    run = Run(request, engine, checkpoint=Checkpoint(tmp_path / "ck", request, engine.name))
+    run.add(1, engine.run(request, 1, 2))
+    run.save(force=True)
+    again = fastvar.simulate(net, 4096, threads=2, checkpoint=tmp_path / "ck", **kw)
+    np.testing.assert_array_equal(again.stats, whole.stats)
+    np.testing.assert_array_equal(again.histogram_counts, whole.histogram_counts)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the huge moments overflow in Result
@@ -214,14 +246,17 @@ def test_non_gaussian_weights_are_refused_and_auto_moves_on():
     assert fastvar.simulate(mlp(8, 2), 10).engine == "exact"
 
 
-def test_orthogonal_gradients_with_a_bias_or_pairs_are_refused():
+def test_auto_runs_orthogonal_weights_here_up_to_the_k_limit():
     net = mlp(8, 2, init="orthogonal", bias_std=0.1)
-    with pytest.raises(ValueError, match="gradients with orthogonal weights.*can: numpy"):
-        fastvar.simulate(net, 10, engine="exact")
-    assert fastvar.simulate(net, 10, gradients=False).engine == "exact"
-    assert fastvar.simulate(net, 10).engine != "exact"
-    assert fastvar.simulate(mlp(8, 2, init="orthogonal"), 10, correlation=0.5).engine != "exact"
-    assert fastvar.simulate(mlp(8, 2, init="orthogonal"), 10).engine == "exact"
+    assert fastvar.simulate(net, 10).engine == "exact"
+    assert fastvar.simulate(net, 10, correlation=0.5).engine == "exact"
+    assert fastvar.simulate(net, 16, inputs_per_network=8).engine == "exact"
+    assert fastvar.simulate(net, 18, inputs_per_network=9).engine != "exact"
+    with pytest.raises(ValueError, match="inputs_per_network=9 is above 8.*can: numpy"):
+        fastvar.simulate(net, 9, inputs_per_network=9, engine="exact", gradients=False)
+    # W a is kept apart from b, so a bias that swamps the weights costs no digits here
+    assert fastvar.simulate(mlp(8, 2, init="orthogonal", gain=1e-10, bias_std=1.0), 10,
+                            engine="exact").engine == "exact"
 
 
 @pytest.mark.parametrize("widths, activation", [([6, 4, 9, 3, 5], "tanh"), ([2, 2, 3, 2], "relu"),
@@ -231,6 +266,65 @@ def test_orthogonal_gradients_match_direct(widths, activation):
     net = Network(widths, activation=activation, init="orthogonal", gain=1.3)
     assert_agree(_batches(net, "exact", 8000, 10, 1), _batches(net, "direct", 8000, 10, 2),
                  COLUMNS)
+
+
+ORTHOGONAL = {
+    # widths 2-64: narrowing (n < m), widening (n > m), equal (W^T D = A H exactly once A
+    # has full rank), dead ReLU layers; one input with a bias, k inputs, input pairs, rows
+    "bias-k1": (Network([6, 4, 9, 3, 5], activation="tanh", init="orthogonal", gain=1.3,
+                        bias_std=0.3), dict()),
+    "relu-2-bias-k1": (Network([3, 2, 2, 2], activation="relu", init="orthogonal", gain=1.4,
+                               bias_std=0.2), dict()),
+    "k2": (Network([6, 4, 9, 3, 5], activation="tanh", init="orthogonal", gain=1.3),
+           dict(inputs_per_network=2)),
+    "k3-bias": (Network([6, 4, 9, 3, 5], activation="tanh", init="orthogonal", gain=1.3,
+                        bias_std=0.2), dict(inputs_per_network=3)),
+    "k4-relu-2": (Network([3, 2, 2, 4, 3], activation="relu", init="orthogonal", gain=1.3,
+                          bias_std=0.1), dict(inputs_per_network=4)),
+    "k2-linear-square": (Network([2, 2, 2, 2], activation="linear", init="orthogonal"),
+                         dict(inputs_per_network=2)),
+    "k4-64": (Network([16, 64, 32, 8], activation="tanh", init="orthogonal", gain=1.3,
+                      bias_std=0.2), dict(inputs_per_network=4)),
+    "pair": (Network([5, 5, 5, 5], activation="tanh", init="orthogonal", gain=1.5,
+                     bias_std=0.2), dict(correlation=0.4)),
+    "rows": (Network([7, 6, 3, 6], activation="softplus", init="orthogonal", gain=1.2,
+                     bias_std=0.2),
+             dict(inputs=np.random.default_rng(0).standard_normal((5, 7)) * np.arange(1, 8),
+                  inputs_per_network=2)),
+    # residual streams and norms: the branch sees W through U = W phi(N(h)) alone
+    "residual-rms-k2": (Network([6, 8, 8, 8], activation="tanh", init="orthogonal", gain=1.2,
+                                bias_std=0.2, residual=0.5, norm="rms"),
+                        dict(inputs_per_network=2)),
+    "residual-layer-8": (fastvar.mlp(8, 4, input_width=3, activation="softplus",
+                                     init="orthogonal", gain=1.4, bias_std=0.3,
+                                        residual="1/sqrt(L)", norm="layer"), dict()),
+    "residual-pair": (fastvar.mlp(5, 3, activation="gelu", init="orthogonal", residual=0.7),
+                      dict(correlation=-0.3)),
+}
+
+
+@pytest.mark.parametrize("case", list(ORTHOGONAL))
+def test_orthogonal_with_bias_and_many_inputs_match_direct(case):
+    net, kw = ORTHOGONAL[case]
+    cols = COLUMNS + (("c_mean",) if "correlation" in kw else ())
+    exact = _batches(net, "exact", 12000, 10, 1, columns=cols, **kw)
+    assert_agree(exact, _batches(net, "direct", 12000, 10, 2, columns=cols, **kw), cols)
+
+
+def test_orthogonal_histograms_match_direct():
+    # one input per network: a trial's share of values below an edge has SE <= sqrt(F (1 -
+    # F) / N) whatever the units' correlation (see tests/test_histograms.py)
+    net, trials = Network([5, 6, 3, 6], activation="tanh", init="orthogonal", gain=1.5,
+                          bias_std=0.3), 4000
+    exact = fastvar.simulate(net, trials, seed=1, engine="exact", histograms=True)
+    direct = fastvar.simulate(net, trials, seed=2, engine="direct", histograms=True)
+    for layer in range(1, net.depth + 1):
+        for of in ("z", "a", "delta"):
+            f, g = ((h.below + np.cumsum(h.counts)) / h.total
+                    for h in (r.histogram(layer, of) for r in (exact, direct)))
+            both = 0.5 * (f + g)
+            assert np.all(np.abs(f - g) <= 5 * np.sqrt(both * (1 - both) * 2.0 / trials)), \
+                (layer, of)
 
 
 def test_many_inputs_per_network_go_to_the_weight_drawing_engines():

@@ -337,7 +337,7 @@ def test_results_carry_the_columns_the_input_kind_and_the_note(tmp_path):
     assert legacy.normal_inputs is None and legacy.fresh_inputs
     assert "assumed" in legacy.table(["z_kurt", "z_kurt_theory"])
     text = " ".join(fresh.table(["z_kurt", "z_kurt_theory", "g_var", "g_var_theory"]).split())
-    assert "z_kurt_theory: 1/n (vertex recursion)" in text and "g_var_theory: nan: " in text
+    assert "z_kurt_theory: 1/n (vertex recursion)" in text and "g_var_theory is NaN: " in text
     fresh.to_csv(tmp_path / "r.csv")
     header = (tmp_path / "r.csv").read_text().splitlines()[0].split(",")
     assert set(F.COLUMNS) <= set(header)

@@ -16,7 +16,7 @@ import fastvar
 from fastvar.api import plan
 from fastvar.checkpoint import Checkpoint, CheckpointWarning, _unpack
 from fastvar.engines import ENGINES
-from fastvar.runs import Run
+from fastvar.runs import Run, stop_when
 
 NET = fastvar.mlp(16, 4)  # blocks of 256 networks, ~2.5 ms each on one core
 
@@ -72,6 +72,26 @@ def test_sigint_during_a_run_gives_a_partial_result():
     res = info.value.result
     assert res is not None and res.partial and 0 < res.trials < 10_000_000
     assert np.isfinite(res.z_var_se).all()
+
+
+def test_a_stop_event_ends_the_run_between_chunks_on_its_thread_only():
+    event = threading.Event()
+    with stop_when(event):
+        event.set()
+        with pytest.raises(fastvar.Interrupted) as info:
+            fastvar.simulate(NET, 1000, engine="direct")
+        assert info.value.result is None  # set before the first chunk
+    assert fastvar.simulate(NET, 512, engine="direct").trials == 512  # outside: runs
+    event.clear()
+    timer = threading.Timer(1.0, event.set)  # set from another thread, mid-run
+    timer.start()
+    try:
+        with stop_when(event), pytest.raises(fastvar.Interrupted) as info:
+            fastvar.simulate(NET, 10_000_000, engine="direct")
+    finally:
+        timer.cancel()
+    res = info.value.result
+    assert res is not None and res.partial and 0 < res.trials < 10_000_000
 
 
 def test_partial_flag_is_checked_and_marks_the_csv(monkeypatch, tmp_path):
@@ -253,3 +273,18 @@ def test_a_request_json_without_format_is_read_and_a_newer_one_refused(tmp_path)
     mine.write_text(json.dumps({**saved, "format": "fastvar.checkpoint/99"}))
     with pytest.raises(ValueError, match="another format"):
         fastvar.simulate(NET, trials, seed=2, engine="direct", checkpoint=tmp_path / "ck")
+
+
+def test_a_mismatch_names_the_values_as_the_user_set_them(tmp_path):
+    # histograms is in the fingerprint only when on, correlation as float.hex: the message
+    # said "histograms=True there, None now" and the hex text
+    fastvar.simulate(NET, 256, seed=2, engine="direct", histograms=True,
+                     checkpoint=tmp_path / "ck")
+    with pytest.raises(ValueError, match="belongs to another request") as err:
+        fastvar.simulate(fastvar.mlp(16, 4, bias_std=0.5), 256, seed=2, engine="direct",
+                         correlation=0.5, checkpoint=tmp_path / "ck")
+    said = str(err.value)
+    assert "the network differs in bias_std: 0.0 there, 0.5 now" in said, said
+    assert "histograms=True there, False now" in said, said
+    assert "correlation=off there, 0.5 now" in said, said
+    assert "None" not in said and "0x1" not in said, said

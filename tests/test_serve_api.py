@@ -6,15 +6,18 @@ once, and keep serving whatever it was sent. Skipped without Starlette, unless
 FASTVAR_REQUIRE_BROWSER=1 (CI), where a missing dependency fails.
 """
 import concurrent.futures
+import contextlib
 import importlib
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 import warnings
 
@@ -46,7 +49,8 @@ with warnings.catch_warnings():  # Starlette 1.x suggests httpx2 over httpx: eit
     testclient = require("starlette.testclient")
 
 from fastvar.serve import create_app  # noqa: E402
-from fastvar.serve.app import Slots  # noqa: E402
+from fastvar.cli.common import network_from_args  # noqa: E402
+from fastvar.serve.app import POLL_S, Slots, clip  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::fastvar.IncompleteStatisticsWarning")
 
@@ -120,6 +124,15 @@ def test_csv_is_what_result_writes(client, tmp_path):
     ("threads=1", "threads", 400),
     ("format=xml", "format", 400),
     ("trials=1e8", "trials", 422),                # over the server's time limit
+    ("activation=leaky_relu(1e309)", "activation", 400),  # the message names no option
+    ("activation=leaky_relu(nan)", "activation", 400),
+    ("width=nan", "width", 400), ("width=inf", "width", 400), ("width=-3", "width", 400),
+    ("init=nan", "init", 400), ("bias_std=-1", "bias_std", 400), ("seed=-1", "seed", 400),
+    ("trials=1e300", "trials", 400), ("gain=nan", "gain", 400),
+    ("width=%ff%fe", "width", 400),               # not UTF-8
+    ("depth=1e6&width=4096", "trials", 422),      # its first layers alone are over the limit
+    ("depth=16777216&width=1&trials=1", "depth", 422),  # cheap layers, but so many
+    ("width=1&depth=1&engine=exact&inputs_per_network=1e9", "inputs_per_network", 400),
 ])
 def test_bad_requests_are_refused_naming_the_parameter(client, query, parameter, status):
     for path in ("/api/simulate", "/api/plan"):
@@ -129,6 +142,40 @@ def test_bad_requests_are_refused_naming_the_parameter(client, query, parameter,
         assert set(error) == {"error", "parameter"} and error["parameter"] == parameter
         assert parameter in error["error"]
     assert client.get("/api/simulate?width=4&depth=2&trials=8").status_code == 200
+
+
+def test_echoed_user_text_is_cut(client):
+    long = "x" * 50_000
+    for query, parameter in ((f"{long}=1", long), (f"activation={long}", "activation"),
+                             ("width=" + "9" * 5000, "width"),
+                             ("activation=" + "a%20" * 5000, "activation")):
+        answer = client.get(f"/api/simulate?{query}")
+        assert answer.status_code == 400 and len(answer.content) < 1000, answer.text[:200]
+        error = answer.json()
+        assert "…" in error["error"] and error["parameter"] == clip(parameter)
+    assert clip("y" * 61) == "y" * 60 + "…" and clip("y" * 60) == "y" * 60
+
+
+def test_a_deep_network_is_refused_before_it_is_built(client, monkeypatch):
+    import fastvar.serve.app as serve_app
+
+    built = []
+
+    def spy(args, inputs=None):
+        built.append(args.depth)
+        return network_from_args(args, inputs)
+
+    monkeypatch.setattr(serve_app, "network_from_args", spy)
+    for query in ("depth=1e6&width=4096", "depth=16777216&width=1&trials=1", "depth=1e6"):
+        tick = time.perf_counter()
+        answer = client.get(f"/api/plan?{query}")
+        assert answer.status_code == 422 and answer.json()["parameter"] in ("trials", "depth")
+        assert time.perf_counter() - tick < 1.0  # was 2.4 s (a million layers built)
+        assert built and max(built) <= 2 * serve_app.DEEP, built
+        built.clear()
+    # a deep network within the limits is still built and answered
+    answer = client.get("/api/plan?depth=3000&width=1&trials=10&engine=numpy")
+    assert answer.status_code == 200 and len(answer.json()["network"]["widths"]) == 3001
 
 
 def test_limits_come_from_the_package_estimate(client):
@@ -205,22 +252,86 @@ def test_page_and_assets_are_served_locally(client):
     assert client.get("/static/../app.py").status_code == 404
 
 
+def serve_process(*options: str) -> "tuple[subprocess.Popen, str]":
+    """A ``fastvar serve --port 0 --no-browser`` process and the URL it prints."""
+    proc = subprocess.Popen([sys.executable, "-m", "fastvar", "serve", "--port", "0",
+                             "--no-browser", *options], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    found = re.fullmatch(r"fastvar: serving on (http://127\.0\.0\.1:(\d+)/)\n", line)
+    if not (found and int(found.group(2)) > 0):
+        proc.kill()
+        pytest.fail(f"no URL printed: {line!r} {proc.stderr.read()}")
+    return proc, found.group(1)
+
+
 def test_the_command_serves_until_ctrl_c():
     from fastvar.cli.serve import loopback
 
     assert loopback("127.0.0.1") and loopback("::1") and loopback("localhost")
     assert not loopback("0.0.0.0") and not loopback("192.168.1.2")
-    proc = subprocess.Popen([sys.executable, "-m", "fastvar", "serve", "--port", "0",
-                             "--no-browser", "--max-seconds", "1"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc, url = serve_process("--max-seconds", "1")
     try:
-        line = proc.stdout.readline()
-        found = re.fullmatch(r"fastvar: serving on (http://127\.0\.0\.1:(\d+)/)\n", line)
-        assert found and int(found.group(2)) > 0, line
-        with urllib.request.urlopen(found.group(1) + "api/plan?trials=100", timeout=10) as r:
+        with urllib.request.urlopen(url + "api/plan?trials=100", timeout=10) as r:
             assert json.load(r)["trials"] == 100
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0
+        assert "fastvar: stopped" in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+# a run of some 20 s on 2 cores: still running when Ctrl-C comes
+LONG = "api/simulate?width=256&depth=50&trials=50000&engine=exact"
+
+
+def start_long_request(url: str, answers: list) -> threading.Thread:
+    def ask():
+        try:
+            with urllib.request.urlopen(url + LONG, timeout=120) as r:
+                answers.append((r.status, r.read()))
+        except urllib.error.HTTPError as err:
+            answers.append((err.code, err.read()))
+        except OSError as err:  # the connection closed with no answer
+            answers.append((None, repr(err)))
+
+    thread = threading.Thread(target=ask, daemon=True)
+    thread.start()
+    time.sleep(1.5)  # the request is checked and its simulation started
+    return thread
+
+
+def test_ctrl_c_stops_a_running_simulation_at_once():
+    proc, url = serve_process("--max-seconds", "120")
+    try:
+        answers = []
+        asked = start_long_request(url, answers)
+        tick = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+        took = time.monotonic() - tick
+        assert took < 3, f"Ctrl-C took {took:.1f} s to stop the server"  # was 24 s and more
+        assert "fastvar: stopped" in proc.stderr.read()
+        asked.join(5)
+        status, body = answers[0]
+        assert status == 503 and b"stopping" in body, answers  # interrupted, not finished
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_second_ctrl_c_exits_at_once():
+    proc, url = serve_process("--max-seconds", "120")
+    try:
+        start_long_request(url, [])
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.25)  # a second Ctrl-C, not the echo of the first (ECHO_S)
+        tick = time.monotonic()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=5) in (0, 130)  # (the first may have stopped it already)
+        assert time.monotonic() - tick < 3
         assert "fastvar: stopped" in proc.stderr.read()
     finally:
         proc.kill()
@@ -234,3 +345,72 @@ def test_without_the_serve_extra_the_command_says_what_to_install():
                           timeout=60)
     assert done.returncode == 2 and "pip install 'fastvar[serve]'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@contextlib.contextmanager
+def serving(app):
+    """The origin (http://127.0.0.1:PORT) of a real uvicorn server of ``app`` in a thread."""
+    uvicorn = require("uvicorn")
+    from fastvar.cli.serve import listen
+
+    sock = listen("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120  # the warm-up loads (or compiles) the kernels
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the server did not start"
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(20)
+        sock.close()
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=60) as answer:
+        return json.load(answer)
+
+
+def wait_for(origin: str, timeout: float = 30, sleep=time.sleep, **want) -> dict:
+    """``/api/status`` once it shows ``want`` (within ``timeout`` seconds), calling
+    ``sleep(seconds)`` between looks."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = get_json(f"{origin}/api/status")
+        if all(status[key] == value for key, value in want.items()):
+            return status
+        assert time.monotonic() < deadline, (status, want)
+        sleep(POLL_S)
+
+
+def test_a_simulation_whose_client_went_away_is_stopped(caplog):
+    """The page aborts a stale request: its simulation must stop and free the only slot
+    within a chunk (about 0.25 s), not finish (some 20 s on 2 cores) while the fresh request
+    waits behind it; and the server keeps serving."""
+    caplog.set_level("INFO", logger="fastvar.serve")
+    with serving(create_app(max_seconds=120, workers=1, queue=4)) as origin:
+        port = int(origin.rsplit(":", 1)[1])
+        get_json(f"{origin}/{LONG.replace('50000', '100')}")  # its kernels are compiled
+        for _ in range(2):  # twice: the worker thread survives a stop
+            aborted = socket.create_connection(("127.0.0.1", port), timeout=10)
+            aborted.sendall(f"GET /{LONG} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            wait_for(origin, running=1)
+            time.sleep(0.5)  # well inside the simulation
+            before = get_json(f"{origin}/api/status")["cancelled"]
+            aborted.close()  # as fetch's AbortController does
+            tick = time.monotonic()
+            doc = get_json(f"{origin}/api/simulate?width=8&depth=2&trials=64&seed=3")
+            took = time.monotonic() - tick
+            # a generous bound: the aborted run alone would hold the slot some 20 s
+            assert took < 5, f"the fresh request waited {took:.1f} s behind a stale one"
+            assert identical(fastvar.Result.from_dict(doc).stats,
+                             simulate(mlp(8, 2), 64, seed=3).stats)
+            status = wait_for(origin, running=0, waiting=0)
+            assert status["cancelled"] == before + 1 and status["workers"] == 1
+        assert any("client went away" in r.getMessage() for r in caplog.records)
+        # a simulation whose client stays is not stopped
+        get_json(f"{origin}/api/simulate?width=16&depth=3&trials=256")
+        assert get_json(f"{origin}/api/status")["cancelled"] == 2

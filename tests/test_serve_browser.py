@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -22,10 +21,10 @@ import numpy as np
 import pytest
 
 import fastvar
-from tests.test_serve_api import REQUIRED, require
+from tests.test_serve_api import REQUIRED, get_json, require, serving, wait_for
 
 require("starlette")
-uvicorn = require("uvicorn")
+require("uvicorn")
 sync_api = require("playwright.sync_api")
 CHROMIUM = shutil.which("chromium")
 if CHROMIUM is None:
@@ -34,7 +33,6 @@ if CHROMIUM is None:
                     "chromium)", pytrace=False)
     pytest.skip("needs Debian's chromium (apt-get install chromium)", allow_module_level=True)
 
-from fastvar.cli.serve import listen  # noqa: E402
 from fastvar.serve import create_app  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::fastvar.IncompleteStatisticsWarning")
@@ -46,18 +44,8 @@ WAIT_MS = 30_000
 @pytest.fixture(scope="module")
 def server():
     """The origin (http://127.0.0.1:PORT) of a real server, for this module."""
-    sock = listen("127.0.0.1", 0)
-    app = uvicorn.Server(uvicorn.Config(create_app(), log_level="warning"))
-    thread = threading.Thread(target=app.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120  # the warm-up loads (or compiles) the kernels
-    while not app.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert app.started, "the server did not start"
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    app.should_exit = True
-    thread.join(20)
-    sock.close()
+    with serving(create_app()) as origin:
+        yield origin
 
 
 @pytest.fixture(scope="module")
@@ -221,4 +209,92 @@ def test_downloads_histograms_and_screenshot(server, browser, tmp_path):
     assert os.path.getsize(path) > 10_000
     print(f"\nscreenshot of the page: {path}")
     assert not page.errors, page.errors
+    page.close()
+
+
+def open_refused(browser, url: str):
+    """A page opened on ``url`` that the server refuses: once its error is shown."""
+    page = browser.new_page()
+    page.errors = []
+    page.on("pageerror", lambda err: page.errors.append(str(err)))
+    page.goto(url)
+    page.wait_for_selector("body[data-state=error]", timeout=WAIT_MS)
+    return page
+
+
+def test_the_url_follows_what_is_shown(server, browser):
+    # a histogram layer beyond the new depth: the page shows the last layer, and says so
+    page = open_page(browser, f"{server}/?width=16&depth=6&trials=200&seed=1&view_layer=5")
+    assert "view_layer=5" in page.url and page.inner_text("#view-layer-out") == "5"
+    page.fill("#depth", "3")
+    page.dispatch_event("#depth", "change")
+    sync_api.expect(page.locator("body")).to_have_attribute(
+        "data-drawn", re.compile(r"depth=3&"), timeout=WAIT_MS)
+    assert page.inner_text("#view-layer-out") == "3" and "view_layer" not in page.url
+    page.close()
+    # a link whose layer is beyond its own depth, or no layer at all, is written back as shown
+    for layer in ("9", "abc"):
+        page = open_page(browser, f"{server}/?width=16&depth=4&trials=200&view_layer={layer}"
+                                  "&view_of=zzz")
+        assert page.inner_text("#view-layer-out") == "4"
+        assert "view_layer" not in page.url and "view_of" not in page.url
+        assert page.is_checked('input[name="view_of"][value="z"]')
+        assert not page.errors, page.errors
+        page.close()
+
+
+@pytest.mark.parametrize("key,text", [("width", "abc"), ("depth", "1e"), ("seed", "1.5"),
+                                      ("bias_std", "abc"), ("correlation", "x")])
+def test_a_refused_value_is_echoed_as_typed(server, browser, key, text):
+    base = {"width": "16", "depth": "4", "trials": "200", key: text}
+    page = open_refused(browser, f"{server}/?" + "&".join(f"{k}={v}" for k, v in base.items()))
+    sync_api.expect(page.locator("#error")).to_contain_text(key)
+    sync_api.expect(page.locator("#error")).to_contain_text(f"'{text}'")  # was got ''
+    assert f"{key}={text}" in page.url  # the URL keeps what was asked
+    if key in ("width", "depth", "seed"):
+        assert page.input_value(f"#{key}") == text
+    assert not page.errors, page.errors
+    page.close()
+
+
+def test_a_value_a_slider_cannot_hold_is_sent_as_written(server, browser):
+    page = open_page(browser, f"{server}/?width=16&depth=4&trials=200&bias_std=0.33")
+    assert "bias_std=0.33&" in page.get_attribute("body", "data-drawn")  # not 0.35
+    assert page.inner_text("#bias-out") == "0.33" and "bias_std=0.33" in page.url
+    page.close()
+
+
+def test_quick_moves_stop_the_stale_simulations_and_show_the_last(server, browser):
+    """Each move aborts the request before it (the page's AbortController); the server stops
+    those simulations (some 3 s each) instead of finishing them, and the last view comes."""
+    page = browser.new_page()
+
+    def sleep(seconds: float) -> None:  # the browser's requests pass the gate meanwhile
+        page.wait_for_timeout(seconds * 1000)
+
+    page.goto(f"{server}/?width=256&depth=30&trials=20000&seed=4&engine=exact")
+    # the first long run has started (a cold numba cache may first compile its kernels)
+    before = wait_for(server, timeout=120, sleep=sleep, running=1)["cancelled"]
+    # a long run shows its progress: the estimate, and a bar that fills over it
+    sync_api.expect(page.locator("#run-text")).to_contain_text("running: about",
+                                                               timeout=WAIT_MS)
+    sleep(0.5)
+    assert page.evaluate("document.getElementById('progress-bar')"
+                         ".getBoundingClientRect().width") > 0
+    for depth in ("29", "28"):
+        page.locator("#depth-slider").fill(depth)
+        sleep(0.8)  # past the debounce: this one's simulation starts, then is stale
+    tick = time.monotonic()
+    page.locator("#depth-slider").fill("2")
+    sync_api.expect(page.locator("body")).to_have_attribute(
+        "data-drawn", re.compile(r"depth=2&"), timeout=WAIT_MS)
+    took = time.monotonic() - tick
+    doc = check_drawn_against_api(page, server)
+    assert len(doc["columns"]["layer"]) == 2 and doc["trials"] == 20000
+    # the first run and at least one of the two stale ones were stopped, not finished
+    status = wait_for(server, sleep=sleep, running=0, waiting=0)
+    print(f"the last view came {took:.2f} s after the last move; "
+          f"{status['cancelled'] - before} stale simulations stopped")
+    assert status["cancelled"] - before >= 2, status
+    assert get_json(f"{server}/api/status")["running"] == 0
     page.close()

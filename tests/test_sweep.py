@@ -368,6 +368,20 @@ def test_sweep_table_without_pairs_has_no_correlation_columns_and_says_why_fits_
 
 
 @QUIET
+def test_a_reason_shared_by_columns_is_said_once():
+    # a norm leaves xi_q, xi_c, and the map's and theory's xi_c NaN for one reason: one note
+    # naming the four columns, not the same sentence for each
+    sw = fastvar.sweep({"init": [1.0, 2.0]}, 40, width=8, depth=4, engine="numpy", norm="rms",
+                       correlation=0.5)
+    lines = sw.table().splitlines()
+    assert [row.count("[1]") for row in lines[1:3]] == [4, 4], lines
+    notes = " ".join(line.strip() for line in lines[3:])
+    assert notes.startswith("[1] xi_q, xi_c, xi_c map, xi_c theory: residual streams and "
+                            "norms"), notes
+    assert notes.count("no fixed point") == 1 and "[2]" not in notes, notes
+
+
+@QUIET
 def test_print_sweep_is_a_summary_and_notebooks_get_html():
     sw = fastvar.sweep({"init": [1.0, 2.0]}, 300, width=8, depth=6, engine="numpy")
     text = str(sw).splitlines()

@@ -30,7 +30,13 @@ def __getattr__(name: str):
 
 
 def build_parser() -> "argparse.ArgumentParser":
-    """The argparse parser of the ``fastvar`` command."""
+    """The argparse parser of the ``fastvar`` command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        With a subcommand per module of :mod:`fastvar.cli`.
+    """
     from .. import __version__
     from . import bench, explain, info, serve, simulate, sweep
     from .common import Parser
@@ -50,7 +56,19 @@ def build_parser() -> "argparse.ArgumentParser":
 
 
 def main(argv: "list[str] | None" = None) -> int:
-    """Entry point of the ``fastvar`` command; returns the exit status."""
+    """Entry point of the ``fastvar`` command.
+
+    Parameters
+    ----------
+    argv : list of str or None
+        The arguments (default: ``sys.argv[1:]``); none runs ``intro``, options alone
+        run ``simulate``.
+
+    Returns
+    -------
+    int
+        The exit status: 0 done, 2 an error (said in one line), 130 interrupted.
+    """
     def body(name) -> int:
         from .._env import check_numba_threads
 

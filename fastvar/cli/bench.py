@@ -5,7 +5,13 @@ import argparse
 
 
 def setup_arguments(subparsers) -> None:
-    """Add ``bench`` to ``subparsers``."""
+    """Add ``bench`` to ``subparsers``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``fastvar`` command's subcommands.
+    """
     from .. import bench
 
     about = bench.__doc__.split("\n\n")[1].replace("\n", " ").replace("``", "")
@@ -26,7 +32,18 @@ def setup_arguments(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``fastvar bench``; returns the exit status."""
+    """Run ``fastvar bench``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        The exit status (0: done).
+    """
     import numba
 
     from .. import bench

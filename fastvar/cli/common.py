@@ -23,18 +23,42 @@ ANNOUNCE_SECONDS = 60.0  # runs estimated to take longer say so on stderr before
 
 class Parser(argparse.ArgumentParser):
     """argparse with a one-line error (and exit status 2) instead of the usage text, and no
-    abbreviations (``--inputs`` must not be read as ``--inputs-per-network``)."""
+    abbreviations (``--inputs`` must not be read as ``--inputs-per-network``).
+
+    Parameters
+    ----------
+    *args, **kwargs
+        As for :class:`argparse.ArgumentParser` (``allow_abbrev`` defaults to False).
+    """
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):
+        """Exit with status 2 and one line: the message and where to read more (``--help``).
+
+        Parameters
+        ----------
+        message : str
+            What is wrong.
+        """
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def text_type(option: Option):
-    """The argparse ``type`` of ``option``: its declared parser, with argparse's error."""
+    """The argparse ``type`` of an option: its declared parser, with argparse's error.
+
+    Parameters
+    ----------
+    option : Option
+        A declared option with a ``parse``.
+
+    Returns
+    -------
+    callable
+        Text -> value, raising :class:`argparse.ArgumentTypeError`; named as the option.
+    """
     def parse(text: str):
         try:
             return option.parse(text)
@@ -46,7 +70,22 @@ def text_type(option: Option):
 
 
 def positive_count(text: str) -> int:
-    """An argparse ``type``: a whole number (1e6 and 20_000 allowed)."""
+    """An argparse ``type``: a whole number (1e6 and 20_000 allowed).
+
+    Parameters
+    ----------
+    text : str
+        Command-line text.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        The text is no whole number.
+    """
     try:
         return count(text)
     except ValueError as err:
@@ -66,21 +105,55 @@ def _add(group, option: Option) -> None:
 
 
 def given(args: argparse.Namespace, options: Iterable[Option]) -> dict[str, Any]:
-    """The ``options`` given on the command line, by name (those left out are not there)."""
+    """The options given on the command line, by name (those left out are not there).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed arguments (an option left out is None).
+    options : iterable of Option
+        The options to look at.
+
+    Returns
+    -------
+    dict
+        Name -> parsed value.
+    """
     return {option.name: getattr(args, option.name) for option in options
             if getattr(args, option.name) is not None}
 
 
 def add_network_options(parser: argparse.ArgumentParser) -> None:
-    """The options that describe a Network: mlp's shape and Network's own fields."""
+    """The options that describe a Network: mlp's shape and Network's own fields.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        Gets a "network" argument group.
+    """
     group = parser.add_argument_group("network")
     for option in SHAPE_OPTIONS + NETWORK_OPTIONS:
         _add(group, option)
 
 
 def shape_from_args(args: argparse.Namespace, inputs: Any = None) -> dict[str, Any]:
-    """mlp's shape keywords as given (None where not); without --input-width, a data set
-    ``inputs`` (from --inputs FILE) gives the input width: its number of columns."""
+    """mlp's shape keywords as given (None where not).
+
+    Without --input-width, a data set ``inputs`` (from --inputs FILE) gives the input width:
+    its number of columns.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed arguments.
+    inputs : array_like or None
+        The data set read from --inputs.
+
+    Returns
+    -------
+    dict
+        ``width``, ``depth``, ``input_width``.
+    """
     shape = {option.name: getattr(args, option.name) for option in SHAPE_OPTIONS}
     if shape["input_width"] is None and inputs is not None and not isinstance(inputs, str):
         shape["input_width"] = int(inputs.shape[-1]) if inputs.ndim else None
@@ -88,8 +161,25 @@ def shape_from_args(args: argparse.Namespace, inputs: Any = None) -> dict[str, A
 
 
 def network_from_args(args: argparse.Namespace, inputs: Any = None) -> "Network":
-    """The Network described by :func:`add_network_options` options (its input width from
-    the data set ``inputs`` unless given: :func:`shape_from_args`)."""
+    """The Network described by :func:`add_network_options` options.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed arguments.
+    inputs : array_like or None
+        The data set read from --inputs: its columns give the input width unless given
+        (:func:`shape_from_args`).
+
+    Returns
+    -------
+    Network
+
+    Raises
+    ------
+    UsageError
+        Options that make no network (the message names them).
+    """
     from ..network import Network, mlp
 
     fields = given(args, NETWORK_OPTIONS)
@@ -103,14 +193,43 @@ def network_from_args(args: argparse.Namespace, inputs: Any = None) -> "Network"
 
 
 def shape_defaults(shape: dict[str, Any]) -> dict[str, Any]:
-    """``shape`` (width, depth, input_width) with the declared defaults where None."""
+    """A shape with the declared defaults where None.
+
+    Parameters
+    ----------
+    shape : dict
+        ``width``, ``depth``, ``input_width`` (None: not given).
+
+    Returns
+    -------
+    dict
+    """
     return {option.name: option.default if shape[option.name] is None else shape[option.name]
             for option in SHAPE_OPTIONS}
 
 
 def add_run_options(parser: argparse.ArgumentParser, trials: int, trials_help: str,
                     seed_help: str, skip: Iterable[str] = ()):
-    """``--trials`` and the run and execution options (fastvar.options), plus --quiet."""
+    """``--trials`` and the run and execution options (fastvar.options), plus --quiet.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        Gets a "run" argument group.
+    trials : int
+        The default of --trials.
+    trials_help : str
+        Its help text.
+    seed_help : str
+        The help text of --seed.
+    skip : iterable of str
+        Options not offered.
+
+    Returns
+    -------
+    argparse._ArgumentGroup
+        The group.
+    """
     group = parser.add_argument_group("run")
     group.add_argument("--trials", type=positive_count, default=trials,
                        help=f"{trials_help} (default {trials})")
@@ -139,6 +258,20 @@ def scheduler_client(args: argparse.Namespace):
     ImportError, OSError
         Without dask.distributed, or when no scheduler answers (within
         ``fastvar.dask_runner.CONNECT_SECONDS``), before any work.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed arguments (``scheduler``, ``threads``).
+
+    Yields
+    ------
+    distributed.Client or None
+
+    Raises
+    ------
+    UsageError
+        --threads with --scheduler.
     """
     if args.scheduler is None:
         yield None
@@ -156,8 +289,26 @@ def scheduler_client(args: argparse.Namespace):
 
 
 def run_options_from_args(args: argparse.Namespace, skip: Iterable[str] = ()) -> dict[str, Any]:
-    """The run options (keywords of simulate) given on the command line, read (a file
-    name becomes its data set)."""
+    """The run options (keywords of simulate) given on the command line, read.
+
+    A file name becomes its data set.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed arguments.
+    skip : iterable of str
+        Options not taken.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    UsageError
+        A file that cannot be read.
+    """
     options = [option for option in RUN_OPTIONS if option.name not in skip]
     out = given(args, options)
     for option in options:
@@ -170,13 +321,36 @@ def run_options_from_args(args: argparse.Namespace, skip: Iterable[str] = ()) ->
 
 
 def show_progress(args: argparse.Namespace) -> bool:
-    """A progress bar when asked, or on a terminal unless --quiet."""
+    """A progress bar when asked, or on a terminal unless --quiet.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed arguments.
+
+    Returns
+    -------
+    bool
+    """
     return bool(args.progress) or (sys.stderr.isatty() and not args.quiet)
 
 
 def add_output_options(parser: argparse.ArgumentParser, json_help: str, csv_help: str,
                        plot_help: str):
-    """--json, --csv and --plot (each checked before any work by :func:`check_outputs`)."""
+    """--json, --csv and --plot (each checked before any work by :func:`check_outputs`).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        Gets an "output" argument group.
+    json_help, csv_help, plot_help : str
+        Their help texts.
+
+    Returns
+    -------
+    argparse._ArgumentGroup
+        The group.
+    """
     group = parser.add_argument_group("output")
     group.add_argument("--json", metavar="PATH", help=json_help)
     group.add_argument("--csv", metavar="PATH", help=csv_help)
@@ -190,6 +364,17 @@ def check_outputs(**paths: "str | None") -> None:
     ``paths`` maps option names (json, csv, plot) to their values; None means not asked
     for, and "-" (stdout) is allowed for ``json`` only. Two options naming one file are
     refused (unless written through, like /dev/stdout): the second would replace the first.
+
+    Parameters
+    ----------
+    **paths : str or None
+        Option name -> path.
+
+    Raises
+    ------
+    UsageError, ValueError, OSError
+        A path that cannot be written, an image format matplotlib cannot draw, or two
+        options naming one file.
     """
     from .._files import check_output
 
@@ -213,8 +398,19 @@ def check_outputs(**paths: "str | None") -> None:
 
 def write_outputs(args: argparse.Namespace, result, draw: "Callable[[str], None] | None"
                   ) -> None:
-    """Write ``result`` (a Result or a Sweep) to --json and --csv, and ``draw(path)`` to
-    --plot (unless ``draw`` is None), saying each path written on stderr."""
+    """Write a result to --json and --csv, and draw it to --plot.
+
+    Each path written is said on stderr (``fastvar: wrote PATH``).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed arguments (``json``, ``csv``, ``plot``).
+    result : Result or Sweep
+        What to write.
+    draw : callable or None
+        ``draw(path)`` writes the picture (None: no --plot).
+    """
     written = []
     if args.json and args.json != "-":
         result.to_json(args.json)
@@ -230,8 +426,20 @@ def write_outputs(args: argparse.Namespace, result, draw: "Callable[[str], None]
 
 
 def announcement(cost, threshold: "float | None" = None) -> "str | None":
-    """The stderr line for a run whose :class:`fastvar.api.Estimate` exceeds ``threshold``
-    seconds (default ANNOUNCE_SECONDS), else None."""
+    """The stderr line for a long run.
+
+    Parameters
+    ----------
+    cost : Estimate
+        The run's estimate.
+    threshold : float or None
+        Seconds above which a run is announced (default ANNOUNCE_SECONDS).
+
+    Returns
+    -------
+    str or None
+        The line, or None for a shorter run.
+    """
     if cost.seconds <= (ANNOUNCE_SECONDS if threshold is None else threshold):
         return None
     return f"fastvar: this run will take {cost.describe()}; Ctrl-C stops it"

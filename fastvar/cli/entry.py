@@ -53,7 +53,17 @@ class UsageError(Exception):
 @contextlib.contextmanager
 def notices(quiet: bool):
     """Show the package's notices (a kernel compile, a resumed checkpoint: the ``fastvar``
-    logger's INFO lines) on stderr, whether or not it is a terminal, unless ``quiet``."""
+    logger's INFO lines) on stderr, whether or not it is a terminal, unless ``quiet``.
+
+    Parameters
+    ----------
+    quiet : bool
+        Show nothing.
+
+    Yields
+    ------
+    None
+    """
     log = logging.getLogger("fastvar")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -72,6 +82,18 @@ def guard(body: Callable[[Callable[[str], None]], int]) -> int:
 
     ``body`` calls ``name("fastvar simulate")`` once it knows its subcommand, so that errors
     say which command failed; it returns the exit status.
+
+    Parameters
+    ----------
+    body : callable
+        ``body(name)`` runs the command and returns its exit status.
+
+    Returns
+    -------
+    int
+        The exit status: body's; 2 after an error it reports in one line (a usage error,
+        ValueError, TypeError, MemoryError, ImportError, OSError; others propagate); 0
+        when stdout's reader went away; 130 on Ctrl-C.
     """
     command = ["fastvar"]
     plain_streams()
@@ -151,6 +173,11 @@ def exit_process(main: Callable[[], int]) -> NoReturn:
     It owns the process, so after main() it ignores Ctrl-C: one that lands while Python
     shuts down (or a second one that LLVM re-raises) would kill the process by the signal,
     with no line said, instead of the exit status main() returned.
+
+    Parameters
+    ----------
+    main : callable
+        Runs the command; returns the exit status.
     """
     import signal
 

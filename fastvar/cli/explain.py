@@ -8,7 +8,13 @@ from .common import check_outputs, positive_count
 
 
 def setup_arguments(subparsers) -> None:
-    """Add ``explain`` and ``intro`` to ``subparsers``."""
+    """Add ``explain`` and ``intro`` to ``subparsers``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``fastvar`` command's subcommands.
+    """
     exp = subparsers.add_parser(
         "explain", help="why tiny weights keep signals and gradients steady",
         description="A walk-through with measured numbers: one layer's weights, products w x "
@@ -33,7 +39,18 @@ def setup_arguments(subparsers) -> None:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    """Run ``fastvar explain``; returns the exit status."""
+    """Run ``fastvar explain``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        The exit status (0: done).
+    """
     from ..explain import DEFAULT_WIDTHS, save_histograms, walkthrough
 
     check_outputs(plot=args.plot)
@@ -47,7 +64,18 @@ def run_explain(args: argparse.Namespace) -> int:
 
 
 def run_intro(args: argparse.Namespace) -> int:
-    """Run ``fastvar intro`` (and a bare ``fastvar``); returns the exit status."""
+    """Run ``fastvar intro`` (and a bare ``fastvar``).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        The exit status (0: done).
+    """
     from ..explain import first_look
 
     print(first_look(seed=args.seed))

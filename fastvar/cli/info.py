@@ -9,14 +9,31 @@ from .. import _text
 
 
 def setup_arguments(subparsers) -> None:
-    """Add ``info`` to ``subparsers``."""
+    """Add ``info`` to ``subparsers``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``fastvar`` command's subcommands.
+    """
     info = subparsers.add_parser("info", help="versions, threads, threading layer, cache dir, "
                                  "engines")
     info.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print what ``fastvar info`` shows; returns the exit status."""
+    """Print what ``fastvar info`` shows.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        The exit status (0: done).
+    """
     import numba
     import numpy
 

@@ -3,11 +3,17 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
+import signal
 import socket
 import sys
 import threading
+import time
 
 from .common import UsageError
+
+GRACE_S = 2  # seconds uvicorn waits for the requests in flight after Ctrl-C
+ECHO_S = 0.2  # a SIGINT this soon after the first is the same Ctrl-C, not a second one
 
 
 def _seconds(text: str) -> float:
@@ -27,7 +33,18 @@ def _port(text: str) -> int:
 
 
 def setup_arguments(subparsers) -> argparse.ArgumentParser:
-    """Add ``serve`` to ``subparsers``."""
+    """Add ``serve`` to ``subparsers``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``fastvar`` command's subcommands.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The subcommand's parser.
+    """
     from ..serve import DEFAULT_MAX_SECONDS
 
     parser = subparsers.add_parser(
@@ -48,7 +65,17 @@ def setup_arguments(subparsers) -> argparse.ArgumentParser:
 
 
 def loopback(host: str) -> bool:
-    """Whether ``host`` is reachable from this machine only."""
+    """Whether a host is reachable from this machine only.
+
+    Parameters
+    ----------
+    host : str
+        A host name or address.
+
+    Returns
+    -------
+    bool
+    """
     if host == "localhost":
         return True
     try:
@@ -58,7 +85,24 @@ def loopback(host: str) -> bool:
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host``:``port`` (0: a free port); UsageError if not."""
+    """A listening TCP socket.
+
+    Parameters
+    ----------
+    host : str
+        Host name or address.
+    port : int
+        Port (0: a free one).
+
+    Returns
+    -------
+    socket.socket
+
+    Raises
+    ------
+    UsageError
+        The address cannot be listened on (the message says why).
+    """
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host.strip("[]"), port, type=socket.SOCK_STREAM)[0]
@@ -77,7 +121,18 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``fastvar serve`` until Ctrl-C; returns the exit status."""
+    """Run ``fastvar serve`` until Ctrl-C.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        The exit status (0: done).
+    """
     try:
         import uvicorn
 
@@ -102,7 +157,27 @@ def run(args: argparse.Namespace) -> int:
           flush=True)
     warm_up()
     app = create_app(args.max_seconds, warm=False)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+
+    class Server(uvicorn.Server):
+        """uvicorn's, stopping the simulations at the first Ctrl-C (they would hold its
+        graceful shutdown for as long as they run) and exiting at once at the second."""
+
+        first = None  # time.monotonic() of the first signal
+
+        def handle_exit(self, sig, frame) -> None:
+            now = time.monotonic()
+            if self.first is not None:
+                # an interrupted numba compile can deliver one Ctrl-C twice, at once
+                if sig == signal.SIGINT and now - self.first > ECHO_S:
+                    _exit_now("fastvar: stopped (second Ctrl-C: not waiting)", 130)
+                return
+            self.first = now
+            super().handle_exit(sig, frame)
+            app.state.slots.stop()
+
+    # a simulation stops within a chunk of work (about 0.25 s); GRACE_S bounds the wait
+    server = Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                   timeout_graceful_shutdown=GRACE_S))
     print(f"fastvar: serving on {url}", flush=True)
     print("fastvar: Ctrl-C stops it", file=sys.stderr, flush=True)
     if not args.no_browser:
@@ -115,5 +190,19 @@ def run(args: argparse.Namespace) -> int:
         pass
     finally:
         sock.close()
+    if threading.current_thread() is threading.main_thread():  # a Ctrl-C from now on
+        signal.signal(signal.SIGINT, lambda *_: _exit_now(
+            "fastvar: stopped (second Ctrl-C: not waiting)", 130))
+    if app.state.slots.workers.running():  # a long chunk, still running: do not wait
+        _exit_now("fastvar: stopped", 0)
     print("fastvar: stopped", file=sys.stderr)
     return 0
+
+
+def _exit_now(message: str, status: int) -> None:
+    """Print ``message`` and end the process now, whatever its threads are doing (a daemon
+    thread inside a numba kernel may not let the interpreter finish)."""
+    print(message, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

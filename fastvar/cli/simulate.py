@@ -24,7 +24,18 @@ def _layers(text: str) -> "int | None":
 
 
 def setup_arguments(subparsers) -> argparse.ArgumentParser:
-    """Add ``simulate`` to ``subparsers``."""
+    """Add ``simulate`` to ``subparsers``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``fastvar`` command's subcommands.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The subcommand's parser.
+    """
     parser = subparsers.add_parser(
         "simulate", help="run a Monte Carlo study and print per-layer statistics",
         description="Per-layer mean, variance and moments of pre-activations, activations and "
@@ -60,7 +71,18 @@ def _columns(text: "str | None") -> "list[str] | None":
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``fastvar simulate``; returns the exit status."""
+    """Run ``fastvar simulate``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        The exit status (0: done).
+    """
     from ..api import estimate, simulate
     from ..results import IncompleteStatisticsWarning
     from ..runs import Interrupted
@@ -92,7 +114,17 @@ def report(args: argparse.Namespace, res, columns: "list[str] | None") -> None:
 
     The theory columns are computed first; a Ctrl-C there still writes and prints the
     measurements (the theory NaN, with a warning line), then ends the command as
-    interrupted."""
+    interrupted.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line (its output options and --layers).
+    res : Result
+        The result.
+    columns : list of str or None
+        Table columns (None: the default ones).
+    """
     interrupted = False
     try:
         res.compute_theory()

@@ -28,6 +28,35 @@ class Plan:
     INPUTS_DATA or INPUTS_ROW_PAIR (a fixed input is one row); it is empty for fresh
     N(0, I) inputs. ``correlation`` is the input pair's c0 (INPUTS_PAIR), or the mean cosine
     of two distinct rows (INPUTS_ROW_PAIR); NaN without pairs.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    trials : int
+        Forward passes.
+    seed : int
+        Seed of the random streams.
+    inputs_kind : int
+        INPUTS_NORMAL, INPUTS_DATA, INPUTS_PAIR or INPUTS_ROW_PAIR
+        (:mod:`fastvar.kernels.codes`).
+    data : numpy.ndarray
+        Input rows, shape (rows, n_0); shape (0, n_0) for fresh inputs.
+    inputs_per_network : int
+        Inputs sharing each network.
+    gradients : bool
+        Run the backward pass.
+    networks_per_block : int
+        Block size, set by the chosen engine.
+    input_q0 : float
+        Mean squared input entry, the q^0 of the theory.
+    correlation : float
+        The pairs' c0; NaN without pairs.
+    input_q0_rows : tuple of two numpy.ndarray or None
+        A data set's per-row lengths ||x_i||^2 / n_0 as (sorted distinct values, row counts);
+        None for fresh normal inputs and a single fixed input.
+    histogram_scales : numpy.ndarray or None
+        With histograms, each layer's bin scale for z, a, delta, shape (L, 3); None without.
     """
 
     network: Network
@@ -76,7 +105,17 @@ class Plan:
         return -(-self.networks // self.networks_per_block)
 
     def block_networks(self, block: int) -> int:
-        """Networks in block ``block``."""
+        """Networks in one block (the last one may hold fewer).
+
+        Parameters
+        ----------
+        block : int
+            The block, 0 to ``blocks - 1``.
+
+        Returns
+        -------
+        int
+        """
         return min(self.networks_per_block, self.networks - block * self.networks_per_block)
 
 
@@ -84,14 +123,41 @@ def networks_per_block(work_per_network: float, target: float = 2.0 ** 21, cap: 
     """Power-of-two block size so one block costs about ``target`` units of work.
 
     Depends only on the request (never on the machine), so results are reproducible.
+
+    Parameters
+    ----------
+    work_per_network : float
+        Elementary steps of one network.
+    target : float
+        Steps a block should take.
+    cap : int
+        The most networks a block holds.
+
+    Returns
+    -------
+    int
+        A power of two, 1 to ``cap``.
     """
     n = int(max(1.0, min(cap, target / max(work_per_network, 1.0))))
     return 1 << (n.bit_length() - 1)
 
 
 def weight_scale(plan: Plan) -> np.ndarray:
-    """Per-layer factor on unit-scale weights, shape (L,): the std (normal), the bound
-    sqrt(3 Var) (uniform), std / TRUNC_STD (truncated normal), the gain (orthogonal)."""
+    """Per-layer factor on unit-scale weights.
+
+    The std (normal), the bound sqrt(3 Var) (uniform), std / TRUNC_STD (truncated normal),
+    the gain (orthogonal).
+
+    Parameters
+    ----------
+    plan : Plan
+        The request.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (L,).
+    """
     net = plan.network
     var = np.asarray(net.weight_var, dtype=np.float64)
     if net.init == "orthogonal":
@@ -104,7 +170,17 @@ def weight_scale(plan: Plan) -> np.ndarray:
 
 
 def kernel_args(plan: Plan) -> KernelArgs:
-    """``plan`` as the Numba engines' kernels take it: one record of arrays and scalars."""
+    """A plan as the Numba engines' kernels take it: one record of arrays and scalars.
+
+    Parameters
+    ----------
+    plan : Plan
+        The request.
+
+    Returns
+    -------
+    KernelArgs
+    """
     net, act = plan.network, plan.network.activation_fn
     return KernelArgs(
         seed=np.uint64(plan.seed), networks=int(plan.networks),
@@ -133,8 +209,18 @@ def jacobian_work(plan: Plan) -> float:
 
 
 def histogram_factor(plan: Plan) -> np.ndarray:
-    """The kernels' slot factor HIST_BINS / (2 HIST_RANGE scale) per layer for z, a and
-    delta, shape (L, 3); shape (0, 3) without histograms."""
+    """The kernels' histogram slot factor HIST_BINS / (2 HIST_RANGE scale).
+
+    Parameters
+    ----------
+    plan : Plan
+        The request.
+
+    Returns
+    -------
+    numpy.ndarray
+        Per layer for z, a and delta, shape (L, 3); shape (0, 3) without histograms.
+    """
     if plan.histogram_scales is None:
         return np.zeros((0, HIST_QUANTITIES))
     return (HIST_BINS / (2.0 * HIST_RANGE)) / np.asarray(plan.histogram_scales, np.float64)
@@ -158,39 +244,116 @@ class Engine:
     parallel: bool = True
 
     def unsupported(self, plan: Plan) -> "str | None":
-        """Why this engine cannot run ``plan``, or None if it can."""
+        """Why this engine cannot run a plan.
+
+        Parameters
+        ----------
+        plan : Plan
+            The request.
+
+        Returns
+        -------
+        str or None
+            The reason, or None if it can.
+        """
         return None
 
     def work_per_network(self, plan: Plan) -> float:
-        """Cost of one network of ``plan`` in elementary steps (a weight drawn and used, or
-        a normal drawn by the exact sampler): it sets the block size, a function of the
-        request alone; time comes from :meth:`seconds_per_network`."""
+        """Cost of one network of a plan in elementary steps.
+
+        A step is a weight drawn and used, or a normal drawn by the exact sampler: it sets the
+        block size, a function of the request alone; time comes from
+        :meth:`seconds_per_network`.
+
+        Parameters
+        ----------
+        plan : Plan
+            The request.
+
+        Returns
+        -------
+        float
+        """
         net = plan.network
         return (float(net.n_weights) * (1 + plan.inputs_per_network) * (2 if plan.gradients else 1)
                 + jacobian_work(plan))
 
     def seconds_per_network(self, plan: Plan) -> float:
-        """Seconds of one core that one network of ``plan`` takes: the calibrated estimate
-        (:mod:`fastvar.engines.costs`), the only one the API and the runners use."""
+        """Seconds of one core that one network of a plan takes.
+
+        The calibrated estimate (:mod:`fastvar.engines.costs`), the only one the API and the
+        runners use.
+
+        Parameters
+        ----------
+        plan : Plan
+            The request.
+
+        Returns
+        -------
+        float
+        """
         return 1e-9 * (self.ns_per_step * (self.work_per_network(plan) - jacobian_work(plan))
                        + self.ns_per_layer * plan.network.depth
                        + self.ns_per_jacobian_muladd * jacobian_work(plan))
 
     def networks_per_block(self, plan: Plan) -> int:
-        """Block size (networks) for ``plan``; a pure function of the request."""
+        """Block size for a plan; a pure function of the request.
+
+        Parameters
+        ----------
+        plan : Plan
+            The request.
+
+        Returns
+        -------
+        int
+            Networks per block.
+        """
         return networks_per_block(self.work_per_network(plan))
 
     def memory_bytes(self, plan: Plan) -> int:
-        """Estimated peak working memory of a run, in bytes (for a clear error up front)."""
+        """Estimated peak working memory of a run (for a clear error up front).
+
+        Parameters
+        ----------
+        plan : Plan
+            The request.
+
+        Returns
+        -------
+        int
+            Bytes.
+        """
         raise NotImplementedError
 
     def prepare(self, plan: Plan) -> None:
-        """Compile (or load from numba's cache) the kernels ``plan`` needs, doing no work."""
+        """Compile (or load from numba's cache) the kernels a plan needs, doing no work.
+
+        Parameters
+        ----------
+        plan : Plan
+            The request.
+        """
         type(self).run(self, plan, 0, 0)  # no blocks: the kernels compile, nothing runs
 
     def run(self, plan: Plan, first_block: int, n_blocks: int) -> np.ndarray:
-        """Stats of blocks first_block .. first_block + n_blocks - 1, shape
-        (n_blocks, L, ROWS, S)."""
+        """Stats of a range of blocks.
+
+        Parameters
+        ----------
+        plan : Plan
+            The request.
+        first_block : int
+            The first block.
+        n_blocks : int
+            How many blocks (0 compiles the kernels and runs nothing).
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (n_blocks, L, plan.stats_rows, STATS_SIZE), block first_block first.
+        """
         raise NotImplementedError
 
 
@@ -198,13 +361,42 @@ ENGINES: dict[str, Engine] = {}
 
 
 def register(engine: Engine) -> Engine:
-    """Add an engine instance to the registry under ``engine.name``."""
+    """Add an engine instance to the registry under ``engine.name``.
+
+    Parameters
+    ----------
+    engine : Engine
+        The instance.
+
+    Returns
+    -------
+    Engine
+        The same instance.
+    """
     ENGINES[engine.name] = engine
     return engine
 
 
 def choose(name: str, plan: Plan) -> Engine:
-    """The engine named ``name`` (or the best one for ``plan`` if "auto"); ValueError if none."""
+    """The engine that runs a plan.
+
+    Parameters
+    ----------
+    name : str
+        An engine name, or "auto": the supporting engine with the highest priority.
+    plan : Plan
+        The request.
+
+    Returns
+    -------
+    Engine
+
+    Raises
+    ------
+    ValueError
+        An unknown engine, or one that cannot run the plan (the message says why and which
+        can).
+    """
     name = name.lower()
     if name == "auto":
         for engine in sorted(ENGINES.values(), key=lambda e: -e.priority):

@@ -12,11 +12,17 @@ the machine (:func:`fastvar.engines.base.networks_per_block`).
 # Measured 2026-05 on the 2-core VM (shared with other work, load ~2): width 256,
 # depth 10, tanh, k = 1, gradients: 7.2-7.4 ns of one core per step (3 runs of ~0.5 s;
 # about 3 ns when the machine is idle); width 1, depth 2000: 1.1 us per layer.
-# Orthogonal weights (forward and backward, one input) run at about the same rate: measured
-# 2026-12 (one thread, load ~4), width 256, depth 10, tanh: 233 000 layer-props/s, 62x the
-# direct engine in the same rounds.
 EXACT_NS_PER_STEP = 7.0
 EXACT_NS_PER_LAYER = 1100.0
+
+# Orthogonal weights cost this many times as much (Gram-Schmidt forward, a k x k frame
+# backward). Measured 2026-12 on the 2-core VM (one thread, load 3.6-5.3), width 256,
+# depth 10, tanh, bias 0.1, medians of 3 interleaved rounds: normal / orthogonal speed 1.27
+# (k = 1) and 1.47 (k = 4) with gradients, 1.44 and 1.69 forward only.
+# Against the direct engine (medians of 5 interleaved rounds, two sessions at load 3.6 and
+# 4.5, tanh, width 256, depth 10, gain 1.1, one thread): 59-62x with one input and no bias,
+# 49x with a bias of 0.1, 28-31x for input pairs and 19-21x for k = 4 with that bias.
+EXACT_ORTHOGONAL_FACTOR = 1.5
 
 # direct engine, ns of one core per weight per network (forward and backward), per weight
 # and input, and per layer. Measured 2026-05 on the 2-core VM (shared, load 1.7-2.5),

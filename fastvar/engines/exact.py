@@ -4,34 +4,42 @@ With Gaussian weights drawn fresh per network, a layer's output given its inputs
 exactly Gaussian with a covariance set by their Gram matrix, and the backward pass is
 drawn from W conditioned on what the forward pass saw. No weight matrix is ever drawn,
 and nothing is approximated: the statistics have the same law as the brute-force
-engines'. Orthogonal weights are exact too: forward always, backward for one input per
-network without bias (below). Uniform and truncated
+engines'. Orthogonal weights are exact too, forward and backward, with biases, k inputs,
+pairs, data rows and residual streams or norms (below). Uniform and truncated
 normal weights are not Gaussian, so this engine declines them ("auto" then moves on). So
 does it for many inputs per network (k above a quarter of the mean width, and above 8):
 its k x k algebra, O(n k^2) per layer, then costs more than drawing the weights (direct).
 
-Orthogonal weights, backward (W = gain Q, Q Haar n x m, one input a, no bias). The later
-layers see Q only through u = W a, so the backward pass needs Q given Q e = v, with
-e = a / ||a||, v = u / (gain ||a||). Write Q = v e^T + Q (I - e e^T); then
+Orthogonal weights (W = gain Q, Q Haar n x m: orthonormal rows if n <= m, columns if
+n > m). Forward, Q A = (Q O) C with A = O C (O an m x r orthonormal basis of A's columns,
+r = rank A, C^T C = G = A^T A) and Q O distributed as the first n rows of a Haar
+max(n, m) x r isometry: drawn by Gram-Schmidt, O(n k^2). The bias b is drawn apart from
+W A, and both are kept: the later layers, the norm and the residual stream see Q only
+through U = W A (and b, independent of Q), so the backward pass needs Q given Q O = V.
+With P = I - O O^T = I - A G^- A^T and R = Q P,
 
-    W^T d = gain (e (v . d) + R^T d),   R = Q (I - e e^T).
+    W^T D = A G^- U^T D + gain R^T D   (as O V^T D = O O^T Q^T D, O O^T = A G^- A^T).
 
-R maps e's complement E (dimension m - 1) into R^n with R R^T = I - v v^T (n <= m: the rows
-of Q are orthonormal) or R^T R = I_E (n > m: its columns are, and R maps E onto v's
-complement). Given v, the law of Q is invariant under Q -> Q O for any rotation O of E
-fixing e, so R^T d, a vector of E of fixed length, has a uniform direction in E, and its
-length is ||R^T d||^2 = d^T R R^T d:
+Given V the law of Q is invariant under Q -> Q T for any rotation T of O's complement E
+(dimension m - r) fixing O, so R^T D (k columns in E) has the law of F L_S^T, F a uniform
+orthonormal frame of E and L_S L_S^T = S its Gram matrix:
 
-* n <= m: ||d||^2 - (v . d)^2 exactly, so R^T d = rest P g / ||P g||;
-* n > m: R^T d = R^T y with y = (I - v v^T) d, ||y||^2 = ||d||^2 - (v . d)^2, and R^T a Haar
-  isometry of v's complement (dimension n - 1) onto E: R^T y is distributed as ||y|| times
-  the first m - 1 coordinates of a uniform unit vector of R^(n-1), i.e. rest P g /
-  sqrt(||P g||^2 + X) with X ~ chi^2_(n-m) independent (a chi^2_(n-1) split in two).
+* n <= m: R R^T = I - V V^T, so S = D^T D - D^T V V^T D = D^T D - K^T G^- K / gain^2
+  (K = U^T D), fixed given V;
+* n > m: Q's complement block maps E onto a uniform (m - r)-subspace of V's complement
+  (dimension n - r): R^T D = R^T Y with Y = (I - V V^T) D, Y^T Y the same S, and R^T a
+  uniform co-isometry, so R^T D is the first m - r coordinates of a uniform frame of
+  dimension n - r times L_S^T.
 
-Both are rest P g / sqrt(||P g||^2 + X) with rest^2 = ||d||^2 - (v . d)^2, g ~ N(0, I_m),
-P = I - e e^T and X a sum of max(n - m, 0) squared normals; with a = 0 (u = 0) e drops
-out (P = I). O(n + m) per layer. With a bias, u given z = u + b is not Gaussian (||v|| is
-bounded), and with k inputs Q is conditioned on a k-frame: those are declined.
+A uniform frame is X f(X^T X) for a Gaussian X and any f with f^T X^T X f = I; taking its
+first m - r rows, both cases are F = X (X^T X + Y2^T Y2)^-1/2 with X = P Gamma
+(Gamma m x k, iid normals), Y2 a (n - m)+ x k normal matrix, and the square root
+M^-1 L_M (L_M L_M^T = M). So W^T D = A G^- K + gain X M^- L_M L_S^T, on S's rank (at most
+min(n, max(n, m) - r): beyond it S is rounding, e.g. n = m and r = n, where W^T D = A G^- K
+exactly). O((n + m) k^2 + k^3) per layer. With k = 1 this is W^T d =
+a (u . d) / ||a||^2 + gain rest P g / sqrt(||P g||^2 + X), rest^2 = ||d||^2 - (u . d)^2 /
+(gain^2 ||a||^2), X ~ chi^2_(n - m)+ : O(n + m), no k x k algebra. With a = 0, r = 0 and
+P = I.
 """
 from __future__ import annotations
 
@@ -71,14 +79,25 @@ def _bias_swamps_weights(plan: Plan) -> bool:
 
 
 def max_inputs_per_network(widths) -> int:
-    """Largest k the exact engine takes: beyond ~ n/4 the direct engine is faster (measured)."""
+    """Largest k the exact engine takes: beyond ~ n/4 the direct engine is faster (measured).
+
+    Parameters
+    ----------
+    widths : sequence of int
+        n_0, ..., n_L.
+
+    Returns
+    -------
+    int
+        At least MIN_K_LIMIT.
+    """
     return max(MIN_K_LIMIT, int(np.mean(widths[1:])) // 4)
 
 
 class ExactEngine(Engine):
     name = "exact"
     priority = 20
-    summary = ("Numba, exact in law for normal weights by Gaussian conditioning: "
+    summary = ("Numba, exact in law for normal and orthogonal weights by conditioning: "
                "O(L n k^2) per network, forward and backward")
     ns_per_step, ns_per_layer = costs.EXACT_NS_PER_STEP, costs.EXACT_NS_PER_LAYER
 
@@ -87,16 +106,13 @@ class ExactEngine(Engine):
         if plan.jacobian:
             return ("jacobian=True needs every weight (the exact sampler never draws W); "
                     "use engine='direct' or 'numpy'")
-        if net.init == "orthogonal":
-            if plan.gradients and (plan.inputs_per_network > 1 or net.bias_std > 0.0):
-                return ("gradients with orthogonal weights have an exact O(n) sampler only for "
-                        "one input per network and no bias (forward-only runs, "
-                        "gradients=False, are supported with both)")
-            return None
-        if net.distribution != "normal":
+        orthogonal = net.init == "orthogonal"
+        if net.distribution != "normal" and not orthogonal:
             return (f"{net.distribution} weights are not Gaussian, so the exact sampler does "
                     "not apply (it needs distribution='normal')")
-        if plan.gradients and net.bias_std > 0.0 and _bias_swamps_weights(plan):
+        # orthogonal weights keep W a apart from b: no cancellation to guard against
+        if (plan.gradients and net.bias_std > 0.0 and not orthogonal
+                and _bias_swamps_weights(plan)):
             return ("the biases' variance is over 1e12 times the weights' share of a layer's "
                     "variance, and the exact sampler's backward step (W given W a + b) then "
                     "loses its digits to cancellation; the direct engine draws the weights")
@@ -111,11 +127,17 @@ class ExactEngine(Engine):
         k = plan.inputs_per_network
         return float(sum(plan.network.widths)) * k * (k + 4)
 
+    def seconds_per_network(self, plan: Plan) -> float:
+        base = super().seconds_per_network(plan)
+        return base * (costs.EXACT_ORTHOGONAL_FACTOR if plan.network.init == "orthogonal" else 1.0)
+
     def memory_bytes(self, plan: Plan) -> int:
         net, k = plan.network, plan.inputs_per_network
         widths = net.widths
-        # z, a, delta of every layer, plus the residual branches and N(z) when present
-        layers = 3 + (net.residual is not None) + (net.norm is not None)
+        # z, a, delta of every layer, plus the residual branches, N(z) and (orthogonal
+        # weights with a bias) W a without b when present
+        bare = net.init == "orthogonal" and plan.gradients and net.bias_std > 0.0
+        layers = 3 + (net.residual is not None) + (net.norm is not None) + bare
         per_block = (8 * k * (layers * sum(widths[1:]) + max(widths))
                      + 8 * (len(widths) + 12) * k * k)
         return numba.config.NUMBA_NUM_THREADS * per_block

@@ -17,7 +17,24 @@ from .base import Engine, Plan, histogram_factor, jacobian_work, networks_per_bl
 
 
 def draw_weights(rng: np.random.Generator, plan: Plan, layer: int, count: int) -> np.ndarray:
-    """W^layer for ``count`` networks, shape (count, n_layer, n_{layer-1})."""
+    """The weights W^layer of ``count`` networks.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The block's generator.
+    plan : Plan
+        The request.
+    layer : int
+        1 to L.
+    count : int
+        Networks.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (count, n_layer, n_{layer-1}).
+    """
     net = plan.network
     n, m = net.widths[layer], net.widths[layer - 1]
     var = net.weight_var[layer - 1]
@@ -39,7 +56,22 @@ def draw_weights(rng: np.random.Generator, plan: Plan, layer: int, count: int) -
 
 
 def draw_inputs(rng: np.random.Generator, plan: Plan, count: int) -> np.ndarray:
-    """The inputs of ``count`` networks, shape (count, k, n_0)."""
+    """The inputs of ``count`` networks.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The block's generator.
+    plan : Plan
+        The request (its inputs kind, data and pairs' c0).
+    count : int
+        Networks.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (count, k, n_0), k = inputs per network.
+    """
     k, n0 = plan.inputs_per_network, plan.network.widths[0]
     if plan.inputs_kind == INPUTS_NORMAL:
         return rng.standard_normal((count, k, n0))
@@ -60,7 +92,24 @@ def draw_inputs(rng: np.random.Generator, plan: Plan, count: int) -> np.ndarray:
 def normalize(h: np.ndarray, norm: "str | None", eps: float) -> tuple[np.ndarray, np.ndarray]:
     """(N(h), r) over the last axis: LayerNorm ("layer": centre, then divide by the root
     mean square r) or RMSNorm ("rms": divide by r); eps is added inside the root. A vector
-    that is all zero (a dead layer) stays zero: r = inf there, so N(h) = 0 and N' = 0."""
+    that is all zero (a dead layer) stays zero: r = inf there, so N(h) = 0 and N' = 0.
+
+    Parameters
+    ----------
+    h : numpy.ndarray
+        Values, normalized over the last axis.
+    norm : {"layer", "rms"} or None
+        The norm (None: h unchanged, r = 1).
+    eps : float
+        Added inside the root.
+
+    Returns
+    -------
+    y : numpy.ndarray
+        N(h), the shape of ``h``.
+    r : numpy.ndarray
+        The root mean square, the shape of ``h`` less its last axis (kept as size 1).
+    """
     if norm is None:
         return h, np.ones(h.shape[:-1] + (1,))
     c = h - h.mean(axis=-1, keepdims=True) if norm == "layer" else h
@@ -71,7 +120,24 @@ def normalize(h: np.ndarray, norm: "str | None", eps: float) -> tuple[np.ndarray
 
 def normalize_backward(v: np.ndarray, y: np.ndarray, r: np.ndarray,
                        norm: "str | None") -> np.ndarray:
-    """J_N(h)^T v for y = N(h) with scale r (see :func:`normalize`): the gradient through N."""
+    """The gradient through a norm: J_N(h)^T v for y = N(h) with scale r (see :func:`normalize`).
+
+    Parameters
+    ----------
+    v : numpy.ndarray
+        Cotangent of y.
+    y : numpy.ndarray
+        N(h).
+    r : numpy.ndarray
+        Its scale, as :func:`normalize` returns it.
+    norm : {"layer", "rms"} or None
+        The norm.
+
+    Returns
+    -------
+    numpy.ndarray
+        Cotangent of h, the shape of ``v``.
+    """
     if norm is None:
         return v
     if norm == "layer":
@@ -81,14 +147,37 @@ def normalize_backward(v: np.ndarray, y: np.ndarray, r: np.ndarray,
 
 def count_histogram(values: np.ndarray, factor: float) -> np.ndarray:
     """Counts (HIST_SLOTS,) of the finite ``values``: slot floor(x * factor + HIST_BINS / 2)
-    + 1, 0 below the bins, HIST_SLOTS - 1 above (as the kernels' ``add_histogram``)."""
+    + 1, 0 below the bins, HIST_SLOTS - 1 above (as the kernels' ``add_histogram``).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Any shape; NaN and infinities are not counted.
+    factor : float
+        Slots per value unit.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 counts, shape (HIST_SLOTS,).
+    """
     x = values[np.isfinite(values)]
     y = np.clip(x * factor + HIST_BINS / 2.0, -1.0, float(HIST_BINS))
     return np.bincount((np.floor(y) + 1.0).astype(np.int64), minlength=HIST_SLOTS)
 
 
 def run_block(plan: Plan, block: int, stats: np.ndarray) -> None:
-    """Simulate block ``block`` of ``plan`` and add it to ``stats`` (L, plan.stats_rows, S)."""
+    """Simulate one block of a plan and add it to ``stats``.
+
+    Parameters
+    ----------
+    plan : Plan
+        The request.
+    block : int
+        The block, seeding its generator with (seed, block).
+    stats : numpy.ndarray
+        Stats to add to, shape (L, plan.stats_rows, S), changed in place.
+    """
     net = plan.network
     factor = histogram_factor(plan)
     hist = np.zeros((factor.shape[0], HIST_QUANTITIES, HIST_SLOTS), dtype=np.int64)

@@ -94,7 +94,15 @@ def _merge_moments_raw(s, o, nb, mean_b, m2b, m3b, m4b):
 
 @numba.njit(cache=True)
 def merge_moments(state, other):
-    """state <- state merged with other (both float64[5] moments states)."""
+    """state <- state merged with other (Chan/Pebay: count, mean, M2, M3, M4).
+
+    Parameters
+    ----------
+    state : numpy.ndarray
+        float64, shape (5,), updated in place.
+    other : numpy.ndarray
+        float64, shape (5,).
+    """
     _merge_moments_raw(state, 0, other[0], other[1], other[2], other[3], other[4])
 
 
@@ -204,6 +212,18 @@ def update_moments(state, values):
     """Merge the finite entries of the 1-D array ``values`` into the moments ``state``.
 
     Returns the number of non-finite entries, which are skipped.
+
+    Parameters
+    ----------
+    state : numpy.ndarray
+        float64 moments, shape (5,), updated in place.
+    values : numpy.ndarray
+        float64, 1-D.
+
+    Returns
+    -------
+    int
+        Non-finite entries skipped.
     """
     return _update_moments_at(state, 0, values)[3]
 
@@ -238,6 +258,22 @@ def add_trial(row, values):
     per-trial length ||x||^2/n is only known when every entry is finite: only such a
     *complete* trial adds its length. Returns (mean, mean square, complete) of the trial,
     which the caller averages over a network's inputs for :func:`add_network`.
+
+    Parameters
+    ----------
+    row : numpy.ndarray
+        A stats row, float64 shape (STATS_SIZE,), updated in place.
+    values : numpy.ndarray
+        float64, 1-D: the unit values of one trial.
+
+    Returns
+    -------
+    mean : float
+        Mean of the values.
+    mean_sq : float
+        Their mean square, ||x||^2 / n.
+    complete : bool
+        Every value was finite.
     """
     total, total2, count, bad = _update_moments_at(row, MOMENTS, values)
     row[NONFINITE] += bad
@@ -249,7 +285,17 @@ def add_trial(row, values):
 
 @numba.njit(cache=True)
 def add_network(row, mean, mean_sq):
-    """Add one network's average (over its inputs) of trial mean and mean square."""
+    """Add one network's average (over its inputs) of trial mean and mean square.
+
+    Parameters
+    ----------
+    row : numpy.ndarray
+        A stats row, float64 shape (STATS_SIZE,), updated in place.
+    mean : float
+        The network's mean of the trial means.
+    mean_sq : float
+        Its mean of the trial mean squares.
+    """
     _push_pair(row, PAIR, mean, mean_sq)
 
 
@@ -261,6 +307,15 @@ def add_networks(stats_row, values, lengths):
     average over the rest would be biased towards the inputs that did not overflow).
     ``lengths`` (networks,) receives each network's mean over its trials of ||x||^2 / n
     (NaN for an incomplete network).
+
+    Parameters
+    ----------
+    stats_row : numpy.ndarray
+        A stats row, float64 shape (STATS_SIZE,), updated in place.
+    values : numpy.ndarray
+        float64, shape (networks, inputs_per_network, units).
+    lengths : numpy.ndarray
+        float64, shape (networks,), overwritten.
     """
     for net in range(values.shape[0]):
         s1 = 0.0
@@ -279,8 +334,20 @@ def add_networks(stats_row, values, lengths):
 
 @numba.njit(cache=True)
 def cosine(x, y):
-    """(<x, y> / (||x|| ||y||), code): code 0 if defined, 1 if a value is not finite (the
-    cosine is then NaN), 2 if x or y is all zero (undefined; NaN)."""
+    """The cosine of two vectors, and whether it is defined.
+
+    Parameters
+    ----------
+    x, y : numpy.ndarray
+        float64, 1-D, of one length.
+
+    Returns
+    -------
+    cos : float
+        <x, y> / (||x|| ||y||); NaN unless defined.
+    code : int
+        0 if defined, 1 if a value is not finite, 2 if x or y is all zero (undefined).
+    """
     xy = 0.0
     xx = 0.0
     yy = 0.0
@@ -305,6 +372,19 @@ def add_network_level(net_row, z, a, a_lengths, cos_prev, pairs):
     infinite activation, which is neither dead nor alive and is left out. With ``pairs``
     (two inputs per network): the cosine c of its two z vectors, and (c_prev, c) where
     ``cos_prev`` (networks,) holds the previous layer's cosines, replaced by this layer's.
+
+    Parameters
+    ----------
+    net_row : numpy.ndarray
+        The NET stats row, float64 shape (STATS_SIZE,), updated in place.
+    z, a : numpy.ndarray
+        float64, shape (networks, inputs_per_network, units).
+    a_lengths : numpy.ndarray
+        float64, shape (networks,).
+    cos_prev : numpy.ndarray
+        float64, shape (networks,), replaced by this layer's cosines.
+    pairs : bool
+        Two inputs per network whose cosine is measured.
     """
     for net in range(z.shape[0]):
         if np.isfinite(a_lengths[net]):
@@ -334,7 +414,15 @@ def add_network_level(net_row, z, a, a_lengths, cos_prev, pairs):
 @numba.njit(cache=True)
 def add_links(link_row, upper, lower):
     """(g^{l+1}, g^l) per network into the LINK row: ``upper`` and ``lower`` (networks,)
-    are the networks' mean lengths at layers l+1 and l (NaN: left out)."""
+    are the networks' mean lengths at layers l+1 and l (NaN: left out).
+
+    Parameters
+    ----------
+    link_row : numpy.ndarray
+        The LINK stats row, float64 shape (STATS_SIZE,), updated in place.
+    upper, lower : numpy.ndarray
+        float64, shape (networks,).
+    """
     for net in range(upper.shape[0]):
         if np.isfinite(upper[net]) and np.isfinite(lower[net]):
             _push_pair(link_row, PAIR, upper[net], lower[net])
@@ -391,7 +479,15 @@ def add_jacobian(jac_row, m1, spread, top, m2):
 def merge_stats(dst, src):
     """dst <- dst merged with src, for stats arrays of equal shape (..., rows, STATS_SIZE):
     the first ROWS rows of each layer (and the JAC row, last, when there is one) by the
-    moment merges, histogram rows by adding."""
+    moment merges, histogram rows by adding.
+
+    Parameters
+    ----------
+    dst : numpy.ndarray
+        Stats, shape (..., rows, STATS_SIZE), updated in place.
+    src : numpy.ndarray
+        Stats of the same shape.
+    """
     rows = dst.shape[dst.ndim - 2]
     jac = rows == ROWS + JAC_ROWS or rows == ROWS + HIST_ROWS + JAC_ROWS
     d = dst.reshape(-1, STATS_SIZE)
@@ -406,7 +502,15 @@ def merge_stats(dst, src):
 
 @numba.njit(cache=True)
 def merge_blocks(total, block_stats):
-    """Merge per-block stats (blocks, ...) into ``total`` in block order (reproducible)."""
+    """Merge per-block stats into ``total`` in block order (reproducible).
+
+    Parameters
+    ----------
+    total : numpy.ndarray
+        Stats, shape (L, rows, STATS_SIZE), updated in place.
+    block_stats : numpy.ndarray
+        Shape (blocks, L, rows, STATS_SIZE).
+    """
     for b in range(block_stats.shape[0]):
         merge_stats(total, block_stats[b])
 
@@ -416,7 +520,19 @@ def add_histogram(counts, values, factor, slots):
     """Count the finite entries of 1-D ``values`` into ``counts`` (int64, HIST_SLOTS): slot
     floor(x * factor + HIST_BINS / 2) + 1, 0 below the range, HIST_SLOTS - 1 above it.
     Non-finite entries are left out (:func:`add_trial` counts them). ``slots`` (int64, at
-    least as long as ``values``) is scratch."""
+    least as long as ``values``) is scratch.
+
+    Parameters
+    ----------
+    counts : numpy.ndarray
+        int64, shape (HIST_SLOTS,), updated in place.
+    values : numpy.ndarray
+        float64, 1-D.
+    factor : float
+        Slots per value unit.
+    slots : numpy.ndarray
+        int64 scratch.
+    """
     # two passes: the slots branch-free (vectorized), then the scatter; a NaN or infinite
     # value (rare) goes to slot 0 or the last, and is taken out again at the end
     half = HIST_BINS / 2.0
@@ -441,7 +557,24 @@ def add_histogram(counts, values, factor, slots):
 @numba.njit(cache=True)
 def new_histograms(depth, histograms, values):
     """A block's histogram state: (counts (L, 3, HIST_SLOTS) int64, scratch slots for
-    :func:`add_histogram` of up to ``values`` values); no layers if not ``histograms``."""
+    :func:`add_histogram` of up to ``values`` values); no layers if not ``histograms``.
+
+    Parameters
+    ----------
+    depth : int
+        L.
+    histograms : bool
+        Whether the block counts histograms.
+    values : int
+        The most values one call of :func:`add_histogram` takes.
+
+    Returns
+    -------
+    counts : numpy.ndarray
+        int64, shape (L, 3, HIST_SLOTS) (L = 0 without histograms).
+    slots : numpy.ndarray
+        int64 scratch.
+    """
     layers = depth if histograms else 0
     return (np.zeros((layers, HIST_QUANTITIES, HIST_SLOTS), np.int64),
             np.empty(values if histograms else 0, np.int64))
@@ -450,7 +583,15 @@ def new_histograms(depth, histograms, values):
 @numba.njit(cache=True)
 def store_histograms(stats, counts):
     """Write ``counts`` (L, HIST_QUANTITIES, HIST_SLOTS) into the histogram rows of one
-    block's ``stats`` (L, ROWS + HIST_ROWS, STATS_SIZE), as floats."""
+    block's ``stats`` (L, ROWS + HIST_ROWS, STATS_SIZE), as floats.
+
+    Parameters
+    ----------
+    stats : numpy.ndarray
+        One block's stats, shape (L, ROWS + HIST_ROWS, STATS_SIZE), updated in place.
+    counts : numpy.ndarray
+        int64, shape (L, HIST_QUANTITIES, HIST_SLOTS).
+    """
     for layer in range(counts.shape[0]):
         flat = 0
         for q in range(HIST_QUANTITIES):
@@ -462,11 +603,36 @@ def store_histograms(stats, counts):
 
 @numba.njit(cache=True)
 def stats_rows(histograms):
-    """Rows of a layer's stats: ROWS, plus HIST_ROWS with histograms."""
+    """Rows of a layer's stats: ROWS, plus HIST_ROWS with histograms.
+
+    Parameters
+    ----------
+    histograms : bool
+        Whether the run counts histograms.
+
+    Returns
+    -------
+    int
+    """
     return ROWS + HIST_ROWS if histograms else ROWS
 
 
 def new_stats(depth: int, blocks: "int | None" = None, rows: int = ROWS) -> np.ndarray:
-    """Zeroed stats: shape (depth, rows, STATS_SIZE), or (blocks, depth, rows, STATS_SIZE)."""
+    """Zeroed stats.
+
+    Parameters
+    ----------
+    depth : int
+        L.
+    blocks : int or None
+        With a number, one stats array per block.
+    rows : int
+        Rows per layer (:func:`stats_rows`).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape (depth, rows, STATS_SIZE), or (blocks, depth, rows, STATS_SIZE).
+    """
     shape = (depth, rows, STATS_SIZE) if blocks is None else (blocks, depth, rows, STATS_SIZE)
     return np.zeros(shape, dtype=np.float64)

@@ -36,7 +36,21 @@ def _sigmoid(x):
 
 @numba.njit(cache=True)
 def phi(code, param, x):
-    """phi(x) for the activation ``code`` (with parameter ``param``); NaN if x is not finite."""
+    """phi(x) for one activation; NaN if x is not finite.
+
+    Parameters
+    ----------
+    code : int
+        The activation's code (:mod:`fastvar.kernels.codes`).
+    param : float
+        Its parameter (leaky_relu's slope, elu's alpha; else ignored).
+    x : float
+        A pre-activation.
+
+    Returns
+    -------
+    float
+    """
     if not abs(x) <= _MAX:
         return math.nan
     if code == TANH:
@@ -66,7 +80,21 @@ def phi(code, param, x):
 
 @numba.njit(cache=True)
 def dphi(code, param, x):
-    """phi'(x) for the activation ``code`` (with parameter ``param``); NaN if x is not finite."""
+    """phi'(x) for one activation; NaN if x is not finite.
+
+    Parameters
+    ----------
+    code : int
+        The activation's code.
+    param : float
+        Its parameter.
+    x : float
+        A pre-activation.
+
+    Returns
+    -------
+    float
+    """
     if not abs(x) <= _MAX:
         return math.nan
     if code == TANH:
@@ -99,7 +127,23 @@ def dphi(code, param, x):
 
 @numba.njit(cache=True, inline="always")
 def dphi_given_phi(code, param, x, phi_x):
-    """phi'(x) when phi(x) is already known: cheaper for tanh and sigmoid (no exp)."""
+    """phi'(x) when phi(x) is already known: cheaper for tanh and sigmoid (no exp).
+
+    Parameters
+    ----------
+    code : int
+        The activation's code.
+    param : float
+        Its parameter.
+    x : float
+        A pre-activation.
+    phi_x : float
+        phi(x).
+
+    Returns
+    -------
+    float
+    """
     if code == TANH:
         return 1.0 - phi_x * phi_x
     if code == SIGMOID:
@@ -109,8 +153,24 @@ def dphi_given_phi(code, param, x, phi_x):
 
 @numba.njit(cache=True)
 def phi_dphi(code, param, x):
-    """(phi(x), phi'(x)), equal to the two functions above, sharing the transcendental
-    where they use the same one (tanh, sigmoid, silu): a brute-force pass needs both."""
+    """phi(x) and phi'(x) together, sharing the transcendental where they use the same one.
+
+    Equal to :func:`phi` and :func:`dphi` (tanh, sigmoid and silu share their exp): a
+    brute-force pass needs both.
+
+    Parameters
+    ----------
+    code : int
+        The activation's code.
+    param : float
+        Its parameter.
+    x : float
+        A pre-activation.
+
+    Returns
+    -------
+    phi_x, dphi_x : float
+    """
     if not abs(x) <= _MAX:
         return math.nan, math.nan
     if code == TANH:
@@ -156,7 +216,19 @@ def _tanh_array(z, a):
 
 @numba.njit(cache=True)
 def phi_array(code, param, z, a):
-    """a[i] = phi(z[i]) for 1-D arrays; tanh vectorized (see above)."""
+    """a[i] = phi(z[i]) for 1-D arrays; tanh vectorized (see above).
+
+    Parameters
+    ----------
+    code : int
+        The activation's code.
+    param : float
+        Its parameter.
+    z : numpy.ndarray
+        float64, 1-D.
+    a : numpy.ndarray
+        float64, the length of ``z``, overwritten.
+    """
     if code == TANH:
         _tanh_array(z, a)
         return
@@ -166,8 +238,21 @@ def phi_array(code, param, z, a):
 
 @numba.njit(cache=True)
 def phi_dphi_array(code, param, z, a, d):
-    """a[i], d[i] = phi(z[i]), phi'(z[i]) for 1-D arrays; tanh vectorized (see above),
-    the others through :func:`phi_dphi`."""
+    """a[i], d[i] = phi(z[i]), phi'(z[i]) for 1-D arrays.
+
+    tanh vectorized (see above), the others through :func:`phi_dphi`.
+
+    Parameters
+    ----------
+    code : int
+        The activation's code.
+    param : float
+        Its parameter.
+    z : numpy.ndarray
+        float64, 1-D.
+    a, d : numpy.ndarray
+        float64, the length of ``z``, overwritten.
+    """
     if code == TANH:
         _tanh_array(z, a)
         for i in range(z.shape[0]):

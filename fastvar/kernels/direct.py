@@ -531,6 +531,20 @@ def run_blocks(args, first_block, n_blocks):
     ``weight_scale[l]`` multiplies the unit-scale weights of layer l + 1. Block b holds
     networks b * networks_per_block ... (fewer in the last block) and draws from its own
     streams seeded by (seed, b); blocks run in parallel, each writing its own row.
+
+    Parameters
+    ----------
+    args : KernelArgs
+        The request.
+    first_block : int
+        The first block.
+    n_blocks : int
+        Blocks to run.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape (n_blocks, L, rows, STATS_SIZE).
     """
     rows = stats_rows(args.histogram_factor.shape[0] > 0) + (JAC_ROWS if args.jacobian else 0)
     out = np.zeros((n_blocks, args.widths.shape[0] - 1, rows, STATS_SIZE))

@@ -11,8 +11,8 @@ W = U A^+ + W' (I - P_A) (U = W A drawn from U | Z first when there is a bias), 
 which costs O((n + m) k^2 + k^3). The k x k algebra is a pivoted Cholesky factorization
 with a generalized inverse (A G^- A^T = P_A for any choice), so singular matrices are
 fine: dead ReLU layers, repeated inputs, k > m. Orthogonal weights: forward,
-Q A = (Q O) R with G = R^T R and Q O a Haar isometry, drawn by Gram-Schmidt; backward for
-one input without bias, by conditioning Q on Q a (see :mod:`fastvar.engines.exact`).
+Q A = (Q O) R with G = R^T R and Q O a Haar isometry, drawn by Gram-Schmidt; backward by
+conditioning Q on Q O, with W A kept apart from the bias (see :mod:`fastvar.engines.exact`).
 
 Each block of networks draws from its own stream ``seed_block(seed, block)`` (normals in
 bulk from a bank of lanes seeded by that stream) and writes only its own stats, so
@@ -43,6 +43,22 @@ def psd_factor(s, work, perm, root):
     _RANK_TOL times the largest diagonal count as zero, so singular s (dead ReLU layers,
     repeated inputs, k > width) are fine. A non-finite s gives a NaN root (it is counted
     as non-finite downstream, not hidden). ``work`` (k x k) is scratch; O(k^3 / 3).
+
+    Parameters
+    ----------
+    s : numpy.ndarray
+        float64, shape (k, k), symmetric positive semi-definite.
+    work : numpy.ndarray
+        float64 scratch, shape (k, k).
+    perm : numpy.ndarray
+        int64, shape (k,), overwritten with the pivots.
+    root : numpy.ndarray
+        float64, shape (k, k), overwritten with the factor.
+
+    Returns
+    -------
+    int
+        The rank r.
     """
     k = s.shape[0]
     top = 0.0
@@ -88,6 +104,21 @@ def ginv_apply(root, perm, rank, x, out, tmp):
     S^- inverts the leading pivot block, (L11 L11^T)^{-1}, and is zero elsewhere; for the
     products the engine needs (A S^- A^T, Cov(b, z) S^- z) every generalized inverse gives
     the same result. x and out are (k, c); ``tmp`` is (k,) scratch.
+
+    Parameters
+    ----------
+    root : numpy.ndarray
+        The factor of :func:`psd_factor`, shape (k, k).
+    perm : numpy.ndarray
+        Its pivots, int64 shape (k,).
+    rank : int
+        Its rank.
+    x : numpy.ndarray
+        float64, shape (k, c).
+    out : numpy.ndarray
+        float64, shape (k, c), overwritten.
+    tmp : numpy.ndarray
+        float64 scratch, shape (k,).
     """
     k = root.shape[0]
     for j in range(x.shape[1]):
@@ -206,10 +237,11 @@ def _forward_normal(gen, g_prev, weight_var, bias_std, z, cov, ws):
 
 
 @numba.njit(cache=True)
-def _forward_orthogonal(gen, g_prev, gain, bias_std, n, m, k, zbuf, zo, ybuf, ws):
+def _forward_orthogonal(gen, g_prev, gain, bias_std, n, m, k, zbuf, zo, ybuf, ws, wbuf):
     # gain * Q A (+ b) for a Haar Q (n x m): A = O R with R^T R = G (R = root^T, r x k)
     # and O orthonormal, so Q A = (Q O) R with Q O a Haar isometry of size max(n, m) x r
-    # (first n rows kept), drawn by Gram-Schmidt on Gaussian vectors.
+    # (first n rows kept), drawn by Gram-Schmidt on Gaussian vectors. A non-empty ``wbuf``
+    # receives gain Q A (without b) at the same offset.
     work, perm, root, tmp, xi = ws
     rank = psd_factor(g_prev, work, perm, root)
     big = max(n, m)
@@ -239,6 +271,8 @@ def _forward_orthogonal(gen, g_prev, gain, bias_std, n, m, k, zbuf, zo, ybuf, ws
             coef = gain * root[j, c]
             for r in range(n):
                 zbuf[zo + j * n + r] += coef * y[r]
+    if wbuf.shape[0] > 0:  # the backward pass needs W A without the bias
+        wbuf[zo:zo + k * n] = zbuf[zo:zo + k * n]
     if bias_std > 0.0:
         x = _normals(gen, n)
         for r in range(n):
@@ -249,8 +283,8 @@ def _forward_orthogonal(gen, g_prev, gain, bias_std, n, m, k, zbuf, zo, ybuf, ws
 
 @numba.njit(cache=True)
 def _backward_orthogonal(gen, u, d, a_prev, d_prev, gain):
-    # d_prev = W^T d for W = gain Q, Q Haar (n x m), given u = W a_prev (one input, no
-    # bias): W^T d = a (u . d) / ||a||^2 + gain rest P g / sqrt(||P g||^2 + X), with
+    # d_prev = W^T d for W = gain Q, Q Haar (n x m), given u = W a_prev (one input; u
+    # without the bias): W^T d = a (u . d) / ||a||^2 + gain rest P g / sqrt(||P g||^2 + X), with
     # rest^2 = ||d||^2 - (v . d)^2, v = u / (gain ||a||), P the projection off a, g ~ N(0, I_m)
     # and X ~ chi^2 with max(n - m, 0) degrees of freedom (see the engine's docstring)
     n, m = d.shape[0], a_prev.shape[0]
@@ -285,12 +319,101 @@ def _backward_orthogonal(gen, u, d, a_prev, d_prev, gain):
         d_prev[i] = coef * a_prev[i] + scale * d_prev[i]
 
 
+@numba.njit(cache=True)
+def _backward_orthogonal_frame(gen, u, d, a_prev, d_prev, g_prev, gain, xrows, mats, ws):
+    # d_prev = W^T D for W = gain Q, Q Haar (n x m), given U = W A (k inputs, the bias taken
+    # out): W^T D = A H + gain X B with H = G^- U^T D, X = P_A Gamma (m x k), Gamma2
+    # ((n - m)+ x k) and Gamma iid normals, S = D^T D - K^T H / gain^2 = L_S L_S^T,
+    # M = X^T X + Gamma2^T Gamma2 = L_M L_M^T on S's rank, B = M^- L_M L_S^T (see the
+    # engine's docstring). All (k, width) rows; xrows (k, m) scratch.
+    work, perm, root, tmp, xi = ws
+    kmat, hmat, smat, sroot = mats[0], mats[1], mats[2], mats[3]
+    tmat, mmat, mroot, bmat = mats[6], mats[7], mats[8], mats[9]
+    k, n = u.shape
+    m = a_prev.shape[1]
+    big = max(n, m)
+    for p in range(k):  # K = U^T D, and D^T D in smat
+        up, dp = u[p], d[p]
+        for j in range(k):
+            acc = 0.0
+            dj = d[j]
+            for r in range(n):
+                acc += up[r] * dj[r]
+            kmat[p, j] = acc
+            if j >= p:
+                acc = 0.0
+                for r in range(n):
+                    acc += dp[r] * dj[r]
+                smat[p, j] = acc
+                smat[j, p] = acc
+    rank = psd_factor(g_prev, work, perm, root)
+    ginv_apply(root, perm, rank, kmat, hmat, tmp)  # H = G^- K
+    # Gamma's column c is x[c big:c big + m], Gamma2's x[c big + m:c big + n]
+    x = _normals(gen, big * k)
+    for p in range(k):
+        ap = a_prev[p]
+        for c in range(k):
+            acc = 0.0
+            for i in range(m):
+                acc += ap[i] * x[c * big + i]
+            tmat[p, c] = acc
+    ginv_apply(root, perm, rank, tmat, bmat, tmp)  # G^- A^T Gamma
+    for c in range(k):  # X = P_A Gamma = Gamma - A G^- A^T Gamma
+        xc = xrows[c]
+        xc[:] = x[c * big:c * big + m]
+        for p in range(k):
+            coef, ap = bmat[p, c], a_prev[p]
+            for i in range(m):
+                xc[i] -= coef * ap[i]
+    inv = 1.0 / (gain * gain)
+    for p in range(k):  # S = D^T D - K^T G^- K / gain^2 (symmetrized)
+        for j in range(p, k):
+            acc = 0.0
+            for i in range(k):
+                acc += kmat[i, p] * hmat[i, j] + kmat[i, j] * hmat[i, p]
+            smat[p, j] -= 0.5 * acc * inv
+            smat[j, p] = smat[p, j]
+    # R^T D has rank at most min(n, max(n, m) - rank): past it, S is rounding (e.g. n = m
+    # with A of full rank, where W^T D = A H exactly)
+    srank = min(psd_factor(smat, work, perm, sroot), n, big - rank)
+    for c1 in range(k):
+        for c2 in range(c1, k):
+            acc = 0.0
+            if c2 < srank:
+                x1, x2 = xrows[c1], xrows[c2]
+                for i in range(m):
+                    acc += x1[i] * x2[i]
+                for r in range(m, n):
+                    acc += x[c1 * big + r] * x[c2 * big + r]
+            mmat[c1, c2] = acc
+            mmat[c2, c1] = acc
+    mrank = psd_factor(mmat, work, perm, mroot)
+    for i in range(k):  # L_M L_S^T over S's rank
+        for j in range(k):
+            acc = 0.0
+            for c in range(srank):
+                acc += mroot[i, c] * sroot[j, c]
+            tmat[i, j] = acc
+    ginv_apply(mroot, perm, mrank, tmat, bmat, tmp)  # B = M^- L_M L_S^T
+    for j in range(k):
+        out = d_prev[j]
+        out[:] = 0.0
+        for p in range(k):
+            coef, ap = hmat[p, j], a_prev[p]
+            for i in range(m):
+                out[i] += coef * ap[i]
+        for c in range(srank):
+            coef, xc = gain * bmat[c, j], xrows[c]
+            for i in range(m):
+                out[i] += coef * xc[i]
+
+
 @numba.njit(cache=True, inline="always")
 def _backward_layer(gen, z, d, a_prev, d_prev, g_prev, weight_var, bias_std, mrows, mats, ws):
     # d_prev = W^T d, W drawn given the forward pass (all (k, width) arrays: z (the layer's
     # W a_prev + b) and d of layer l; a_prev, d_prev of layer l-1; mrows scratch like a_prev).
     work, perm, root, tmp, xi = ws
-    cov, kmat, dtd, droot, wvec, ones = mats
+    cov, kmat, dtd, droot, wvec, ones = mats[0], mats[1], mats[2], mats[3], mats[4], mats[5]
     k, n = z.shape
     # K = U^T D with U = Z - b 1^T, b_r | z_r ~ N(w . z_r, var_b), w = sigma_b^2 S^- 1
     for p in range(k):
@@ -361,11 +484,25 @@ def _backward_layer(gen, z, d, a_prev, d_prev, g_prev, weight_var, bias_std, mro
 
 @numba.njit(cache=True)
 def workspace(k):
-    """k x k scratch of the factorization (ws) and of the backward step (mats)."""
+    """k x k scratch of the factorization (ws) and of the backward step (mats).
+
+    Parameters
+    ----------
+    k : int
+        Inputs per network.
+
+    Returns
+    -------
+    ws : tuple of numpy.ndarray
+        Scratch of :func:`psd_factor` and :func:`ginv_apply`.
+    mats : tuple of numpy.ndarray
+        Scratch of the backward step.
+    """
     ws = (np.empty((k, k)), np.empty(k, dtype=np.int64), np.empty((k, k)), np.empty(k),
           np.empty(k))
     mats = (np.empty((k, k)), np.empty((k, k)), np.empty((k, k)), np.empty((k, k)),
-            np.empty((k, 1)), np.ones((k, 1)))
+            np.empty((k, 1)), np.ones((k, 1)), np.empty((k, k)), np.empty((k, k)),
+            np.empty((k, k)), np.empty((k, k)))
     return ws, mats
 
 
@@ -379,12 +516,24 @@ def network(args, gen, bufs, ws, mats):
     (z^l, or the residual stream h^l), abuf (a^l = phi(N(z^l))), dbuf (dL/dz^l); grams[l] is
     the Gram matrix of a^l (grams[0]: of the inputs). With a residual stream (alpha > 0)
     ubuf keeps each layer's branch W a + b, with a norm ybuf keeps N(z^l) and rbuf (L, k)
-    its scales; otherwise those buffers are empty.
+    its scales, with orthogonal weights, a bias and gradients wbuf keeps W a; otherwise
+    those buffers are empty.
+
+    Parameters
+    ----------
+    args : KernelArgs
+        The request.
+    gen : tuple
+        The block's stream, bank and scratch (:func:`generator`).
+    bufs : tuple
+        The block's buffers (:func:`buffers`), overwritten.
+    ws, mats : tuple
+        Scratch (:func:`workspace`).
     """
     widths, weight_var, k = args.widths, args.weight_var, args.k
     bias_std, alpha, norm = args.bias_std, args.alpha, args.norm
     activation, activation_param = args.activation, args.activation_param
-    offs, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams, mbuf = bufs
+    offs, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams, mbuf, wbuf = bufs
     depth = widths.shape[0] - 1
     _draw_inputs(gen, args.inputs_kind, args.c0, args.data, k, grams[0], ws[4])
     for layer in range(1, depth + 1):
@@ -394,7 +543,7 @@ def network(args, gen, bufs, ws, mats):
         branch_buf = ubuf if stream else zbuf  # where W a + b goes
         if args.orthogonal:
             _forward_orthogonal(gen, grams[layer - 1], args.weight_scale[layer - 1], bias_std,
-                                n, m, k, branch_buf, o, mbuf, ws)
+                                n, m, k, branch_buf, o, mbuf, ws, wbuf)
         else:
             _forward_normal(gen, grams[layer - 1], weight_var[layer - 1], bias_std,
                             _rows(branch_buf, o, k, n), mats[0], ws)
@@ -419,9 +568,15 @@ def network(args, gen, bufs, ws, mats):
         n, m, o, po = widths[layer], widths[layer - 1], offs[layer - 1], offs[layer - 2]
         branch_buf = ubuf if alpha > 0.0 else zbuf
         d, d_prev, a_prev = _rows(dbuf, o, k, n), _rows(dbuf, po, k, m), _rows(abuf, po, k, m)
-        if args.orthogonal:  # one input, no bias (the engine declines the rest)
-            _backward_orthogonal(gen, _rows(branch_buf, o, k, n)[0], d[0], a_prev[0],
-                                 d_prev[0], args.weight_scale[layer - 1])
+        if args.orthogonal:  # given W A: from wbuf when a bias was added to it
+            u = _rows(wbuf if bias_std > 0.0 else branch_buf, o, k, n)
+            if k == 1:  # O(n + m), no k x k algebra
+                _backward_orthogonal(gen, u[0], d[0], a_prev[0], d_prev[0],
+                                     args.weight_scale[layer - 1])
+            else:
+                _backward_orthogonal_frame(gen, u, d, a_prev, d_prev, grams[layer - 1],
+                                           args.weight_scale[layer - 1], _rows(mbuf, 0, k, m),
+                                           mats, ws)
         else:
             _backward_layer(gen, _rows(branch_buf, o, k, n), d, a_prev, d_prev,
                             grams[layer - 1], weight_var[layer - 1], bias_std,
@@ -446,6 +601,16 @@ def buffers(args):
     (L + 1, k, k), scratch): offs[l-1] is layer l's offset in the flat (k rows of n_l)
     buffers; the residual branches, N(z) and its scales are empty without a residual
     stream or a norm.
+
+    Parameters
+    ----------
+    args : KernelArgs
+        The request.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        In the order above.
     """
     widths, k = args.widths, args.k
     depth = widths.shape[0] - 1
@@ -458,15 +623,38 @@ def buffers(args):
     for w in widths:
         big = max(big, w)
     normed = args.norm != NORM_NONE
+    bare = args.orthogonal and args.gradients and args.bias_std > 0.0
     return (offs, np.zeros(total), np.zeros(total if args.alpha > 0.0 else 0),
             np.zeros(total if normed else 0), np.zeros((depth, k if normed else 0)),
-            np.zeros(total), np.zeros(total), np.zeros((depth + 1, k, k)), np.zeros(k * big))
+            np.zeros(total), np.zeros(total), np.zeros((depth + 1, k, k)), np.zeros(k * big),
+            np.zeros(total if bare else 0))
 
 
 @numba.njit(cache=True)
 def generator(args, block):
-    """(stream, bank, scratch bits, scratch normals) of block ``block``: the scalar stream
-    seed_block(seed, block) draws data rows and seeds the bank of vectorized lanes."""
+    """The random streams of one block.
+
+    The scalar stream seed_block(seed, block) draws data rows and seeds the bank of
+    vectorized lanes.
+
+    Parameters
+    ----------
+    args : KernelArgs
+        The request.
+    block : int
+        The block.
+
+    Returns
+    -------
+    state : numpy.ndarray
+        The scalar stream, uint64 shape (4,).
+    bank : numpy.ndarray
+        The vectorized lanes, uint64 shape (BANK_SIZE,).
+    bits : numpy.ndarray
+        uint64 scratch.
+    normals : numpy.ndarray
+        float64 scratch.
+    """
     state = np.empty(4, dtype=np.uint64)
     seed_block(args.seed, block, state)
     bank = np.empty(BANK_SIZE, dtype=np.uint64)
@@ -483,7 +671,7 @@ def _add_network(out, args, bufs, lengths, upper, cos, hist):
     # one network's trials into the stats (L, ROWS, S) of its block, and into its histogram
     # state ``hist`` (:func:`~.accumulators.new_histograms`; no layers without histograms)
     widths, k = args.widths, args.k
-    offs, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams, mbuf = bufs
+    offs, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams, mbuf, wbuf = bufs
     depth = widths.shape[0] - 1
     pairs = args.inputs_kind == INPUTS_PAIR or args.inputs_kind == INPUTS_ROW_PAIR
     counts, slots = hist
@@ -517,9 +705,20 @@ def _add_network(out, args, bufs, lengths, upper, cos, hist):
 
 @numba.njit(cache=True)
 def run_block(args, block, out):
-    """Stats of block ``block`` into ``out`` (L, rows, STATS_SIZE), zeroed: its networks
-    block * networks_per_block ... (fewer in the last block), drawn from the stream
-    seed_block(seed, block)."""
+    """Stats of one block into ``out``, zeroed first.
+
+    Its networks are block * networks_per_block ... (fewer in the last block), drawn from
+    the stream seed_block(seed, block).
+
+    Parameters
+    ----------
+    args : KernelArgs
+        The request.
+    block : int
+        The block.
+    out : numpy.ndarray
+        float64, shape (L, rows, STATS_SIZE), overwritten.
+    """
     depth = args.widths.shape[0] - 1
     histograms = args.histogram_factor.shape[0] > 0
     bufs = buffers(args)
@@ -537,7 +736,20 @@ def run_block(args, block, out):
 
 @numba.njit(cache=True)
 def new_block_stats(args, n_blocks):
-    """Zeroed stats (n_blocks, L, rows, STATS_SIZE) of ``n_blocks`` blocks of ``args``."""
+    """Zeroed stats of ``n_blocks`` blocks of a request.
+
+    Parameters
+    ----------
+    args : KernelArgs
+        The request.
+    n_blocks : int
+        Blocks.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape (n_blocks, L, rows, STATS_SIZE).
+    """
     depth = args.widths.shape[0] - 1
     return np.zeros((n_blocks, depth, stats_rows(args.histogram_factor.shape[0] > 0),
                      STATS_SIZE))
@@ -550,6 +762,20 @@ def run_blocks(args, first_block, n_blocks):
 
     ``args`` is the request (:class:`~fastvar.kernels.codes.KernelArgs`). Blocks run in
     parallel (:func:`run_block`), each writing its own row.
+
+    Parameters
+    ----------
+    args : KernelArgs
+        The request.
+    first_block : int
+        The first block.
+    n_blocks : int
+        Blocks to run.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape (n_blocks, L, rows, STATS_SIZE).
     """
     out = new_block_stats(args, n_blocks)
     for i in numba.prange(n_blocks):
@@ -559,8 +785,24 @@ def run_blocks(args, first_block, n_blocks):
 
 @numba.njit(cache=True)
 def run_blocks_serial(args, first_block, n_blocks):
-    """:func:`run_blocks` on the calling thread, bitwise the same: no thread-pool launch
-    (milliseconds under load), for one block or one thread."""
+    """:func:`run_blocks` on the calling thread, bitwise the same.
+
+    No thread-pool launch (milliseconds under load), for one block or one thread.
+
+    Parameters
+    ----------
+    args : KernelArgs
+        The request.
+    first_block : int
+        The first block.
+    n_blocks : int
+        Blocks to run.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape (n_blocks, L, rows, STATS_SIZE).
+    """
     out = new_block_stats(args, n_blocks)
     for i in range(n_blocks):
         run_block(args, first_block + i, out[i])
@@ -569,12 +811,24 @@ def run_blocks_serial(args, first_block, n_blocks):
 
 @numba.njit(cache=True)
 def sample_trials(args):
-    """Per-trial lengths, for tests of the joint law: ``args.networks`` networks drawn
-    from one stream (block 0's).
+    """Per-trial lengths, for tests of the joint law.
 
-    Returns q (networks, k, L) = ||z^l||^2 / n_l, g (networks, k, L) = ||delta^l||^2 / n_l
-    and c (networks, 2, L): z^l_0 . z^l_1 / n_l and delta^l_0 . delta^l_1 / n_l (the
-    first two inputs; 0 when k = 1).
+    ``args.networks`` networks are drawn from one stream (block 0's).
+
+    Parameters
+    ----------
+    args : KernelArgs
+        The request.
+
+    Returns
+    -------
+    q : numpy.ndarray
+        ||z^l||^2 / n_l, shape (networks, k, L).
+    g : numpy.ndarray
+        ||delta^l||^2 / n_l, shape (networks, k, L).
+    c : numpy.ndarray
+        Shape (networks, 2, L): z^l_0 . z^l_1 / n_l and delta^l_0 . delta^l_1 / n_l (the first
+        two inputs; 0 when k = 1).
     """
     widths, k, networks = args.widths, args.k, args.networks
     depth = widths.shape[0] - 1

@@ -31,7 +31,24 @@ def _centre(norm, x):
 
 @numba.njit(cache=True)
 def normalize(norm, eps, h, y):
-    """y = N(h) for 1-D arrays; returns the scale r (inf for an all-zero h with eps = 0)."""
+    """y = N(h) for 1-D arrays.
+
+    Parameters
+    ----------
+    norm : int
+        The norm's code (:mod:`fastvar.kernels.codes`): LayerNorm or RMSNorm.
+    eps : float
+        Added inside the root.
+    h : numpy.ndarray
+        float64, 1-D.
+    y : numpy.ndarray
+        float64, the length of ``h``, overwritten.
+
+    Returns
+    -------
+    float
+        The scale r (inf for an all-zero h with eps = 0).
+    """
     n = h.shape[0]
     mean = _centre(norm, h)
     square = 0.0
@@ -48,7 +65,19 @@ def normalize(norm, eps, h, y):
 
 @numba.njit(cache=True)
 def normalize_backward(norm, v, y, r):
-    """v <- J_N(h)^T v in place, for y = N(h) and its scale r from :func:`normalize`."""
+    """v <- J_N(h)^T v in place, for y = N(h) and its scale r from :func:`normalize`.
+
+    Parameters
+    ----------
+    norm : int
+        The norm's code.
+    v : numpy.ndarray
+        float64, 1-D: the cotangent of y, replaced by that of h.
+    y : numpy.ndarray
+        float64, N(h).
+    r : float
+        The scale.
+    """
     n = v.shape[0]
     mean_v = _centre(norm, v)
     yv = 0.0

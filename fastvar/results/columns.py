@@ -126,6 +126,16 @@ def heavy_tails(row: np.ndarray) -> np.ndarray:
     whose SD exceeds its mean must be skewed (skewness >= sqrt(v) - 1/sqrt(v)). The
     log-normal's kurtosis, set by far rarer values, would also flag layers whose +-2 SE
     still cover the truth 95% of the time (width 16, linear, depth 20, N = 4000).
+
+    Parameters
+    ----------
+    row : numpy.ndarray
+        One quantity's stats rows, shape (L, S): its pair state over networks.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (L,), bool: True where the SE is unreliable.
     """
     n, my, cyy = row[:, PAIR], row[:, PAIR + 2], row[:, PAIR + 5]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -139,8 +149,22 @@ def heavy_tails(row: np.ndarray) -> np.ndarray:
 
 def ratio_of_means(row: np.ndarray, shift: "float | np.ndarray" = 0.0
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(E[y] - shift) / (E[x] - shift) and its SE (delta method with the measured
-    covariance of x and y over networks) from pair states, rows (L, S)."""
+    """A ratio of two means over networks, and its standard error.
+
+    Parameters
+    ----------
+    row : numpy.ndarray
+        Pair states (x, y) over networks, shape (L, S).
+    shift : float or numpy.ndarray
+        Subtracted from both means (scalar, or shape (L,)).
+
+    Returns
+    -------
+    ratio : numpy.ndarray
+        (E[y] - shift) / (E[x] - shift), shape (L,); NaN where no networks.
+    se : numpy.ndarray
+        Its SE by the delta method with the measured covariance of x and y, shape (L,).
+    """
     n, mx, my, cxx, cxy, cyy = (row[:, PAIR + i] for i in range(6))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         x, y = mx - shift, my - shift
@@ -163,6 +187,22 @@ def network_counts(stats: np.ndarray, networks: "int | None", gradients: bool,
     SURVIVORS_NEEDED of the networks are used, all False if ``networks`` is None, and for
     "delta" without gradients); ``forward`` and ``backward``: the layers
     that :func:`_underflow` finds, before layers with dropped networks are taken out.
+
+    Parameters
+    ----------
+    stats : numpy.ndarray
+        Merged stats, shape (L, ROWS, S).
+    networks : int or None
+        Networks drawn (None: unknown).
+    gradients : bool
+        Whether the run has gradients.
+    zero_gradients : bool
+        Gradients may be exactly 0 (a norm over 1 or 2 units): not an underflow.
+
+    Returns
+    -------
+    dict
+        The keys above.
     """
     rows = {"z": Z, "a": A, "delta": DELTA}
     kept = {q: stats[:, row, PAIR].copy() for q, row in rows.items()}
@@ -201,6 +241,26 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = Fa
     before overflowing). Elsewhere the
     columns are unchanged. ``underflow`` is False where networks were dropped for
     non-finite values: those layers overflowed, whatever the survivors' values.
+
+    Parameters
+    ----------
+    stats : numpy.ndarray
+        Merged stats, shape (L, ROWS, STATS_SIZE).
+    widths : sequence of int
+        n_0, ..., n_L.
+    gradients : bool
+        Whether the run has gradients (else the gradient columns are NaN).
+    pairs : bool
+        Whether the run fed input pairs (else the cosine columns are NaN).
+    zero_gradients : bool
+        Gradients may be exactly 0 (a norm over 1 or 2 units).
+    networks : int or None
+        Networks drawn; enables the survivor rule.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        :data:`COLUMNS` by name, each of shape (L,).
     """
     z, a, d = stats[:, Z], stats[:, A], stats[:, DELTA]
     zp, ap, dp = _pooled(z), _pooled(a), _pooled(d)
@@ -285,8 +345,18 @@ def _underflow(stats: np.ndarray, gradients: bool,
 
 
 def layer_ranges(mask: np.ndarray) -> str:
-    """'layer 3', 'layers 3-10' or 'layers 3-5, 8' for the layers (1-based) where ``mask``
-    is True."""
+    """The layers where ``mask`` is True, in words.
+
+    Parameters
+    ----------
+    mask : array_like of bool
+        Shape (L,), layer 1 first.
+
+    Returns
+    -------
+    str
+        'layer 3', 'layers 3-10' or 'layers 3-5, 8'.
+    """
     runs, start = [], None
     for i, flag in enumerate(list(mask) + [False]):
         if flag and start is None:
@@ -299,9 +369,21 @@ def layer_ranges(mask: np.ndarray) -> str:
 
 
 def quality_warnings(cols: Mapping[str, np.ndarray], counts: "dict | None" = None) -> list[str]:
-    """Lines that say which statistics are incomplete or overflowed and which SEs are
-    unreliable (heavy tails), empty if none. ``counts`` (:func:`network_counts` of the same
-    stats) lets them say how many networks were kept and which layers lost too many."""
+    """Which statistics are incomplete or overflowed and which SEs are unreliable.
+
+    Parameters
+    ----------
+    cols : mapping of str to numpy.ndarray
+        A Result's columns (:func:`compute_columns`).
+    counts : dict or None
+        :func:`network_counts` of the same stats: then the lines say how many networks were
+        kept and which layers lost too many.
+
+    Returns
+    -------
+    list of str
+        One sentence per problem (heavy tails included); empty if none.
+    """
     lines = []
     quantities = [q for q in ("z", "a", "delta") if cols[f"nonfinite_{q}"].any()]
     parts = [f"{q} at {layer_ranges(cols[f'nonfinite_{q}'] > 0)} "
@@ -356,8 +438,29 @@ def quality_warnings(cols: Mapping[str, np.ndarray], counts: "dict | None" = Non
 
 
 def slopes(res: Result, c_star: "float | None" = None) -> dict[str, np.ndarray]:
-    """Measured per-layer rates chi_g and chi_c with SEs, and their theory (see
-    :meth:`Result.slopes`)."""
+    """Measured per-layer rates chi_g and chi_c with SEs, and their theory.
+
+    See :meth:`Result.slopes`.
+
+    Parameters
+    ----------
+    res : Result
+        The result.
+    c_star : float or None
+        The correlation map's fixed point (default: the theory's, when all layers share one
+        sigma_w^2).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``layer``, ``chi_g``, ``chi_g_se``, ``chi_g_theory``, ``chi_c``, ``chi_c_se``,
+        ``chi_c_theory``, each of shape (L,).
+
+    Raises
+    ------
+    ValueError
+        ``c_star`` left out while the layers have different sigma_w^2.
+    """
     depth = res.network.depth
     nan = np.full(depth, np.nan)
     out = {"layer": np.arange(1, depth + 1)}
@@ -399,6 +502,26 @@ def theory_columns(network: Network, *, gradients: bool, input_q0: float,
     finite-width theory (:func:`fastvar.finite_width.finite_width_columns`) of fresh N(0, I)
     inputs if ``normal_inputs``, else of the fixed input or the rows. The functions pickle
     (partials of module functions), as a Result does.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    gradients : bool
+        Whether the run has gradients.
+    input_q0 : float
+        Mean squared input entry.
+    input_q0_rows : tuple of two numpy.ndarray or None
+        A data set's distinct row lengths and their counts.
+    input_correlation : float or None
+        The pairs' c0 (None: no pairs).
+    normal_inputs : bool
+        Fresh N(0, I) inputs per trial (for the finite-width theory).
+
+    Returns
+    -------
+    dict of str to callable
+        Column name -> a function of no arguments returning a dict of columns (shape (L,)).
     """
     maps = functools.partial(mean_field_columns, network, gradients, input_q0, input_q0_rows)
     # pairs of data-set rows: the theory would be the average of every pair's map (each
@@ -460,6 +583,13 @@ class Columns(MutableMapping):
     functions that compute them, as from :func:`theory_columns`; a function's whole dict
     is kept, so a function shared by several names runs once. Membership, iteration and
     ``len`` compute nothing.
+
+    Parameters
+    ----------
+    values : mapping of str to numpy.ndarray
+        Columns already computed, shape (L,) each.
+    later : mapping of str to callable or None
+        Columns computed on first access: name -> function returning a dict of columns.
     """
 
     def __init__(self, values: Mapping[str, np.ndarray],
@@ -490,7 +620,18 @@ class Columns(MutableMapping):
             self[name]
 
     def abandon(self, size: int) -> list[str]:
-        """Set every column not computed yet to NaN (length ``size``); returns their names."""
+        """Give up the columns not computed yet: they become NaN.
+
+        Parameters
+        ----------
+        size : int
+            Their length (the number of layers).
+
+        Returns
+        -------
+        list of str
+            The names of the columns abandoned.
+        """
         names = list(self._later)
         for name in names:
             self[name] = np.full(size, np.nan)

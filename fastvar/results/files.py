@@ -121,7 +121,17 @@ def _q0_rows_from_json(value: Any) -> "tuple[list, list] | None":
 
 
 def csv_cell(x: Any) -> str:
-    """One CSV value: floats exactly (repr, 'nan', 'inf'), bools as true/false, ints as ints."""
+    """One CSV value: floats exactly (repr, 'nan', 'inf'), bools as true/false, ints as ints.
+
+    Parameters
+    ----------
+    x : object
+        A value of a Result column.
+
+    Returns
+    -------
+    str
+    """
     if isinstance(x, (bool, np.bool_)):
         return "true" if x else "false"
     if isinstance(x, (float, np.floating)):
@@ -132,7 +142,20 @@ def csv_cell(x: Any) -> str:
 
 
 def result_to_dict(res: Result) -> dict[str, Any]:
-    """The dict of :meth:`Result.to_dict`: ``format``, metadata, ``columns`` and ``stats``."""
+    """The dict of :meth:`Result.to_dict`.
+
+    Parameters
+    ----------
+    res : Result
+        The result to write.
+
+    Returns
+    -------
+    dict
+        ``format``, metadata, ``columns`` (lists per layer, non-finite values None) and
+        ``stats`` (nested lists of shape (L, ROWS, S), NaN as None, +-inf as "inf"/"-inf");
+        JSON-able with ``allow_nan=False``.
+    """
     meta = {"format": formats.RESULT, "network": res.network.to_dict(), "trials": res.trials,
             "seed": res.seed, "engine": res.engine, "elapsed_s": res.elapsed_s,
             "compile_s": res.compile_s, "inputs_per_network": res.inputs_per_network,
@@ -272,10 +295,31 @@ def _columns_problem(columns: Any, net: Network) -> "str | None":
 
 
 def result_arguments(data: Mapping[str, Any], verify: bool = True) -> dict[str, Any]:
-    """The keyword arguments of :class:`Result` that rebuild the Result of a result dict
-    (see :meth:`Result.from_dict`), every key checked, then its checksum and the columns
-    that restate its network (:func:`fastvar.formats.verification`: ValueError if they do
-    not check out, unless ``verify`` is False)."""
+    """The keyword arguments of :class:`Result` that rebuild the Result of a result dict.
+
+    Every key is checked, then its checksum and the columns that restate its network
+    (:func:`fastvar.formats.verification`); see :meth:`Result.from_dict`.
+
+    Parameters
+    ----------
+    data : mapping
+        A result dict (:meth:`Result.to_dict`, or a file's JSON).
+    verify : bool
+        Raise if the checksum or the columns do not check out (else mark it unverified).
+
+    Returns
+    -------
+    dict
+        Keyword arguments of ``Result(...)``.
+
+    Raises
+    ------
+    TypeError
+        ``data`` is no mapping, or a key has the wrong type.
+    ValueError
+        A missing or out-of-range key, a format this version does not read, or (with
+        ``verify``) a checksum or columns that do not check out.
+    """
     if not isinstance(data, Mapping):
         raise TypeError(f"a result dict (from Result.to_dict) is needed, got "
                         f"{type(data).__name__}")
@@ -341,9 +385,22 @@ def result_arguments(data: Mapping[str, Any], verify: bool = True) -> dict[str, 
 
 
 def write_json(res: Result, path: "str | os.PathLike | None" = None) -> "str | None":
-    """Strict JSON text of :func:`result_to_dict` with its checksum
-    (:func:`fastvar.formats.with_checksum`), or write it atomically to ``path`` (returns
-    None); see :meth:`Result.to_json`."""
+    """Strict JSON text of :func:`result_to_dict` with its checksum, or a file of it.
+
+    See :meth:`Result.to_json` and :func:`fastvar.formats.with_checksum`.
+
+    Parameters
+    ----------
+    res : Result
+        The result to write.
+    path : str, os.PathLike or None
+        Write there atomically; None: return the text.
+
+    Returns
+    -------
+    str or None
+        The text without ``path``; None with it.
+    """
     text = json.dumps(formats.with_checksum(result_to_dict(res)), indent=1, allow_nan=False)
     if path is None:
         return text
@@ -352,7 +409,15 @@ def write_json(res: Result, path: "str | os.PathLike | None" = None) -> "str | N
 
 
 def write_csv(res: Result, path: "str | os.PathLike") -> None:
-    """The per-layer columns of ``res`` as CSV, atomically (see :meth:`Result.to_csv`)."""
+    """The per-layer columns of ``res`` as CSV, atomically (see :meth:`Result.to_csv`).
+
+    Parameters
+    ----------
+    res : Result
+        The result to write.
+    path : str or os.PathLike
+        The file.
+    """
     names = res.columns
     mark = ["partial"] if res.partial else []
     columns = [res[name] for name in names]

@@ -38,11 +38,25 @@ MAX_COUNT = 2 ** 53  # float64 counts are exact integers up to this
 
 
 def bin_scales(net, q0: float, q0_rows, gradients: bool) -> np.ndarray:
-    """Each layer's infinite-width scale of z, a and delta, shape (L, 3); NaN where it is
-    not finite and positive (the bins are then in absolute units, see :func:`bin_scale`).
+    """Each layer's infinite-width scale of z, a and delta, the unit of its bins.
 
-    ``q0`` is the mean squared input entry and ``q0_rows`` a data set's per-row lengths
-    (sorted distinct values, counts) or None, as in :func:`fastvar.api.plan`.
+    Parameters
+    ----------
+    net : Network
+        The network.
+    q0 : float
+        The mean squared input entry ||x||^2 / n_0.
+    q0_rows : tuple of two numpy.ndarray or None
+        A data set's per-row lengths (sorted distinct values, counts), as in
+        :func:`fastvar.api.plan`; None for fresh normal inputs or one fixed input.
+    gradients : bool
+        Whether the run has gradients (else the delta scales are NaN).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (L, 3): columns z, a, delta, in value units; NaN where the scale is not finite
+        and positive (the bins are then in absolute units, see :func:`bin_scale`).
     """
     from .. import theory
     from .columns import mean_field_columns
@@ -62,13 +76,36 @@ def bin_scales(net, q0: float, q0_rows, gradients: bool) -> np.ndarray:
 
 
 def bin_scale(scales: np.ndarray) -> np.ndarray:
-    """The scale the bins use: the theory scale of :func:`bin_scales`, 1 where it is NaN."""
+    """The scale the bins use: the theory scale of :func:`bin_scales`, 1 where it is NaN.
+
+    Parameters
+    ----------
+    scales : numpy.ndarray
+        Theory scales, any shape (NaN: none).
+
+    Returns
+    -------
+    numpy.ndarray
+        The same shape, NaN replaced by 1.
+    """
     return np.where(np.isnan(scales), 1.0, scales)
 
 
 def split_stats(stats: np.ndarray) -> "tuple[np.ndarray, np.ndarray | None]":
-    """(the stats rows (L, ROWS, S), the histogram counts (L, 3, HIST_SLOTS) int64 or None)
-    of a merged stats array with or without histogram rows."""
+    """Split a merged stats array into its statistics rows and its histogram counts.
+
+    Parameters
+    ----------
+    stats : numpy.ndarray
+        Merged stats, shape (L, ROWS, S) or, with histograms, (L, ROWS + extra rows, S).
+
+    Returns
+    -------
+    stats : numpy.ndarray
+        The statistics rows, shape (L, ROWS, S).
+    counts : numpy.ndarray or None
+        The histogram counts, int64 of shape (L, 3, HIST_SLOTS); None without histograms.
+    """
     if stats.shape[-2] == ROWS:
         return stats, None
     flat = stats[:, ROWS:].reshape(stats.shape[0], -1)[:, :HIST_QUANTITIES * HIST_SLOTS]
@@ -77,7 +114,20 @@ def split_stats(stats: np.ndarray) -> "tuple[np.ndarray, np.ndarray | None]":
 
 
 def check_size(trials: int, widths) -> None:
-    """ValueError if a layer could count more values than float64 counts hold exactly."""
+    """Refuse a run whose histograms could count more values than float64 counts hold exactly.
+
+    Parameters
+    ----------
+    trials : int
+        Forward passes.
+    widths : sequence of int
+        n_0, ..., n_L.
+
+    Raises
+    ------
+    ValueError
+        trials x the widest layer exceeds 2**53.
+    """
     values = trials * max(widths[1:])
     if values > MAX_COUNT:
         raise ValueError(f"histograms count at most 2**53 values a layer exactly; this run "
@@ -135,18 +185,43 @@ class Histogram:
         return 0.5 * (self.edges[1:] + self.edges[:-1])
 
     def density(self) -> np.ndarray:
-        """counts / (total x bin width), shape (B,), per unit value: it integrates to the
-        share of values inside the bins, (total - below - above) / total. NaN when there
-        are no values."""
+        """The histogram as a density per unit value.
+
+        Returns
+        -------
+        numpy.ndarray
+            counts / (total x bin width), shape (B,): it integrates to the share of values
+            inside the bins, (total - below - above) / total. NaN when there are no values.
+        """
         if self.total == 0:
             return np.full(self.counts.size, np.nan)
         return self.counts / (self.total * np.diff(self.edges))
 
     def quantile(self, p):
-        """The p-quantile(s) of the values, linear within a bin (float or array like ``p``).
+        """The p-quantile(s) of the values, linear within a bin.
 
-        ``p`` in [0, 1]. NaN where it falls among the values below or above the bins
-        (their positions are not kept), and when there are no values.
+        Parameters
+        ----------
+        p : float or array_like
+            Probabilities in [0, 1].
+
+        Returns
+        -------
+        float or numpy.ndarray
+            Shaped like ``p``, in value units; NaN where it falls among the values below or above
+            the bins (their positions are not kept), and when there are no values.
+
+        Raises
+        ------
+        ValueError
+            A probability outside [0, 1].
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastvar import Histogram
+        >>> float(Histogram(np.array([0.0, 1.0, 2.0]), np.array([1, 1])).quantile(0.5))
+        1.0
         """
         probs = np.asarray(p, dtype=np.float64)
         if not np.all((probs >= 0) & (probs <= 1)):
@@ -171,13 +246,40 @@ class Histogram:
 
 
 def edges_of(scale: float) -> np.ndarray:
-    """The BINS + 1 bin edges of a layer whose bins have unit ``scale``."""
+    """The BINS + 1 bin edges of a layer whose bins have unit ``scale``.
+
+    Parameters
+    ----------
+    scale : float
+        The unit of the bins (value units).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (BINS + 1,) = (191,): uniform over [-9.5 scale, 9.5 scale], 0 among them.
+    """
     return scale * (np.arange(BINS + 1) - BINS / 2) * (2 * RANGE / BINS)
 
 
 def layer_histogram(counts: np.ndarray, scales: np.ndarray, layer: int, of: str) -> Histogram:
-    """The :class:`Histogram` of quantity ``of`` at ``layer`` (1-based) from a Result's
-    counts (L, 3, HIST_SLOTS) and theory scales (L, 3) (NaN: absolute units)."""
+    """The :class:`Histogram` of one quantity at one layer from a Result's arrays.
+
+    Parameters
+    ----------
+    counts : numpy.ndarray
+        int64 counts, shape (L, 3, HIST_SLOTS): below, the bins, above.
+    scales : numpy.ndarray
+        Theory scales, shape (L, 3) (NaN: absolute units).
+    layer : int
+        1 to L.
+    of : {"z", "a", "delta"}
+        The quantity.
+
+    Returns
+    -------
+    Histogram
+        Edges in value units.
+    """
     q = QUANTITIES.index(of)
     theory = scales[layer - 1, q]
     scale = 1.0 if math.isnan(theory) else float(theory)

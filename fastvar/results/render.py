@@ -21,8 +21,19 @@ EXACT_MEAN_ACTIVATIONS = ("linear", "relu", "leaky_relu")
 
 
 def describe(res: Result) -> str:
-    """Two lines on what was run: the network; trials, seed, engine, time; how to read the
-    table (see :meth:`Result.describe`)."""
+    """The header above the table (see :meth:`Result.describe`).
+
+    Parameters
+    ----------
+    res : Result
+        The result.
+
+    Returns
+    -------
+    str
+        Lines of at most 100 characters: the network; trials, seed, engine and time; how to
+        read the table.
+    """
     compiled = f" (+ {res.compile_s:.3g} s compiling)" if res.compile_s >= 0.5 else ""
     if res.theory_interrupted:
         compiled += " (theory interrupted)"
@@ -39,7 +50,20 @@ def describe(res: Result) -> str:
 
 
 def default_columns(res: Result, width: int = TABLE_WIDTH) -> list[str]:
-    """The columns :func:`table` shows by default (see :meth:`Result.default_columns`)."""
+    """The columns :func:`table` shows by default (see :meth:`Result.default_columns`).
+
+    Parameters
+    ----------
+    res : Result
+        The result.
+    width : int
+        Characters the table may take.
+
+    Returns
+    -------
+    list of str
+        Column names, after layer and width.
+    """
     if res.jacobian_stats is not None:  # the Jacobian's spectrum first, then what fits
         names = ["jac_m1", "jac_m1_theory", "jac_spread", "jac_spread_theory"]
         for extra in ("jac_max", "q_mean"):
@@ -59,15 +83,36 @@ def default_columns(res: Result, width: int = TABLE_WIDTH) -> list[str]:
 
 def table(res: Result, columns: "Sequence[str] | None" = None,
           max_rows: "int | None" = 40) -> str:
-    """The per-layer text table of ``res``, warnings and note under it (see
-    :meth:`Result.table`)."""
+    """The per-layer text table of ``res``, warnings and notes under it.
+
+    See :meth:`Result.table`.
+
+    Parameters
+    ----------
+    res : Result
+        The result.
+    columns : sequence of str or None
+        Columns after layer and width (None: :func:`default_columns`).
+    max_rows : int or None
+        Keep the first and last layers of a deeper network (None: all).
+
+    Returns
+    -------
+    str
+        Lines of at most :data:`TABLE_WIDTH` characters (wider tables continue in blocks).
+
+    Raises
+    ------
+    ValueError
+        An unknown column, or ``max_rows`` below 2.
+    """
     columns = default_columns(res) if columns is None else list(columns)
     unknown = [name for name in columns if name not in res.columns]
     if unknown:
         raise ValueError(f"no column {unknown[0]!r}; columns are {', '.join(res.columns)}")
     if max_rows is not None:
         max_rows = check_int("max_rows", max_rows, 2, 1 << 62)
-    lines = _table_lines(res, columns, max_rows)
+    lines = _table_lines(res, columns, max_rows, TABLE_WIDTH)
     for warning in res.warnings:
         lines += _text.wrapped("warning: ", warning)
     note = theory_note(res)
@@ -107,9 +152,11 @@ def _cell(res: Result, name: str, i: int) -> str:
     return f"{value:.4g}"
 
 
-def _table_lines(res: Result, columns: list[str], max_rows: "int | None") -> list[str]:
+def _table_lines(res: Result, columns: list[str], max_rows: "int | None",
+                 fit: "int | None" = None) -> list[str]:
     """The header line and one line per layer (incomplete layers marked *, layers with
-    unreliable SEs !), right-aligned; beyond ``max_rows`` layers, the first and last halves."""
+    unreliable SEs !), right-aligned; beyond ``max_rows`` layers, the first and last halves;
+    wider than ``fit`` characters, in blocks of columns that fit (``_text.table_lines``)."""
     heads = ["layer", "width"] + columns
     layer, width, complete = res["layer"], res["width"], res["complete"]
     heavy = res["q_heavy_tails"] | res["g_heavy_tails"]
@@ -120,14 +167,22 @@ def _table_lines(res: Result, columns: list[str], max_rows: "int | None") -> lis
     if max_rows is not None and len(rows) > max_rows:
         half = max_rows // 2
         rows = rows[:half] + [["..."] * len(heads)] + rows[-half:]
-    widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(heads)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths))]
-    return lines + ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
+    return _text.table_lines(heads, rows, keep=2, width=fit)
 
 
 def theory_note(res: Result) -> str:
-    """Why q departs from the theory by > 5 SE at some complete layers, if it does ("" if
-    not)."""
+    """Why q departs from the theory by > 5 SE at some complete layers, if it does.
+
+    Parameters
+    ----------
+    res : Result
+        The result.
+
+    Returns
+    -------
+    str
+        One sentence ("" when q agrees with the theory within 5 SE everywhere).
+    """
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         far = res["complete"] & (np.abs(res["q_mean"] - res["q_theory"]) > 5 * res["q_mean_se"])
         spread = float(np.nanmax(res["q_var"][far] / res["q_mean"][far] ** 2, initial=0.0))
@@ -148,5 +203,16 @@ def theory_note(res: Result) -> str:
 
 
 def to_html(res: Result) -> str:
-    """``repr(res)`` for notebooks (Jupyter shows it instead of the text)."""
+    """``repr(res)`` for notebooks (Jupyter shows it instead of the text).
+
+    Parameters
+    ----------
+    res : Result
+        The result.
+
+    Returns
+    -------
+    str
+        The text table in an HTML ``<pre>`` element, escaped.
+    """
     return f"<pre>{html.escape(repr(res))}</pre>"

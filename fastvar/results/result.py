@@ -69,22 +69,6 @@ class Result:
     n the per-network cosine, a ratio, is biased by O(1/n). :meth:`slopes` reads the
     measured backward gain and the slope of the correlation map from the same run.
 
-    Attributes: ``network``, ``trials``, ``seed``, ``engine``, ``elapsed_s`` (seconds of
-    the run itself), ``compile_s`` (seconds spent compiling or loading the kernels first),
-    ``inputs_per_network``, ``gradients``, ``input_q0`` (mean squared input entry
-    ||x||^2 / n_0, averaged over a data set's rows), ``input_q0_rows`` (a data set's
-    per-row lengths as a pair of arrays: sorted distinct values and how many rows have
-    each; None for fresh normal inputs and a single fixed input),
-    ``input_correlation`` (the pairs' c0, None without pairs), ``stats`` (the merged
-    accumulator state, shape (L, ROWS, S), see :mod:`fastvar.kernels.accumulators`),
-    ``partial`` (True for the blocks completed before an interruption, see
-    :class:`fastvar.Interrupted`: ``trials`` then counts the trials actually done),
-    ``normal_inputs`` (True: fresh N(0, I) inputs per trial, False: a fixed input or a
-    data set's rows, None: not recorded, in files of earlier versions; see
-    :attr:`fresh_inputs`), ``unverified`` (None, or why a Result read with
-    ``verify=False`` from a file that failed its checks may not be what fastvar computed;
-    see :attr:`verified`).
-
     With ``simulate(histograms=True)``: :meth:`histogram` gives a layer's
     :class:`~fastvar.Histogram` of z, a or delta; ``histogram_counts`` (int64, shape
     (L, 3, 192): z, a, delta; below, 190 bins, above) and ``histogram_scales`` (float64,
@@ -97,6 +81,67 @@ class Result:
     spectrum of the input-output Jacobian per layer (:mod:`fastvar.results.jacobian`), from
     ``jacobian_stats`` (float64, (L, S): its accumulator row per layer; None without, and
     then no Jacobian columns).
+
+    A Result is made by :func:`fastvar.simulate` or read by :meth:`from_dict` and
+    :func:`fastvar.load`; its parameters are kept as attributes of the same names
+    (``histograms`` as ``histogram_counts`` and ``histogram_scales``).
+
+    Parameters
+    ----------
+    network : Network
+        The network simulated.
+    stats : numpy.ndarray
+        The merged accumulator state, shape (L, ROWS, S) (see
+        :mod:`fastvar.kernels.accumulators`); every column is computed from it.
+    trials : int
+        Forward passes done (for a ``partial`` result, those done before the interruption).
+    seed : int
+        Seed of the random streams.
+    engine : str
+        The engine that ran it.
+    elapsed_s : float
+        Seconds of the run itself (wall clock).
+    compile_s : float
+        Seconds spent compiling or loading the kernels first.
+    inputs_per_network : int
+        Inputs sharing each drawn network.
+    gradients : bool
+        Whether the backward pass ran (else the gradient columns are NaN).
+    input_q0 : float
+        Mean squared input entry ||x||^2 / n_0, averaged over a data set's rows.
+    input_q0_rows : tuple of two numpy.ndarray or None
+        A data set's per-row lengths: sorted distinct values of ||x_i||^2 / n_0 and how
+        many rows have each; None for fresh normal inputs and a single fixed input.
+    input_correlation : float or None
+        The input pairs' cosine c0; None (or NaN) without pairs.
+    partial : bool
+        True for the blocks completed before an interruption (see
+        :class:`fastvar.Interrupted`).
+    unverified : str or None
+        Why a Result read with ``verify=False`` from a file that failed its checks may not
+        be what fastvar computed (see :attr:`verified`); None otherwise.
+    histograms : tuple of two numpy.ndarray or None
+        ``(histogram_counts, histogram_scales)``, shapes (L, 3, 192) and (L, 3); None
+        without histograms.
+    normal_inputs : bool or None
+        True: fresh N(0, I) inputs per trial; False: a fixed input or a data set's rows;
+        None: not recorded (files of earlier versions; see :attr:`fresh_inputs`).
+    jacobian : numpy.ndarray or None
+        With ``simulate(jacobian=True)``, the Jacobian's accumulator row per layer, shape
+        (L, S) (kept as ``jacobian_stats``); None without.
+
+    Raises
+    ------
+    ValueError
+        Histograms (or Jacobian stats) of another shape than the network's.
+
+    Examples
+    --------
+    >>> import fastvar
+    >>> res = fastvar.simulate(fastvar.mlp(64, 5), 1000, seed=1)
+    >>> res["q_mean"].shape
+    (5,)
+    >>> print(res.table(["q_mean", "q_theory"]))  # doctest: +SKIP
     """
 
     def __init__(self, network: Network, stats: np.ndarray, *, trials: int, seed: int, engine: str,
@@ -159,18 +204,26 @@ class Result:
     def slopes(self, c_star: "float | None" = None) -> dict[str, np.ndarray]:
         """Measured per-layer rates, to place a network on the order/chaos diagram.
 
-        Returns arrays of length L (layers 1..L) with standard errors (delta method with
-        the covariance measured between layers of the same networks):
+        Parameters
+        ----------
+        c_star : float or None
+            The fixed point c* of the correlation map that ``chi_c`` measures the approach to;
+            default: the theory's c* when all layers share one sigma_w^2 (else give it).
 
-        * ``chi_g`` = E[g^l] / E[g^{l+1}], the backward gain through layer l + 1 (NaN at
-          layer L); its infinite-width value ``chi_g_theory`` is n_{l+1} Var(W) E[phi'(z^l)^2],
-          the chi_1 of mean-field theory at the fixed point. Above 1 gradients explode
-          towards the input, below 1 they vanish.
-        * ``chi_c`` = (E[c^l] - c*) / (E[c^{l-1}] - c*) (c^0: the inputs' cosine): how fast
-          correlations approach the fixed point c*. Near c* it is the slope of the
-          correlation map (``theory.correlation_fixed_point``); ``chi_c_theory`` is the same
-          ratio of the theory's c^l. ``c_star`` defaults to the theory's c* when all layers
-          share one sigma_w^2 (else give it). NaN without input pairs.
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            Arrays of length L (layers 1..L), with standard errors (delta method with the
+            covariance measured between layers of the same networks):
+
+            * ``chi_g`` (± ``chi_g_se``) = E[g^l] / E[g^{l+1}], the backward gain through layer
+              l + 1 (NaN at layer L); its infinite-width value ``chi_g_theory`` is
+              n_{l+1} Var(W) E[phi'(z^l)^2], the chi_1 of mean-field theory at the fixed point.
+              Above 1 gradients explode towards the input, below 1 they vanish.
+            * ``chi_c`` (± ``chi_c_se``) = (E[c^l] - c*) / (E[c^{l-1}] - c*) (c^0: the inputs'
+              cosine): how fast correlations approach the fixed point c*. Near c* it is the
+              slope of the correlation map (``theory.correlation_fixed_point``);
+              ``chi_c_theory`` is the same ratio of the theory's c^l. NaN without input pairs.
         """
         return slopes(self, c_star)
 
@@ -195,12 +248,25 @@ class Result:
         return sorted(set(super().__dir__()) | set(self._columns))
 
     def histogram(self, layer: int, of: str = "z") -> Histogram:
-        """The histogram of ``of`` ("z", "a" or "delta") at ``layer`` (1-based, as in
-        :meth:`table`): a :class:`~fastvar.Histogram` with edges in value units.
+        """The histogram of one quantity at one layer.
 
-        Raises ValueError for a result without histograms (run ``simulate(...,
-        histograms=True)``), for delta without gradients, and for a layer or quantity that
-        does not exist.
+        Parameters
+        ----------
+        layer : int
+            1 to L, as in :meth:`table`.
+        of : {"z", "a", "delta"}
+            The quantity: pre-activations, activations or backpropagated cotangents.
+
+        Returns
+        -------
+        Histogram
+            Its counts, with edges in value units.
+
+        Raises
+        ------
+        ValueError
+            A result without histograms (run ``simulate(..., histograms=True)``), delta without
+            gradients, or a layer or quantity that does not exist.
         """
         if self.histogram_counts is None:
             raise ValueError("this result has no histograms: run simulate(..., "
@@ -221,11 +287,14 @@ class Result:
     def to_dict(self) -> dict:
         """A dict that ``json.dumps(..., allow_nan=False)`` accepts; :meth:`from_dict` inverts it.
 
-        ``format`` (:data:`fastvar.formats.RESULT`), metadata, ``columns`` (lists per layer;
-        non-finite column values become None, as pandas writes them) and ``stats``, the
-        accumulator state of shape (L, ROWS, S) from which :meth:`from_dict` recomputes every
-        column. ``stats`` round-trips bitwise: its finite entries are written as floats, NaN
-        as None, +-inf as "inf" / "-inf".
+        Returns
+        -------
+        dict
+            ``format`` (:data:`fastvar.formats.RESULT`), metadata, ``columns`` (lists per layer;
+            non-finite column values become None, as pandas writes them) and ``stats``, the
+            accumulator state of shape (L, ROWS, S) from which :meth:`from_dict` recomputes every
+            column. ``stats`` round-trips bitwise: its finite entries are written as floats, NaN
+            as None, +-inf as "inf" / "-inf".
         """
         return files.result_to_dict(self)
 
@@ -234,25 +303,50 @@ class Result:
         """Rebuild a Result from :meth:`to_dict` output (columns are recomputed from stats).
 
         The dict of a file that :meth:`to_json` wrote carries a checksum (that of
-        :meth:`to_dict`, in memory, has none): one that does not match (the file was edited
-        or damaged since), or ``layer``/``width`` columns that contradict the network, raise
-        ValueError unless ``verify`` is False, which reads it flagged (:attr:`verified`
-        False, a line in :attr:`warnings`, kept in its dict).
+        :meth:`to_dict`, in memory, has none). ``columns`` is not read; ``partial`` may be left
+        out (files written before it existed), meaning False. The theory columns are computed
+        on first use, so reading a deep network is quick.
 
-        Every key is checked: a missing, mistyped or out-of-range one raises ValueError
-        (TypeError for a wrong type) naming it, and so does a ``format`` this version does
-        not read (a dict without one is a Result of an earlier version). ``columns`` is not
-        read; ``partial`` may be left out (files written before it existed), meaning False.
-        The theory columns are computed on first use, so reading a deep network is quick.
+        Parameters
+        ----------
+        data : mapping
+            The dict (e.g. ``json.load`` of a file :meth:`to_json` wrote).
+        verify : bool
+            Check the checksum and that the ``layer``/``width`` columns match the network. False
+            reads a dict that fails them flagged instead (:attr:`verified` False, a line in
+            :attr:`warnings`, kept in its dict).
+
+        Returns
+        -------
+        Result
+
+        Raises
+        ------
+        ValueError
+            With ``verify``, a checksum that does not match (the file was edited or damaged) or
+            columns that contradict the network; always, a missing or out-of-range key (named),
+            or a ``format`` this version does not read (a dict without one is a Result of an
+            earlier version).
+        TypeError
+            A key of the wrong type.
         """
         return cls(**files.result_arguments(data, verify))
 
     def to_json(self, path: "str | os.PathLike | None" = None) -> "str | None":
-        """Strict JSON text of :meth:`to_dict` with a ``checksum`` of its content (which
-        :meth:`from_dict` and :func:`fastvar.load` check), or write it atomically to ``path``
-        (returns None).
+        """Strict JSON text of :meth:`to_dict` with a ``checksum`` of its content, or a file of it.
 
-        The path is checked before anything is written (see :mod:`fastvar._files`).
+        :meth:`from_dict` and :func:`fastvar.load` check the checksum.
+
+        Parameters
+        ----------
+        path : str, os.PathLike or None
+            Write the text there atomically (the path is checked before anything is written, see
+            :mod:`fastvar._files`); None: return it.
+
+        Returns
+        -------
+        str or None
+            The JSON text without ``path``; None with it.
         """
         return files.write_json(self, path)
 
@@ -262,25 +356,72 @@ class Result:
         Floats are written exactly ('nan', 'inf' where non-finite), bools as true/false. A
         partial result (:attr:`partial`) has a last column ``partial``, true on every row, so
         that a file of an interrupted run cannot pass for a complete one.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write (checked before anything is written).
         """
         files.write_csv(self, path)
 
     def plot(self, ax=None, **kwargs):
-        """q^l and g^l per layer, Monte Carlo +- SE and theory (see :func:`fastvar.plot`)."""
+        """q^l and g^l per layer, Monte Carlo ± SE and theory (see :func:`fastvar.plot`).
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes or None
+            Draw into these axes; None makes a figure.
+        **kwargs
+            Passed to :func:`fastvar.plot`.
+
+        Returns
+        -------
+        numpy.ndarray of matplotlib.axes.Axes
+            One per quantity drawn (see :func:`fastvar.plot`).
+        """
         from ..plotting import plot
 
         return plot(self, ax=ax, **kwargs)
 
     def plot_histograms(self, of: str = "z", layers: "Sequence[int] | None" = None,
                         axes=None, log: bool = False):
-        """Per-layer densities of ``of`` with the infinite-width law over them (see
-        :func:`fastvar.plotting.histograms`; needs ``simulate(..., histograms=True)``)."""
+        """Per-layer densities of a quantity with the infinite-width law over them.
+
+        See :func:`fastvar.plotting.histograms`; needs ``simulate(..., histograms=True)``.
+
+        Parameters
+        ----------
+        of : {"z", "a", "delta"}
+            The quantity.
+        layers : sequence of int or None
+            Layers to draw, 1-based (default: all up to 6, else 6 from first to last).
+        axes : sequence of matplotlib.axes.Axes or None
+            One axes per layer; None makes a figure.
+        log : bool
+            Logarithmic density axis (shows the tails).
+
+        Returns
+        -------
+        numpy.ndarray of matplotlib.axes.Axes
+            One per layer.
+        """
         from ..plotting import histograms
 
         return histograms(self, of, layers, axes=axes, log=log)
 
     def to_pandas(self):
-        """The columns as a pandas DataFrame indexed by layer (needs pandas)."""
+        """The columns as a pandas DataFrame indexed by layer (needs pandas).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per layer (index ``layer``, 1..L), one column per Result column.
+
+        Raises
+        ------
+        ImportError
+            pandas is not installed.
+        """
         try:
             import pandas as pd
         except ImportError:
@@ -290,11 +431,20 @@ class Result:
     def to_xarray(self):
         """The columns as an xarray Dataset over ``layer``, with the histograms if any.
 
-        Histogram variables, per quantity q in z, a and (with gradients) delta:
-        ``hist_q`` (layer x bin, int64 counts), ``hist_q_below`` and ``hist_q_above``
-        (layer), ``hist_q_scale`` (layer: the unit of its bins) and ``hist_q_edges``
-        (layer x edge, value units). The coordinates ``bin`` (bin centres) and ``edge`` are
-        in units of each layer's scale. Needs xarray: pip install 'fastvar[xarray]'.
+        Histogram variables, per quantity q in z, a and (with gradients) delta: ``hist_q``
+        (layer x bin, int64 counts), ``hist_q_below`` and ``hist_q_above`` (layer),
+        ``hist_q_scale`` (layer: the unit of its bins) and ``hist_q_edges`` (layer x edge, value
+        units). The coordinates ``bin`` (bin centres) and ``edge`` are in units of each layer's
+        scale.
+
+        Returns
+        -------
+        xarray.Dataset
+
+        Raises
+        ------
+        ImportError
+            xarray is not installed (pip install 'fastvar[xarray]').
         """
         try:
             import xarray  # noqa: F401 (pandas' to_xarray needs it)
@@ -316,22 +466,53 @@ class Result:
         return data.assign_coords(bin=0.5 * (unit[1:] + unit[:-1]), edge=unit)
 
     def default_columns(self, width: int = render.TABLE_WIDTH) -> list[str]:
-        """The columns :meth:`table` shows by default: what differs between them (z_var
-        equals q_mean and grad_var g_mean when z has mean 0), within ``width`` characters."""
+        """The columns :meth:`table` shows by default.
+
+        What differs between them (z_var equals q_mean and grad_var g_mean when z has mean 0):
+        q and its theory, c and g with theirs when measured, then a_var, dead_frac and z_kurt
+        while they fit.
+
+        Parameters
+        ----------
+        width : int
+            Characters the table may take.
+
+        Returns
+        -------
+        list of str
+            Column names, after layer and width.
+        """
         return render.default_columns(self, width)
 
     def table(self, columns: "Sequence[str] | None" = None,
               max_rows: "int | None" = 40) -> str:
-        """An aligned per-layer text table with +- standard errors.
+        """An aligned per-layer text table with ± standard errors.
 
-        ``columns`` names Result columns to show after layer and width (default:
-        :meth:`default_columns`, which fit 100 characters). A column with a ``*_se`` partner
-        prints as value±SE; a ``*_theory`` column prints the theory and, in brackets, how
-        many SE the measurement lies from it. ``max_rows`` (None: all) keeps the first and
-        last layers of a deeper network. Layers whose statistics are incomplete or
-        overflowed are marked ``*``, layers whose SEs are unreliable (heavy tails) !, and
-        explained by warning lines under the table (see :attr:`warnings`), followed by a
-        note when q departs from the theory."""
+        A column with a ``*_se`` partner prints as value±SE; a ``*_theory`` column prints the
+        theory and, in brackets, how many SE the measurement lies from it. Layers whose
+        statistics are incomplete or overflowed are marked ``*``, layers whose SEs are
+        unreliable (heavy tails) ``!``, and explained by warning lines under the table (see
+        :attr:`warnings`), followed by a note when q departs from the theory and one on the
+        finite-width columns shown. Columns that do not fit 100 characters continue in a block
+        below.
+
+        Parameters
+        ----------
+        columns : sequence of str or None
+            Result columns to show after layer and width (default: :meth:`default_columns`).
+        max_rows : int or None
+            Keep the first and last layers of a deeper network (None: all).
+
+        Returns
+        -------
+        str
+            The table and the lines under it, each at most 100 characters.
+
+        Raises
+        ------
+        ValueError
+            An unknown column (the message lists them), or ``max_rows`` below 2.
+        """
         return render.table(self, columns, max_rows)
 
     @property
@@ -390,8 +571,14 @@ class Result:
             raise
 
     def describe(self) -> str:
-        """Three header lines: the network; the trials, seed, engine and time of the run, and
-        how to read :meth:`table` (``repr`` prints them above it)."""
+        """The header printed above :meth:`table` by ``repr``.
+
+        Returns
+        -------
+        str
+            Lines of at most 100 characters: the network; the trials, seed, engine and time of
+            the run; how to read the table.
+        """
         return render.describe(self)
 
     def __repr__(self) -> str:

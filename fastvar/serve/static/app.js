@@ -19,6 +19,9 @@ let controller = null;  // the request in flight, aborted when a newer one start
 let current = null;     // {query, plan, doc, text} of the result drawn
 let timer = null;
 let viewLayer = null;   // the histogram's layer; null: the last layer
+// a slider's value from the URL that the slider cannot hold (not a number, out of its range,
+// between its steps): sent as written, so that the server's answer is about what was asked
+let pinned = {};
 
 const declared = (name) => meta.options.find((o) => o.name === name);
 const accepted = (name) => { const o = declared(name); return o && !o.refused; };
@@ -63,18 +66,32 @@ function defaultOf(name) {
 
 // ------------------------------------------------------------ URL <-> controls
 
-function setWidth(n) {
-  $("width").value = n;
+// width and depth are text as typed (a number box would turn "abc" into ""): the server's
+// refusal then echoes what the user wrote
+function setWidth(text) {
+  $("width").value = text;
+  const n = Number(text);
   const i = WIDTHS.findIndex((w) => w >= n);
-  $("width-slider").value = i < 0 ? WIDTHS.length - 1 : i;
-  $("width-out").textContent = n;
+  if (text.trim() !== "" && !Number.isNaN(n)) {
+    $("width-slider").value = i < 0 ? WIDTHS.length - 1 : i;
+  }
+  $("width-out").textContent = text;
 }
 
-function setDepth(n) {
-  $("depth").value = n;
-  $("depth-slider").value = Math.min(n, 200);
-  $("depth-out").textContent = n;
+function setDepth(text) {
+  $("depth").value = text;
+  const n = Number(text);
+  if (text.trim() !== "" && !Number.isNaN(n)) $("depth-slider").value = Math.min(n, 200);
+  $("depth-out").textContent = text;
 }
+
+function setRange(id, text) {
+  $(id).value = text;
+  if (text.trim() === "" || Number($(id).value) !== Number(text)) pinned[id] = text;
+  else delete pinned[id];
+}
+
+const rangeValue = (id) => pinned[id] ?? $(id).value;
 
 function ensureOption(select, value) {
   if (![...select.options].some((o) => o.value === value)) {
@@ -108,9 +125,10 @@ function controlsFromURL() {
   // a value no option offers is kept as written, so that the server's refusal names it
   const choose = (id, value) => { ensureOption($(id), value); $(id).value = value; };
   choose("distribution", get("distribution"));
-  setWidth(Number(get("width")));
-  setDepth(Number(get("depth")));
-  $("bias_std").value = get("bias_std");
+  pinned = {};
+  setWidth(get("width"));
+  setDepth(get("depth"));
+  setRange("bias_std", get("bias_std"));
   const residual = url.get("residual") || "";
   if (residual === "" || Number.isNaN(Number(residual))) {
     choose("residual", residual);
@@ -120,7 +138,7 @@ function controlsFromURL() {
   }
   choose("norm", url.get("norm") || "");
   $("correlation-on").checked = url.has("correlation");
-  if (url.has("correlation")) $("correlation").value = url.get("correlation");
+  if (url.has("correlation")) setRange("correlation", url.get("correlation"));
   const trials = get("trials");
   ensureOption($("trials"), trials);
   $("trials").value = trials;
@@ -128,9 +146,12 @@ function controlsFromURL() {
   choose("engine", get("engine"));
   $("histograms").checked = url.get("histograms") !== "false";
   $("view_log").checked = (url.get("view_log") ?? VIEW.view_log) !== "0";
-  viewLayer = url.get("view_layer") ? Number(url.get("view_layer")) : null;
-  const of = url.get("view_of") || VIEW.view_of;
-  for (const r of document.getElementsByName("view_of")) r.checked = r.value === of;
+  const layer = Number(url.get("view_layer") || "none");
+  viewLayer = Number.isInteger(layer) && layer >= 1 ? layer : null;  // else: the last layer
+  const radios = [...document.getElementsByName("view_of")];
+  const of = radios.some((r) => r.value === url.get("view_of")) ? url.get("view_of")
+    : VIEW.view_of;
+  for (const r of radios) r.checked = r.value === of;
   syncVisibility();
 }
 
@@ -141,8 +162,9 @@ function syncVisibility() {
   $("distribution").disabled = $("init").value === "orthogonal";
   $("alpha-row").hidden = $("residual").value !== "custom";
   $("correlation").disabled = !$("correlation-on").checked;
-  $("correlation-out").textContent = $("correlation-on").checked ? $("correlation").value : "off";
-  $("bias-out").textContent = $("bias_std").value;
+  $("correlation-out").textContent = $("correlation-on").checked ? rangeValue("correlation")
+    : "off";
+  $("bias-out").textContent = rangeValue("bias_std");
   const shaped = extras.has("widths");  // widths given in the URL: width and depth step aside
   for (const id of ["width", "width-slider", "depth", "depth-slider"]) $(id).disabled = shaped;
   const note = [...extras.keys()];
@@ -163,11 +185,11 @@ function apiQuery() {
     q.set("width", $("width").value);
     q.set("depth", $("depth").value);
   }
-  q.set("bias_std", $("bias_std").value);
+  q.set("bias_std", rangeValue("bias_std"));
   const residual = $("residual").value;
   if (residual) q.set("residual", residual === "custom" ? $("alpha").value : residual);
   if ($("norm").value) q.set("norm", $("norm").value);
-  if ($("correlation-on").checked) q.set("correlation", $("correlation").value);
+  if ($("correlation-on").checked) q.set("correlation", rangeValue("correlation"));
   q.set("trials", $("trials").value);
   q.set("seed", $("seed").value);
   q.set("engine", $("engine").value);
@@ -219,6 +241,8 @@ function showError(doc) {
 }
 
 function schedule(delay = 250) {
+  const depth = Number($("depth").value);
+  if (viewLayer !== null && !extras.has("widths") && viewLayer > depth) viewLayer = null;
   syncVisibility();
   writeURL();
   clearTimeout(timer);
@@ -360,7 +384,11 @@ function drawHistogram() {
   const doc = current.doc, L = layers();
   const slider = $("view_layer");
   slider.max = L;
-  const layer = viewLayer === null || viewLayer > L || viewLayer < 1 ? L : viewLayer;
+  if (viewLayer !== null && (viewLayer > L || viewLayer < 1)) {
+    viewLayer = null;  // the network has fewer layers now: show (and link to) the last one
+    writeURL();
+  }
+  const layer = viewLayer === null ? L : viewLayer;
   slider.value = layer;
   $("view-layer-out").textContent = layer;
   const of = selectedOf();
@@ -464,20 +492,23 @@ async function downloadPng(id) {
 function wire() {
   $("controls").addEventListener("submit", (e) => e.preventDefault());
   $("width-slider").addEventListener("input", () => {
-    setWidth(WIDTHS[Number($("width-slider").value)]);
+    setWidth(String(WIDTHS[Number($("width-slider").value)]));
     schedule();
   });
-  $("depth-slider").addEventListener("input", () => { setDepth(Number($("depth-slider").value));
+  $("depth-slider").addEventListener("input", () => { setDepth($("depth-slider").value);
     schedule(); });
   $("width").addEventListener("change", () => {
-    setWidth(Number($("width").value));
+    setWidth($("width").value.trim());
     schedule(50);
   });
   $("depth").addEventListener("change", () => {
-    setDepth(Number($("depth").value));
+    setDepth($("depth").value.trim());
     schedule(50);
   });
-  for (const id of ["bias_std", "correlation", "activation_param", "sigma_w2", "alpha", "seed"]) {
+  for (const id of ["bias_std", "correlation"]) {
+    $(id).addEventListener("input", () => { delete pinned[id]; schedule(); });
+  }
+  for (const id of ["activation_param", "sigma_w2", "alpha", "seed"]) {
     $(id).addEventListener("input", () => schedule());
   }
   for (const id of ["activation", "init", "distribution", "residual", "norm", "trials", "engine",
