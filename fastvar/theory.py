@@ -487,8 +487,20 @@ def jacobian_maps(net: Network, q0: "float | np.ndarray" = 1.0,
       and 0 (orthogonal); ReLU: 2 l and l. Only for equal widths n_0 = n_1 = ... = n_L
       (NaN otherwise: the factors are then rectangular).
 
-    ``q0`` and ``counts`` as in :func:`variance_map` (a data set: the average over rows of
-    each row's maps). Plain networks only (no residual stream, no norm): ValueError.
+    Parameters
+    ----------
+    net : Network
+        A plain network (no residual stream, no norm: ValueError).
+    q0 : float or numpy.ndarray
+        The mean squared input entry, or a data set's row lengths (the average over rows
+        of each row's maps), as in :func:`variance_map`.
+    counts : numpy.ndarray or None
+        Rows with each q0 value, as in :func:`variance_map`.
+
+    Returns
+    -------
+    tuple of two numpy.ndarray
+        (m1, spread), each of shape (L,).
     """
     net = _check_net(net)
     if net.alpha or net.norm is not None:

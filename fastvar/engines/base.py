@@ -57,6 +57,9 @@ class Plan:
         None for fresh normal inputs and a single fixed input.
     histogram_scales : numpy.ndarray or None
         With histograms, each layer's bin scale for z, a, delta, shape (L, 3); None without.
+    jacobian : bool
+        Measure the spectrum of each input's input-output Jacobian (a JAC row, last, in
+        each layer's stats).
     """
 
     network: Network
@@ -197,9 +200,21 @@ def kernel_args(plan: Plan) -> KernelArgs:
 
 
 def jacobian_work(plan: Plan) -> float:
-    """Multiply-adds of one network's Jacobians (0 without ``plan.jacobian``): per input and
-    layer, n_0 n_l n_{l-1} to carry J through the layer, p^2 n_l for its Gram matrix (p =
-    min(n_0, n_l)) and 2 p^3 / 3 for the reduction that gives lambda_max: O(L n^3)."""
+    """Multiply-adds of one network's Jacobians: O(L n^3).
+
+    Per input and layer, n_0 n_l n_{l-1} to carry J through the layer, p^2 n_l for its Gram
+    matrix (p = min(n_0, n_l)) and 2 p^3 / 3 for the reduction that gives lambda_max.
+
+    Parameters
+    ----------
+    plan : Plan
+        The request.
+
+    Returns
+    -------
+    float
+        Multiply-adds per network; 0 without ``plan.jacobian``.
+    """
     if not plan.jacobian:
         return 0.0
     w = np.asarray(plan.network.widths, dtype=np.float64)

@@ -242,10 +242,23 @@ def _backward(plan: Plan, rng: np.random.Generator, count: int, weights: list,
 
 
 def spectrum_statistics(jt: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
-    """(m1, spread, sqrt(lambda_max), m2) of the squared singular values of each J whose
-    transpose is in ``jt`` (..., n_0, n), J having n rows: from the smaller Gram matrix
-    (numpy.linalg.eigvalsh for lambda_max); NaN where J is not finite, a NaN spread where
-    m1 = 0."""
+    """Spectrum statistics of the squared singular values of Jacobians.
+
+    From the smaller Gram matrix (``numpy.linalg.eigvalsh`` for lambda_max).
+
+    Parameters
+    ----------
+    jt : numpy.ndarray
+        Transposed Jacobians, shape (..., n_0, n).
+    n : int
+        Rows of each J (n_l).
+
+    Returns
+    -------
+    tuple of four numpy.ndarray
+        (m1, spread m2 / m1^2 - 1, sqrt(lambda_max), m2), each of shape ``jt.shape[:-2]``;
+        NaN lambda_max where J is not finite, a NaN spread where m1 = 0.
+    """
     gram = jt @ jt.swapaxes(-1, -2) if jt.shape[-2] <= n else jt.swapaxes(-1, -2) @ jt
     m1 = np.trace(gram, axis1=-2, axis2=-1) / n
     m2 = np.sum(gram * gram, axis=(-2, -1)) / n

@@ -458,11 +458,21 @@ def _merge_row(dst, src):
 
 @numba.njit(cache=True)
 def add_jacobian(jac_row, m1, spread, top, m2):
-    """Per-network Jacobian statistics of one layer into its JAC row: ``m1``, ``spread``
-    (m2 / m1^2 - 1), ``top`` (sqrt(lambda_max)) and ``m2``, arrays (networks,), each the
-    network's average over its inputs. A network with a non-finite m1, m2 or top is left
-    out and counted (NONFINITE); a NaN spread with finite m1 (m1 = 0: the Jacobian is 0)
-    is left out of the spread only and counted (UNDEFINED)."""
+    """Per-network Jacobian statistics of one layer into its JAC row.
+
+    A network with a non-finite m1, m2 or top is left out and counted (NONFINITE); a NaN
+    spread with finite m1 (m1 = 0: the Jacobian is 0) is left out of the spread only and
+    counted (UNDEFINED).
+
+    Parameters
+    ----------
+    jac_row : numpy.ndarray
+        float64 (STATS_SIZE,), updated in place: moments of m1, a welford state of the
+        spread, a pair state of (top, m1), the two counts.
+    m1, spread, top, m2 : numpy.ndarray
+        float64 (networks,): each network's average over its inputs of m1, of the spread
+        m2 / m1^2 - 1, of sqrt(lambda_max) and of m2.
+    """
     for net in range(m1.shape[0]):
         if not (np.isfinite(m1[net]) and np.isfinite(m2[net]) and np.isfinite(top[net])):
             jac_row[NONFINITE] += 1

@@ -92,9 +92,20 @@ def _count_below(d, e, x, pivmin):
 
 @numba.njit(cache=True)
 def largest_eigenvalue(d, e):
-    """The largest eigenvalue of the symmetric tridiagonal matrix with diagonal ``d`` (p,)
-    and off-diagonal ``e`` (p - 1,) (both finite), by bisection on Sturm counts, to within
-    a few ulps of its scale."""
+    """The largest eigenvalue of a symmetric tridiagonal matrix, by bisection on Sturm counts.
+
+    Parameters
+    ----------
+    d : numpy.ndarray
+        float64 (p,), the diagonal (finite).
+    e : numpy.ndarray
+        float64 (p - 1,), the off-diagonal (finite).
+
+    Returns
+    -------
+    float
+        lambda_max, to within a few ulps of the matrix's scale.
+    """
     p = d.shape[0]
     scale = 0.0
     for i in range(p):
@@ -122,12 +133,25 @@ def largest_eigenvalue(d, e):
 
 @numba.njit(cache=True)
 def gram_statistics(g, n_rows, d, e, v, u):
-    """(m1, m2, lambda_max) of the squared singular values of a Jacobian J with ``n_rows``
-    rows (n_l), from its Gram matrix ``g`` (p x p, J^T J or J J^T, C-ordered; destroyed).
+    """(m1, m2, lambda_max) of the squared singular values of a Jacobian from its Gram matrix.
 
     m1 = tr(g) / n_rows, m2 = ||g||_F^2 / n_rows; lambda_max exactly (see the module
-    docstring). d, e, v, u: scratch of length >= p. A g with NaN or infinite entries (or
-    whose m2 overflows) gives a NaN lambda_max and non-finite m1 or m2.
+    docstring). A g with NaN or infinite entries (or whose m2 overflows) gives a NaN
+    lambda_max and non-finite m1 or m2.
+
+    Parameters
+    ----------
+    g : numpy.ndarray
+        float64 (p, p), C-ordered: J^T J or J J^T; destroyed.
+    n_rows : int
+        Rows of J (n_l): the number of squared singular values, zeros included.
+    d, e, v, u : numpy.ndarray
+        float64 scratch, each of length >= p.
+
+    Returns
+    -------
+    tuple of three float
+        (m1, m2, lambda_max).
     """
     p = g.shape[0]
     trace = 0.0
@@ -148,8 +172,18 @@ def gram_statistics(g, n_rows, d, e, v, u):
 
 @numba.njit(cache=True)
 def input_statistics(m1, m2, lam, sums, layer):
-    """Add one input's (m1, spread m2 / m1^2 - 1, sqrt(lambda_max), m2) at ``layer`` to
-    ``sums`` (L, 4); the spread is NaN where m1 = 0 (an all-zero Jacobian)."""
+    """Add one input's (m1, spread m2 / m1^2 - 1, sqrt(lambda_max), m2) to a layer's sums.
+
+    Parameters
+    ----------
+    m1, m2, lam : float
+        The input's m1, m2 and lambda_max at this layer (:func:`gram_statistics`).
+    sums : numpy.ndarray
+        float64 (L, 4), updated in place; the spread added is NaN where m1 = 0 (an all-zero
+        Jacobian).
+    layer : int
+        The layer, from 0.
+    """
     spread = m2 / (m1 * m1) - 1.0 if m1 != 0.0 else np.nan
     sums[layer, 0] += m1
     sums[layer, 1] += spread

@@ -31,8 +31,20 @@ THEORY = ("jac_m1_theory", "jac_spread_theory")
 
 def split_jacobian(stats: np.ndarray, jacobian: bool
                    ) -> "tuple[np.ndarray, np.ndarray | None]":
-    """(the stats without the JAC row, the JAC rows (L, S) or None) of a merged stats array
-    of a run with or without ``jacobian``."""
+    """The JAC rows of a merged stats array, split off.
+
+    Parameters
+    ----------
+    stats : numpy.ndarray
+        Merged stats, shape (L, rows, S).
+    jacobian : bool
+        Whether the run measured the Jacobian (its row is then the last).
+
+    Returns
+    -------
+    tuple
+        (the stats without the JAC row, the JAC rows (L, S) or None).
+    """
     if not jacobian:
         return stats, None
     return (np.ascontiguousarray(stats[:, :-JAC_ROWS]),
@@ -40,8 +52,19 @@ def split_jacobian(stats: np.ndarray, jacobian: bool
 
 
 def measured_columns(jac: np.ndarray) -> dict[str, np.ndarray]:
-    """The measured Jacobian columns from the JAC rows ``jac`` (L, S): means over networks
-    with SEs (sample std / sqrt(networks)); NaN where fewer than 2 networks count."""
+    """The measured Jacobian columns: means over networks with SEs.
+
+    Parameters
+    ----------
+    jac : numpy.ndarray
+        The JAC rows, shape (L, S).
+
+    Returns
+    -------
+    dict
+        Name -> (L,) array: :data:`MEASURED`; SEs are sample std / sqrt(networks), NaN
+        where fewer than 2 networks count.
+    """
     def mean_se(n, mean, m2):
         with np.errstate(divide="ignore", invalid="ignore"):
             return (np.where(n > 0, mean, np.nan),
@@ -58,8 +81,19 @@ def measured_columns(jac: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def warnings(columns) -> list[str]:
-    """Lines for :attr:`Result.warnings`: networks left out of the Jacobian columns, and
-    layers whose per-network m1 is too heavy-tailed for reliable SEs."""
+    """Lines for :attr:`Result.warnings` on the Jacobian columns.
+
+    Parameters
+    ----------
+    columns : mapping
+        A Result's columns (with the Jacobian's).
+
+    Returns
+    -------
+    list of str
+        Networks left out of the Jacobian columns, and layers whose per-network m1 is too
+        heavy-tailed for reliable SEs; empty when none.
+    """
     lines = []
     for name, why in (("jac_nonfinite", "had a NaN or infinite Jacobian statistic (overflow) "
                        "and are left out of the jac_ columns"),
@@ -80,8 +114,23 @@ def warnings(columns) -> list[str]:
 def theory_columns(network: Network, input_q0: float,
                    input_q0_rows: "tuple[np.ndarray, np.ndarray] | None"
                    ) -> dict[str, Callable[[], dict[str, np.ndarray]]]:
-    """name -> function computing ``jac_m1_theory`` and ``jac_spread_theory`` (one call,
-    on first use; see :class:`fastvar.results.columns.Columns`)."""
+    """The theory columns, as functions computed on first use.
+
+    Parameters
+    ----------
+    network : Network
+        The network.
+    input_q0 : float
+        Mean squared input entry.
+    input_q0_rows : tuple of two numpy.ndarray or None
+        A data set's distinct row lengths and their counts, or None.
+
+    Returns
+    -------
+    dict
+        Name -> function computing ``jac_m1_theory`` and ``jac_spread_theory`` together
+        (see :class:`fastvar.results.columns.Columns`).
+    """
     start = ({"q0": input_q0} if input_q0_rows is None
              else {"q0": input_q0_rows[0], "counts": input_q0_rows[1]})
     return dict.fromkeys(THEORY, functools.partial(_theory, network, start))
