@@ -178,6 +178,16 @@ def _available_memory() -> int:
         return 1 << 34
 
 
+def _check_jacobian(net: Network, options: RunOptions) -> None:
+    """ValueError, before any work, for what ``jacobian=True`` does not measure."""
+    if options.correlation is not None:
+        raise ValueError("jacobian=True measures one input's Jacobian at a time; leave out "
+                         "correlation (run the two studies separately)")
+    if net.alpha or net.norm is not None:
+        raise ValueError("jacobian=True supports plain networks only (no residual stream "
+                         "alpha, no norm): their Jacobian and its theory are not implemented")
+
+
 def plan_run(net: Network, trials: int, options: RunOptions) -> tuple[base.Plan, base.Engine]:
     """:func:`plan` with the run options already gathered in a :class:`RunOptions`.
 
@@ -222,8 +232,11 @@ def plan_run(net: Network, trials: int, options: RunOptions) -> tuple[base.Plan,
     if options.histograms:
         check_size(trials, net.widths)
         scales = bin_scales(net, q0, rows, options.gradients)
+    if options.jacobian:
+        _check_jacobian(net, options)
     request = base.Plan(net, trials, seed, kind, data, k, options.gradients, input_q0=q0,
-                        input_q0_rows=rows, correlation=c0, histogram_scales=scales)
+                        input_q0_rows=rows, correlation=c0, histogram_scales=scales,
+                        jacobian=options.jacobian)
     chosen = base.choose(options.engine, request)
     request = dataclasses.replace(request, networks_per_block=chosen.networks_per_block(request))
     work = chosen.work_per_network(request)

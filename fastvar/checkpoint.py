@@ -60,7 +60,7 @@ def fingerprint(request: Plan, engine: str) -> dict[str, Any]:
     Network, trials, seed, engine (its resolved name) and block size, the inputs (kind and a
     SHA-256 of the data rows), inputs_per_network, correlation, gradients, histograms (only
     when on, so that the fingerprints of earlier requests stay what they were) and the
-    fastvar version (kernels may change between versions).
+    fastvar version (kernels may change between versions); jacobian likewise only when on.
 
     Parameters
     ----------
@@ -84,7 +84,8 @@ def fingerprint(request: Plan, engine: str) -> dict[str, Any]:
             "inputs_per_network": request.inputs_per_network,
             "correlation": None if math.isnan(c0) else c0.hex(),  # exact, and JSON-safe
             "gradients": request.gradients, "fastvar": __version__,
-            **({"histograms": True} if request.histograms else {})}
+            **({"histograms": True} if request.histograms else {}),
+            **({"jacobian": True} if request.jacobian else {})}
 
 
 _INPUTS = ("normal", "data", "pair", "row pair")  # inputs_kind, by its code
@@ -92,7 +93,7 @@ _INPUTS = ("normal", "data", "pair", "row pair")  # inputs_kind, by its code
 
 def _shown(key: str, value: Any) -> str:
     """A fingerprint's value as the user set it: an option left off reads False or off."""
-    if key == "histograms":  # present only when on
+    if key in ("histograms", "jacobian"):  # present only when on
         return repr(bool(value))
     if key == "correlation":  # float.hex, or None when off
         return "off" if value is None else repr(float.fromhex(value))

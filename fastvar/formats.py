@@ -19,16 +19,18 @@ from typing import Any, Mapping, Sequence
 
 from ._hashing import canonical_json, hash_hex
 
-RESULT = "fastvar.result/3"  # Result.to_dict (3: optional "histograms", "normal_inputs")
+RESULT = "fastvar.result/4"  # Result.to_dict (3: optional "histograms", "normal_inputs";
+#                              4: optional "jacobian")
 SWEEP = "fastvar.sweep/2"  # Sweep.to_dict
 # a checkpoint folder's request.json (folders without the key are version 1, read the same);
 # its binary pieces start with the line PIECE
 CHECKPOINT = "fastvar.checkpoint/2"
 PIECE = b"fastvar-checkpoint 1\n"
 # the formats whose files fastvar always wrote with a checksum (its absence is an edit)
-CHECKSUMMED = (RESULT, "fastvar.result/2", SWEEP)
+CHECKSUMMED = (RESULT, "fastvar.result/3", "fastvar.result/2", SWEEP)
 # kind -> the "format" values this version reads (None: no key), the current one first
-READS = {"result": (RESULT, "fastvar.result/2", None), "sweep": (SWEEP, "fastvar sweep")}
+READS = {"result": (RESULT, "fastvar.result/3", "fastvar.result/2", None),
+         "sweep": (SWEEP, "fastvar sweep")}
 
 
 def _readable() -> str:

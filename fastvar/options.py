@@ -407,6 +407,17 @@ class RunOptions:
         "feed each network a pair of N(0, I) inputs with correlation C0 in [-1, 1] ('rows': "
         "two distinct rows of --inputs) and measure their cosine c per layer (trials must "
         "be even)", parse=correlation_value, metavar="C0", ranges=True)
+    jacobian: bool = declare(False, """
+        bool
+            Also measure, per layer, the spectrum of each input's input-output Jacobian
+            J^l = D^l W^l ... D^1 W^1 (D^k = diag(phi'(z^k))): the mean m1 and normalized
+            spread m2 / m1^2 - 1 of its squared singular values and its largest singular
+            value, averaged over networks (columns ``jac_m1``, ``jac_spread``, ``jac_max``
+            with SEs; ``jac_m1_theory`` and ``jac_spread_theory``, infinite width). Costs
+            O(L n^3) per input (an n x n Jacobian per layer): the numpy and direct engines
+            (auto picks direct); not with correlation, residual streams or norms.""",
+        "also measure the spectrum of the input-output Jacobian per layer (O(L n^3) per "
+        "input; columns jac_m1, jac_spread, jac_max)", parse=boolean, sweep="no")
     threads: "int | None" = declare(None, """
         int or None
             Numba threads for this call (restored afterwards); results do not depend on
@@ -421,7 +432,7 @@ class RunOptions:
         if self.inputs_per_network is not None:
             object.__setattr__(self, "inputs_per_network", check_int(
                 "inputs_per_network", self.inputs_per_network, 1, MAX_INPUTS_PER_NETWORK))
-        for switch in ("gradients", "histograms"):
+        for switch in ("gradients", "histograms", "jacobian"):
             value = getattr(self, switch)
             if type(value).__name__ not in ("bool", "bool_"):  # Python's or NumPy's
                 raise TypeError(f"{switch} must be True or False, got {value!r}")

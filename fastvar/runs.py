@@ -23,6 +23,7 @@ from .kernels.accumulators import ROWS, STATS_SIZE, merge_blocks, new_stats
 from .kernels.codes import INPUTS_NORMAL, INPUTS_PAIR
 from .results import Result
 from .results.histogram import split_stats
+from .results.jacobian import split_jacobian
 
 CHUNK_SECONDS = 0.25  # local runs: a progress update / Ctrl-C check about this often
 _MAX_CHUNK_BLOCKS = 4096
@@ -270,7 +271,8 @@ class Run:
             return None
         wall = time.perf_counter() - self.start
         req = self.request
-        stats, counts = split_stats(total)
+        stats, jac = split_jacobian(total, req.jacobian)
+        stats, counts = split_stats(stats)
         histograms = None if counts is None else (counts, req.histogram_scales)
         return Result(req.network, stats, trials=self._trials(done), seed=req.seed,
                       engine=self.engine.name, elapsed_s=wall if elapsed_s is None else elapsed_s,
@@ -278,7 +280,8 @@ class Run:
                       gradients=req.gradients, input_q0=req.input_q0,
                       input_q0_rows=req.input_q0_rows, input_correlation=req.correlation,
                       partial=done < req.blocks, histograms=histograms,
-                      normal_inputs=req.inputs_kind in (INPUTS_NORMAL, INPUTS_PAIR))
+                      normal_inputs=req.inputs_kind in (INPUTS_NORMAL, INPUTS_PAIR),
+                      jacobian=jac)
 
     def close(self) -> None:
         """Close the progress bar."""

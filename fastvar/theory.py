@@ -32,8 +32,8 @@ _RTOL = 1e-12  # two successive degrees must agree this well
 _CHUNK = 1024  # values per quadrature batch: memory stays O(_CHUNK x 300) whatever the depth
 
 __all__ = ["gaussian_moments", "kernel_moments", "row_average", "variance_map", "gradient_map",
-           "mean_field_maps", "correlation_map", "fixed_point", "correlation_fixed_point",
-           "critical_sigma_w2", "depth_scales"]
+           "mean_field_maps", "jacobian_maps", "correlation_map", "fixed_point",
+           "correlation_fixed_point", "critical_sigma_w2", "depth_scales"]
 
 
 def _rule(kink: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -106,11 +106,12 @@ def gaussian_moments(activation: "str | Activation",
     return _moments(Activation.parse(activation), _check_q(q))
 
 
-def _moments(act: Activation, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """gaussian_moments without the checks, for q that may have overflowed to inf."""
+def _moments(act: Activation, q: np.ndarray, fourth: bool = False) -> tuple[np.ndarray, ...]:
+    """gaussian_moments without the checks, for q that may have overflowed to inf; with
+    ``fourth``, E[phi'(z)^4] as a fourth value."""
     q = np.asarray(q, dtype=np.float64)
     flat = q.reshape(-1)
-    out = np.empty((3, flat.size))
+    out = np.empty((4, flat.size))
     for start in range(0, flat.size, _CHUNK):  # in batches: a deep network's q must not need
         part = flat[start:start + _CHUNK]      # O(L x 300) floats at once
         z, w = _rule(np.zeros(part.size), 1.0 / np.sqrt(np.maximum(part, 1.0)))
@@ -120,9 +121,11 @@ def _moments(act: Activation, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
             x = np.sqrt(np.minimum(part, 1e300))[:, None] * z
             # at q = 0 take phi' in the limit q -> 0+: relu'(z)^2 averages to 1/2, not 0
             phi, dphi = act(x), act.derivative(np.where(x == 0.0, 1e-300 * z, x))
+            slope = dphi * dphi
             out[:, start:start + _CHUNK] = (np.sum(w * phi, axis=1), np.sum(w * phi * phi, axis=1),
-                                            np.sum(w * dphi * dphi, axis=1))
-    return tuple(m.reshape(q.shape)[()] for m in out)
+                                            np.sum(w * slope, axis=1),
+                                            np.sum(w * slope * slope, axis=1))
+    return tuple(m.reshape(q.shape)[()] for m in out[:4 if fourth else 3])
 
 
 def kernel_moments(activation: "str | Activation",
@@ -464,6 +467,59 @@ def mean_field_maps(net: Network, q0: "float | np.ndarray" = 1.0,
     """
     q, g = _row_average(net, q0, counts, gradients=True)
     return q, g
+
+
+def jacobian_maps(net: Network, q0: "float | np.ndarray" = 1.0,
+                  counts: "np.ndarray | None" = None) -> tuple[np.ndarray, np.ndarray]:
+    """Infinite-width spectrum of the input-output Jacobian J^l = D^l W^l ... D^1 W^1:
+    (m1, spread) for l = 1..L, each of shape (L,).
+
+    With mu_k(q) = E[phi'(sqrt(q) h)^(2k)], h ~ N(0, 1), and q^k the mean-field length at
+    layer k (:func:`variance_map`, the transient before any fixed point included):
+
+    * m1^l = prod_{k<=l} sigma_w^2 mu_1(q^k), the mean squared singular value, for iid and
+      orthogonal weights on any widths (sigma_w^2 = n_{k-1} Var(W^k_ij), ``net.sigma_w2``);
+    * spread^l = m2 / m1^2 - 1 = sum_{k<=l} [-s1 + mu_2(q^k) / mu_1(q^k)^2 - 1], the
+      normalized variance of the squared singular values: normalized variances add over
+      freely multiplied factors (free probability; Pennington, Schoenholz and Ganguli
+      2018), with s1 = -1 for iid weights (normal, uniform, truncated normal: the same
+      limit) and s1 = 0 for orthogonal ones. Linear: l (Gaussian; Fuss-Catalan m2 = l + 1)
+      and 0 (orthogonal); ReLU: 2 l and l. Only for equal widths n_0 = n_1 = ... = n_L
+      (NaN otherwise: the factors are then rectangular).
+
+    Parameters
+    ----------
+    net : Network
+        A plain network (no residual stream, no norm: ValueError).
+    q0 : float or numpy.ndarray
+        The mean squared input entry, or a data set's row lengths (the average over rows
+        of each row's maps), as in :func:`variance_map`.
+    counts : numpy.ndarray or None
+        Rows with each q0 value, as in :func:`variance_map`.
+
+    Returns
+    -------
+    tuple of two numpy.ndarray
+        (m1, spread), each of shape (L,).
+    """
+    net = _check_net(net)
+    if net.alpha or net.norm is not None:
+        raise ValueError("jacobian_maps covers plain networks (no residual stream, no norm)")
+    s1 = 0.0 if net.init == "orthogonal" else -1.0
+    equal = len(set(net.widths)) == 1
+    act, sw2 = net.activation_fn, net.sigma_w2[:, None]
+
+    def maps_of(starts: np.ndarray) -> list[np.ndarray]:
+        q = _q_maps(net, starts)
+        mu1, mu2 = _moments(act, q, fourth=True)[2:]
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            m1 = np.cumprod(sw2 * mu1, axis=0)
+            spread = np.cumsum(-s1 + mu2 / (mu1 * mu1) - 1.0, axis=0)
+        return [m1, spread if equal else np.full_like(m1, np.nan)]
+
+    values, share = _rows(q0, counts)
+    m1, spread = _row_sums(maps_of, values, share)
+    return m1, spread
 
 
 def correlation_map(net: Network, c0: float, q0: float = 1.0) -> np.ndarray:

@@ -288,19 +288,19 @@ def test_result_dict_checks_that_still_accept_good_input(res):
 
 def test_result_files_carry_a_version_and_old_ones_load(res, tmp_path):
     data = res.to_dict()
-    assert data["format"] == "fastvar.result/3"
+    assert data["format"] == "fastvar.result/4"
     old = {k: v for k, v in data.items() if k != "format"}
     (tmp_path / "old.json").write_text(json.dumps(old))
     again = fastvar.load(tmp_path / "old.json")
     assert isinstance(again, Result) and again.to_dict() == data
 
 
-@pytest.mark.parametrize("found", ["fastvar.result/4", "banana", "fastvar sweep checkpoint", 7])
+@pytest.mark.parametrize("found", ["fastvar.result/5", "banana", "fastvar sweep checkpoint", 7])
 def test_unknown_format_is_refused_naming_it(res, tmp_path, found):
     data = {**res.to_dict(), "format": found}
     (tmp_path / "r.json").write_text(json.dumps(data))
     for read in (lambda: Result.from_dict(data), lambda: fastvar.load(tmp_path / "r.json")):
-        with pytest.raises(ValueError, match=f"{found!r}.*reads.*'fastvar.result/3'"):
+        with pytest.raises(ValueError, match=f"{found!r}.*reads.*'fastvar.result/4'"):
             read()
 
 

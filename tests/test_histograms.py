@@ -178,7 +178,7 @@ def test_files_and_xarray_keep_the_histograms(tmp_path):
     np.testing.assert_array_equal(back.histogram_counts, res.histogram_counts)
     assert back.to_dict() == res.to_dict()
     data = json.loads((tmp_path / "r.json").read_text())
-    assert data["format"] == "fastvar.result/3" and set(data["histograms"]) == {
+    assert data["format"] == "fastvar.result/4" and set(data["histograms"]) == {
         "bins", "range", "z", "a", "delta"}
     # edited so that a histogram no longer holds the values its moments counted
     edited = res.to_dict()

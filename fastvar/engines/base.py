@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..kernels.accumulators import HIST_BINS, HIST_QUANTITIES, HIST_RANGE, stats_rows
+from ..kernels.accumulators import HIST_BINS, HIST_QUANTITIES, HIST_RANGE, JAC_ROWS, stats_rows
 from ..kernels.codes import (DISTRIBUTION_CODES, INPUTS_DATA, INPUTS_NORMAL,  # noqa: F401
                              INPUTS_PAIR, INPUTS_ROW_PAIR, TRUNC_STD, KernelArgs)
 from ..network import Network
@@ -57,6 +57,9 @@ class Plan:
         None for fresh normal inputs and a single fixed input.
     histogram_scales : numpy.ndarray or None
         With histograms, each layer's bin scale for z, a, delta, shape (L, 3); None without.
+    jacobian : bool
+        Measure the spectrum of each input's input-output Jacobian (a JAC row, last, in
+        each layer's stats).
     """
 
     network: Network
@@ -75,6 +78,8 @@ class Plan:
     #: with histograms, each layer's bin scale for z, a, delta, shape (L, 3) (fixed before
     #: any block runs: :func:`fastvar.results.histogram.bin_scales`); None without
     histogram_scales: "np.ndarray | None" = None
+    #: measure the spectrum of each input's input-output Jacobian (a JAC row, last, per layer)
+    jacobian: bool = False
 
     @property
     def histograms(self) -> bool:
@@ -85,7 +90,7 @@ class Plan:
     @property
     def stats_rows(self) -> int:
         """Rows per layer of this plan's stats arrays."""
-        return stats_rows(self.histograms)
+        return stats_rows(self.histograms) + (JAC_ROWS if self.jacobian else 0)
 
     @property
     def pairs(self) -> bool:
@@ -191,7 +196,31 @@ def kernel_args(plan: Plan) -> KernelArgs:
         norm_eps=float(net.norm_eps), inputs_kind=int(plan.inputs_kind),
         c0=float(plan.correlation), data=np.ascontiguousarray(plan.data, dtype=np.float64),
         k=int(plan.inputs_per_network), gradients=bool(plan.gradients),
-        histogram_factor=histogram_factor(plan))
+        histogram_factor=histogram_factor(plan), jacobian=bool(plan.jacobian))
+
+
+def jacobian_work(plan: Plan) -> float:
+    """Multiply-adds of one network's Jacobians: O(L n^3).
+
+    Per input and layer, n_0 n_l n_{l-1} to carry J through the layer, p^2 n_l for its Gram
+    matrix (p = min(n_0, n_l)) and 2 p^3 / 3 for the reduction that gives lambda_max.
+
+    Parameters
+    ----------
+    plan : Plan
+        The request.
+
+    Returns
+    -------
+    float
+        Multiply-adds per network; 0 without ``plan.jacobian``.
+    """
+    if not plan.jacobian:
+        return 0.0
+    w = np.asarray(plan.network.widths, dtype=np.float64)
+    p = np.minimum(w[0], w[1:])
+    per_input = np.sum(w[0] * w[1:] * w[:-1] + p * p * w[1:] + 2.0 * p ** 3 / 3.0)
+    return float(plan.inputs_per_network * per_input)
 
 
 def histogram_factor(plan: Plan) -> np.ndarray:
@@ -224,6 +253,8 @@ class Engine:
     #: work_per_network and per layer of one network (values in :mod:`.costs`)
     ns_per_step: float
     ns_per_layer: float
+    #: ns of one core per multiply-add of :func:`jacobian_work` (engines that measure it)
+    ns_per_jacobian_muladd: float = 0.0
     #: blocks run on all numba threads if ``parallel``, else on one core
     parallel: bool = True
 
@@ -259,7 +290,8 @@ class Engine:
         float
         """
         net = plan.network
-        return float(net.n_weights) * (1 + plan.inputs_per_network) * (2 if plan.gradients else 1)
+        return (float(net.n_weights) * (1 + plan.inputs_per_network) * (2 if plan.gradients else 1)
+                + jacobian_work(plan))
 
     def seconds_per_network(self, plan: Plan) -> float:
         """Seconds of one core that one network of a plan takes.
@@ -276,8 +308,9 @@ class Engine:
         -------
         float
         """
-        return 1e-9 * (self.ns_per_step * self.work_per_network(plan)
-                       + self.ns_per_layer * plan.network.depth)
+        return 1e-9 * (self.ns_per_step * (self.work_per_network(plan) - jacobian_work(plan))
+                       + self.ns_per_layer * plan.network.depth
+                       + self.ns_per_jacobian_muladd * jacobian_work(plan))
 
     def networks_per_block(self, plan: Plan) -> int:
         """Block size for a plan; a pure function of the request.

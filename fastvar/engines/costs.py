@@ -40,6 +40,18 @@ DIRECT_NS_PER_LAYER = 1100.0
 NUMPY_NS_PER_STEP = 4.0
 NUMPY_NS_PER_LAYER = 2000.0
 
+# Jacobians (simulate(jacobian=True)), ns of one core per multiply-add of
+# fastvar.engines.base.jacobian_work (O(L n^3) per input: carrying J through each layer, its
+# Gram matrix, the tridiagonal reduction for lambda_max). Measured 2026-12 on the 2-core VM
+# (shared, load 4-6), width 256, depth 10, tanh, one thread, four rounds: direct 39-73 ms per
+# network with Gaussian weights (0.2-2.5 without the Jacobian; 0.09-0.16 ns per multiply-add,
+# once 0.39 at load 6), orthogonal 165-702 ms (0.36-1.5 ns: the Householder reflectors are
+# applied row by row, 3.9-4.1x the Gaussian rate in the same round), numpy 208-307 ms
+# (11-29 without; 0.44-0.62 ns).
+JACOBIAN_NS_PER_MULADD_DIRECT = 0.2
+JACOBIAN_NS_PER_MULADD_ORTHOGONAL = 0.8
+JACOBIAN_NS_PER_MULADD_NUMPY = 0.45
+
 # Histograms (simulate(histograms=True)), ns of one core per value counted (z, a and delta of
 # every unit, layer and trial). Measured 2026-12 on the 2-core VM (shared, load 3-7): the
 # counting kernel alone 0.8-1.0 ns a value (256 values a call); in the exact engine at

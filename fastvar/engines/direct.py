@@ -11,7 +11,7 @@ import numpy as np
 from ..kernels import direct as kernel
 from ..kernels import rng
 from . import costs
-from .base import Engine, Plan, kernel_args, register
+from .base import Engine, Plan, jacobian_work, kernel_args, register
 
 
 class DirectEngine(Engine):
@@ -24,7 +24,10 @@ class DirectEngine(Engine):
         forward_share = 1.0 if plan.gradients else 0.5  # the backward pass redraws the weights
         return 1e-9 * (forward_share * net.n_weights * (costs.DIRECT_NS_PER_WEIGHT
                                                          + costs.DIRECT_NS_PER_WEIGHT_INPUT * k)
-                       + costs.DIRECT_NS_PER_LAYER * net.depth)
+                       + costs.DIRECT_NS_PER_LAYER * net.depth
+                       + jacobian_work(plan) * (costs.JACOBIAN_NS_PER_MULADD_ORTHOGONAL
+                                                if net.init == "orthogonal"
+                                                else costs.JACOBIAN_NS_PER_MULADD_DIRECT))
 
     def memory_bytes(self, plan: Plan) -> int:
         net, k = plan.network, plan.inputs_per_network
@@ -41,6 +44,11 @@ class DirectEngine(Engine):
             per_block += 8 * max(a * b for a, b in zip(w[:-1], w[1:]))
         if net.norm is not None and plan.gradients:  # N(z^l) of every layer, for backward
             per_block += 8 * net.depth * k * wmax
+        if plan.jacobian:  # J^T twice, a weight matrix, the Gram matrix, orthogonal work
+            n0 = w[0]
+            per_block += 8 * (3 * n0 * wmax + 2 * wmax * wmax + 8 * wmax)
+            if not plan.gradients:  # phi'(z^l) of every layer is kept for the Jacobian
+                per_block += 8 * net.depth * k * wmax
         # the per-block stats of a chunk of blocks are counted by the API (depth-dependent)
         return numba.config.NUMBA_NUM_THREADS * per_block
 

@@ -103,6 +103,9 @@ class ExactEngine(Engine):
 
     def unsupported(self, plan: Plan) -> "str | None":
         net = plan.network
+        if plan.jacobian:
+            return ("jacobian=True needs every weight (the exact sampler never draws W); "
+                    "use engine='direct' or 'numpy'")
         orthogonal = net.init == "orthogonal"
         if net.distribution != "normal" and not orthogonal:
             return (f"{net.distribution} weights are not Gaussian, so the exact sampler does "

@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels.accumulators import (A, DELTA, HIST_BINS, HIST_QUANTITIES, HIST_SLOTS, LINK, NET,
-                                   Z, add_links, add_network_level, add_networks, new_stats,
-                                   store_histograms)
+                                   Z, add_jacobian, add_links, add_network_level, add_networks,
+                                   new_stats, store_histograms)
 from ..kernels.codes import INPUTS_NORMAL, INPUTS_PAIR, INPUTS_ROW_PAIR, TRUNC_STD
 from . import costs
-from .base import Engine, Plan, histogram_factor, networks_per_block, register
+from .base import Engine, Plan, histogram_factor, jacobian_work, networks_per_block, register
 
 
 def draw_weights(rng: np.random.Generator, plan: Plan, layer: int, count: int) -> np.ndarray:
@@ -213,6 +213,8 @@ def run_block(plan: Plan, block: int, stats: np.ndarray) -> None:
         normalized.append((y, r))
     if plan.gradients:
         _backward(plan, rng, count, weights, normalized, stats, hist, factor)
+    if plan.jacobian:
+        _jacobian(plan, weights, normalized, stats)
     if plan.histograms:
         store_histograms(stats, hist)
 
@@ -239,19 +241,65 @@ def _backward(plan: Plan, rng: np.random.Generator, count: int, weights: list,
             delta = delta + alpha * branch if alpha else branch
 
 
+def spectrum_statistics(jt: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+    """Spectrum statistics of the squared singular values of Jacobians.
+
+    From the smaller Gram matrix (``numpy.linalg.eigvalsh`` for lambda_max).
+
+    Parameters
+    ----------
+    jt : numpy.ndarray
+        Transposed Jacobians, shape (..., n_0, n).
+    n : int
+        Rows of each J (n_l).
+
+    Returns
+    -------
+    tuple of four numpy.ndarray
+        (m1, spread m2 / m1^2 - 1, sqrt(lambda_max), m2), each of shape ``jt.shape[:-2]``;
+        NaN lambda_max where J is not finite, a NaN spread where m1 = 0.
+    """
+    gram = jt @ jt.swapaxes(-1, -2) if jt.shape[-2] <= n else jt.swapaxes(-1, -2) @ jt
+    m1 = np.trace(gram, axis1=-2, axis2=-1) / n
+    m2 = np.sum(gram * gram, axis=(-2, -1)) / n
+    finite = np.isfinite(m1) & np.isfinite(m2)
+    top = np.full(m1.shape, np.nan)
+    top[finite] = np.sqrt(np.maximum(np.linalg.eigvalsh(gram[finite])[..., -1], 0.0))
+    spread = np.where(m1 != 0.0, m2 / np.where(m1 != 0.0, m1 * m1, 1.0) - 1.0, np.nan)
+    return m1, spread, top, m2
+
+
+def _jacobian(plan: Plan, weights: list, normalized: list, stats: np.ndarray) -> None:
+    """Per layer, each input's Jacobian J^l = D^l W^l J^{l-1} (carried transposed, shape
+    (networks, k, n_0, n_l)) and its spectrum statistics, averaged over the network's inputs,
+    into the last stats row."""
+    net, k = plan.network, plan.inputs_per_network
+    n0 = net.widths[0]
+    jt = np.broadcast_to(np.eye(n0), (weights[0].shape[0], k, n0, n0))
+    for layer, (w, (y, _)) in enumerate(zip(weights, normalized)):
+        jt = (jt @ w.transpose(0, 2, 1)[:, None]) * net.activation_fn.derivative(y)[:, :, None]
+        values = [v.mean(axis=1) for v in spectrum_statistics(jt, net.widths[layer + 1])]
+        add_jacobian(stats[layer, -1], *values)
+
+
 class NumpyEngine(Engine):
     name = "numpy"
     priority = 0
     summary = "NumPy reference: brute force, every weight drawn, every option"
     ns_per_step, ns_per_layer = costs.NUMPY_NS_PER_STEP, costs.NUMPY_NS_PER_LAYER
+    ns_per_jacobian_muladd = costs.JACOBIAN_NS_PER_MULADD_NUMPY
     parallel = False
 
     def networks_per_block(self, plan: Plan) -> int:
-        return networks_per_block(plan.network.n_weights * plan.inputs_per_network ** 0.5)
+        return networks_per_block(plan.network.n_weights * plan.inputs_per_network ** 0.5
+                                  + jacobian_work(plan))
 
     def memory_bytes(self, plan: Plan) -> int:
         net, k = plan.network, plan.inputs_per_network
         per_network = 8 * (2 * net.n_weights + 4 * k * sum(net.widths))
+        if plan.jacobian:  # J^T and the next one, the Gram matrix, the product's temporary
+            w = net.widths
+            per_network += 8 * k * (3 * w[0] * max(w) + min(w[0], max(w)) ** 2)
         return plan.networks_per_block * per_network
 
     def run(self, plan: Plan, first_block: int, n_blocks: int) -> np.ndarray:

@@ -31,10 +31,17 @@ hold per-network statistics in the same layout (so one merge serves every row):
 * LINK: a pair state of (g^{l+1}, g^l), g = ||delta||^2 / n averaged over the network's
   trials, for the measured backward gain g^l / g^{l+1} with its exact covariance.
 
+With ``simulate(jacobian=True)`` each layer's stats end with one more row, JAC (the last),
+in the same layout, of per-network statistics of the input-output Jacobian's squared
+singular values (:func:`add_jacobian`): moments of m1, a welford state of the spread
+m2 / m1^2 - 1, a pair state of (sqrt(lambda_max), m1), the counts of networks left out as
+non-finite and of spreads undefined (m1 = 0).
+
 With histograms (``simulate(histograms=True)``) each layer's stats carry HIST_ROWS more
-rows: for z, a and delta in turn, HIST_SLOTS counts (below, HIST_BINS bins, above) of the
-finite values binned on fixed edges (:func:`add_histogram`), stored as float64 (exact
-integers below 2**53). They merge by adding, so their sums are the same in any order.
+rows (before the JAC row): for z, a and delta in turn, HIST_SLOTS counts (below,
+HIST_BINS bins, above) of the finite values binned on fixed edges (:func:`add_histogram`),
+stored as float64 (exact integers below 2**53). They merge by adding, so their sums are
+the same in any order.
 
 Users' own ``@numba.njit`` code can call :func:`update_moments` and
 :func:`merge_moments` on the ``state`` array of a :class:`fastvar.Moments`.
@@ -60,6 +67,7 @@ HIST_RANGE = 9.5
 HIST_SLOTS = HIST_BINS + 2
 HIST_QUANTITIES = 3  # z, a, delta, in the order of the rows Z, A, DELTA
 HIST_ROWS = HIST_QUANTITIES * HIST_SLOTS // STATS_SIZE
+JAC_ROWS = 1  # the Jacobian's row, last in a layer's stats when there is one
 
 
 @numba.njit(cache=True, inline="always")
@@ -449,9 +457,39 @@ def _merge_row(dst, src):
 
 
 @numba.njit(cache=True)
+def add_jacobian(jac_row, m1, spread, top, m2):
+    """Per-network Jacobian statistics of one layer into its JAC row.
+
+    A network with a non-finite m1, m2 or top is left out and counted (NONFINITE); a NaN
+    spread with finite m1 (m1 = 0: the Jacobian is 0) is left out of the spread only and
+    counted (UNDEFINED).
+
+    Parameters
+    ----------
+    jac_row : numpy.ndarray
+        float64 (STATS_SIZE,), updated in place: moments of m1, a welford state of the
+        spread, a pair state of (top, m1), the two counts.
+    m1, spread, top, m2 : numpy.ndarray
+        float64 (networks,): each network's average over its inputs of m1, of the spread
+        m2 / m1^2 - 1, of sqrt(lambda_max) and of m2.
+    """
+    for net in range(m1.shape[0]):
+        if not (np.isfinite(m1[net]) and np.isfinite(m2[net]) and np.isfinite(top[net])):
+            jac_row[NONFINITE] += 1
+            continue
+        _merge_moments_raw(jac_row, MOMENTS, 1.0, m1[net], 0.0, 0.0, 0.0)
+        _push_pair(jac_row, PAIR, top[net], m1[net])  # y = m1: heavy tails, as for q
+        if np.isfinite(spread[net]):
+            _push_welford(jac_row, WELFORD, spread[net])
+        else:
+            jac_row[UNDEFINED] += 1
+
+
+@numba.njit(cache=True)
 def merge_stats(dst, src):
     """dst <- dst merged with src, for stats arrays of equal shape (..., rows, STATS_SIZE):
-    the first ROWS rows of each layer by the moment merges, histogram rows by adding.
+    the first ROWS rows of each layer (and the JAC row, last, when there is one) by the
+    moment merges, histogram rows by adding.
 
     Parameters
     ----------
@@ -461,10 +499,11 @@ def merge_stats(dst, src):
         Stats of the same shape.
     """
     rows = dst.shape[dst.ndim - 2]
+    jac = rows == ROWS + JAC_ROWS or rows == ROWS + HIST_ROWS + JAC_ROWS
     d = dst.reshape(-1, STATS_SIZE)
     s = src.reshape(-1, STATS_SIZE)
     for r in range(d.shape[0]):
-        if r % rows < ROWS:
+        if r % rows < ROWS or (jac and r % rows == rows - 1):
             _merge_row(d[r], s[r])
         else:
             for i in range(STATS_SIZE):

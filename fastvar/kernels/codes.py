@@ -80,6 +80,9 @@ class KernelArgs(NamedTuple):
     histogram_factor : float64 array, shape (L, 3) or (0, 3)
         Per layer, for z, a and delta: HIST_BINS / (2 HIST_RANGE scale), the slot factor of
         :func:`~fastvar.kernels.accumulators.add_histogram`; no rows: no histograms.
+    jacobian : bool
+        Also measure the spectrum of each input's input-output Jacobian per layer (the
+        direct engine; :mod:`fastvar.kernels.jacobian`).
     """
 
     seed: np.uint64
@@ -102,3 +105,4 @@ class KernelArgs(NamedTuple):
     k: int
     gradients: bool
     histogram_factor: np.ndarray
+    jacobian: bool

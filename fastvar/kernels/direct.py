@@ -18,7 +18,11 @@ Per network:
   Gaussian vectors (the law of QR of a Gaussian matrix with the sign fix) times an
   independent random sign diagonal, applied in O(n m) per input and regenerated backward;
 * phi and phi' are applied a layer at a time (tanh vectorized); phi'(z^l) is kept for the
-  backward pass, the only per-layer state besides the saved banks.
+  backward pass, the only per-layer state besides the saved banks;
+* with ``jacobian``, after a network's passes, each input's Jacobian J^l = D^l W^l ... D^1 W^1
+  is carried transposed (n_0 rows) through the weights regenerated from the saved banks
+  (:func:`_jacobian`), and its spectrum statistics come from :mod:`fastvar.kernels.jacobian`
+  (O(L n^3) per input).
 
 Everything takes arrays and scalars only (a request as one
 :class:`~fastvar.kernels.codes.KernelArgs`); activation and distribution are runtime codes,
@@ -31,10 +35,11 @@ import numpy as np
 from numba import prange
 
 from . import rng
-from .accumulators import (A, DELTA, LINK, NET, STATS_SIZE, Z, add_histogram, add_links,
-                           add_network_level, add_networks, cosine, new_histograms, stats_rows,
-                           store_histograms)
+from .accumulators import (A, DELTA, JAC_ROWS, LINK, NET, STATS_SIZE, Z, add_histogram,
+                           add_jacobian, add_links, add_network_level, add_networks, cosine,
+                           new_histograms, stats_rows, store_histograms)
 from .activations import phi_dphi_array
+from .jacobian import gram_statistics, input_statistics
 from .codes import (INPUTS_DATA, INPUTS_PAIR, INPUTS_ROW_PAIR, NORM_NONE, WEIGHTS_TRUNCATED,
                     WEIGHTS_UNIFORM)
 from .norms import normalize, normalize_backward
@@ -217,11 +222,13 @@ def _orthogonal(scalar, saved, vbuf, y, p, r, reverse, replay):
 
 
 @numba.njit(cache=True)
-def _ortho_layer(scalar, saved, signs, vbuf, x, y, n, m, gain, backward):
+def _ortho_layer(scalar, saved, signs, vbuf, x, y, n, m, gain, backward, replay):
     """y[:, :n] = gain * Q x (forward, x is k x m) or y[:, :m] = gain * Q^T x (backward).
 
     Q (n x m) = first columns (n >= m) or rows (n < m) of H_0 ... H_{r-1} E D, Haar
     distributed; D = diag(signs) is drawn by the caller. y is (k, max(n, m)) work space.
+    ``replay``: the reflectors come from the states ``saved`` (as backward), else they are
+    drawn from ``scalar`` and their states saved.
     """
     k = x.shape[0]
     p, r = max(n, m), min(n, m)
@@ -234,7 +241,7 @@ def _ortho_layer(scalar, saved, signs, vbuf, x, y, n, m, gain, backward):
         y[row, :p] = 0.0
         for i in range(in_w):
             y[row, i] = x[row, i] * (signs[i] if pad_first else 1.0)
-    _orthogonal(scalar, saved, vbuf, y[:, :p], p, r, pad_first, backward)
+    _orthogonal(scalar, saved, vbuf, y[:, :p], p, r, pad_first, replay)
     for row in range(k):
         for i in range(out_w):
             y[row, i] *= gain if pad_first else gain * signs[i]
@@ -265,7 +272,8 @@ def _layer(bank, work, layer, distribution, orthogonal, n, m, scale, x, y, backw
             for i in range(min(n, m)):
                 osigns[layer, i] = 1.0 if rng.next_u64(sc) >> np.uint64(63) else -1.0
         ywork = _view(owork, k, max(n, m))
-        _ortho_layer(sc, osaved[layer], osigns[layer], vbuf, x, ywork, n, m, scale, backward)
+        _ortho_layer(sc, osaved[layer], osigns[layer], vbuf, x, ywork, n, m, scale, backward,
+                     backward)
         y[:, :] = ywork[:, :y.shape[1]]
     elif k == 1:
         _matvec_stream(bank, bits, buf, distribution, n, m, x[0], y[0], backward)
@@ -322,7 +330,7 @@ def _buffers(args):
             np.empty((depth, rmax, 4), dtype=np.uint64), np.empty((depth, rmax)),
             np.empty(rmax))
     bufs = (np.empty(k * wmax), np.empty(k * wmax), np.empty(k * wmax),
-            np.empty((depth if gradients else 0, k * wmax)), np.empty(wmax),
+            np.empty((depth if gradients or args.jacobian else 0, k * wmax)), np.empty(wmax),
             np.empty(k * wmax if args.alpha > 0.0 else 0), np.empty(k * wmax if normed else 0),
             np.empty((depth if normed and gradients else 0, k * wmax)), np.empty((depth, k)))
     return work, bufs
@@ -366,7 +374,7 @@ def _forward(args, state, bank, saved, work, bufs, out, lengths, cos, hist):
                                      seen[c * n:(c + 1) * n])
         a = _view(cur, k, n)
         phi_dphi_array(args.activation, args.activation_param, seen[:k * n], cur[:k * n],
-                       ds[l, :k * n] if gradients else nxt[:k * n])
+                       ds[l, :k * n] if gradients or args.jacobian else nxt[:k * n])
         add_networks(out[l, Z], z.reshape((1, k, n)), lengths)
         add_networks(out[l, A], a.reshape((1, k, n)), lengths)
         add_network_level(out[l, NET], z.reshape((1, k, n)), a.reshape((1, k, n)), lengths,
@@ -416,6 +424,76 @@ def _backward(args, state, spare, saved, work, bufs, out, lengths, upper, hist):
 
 
 @numba.njit(cache=True)
+def _jacobian_buffers(args):
+    # J^T and its next layer (n_0 x wmax each), a weight matrix or a transposed J
+    # (wmax x wmax), the Gram matrix (p x p), orthogonal work space (n_0 x wmax), the
+    # tridiagonal reduction's scratch, and the per-layer sums over a network's inputs
+    # (all empty without jacobian)
+    widths = args.widths
+    on = 1 if args.jacobian else 0
+    n0 = widths[0] * on
+    wmax = 0
+    for l in range(widths.shape[0]):
+        wmax = max(wmax, widths[l] * on)
+    return (np.empty(n0 * wmax), np.empty(n0 * wmax), np.empty(wmax * wmax),
+            np.empty(wmax * wmax), np.empty(n0 * wmax if args.orthogonal else 0),
+            np.empty((4, wmax)), np.empty(((widths.shape[0] - 1) * on, 4)), np.empty((4, 1)))
+
+
+@numba.njit(cache=True)
+def _jacobian(args, spare, saved, work, ds, jbufs, out):
+    # each input's Jacobian after _forward (phi'(z^l) in ds): J^l = D^l W^l J^{l-1},
+    # carried as (J^l)^T, n_0 rows through W^l regenerated from its saved bank (or its
+    # reflectors replayed), then the spectrum statistics of its Gram matrix; the
+    # network's average over its inputs goes into each layer's JAC row (the last)
+    widths, k = args.widths, args.k
+    depth = widths.shape[0] - 1
+    n0 = widths[0]
+    bits, buf, _, _, osaved, osigns, vbuf = work
+    jt, jn, wbuf, gbuf, obuf, scratch, sums, one = jbufs
+    jac = out.shape[1] - JAC_ROWS
+    sums[:, :] = 0.0
+    for c in range(k):
+        x = _view(jt, n0, n0)
+        x[:, :] = 0.0
+        for i in range(n0):
+            x[i, i] = 1.0
+        cur, nxt = jt, jn
+        for l in range(depth):
+            m, n = widths[l], widths[l + 1]
+            x, y = _view(cur, n0, m), _view(nxt, n0, n)
+            spare[:] = saved[l]
+            if args.orthogonal:
+                ywork = _view(obuf, n0, max(n, m))
+                _ortho_layer(spare[4 * rng.LANES:], osaved[l], osigns[l], vbuf, x, ywork, n, m,
+                             args.weight_scale[l], False, True)
+                y[:, :] = ywork[:, :n]
+            else:
+                _draw_matrix(spare, bits, buf, args.distribution, n, m, wbuf, False)
+                _gemm_nt(x, _view(wbuf, n, m), y, args.weight_scale[l])
+            dp = ds[l, c * n:(c + 1) * n]
+            for r in range(n0):
+                y[r, :] *= dp
+            cur, nxt = nxt, cur
+            if n0 <= n:  # the smaller Gram matrix: J^T J, else J J^T
+                g = _view(gbuf, n0, n0)
+                _gemm_nt(y, y, g, 1.0)
+            else:
+                t = _view(wbuf, n, n0)
+                for r in range(n0):
+                    for j in range(n):
+                        t[j, r] = y[r, j]
+                g = _view(gbuf, n, n)
+                _gemm_nt(t, t, g, 1.0)
+            m1, m2, lam = gram_statistics(g, n, scratch[0], scratch[1], scratch[2], scratch[3])
+            input_statistics(m1, m2, lam, sums, l)
+    for l in range(depth):
+        for q in range(4):
+            one[q, 0] = sums[l, q] / k
+        add_jacobian(out[l, jac], one[0], one[1], one[2], one[3])
+
+
+@numba.njit(cache=True)
 def _run_block(out, args, block, count):
     # ``count`` networks of block ``block`` into its stats ``out`` (L, ROWS, STATS_SIZE),
     # from the block's own streams
@@ -432,10 +510,13 @@ def _run_block(out, args, block, count):
     cos = np.full(1, np.nan)  # the cosine of its input pair at the previous layer
     histograms = args.histogram_factor.shape[0] > 0
     hist = new_histograms(depth, histograms, bufs[0].shape[0])
+    jbufs = _jacobian_buffers(args)
     for _ in range(count):
         _forward(args, state, bank, saved, work, bufs, out, lengths, cos, hist)
         if args.gradients:
             _backward(args, state, spare, saved, work, bufs, out, lengths, upper, hist)
+        if args.jacobian:
+            _jacobian(args, spare, saved, work, bufs[3], jbufs, out)
     if histograms:
         store_histograms(out, hist[0])
 
@@ -443,7 +524,8 @@ def _run_block(out, args, block, count):
 @numba.njit(cache=True, parallel=True)
 def run_blocks(args, first_block, n_blocks):
     """Stats (n_blocks, L, rows, STATS_SIZE) of blocks first_block .. first_block + n_blocks - 1
-    (rows: ROWS, and the histogram rows when ``args.histogram_factor`` has layers).
+    (rows: ROWS, the histogram rows when ``args.histogram_factor`` has layers, and the JAC
+    row with ``args.jacobian``).
 
     ``args`` is the request (:class:`~fastvar.kernels.codes.KernelArgs`); its
     ``weight_scale[l]`` multiplies the unit-scale weights of layer l + 1. Block b holds
@@ -464,7 +546,7 @@ def run_blocks(args, first_block, n_blocks):
     numpy.ndarray
         float64, shape (n_blocks, L, rows, STATS_SIZE).
     """
-    rows = stats_rows(args.histogram_factor.shape[0] > 0)
+    rows = stats_rows(args.histogram_factor.shape[0] > 0) + (JAC_ROWS if args.jacobian else 0)
     out = np.zeros((n_blocks, args.widths.shape[0] - 1, rows, STATS_SIZE))
     for i in prange(n_blocks):
         block = first_block + i

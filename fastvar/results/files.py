@@ -48,9 +48,9 @@ def _plain_stats(value: Any, shape: tuple[int, int, int]) -> "np.ndarray | None"
     return np.array(cells, dtype=np.float64).reshape(shape)  # None: NaN, as float_from_json
 
 
-def _stats_from_json(value: Any, depth: int) -> np.ndarray:
-    """The stats array of a result dict: shape (depth, ROWS, STATS_SIZE), counts checked."""
-    shape = (depth, ROWS, STATS_SIZE)
+def _stats_from_json(value: Any, depth: int, rows: int = ROWS) -> np.ndarray:
+    """The stats array of a result dict: shape (depth, rows, STATS_SIZE), counts checked."""
+    shape = (depth, rows, STATS_SIZE)
     stats = _plain_stats(value, shape)
     if stats is None:
         try:
@@ -175,6 +175,8 @@ def result_to_dict(res: Result) -> dict[str, Any]:
     out = {**meta, "columns": columns, "stats": stats}
     if res.histogram_counts is not None:
         out["histograms"] = _histograms_to_json(res)
+    if res.jacobian_stats is not None:  # its accumulator row per layer, as stats
+        out["jacobian"] = [[json_float(x) for x in row] for row in res.jacobian_stats.tolist()]
     return out
 
 
@@ -252,6 +254,20 @@ def _histograms_from_json(value: Any, stats: np.ndarray,
             raise ValueError(f"{where} counts {found[layer]} values at layer {layer + 1}, "
                              f"but the stats hold {held[layer]:.0f} finite ones")
     return counts, scales
+
+
+def _jacobian_from_json(value: Any, depth: int) -> "np.ndarray | None":
+    """The JAC rows (depth, STATS_SIZE) of a result dict's ``jacobian`` (None: none),
+    read as a stats array of one row per layer, its counts checked."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ValueError(f"jacobian must be null or a list of {depth} rows of {STATS_SIZE} "
+                         "accumulator entries")
+    try:
+        return _stats_from_json([[row] for row in value], depth, rows=1)[:, 0]
+    except ValueError as err:
+        raise ValueError(f"jacobian: {err}") from None
 
 
 def _network_from_json(value: Any) -> Network:
@@ -346,6 +362,15 @@ def result_arguments(data: Mapping[str, Any], verify: bool = True) -> dict[str, 
     histograms = _histograms_from_json(data.get("histograms"), stats, data["gradients"])
     if histograms is not None:
         kwargs["histograms"] = histograms
+    jac = _jacobian_from_json(data.get("jacobian"), net.depth)
+    if jac is not None:  # every network is counted at every layer, or left out as non-finite
+        held = jac[:, MOMENTS] + jac[:, NONFINITE]
+        if (held != trials // k).any():
+            layer = int(np.argmax(held != trials // k))
+            raise ValueError(f"jacobian holds {held[layer]:.0f} networks at layer {layer + 1}, "
+                             f"but trials ({trials}) and inputs_per_network ({k}) say "
+                             f"{trials // k}")
+        kwargs["jacobian"] = jac
     # last, so that a damaged key is named by its own check above
     problems = [p for p in (_columns_problem(data.get("columns"), net),
                             formats.checksum_problem(data)) if p is not None]

@@ -64,6 +64,12 @@ def default_columns(res: Result, width: int = TABLE_WIDTH) -> list[str]:
     list of str
         Column names, after layer and width.
     """
+    if res.jacobian_stats is not None:  # the Jacobian's spectrum first, then what fits
+        names = ["jac_m1", "jac_m1_theory", "jac_spread", "jac_spread_theory"]
+        for extra in ("jac_max", "q_mean"):
+            if len(_table_lines(res, names + [extra], None)[0]) <= width:
+                names.append(extra)
+        return names
     names = ["q_mean", "q_theory"]
     names += ["c_mean", "c_theory"] if res.input_correlation is not None else []
     names += ["g_mean", "g_theory"] if res.gradients else []
@@ -154,6 +160,8 @@ def _table_lines(res: Result, columns: list[str], max_rows: "int | None",
     heads = ["layer", "width"] + columns
     layer, width, complete = res["layer"], res["width"], res["complete"]
     heavy = res["q_heavy_tails"] | res["g_heavy_tails"]
+    if "jac_heavy_tails" in res.columns:
+        heavy = heavy | res["jac_heavy_tails"]
     rows = [[f"{layer[i]}{'' if complete[i] else '*'}{'!' if heavy[i] else ''}", str(width[i])]
             + [_cell(res, name, i) for name in columns] for i in range(res.network.depth)]
     if max_rows is not None and len(rows) > max_rows:

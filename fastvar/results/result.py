@@ -16,6 +16,7 @@ from . import files, render
 from .columns import (Columns, compute_columns, network_counts, quality_warnings, slopes,
                       theory_columns)
 from .histogram import BINS, QUANTITIES, Histogram, edges_of, layer_histogram
+from . import jacobian as jac_columns
 
 
 class Result:
@@ -74,6 +75,13 @@ class Result:
     (L, 3): each layer's theory scale, NaN where the bins are in absolute units) hold them
     all (both None without histograms; see :mod:`fastvar.results.histogram`).
 
+    With ``simulate(jacobian=True)``: ``jac_m1``, ``jac_spread``, ``jac_max`` (± ``*_se``),
+    ``jac_m1_theory``, ``jac_spread_theory``, ``jac_nonfinite``, ``jac_undefined`` and
+    ``jac_heavy_tails`` (as ``q_heavy_tails``, for the per-network m1), the
+    spectrum of the input-output Jacobian per layer (:mod:`fastvar.results.jacobian`), from
+    ``jacobian_stats`` (float64, (L, S): its accumulator row per layer; None without, and
+    then no Jacobian columns).
+
     A Result is made by :func:`fastvar.simulate` or read by :meth:`from_dict` and
     :func:`fastvar.load`; its parameters are kept as attributes of the same names
     (``histograms`` as ``histogram_counts`` and ``histogram_scales``).
@@ -120,11 +128,14 @@ class Result:
     normal_inputs : bool or None
         True: fresh N(0, I) inputs per trial; False: a fixed input or a data set's rows;
         None: not recorded (files of earlier versions; see :attr:`fresh_inputs`).
+    jacobian : numpy.ndarray or None
+        With ``simulate(jacobian=True)``, the Jacobian's accumulator row per layer, shape
+        (L, S) (kept as ``jacobian_stats``); None without.
 
     Raises
     ------
     ValueError
-        Histograms of another shape than the network's.
+        Histograms (or Jacobian stats) of another shape than the network's.
 
     Examples
     --------
@@ -143,7 +154,8 @@ class Result:
                  input_correlation: "float | None" = None, partial: bool = False,
                  unverified: "str | None" = None,
                  histograms: "tuple[np.ndarray, np.ndarray] | None" = None,
-                 normal_inputs: "bool | None" = None) -> None:
+                 normal_inputs: "bool | None" = None,
+                 jacobian: "np.ndarray | None" = None) -> None:
         self.network = network
         self.stats = np.asarray(stats, dtype=np.float64)
         self.trials, self.seed, self.engine = int(trials), int(seed), str(engine)
@@ -176,10 +188,20 @@ class Result:
         self._counts = network_counts(self.stats, networks, self.gradients, constant_norm)
         self.normal_inputs = None if normal_inputs is None else bool(normal_inputs)
         self._theory_skipped: list[str] = []
-        self._columns = Columns(measured, theory_columns(
+        later = theory_columns(
             network, gradients=self.gradients, input_q0=self.input_q0,
             input_q0_rows=self.input_q0_rows, input_correlation=self.input_correlation,
-            normal_inputs=self.fresh_inputs))
+            normal_inputs=self.fresh_inputs)
+        self.jacobian_stats = None
+        if jacobian is not None:
+            self.jacobian_stats = np.asarray(jacobian, dtype=np.float64)
+            if self.jacobian_stats.shape != (network.depth, self.stats.shape[-1]):
+                raise ValueError(f"jacobian stats must have shape "
+                                 f"{(network.depth, self.stats.shape[-1])}")
+            measured.update(jac_columns.measured_columns(self.jacobian_stats))
+            later.update(jac_columns.theory_columns(network, self.input_q0,
+                                                    self.input_q0_rows))
+        self._columns = Columns(measured, later)
 
     def slopes(self, c_star: "float | None" = None) -> dict[str, np.ndarray]:
         """Measured per-layer rates, to place a network on the order/chaos diagram.
@@ -502,6 +524,8 @@ class Result:
         (``q_heavy_tails``, ``g_heavy_tails``, marked !), and, for a Result read with
         ``verify=False`` that failed its checks, why; empty when none."""
         lines = quality_warnings(self._columns, self._counts)
+        if self.jacobian_stats is not None:
+            lines += jac_columns.warnings(self._columns)
         if self._theory_skipped:
             lines.append(f"the theory step was interrupted: {', '.join(self._theory_skipped)} "
                          "show nan")
