@@ -291,6 +291,13 @@ def test_inputs_file_gives_the_input_width(tmp_path, capsys):
      "activation=tanh,relu", "--trials", "20", "--depth", "3", "--correlation", "0.5"],
     ["sweep", "--grid", "init=1,2", "--grid", "bias_std=0,0.3", "--trials", "40", "--width", "8",
      "--depth", "4", "--activation", "tanh", "--correlation", "0.5"],
+    # a review counted 101-103 for these: bytes ("±" is two in UTF-8), not columns (one each)
+    ["simulate", "--widths", "784,256,10", "--trials", "200"],
+    ["simulate", "--widths", "784,256,256,10", "--activation", "leaky_relu(0.2)", "--trials",
+     "200"],
+    ["simulate", "--correlation", "0.5", "--depth", "4", "--activation", "gelu", "--trials",
+     "400"],
+    ["simulate", "--init", "1e100", "--depth", "3", "--trials", "200"],
 ])
 def test_what_a_newcomer_runs_fits_100_columns(args, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "100")  # argparse wraps its help to the terminal's width
