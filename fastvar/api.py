@@ -33,6 +33,11 @@ MAX_WORK_PER_NETWORK = 2.0 ** 36
 MAX_SECONDS = 365.25 * 86400  # refuse runs estimated to take longer (wall clock, all threads)
 
 
+class TooLong(ValueError):
+    """A run estimated to take longer than :data:`MAX_SECONDS` (about a year), refused up
+    front; a ValueError, so that callers that catch those still do."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Estimate:
     """What a run will cost, from the engines' calibrated rates (see :func:`estimate`).
@@ -248,7 +253,7 @@ def plan_run(net: Network, trials: int, options: RunOptions) -> tuple[base.Plan,
     threads = numba.get_num_threads() if options.threads is None else options.threads
     cost = _cost(request, chosen, threads)
     if cost.seconds > MAX_SECONDS:
-        raise ValueError(f"this run would take {cost.describe()}; use fewer trials, smaller "
+        raise TooLong(f"this run would take {cost.describe()}; use fewer trials, smaller "
                          "widths or fewer layers")
     have = _available_memory()
     if cost.memory_bytes > have // 2:

@@ -414,3 +414,21 @@ def test_a_simulation_whose_client_went_away_is_stopped(caplog):
         # a simulation whose client stays is not stopped
         get_json(f"{origin}/api/simulate?width=16&depth=3&trials=256")
         assert get_json(f"{origin}/api/status")["cancelled"] == 2
+
+
+def test_unknown_api_paths_and_runs_over_a_year_answer_json(client):
+    for path, status in (("/api/unknown", 404), ("/api/simulate/x", 404)):
+        answer = client.get(path)
+        assert answer.status_code == status and answer.headers["content-type"].startswith(
+            "application/json"), answer.text
+        assert set(answer.json()) == {"error", "parameter"} and "/api/simulate" in answer.json()[
+            "error"]
+    answer = client.post("/api/simulate")
+    assert answer.status_code == 405 and "use GET" in answer.json()["error"]
+    assert client.get("/nowhere").headers["content-type"].startswith("text/plain")
+    # over the package's own limit (a year), as over the server's: 422, naming trials
+    with testclient.TestClient(create_app(max_seconds=1e12, warm=False)) as patient:
+        for path in ("/api/simulate", "/api/plan"):
+            answer = patient.get(f"{path}?width=4096&depth=1000&trials=1e12")
+            assert answer.status_code == 422, answer.text
+            assert answer.json()["parameter"] == "trials" and "year" in answer.json()["error"]

@@ -12,7 +12,9 @@ the options, for building controls.
 Refused before any work, as ``{"error": "..."}`` naming the parameter: a value the command
 line would refuse (HTTP 400), the execution options (checkpoint, client, progress) and the
 options that read the server's files or set its threads (400), and a run whose calibrated
-estimate exceeds the server's ``max_seconds`` or ``max_memory`` (422). At most ``workers``
+estimate exceeds the server's ``max_seconds`` or ``max_memory``, or the package's own
+limits (about a year, half the free memory) (422). Unknown paths under ``/api/`` answer
+JSON too (404; 405 for a method other than GET). At most ``workers``
 simulations run at once (default: one per core), at most ``queue`` more wait (up to
 ``wait_s`` seconds, dropped when their client goes away); others get 503 at once. A
 simulation whose client goes away (the page aborts a stale request) is stopped within a
@@ -46,8 +48,9 @@ from typing import TYPE_CHECKING, Any, Iterable
 import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -358,13 +361,16 @@ def check_cost(query: Query, limits: Limits) -> "Estimate":
     Raises
     ------
     QueryError
-        Refused by simulate's own checks (400) or over the limits (422).
+        Refused by simulate's own checks (400), or over the limits: the server's, or the
+        package's own (a year, half the free memory) (422).
     """
-    from ..api import estimate
+    from ..api import TooLong, estimate
 
     try:
         cost = estimate(query.network, query.trials, threads=limits.threads, **query.options)
-    except (ValueError, TypeError, MemoryError) as err:
+    except (TooLong, MemoryError) as err:  # over the package's own limits: as over ours
+        raise QueryError(str(err), _culprit(str(err), query) or "trials", status=422) from None
+    except (ValueError, TypeError) as err:
         raise QueryError(str(err), _culprit(str(err), query)) from None
     _check_limits(cost, limits)
     return cost
@@ -875,12 +881,22 @@ def create_app(max_seconds: float = DEFAULT_MAX_SECONDS, *, workers: "int | None
         return JSONResponse(request.app.state.slots.status(),
                             headers={"Cache-Control": "no-store"})
 
+    async def api_not_found(request: Request, exc: HTTPException) -> Response:
+        """Under /api/, a JSON error as every other answer there; elsewhere, Starlette's."""
+        if not request.url.path.startswith("/api/"):
+            return PlainTextResponse(exc.detail, status_code=exc.status_code)
+        what = "no such API path" if exc.status_code == 404 else f"{exc.detail}: use GET"
+        return JSONResponse({"error": f"{what} ({clip(request.url.path)}); the API answers "
+                             "/api/simulate, /api/plan, /api/options and /api/status",
+                             "parameter": None}, status_code=exc.status_code)
+
     routes = [Route("/", page), Route("/static/plotly.min.js", plotly),
               Route("/api/options", options), Route("/api/plan", plan),
               Route("/api/status", status),
               Route("/api/simulate", simulate),
               Mount("/static", StaticFiles(directory=STATIC), name="static")]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={404: api_not_found, 405: api_not_found})
     app.state.slots = Slots(limits)  # replaced at startup, once workers are known
     app.state.limits = limits
     return app
