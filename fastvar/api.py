@@ -347,7 +347,7 @@ def _prepare(chosen: base.Engine, request: base.Plan, threads: "int | None",
     direct = notice and log.level == logging.NOTSET
 
     def announce():
-        text = (f"fastvar: compiling the {chosen.name} engine's kernels once (20-60 s on 2 "
+        text = (f"fastvar: compiling the {chosen.name} engine's kernels once (about a minute on 2 "
                 "cores); numba caches them")
         if direct:
             print(text, file=sys.stderr, flush=True)
@@ -440,7 +440,7 @@ def simulate_run(net: Network, trials: int, options: RunOptions,
                              "uses its own threads (threads_per_worker)")
     request, chosen = plan_run(net, trials, options)
     store = None if checkpoint is None else Checkpoint(checkpoint, request, chosen.name)
-    # a compile of 20-60 s deserves a word where someone watches: with a bar, or a terminal;
+    # a compile of about a minute deserves a word where someone watches: with a bar, or a terminal;
     # on a cluster the workers compile (see fastvar.dask_runner)
     try:
         compile_s = 0.0 if client is not None else _prepare(
