@@ -305,3 +305,25 @@ def test_what_a_newcomer_runs_fits_100_columns(args, capsys, monkeypatch):
     assert not too_long, too_long
     text = " ".join(lines)
     assert text.count("no finite-width theory for residual streams or norms") <= 1, text
+
+
+def test_counts_are_read_exactly_and_in_ascii_digits_only(capsys):
+    from fastvar.options import count, widths_value
+
+    # the reported case: 1234567890123456789e0 ran with ...768 (through a float64)
+    assert count("1234567890123456789e0") == 1234567890123456789
+    assert count("9007199254740993e0") == 9007199254740993 and count("2.5e1") == 25
+    for text in ("1.5", "1e-3", "inf", "nan", "1e99999999"):
+        with pytest.raises(ValueError, match="whole numbers"):
+            count(text)
+    for text in ("٨", "１２"):  # Arabic-Indic eight, fullwidth twelve
+        with pytest.raises(ValueError, match="ASCII"):
+            count(text)
+        with pytest.raises(ValueError, match="ASCII"):
+            widths_value(f"4,{text}")
+    assert main(["simulate", "--width", "4", "--depth", "1", "--trials", "8", "--engine",
+                 "numpy", "--seed", "1234567890123456789e0", "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["seed"] == 1234567890123456789
+    with pytest.raises(SystemExit):
+        main(["simulate", "--width", "٨", "--depth", "1", "--trials", "8"])
+    assert "ASCII" in capsys.readouterr().err

@@ -414,3 +414,10 @@ def test_a_simulation_whose_client_went_away_is_stopped(caplog):
         # a simulation whose client stays is not stopped
         get_json(f"{origin}/api/simulate?width=16&depth=3&trials=256")
         assert get_json(f"{origin}/api/status")["cancelled"] == 2
+
+
+def test_counts_are_exact_and_ascii(client):
+    answer = client.get("/api/simulate?width=4&depth=1&trials=8&seed=9007199254740993e0")
+    assert answer.status_code == 200 and answer.json()["seed"] == 9007199254740993
+    answer = client.get("/api/simulate?width=%D9%A8&depth=1&trials=8")  # Arabic-Indic 8
+    assert answer.status_code == 400 and "ASCII" in answer.json()["error"]
