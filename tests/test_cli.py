@@ -327,3 +327,22 @@ def test_counts_are_read_exactly_and_in_ascii_digits_only(capsys):
     with pytest.raises(SystemExit):
         main(["simulate", "--width", "٨", "--depth", "1", "--trials", "8"])
     assert "ASCII" in capsys.readouterr().err
+
+
+def test_a_sweep_interrupted_after_one_configuration_says_so_in_the_singular(monkeypatch,
+                                                                              capsys):
+    from fastvar import sweeps
+
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return fastvar.simulate(*args, **kwargs)
+
+    monkeypatch.setattr(sweeps, "simulate", interrupted)
+    assert main(["sweep", "--grid", "init=1,2", "--trials", "20", "--width", "4", "--depth",
+                 "2", "--engine", "numpy"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted after 1 configuration\n" in err, err
