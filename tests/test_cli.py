@@ -346,3 +346,13 @@ def test_a_sweep_interrupted_after_one_configuration_says_so_in_the_singular(mon
                  "2", "--engine", "numpy"]) == 130
     err = capsys.readouterr().err
     assert "interrupted after 1 configuration\n" in err, err
+
+
+def test_more_table_rows_than_layers_are_refused_before_the_run(capsys):
+    # the reported case: --layers 99 on a 3-layer network was accepted silently
+    assert main(["simulate", "--width", "4", "--depth", "3", "--trials", "8", "--layers",
+                 "99"]) == 2
+    err = capsys.readouterr().err
+    assert "--layers 99: the network has only 3 layers; give at most 3, or all" in err, err
+    assert main(["simulate", "--width", "4", "--depth", "3", "--trials", "8", "--engine",
+                 "numpy", "--layers", "3"]) == 0
