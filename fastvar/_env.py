@@ -109,8 +109,16 @@ class NoCacheWarning(RuntimeWarning):
 
 
 def check_numba_threads() -> None:
-    """Raise ValueError, saying what to set, if ``NUMBA_NUM_THREADS`` is set but not valid."""
+    """Raise ValueError, saying what to set, if ``NUMBA_NUM_THREADS`` is set but not valid;
+    set but empty, it is unset (as a shell's ``NUMBA_NUM_THREADS=`` means), before Numba
+    reads it."""
     text = os.environ.get("NUMBA_NUM_THREADS")
+    if text is not None and not text.strip():
+        del os.environ["NUMBA_NUM_THREADS"]
+        config = sys.modules.get("numba.core.config")
+        if config is not None:
+            config.reload_config()
+        return
     if text is None:
         return
     cores = os.cpu_count() or 1

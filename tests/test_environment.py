@@ -56,7 +56,7 @@ def test_ctrl_c_at_any_moment_is_one_line_and_status_130(kind):
             assert err == "fastvar: interrupted\n", (delay, err[-2000:])
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "abc", "", "100000"])
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "100000"])
 @pytest.mark.parametrize("kind", ["module", "script"])
 def test_bad_numba_num_threads_is_one_line_and_status_2(kind, value):
     env = dict(os.environ, NUMBA_NUM_THREADS=value)
@@ -171,3 +171,12 @@ def test_an_unwritable_numba_cache_dir_warns_once_and_uses_the_per_user_one(tmp_
     done = subprocess.run([sys.executable, "-m", "fastvar", "info"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=600)
     assert f"cache dir {used}" in done.stdout, done.stdout
+
+
+def test_an_empty_numba_num_threads_is_unset():
+    # the reported case: NUMBA_NUM_THREADS='' was refused (numba's own reading warns)
+    env = dict(os.environ, NUMBA_NUM_THREADS="")
+    done = subprocess.run([sys.executable, "-m", "fastvar"] + TINY + ["--engine", "numpy"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and done.stderr == "", done.stderr[-3000:]
+    assert "q_mean" in done.stdout
