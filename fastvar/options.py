@@ -335,11 +335,17 @@ def inputs_file(path: str):
     if ext not in (".npy", ".csv"):
         raise ValueError(f"{path}: give a .npy or .csv file")
     try:
-        if ext == ".npy":
+        if ext == ".csv":
+            return np.loadtxt(path, delimiter=",", ndmin=2)
+        with open(path, "rb") as file:
+            valid = file.read(6) == b"\x93NUMPY"  # else np.load suggests allow_pickle
+        if valid:
             return np.load(path, allow_pickle=False)
-        return np.loadtxt(path, delimiter=",", ndmin=2)
     except (OSError, ValueError) as err:
+        if "allow_pickle" in str(err):  # an array of Python objects: never unpickled
+            raise ValueError(f"{path}: holds Python objects, not numbers") from None
         raise ValueError(f"{path}: cannot read it as a table of numbers ({err})") from None
+    raise ValueError(f"{path}: not a valid .npy array file (damaged, or another format)")
 
 
 # ------------------------------------------------------------------ the declarations

@@ -356,3 +356,17 @@ def test_more_table_rows_than_layers_are_refused_before_the_run(capsys):
     assert "--layers 99: the network has only 3 layers; give at most 3, or all" in err, err
     assert main(["simulate", "--width", "4", "--depth", "3", "--trials", "8", "--engine",
                  "numpy", "--layers", "3"]) == 0
+
+
+def test_a_damaged_npy_file_is_called_so_without_pickle_advice(tmp_path, capsys):
+    import numpy as np
+
+    # the reported case: numpy's hint to load it with allow_pickle, unsafe for a damaged file
+    (tmp_path / "garbage.npy").write_bytes(bytes(range(256)) * 2)
+    np.save(tmp_path / "objects.npy", np.array([{}, 1], dtype=object), allow_pickle=True)
+    for name, said in (("garbage", "not a valid .npy array file"),
+                       ("objects", "holds Python objects, not numbers")):
+        assert main(["--width", "8", "--depth", "2", "--trials", "10", "--inputs",
+                     str(tmp_path / f"{name}.npy")]) == 2
+        err = capsys.readouterr().err
+        assert said in err and "pickle" not in err, err
