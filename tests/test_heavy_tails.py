@@ -147,6 +147,16 @@ def test_layers_where_every_network_died_are_flagged(tmp_path):
     np.testing.assert_array_equal(again.q_heavy_tails, res.q_heavy_tails)
 
 
+def test_jacobian_layers_where_every_network_died_are_flagged():
+    # the same hole: jac_m1 = 0 +- 0 where every network's Jacobian is all-zero
+    res = _quiet_simulate(fastvar.mlp(1, 50, activation="relu"), 2000, seed=0,
+                          engine="direct", jacobian=True)
+    dead = res.jac_undefined == 2000
+    assert dead[14:].all() and (res.jac_m1[dead] == 0).all()
+    assert np.isnan(res.jac_m1_se[dead]).all() and res.jac_heavy_tails[dead].all()
+    assert np.isfinite(res.jac_m1_se[0])
+
+
 def test_an_all_zero_input_without_biases_is_truly_zero():
     net = fastvar.mlp(8, 3, activation="relu")
     res = _quiet_simulate(net, 200, seed=0, engine="exact", inputs=np.zeros(8))

@@ -202,7 +202,7 @@ class Result:
             if self.jacobian_stats.shape != (network.depth, self.stats.shape[-1]):
                 raise ValueError(f"jacobian stats must have shape "
                                  f"{(network.depth, self.stats.shape[-1])}")
-            measured.update(jac_columns.measured_columns(self.jacobian_stats))
+            measured.update(jac_columns.measured_columns(self.jacobian_stats, zero_inputs))
             later.update(jac_columns.theory_columns(network, self.input_q0,
                                                     self.input_q0_rows))
         self._columns = Columns(measured, later)
