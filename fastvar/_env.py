@@ -9,13 +9,16 @@ kernel module imports Numba.
 Numba's default cache folder is the ``__pycache__`` beside each module: inside an installed
 package, where its files outlive ``pip uninstall`` and turn ``fastvar`` into an empty
 namespace package for the next install. ``import fastvar`` therefore points
-``NUMBA_CACHE_DIR`` at a per-user folder (:func:`numba_cache_dir`) unless it is set.
+``NUMBA_CACHE_DIR`` at a per-user folder (:func:`numba_cache_dir`) unless it is set, and
+at the first writable of (the user's own, the per-user folder, a temporary folder) when the
+one it would use cannot be written (:func:`keep_numba_cache_out_of_package`).
 """
 from __future__ import annotations
 
 import functools
 import os
 import sys
+import tempfile
 import warnings
 from typing import Callable
 
@@ -56,16 +59,44 @@ def numba_cache_dir(environ: "dict[str, str] | None" = None,
     return os.path.join(base, "fastvar", "numba")
 
 
-def keep_numba_cache_out_of_package() -> None:
-    """Set ``NUMBA_CACHE_DIR`` to :func:`numba_cache_dir` unless the user set it.
+# what keep_numba_cache_out_of_package moved away from, said once by the kernels' import
+_moved: "list[str]" = []
 
-    Numba falls back to its own search (``__pycache__``, its user-wide folder) where that
-    folder cannot be created. Where Numba is already imported its configuration is reloaded,
-    so that the kernels defined later see the folder.
+
+def _writable(folder: str) -> bool:
+    """Whether a file can be created in ``folder`` (made if missing); not os.access: root."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def keep_numba_cache_out_of_package() -> None:
+    """Set ``NUMBA_CACHE_DIR`` to the first writable of the user's own (if set),
+    :func:`numba_cache_dir` and ``$TMPDIR/fastvar-numba-USER``.
+
+    Numba would fall back to its own search where its folder cannot be written: the
+    ``__pycache__`` inside the installed package first. Where the user's own folder is not
+    writable and another is, :func:`compile_without_cache_if_unwritable` warns once; where
+    none is, Numba's search stands (and that function warns if it finds nothing). Where
+    Numba is already imported its configuration is reloaded, so that the kernels defined
+    later see the folder.
     """
-    folder = numba_cache_dir()
+    own = os.environ.get("NUMBA_CACHE_DIR") or None
+    per_user = numba_cache_dir({k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"})
+    user = str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    temporary = os.path.join(os.environ.get("TMPDIR") or tempfile.gettempdir(),
+                             f"fastvar-numba-{user}")
+    candidates = [f for f in (own, per_user, temporary) if f]
+    folder = next((f for f in candidates if _writable(f)), None)
     if folder is None:
-        return
+        if own is not None:
+            return
+        folder = per_user
+    elif own is not None and folder != own:
+        _moved[:] = [own, folder]
     os.environ["NUMBA_CACHE_DIR"] = folder
     config = sys.modules.get("numba.core.config")
     if config is not None:
@@ -73,12 +104,21 @@ def keep_numba_cache_out_of_package() -> None:
 
 
 class NoCacheWarning(RuntimeWarning):
-    """Numba finds no writable cache folder: the kernels compile anew in every process."""
+    """Numba finds no writable cache folder (the kernels compile anew in every process), or
+    not the one ``NUMBA_CACHE_DIR`` names (they are cached in another)."""
 
 
 def check_numba_threads() -> None:
-    """Raise ValueError, saying what to set, if ``NUMBA_NUM_THREADS`` is set but not valid."""
+    """Raise ValueError, saying what to set, if ``NUMBA_NUM_THREADS`` is set but not valid;
+    set but empty, it is unset (as a shell's ``NUMBA_NUM_THREADS=`` means), before Numba
+    reads it."""
     text = os.environ.get("NUMBA_NUM_THREADS")
+    if text is not None and not text.strip():
+        del os.environ["NUMBA_NUM_THREADS"]
+        config = sys.modules.get("numba.core.config")
+        if config is not None:
+            config.reload_config()
+        return
     if text is None:
         return
     cores = os.cpu_count() or 1
@@ -104,6 +144,11 @@ def compile_without_cache_if_unwritable(probe: Callable[[], None]) -> bool:
     a cache (compiled in memory, as with ``cache=False``) and warns once with
     :class:`NoCacheWarning`. Returns True when it did so.
     """
+    if _moved:
+        own, folder = _moved
+        _moved.clear()
+        warnings.warn(f"NUMBA_CACHE_DIR={own!r} is not a writable folder: numba's cache goes to "
+                      f"{folder} instead", NoCacheWarning, stacklevel=2)
     from numba.core import caching, dispatcher
     from numba.np.ufunc import ufuncbuilder
 

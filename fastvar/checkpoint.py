@@ -102,6 +102,37 @@ def _shown(key: str, value: Any) -> str:
     return "absent" if value is None else repr(value)
 
 
+SHOWN_CHARS = 120  # one value in a mismatch message, at most (a deep network's lists)
+DIFFERENCES_CHARS = 2000  # the whole message, at most
+
+
+def _brief(value: Any) -> str:
+    """A value for a message: lists as runs (``[4x3001]``), cut to SHOWN_CHARS."""
+    if not isinstance(value, (list, tuple)):
+        text = repr(value)
+        return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
+    runs: list[list] = []
+    for item in value:
+        if runs and runs[-1][0] == item:
+            runs[-1][1] += 1
+        else:
+            runs.append([item, 1])
+    text = "[" + ", ".join(repr(v) if n == 1 else f"{v!r}x{n}" for v, n in runs) + "]"
+    if len(text) > SHOWN_CHARS:
+        text = text[:SHOWN_CHARS] + f"… ({len(value)} values)"
+    return text
+
+
+def _field(name: str, there: Any, here: Any) -> str:
+    """``the network differs in NAME: ...`` with short values (and, for two lists, where)."""
+    said = f"the network differs in {name}: {_brief(there)} there, {_brief(here)} now"
+    if isinstance(there, list) and isinstance(here, list) and max(len(there), len(here)) > 8:
+        first = next((i for i, (a, b) in enumerate(zip(there, here)) if a != b),
+                     min(len(there), len(here)))
+        said += f" ({len(there)} and {len(here)} values, first differing at index {first})"
+    return said
+
+
 def differences(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str:
     """What differs between two fingerprints, as ``key=THERE there, NOW now`` phrases.
 
@@ -115,17 +146,20 @@ def differences(saved: Mapping[str, Any], now: Mapping[str, Any]) -> str:
     str
         The differing options separated by ``"; "``, each with its saved and current value
         as the user would write it (an option off reads ``False`` or ``off``, not
-        ``None``); the network's differing fields as ``the network differs in FIELD: ...``.
+        ``None``); the network's differing fields as ``the network differs in FIELD: ...``,
+    long lists summarized as runs (``[4x3001]``), their lengths and first differing index;
+    the whole cut to DIFFERENCES_CHARS characters.
     """
     said = []
     for key in sorted(set(saved) | set(now)):
         there, here = saved.get(key), now.get(key)
         if key == "network" and isinstance(there, dict) and isinstance(here, dict):
-            said += [f"the network differs in {k}: {there.get(k)!r} there, {here.get(k)!r} now"
+            said += [_field(k, there.get(k), here.get(k))
                      for k in sorted(set(there) | set(here)) if there.get(k) != here.get(k)]
         elif _shown(key, there) != _shown(key, here):
             said.append(f"{key}={_shown(key, there)} there, {_shown(key, here)} now")
-    return "; ".join(said) or "nothing differs"
+    text = "; ".join(said) or "nothing differs"
+    return text if len(text) <= DIFFERENCES_CHARS else text[:DIFFERENCES_CHARS] + "…"
 
 
 def digest(print_: dict[str, Any]) -> str:

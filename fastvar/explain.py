@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -23,6 +24,7 @@ from .engines.base import INPUTS_NORMAL, Plan
 from .engines.numpy_engine import count_histogram, draw_weights
 from .moments import Moments
 from .network import Network, mlp
+from .results.columns import IncompleteStatisticsWarning
 from .results.histogram import BINS, RANGE, Histogram, bin_scales, edges_of
 
 DEFAULT_WIDTHS = (6, 10, 100, 1000)
@@ -258,7 +260,15 @@ def walkthrough(widths: Sequence[int] = DEFAULT_WIDTHS, depth: int = 30, depth_w
     runs = []
     for label, activation, init in DEPTH_CASES:
         net = mlp(depth_width, depth, activation=activation, init=init)
-        runs.append((label, simulate(net, trials, seed=seed, engine="auto")))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", IncompleteStatisticsWarning)
+            runs.append((label, simulate(net, trials, seed=seed, engine="auto")))
+        for said in caught:  # four networks: each warning says which it is about
+            if issubclass(said.category, IncompleteStatisticsWarning):
+                warnings.warn(f"network '{label}': {said.message}", said.category,
+                              stacklevel=2)
+            else:
+                warnings.warn_explicit(said.message, said.category, said.filename, said.lineno)
     picks = sorted({0, min(9, depth - 1), depth - 1})
     head = ["network"] + [f"q^{p + 1}" for p in picks] + ["g^1"]
     rows = [[label] + [_versus(res.q_mean[p], res.q_mean_se[p], res.q_theory[p]) for p in picks]

@@ -21,6 +21,7 @@ command line builds its parser from it before NumPy and Numba load.
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import inspect
 import os
 import textwrap
@@ -138,8 +139,15 @@ def options_of(cls: type) -> tuple[Option, ...]:
 
 # --------------------------------------------------------------- command-line text
 
+def _ascii(text: str) -> str:
+    """``text`` itself if it is ASCII: Python reads digits of other scripts as numbers."""
+    if not text.isascii():
+        raise ValueError(f"expected a number in ASCII digits (0-9), got {text!r}")
+    return text
+
+
 def count(text: str) -> int:
-    """A whole number, also written 1e6 or 20_000.
+    """A whole number, also written 1e6 or 20_000, read exactly (not through a float).
 
     Parameters
     ----------
@@ -153,17 +161,19 @@ def count(text: str) -> int:
     Raises
     ------
     ValueError
-        The text is no whole number.
+        The text is no whole number, or has non-ASCII digits.
     """
+    _ascii(text)
     try:
         return int(text)
     except ValueError:
         pass
     try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value.is_integer():
+        value = decimal.Decimal(text.strip())  # 1234567890123456789e0 stays exact
+    except decimal.InvalidOperation:
+        value = decimal.Decimal("nan")
+    # adjusted(): the decimal exponent of the leading digit (at most 4300 digits, as int())
+    if not value.is_finite() or value.adjusted() > 4300 or value != value.to_integral_value():
         raise ValueError(f"expected whole numbers such as 8 or 1e6, got {text!r}")
     return int(value)
 
@@ -186,9 +196,9 @@ def real(text: str) -> float:
         The text is no number.
     """
     try:
-        return float(text)
+        return float(_ascii(text))
     except ValueError:
-        raise ValueError(f"expected a number, got {text!r}") from None
+        raise ValueError(f"expected a number in ASCII digits, got {text!r}") from None
 
 
 def number_or_name(text: str) -> "float | str":
@@ -203,6 +213,8 @@ def number_or_name(text: str) -> "float | str":
     -------
     float or str
     """
+    if not text.isascii():
+        return text  # no number: a name, refused where it is checked
     try:
         return float(text)
     except ValueError:
@@ -268,7 +280,7 @@ def correlation_value(text: str) -> "float | str":
     if text == "rows":
         return text
     try:
-        return float(text)
+        return float(_ascii(text))
     except ValueError:
         raise ValueError(f"expected a number in [-1, 1] or 'rows', got {text!r}") from None
 
@@ -291,6 +303,7 @@ def widths_value(text: str) -> list[int]:
     ValueError
         A part is no integer.
     """
+    _ascii(text)
     try:
         return [int(w) for w in text.split(",")]
     except ValueError:
@@ -322,11 +335,17 @@ def inputs_file(path: str):
     if ext not in (".npy", ".csv"):
         raise ValueError(f"{path}: give a .npy or .csv file")
     try:
-        if ext == ".npy":
+        if ext == ".csv":
+            return np.loadtxt(path, delimiter=",", ndmin=2)
+        with open(path, "rb") as file:
+            valid = file.read(6) == b"\x93NUMPY"  # else np.load suggests allow_pickle
+        if valid:
             return np.load(path, allow_pickle=False)
-        return np.loadtxt(path, delimiter=",", ndmin=2)
     except (OSError, ValueError) as err:
+        if "allow_pickle" in str(err):  # an array of Python objects: never unpickled
+            raise ValueError(f"{path}: holds Python objects, not numbers") from None
         raise ValueError(f"{path}: cannot read it as a table of numbers ({err})") from None
+    raise ValueError(f"{path}: not a valid .npy array file (damaged, or another format)")
 
 
 # ------------------------------------------------------------------ the declarations

@@ -312,3 +312,68 @@ def test_what_a_newcomer_runs_fits_100_columns(args, capsys, monkeypatch):
     assert not too_long, too_long
     text = " ".join(lines)
     assert text.count("no finite-width theory for residual streams or norms") <= 1, text
+
+
+def test_counts_are_read_exactly_and_in_ascii_digits_only(capsys):
+    from fastvar.options import count, widths_value
+
+    # the reported case: 1234567890123456789e0 ran with ...768 (through a float64)
+    assert count("1234567890123456789e0") == 1234567890123456789
+    assert count("9007199254740993e0") == 9007199254740993 and count("2.5e1") == 25
+    for text in ("1.5", "1e-3", "inf", "nan", "1e99999999"):
+        with pytest.raises(ValueError, match="whole numbers"):
+            count(text)
+    for text in ("٨", "１２"):  # Arabic-Indic eight, fullwidth twelve
+        with pytest.raises(ValueError, match="ASCII"):
+            count(text)
+        with pytest.raises(ValueError, match="ASCII"):
+            widths_value(f"4,{text}")
+    assert main(["simulate", "--width", "4", "--depth", "1", "--trials", "8", "--engine",
+                 "numpy", "--seed", "1234567890123456789e0", "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["seed"] == 1234567890123456789
+    with pytest.raises(SystemExit):
+        main(["simulate", "--width", "٨", "--depth", "1", "--trials", "8"])
+    assert "ASCII" in capsys.readouterr().err
+
+
+def test_a_sweep_interrupted_after_one_configuration_says_so_in_the_singular(monkeypatch,
+                                                                              capsys):
+    from fastvar import sweeps
+
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return fastvar.simulate(*args, **kwargs)
+
+    monkeypatch.setattr(sweeps, "simulate", interrupted)
+    assert main(["sweep", "--grid", "init=1,2", "--trials", "20", "--width", "4", "--depth",
+                 "2", "--engine", "numpy"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted after 1 configuration\n" in err, err
+
+
+def test_more_table_rows_than_layers_are_refused_before_the_run(capsys):
+    # the reported case: --layers 99 on a 3-layer network was accepted silently
+    assert main(["simulate", "--width", "4", "--depth", "3", "--trials", "8", "--layers",
+                 "99"]) == 2
+    err = capsys.readouterr().err
+    assert "--layers 99: the network has only 3 layers; give at most 3, or all" in err, err
+    assert main(["simulate", "--width", "4", "--depth", "3", "--trials", "8", "--engine",
+                 "numpy", "--layers", "3"]) == 0
+
+
+def test_a_damaged_npy_file_is_called_so_without_pickle_advice(tmp_path, capsys):
+    import numpy as np
+
+    # the reported case: numpy's hint to load it with allow_pickle, unsafe for a damaged file
+    (tmp_path / "garbage.npy").write_bytes(bytes(range(256)) * 2)
+    np.save(tmp_path / "objects.npy", np.array([{}, 1], dtype=object), allow_pickle=True)
+    for name, said in (("garbage", "not a valid .npy array file"),
+                       ("objects", "holds Python objects, not numbers")):
+        assert main(["--width", "8", "--depth", "2", "--trials", "10", "--inputs",
+                     str(tmp_path / f"{name}.npy")]) == 2
+        err = capsys.readouterr().err
+        assert said in err and "pickle" not in err, err

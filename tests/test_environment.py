@@ -56,7 +56,7 @@ def test_ctrl_c_at_any_moment_is_one_line_and_status_130(kind):
             assert err == "fastvar: interrupted\n", (delay, err[-2000:])
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "abc", "", "100000"])
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "100000"])
 @pytest.mark.parametrize("kind", ["module", "script"])
 def test_bad_numba_num_threads_is_one_line_and_status_2(kind, value):
     env = dict(os.environ, NUMBA_NUM_THREADS=value)
@@ -88,7 +88,7 @@ def test_runs_without_any_writable_numba_cache(tmp_path):
     blocker.write_text("not a folder")
     env = dict(os.environ, PYTHONPATH=str(tmp_path), NUMBA_CACHE_DIR=str(blocker / "numba"),
                XDG_CACHE_HOME=str(blocker / "cache"), HOME=str(blocker),
-               PYTHONDONTWRITEBYTECODE="1")
+               TMPDIR=str(blocker / "tmp"), PYTHONDONTWRITEBYTECODE="1")
     # the numpy engine: only the activation ufuncs compile, in seconds, not the engines' kernels
     done = subprocess.run([sys.executable, "-m", "fastvar"] + TINY + ["--engine", "numpy"],
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -148,3 +148,35 @@ def test_numba_cache_stays_out_of_the_installed_package(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert not [p for p in (tmp_path / "fastvar").rglob("*") if p.name == "__pycache__"]
     assert list((tmp_path / "cache" / "fastvar" / "numba").rglob("*.nbi"))
+
+
+def test_an_unwritable_numba_cache_dir_warns_once_and_uses_the_per_user_one(tmp_path):
+    # the reported case: NUMBA_CACHE_DIR=/proc/nope said nothing, and numba cached the
+    # kernels in the installed package's kernels/__pycache__
+    package = Path(fastvar.__file__).parent
+    shutil.copytree(package, tmp_path / "fastvar", ignore=shutil.ignore_patterns("__pycache__"))
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path), NUMBA_CACHE_DIR=str(blocker / "numba"),
+               XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONDONTWRITEBYTECODE="1")
+    done = subprocess.run([sys.executable, "-m", "fastvar"] + TINY + ["--engine", "numpy"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    used = tmp_path / "cache" / "fastvar" / "numba"
+    said = " ".join(line.strip() for line in done.stderr.splitlines())
+    assert said.count("warning") == 1 and "is not a writable folder" in said, said
+    assert str(used) in said, said
+    assert not [p for p in (tmp_path / "fastvar").rglob("*") if p.name == "__pycache__"]
+    assert list(used.rglob("*.nbi"))
+    done = subprocess.run([sys.executable, "-m", "fastvar", "info"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert f"cache dir {used}" in done.stdout, done.stdout
+
+
+def test_an_empty_numba_num_threads_is_unset():
+    # the reported case: NUMBA_NUM_THREADS='' was refused (numba's own reading warns)
+    env = dict(os.environ, NUMBA_NUM_THREADS="")
+    done = subprocess.run([sys.executable, "-m", "fastvar"] + TINY + ["--engine", "numpy"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and done.stderr == "", done.stderr[-3000:]
+    assert "q_mean" in done.stdout

@@ -76,3 +76,17 @@ def test_cli_explain_prints_and_draws(tmp_path, capsys):
     assert "Var(z)" in out and "Why don't gradients vanish?" in out
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["explain", "--width", "0"]) == 2
+
+
+def test_each_warning_names_its_network():
+    # the reported case: "layers 1-8: g is too heavy-tailed..." twice, for which of the four?
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        walkthrough(widths=(6,), depth=30, depth_width=100, trials=200, seed=0)
+    said = [str(w.message) for w in caught
+            if issubclass(w.category, fastvar.IncompleteStatisticsWarning)]
+    assert said and all(s.startswith("network 'relu, xavier': layers") for s in said[:1]), said
+    labels = ("relu, xavier", "relu, he", "tanh, xavier", "tanh, he")
+    assert all(any(s.startswith(f"network '{label}': ") for label in labels) for s in said), said

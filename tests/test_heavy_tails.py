@@ -122,3 +122,43 @@ def test_files_written_before_the_flags_get_them():
         "columns"]
     assert old.q_heavy_tails.dtype == bool and not old.q_heavy_tails.any()
     assert old.g_heavy_tails.shape == (old.network.depth,)
+
+
+def test_layers_where_every_network_died_are_flagged(tmp_path):
+    # the reported case: ReLU at width 1 keeps E q = 2, but every sampled network died by
+    # layer 15; those layers showed 0 +- 0 with no flag, complete at the output layer
+    net = fastvar.mlp(1, 50, activation="relu")
+    with pytest.warns(fastvar.IncompleteStatisticsWarning, match="exactly 0 in every network"):
+        res = fastvar.simulate(net, 2000, seed=0, engine="exact")
+    dead = res.q_mean == 0
+    assert dead[14:].all()
+    for name in ("q_mean_se", "m_mean_se", "z_var_se", "dead_frac_se"):
+        assert np.isnan(getattr(res, name)[dead]).all(), name
+    assert res.q_heavy_tails[dead].all() and not res.complete[dead].any()
+    assert res.g_heavy_tails[:-1].all()  # gradients 0 below: every network died above
+    assert "layers 14-50: the values are exactly 0 in every network" in " ".join(res.warnings)
+    assert "0±0" not in res.table()
+    from fastvar.results.render import theory_note
+
+    assert "50" not in theory_note(res)
+    data = json.loads(res.to_json())  # strict JSON: the NaN SEs are null
+    assert data["columns"]["q_mean_se"][-1] is None
+    again = fastvar.Result.from_dict(data)
+    np.testing.assert_array_equal(again.q_heavy_tails, res.q_heavy_tails)
+
+
+def test_jacobian_layers_where_every_network_died_are_flagged():
+    # the same hole: jac_m1 = 0 +- 0 where every network's Jacobian is all-zero
+    res = _quiet_simulate(fastvar.mlp(1, 50, activation="relu"), 2000, seed=0,
+                          engine="direct", jacobian=True)
+    dead = res.jac_undefined == 2000
+    assert dead[14:].all() and (res.jac_m1[dead] == 0).all()
+    assert np.isnan(res.jac_m1_se[dead]).all() and res.jac_heavy_tails[dead].all()
+    assert np.isfinite(res.jac_m1_se[0])
+
+
+def test_an_all_zero_input_without_biases_is_truly_zero():
+    net = fastvar.mlp(8, 3, activation="relu")
+    res = _quiet_simulate(net, 200, seed=0, engine="exact", inputs=np.zeros(8))
+    assert (res.q_mean == 0).all() and not res.q_heavy_tails.any()
+    assert not any("exactly 0 in every network (every" in line for line in res.warnings)

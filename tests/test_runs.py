@@ -288,3 +288,22 @@ def test_a_mismatch_names_the_values_as_the_user_set_them(tmp_path):
     assert "histograms=True there, False now" in said, said
     assert "correlation=off there, 0.5 now" in said, said
     assert "None" not in said and "0x1" not in said, said
+
+
+def test_a_mismatch_of_a_deep_network_is_summarized(tmp_path):
+    # the reported case: depth 3000 then 3001 gave one 18 KB line listing every width
+    fastvar.simulate(fastvar.mlp(4, 300), 8, seed=1, engine="numpy", checkpoint=tmp_path / "ck")
+    with pytest.raises(ValueError, match="belongs to another request") as err:
+        fastvar.simulate(fastvar.mlp(4, 301), 8, seed=1, engine="numpy",
+                         checkpoint=tmp_path / "ck")
+    said = str(err.value)
+    assert ("widths: [4x301] there, [4x302] now (301 and 302 values, first differing at "
+            "index 301)") in said, said
+    assert len(said) < 500, said
+    from fastvar.checkpoint import DIFFERENCES_CHARS, differences
+
+    rng = np.random.default_rng(0)  # lists without runs, in many fields: cut, not 18 KB
+    saved = {"network": {f"f{i}": rng.random(3000).tolist() for i in range(5)}}
+    now = {"network": {f"f{i}": rng.random(3000).tolist() for i in range(5)}}
+    text = differences(saved, now)
+    assert len(text) <= DIFFERENCES_CHARS + 1 and "(3000 values)" in text

@@ -432,3 +432,10 @@ def test_unknown_api_paths_and_runs_over_a_year_answer_json(client):
             answer = patient.get(f"{path}?width=4096&depth=1000&trials=1e12")
             assert answer.status_code == 422, answer.text
             assert answer.json()["parameter"] == "trials" and "year" in answer.json()["error"]
+
+
+def test_counts_are_exact_and_ascii(client):
+    answer = client.get("/api/simulate?width=4&depth=1&trials=8&seed=9007199254740993e0")
+    assert answer.status_code == 200 and answer.json()["seed"] == 9007199254740993
+    answer = client.get("/api/simulate?width=%D9%A8&depth=1&trials=8")  # Arabic-Indic 8
+    assert answer.status_code == 400 and "ASCII" in answer.json()["error"]

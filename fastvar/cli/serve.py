@@ -18,7 +18,7 @@ ECHO_S = 0.2  # a SIGINT this soon after the first is the same Ctrl-C, not a sec
 
 def _seconds(text: str) -> float:
     try:
-        value = float(text)
+        value = float(text) if text.isascii() else float("nan")  # not other scripts' digits
     except ValueError:
         value = float("nan")
     if not value > 0 or value == float("inf"):
@@ -27,7 +27,7 @@ def _seconds(text: str) -> float:
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {text!r}")
     return int(text)
 

@@ -14,6 +14,9 @@ from .common import (UsageError, add_network_options, add_output_options, add_ru
 DEFAULT_TRIALS = 20_000  # seconds on the exact engine at the default network
 
 
+DEFAULT_ROWS = 40  # table rows without --layers (--layers' own default 0 stands for it)
+
+
 def _layers(text: str) -> "int | None":
     if text == "all":
         return None
@@ -50,7 +53,7 @@ def setup_arguments(subparsers) -> argparse.ArgumentParser:
     out.add_argument("--columns", metavar="A,B,...", default=None,
                      help="table columns after layer and width, e.g. q_mean,q_theory,z_kurt "
                      "(default: those that differ, fitting 100 characters)")
-    out.add_argument("--layers", type=_layers, default=40, metavar="N|all",
+    out.add_argument("--layers", type=_layers, default=0, metavar="N|all",
                      help="table rows: the first and last N/2 layers (default 40), or all")
     parser.set_defaults(func=run)
     return parser
@@ -91,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
     net = network_from_args(args, options.get("inputs"))
     check_outputs(json=args.json, csv=args.csv, plot=args.plot)
     columns = _columns(args.columns)
+    if args.layers and args.layers > net.depth:
+        raise UsageError(f"--layers {args.layers}: the network has only "
+                         f"{_text.counted(net.depth, 'layer')}; give at most {net.depth}, "
+                         "or all")
     line = announcement(estimate(net, args.trials, **options))
     if line:
         print(line, file=sys.stderr, flush=True)
@@ -140,6 +147,7 @@ def report(args: argparse.Namespace, res, columns: "list[str] | None") -> None:
                   file=sys.stderr)
         print(res.to_json())
     else:
-        print(res.describe() + "\n" + res.table(columns, max_rows=args.layers))
+        rows = DEFAULT_ROWS if args.layers == 0 else args.layers  # None: all
+        print(res.describe() + "\n" + res.table(columns, max_rows=rows))
     if interrupted:
         raise KeyboardInterrupt

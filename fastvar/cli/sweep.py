@@ -5,6 +5,7 @@ import argparse
 import math
 import sys
 
+from .._text import counted
 from ..network import NETWORK_OPTIONS
 from ..options import RUN_OPTIONS, SHAPE_OPTIONS, Option, count, real
 from .common import (UsageError, add_network_options, add_output_options, add_run_options,
@@ -183,8 +184,8 @@ def run(args: argparse.Namespace) -> int:
         where = f" (finished ones are in {args.checkpoint})" if args.checkpoint else ""
         if len(err.partial):  # the finished configurations, as for a whole sweep
             report(args, err.partial, axes, grid, plot=False)
-        print(f"fastvar sweep: interrupted after {len(err.partial)} configurations{where}",
-              file=sys.stderr)
+        print(f"fastvar sweep: interrupted after {counted(len(err.partial), 'configuration')}"
+              f"{where}", file=sys.stderr)
         raise
     report(args, result, axes, grid, plot=bool(args.plot))
     return 0

@@ -58,6 +58,8 @@ THEORY_COLUMNS = ("q_theory", "g_theory", "c_theory") + FINITE_WIDTH_COLUMNS
 # networks expected in the tail that carries half the variance, below which SEs are flagged
 TAIL_NETWORKS = 2.0
 # heavy-tail flag -> (what is heavy-tailed, the SE columns it makes unreliable)
+# SEs that show NaN where a quantity is exactly 0 in every network (:func:`all_zero`)
+ZERO_COLUMNS = ("z_var_se", "a_var_se", "q_mean_se", "m_mean_se", "dead_frac_se")
 HEAVY_TAILS = {"q_heavy_tails": ("q (or m)", ("q_mean_se", "z_var_se", "m_mean_se", "a_var_se")),
                "g_heavy_tails": ("g", ("g_mean_se", "grad_var_se"))}
 
@@ -174,7 +176,7 @@ def ratio_of_means(row: np.ndarray, shift: "float | np.ndarray" = 0.0
 
 
 def network_counts(stats: np.ndarray, networks: "int | None", gradients: bool,
-                   zero_gradients: bool = False) -> dict:
+                   zero_gradients: bool = False, zero_inputs: bool = False) -> dict:
     """Per layer, how many networks each quantity's statistics use, and where too few.
 
     A network enters the between-network statistics of z, a or delta at a layer only if
@@ -186,7 +188,8 @@ def network_counts(stats: np.ndarray, networks: "int | None", gradients: bool,
     bool: non-finite values were left out); ``lost`` (quantity -> (L,) bool: fewer than
     SURVIVORS_NEEDED of the networks are used, all False if ``networks`` is None, and for
     "delta" without gradients); ``forward`` and ``backward``: the layers
-    that :func:`_underflow` finds, before layers with dropped networks are taken out.
+    that :func:`_underflow` finds, before layers with dropped networks are taken out;
+    ``zero``: the layers where z or a is exactly 0 in every network (:func:`all_zero`).
 
     Parameters
     ----------
@@ -198,6 +201,8 @@ def network_counts(stats: np.ndarray, networks: "int | None", gradients: bool,
         Whether the run has gradients.
     zero_gradients : bool
         Gradients may be exactly 0 (a norm over 1 or 2 units): not an underflow.
+    zero_inputs : bool
+        Every value may be exactly 0 truly (an all-zero input without biases).
 
     Returns
     -------
@@ -216,22 +221,26 @@ def network_counts(stats: np.ndarray, networks: "int | None", gradients: bool,
     if not gradients:
         dropped["delta"] = lost["delta"] = np.zeros(stats.shape[0], dtype=bool)
     forward, backward = _underflow(stats, gradients, zero_gradients)
+    # survivors' zeros after an overflow (those that died early) are the survivor rule's
+    zero = all_zero(stats, zero_inputs) & ~forward & ~(dropped["z"] | dropped["a"])
     return {"networks": networks, "kept": kept, "dropped": dropped, "lost": lost,
-            "forward": forward, "backward": backward}
+            "forward": forward, "backward": backward, "zero": zero}
 
 
 def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = False,
-                    zero_gradients: bool = False, networks: "int | None" = None
-                    ) -> dict[str, np.ndarray]:
+                    zero_gradients: bool = False, networks: "int | None" = None,
+                    zero_inputs: bool = False) -> dict[str, np.ndarray]:
     """All result columns from a merged stats array of shape (L, ROWS, STATS_SIZE).
 
     Besides the statistics, per layer: ``nonfinite_z/_a/_delta`` count the NaN or infinite
     unit values left out; ``overflow`` is True where the accumulated sums themselves
     overflowed (values beyond about 1e154, or 1e77 for the fourth moments); ``complete``
     is True where neither happened and nothing underflowed (``underflow``, see
-    :func:`_underflow`), i.e. every statistic of the layer uses every value.
+    :func:`_underflow`), i.e. every statistic of the layer uses every value, and z and a
+    are not exactly 0 in every network (:func:`all_zero`: the SEs there show NaN).
     ``q_heavy_tails`` and ``g_heavy_tails`` mark layers whose SEs are unreliable
-    (:func:`heavy_tails`; False where the SEs underflowed, which says so already).
+    (:func:`heavy_tails`, or every network exactly 0 there, where a dead network made it
+    so; False where the SEs underflowed, which says so already).
 
     ``networks`` (the number of networks drawn) enables the survivor rule: where non-finite
     values (or infinite lengths) were left out of a quantity (z, a, delta, the dead fraction
@@ -256,6 +265,8 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = Fa
         Gradients may be exactly 0 (a norm over 1 or 2 units).
     networks : int or None
         Networks drawn; enables the survivor rule.
+    zero_inputs : bool
+        Every value may be exactly 0 truly (an all-zero input without biases).
 
     Returns
     -------
@@ -270,8 +281,10 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = Fa
     used = stats[:, [Z, A, NET, DELTA, LINK] if gradients else [Z, A, NET]]
     bad = used[..., NONFINITE].sum(axis=1)
     overflow = ~np.isfinite(np.delete(used, NONFINITE, axis=2)).all(axis=(1, 2))
-    counts = network_counts(stats, networks, gradients, zero_gradients)
-    forward, backward = counts["forward"], counts["backward"]
+    counts = network_counts(stats, networks, gradients, zero_gradients, zero_inputs)
+    forward, backward, zero = counts["forward"], counts["backward"], counts["zero"]
+    # gradients exactly 0 in every network at or below a layer where every network died
+    dead_below = np.logical_or.accumulate(zero[::-1])[::-1]
     dropped = counts["dropped"]
     # survivors' zeros after an overflow are not an underflow: no such claim there
     underflow = ((forward & ~(dropped["z"] | dropped["a"])) | (backward & ~dropped["delta"]))
@@ -291,10 +304,12 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = Fa
         "nonfinite_a": a[:, NONFINITE].astype(np.int64),
         "nonfinite_delta": d[:, NONFINITE].astype(np.int64),
         "overflow": overflow, "underflow": underflow,
-        "complete": (bad == 0) & ~overflow & ~underflow,
-        "q_heavy_tails": (heavy_tails(z) | heavy_tails(a)) & ~forward,
-        "g_heavy_tails": heavy_tails(d) & ~backward & gradients,
+        "complete": (bad == 0) & ~overflow & ~underflow & ~zero,
+        "q_heavy_tails": ((heavy_tails(z) | heavy_tails(a)) & ~forward) | zero,
+        "g_heavy_tails": ((heavy_tails(d) & ~backward) | (backward & dead_below)) & gradients,
     }
+    for name in ZERO_COLUMNS:
+        cols[name] = np.where(zero, np.nan, cols[name])
     for names, flags in zip(UNDERFLOW_COLUMNS, (forward, backward)):
         for name in names:
             cols[name] = np.where(flags, np.nan, cols[name])
@@ -309,6 +324,36 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = Fa
     for name in (() if gradients else GRADIENT_COLUMNS) + (() if pairs else PAIR_COLUMNS):
         cols[name] = np.full(stats.shape[0], np.nan)
     return cols
+
+
+def all_zero(stats: np.ndarray, zero_inputs: bool = False) -> np.ndarray:
+    """Layers where z or a is exactly 0 in every network, shape (L,) bool.
+
+    Every network drawn died there (dead ReLUs: a^l = 0, then z^{l+1} = 0 without biases),
+    yet the true mean of q or m is not 0 (E q = 2 for ReLU with He weights at any width):
+    the networks that carry it are too rare for their number. The sample's mean is 0 and
+    its variance 0, so its SEs (0) would be wrong: they show NaN and the layer is flagged
+    as heavy-tailed (no network at all in the tail). Nothing is flagged where
+    ``zero_inputs`` says the values are truly 0 (an all-zero input without biases).
+
+    Parameters
+    ----------
+    stats : numpy.ndarray
+        Merged stats, shape (L, ROWS, S).
+    zero_inputs : bool
+        Every value may be exactly 0 truly.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (L,), bool.
+    """
+    if zero_inputs:
+        return np.zeros(stats.shape[0], dtype=bool)
+    n_z, n_a = stats[:, Z, PAIR], stats[:, A, PAIR]
+    zero_z = (n_z > 0) & (stats[:, Z, PAIR + 2] == 0)  # mean over networks of their q
+    zero_a = (n_a > 0) & (stats[:, A, PAIR + 2] == 0)
+    return zero_z | zero_a
 
 
 def _underflow(stats: np.ndarray, gradients: bool,
@@ -422,6 +467,12 @@ def quality_warnings(cols: Mapping[str, np.ndarray], counts: "dict | None" = Non
         lines.append(f"{layer_ranges(forward)}: values underflow (mean squares below {TINY:g}, or "
                      "exactly 0 after such a layer): their SEs, kurtosis and dead fraction "
                      "show nan, and zeros there are not measurements")
+    if counts is not None and counts["zero"].any():
+        lines.append(f"{layer_ranges(counts['zero'])}: the values are exactly 0 in every network "
+                     "(every network drawn died there, as dead ReLUs do), though their true "
+                     "mean is not 0: the networks that carry it are too rare for their "
+                     "number, so q and m there are not measurements and their SEs show nan; "
+                     "wider layers help, more trials only slowly")
     if backward.any():
         lines.append(f"{layer_ranges(backward)}: the gradients are exactly 0 in every network "
                      "(phi' underflowed, or is 0 there): their SEs show nan")

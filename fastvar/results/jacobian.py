@@ -51,13 +51,20 @@ def split_jacobian(stats: np.ndarray, jacobian: bool
             np.ascontiguousarray(stats[:, -JAC_ROWS]))
 
 
-def measured_columns(jac: np.ndarray) -> dict[str, np.ndarray]:
+def measured_columns(jac: np.ndarray, zero_inputs: bool = False) -> dict[str, np.ndarray]:
     """The measured Jacobian columns: means over networks with SEs.
+
+    Where the Jacobian is all-zero in every network (every network died there: m1 = 0),
+    the SEs (0) would be wrong, as for q (:func:`fastvar.results.columns.all_zero`): they
+    are NaN and ``jac_heavy_tails`` is True, unless ``zero_inputs`` (an all-zero input
+    without biases) makes the zeros true.
 
     Parameters
     ----------
     jac : numpy.ndarray
         The JAC rows, shape (L, S).
+    zero_inputs : bool
+        Every value may be exactly 0 truly.
 
     Returns
     -------
@@ -73,11 +80,16 @@ def measured_columns(jac: np.ndarray) -> dict[str, np.ndarray]:
     m1, m1_se = mean_se(*(jac[:, MOMENTS + i] for i in range(3)))
     spread, spread_se = mean_se(*(jac[:, WELFORD + i] for i in range(3)))
     top, top_se = mean_se(jac[:, PAIR], jac[:, PAIR + 1], jac[:, PAIR + 3])
+    networks = jac[:, MOMENTS]
+    zero = (networks > 0) & (jac[:, UNDEFINED] >= networks) & (not zero_inputs)
+    if zero.any():  # else untouched: bitwise today's numbers
+        m1_se, spread_se, top_se = (np.where(zero, np.nan, se)
+                                    for se in (m1_se, spread_se, top_se))
     return {"jac_m1": m1, "jac_m1_se": m1_se, "jac_spread": spread,
             "jac_spread_se": spread_se, "jac_max": top, "jac_max_se": top_se,
             "jac_nonfinite": jac[:, NONFINITE].astype(np.int64),
             "jac_undefined": jac[:, UNDEFINED].astype(np.int64),
-            "jac_heavy_tails": heavy_tails(jac)}
+            "jac_heavy_tails": heavy_tails(jac) | zero}
 
 
 def warnings(columns) -> list[str]:

@@ -181,11 +181,15 @@ class Result:
         # a norm over 1 or 2 units is constant (+-1): its gradients are exactly 0, truly
         constant_norm = network.norm is not None and min(network.widths[1:]) <= 2
         networks = self.trials // self.inputs_per_network
+        # an all-zero input without biases keeps every value exactly 0, truly
+        zero_inputs = self.input_q0 == 0.0 and network.bias_std == 0.0
         measured = compute_columns(self.stats, network.widths, self.gradients,
                                    self.input_correlation is not None,
-                                   zero_gradients=constant_norm, networks=networks)
+                                   zero_gradients=constant_norm, networks=networks,
+                                   zero_inputs=zero_inputs)
         # what the warnings say of the networks kept and of underflow
-        self._counts = network_counts(self.stats, networks, self.gradients, constant_norm)
+        self._counts = network_counts(self.stats, networks, self.gradients, constant_norm,
+                                      zero_inputs)
         self.normal_inputs = None if normal_inputs is None else bool(normal_inputs)
         self._theory_skipped: list[str] = []
         later = theory_columns(
@@ -198,7 +202,7 @@ class Result:
             if self.jacobian_stats.shape != (network.depth, self.stats.shape[-1]):
                 raise ValueError(f"jacobian stats must have shape "
                                  f"{(network.depth, self.stats.shape[-1])}")
-            measured.update(jac_columns.measured_columns(self.jacobian_stats))
+            measured.update(jac_columns.measured_columns(self.jacobian_stats, zero_inputs))
             later.update(jac_columns.theory_columns(network, self.input_q0,
                                                     self.input_q0_rows))
         self._columns = Columns(measured, later)
