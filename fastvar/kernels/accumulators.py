@@ -84,7 +84,7 @@ def _merge_moments_raw(s, o, nb, mean_b, m2b, m3b, m4b):
     s[o] = n
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def merge_moments(state, other):
     """state <- state merged with other (Chan/Pebay: count, mean, M2, M3, M4).
 
@@ -102,7 +102,7 @@ def merge_moments(state, other):
 # reassociation: the compiler may still vectorize them, but every build (fresh compile or
 # cache, any caller it is inlined into) then rounds identically, so results stay bitwise
 # reproducible.
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def _block_sums(values, start, stop):
     s0 = s1 = s2 = s3 = 0.0
     q0 = q1 = q2 = q3 = 0.0
@@ -132,7 +132,7 @@ def _central_terms(x, mean):
     return d2, d2 * d, d2 * d2
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def _block_central(values, start, stop, mean):
     a2 = a3 = a4 = b2 = b3 = b4 = c2 = c3 = c4 = e2 = e3 = e4 = 0.0  # four lanes of (M2, M3, M4)
     i = start
@@ -153,7 +153,7 @@ def _block_central(values, start, stop, mean):
     return (a2 + b2) + (c2 + e2), (a3 + b3) + (c3 + e3), (a4 + b4) + (c4 + e4)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def _finite_block(values, start, stop, s, o):
     # Slow path for a block holding a non-finite value: merge its finite values one by one.
     bad = 0
@@ -166,7 +166,7 @@ def _finite_block(values, start, stop, s, o):
     return bad
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def _update_moments_at(s, o, values):
     # Merge the finite entries of 1-D ``values`` into s[o:o+5]; return (sum, sum of
     # squares, count) of those finite entries and the number of non-finite ones.
@@ -199,7 +199,7 @@ def _update_moments_at(s, o, values):
     return total, total2, count, bad
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def update_moments(state, values):
     """Merge the finite entries of the 1-D array ``values`` into the moments ``state``.
 
@@ -242,7 +242,7 @@ def _push_pair(s, o, x, y):
     s[o + 5] += dy * (y - s[o + 2])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def add_trial(row, values):
     """Add the unit values of one trial (1-D array) to a stats ``row``.
 
@@ -275,7 +275,7 @@ def add_trial(row, values):
     return total / count, total2 / count, True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def add_network(row, mean, mean_sq):
     """Add one network's average (over its inputs) of trial mean and mean square.
 
@@ -291,7 +291,7 @@ def add_network(row, mean, mean_sq):
     _push_pair(row, PAIR, mean, mean_sq)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def add_networks(stats_row, values, lengths):
     """Add ``values`` of shape (networks, inputs_per_network, units) to one stats row.
 
@@ -324,7 +324,7 @@ def add_networks(stats_row, values, lengths):
             add_network(stats_row, s1 / k, s2 / k)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def cosine(x, y):
     """The cosine of two vectors, and whether it is defined.
 
@@ -354,7 +354,7 @@ def cosine(x, y):
     return xy / (np.sqrt(xx) * np.sqrt(yy)), 0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def add_network_level(net_row, z, a, a_lengths, cos_prev, pairs):
     """Per-network statistics of one layer into the NET row, for z, a of shape
     (networks, inputs_per_network, units).
@@ -403,7 +403,7 @@ def add_network_level(net_row, z, a, a_lengths, cos_prev, pairs):
         cos_prev[net] = c
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def add_links(link_row, upper, lower):
     """(g^{l+1}, g^l) per network into the LINK row: ``upper`` and ``lower`` (networks,)
     are the networks' mean lengths at layers l+1 and l (NaN: left out).
@@ -420,7 +420,7 @@ def add_links(link_row, upper, lower):
             _push_pair(link_row, PAIR, upper[net], lower[net])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def _merge_row(dst, src):
     _merge_moments_raw(dst, MOMENTS, src[MOMENTS], src[MOMENTS + 1], src[MOMENTS + 2],
                        src[MOMENTS + 3], src[MOMENTS + 4])
@@ -448,7 +448,7 @@ def _merge_row(dst, src):
     dst[UNDEFINED] += src[UNDEFINED]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def merge_stats(dst, src):
     """dst <- dst merged with src, for stats arrays of equal shape (..., rows, STATS_SIZE):
     the first ROWS rows of each layer by the moment merges, histogram rows by adding.
@@ -471,7 +471,7 @@ def merge_stats(dst, src):
                 d[r, i] += s[r, i]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def merge_blocks(total, block_stats):
     """Merge per-block stats into ``total`` in block order (reproducible).
 
@@ -486,7 +486,7 @@ def merge_blocks(total, block_stats):
         merge_stats(total, block_stats[b])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def add_histogram(counts, values, factor, slots):
     """Count the finite entries of 1-D ``values`` into ``counts`` (int64, HIST_SLOTS): slot
     floor(x * factor + HIST_BINS / 2) + 1, 0 below the range, HIST_SLOTS - 1 above it.

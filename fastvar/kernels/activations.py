@@ -195,7 +195,7 @@ _E2, _E3, _E4, _E5, _E6, _E7, _E8, _E9, _E10, _E11, _E12, _E13 = (
     1.0 / math.factorial(i) for i in range(2, 14))
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", _nrt=False)
 def _tanh_array(z, a):
     for i in range(z.shape[0]):
         x = z[i]
@@ -214,7 +214,7 @@ def _tanh_array(z, a):
         a[i] = t if ax <= _MAX else x - x  # +-inf gives NaN, as phi() does
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def phi_array(code, param, z, a):
     """a[i] = phi(z[i]) for 1-D arrays; tanh vectorized (see above).
 
@@ -236,7 +236,7 @@ def phi_array(code, param, z, a):
         a[i] = phi(code, param, z[i])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def phi_dphi_array(code, param, z, a, d):
     """a[i], d[i] = phi(z[i]), phi'(z[i]) for 1-D arrays.
 
