@@ -14,6 +14,9 @@ import math
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
 from .codes import (ELU, ERF, GELU, LEAKY_RELU, LINEAR, RELU, SELU, SIGMOID, SILU,
                     SOFTPLUS, TANH)
@@ -190,7 +193,22 @@ def phi_dphi(code, param, x):
 # tanh = (e^(2x) - 1) / (e^(2x) + 1). Within 3 ulp of math.tanh; tanh(x) = x below 2^-28.
 _LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
 _INV_LN2 = 1.4426950408889634
-_POW2 = np.array([2.0 ** i for i in range(64)])
+
+
+@intrinsic
+def _pow2(typingctx, k):
+    # 2.0 ** k for an int64 0 <= k < 1024, exactly, from its bits ((k + 1023) << 52): a table
+    # lookup would make the vectorized loop gather (slower), and math.ldexp is a libm call
+    if not isinstance(k, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        kv = context.cast(builder, args[0], signature.args[0], types.int64)
+        bits = builder.shl(builder.add(kv, ir.Constant(i64, 1023)), ir.Constant(i64, 52))
+        return builder.bitcast(bits, ir.DoubleType())
+
+    return types.float64(k), codegen
 _E2, _E3, _E4, _E5, _E6, _E7, _E8, _E9, _E10, _E11, _E12, _E13 = (
     1.0 / math.factorial(i) for i in range(2, 14))
 
@@ -206,7 +224,7 @@ def _tanh_array(z, a):
         r = (y - kf * _LN2_HI) - kf * _LN2_LO
         p = r * (1.0 + r * (_E2 + r * (_E3 + r * (_E4 + r * (_E5 + r * (_E6 + r * (_E7 + r * (
             _E8 + r * (_E9 + r * (_E10 + r * (_E11 + r * (_E12 + r * _E13))))))))))))
-        s = _POW2[np.int64(kf) & 63]
+        s = _pow2(np.int64(kf) & 63)
         em1 = s * p + (s - 1.0)
         t = em1 / (em1 + 2.0)
         t = t if x >= 0.0 else -t
