@@ -151,6 +151,8 @@ def dphi_given_phi(code, param, x, phi_x):
         return 1.0 - phi_x * phi_x
     if code == SIGMOID:
         return phi_x * (1.0 - phi_x)
+    if code == RELU:  # as dphi, without its call in the caller's loop
+        return (1.0 if x > 0.0 else 0.0) if abs(x) <= _MAX else math.nan
     return dphi(code, param, x)
 
 
@@ -249,6 +251,11 @@ def phi_array(code, param, z, a):
     """
     if code == TANH:
         _tanh_array(z, a)
+        return
+    if code == RELU:  # as phi, inline: the loop vectorizes (a call per value does not)
+        for i in range(z.shape[0]):
+            x = z[i]
+            a[i] = (x if x > 0.0 else 0.0) if abs(x) <= _MAX else math.nan
         return
     for i in range(z.shape[0]):
         a[i] = phi(code, param, z[i])
