@@ -26,7 +26,7 @@ import numpy as np
 from .accumulators import (A, DELTA, LINK, NET, STATS_SIZE, Z, add_histogram, add_links,
                            add_network_level, add_networks, new_histograms, stats_rows,
                            store_histograms)
-from .activations import dphi_given_phi, phi_array
+from .activations import phi_array, times_dphi_array
 from .codes import INPUTS_NORMAL, INPUTS_PAIR, INPUTS_ROW_PAIR, NORM_NONE
 from .norms import normalize, normalize_backward
 from .rng import BANK_SIZE, LANES, bank_normal, seed_bank, seed_block, uniform
@@ -600,8 +600,7 @@ def network(args, gen, bufs, ws, mats):
         x_prev = _rows(ybuf if norm != NORM_NONE else zbuf, po, k, m)  # what phi saw at layer - 1
         for j in range(k):
             out, xj, aj = d_prev[j], x_prev[j], a_prev[j]
-            for i in range(m):
-                out[i] *= dphi_given_phi(activation, activation_param, xj[i], aj[i])
+            times_dphi_array(activation, activation_param, xj, aj, out)
             if norm != NORM_NONE:
                 normalize_backward(norm, out, xj, rbuf[layer - 2, j])
             if alpha > 0.0:  # dL/dh^{l-1} = dL/dh^l + alpha (the branch's gradient)
