@@ -263,7 +263,7 @@ def phi_array(code, param, z, a):
 
 @numba.njit(cache=True, _nrt=False)
 def times_dphi_array(code, param, x, phi_x, out):
-    """out[i] *= phi'(x[i]) given phi_x[i] = phi(x[i]), for 1-D arrays of one length.
+    """``out[i] *= phi'(x[i])`` given ``phi_x[i] = phi(x[i])``, for 1-D arrays of one length.
 
     As :func:`dphi_given_phi` value by value, with the activation chosen once outside the
     loop, so that the loops of tanh, sigmoid and ReLU vectorize.
