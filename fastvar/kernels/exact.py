@@ -23,18 +23,24 @@ thread; 2026-12, 2-core VM, numba 0.68): the RNG 28% (``bank_normal`` 20%, its x
 lanes 6%, the ziggurat's slow path 2%), the vectorized tanh 23%, this module's own loops
 27% (the backward step's dot products u.d, d.d, a.m and the Gram matrix a.a, each one
 latency-bound sequential sum, the column draws, phi'), the moment blocks 8% (one pass
-for sums, one for central sums, z, a and delta), numba's reshape helper behind ``_rows``
-2%, the 1 x 1 factorizations 2%, per-network stats and inputs 5%. About 2.8 us per layer
-propagation, 30% of the RNG's own rate (``fastvar bench``). Before this accounting, numba's
-atomic reference counts took 38%, the moment blocks 27% (scalar: numba runs LLVM without
-its SLP vectorizer) and the tanh loop gathered 2^k from a table. What is left to win keeps
-bits only so far: the dot products would need several partial sums, which changes the
-rounding, hence the known answers.
+for sums, one for central sums, z, a and delta), the 1 x 1 factorizations 2%,
+per-network stats and inputs 5%: about 2.6 us per layer propagation, 30% of the RNG's
+own rate (``fastvar bench``). At width 64, ReLU, per-layer costs weigh more: own loops
+24%, RNG 23%, the moment blocks and their per-trial bookkeeping 21%, factorizations 6%.
+Before, numba's atomic reference counts took 38% (``_nrt=False``, below), the moment
+blocks 27% (scalar: numba runs LLVM without its SLP vectorizer; now one 4-wide vector),
+numba's reshape helper 2-8% (now ``_view``), and the tanh loop gathered 2^k from a table.
+What is left to win keeps bits only so far: the dot products would need several partial
+sums, which changes the rounding, hence the known answers.
 """
 import math
 
 import numba
 import numpy as np
+from numba.core import cgutils, types
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic
+from numba.np.arrayobj import populate_array
 
 from .accumulators import (A, DELTA, LINK, NET, STATS_SIZE, Z, add_histogram, add_links,
                            add_network_level, add_networks, new_histograms, stats_rows,
@@ -159,10 +165,41 @@ def ginv_apply(root, perm, rank, x, out, tmp):
             out[perm[i], j] = tmp[i]
 
 
+@intrinsic
+def _view(typingctx, buf, off, k, n, lead):
+    # buf[off:off + k n] as a C-contiguous (k, n) view, or (1, k, n) with lead 1, for a
+    # C-contiguous 1-D buf that holds them: what slicing and reshape give, without the call
+    # of numba's reshape helper each time (8% of the time at width 64)
+    if not (isinstance(buf, types.Array) and buf.ndim == 1 and buf.layout == "C"
+            and isinstance(lead, types.IntegerLiteral)):
+        return None
+    ndim = 2 + lead.literal_value
+    retty = types.Array(buf.dtype, ndim, "C")
+
+    def codegen(context, builder, signature, args):
+        src = context.make_array(signature.args[0])(context, builder, args[0])
+        off_v, k_v, n_v = (context.cast(builder, v, t, types.intp)
+                           for v, t in zip(args[1:4], signature.args[1:4]))
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(
+            context.get_data_type(signature.args[0].dtype)))
+        one = context.get_constant(types.intp, 1)
+        shape = [one, k_v, n_v][3 - ndim:]
+        row = builder.mul(n_v, itemsize)
+        strides = [builder.mul(k_v, row), row, itemsize][3 - ndim:]
+        view = context.make_array(retty)(context, builder)
+        populate_array(view, data=builder.gep(src.data, [off_v]),
+                       shape=cgutils.pack_array(builder, shape),
+                       strides=cgutils.pack_array(builder, strides), itemsize=itemsize,
+                       meminfo=src.meminfo, parent=src.parent)
+        return impl_ret_borrowed(context, builder, retty, view._getvalue())
+
+    return retty(buf, off, k, n, lead), codegen
+
+
 @numba.njit(cache=True, inline="always")
 def _rows(buf, off, k, n):
     # the k rows of length n stored at buf[off:], as a (k, n) view
-    return buf[off:off + k * n].reshape((k, n))
+    return _view(buf, off, k, n, 0)
 
 
 @numba.njit(cache=True, inline="always")
@@ -710,8 +747,8 @@ def _add_network(out, args, bufs, lengths, upper, cos, hist):
         cos[0] = gram0[0, 1] / (math.sqrt(gram0[0, 0]) * math.sqrt(gram0[1, 1]))
     for layer in range(1, depth + 1):
         n, o = widths[layer], offs[layer - 1]
-        z = zbuf[o:o + k * n].reshape((1, k, n))
-        a = abuf[o:o + k * n].reshape((1, k, n))
+        z = _view(zbuf, o, k, n, 1)
+        a = _view(abuf, o, k, n, 1)
         add_networks(out[layer - 1, Z], z, lengths)
         add_networks(out[layer - 1, A], a, lengths)
         add_network_level(out[layer - 1, NET], z, a, lengths, cos, pairs)
@@ -722,7 +759,7 @@ def _add_network(out, args, bufs, lengths, upper, cos, hist):
         return
     for layer in range(depth, 0, -1):
         n, o = widths[layer], offs[layer - 1]
-        add_networks(out[layer - 1, DELTA], dbuf[o:o + k * n].reshape((1, k, n)), lengths)
+        add_networks(out[layer - 1, DELTA], _view(dbuf, o, k, n, 1), lengths)
         if histograms:
             add_histogram(counts[layer - 1, DELTA], dbuf[o:o + k * n], factor[layer - 1, DELTA],
                           slots)
