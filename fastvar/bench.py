@@ -502,6 +502,52 @@ def run_case(case: Case, engines, seconds: float, repeats: int, bound: bool = Fa
     return rows
 
 
+SMALL_CALL = (64, 4, 100, 20_000)  # width, depth, trials of a small call and of a big one
+
+
+def small_calls(repeats: int, calls: int = 20, shape=SMALL_CALL) -> dict:
+    """The cost of a small ``simulate`` call against its share of a big one.
+
+    What a library calling fastvar in a loop pays per call: each round times ``calls`` small
+    calls (their median) and one big call, interleaved, on a network of the default
+    options (the engine "auto" picks); a round's ratio is the small call's seconds over
+    small / big of the big call's.
+
+    Parameters
+    ----------
+    repeats : int
+        Rounds.
+    calls : int
+        Small calls per round.
+    shape : tuple of int
+        (width, depth, small trials, big trials).
+
+    Returns
+    -------
+    dict
+        A row: ``case``, ``engine`` ("small calls"), ``trials`` (small, big), ``seconds`` and
+        ``big_seconds`` (median, min, max of the rounds) and ``ratio`` (likewise).
+    """
+    width, depth, small, big = shape
+    net = mlp(width, depth)
+
+    def once(trials):
+        start = time.perf_counter()
+        api.simulate(net, trials, seed=1)
+        return time.perf_counter() - start
+
+    once(small)
+    once(big)  # compiled (or loaded) before any timing
+    small_s, big_s = [], []
+    for _ in range(repeats):
+        small_s.append(float(np.median([once(small) for _ in range(calls)])))
+        big_s.append(once(big))
+    ratios = np.asarray(small_s) / (np.asarray(big_s) * small / big)
+    return {"case": f"w{width} d{depth} {net.activation}", "engine": "small calls",
+            "trials": [small, big], "seconds": _spread(small_s), "big_seconds": _spread(big_s),
+            "ratio": _spread(ratios)}
+
+
 def matmul_gflops(case: Case, seconds: float, repeats: int) -> float:
     """Median GFLOP/s of numpy.matmul for (k x m) @ (m x n) at the case's shapes.
 
@@ -546,6 +592,13 @@ def _print_rows(rows, file) -> None:
             print(f"{label:{LABEL}s} {name:7s} {row['gflops']:10.1f} {_pct(row['range']):>5s}"
                   f"  GFLOP/s (matmul {row['shape'][0]}x{row['shape'][1]} @ "
                   f"{row['shape'][1]}x{row['shape'][2]})", file=file)
+        elif name == "small calls":
+            small, big = row["trials"]
+            spread, ratio = row["seconds"], row["ratio"]
+            print(f"{label:{LABEL}s} small calls: {small} trials take {1e3 * spread['median']:.2f}"
+                  f" ms [{1e3 * spread['min']:.2f}-{1e3 * spread['max']:.2f}], "
+                  f"{ratio['median']:.2f}x [{ratio['min']:.2f}-{ratio['max']:.2f}] their share "
+                  f"of a {big:,}-trial call", file=file)
         elif name == "rng":
             print(f"{label:{LABEL}s} {name:7s} {row['normals_per_s']:10.3g} "
                   f"{_pct(row['range']):>5s}  normals/s, bank_normal, {row['count']} a call",
@@ -577,7 +630,7 @@ def _load() -> float:
 
 def run_bench(quick: bool = False, json_out: bool = False, cases=None, engines=None,
               seconds: "float | None" = None, repeats: "int | None" = None,
-              file=None) -> list[dict]:
+              file=None, small: "bool | None" = None) -> list[dict]:
     """Run the benchmark, print a table (or JSON) to ``file``, return the rows.
 
     Parameters
@@ -596,13 +649,17 @@ def run_bench(quick: bool = False, json_out: bool = False, cases=None, engines=N
         Rounds.
     file : file-like or None
         Where to print (default: stdout).
+    small : bool or None
+        Also time small calls against their share of a big one (:func:`small_calls`);
+        default: with the standard cases, not with ``cases`` given.
 
     Returns
     -------
     list of dict
-        One row per case and engine.
+        One row per case and engine (and one for the small calls).
     """
     file = sys.stdout if file is None else file
+    small = cases is None if small is None else small
     cases = (QUICK if quick else STANDARD) if cases is None else cases
     seconds = (0.3 if quick else 0.5) if seconds is None else seconds
     repeats = REPEATS if repeats is None else repeats
@@ -622,6 +679,10 @@ def run_bench(quick: bool = False, json_out: bool = False, cases=None, engines=N
         rows.extend(case_rows)
         if not json_out:
             _print_rows(case_rows, file)
+    if small:
+        rows.append(small_calls(repeats))
+        if not json_out:
+            _print_rows(rows[-1:], file)
     if json_out:
         meta = {"threads": numba.get_num_threads(), "seconds": seconds, "repeats": repeats,
                 "load": load, "cases": [asdict(c) for c in cases],

@@ -85,3 +85,15 @@ def test_rng_timer_counts_normals():
     timer = bench.rng_timer(256, 0.01)
     bench.interleave({"rng": timer}, 2)
     assert timer.units % 256 == 0 and len(timer.seconds) == 2
+
+
+def test_small_calls_row_and_its_line():
+    row = bench.small_calls(2, calls=2, shape=(4, 2, 10, 40))
+    assert row["trials"] == [10, 40] and row["engine"] == "small calls"
+    for key in ("seconds", "big_seconds", "ratio"):
+        assert 0 < row[key]["min"] <= row[key]["median"] <= row[key]["max"]
+    out = io.StringIO()
+    bench._print_rows([row], out)
+    text = out.getvalue()
+    assert "small calls: 10 trials take" in text and "of a 40-trial call" in text
+    assert json.loads(json.dumps(row)) == row

@@ -119,7 +119,7 @@ def test_a_long_run_says_how_long_on_stderr(capsys, monkeypatch):
 
 
 def test_a_run_of_years_is_refused_by_the_cli(capsys):
-    assert main(["--width", "256", "--depth", "20", "--trials", "1e12"]) == 2
+    assert main(["--width", "256", "--depth", "20", "--trials", "1e13"]) == 2
     assert "years on engine exact" in capsys.readouterr().err
 
 

@@ -132,3 +132,36 @@ def test_variance_under_a_large_offset_is_exact_to_1e_12(offset):
     for m in (Moments().update(data), streamed, merged, rebuilt):
         assert m.var() == pytest.approx(var, rel=1e-12, abs=0)
         assert m.mean() == pytest.approx(mean, rel=1e-15, abs=0)
+
+
+def _four_lanes(values, start, stop, mean):
+    # the block reductions' order, in plain Python floats: value i into lane i % 4 (the tail
+    # into lane 0), lanes added as (0 + 1) + (2 + 3)
+    sums = [[0.0] * 4 for _ in range(5)]  # x, x^2, d^2, d^3, d^4
+    quads = (stop - start) // 4
+    for i in range(start, stop):
+        lane = (i - start) % 4 if i < start + 4 * quads else 0
+        x = float(values[i])
+        d = x - mean
+        d2 = d * d
+        for row, term in zip(sums, (x, x * x, d2, d2 * d, d2 * d2)):
+            row[lane] += term
+    return [(row[0] + row[1]) + (row[2] + row[3]) for row in sums]
+
+
+def test_vector_block_reductions_are_bitwise_the_scalar_lanes():
+    # the 4-wide vector sums (kernels.accumulators._lanes) round exactly as four scalar
+    # accumulators would, on contiguous and strided arrays, any start, stop and tail
+    from fastvar.kernels.accumulators import _block_central, _block_sums
+
+    rng = np.random.default_rng(3)
+    for trial in range(60):
+        n = int(rng.integers(0, 300))
+        v = rng.standard_normal(n) * 10.0 ** rng.integers(-6, 6) + rng.standard_normal()
+        for arr in (v, v[::3]):
+            start = int(rng.integers(0, arr.size + 1))
+            stop = int(rng.integers(start, arr.size + 1))
+            mean = float(rng.standard_normal())
+            s, q, m2, m3, m4 = _four_lanes(arr, start, stop, mean)
+            assert _block_sums(arr, start, stop) == (s, q)
+            assert _block_central(arr, start, stop, mean) == (m2, m3, m4)

@@ -9,11 +9,14 @@ the machine (:func:`fastvar.engines.base.networks_per_block`).
 """
 
 # exact engine, ns of one core per step of ExactEngine.work_per_network and per layer.
-# Measured 2026-05 on the 2-core VM (shared with other work, load ~2): width 256,
-# depth 10, tanh, k = 1, gradients: 7.2-7.4 ns of one core per step (3 runs of ~0.5 s;
-# about 3 ns when the machine is idle); width 1, depth 2000: 1.1 us per layer.
-EXACT_NS_PER_STEP = 7.0
-EXACT_NS_PER_LAYER = 1100.0
+# Measured 2026-12 on the 2-core VM (shared, load 2.8-4.3), simulate(threads=1), medians
+# of 5 calls in 3 rounds interleaved with the engine before the kernels dropped numba's
+# reference counting (numbers then in brackets): width 256, depth 10, tanh, k = 1,
+# gradients: 57 us a network [95], so 3.1 ns a step after the per-layer cost; width 1,
+# depth 2000: 1.34 us a layer [3.8]; width 64, depth 10, ReLU: 18 us a network [51] (1.4 ns
+# a step: the model overestimates narrow networks). At load 1: 29 us, 0.66 us, 9.1 us.
+EXACT_NS_PER_STEP = 3.1
+EXACT_NS_PER_LAYER = 1300.0
 
 # Orthogonal weights cost this many times as much (Gram-Schmidt forward, a k x k frame
 # backward). Measured 2026-12 on the 2-core VM (one thread, load 3.6-5.3), width 256,
@@ -22,6 +25,8 @@ EXACT_NS_PER_LAYER = 1100.0
 # Against the direct engine (medians of 5 interleaved rounds, two sessions at load 3.6 and
 # 4.5, tanh, width 256, depth 10, gain 1.1, one thread): 59-62x with one input and no bias,
 # 49x with a bias of 0.1, 28-31x for input pairs and 19-21x for k = 4 with that bias.
+# Remeasured after the kernels dropped reference counting (one thread, load 4.0, no bias,
+# k = 1, 5 interleaved rounds): 1.20 [1.18-1.22]; the factor keeps covering k = 4.
 EXACT_ORTHOGONAL_FACTOR = 1.5
 
 # direct engine, ns of one core per weight per network (forward and backward), per weight

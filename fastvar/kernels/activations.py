@@ -14,6 +14,9 @@ import math
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
 from .codes import (ELU, ERF, GELU, LEAKY_RELU, LINEAR, RELU, SELU, SIGMOID, SILU,
                     SOFTPLUS, TANH)
@@ -148,6 +151,8 @@ def dphi_given_phi(code, param, x, phi_x):
         return 1.0 - phi_x * phi_x
     if code == SIGMOID:
         return phi_x * (1.0 - phi_x)
+    if code == RELU:  # as dphi, without its call in the caller's loop
+        return (1.0 if x > 0.0 else 0.0) if abs(x) <= _MAX else math.nan
     return dphi(code, param, x)
 
 
@@ -190,12 +195,27 @@ def phi_dphi(code, param, x):
 # tanh = (e^(2x) - 1) / (e^(2x) + 1). Within 3 ulp of math.tanh; tanh(x) = x below 2^-28.
 _LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
 _INV_LN2 = 1.4426950408889634
-_POW2 = np.array([2.0 ** i for i in range(64)])
+
+
+@intrinsic
+def _pow2(typingctx, k):
+    # 2.0 ** k for an int64 0 <= k < 1024, exactly, from its bits ((k + 1023) << 52): a table
+    # lookup would make the vectorized loop gather (slower), and math.ldexp is a libm call
+    if not isinstance(k, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        kv = context.cast(builder, args[0], signature.args[0], types.int64)
+        bits = builder.shl(builder.add(kv, ir.Constant(i64, 1023)), ir.Constant(i64, 52))
+        return builder.bitcast(bits, ir.DoubleType())
+
+    return types.float64(k), codegen
 _E2, _E3, _E4, _E5, _E6, _E7, _E8, _E9, _E10, _E11, _E12, _E13 = (
     1.0 / math.factorial(i) for i in range(2, 14))
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", _nrt=False)
 def _tanh_array(z, a):
     for i in range(z.shape[0]):
         x = z[i]
@@ -206,7 +226,7 @@ def _tanh_array(z, a):
         r = (y - kf * _LN2_HI) - kf * _LN2_LO
         p = r * (1.0 + r * (_E2 + r * (_E3 + r * (_E4 + r * (_E5 + r * (_E6 + r * (_E7 + r * (
             _E8 + r * (_E9 + r * (_E10 + r * (_E11 + r * (_E12 + r * _E13))))))))))))
-        s = _POW2[np.int64(kf) & 63]
+        s = _pow2(np.int64(kf) & 63)
         em1 = s * p + (s - 1.0)
         t = em1 / (em1 + 2.0)
         t = t if x >= 0.0 else -t
@@ -214,7 +234,7 @@ def _tanh_array(z, a):
         a[i] = t if ax <= _MAX else x - x  # +-inf gives NaN, as phi() does
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def phi_array(code, param, z, a):
     """a[i] = phi(z[i]) for 1-D arrays; tanh vectorized (see above).
 
@@ -232,11 +252,50 @@ def phi_array(code, param, z, a):
     if code == TANH:
         _tanh_array(z, a)
         return
+    if code == RELU:  # as phi, inline: the loop vectorizes (a call per value does not)
+        for i in range(z.shape[0]):
+            x = z[i]
+            a[i] = (x if x > 0.0 else 0.0) if abs(x) <= _MAX else math.nan
+        return
     for i in range(z.shape[0]):
         a[i] = phi(code, param, z[i])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
+def times_dphi_array(code, param, x, phi_x, out):
+    """``out[i] *= phi'(x[i])`` given ``phi_x[i] = phi(x[i])``, for 1-D arrays of one length.
+
+    As :func:`dphi_given_phi` value by value, with the activation chosen once outside the
+    loop, so that the loops of tanh, sigmoid and ReLU vectorize.
+
+    Parameters
+    ----------
+    code : int
+        The activation's code.
+    param : float
+        Its parameter.
+    x : numpy.ndarray
+        float64, 1-D: pre-activations.
+    phi_x : numpy.ndarray
+        float64, 1-D: phi of them.
+    out : numpy.ndarray
+        float64, 1-D, multiplied in place.
+    """
+    if code == TANH:
+        for i in range(out.shape[0]):
+            out[i] *= 1.0 - phi_x[i] * phi_x[i]
+    elif code == SIGMOID:
+        for i in range(out.shape[0]):
+            out[i] *= phi_x[i] * (1.0 - phi_x[i])
+    elif code == RELU:
+        for i in range(out.shape[0]):
+            out[i] *= dphi_given_phi(RELU, param, x[i], phi_x[i])
+    else:
+        for i in range(out.shape[0]):
+            out[i] *= dphi_given_phi(code, param, x[i], phi_x[i])
+
+
+@numba.njit(cache=True, _nrt=False)
 def phi_dphi_array(code, param, z, a, d):
     """a[i], d[i] = phi(z[i]), phi'(z[i]) for 1-D arrays.
 

@@ -29,7 +29,7 @@ def _centre(norm, x):
     return mean
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def normalize(norm, eps, h, y):
     """y = N(h) for 1-D arrays.
 
@@ -63,7 +63,7 @@ def normalize(norm, eps, h, y):
     return r
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def normalize_backward(norm, v, y, r):
     """v <- J_N(h)^T v in place, for y = N(h) and its scale r from :func:`normalize`.
 

@@ -279,7 +279,7 @@ def seed_bank(state, bank):
             bank[o] = _GOLDEN
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def _bank_steps(bank, out, steps):
     # out[step * lanes + l] = next draw of lane l, for step < steps (vectorized over lanes).
     lanes = (bank.shape[0] - 4) // 4
@@ -293,7 +293,7 @@ def _bank_steps(bank, out, steps):
             o[l], w0[l], w1[l], w2[l], w3[l] = _step(w0[l], w1[l], w2[l], w3[l])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def _zig_fast(bits, out, count):
     # Ziggurat fast path on ``count`` draws; NaN marks a draw that needs the slow path.
     for i in range(count):
@@ -305,7 +305,7 @@ def _zig_fast(bits, out, count):
         out[i] = x if rabs < _KI10[idx] else math.nan
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def bank_normal(bank, bits, out, count, limit):
     """out[:count] <- standard normals from ``bank``, each redrawn until ``|x| <= limit``.
 
@@ -354,7 +354,7 @@ def _redraw(scalar, r, x, limit):
     return x
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def bank_uniform(bank, bits, out, count):
     """out[:count] <- uniforms on [-1, 1) with 32 random bits each (two per 64-bit draw).
 
