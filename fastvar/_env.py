@@ -11,11 +11,16 @@ package, where its files outlive ``pip uninstall`` and turn ``fastvar`` into an 
 namespace package for the next install. ``import fastvar`` therefore points
 ``NUMBA_CACHE_DIR`` at a per-user folder (:func:`numba_cache_dir`) unless it is set, and
 at the first writable of (the user's own, the per-user folder, a temporary folder) when the
-one it would use cannot be written (:func:`keep_numba_cache_out_of_package`).
+one it would use cannot be written (:func:`keep_numba_cache_out_of_package`). Within
+fastvar's own folders the kernels are kept under the digest of their sources
+(:func:`kernel_sources_digest`): Numba checks only a kernel's own file before it loads a cached
+copy, so an upgrade that changed a function the kernel calls from another file would
+otherwise run the old compiled code.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import sys
 import tempfile
@@ -59,6 +64,30 @@ def numba_cache_dir(environ: "dict[str, str] | None" = None,
     return os.path.join(base, "fastvar", "numba")
 
 
+def kernel_sources_digest() -> str:
+    """A short digest of the kernels' source files (``fastvar/kernels/*.py``).
+
+    Numba invalidates a cached kernel when its own source file changes, not when a function
+    it calls from another file does; fastvar's cache folders are therefore keyed by this
+    digest, so that kernels compiled from other sources are never loaded.
+
+    Returns
+    -------
+    str
+        16 hexadecimal digits; "unknown" where the sources cannot be read.
+    """
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")
+    digest = hashlib.sha256()
+    try:
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name), "rb") as source:
+                    digest.update(name.encode() + b"\0" + source.read() + b"\0")
+    except OSError:
+        return "unknown"
+    return digest.hexdigest()[:16]
+
+
 # what keep_numba_cache_out_of_package moved away from, said once by the kernels' import
 _moved: "list[str]" = []
 
@@ -75,7 +104,8 @@ def _writable(folder: str) -> bool:
 
 def keep_numba_cache_out_of_package() -> None:
     """Set ``NUMBA_CACHE_DIR`` to the first writable of the user's own (if set),
-    :func:`numba_cache_dir` and ``$TMPDIR/fastvar-numba-USER``.
+    :func:`numba_cache_dir` and ``$TMPDIR/fastvar-numba-USER``; in the last two, the
+    subfolder named by :func:`kernel_sources_digest` (the user's own is used as it is).
 
     Numba would fall back to its own search where its folder cannot be written: the
     ``__pycache__`` inside the installed package first. Where the user's own folder is not
@@ -89,6 +119,8 @@ def keep_numba_cache_out_of_package() -> None:
     user = str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
     temporary = os.path.join(os.environ.get("TMPDIR") or tempfile.gettempdir(),
                              f"fastvar-numba-{user}")
+    sources = f"kernels-{kernel_sources_digest()}"
+    per_user, temporary = (os.path.join(f, sources) if f else f for f in (per_user, temporary))
     candidates = [f for f in (own, per_user, temporary) if f]
     folder = next((f for f in candidates if _writable(f)), None)
     if folder is None:

@@ -180,3 +180,26 @@ def test_an_empty_numba_num_threads_is_unset():
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and done.stderr == "", done.stderr[-3000:]
     assert "q_mean" in done.stdout
+
+
+def test_cached_kernels_are_keyed_by_the_sources_of_all_kernel_files(tmp_path):
+    # Numba checks only a kernel's own file: a change to a function it calls from another
+    # file (an upgrade) ran the old compiled code from the shared per-user cache
+    package = tmp_path / "copy" / "fastvar"
+    shutil.copytree(Path(fastvar.__file__).parent, package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(PYTHONPATH=str(package.parent), HOME=str(tmp_path), XDG_CACHE_HOME="")
+
+    def folder() -> str:
+        out = subprocess.run([sys.executable, "-c", "import fastvar, os; "
+                              "print(os.environ['NUMBA_CACHE_DIR'])"], env=env, check=True,
+                             capture_output=True, text=True, cwd=tmp_path).stdout.strip()
+        return out
+
+    before = folder()
+    assert before.startswith(str(tmp_path / ".cache" / "fastvar" / "numba" / "kernels-"))
+    with open(package / "kernels" / "activations.py", "a") as source:
+        source.write("\n# changed\n")
+    after = folder()
+    assert after != before and os.path.dirname(after) == os.path.dirname(before)
