@@ -7,6 +7,7 @@ infinite-width value by a bias that grows with depth and shrinks like 1/n. Measu
 plus 5 SE, at two widths, so a bias that did not shrink with the width would fail.
 """
 import json
+import re
 
 import numba
 import numpy as np
@@ -75,6 +76,11 @@ def test_linear_orthogonal_is_an_isometry_at_any_width(engine):
     np.testing.assert_allclose(res.jac_m1, gain ** (2 * layers), rtol=1e-12)
     np.testing.assert_allclose(res.jac_max, gain ** layers, rtol=1e-12)
     np.testing.assert_allclose(res.jac_spread_theory, 0.0, atol=1e-12)
+    # exactly 0 (the quadrature's -2e-16 read as a departure), and a measurement equal to
+    # its theory up to rounding is 0 SE from it (an SE of 1e-18 made it -73 SE)
+    assert np.all(res.jac_spread_theory == 0.0)
+    gaps = [float(g) for g in re.findall(r"\(([+-][0-9.e+-]+)\)", str(res))]
+    assert gaps and max(map(abs, gaps)) < 5, gaps
 
 
 @pytest.mark.parametrize("act, init, kw", [("linear", 1.0, {}), ("relu", 2.0, {}),

@@ -140,7 +140,10 @@ def _cell(res: Result, name: str, i: int) -> str:
         measured += "" if measured in res.columns else "_mean"
         se = res[measured + "_se"][i] if measured + "_se" in res.columns else np.nan
         with np.errstate(invalid="ignore", over="ignore"):
-            gap = (res[measured][i] - value) / se if se > 0 else np.nan
+            off = res[measured][i] - value
+            gap = off / se if se > 0 else np.nan
+            if abs(off) <= 1e-12 * max(abs(res[measured][i]), abs(value)):
+                gap = 0.0  # equal to rounding: an exact case (an SE of 1e-18 made it -73 SE)
         if not np.isfinite(gap):
             return f"{value:.4g}"
         return f"{value:.4g} ({gap:+.1f})" if abs(gap) < 1e4 else f"{value:.4g} ({gap:+.1e})"
