@@ -246,7 +246,8 @@ def plan_run(net: Network, trials: int, options: RunOptions) -> tuple[base.Plan,
     request = dataclasses.replace(request, networks_per_block=chosen.networks_per_block(request))
     work = chosen.work_per_network(request)
     if work > MAX_WORK_PER_NETWORK:
-        hint = " or engine='exact' (normal weights)" if chosen.name != "exact" else ""
+        hint = ("" if chosen.name == "exact" else " or fewer layers (the Jacobian costs O(L n^3))"
+                if options.jacobian else " or engine='exact' (normal weights)")
         raise ValueError(f"one network of this size costs about {work:.2g} steps on engine "
                          f"{chosen.name!r} (minutes that cannot be interrupted); use smaller "
                          f"widths{hint}")

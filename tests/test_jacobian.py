@@ -164,8 +164,9 @@ def test_refusals_and_the_cost_model():
     small = estimate(fastvar.mlp(128, 10), 100, jacobian=True, threads=1).seconds
     big = estimate(fastvar.mlp(256, 10), 100, jacobian=True, threads=1).seconds
     assert 6 < big / small < 9  # O(n^3)
-    with pytest.raises(ValueError, match="one network of this size"):
+    with pytest.raises(ValueError, match="one network of this size") as refused:
         plan(fastvar.mlp(4096, 200), 1, jacobian=True)
+    assert "exact" not in str(refused.value)  # it cannot run the Jacobian: never advised
 
 
 def test_command_line(capsys):
