@@ -131,11 +131,24 @@ def guard(body: Callable[[Callable[[str], None]], int]) -> int:
 
 
 _sigint_seen = False
+# The frames a Ctrl-C interrupted, kept until the process exits: see _on_sigint.
+_interrupted_frames: list = []
 
 
 def _on_sigint(signum, frame) -> None:
     global _sigint_seen
     _sigint_seen = True
+    if _owns_process:
+        # A Ctrl-C inside numba's compiler or cache loader leaves llvmlite objects half
+        # built; their finalizers, run once the exception lets go of them, print tracebacks
+        # or crash the process (SIGSEGV after "fastvar: interrupted", 1 in ~100 tries).
+        # The command is ending: keep every object of the interrupted frames alive (the
+        # frame holds its callers and their locals), and collect no cycles, until
+        # _interrupted() leaves by os._exit.
+        import gc
+
+        gc.disable()
+        _interrupted_frames.append(frame)
     raise KeyboardInterrupt
 
 
@@ -164,7 +177,18 @@ def _interrupted() -> int:
         # and would kill the process by the signal before it exits with 130
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     print("fastvar: interrupted", file=sys.stderr)
+    if _owns_process:
+        # still inside the except clause, which holds the interrupted frames: leave before
+        # anything of theirs is released (see _on_sigint)
+        _leave(130)
     return 130
+
+
+def _leave(status: int) -> NoReturn:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 
 def exit_process(main: Callable[[], int]) -> NoReturn:
@@ -187,16 +211,15 @@ def exit_process(main: Callable[[], int]) -> NoReturn:
     try:
         status = main()
     except KeyboardInterrupt:  # in the instructions around main()'s own handler
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         print("fastvar: interrupted", file=sys.stderr)
+        _leave(130)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     if status == 130:
         # an interrupted compile leaves LLVM objects whose finalizers print tracebacks at
         # interpreter shutdown: after the one line, leave without that shutdown
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        os._exit(status)
+        _leave(status)
     sys.exit(status)
 
 
