@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
-import ctypes
 import dataclasses
 import importlib.resources
 import logging
@@ -477,11 +476,10 @@ class Workers:
 
     Simulations run on these threads only: numba's OpenMP layer keeps a team of threads per
     calling thread, and teams left spinning on idle threads steal cores. They are daemon
-    threads, so that the process may exit while one runs; :meth:`stop` interrupts those
-    running (a KeyboardInterrupt raised in their thread lands between two chunks of about
-    0.25 s, as Ctrl-C does in :func:`fastvar.simulate`), and their requests fail with
-    :class:`Stopped`. A task's own event stops it alone, cooperatively (between two chunks,
-    through :func:`fastvar.runs.stop_when`), and its future fails with :class:`Cancelled`.
+    threads, so that the process may exit while one runs. Each task has its own stop event,
+    checked between two chunks of about 0.25 s (:func:`fastvar.runs.stop_when`): set for a
+    client that went away, its future fails with :class:`Cancelled`; set by :meth:`stop`
+    for every running task, with :class:`Stopped`.
 
     Parameters
     ----------
@@ -491,7 +489,7 @@ class Workers:
 
     def __init__(self, count: int) -> None:
         self.tasks: "queue.SimpleQueue" = queue.SimpleQueue()
-        self.busy: set[int] = set()  # idents of the threads inside a simulation
+        self.running_stops: dict[int, threading.Event] = {}  # thread ident -> its task's stop
         self.stopping = False
         self.threads = [threading.Thread(target=self._work, name=f"fastvar-serve-{i}",
                                          daemon=True) for i in range(count)]
@@ -522,42 +520,35 @@ class Workers:
         return future, stop
 
     def _work(self) -> None:
-        me, future = threading.get_ident(), None
-        try:
-            while not self.stopping:
-                task = self.tasks.get()
-                if task is None:
-                    return
-                future, func, args, stop = task
-                if not future.set_running_or_notify_cancel():
-                    continue
-                if self.stopping:
-                    raise KeyboardInterrupt
-                self.busy.add(me)
-                try:
-                    with stop_when(stop):
-                        result = func(*args)
-                except KeyboardInterrupt:  # fastvar.Interrupted: this task's stop, or stop()'s
-                    if self.stopping or not stop.is_set():
-                        raise
-                    future.set_exception(Cancelled("the client went away"))
-                except Exception as err:  # the request answers it
-                    future.set_exception(err)
-                else:
-                    future.set_result(result)
-                finally:
-                    self.busy.discard(me)
-        except KeyboardInterrupt:  # stop()'s (fastvar.Interrupted, or landing around it)
-            self.busy.discard(me)
-            if future is not None and not future.done():
-                future.set_exception(Stopped("the server is stopping"))
+        me = threading.get_ident()
+        while not self.stopping:
+            task = self.tasks.get()
+            if task is None:
+                return
+            future, func, args, stop = task
+            if not future.set_running_or_notify_cancel():
+                continue
+            self.running_stops[me] = stop
+            if self.stopping:  # stop() came before this task was registered
+                stop.set()
+            try:
+                with stop_when(stop):
+                    result = func(*args)
+            except KeyboardInterrupt:  # fastvar.Interrupted: this task's stop event was set
+                future.set_exception(Stopped("the server is stopping") if self.stopping
+                                     else Cancelled("the client went away"))
+            except Exception as err:  # the request answers it
+                future.set_exception(err)
+            else:
+                future.set_result(result)
+            finally:
+                del self.running_stops[me]
 
     def stop(self) -> None:
-        """Interrupt the running simulations and end the threads (at once; no waiting)."""
+        """Stop the running simulations (between two chunks) and end the threads; no waiting."""
         self.stopping = True
-        for ident in list(self.busy):
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
-                                                       ctypes.py_object(KeyboardInterrupt))
+        for stop in list(self.running_stops.values()):
+            stop.set()
         for _ in self.threads:
             self.tasks.put(None)
 
@@ -568,7 +559,7 @@ class Workers:
         -------
         bool
         """
-        return any(thread.is_alive() for thread in self.threads) and bool(self.busy)
+        return any(thread.is_alive() for thread in self.threads) and bool(self.running_stops)
 
 
 class Slots:
