@@ -94,13 +94,30 @@ def _between_networks(row: np.ndarray) -> dict[str, np.ndarray]:
         return {"var_se": var_se, "sq_se": np.sqrt(cyy) * np.sqrt(scale)}
 
 
+def mean_var_se(n: np.ndarray, mean: np.ndarray, m2: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, variance (ddof=1) and SE of the mean of (count, mean, M2) states.
+
+    Parameters
+    ----------
+    n, mean, m2 : numpy.ndarray
+        The states' counts, means and sums of squared deviations, shape (L,).
+
+    Returns
+    -------
+    mean, var, se : numpy.ndarray
+        Shape (L,): the mean (NaN without values), the variance and the SE (NaN below two).
+    """
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        var = np.where(n > 1, m2 / (n - 1.0), np.nan)  # not -0.0 from n = 0
+        return np.where(n > 0, mean, np.nan), var, np.sqrt(var / n)
+
+
 def _lengths(row: np.ndarray) -> dict[str, np.ndarray]:
     """Mean, variance (ddof=1) and SE of the mean of a welford state (per-trial lengths
     ||x||^2 / n, or per-network cosines)."""
-    n, mean, m2 = (row[:, WELFORD + i] for i in range(3))
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        var = np.where(n > 1, m2 / (n - 1.0), np.nan)  # not -0.0 from n = 0
-        return {"mean": np.where(n > 0, mean, np.nan), "var": var, "se": np.sqrt(var / n)}
+    mean, var, se = mean_var_se(*(row[:, WELFORD + i] for i in range(3)))
+    return {"mean": mean, "var": var, "se": se}
 
 
 def _per_network(row: np.ndarray) -> dict[str, np.ndarray]:

@@ -22,7 +22,7 @@ import numpy as np
 from ..kernels.accumulators import JAC_ROWS, MOMENTS, NONFINITE, PAIR, UNDEFINED, WELFORD
 from ..network import Network
 from ..theory import jacobian_maps
-from .columns import heavy_tails, layer_ranges
+from .columns import heavy_tails, layer_ranges, mean_var_se
 
 MEASURED = ("jac_m1", "jac_m1_se", "jac_spread", "jac_spread_se", "jac_max", "jac_max_se",
             "jac_nonfinite", "jac_undefined", "jac_heavy_tails")
@@ -72,14 +72,9 @@ def measured_columns(jac: np.ndarray, zero_inputs: bool = False) -> dict[str, np
         Name -> (L,) array: :data:`MEASURED`; SEs are sample std / sqrt(networks), NaN
         where fewer than 2 networks count.
     """
-    def mean_se(n, mean, m2):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return (np.where(n > 0, mean, np.nan),
-                    np.where(n > 1, np.sqrt(m2 / np.maximum(n - 1.0, 1.0) / n), np.nan))
-
-    m1, m1_se = mean_se(*(jac[:, MOMENTS + i] for i in range(3)))
-    spread, spread_se = mean_se(*(jac[:, WELFORD + i] for i in range(3)))
-    top, top_se = mean_se(jac[:, PAIR], jac[:, PAIR + 1], jac[:, PAIR + 3])
+    m1, _, m1_se = mean_var_se(*(jac[:, MOMENTS + i] for i in range(3)))
+    spread, _, spread_se = mean_var_se(*(jac[:, WELFORD + i] for i in range(3)))
+    top, _, top_se = mean_var_se(jac[:, PAIR], jac[:, PAIR + 1], jac[:, PAIR + 3])
     networks = jac[:, MOMENTS]
     zero = (networks > 0) & (jac[:, UNDEFINED] >= networks) & (not zero_inputs)
     if zero.any():  # else untouched: bitwise today's numbers
