@@ -516,18 +516,13 @@ def _completed(client, futures: list) -> "Iterator":
     from distributed import as_completed
 
     pending = as_completed(futures, loop=client.loop)
-    # as_completed's own wait, woken as a future completes (a private name: else a nap)
-    woken = getattr(pending, "thread_condition", None)
     while not pending.is_empty():
         if pending.has_ready():
             yield from pending.next_batch(block=False)
         elif closed(client):
             return
-        elif woken is not None:
-            with woken:
-                woken.wait(timeout=0.1)
         else:
-            time.sleep(0.02)
+            time.sleep(0.01)  # a poll: tasks last about a couple of seconds
 
 
 def closed(client) -> bool:
