@@ -120,6 +120,27 @@ def test_a_ctrl_c_that_numba_turns_into_another_error_is_still_an_interrupt(caps
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_a_ctrl_c_that_c_code_prints_as_a_traceback_is_one_line(capsys):
+    # numpy's import_array() in an extension module's init printed the Ctrl-C with
+    # PyErr_Print (through sys.excepthook), then raised an ImportError: a traceback above
+    # "fastvar: interrupted", 2 in 300 Ctrl-Cs while numba loaded
+    from fastvar.cli.entry import guard
+
+    def body(name):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt as err:
+            sys.excepthook(type(err), err, err.__traceback__)  # what PyErr_Print does
+            raise ImportError("numpy._core.multiarray failed to import") from None
+        return 0
+
+    hook = sys.excepthook
+    assert guard(body) == 130
+    assert capsys.readouterr().err == "fastvar: interrupted\n"
+    assert sys.excepthook is hook
+
+
 # A Ctrl-C inside numba's compiler leaves llvmlite objects half built, whose finalizers print
 # tracebacks ("'PassBuilder' object has no attribute '_as_parameter_'") or crash the process
 # (SIGSEGV after "fastvar: interrupted", seen in CI) once the exception lets go of them. Here

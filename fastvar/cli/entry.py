@@ -99,6 +99,8 @@ def guard(body: Callable[[Callable[[str], None]], int]) -> int:
     plain_streams()
     previous_hook = sys.unraisablehook
     sys.unraisablehook = _reraise_interrupt(previous_hook)
+    previous_excepthook = sys.excepthook
+    sys.excepthook = _quiet_interrupt(previous_excepthook)
     previous_handler = _note_sigint()
     try:
         with warnings.catch_warnings():
@@ -122,6 +124,7 @@ def guard(body: Callable[[Callable[[str], None]], int]) -> int:
         return _interrupted()
     finally:
         sys.unraisablehook = previous_hook
+        sys.excepthook = previous_excepthook
         if previous_handler is not None:
             import signal
 
@@ -221,6 +224,18 @@ def exit_process(main: Callable[[], int]) -> NoReturn:
         # interpreter shutdown: after the one line, leave without that shutdown
         _leave(status)
     sys.exit(status)
+
+
+def _quiet_interrupt(previous):
+    def hook(exc_type, value, traceback) -> None:
+        # C code that prints an error and raises its own prints the user's Ctrl-C as a
+        # traceback: numpy's import_array() in an extension module's init (then "ImportError:
+        # numpy._core.multiarray failed to import", which guard() reads as the interrupt)
+        if _sigint_seen and issubclass(exc_type, KeyboardInterrupt):
+            return
+        previous(exc_type, value, traceback)
+
+    return hook
 
 
 def _reraise_interrupt(previous):
