@@ -178,7 +178,8 @@ def _interrupted() -> int:
 
         # a second SIGINT follows the first at times (seen while numba loads kernels)
         # and would kill the process by the signal before it exits with 130
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with contextlib.suppress(ValueError):  # not the main thread
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
     print("fastvar: interrupted", file=sys.stderr)
     if _owns_process:
         # still inside the except clause, which holds the interrupted frames: leave before
@@ -244,8 +245,13 @@ def _reraise_interrupt(previous):
             previous(unraisable)
             return
         # A Ctrl-C inside a callback from C (llvmlite's object cache, while numba loads a
-        # kernel) is printed and dropped by ctypes, and the run would go on. Raise it again
-        # in the main thread once this hook has returned: raised in here, it would be dropped.
+        # kernel) is printed and dropped by ctypes, and the run would go on, without the
+        # object the callback was to give: numba then wrote through a null address (SIGSEGV,
+        # 1 in ~400 Ctrl-Cs here, twice in CI). The command leaves at once; called from
+        # Python (not the process's owner) raise it again in the main thread once this hook
+        # has returned: raised in here, it would be dropped.
+        if _owns_process:
+            _interrupted()
         import _thread
         import threading
 
