@@ -393,10 +393,12 @@ def _underflow(stats: np.ndarray, gradients: bool,
 
     zs, as_, ds = mean_square(Z), mean_square(A), mean_square(DELTA)
     depth = stats.shape[0]
-    forward = np.zeros(depth, dtype=bool)
-    for i in range(depth):
-        zero = (zs[i] == 0) | (as_[i] == 0)
-        forward[i] = tiny(zs[i]) | tiny(as_[i]) | (i > 0 and forward[i - 1] and zero)
+    # forward[i] = tiny at i, or forward[i - 1] and z or a exactly 0 at i: the layers from a
+    # tiny one on while zeros follow it (no layer since the last tiny one without a zero)
+    layers = np.arange(depth)
+    last_tiny = np.maximum.accumulate(np.where(tiny(zs) | tiny(as_), layers, -1))
+    last_nonzero = np.maximum.accumulate(np.where((zs == 0) | (as_ == 0), -1, layers))
+    forward = (last_tiny >= 0) & (last_nonzero <= last_tiny)
     if not gradients:
         return forward, np.zeros(depth, dtype=bool)
     # below the output (where delta ~ N(0, I)), gradients that are exactly 0 in every
