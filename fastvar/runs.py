@@ -10,6 +10,7 @@ the progress bar. :func:`run_local` is the runner of this process; the Dask runn
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -137,8 +138,6 @@ class Run:
                  progress: bool = False, compile_s: float = 0.0) -> None:
         self.request, self.engine, self.checkpoint = request, engine, checkpoint
         self.compile_s = compile_s
-        self.digest = (checkpoint.digest if checkpoint is not None
-                       else digest(fingerprint(request, engine.name)))
         self.start = time.perf_counter()
         # seconds of the engine calls of the blocks added, where a runner measures them
         # (fastvar.dask_runner: on the workers); a sweep's configurations share the
@@ -167,6 +166,14 @@ class Run:
         self._shown = done + sum(len(s) for s in ranges.values())  # blocks on the bar
         self._show()
         self._fold()
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """The request's digest (the checkpoint's, or that of its fingerprint): computed on
+        first use, which a local run without a checkpoint never makes."""
+        if self.checkpoint is not None:
+            return self.checkpoint.digest
+        return digest(fingerprint(self.request, self.engine.name))
 
     @property
     def done(self) -> int:

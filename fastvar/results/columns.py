@@ -71,8 +71,8 @@ class IncompleteStatisticsWarning(RuntimeWarning):
 
 
 def _pooled(row: np.ndarray) -> dict[str, np.ndarray]:
-    """Mean, variance, skewness, excess kurtosis of pooled unit values; rows (L, S)."""
-    n, mean, m2, m3, m4 = (row[:, MOMENTS + i] for i in range(5))
+    """Mean, variance, skewness, excess kurtosis of pooled unit values; rows (..., L, S)."""
+    n, mean, m2, m3, m4 = (row[..., MOMENTS + i] for i in range(5))
     skew, kurt = shape_statistics(n, m2, m3, m4)
     with np.errstate(divide="ignore", invalid="ignore"):
         return {"mean": np.where(n > 0, mean, np.nan), "var": np.where(n > 0, m2 / n, np.nan),
@@ -80,8 +80,9 @@ def _pooled(row: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _between_networks(row: np.ndarray) -> dict[str, np.ndarray]:
-    """SEs from the per-network (mean, mean square) pairs: of the variance and of E[x^2]."""
-    n, mx, _, cxx, cxy, cyy = (row[:, PAIR + i] for i in range(6))
+    """SEs from the per-network (mean, mean square) pairs: of the variance and of E[x^2];
+    rows (..., L, S)."""
+    n, mx, _, cxx, cxy, cyy = (row[..., PAIR + i] for i in range(6))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         scale = 1.0 / ((n - 1.0) * n)  # sample covariance / n: covariance of the means
         # Var(mean x^2 - mean x^2 ...) by the delta method: (2 mx)^2 cxx - 2 (2 mx) cxy + cyy,
@@ -101,12 +102,12 @@ def mean_var_se(n: np.ndarray, mean: np.ndarray, m2: np.ndarray
     Parameters
     ----------
     n, mean, m2 : numpy.ndarray
-        The states' counts, means and sums of squared deviations, shape (L,).
+        The states' counts, means and sums of squared deviations, one shape (e.g. (L,)).
 
     Returns
     -------
     mean, var, se : numpy.ndarray
-        Shape (L,): the mean (NaN without values), the variance and the SE (NaN below two).
+        That shape: the mean (NaN without values), the variance and the SE (NaN below two).
     """
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         var = np.where(n > 1, m2 / (n - 1.0), np.nan)  # not -0.0 from n = 0
@@ -115,9 +116,14 @@ def mean_var_se(n: np.ndarray, mean: np.ndarray, m2: np.ndarray
 
 def _lengths(row: np.ndarray) -> dict[str, np.ndarray]:
     """Mean, variance (ddof=1) and SE of the mean of a welford state (per-trial lengths
-    ||x||^2 / n, or per-network cosines)."""
-    mean, var, se = mean_var_se(*(row[:, WELFORD + i] for i in range(3)))
+    ||x||^2 / n, or per-network cosines); rows (..., L, S)."""
+    mean, var, se = mean_var_se(*(row[..., WELFORD + i] for i in range(3)))
     return {"mean": mean, "var": var, "se": se}
+
+
+def _split(columns: dict[str, np.ndarray], count: int) -> list[dict[str, np.ndarray]]:
+    """The statistics of stacked quantities (first axis), one dict per quantity."""
+    return [{name: value[i] for name, value in columns.items()} for i in range(count)]
 
 
 def _per_network(row: np.ndarray) -> dict[str, np.ndarray]:
@@ -149,20 +155,22 @@ def heavy_tails(row: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     row : numpy.ndarray
-        One quantity's stats rows, shape (L, S): its pair state over networks.
+        One quantity's stats rows, shape (L, S): its pair state over networks (or several
+        quantities' at once, shape (..., L, S)).
 
     Returns
     -------
     numpy.ndarray
-        Shape (L,), bool: True where the SE is unreliable.
+        Shape (L,) (or (..., L)), bool: True where the SE is unreliable.
     """
-    n, my, cyy = row[:, PAIR], row[:, PAIR + 2], row[:, PAIR + 5]
+    n, my, cyy = row[..., PAIR], row[..., PAIR + 2], row[..., PAIR + 5]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         relative_sd = np.sqrt(cyy / (n - 1.0)) / np.abs(my)  # not cyy / my^2: may overflow
         v = relative_sd * relative_sd
         sigma2 = np.log1p(v)
+        # Phi(-2 sigma); NaN where undefined
         beyond = np.array([0.5 * math.erfc(math.sqrt(2.0 * s)) if s >= 0 else math.nan
-                           for s in sigma2.tolist()])  # Phi(-2 sigma); NaN where undefined
+                           for s in sigma2.ravel().tolist()]).reshape(sigma2.shape)
         return (n > 1) & (v > 1.0) & (n * beyond < TAIL_NETWORKS)
 
 
@@ -246,7 +254,8 @@ def network_counts(stats: np.ndarray, networks: "int | None", gradients: bool,
 
 def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = False,
                     zero_gradients: bool = False, networks: "int | None" = None,
-                    zero_inputs: bool = False) -> dict[str, np.ndarray]:
+                    zero_inputs: bool = False, counts: "dict | None" = None
+                    ) -> dict[str, np.ndarray]:
     """All result columns from a merged stats array of shape (L, ROWS, STATS_SIZE).
 
     Besides the statistics, per layer: ``nonfinite_z/_a/_delta`` count the NaN or infinite
@@ -284,6 +293,9 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = Fa
         Networks drawn; enables the survivor rule.
     zero_inputs : bool
         Every value may be exactly 0 truly (an all-zero input without biases).
+    counts : dict or None
+        :func:`network_counts` of the same stats and arguments, if the caller has it
+        (computed here otherwise).
 
     Returns
     -------
@@ -291,20 +303,25 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = Fa
         :data:`COLUMNS` by name, each of shape (L,).
     """
     z, a, d = stats[:, Z], stats[:, A], stats[:, DELTA]
-    zp, ap, dp = _pooled(z), _pooled(a), _pooled(d)
-    zs, as_, ds = _between_networks(z), _between_networks(a), _between_networks(d)
-    zq, dq, aq = _lengths(z), _lengths(d), _lengths(a)
-    cos, dead = _lengths(stats[:, NET]), _per_network(stats[:, NET])
+    # each statistic of z, a and delta (and the lengths of the NET row) in one pass over the
+    # stacked rows (quantity, L, S): a small call's columns cost a few numpy calls, not dozens
+    stacked = np.ascontiguousarray(stats[:, [Z, A, DELTA, NET]].transpose(1, 0, 2))
+    zp, ap, dp = _split(_pooled(stacked[:3]), 3)
+    zs, as_, ds = _split(_between_networks(stacked[:3]), 3)
+    zq, aq, dq, cos = _split(_lengths(stacked), 4)
+    dead = _per_network(stats[:, NET])
     used = stats[:, [Z, A, NET, DELTA, LINK] if gradients else [Z, A, NET]]
     bad = used[..., NONFINITE].sum(axis=1)
     overflow = ~np.isfinite(np.delete(used, NONFINITE, axis=2)).all(axis=(1, 2))
-    counts = network_counts(stats, networks, gradients, zero_gradients, zero_inputs)
+    if counts is None:
+        counts = network_counts(stats, networks, gradients, zero_gradients, zero_inputs)
     forward, backward, zero = counts["forward"], counts["backward"], counts["zero"]
     # gradients exactly 0 in every network at or below a layer where every network died
     dead_below = np.logical_or.accumulate(zero[::-1])[::-1]
     dropped = counts["dropped"]
     # survivors' zeros after an overflow are not an underflow: no such claim there
     underflow = ((forward & ~(dropped["z"] | dropped["a"])) | (backward & ~dropped["delta"]))
+    heavy_z, heavy_a, heavy_d = heavy_tails(stacked[:3])
     cols = {
         "layer": np.arange(1, stats.shape[0] + 1), "width": np.asarray(widths[1:]),
         "z_mean": zp["mean"], "z_var": zp["var"], "z_var_se": zs["var_se"],
@@ -322,14 +339,14 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = Fa
         "nonfinite_delta": d[:, NONFINITE].astype(np.int64),
         "overflow": overflow, "underflow": underflow,
         "complete": (bad == 0) & ~overflow & ~underflow & ~zero,
-        "q_heavy_tails": ((heavy_tails(z) | heavy_tails(a)) & ~forward) | zero,
-        "g_heavy_tails": ((heavy_tails(d) & ~backward) | (backward & dead_below)) & gradients,
+        "q_heavy_tails": ((heavy_z | heavy_a) & ~forward) | zero,
+        "g_heavy_tails": ((heavy_d & ~backward) | (backward & dead_below)) & gradients,
     }
-    for name in ZERO_COLUMNS:
-        cols[name] = np.where(zero, np.nan, cols[name])
-    for names, flags in zip(UNDERFLOW_COLUMNS, (forward, backward)):
-        for name in names:
-            cols[name] = np.where(flags, np.nan, cols[name])
+    for names, flags in ((ZERO_COLUMNS, zero),) + tuple(zip(UNDERFLOW_COLUMNS,
+                                                            (forward, backward))):
+        if flags.any():  # else untouched: the same numbers
+            for name in names:
+                cols[name] = np.where(flags, np.nan, cols[name])
     for quantity, names in SURVIVOR_COLUMNS.items():
         lost = counts["lost"][quantity]
         if lost.any():  # else untouched: bitwise today's numbers
@@ -393,10 +410,12 @@ def _underflow(stats: np.ndarray, gradients: bool,
 
     zs, as_, ds = mean_square(Z), mean_square(A), mean_square(DELTA)
     depth = stats.shape[0]
-    forward = np.zeros(depth, dtype=bool)
-    for i in range(depth):
-        zero = (zs[i] == 0) | (as_[i] == 0)
-        forward[i] = tiny(zs[i]) | tiny(as_[i]) | (i > 0 and forward[i - 1] and zero)
+    # forward[i] = tiny at i, or forward[i - 1] and z or a exactly 0 at i: the layers from a
+    # tiny one on while zeros follow it (no layer since the last tiny one without a zero)
+    layers = np.arange(depth)
+    last_tiny = np.maximum.accumulate(np.where(tiny(zs) | tiny(as_), layers, -1))
+    last_nonzero = np.maximum.accumulate(np.where((zs == 0) | (as_ == 0), -1, layers))
+    forward = (last_tiny >= 0) & (last_nonzero <= last_tiny)
     if not gradients:
         return forward, np.zeros(depth, dtype=bool)
     # below the output (where delta ~ N(0, I)), gradients that are exactly 0 in every

@@ -183,13 +183,13 @@ class Result:
         networks = self.trials // self.inputs_per_network
         # an all-zero input without biases keeps every value exactly 0, truly
         zero_inputs = self.input_q0 == 0.0 and network.bias_std == 0.0
-        measured = compute_columns(self.stats, network.widths, self.gradients,
-                                   self.input_correlation is not None,
-                                   zero_gradients=constant_norm, networks=networks,
-                                   zero_inputs=zero_inputs)
         # what the warnings say of the networks kept and of underflow
         self._counts = network_counts(self.stats, networks, self.gradients, constant_norm,
                                       zero_inputs)
+        measured = compute_columns(self.stats, network.widths, self.gradients,
+                                   self.input_correlation is not None,
+                                   zero_gradients=constant_norm, networks=networks,
+                                   zero_inputs=zero_inputs, counts=self._counts)
         self.normal_inputs = None if normal_inputs is None else bool(normal_inputs)
         self._theory_skipped: list[str] = []
         later = theory_columns(
