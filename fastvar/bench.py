@@ -531,21 +531,18 @@ def small_calls(repeats: int, calls: int = 20, shape=SMALL_CALL) -> dict:
     width, depth, small, big = shape
     net = mlp(width, depth)
 
-    def once(trials):
-        start = time.perf_counter()
-        api.simulate(net, trials, seed=1)
-        return time.perf_counter() - start
+    def once(trials: int) -> float:
+        return _time_run(net, trials, "auto", 1)  # simulate's defaults
 
+    small_timer = Timer(lambda: float(np.median([once(small) for _ in range(calls)])), small)
+    big_timer = Timer(lambda: once(big), big)
     once(small)
     once(big)  # compiled (or loaded) before any timing
-    small_s, big_s = [], []
-    for _ in range(repeats):
-        small_s.append(float(np.median([once(small) for _ in range(calls)])))
-        big_s.append(once(big))
-    ratios = np.asarray(small_s) / (np.asarray(big_s) * small / big)
+    interleave({"small": small_timer, "big": big_timer}, repeats)
     return {"case": f"w{width} d{depth} {net.activation}", "engine": "small calls",
-            "trials": [small, big], "seconds": _spread(small_s), "big_seconds": _spread(big_s),
-            "ratio": _spread(ratios)}
+            "trials": [small, big], "seconds": _spread(small_timer.seconds),
+            "big_seconds": _spread(big_timer.seconds),
+            "ratio": paired(big_timer, small_timer)}  # per trial: small's over big's
 
 
 def matmul_gflops(case: Case, seconds: float, repeats: int) -> float:
