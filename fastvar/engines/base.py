@@ -308,9 +308,10 @@ class Engine:
         -------
         float
         """
-        return 1e-9 * (self.ns_per_step * (self.work_per_network(plan) - jacobian_work(plan))
+        jacobian = jacobian_work(plan)  # in work_per_network too, at its own rate here
+        return 1e-9 * (self.ns_per_step * (self.work_per_network(plan) - jacobian)
                        + self.ns_per_layer * plan.network.depth
-                       + self.ns_per_jacobian_muladd * jacobian_work(plan))
+                       + self.ns_per_jacobian_muladd * jacobian)
 
     def networks_per_block(self, plan: Plan) -> int:
         """Block size for a plan; a pure function of the request.
