@@ -24,15 +24,20 @@ its xoshiro lanes 12%, redraws and the ziggurat's slow path 2%), the vectorized 
 the moment blocks 20% (``_block_central`` 8%, ``_block_sums`` 5.5%, their merges and
 per-trial bookkeeping 6.5%), this module's own loops 10% (the column draws, the dot
 products, the last backward pass), phi' 1.5%, the 1 x 1 factorizations 3.5%, the inputs'
-draw 3%: 40% of the RNG's own rate (``fastvar bench``, was 32%). Issue 22 took the dot
-products u.d, d.d, a.m and the Gram matrix a.a from one latency-bound sequential sum each
-to eight partial sums (``_dot``, 5x faster), tanh's polynomial to Estrin's scheme with
-fused multiply-adds (30% faster) and fused two passes per layer; before, the RNG took 28%,
-tanh 23%, own loops 27%, moment blocks 8% (perf, same case). That changed the rounding
-(1e-14 relative), hence the recorded bits of the known answers. Before that, numba's
-atomic reference counts took 38% (``_nrt=False``, below), the moment blocks 27% (scalar:
-numba runs LLVM without its SLP vectorizer; now one 4-wide vector), numba's reshape
-helper 2-8% (now ``_view``), and the tanh loop gathered 2^k from a table.
+draw 3%: 40% of the RNG's own rate (``fastvar bench``, was 32%). At width 64, ReLU: the
+RNG 34%, the moment blocks and their per-trial bookkeeping 32%, own loops 16%, the 1 x 1
+factorizations 11.5% (since inline for k = 1, ``_factor``: the network 15% faster).
+Issue 22 took the dot products u.d, d.d, a.m and the Gram matrix a.a from one
+latency-bound sequential sum each to eight partial sums (``_dot``, 5x faster), tanh's
+polynomial to Estrin's scheme with fused multiply-adds (30% faster) and fused two passes
+per layer; before, at width 256 (same method): tanh 25%, the RNG 32%, own loops 20%, the
+moment blocks 16%. That changed the rounding (1e-14 relative), hence the recorded bits of
+the known answers. Before that, numba's atomic reference counts took 38% (``_nrt=False``,
+below), the moment blocks 27% (scalar: numba runs LLVM without its SLP vectorizer; now
+one 4-wide vector), numba's reshape helper 2-8% (now ``_view``), and the tanh loop
+gathered 2^k from a table. What is left is mostly the moment blocks (two passes over
+each of z, a and delta) and tanh; two accumulator sets per sum did not pay (7%: the adds
+are not the bound on this CPU).
 """
 import math
 
@@ -165,6 +170,35 @@ def ginv_apply(root, perm, rank, x, out, tmp):
             out[i, j] = 0.0
         for i in range(rank):
             out[perm[i], j] = tmp[i]
+
+
+@numba.njit(cache=True, inline="always")
+def _factor(s, work, perm, root):
+    # psd_factor, with k = 1 inline: its operations, without the call and its loops (10% of
+    # the time at width 64, ReLU, where three 1 x 1 factorizations a layer weigh)
+    if s.shape[0] != 1:
+        return psd_factor(s, work, perm, root)
+    x = s[0, 0]
+    perm[0] = 0
+    if not math.isfinite(x):
+        root[0, 0] = math.nan
+        return 1
+    if not x > max(0.0, x) * _RANK_TOL:
+        root[0, 0] = 0.0
+        return 0
+    root[0, 0] = x * (1.0 / math.sqrt(x))
+    return 1
+
+
+@numba.njit(cache=True, inline="always")
+def _ginv(root, perm, rank, x, out, tmp):
+    # ginv_apply, with k = 1 inline (its operations, in its order)
+    if root.shape[0] != 1:
+        ginv_apply(root, perm, rank, x, out, tmp)
+        return
+    r = root[0, 0]
+    for j in range(x.shape[1]):
+        out[0, j] = (x[0, j] / r) / r if rank > 0 else 0.0
 
 
 @intrinsic
@@ -344,7 +378,7 @@ def _forward_normal(gen, g_prev, weight_var, bias_std, z, cov, ws):
     for p in range(k):
         for q in range(k):
             cov[p, q] = weight_var * g_prev[p, q] + bias_std * bias_std
-    psd_factor(cov, work, perm, root)
+    _factor(cov, work, perm, root)
     _draw_columns(gen, root, z)
 
 
@@ -540,8 +574,8 @@ def _backward_layer(gen, z, d, a_prev, d_prev, g_prev, weight_var, bias_std, mro
         for p in range(k):
             for q in range(k):
                 cov[p, q] = weight_var * g_prev[p, q] + bias_std * bias_std
-        rank = psd_factor(cov, work, perm, root)
-        ginv_apply(root, perm, rank, ones, wvec, tmp)
+        rank = _factor(cov, work, perm, root)
+        _ginv(root, perm, rank, ones, wvec, tmp)
         total = 0.0
         for p in range(k):
             wvec[p, 0] *= bias_std * bias_std
@@ -559,15 +593,15 @@ def _backward_layer(gen, z, d, a_prev, d_prev, g_prev, weight_var, bias_std, mro
             for p in range(k):
                 kmat[p, j] -= acc
     # M (k, m): its m columns iid N(0, v D^T D), the law of W'^T D
-    psd_factor(dtd, work, perm, droot)
+    _factor(dtd, work, perm, droot)
     _draw_columns(gen, droot, mrows)
     # R = G^- (U^T D - A^T M), then W^T D = M + A R
     m = a_prev.shape[1]
     for p in range(k):
         for j in range(k):
             kmat[p, j] -= _dot(a_prev[p], mrows[j])
-    rank = psd_factor(g_prev, work, perm, root)
-    ginv_apply(root, perm, rank, kmat, cov, tmp)  # cov now holds R
+    rank = _factor(g_prev, work, perm, root)
+    _ginv(root, perm, rank, kmat, cov, tmp)  # cov now holds R
     for j in range(k):
         out, mj, c, a0 = d_prev[j], mrows[j], cov[0, j], a_prev[0]
         for i in range(m):  # the copy of M and its first term in one pass
