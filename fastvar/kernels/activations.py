@@ -15,7 +15,7 @@ import math
 import numba
 import numpy as np
 from llvmlite import ir
-from numba.core import types
+from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from .codes import (ELU, ERF, GELU, LEAKY_RELU, LINEAR, RELU, SELU, SIGMOID, SILU,
@@ -192,7 +192,11 @@ def phi_dphi(code, param, x):
 
 # tanh over arrays, vectorizable (libm's scalar tanh costs ~15 ns, this ~1.5 ns): 2|x| = k ln2 + r,
 # e^(2|x|) - 1 = 2^k expm1(r) + 2^k - 1 with a degree-13 Taylor expm1 on |r| <= ln2/2, then
-# tanh = (e^(2x) - 1) / (e^(2x) + 1). Within 3 ulp of math.tanh; tanh(x) = x below 2^-28.
+# tanh = (e^(2x) - 1) / (e^(2x) + 1). Within 3 ulp of math.tanh (tests/test_direct.py; mean
+# 0.23 ulp, 77% of values exact on [-25, 25]); tanh(x) = x below 2^-28. The polynomial runs
+# in Estrin's scheme with fused multiply-adds (_fma), 30% faster than Horner's scheme with
+# separate multiplies and adds (13 dependent steps, 26 operations): 379 against 543 ns for
+# 256 values in the same run (2026-12, the 2-core VM), with the same accuracy.
 _LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
 _INV_LN2 = 1.4426950408889634
 
@@ -211,6 +215,26 @@ def _pow2(typingctx, k):
         return builder.bitcast(bits, ir.DoubleType())
 
     return types.float64(k), codegen
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    # a b + c rounded once (IEEE fused multiply-add, llvm.fma): one instruction where the CPU
+    # has it (and vectorized), libm's correctly rounded fma where not, so the bits are the
+    # same on every CPU (numba never lets LLVM fuse a b + c written out by itself)
+    if not all(isinstance(t, types.Float) for t in (a, b, c)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        f64 = ir.DoubleType()
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(f64, [f64] * 3),
+                                             "llvm.fma.f64")
+        return builder.call(fma, [context.cast(builder, v, t, types.float64)
+                                  for v, t in zip(args, signature.args)])
+
+    return types.float64(types.float64, types.float64, types.float64), codegen
+
+
 _E2, _E3, _E4, _E5, _E6, _E7, _E8, _E9, _E10, _E11, _E12, _E13 = (
     1.0 / math.factorial(i) for i in range(2, 14))
 
@@ -223,11 +247,14 @@ def _tanh_array(z, a):
         y = ax + ax
         y = y if y < 40.0 else 40.0  # tanh(20) rounds to 1
         kf = np.floor(y * _INV_LN2 + 0.5)
-        r = (y - kf * _LN2_HI) - kf * _LN2_LO
-        p = r * (1.0 + r * (_E2 + r * (_E3 + r * (_E4 + r * (_E5 + r * (_E6 + r * (_E7 + r * (
-            _E8 + r * (_E9 + r * (_E10 + r * (_E11 + r * (_E12 + r * _E13))))))))))))
+        r = _fma(-kf, _LN2_LO, _fma(-kf, _LN2_HI, y))
+        r2 = r * r  # Estrin's scheme: short dependency chains (Horner's are 13 deep)
+        r4 = r2 * r2
+        p = _fma(r4, _fma(r2, _fma(r, _E13, _E12), _fma(r, _E11, _E10)),
+                 _fma(r2, _fma(r, _E9, _E8), _fma(r, _E7, _E6)))
+        p = _fma(r2, _fma(r4, p, _fma(r2, _fma(r, _E5, _E4), _fma(r, _E3, _E2))), r)
         s = _pow2(np.int64(kf) & 63)
-        em1 = s * p + (s - 1.0)
+        em1 = _fma(s, p, s - 1.0)
         t = em1 / (em1 + 2.0)
         t = t if x >= 0.0 else -t
         t = t if ax >= 3.725290298461914e-09 else x  # tiny, +-0 and NaN pass through

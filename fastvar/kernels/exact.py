@@ -18,25 +18,32 @@ Each block of networks draws from its own stream ``seed_block(seed, block)`` (no
 bulk from a bank of lanes seeded by that stream) and writes only its own stats, so
 results depend on (seed, block) alone, never on threads.
 
-Where the time goes (perf samples, width 256, depth 10, tanh, k = 1, gradients, one
-thread; 2026-12, 2-core VM, numba 0.68): the RNG 28% (``bank_normal`` 20%, its xoshiro
-lanes 6%, the ziggurat's slow path 2%), the vectorized tanh 23%, this module's own loops
-27% (the backward step's dot products u.d, d.d, a.m and the Gram matrix a.a, each one
-latency-bound sequential sum, the column draws, phi'), the moment blocks 8% (one pass
-for sums, one for central sums, z, a and delta), the 1 x 1 factorizations 2%,
-per-network stats and inputs 5%: about 2.6 us per layer propagation, 30% of the RNG's
-own rate (``fastvar bench``). At width 64, ReLU, per-layer costs weigh more: own loops
-24%, RNG 23%, the moment blocks and their per-trial bookkeeping 21%, factorizations 6%.
-Before, numba's atomic reference counts took 38% (``_nrt=False``, below), the moment
-blocks 27% (scalar: numba runs LLVM without its SLP vectorizer; now one 4-wide vector),
-numba's reshape helper 2-8% (now ``_view``), and the tanh loop gathered 2^k from a table.
-What is left to win keeps bits only so far: the dot products would need several partial
-sums, which changes the rounding, hence the known answers.
+Where the time goes (perf samples of the JIT code, width 256, depth 10, tanh, k = 1,
+gradients, one thread; 2026-12, 2-core VM, numba 0.68): the RNG 42% (``bank_normal`` 28%,
+its xoshiro lanes 12%, redraws and the ziggurat's slow path 2%), the vectorized tanh 19%,
+the moment blocks 20% (``_block_central`` 8%, ``_block_sums`` 5.5%, their merges and
+per-trial bookkeeping 6.5%), this module's own loops 10% (the column draws, the dot
+products, the last backward pass), phi' 1.5%, the 1 x 1 factorizations 3.5%, the inputs'
+draw 3%: 40% of the RNG's own rate (``fastvar bench``, was 32%). At width 64, ReLU: the
+RNG 34%, the moment blocks and their per-trial bookkeeping 32%, own loops 16%, the 1 x 1
+factorizations 11.5% (since inline for k = 1, ``_factor``: the network 15% faster).
+Issue 22 took the dot products u.d, d.d, a.m and the Gram matrix a.a from one
+latency-bound sequential sum each to eight partial sums (``_dot``, 5x faster), tanh's
+polynomial to Estrin's scheme with fused multiply-adds (30% faster) and fused two passes
+per layer; before, at width 256 (same method): tanh 25%, the RNG 32%, own loops 20%, the
+moment blocks 16%. That changed the rounding (1e-14 relative), hence the recorded bits of
+the known answers. Before that, numba's atomic reference counts took 38% (``_nrt=False``,
+below), the moment blocks 27% (scalar: numba runs LLVM without its SLP vectorizer; now
+one 4-wide vector), numba's reshape helper 2-8% (now ``_view``), and the tanh loop
+gathered 2^k from a table. What is left is mostly the moment blocks (two passes over
+each of z, a and delta) and tanh; two accumulator sets per sum did not pay (7%: the adds
+are not the bound on this CPU).
 """
 import math
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba.core import cgutils, types
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
@@ -165,6 +172,35 @@ def ginv_apply(root, perm, rank, x, out, tmp):
             out[perm[i], j] = tmp[i]
 
 
+@numba.njit(cache=True, inline="always")
+def _factor(s, work, perm, root):
+    # psd_factor, with k = 1 inline: its operations, without the call and its loops (10% of
+    # the time at width 64, ReLU, where three 1 x 1 factorizations a layer weigh)
+    if s.shape[0] != 1:
+        return psd_factor(s, work, perm, root)
+    x = s[0, 0]
+    perm[0] = 0
+    if not math.isfinite(x):
+        root[0, 0] = math.nan
+        return 1
+    if not x > max(0.0, x) * _RANK_TOL:
+        root[0, 0] = 0.0
+        return 0
+    root[0, 0] = x * (1.0 / math.sqrt(x))
+    return 1
+
+
+@numba.njit(cache=True, inline="always")
+def _ginv(root, perm, rank, x, out, tmp):
+    # ginv_apply, with k = 1 inline (its operations, in its order)
+    if root.shape[0] != 1:
+        ginv_apply(root, perm, rank, x, out, tmp)
+        return
+    r = root[0, 0]
+    for j in range(x.shape[1]):
+        out[0, j] = (x[0, j] / r) / r if rank > 0 else 0.0
+
+
 @intrinsic
 def _view(typingctx, buf, off, k, n, lead):
     # buf[off:off + k n] as a C-contiguous (k, n) view, or (1, k, n) with lead 1, for a
@@ -196,6 +232,49 @@ def _view(typingctx, buf, off, k, n, lead):
     return retty(buf, off, k, n, lead), codegen
 
 
+@intrinsic
+def _dot_lanes(typingctx, x, y, octs):
+    # Eight partial sums of x[i] y[i] over i < 8 octs, lane l summing i = l (mod 8), as two
+    # 4-wide vectors (numba runs LLVM without its SLP vectorizer): each lane does IEEE
+    # multiplies and adds in order, no reassociation, no fused multiply-add, so the sums are
+    # those of eight scalar accumulators on any CPU
+    if not all(isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C" for t in (x, y)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        arrays = [context.make_array(t)(context, builder, v)
+                  for t, v in zip(signature.args[:2], args[:2])]
+        vty = ir.VectorType(ir.DoubleType(), 4)
+        i64 = ir.IntType(64)
+        accs = [cgutils.alloca_once_value(builder, ir.Constant(vty, [0.0] * 4)) for _ in range(2)]
+        count = context.cast(builder, args[2], signature.args[2], types.intp)
+        with cgutils.for_range(builder, count) as loop:
+            first = builder.mul(loop.index, ir.Constant(i64, 8))
+            for half, acc in enumerate(accs):
+                at = builder.add(first, ir.Constant(i64, 4 * half))
+                xv, yv = (builder.load(builder.bitcast(builder.gep(arr.data, [at]),
+                                                       vty.as_pointer()), align=8)
+                          for arr in arrays)
+                builder.store(builder.fadd(builder.load(acc), builder.fmul(xv, yv)), acc)
+        lanes = [builder.extract_element(builder.load(acc), ir.Constant(ir.IntType(32), lane))
+                 for acc in accs for lane in range(4)]
+        return context.make_tuple(builder, signature.return_type, lanes)
+
+    return types.UniTuple(types.float64, 8)(x, y, octs), codegen
+
+
+@numba.njit(cache=True, inline="always")
+def _dot(x, y):
+    # x . y for 1-D C-contiguous arrays of one length, in eight partial sums (_dot_lanes):
+    # 5x a single sum's speed, whose every add waits for the one before
+    n = x.shape[0]
+    octs = n // 8
+    s0, s1, s2, s3, s4, s5, s6, s7 = _dot_lanes(x, y, octs)
+    for i in range(8 * octs, n):
+        s0 += x[i] * y[i]
+    return ((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7))
+
+
 @numba.njit(cache=True, inline="always")
 def _rows(buf, off, k, n):
     # the k rows of length n stored at buf[off:], as a (k, n) view
@@ -216,10 +295,7 @@ def _gram(x, out):
     k = x.shape[0]
     for p in range(k):
         for q in range(p, k):
-            acc = 0.0
-            xp, xq = x[p], x[q]
-            for r in range(x.shape[1]):
-                acc += xp[r] * xq[r]
+            acc = _dot(x[p], x[q])
             out[p, q] = acc
             out[q, p] = acc
 
@@ -238,7 +314,10 @@ def _draw_inputs(gen, inputs_kind, c0, data, k, gram, xi):
     # (x, c0 x + sqrt(1 - c0^2) xi) of fresh normals, or two distinct rows of ``data``.
     n0 = data.shape[1]
     gram[:, :] = 0.0
-    if inputs_kind == INPUTS_NORMAL:
+    if inputs_kind == INPUTS_NORMAL and k == 1:
+        x = _normals(gen, n0)
+        gram[0, 0] = _dot(x[:n0], x[:n0])
+    elif inputs_kind == INPUTS_NORMAL:
         x = _normals(gen, n0 * k)
         for r in range(n0):
             for p in range(k):
@@ -281,9 +360,10 @@ def _draw_columns(gen, root, out):
     k, n = out.shape
     x = _normals(gen, n * k)
     for j in range(k):
-        row = out[j]
-        row[:] = 0.0
-        for i in range(k):
+        row, c = out[j], root[j, 0]
+        for r in range(n):  # 0 + c x: the bits of zeroing the row first, one pass fewer
+            row[r] = 0.0 + c * x[r]
+        for i in range(1, k):
             c = root[j, i]
             xi = x[i * n:(i + 1) * n]
             for r in range(n):
@@ -298,7 +378,7 @@ def _forward_normal(gen, g_prev, weight_var, bias_std, z, cov, ws):
     for p in range(k):
         for q in range(k):
             cov[p, q] = weight_var * g_prev[p, q] + bias_std * bias_std
-    psd_factor(cov, work, perm, root)
+    _factor(cov, work, perm, root)
     _draw_columns(gen, root, z)
 
 
@@ -484,27 +564,18 @@ def _backward_layer(gen, z, d, a_prev, d_prev, g_prev, weight_var, bias_std, mro
     # K = U^T D with U = Z - b 1^T, b_r | z_r ~ N(w . z_r, var_b), w = sigma_b^2 S^- 1
     for p in range(k):
         for j in range(p, k):
-            acc = 0.0
-            dd = 0.0
-            zp, dp, dj = z[p], d[p], d[j]
-            for r in range(n):
-                acc += zp[r] * dj[r]
-                dd += dp[r] * dj[r]
-            kmat[p, j] = acc
+            dd = _dot(d[p], d[j])
+            kmat[p, j] = _dot(z[p], d[j])
             dtd[p, j] = weight_var * dd
             dtd[j, p] = weight_var * dd
             if j != p:
-                acc = 0.0
-                zj = z[j]
-                for r in range(n):
-                    acc += zj[r] * dp[r]
-                kmat[j, p] = acc
+                kmat[j, p] = _dot(z[j], d[p])
     if bias_std > 0.0:
         for p in range(k):
             for q in range(k):
                 cov[p, q] = weight_var * g_prev[p, q] + bias_std * bias_std
-        rank = psd_factor(cov, work, perm, root)
-        ginv_apply(root, perm, rank, ones, wvec, tmp)
+        rank = _factor(cov, work, perm, root)
+        _ginv(root, perm, rank, ones, wvec, tmp)
         total = 0.0
         for p in range(k):
             wvec[p, 0] *= bias_std * bias_std
@@ -518,31 +589,24 @@ def _backward_layer(gen, z, d, a_prev, d_prev, g_prev, weight_var, bias_std, mro
             for r in range(n):
                 b[r] += w * zp[r]
         for j in range(k):
-            acc = 0.0
-            dj = d[j]
-            for r in range(n):
-                acc += b[r] * dj[r]
+            acc = _dot(b[:n], d[j])
             for p in range(k):
                 kmat[p, j] -= acc
     # M (k, m): its m columns iid N(0, v D^T D), the law of W'^T D
-    psd_factor(dtd, work, perm, droot)
+    _factor(dtd, work, perm, droot)
     _draw_columns(gen, droot, mrows)
     # R = G^- (U^T D - A^T M), then W^T D = M + A R
     m = a_prev.shape[1]
     for p in range(k):
-        ap = a_prev[p]
         for j in range(k):
-            acc = 0.0
-            mj = mrows[j]
-            for i in range(m):
-                acc += ap[i] * mj[i]
-            kmat[p, j] -= acc
-    rank = psd_factor(g_prev, work, perm, root)
-    ginv_apply(root, perm, rank, kmat, cov, tmp)  # cov now holds R
+            kmat[p, j] -= _dot(a_prev[p], mrows[j])
+    rank = _factor(g_prev, work, perm, root)
+    _ginv(root, perm, rank, kmat, cov, tmp)  # cov now holds R
     for j in range(k):
-        out, mj = d_prev[j], mrows[j]
-        _copy(out, 0, mj, 0, m)
-        for p in range(k):
+        out, mj, c, a0 = d_prev[j], mrows[j], cov[0, j], a_prev[0]
+        for i in range(m):  # the copy of M and its first term in one pass
+            out[i] = mj[i] + c * a0[i]
+        for p in range(1, k):
             c, ap = cov[p, j], a_prev[p]
             for i in range(m):
                 out[i] += c * ap[i]
