@@ -26,6 +26,23 @@ Per network:
   (:func:`_jacobian`), and its spectrum statistics come from :mod:`fastvar.kernels.jacobian`
   (O(L n^3) per input).
 
+Where the time goes at k > 1 (width 256, depth 10, tanh, k = 256, gradients; one thread, ms
+per network, the fastest of 25 rounds interleaving the kernels before and after the packed
+product in one process, 2026-12-03 on the shared 2-core VM at load 4.6; medians were 30%
+higher and noisy):
+
+=====================================  ================  ================
+part                                   tiled dot (old)   packed FMA (now)
+=====================================  ================  ================
+whole network (run_blocks)             25.2 (25 GFLOP/s) 21.5 (30 GFLOP/s)
+layer products, 19 of 256^3            15.0 (43 GFLOP/s) 10.5 (61 GFLOP/s)
+drawing W, 19 x 65 536 normals         4.1               3.9
+phi and phi' (10 layers)               2.0               2.0
+moments of z, a, delta (30 updates)    0.85              0.85
+the rest (inputs, deltas x phi',       3.3               4.3
+per-network stats, buffers)
+=====================================  ================  ================
+
 Everything takes arrays and scalars only (a request as one
 :class:`~fastvar.kernels.codes.KernelArgs`); activation and distribution are runtime codes,
 so one compiled kernel serves all networks.
