@@ -149,10 +149,16 @@ def _draw_packed(bank, bits, buf, distribution, n, m, w, backward):
         while off < cnt:  # row j of W, columns i0 .. i0 + seg - 1
             j, i0 = divmod(pos + off, m)
             seg = min(m - i0, cnt - off)
-            if backward:  # W[j, i] = B[j, i]: runs of a panel's row
-                for t in range(seg):
-                    i = i0 + t
-                    w[(i // nr) * n * nr + j * nr + i % nr] = buf[off + t]
+            if backward:  # W[j, i] = B[j, i]: runs along the rows of panels
+                i, t = i0, off
+                while i < i0 + seg:
+                    q = i % nr
+                    run = min(nr - q, i0 + seg - i)
+                    dst = (i - q) * n + j * nr + q  # panel i // nr starts at (i - q) n
+                    for u in range(run):
+                        w[dst + u] = buf[t + u]
+                    i += run
+                    t += run
             else:  # W[j, i] = B[i, j]: one column of a panel
                 base = (j // nr) * m * nr + j % nr
                 for t in range(seg):
