@@ -27,21 +27,25 @@ Per network:
   (O(L n^3) per input).
 
 Where the time goes at k > 1 (width 256, depth 10, tanh, k = 256, gradients; one thread, ms
-per network, the fastest of 25 rounds interleaving the kernels before and after the packed
-product in one process, 2026-12-03 on the shared 2-core VM at load 4.6; medians were 30%
-higher and noisy):
+per network, the fastest of 20-25 rounds interleaving the kernels before and after the
+packed product in one process, 2026-12-03 on the shared 2-core VM at load 4-4.7; medians
+were 10-50% higher):
 
-=====================================  ================  ================
-part                                   tiled dot (old)   packed FMA (now)
-=====================================  ================  ================
-whole network (run_blocks)             25.2 (25 GFLOP/s) 21.5 (30 GFLOP/s)
-layer products, 19 of 256^3            15.0 (43 GFLOP/s) 10.5 (61 GFLOP/s)
-drawing W, 19 x 65 536 normals         4.1               3.9
-phi and phi' (10 layers)               2.0               2.0
-moments of z, a, delta (30 updates)    0.85              0.85
-the rest (inputs, deltas x phi',       3.3               4.3
-per-network stats, buffers)
-=====================================  ================  ================
+=====================================  ==================  ==================
+part                                   tiled dot (old)     packed FMA (now)
+=====================================  ==================  ==================
+whole network (run_blocks)             28.7 (22 GFLOP/s)   20.9 (30 GFLOP/s)
+layer products alone, 19 of 256^3      14.6 (44 GFLOP/s)   10.6 (60 GFLOP/s)
+the same inside the engine (*)                             12.7 (50 GFLOP/s)
+drawing W, 19 x 65 536 normals         4.3                 3.2
+phi and phi' (10 layers)               2.0                 2.0
+moments of z, a, delta (30 updates)    0.85                0.85
+the rest (**)                          ~7                  ~4
+=====================================  ==================  ==================
+
+(*) the whole less a build without the products; (**) the whole less the parts: 2 x 65 536
+scalar normals (inputs, delta^L) 0.7, buffers 0.3-0.5, deltas x phi' 0.25, per-network
+statistics.
 
 Everything takes arrays and scalars only (a request as one
 :class:`~fastvar.kernels.codes.KernelArgs`); activation and distribution are runtime codes,
