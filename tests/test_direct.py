@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -219,3 +220,28 @@ def test_array_phi_dphi_is_the_scalar_one(name):
     phi_dphi_array(act.code, act.param, z, a, d)
     want = np.array([phi_dphi(act.code, act.param, x) for x in z])
     np.testing.assert_array_equal(np.stack([a, d], axis=1), want)
+
+
+def _fma_chain(a, b):
+    # sum_i a[i] b[i] as fma(a[i], b[i], s) in order i = 0, 1, ... from s = 0, each step
+    # computed exactly and rounded once (float(Fraction) rounds to nearest, ties to even)
+    s = 0.0
+    for x, y in zip(a, b):
+        s = float(Fraction(x) * Fraction(y) + Fraction(s))
+    return s
+
+
+@pytest.mark.parametrize("k, kk, n", [(1, 1, 1), (3, 5, 7), (13, 9, 17), (8, 16, 16), (2, 30, 41)])
+def test_layer_product_is_a_fused_chain_in_index_order(k, kk, n):
+    # gemm_packed rounds each element as one fma chain whatever its tile (8, 4, 2 or 1
+    # rows, padded panels): the direct engine's k > 1 products are machine-independent
+    from fastvar.kernels import gemm
+    gen = np.random.default_rng(k * 1000 + n)
+    a, b = gen.standard_normal((k, kk)), gen.standard_normal((kk, n))
+    packed = np.full(gemm.panel_size(kk, n), np.nan)  # the padding never reaches c
+    for j in range(n):
+        packed[(j // gemm.NR) * kk * gemm.NR + np.arange(kk) * gemm.NR + j % gemm.NR] = b[:, j]
+    c = np.empty((k, n))
+    gemm.gemm_packed(a, packed, c, 0.75, np.empty(gemm.MR * gemm.NR))
+    want = [[0.75 * _fma_chain(a[r], b[:, j]) for j in range(n)] for r in range(k)]
+    np.testing.assert_array_equal(c, np.array(want))

@@ -37,9 +37,12 @@ EXACT_ORTHOGONAL_FACTOR = 1.5
 # and input, and per layer. Measured 2026-05 on the 2-core VM (shared, load 1.7-2.5),
 # width 256, depth 10, tanh, gradients: 4.0-7.6 at k = 1 (two sessions, 3 runs of ~0.3 s
 # each), 12.8-13.3 at k = 64; so about 6 to draw (and regenerate) a weight and 0.15 per
-# input it multiplies; width 1, depth 2000: 1.1 us per layer.
+# input it multiplies; width 1, depth 2000: 1.1 us per layer. The packed FMA product
+# (kernels/gemm.py) cut a network at k = 256 from 28.7 to 20.9 ms (one thread, 2026-12,
+# load 4.5, fastest of 20 interleaved rounds: 44 and 32 ns per weight, so 0.15 and 0.10
+# per weight and input after the 6 of drawing).
 DIRECT_NS_PER_WEIGHT = 6.0
-DIRECT_NS_PER_WEIGHT_INPUT = 0.15
+DIRECT_NS_PER_WEIGHT_INPUT = 0.10
 DIRECT_NS_PER_LAYER = 1100.0
 
 # NumPy engine, ns per step of Engine.work_per_network and per layer. Measured 2026-05 on

@@ -9,6 +9,7 @@ import numba
 import numpy as np
 
 from ..kernels import direct as kernel
+from ..kernels import gemm
 from ..kernels import rng
 from . import costs
 from .base import Engine, Plan, jacobian_work, kernel_args, register
@@ -40,8 +41,9 @@ class DirectEngine(Engine):
                          + 2 * kernel.CHUNK + net.depth * rng.BANK_SIZE)
         if net.init == "orthogonal":
             per_block += 8 * 6 * net.depth * wmax
-        elif k > 1:
-            per_block += 8 * max(a * b for a, b in zip(w[:-1], w[1:]))
+        elif k > 1:  # packed in whole panels, forward (W^T) and backward (W)
+            per_block += 8 * max(max(gemm.panel_size(a, b), gemm.panel_size(b, a))
+                                 for a, b in zip(w[:-1], w[1:]))
         if net.norm is not None and plan.gradients:  # N(z^l) of every layer, for backward
             per_block += 8 * net.depth * k * wmax
         if plan.jacobian:  # J^T twice, a weight matrix, the Gram matrix, orthogonal work

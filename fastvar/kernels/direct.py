@@ -12,8 +12,10 @@ Per network:
   regenerates W^l instead of storing it;
 * k = 1 input: generation is fused with use (a dot per row forward, an axpy per row
   backward): memory O(L n) per block;
-* k > 1 inputs: W^l is generated into one n x m buffer and the k inputs go through a
-  register-tiled matrix product (:func:`_gemm_nt`); memory O(n m + L n k) per block;
+* k > 1 inputs: W^l is drawn straight into the column panels of :mod:`fastvar.kernels.gemm`
+  (as W^T forward, W backward: :func:`_draw_packed`) and the k inputs go through its
+  register-tiled product, each element one chain of fused multiply-adds in index order,
+  so its bits do not depend on the tile or the CPU; memory O(n m + L n k) per block;
 * orthogonal init: a Haar matrix as a product of Householder reflectors drawn from
   Gaussian vectors (the law of QR of a Gaussian matrix with the sign fix) times an
   independent random sign diagonal, applied in O(n m) per input and regenerated backward;
@@ -23,6 +25,27 @@ Per network:
   is carried transposed (n_0 rows) through the weights regenerated from the saved banks
   (:func:`_jacobian`), and its spectrum statistics come from :mod:`fastvar.kernels.jacobian`
   (O(L n^3) per input).
+
+Where the time goes at k > 1 (width 256, depth 10, tanh, k = 256, gradients; one thread, ms
+per network, the fastest of 20-25 rounds interleaving the kernels before and after the
+packed product in one process, 2026-12-03 on the shared 2-core VM at load 4-4.7; medians
+were 10-50% higher):
+
+=====================================  ==================  ==================
+part                                   tiled dot (old)     packed FMA (now)
+=====================================  ==================  ==================
+whole network (run_blocks)             28.7 (22 GFLOP/s)   20.9 (30 GFLOP/s)
+layer products alone, 19 of 256^3      14.6 (44 GFLOP/s)   10.6 (60 GFLOP/s)
+the same inside the engine (*)                             12.7 (50 GFLOP/s)
+drawing W, 19 x 65 536 normals         4.3                 3.2
+phi and phi' (10 layers)               2.0                 2.0
+moments of z, a, delta (30 updates)    0.85                0.85
+the rest (**)                          ~7                  ~4
+=====================================  ==================  ==================
+
+(*) the whole less a build without the products; (**) the whole less the parts: 2 x 65 536
+scalar normals (inputs, delta^L) 0.7, buffers 0.3-0.5, deltas x phi' 0.25, per-network
+statistics.
 
 Everything takes arrays and scalars only (a request as one
 :class:`~fastvar.kernels.codes.KernelArgs`); activation and distribution are runtime codes,
@@ -34,7 +57,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from . import rng
+from . import gemm, rng
 from .accumulators import (A, DELTA, JAC_ROWS, LINK, NET, STATS_SIZE, Z, add_histogram,
                            add_jacobian, add_links, add_network_level, add_networks, cosine,
                            new_histograms, stats_rows, store_histograms)
@@ -102,25 +125,57 @@ def _matvec_stream(bank, bits, buf, distribution, n, m, x, y, transpose):
 
 
 @numba.njit(cache=True)
-def _draw_matrix(bank, bits, buf, distribution, n, m, w, transpose):
-    """w <- unit-scale W (n x m) drawn as in :func:`_matvec_stream`; its transpose if asked."""
+def _draw_matrix(bank, bits, buf, distribution, n, m, w):
+    """w <- unit-scale W (n x m), row-major, drawn as in :func:`_matvec_stream`."""
     total = n * m
     pos = 0
     while pos < total:
         cnt = min(CHUNK, total - pos)
         _draw(bank, bits, buf, cnt, distribution)
-        if transpose:
-            for t in range(cnt):
-                j, i = divmod(pos + t, m)
-                w[i * n + j] = buf[t]
-        else:
-            w[pos:pos + cnt] = buf[:cnt]
+        w[pos:pos + cnt] = buf[:cnt]
+        pos += cnt
+
+
+@numba.njit(cache=True)
+def _draw_packed(bank, bits, buf, distribution, n, m, w, backward):
+    """w <- unit-scale W (n x m), drawn as in :func:`_matvec_stream`, packed for gemm_packed.
+
+    As B = W^T (m x n, forward) or B = W (n x m, ``backward``) in the column panels of
+    :mod:`fastvar.kernels.gemm`.
+    """
+    total = n * m
+    nr = gemm.NR
+    pos = 0
+    while pos < total:
+        cnt = min(CHUNK, total - pos)
+        _draw(bank, bits, buf, cnt, distribution)
+        off = 0
+        while off < cnt:  # row j of W, columns i0 .. i0 + seg - 1
+            j, i0 = divmod(pos + off, m)
+            seg = min(m - i0, cnt - off)
+            if backward:  # W[j, i] = B[j, i]: runs along the rows of panels
+                i, t = i0, off
+                while i < i0 + seg:
+                    q = i % nr
+                    run = min(nr - q, i0 + seg - i)
+                    dst = (i - q) * n + j * nr + q  # panel i // nr starts at (i - q) n
+                    for u in range(run):
+                        w[dst + u] = buf[t + u]
+                    i += run
+                    t += run
+            else:  # W[j, i] = B[i, j]: one column of a panel
+                base = (j // nr) * m * nr + j % nr
+                for t in range(seg):
+                    w[base + (i0 + t) * nr] = buf[off + t]
+            off += seg
         pos += cnt
 
 
 @numba.njit(cache=True, fastmath={"reassoc", "contract"})
 def _gemm_nt(a, b, c, scale):
     """c = scale * a @ b.T for C-ordered a (k x m), b (n x m), c (k x n), in 4 x 4 register tiles.
+
+    The Jacobian's products (the layers' k > 1 products use :mod:`fastvar.kernels.gemm`).
 
     The inner loop runs over the whole row from index 0: LLVM vectorizes it only when it
     can see the indices are non-negative (no offset loops, no wraparound checks). Only
@@ -264,7 +319,7 @@ def _layer(bank, work, layer, distribution, orthogonal, n, m, scale, x, y, backw
     gets a copy of the bank the forward call started from, so it regenerates the same W.
     x, y: C-ordered (k, width). ``work``: the block's scratch (see :func:`_buffers`).
     """
-    bits, buf, wbuf, owork, osaved, osigns, vbuf = work
+    bits, buf, wbuf, tile, owork, osaved, osigns, vbuf = work
     k = x.shape[0]
     if orthogonal:
         sc = bank[4 * rng.LANES:]
@@ -279,8 +334,8 @@ def _layer(bank, work, layer, distribution, orthogonal, n, m, scale, x, y, backw
         _matvec_stream(bank, bits, buf, distribution, n, m, x[0], y[0], backward)
         y[0] *= scale
     else:
-        _draw_matrix(bank, bits, buf, distribution, n, m, wbuf, backward)
-        _gemm_nt(x, _view(wbuf, y.shape[1], x.shape[1]), y, scale)
+        _draw_packed(bank, bits, buf, distribution, n, m, wbuf, backward)
+        gemm.gemm_packed(x, wbuf, y, scale, tile)
 
 
 @numba.njit(cache=True)
@@ -310,11 +365,12 @@ def _draw_inputs(state, inputs_kind, c0, data, x):
 @numba.njit(cache=True)
 def _buffers(args):
     # one block's scratch: ``work`` for _layer (bank bits, a weight chunk, a k > 1 weight
-    # matrix, the orthogonal work space, reflector states and signs of every layer, a
-    # reflector), and ``bufs``, flat, viewed per layer as C-ordered (k, width) matrices:
-    # z^l (zb), a^l and the deltas (cur), their next layer (nxt), phi'(z^l) of every layer
-    # (ds, for backward), a bias, the residual stream h^{l-1} (hb), N(z^l) of the current
-    # layer (yb) and of every layer (ys, for backward), the norm's scales (rs)
+    # matrix packed for gemm.gemm_packed and its tile, the orthogonal work space,
+    # reflector states and signs of every layer, a reflector), and ``bufs``, flat, viewed
+    # per layer as C-ordered (k, width) matrices: z^l (zb), a^l and the deltas (cur),
+    # their next layer (nxt), phi'(z^l) of every layer (ds, for backward), a bias, the
+    # residual stream h^{l-1} (hb), N(z^l) of the current layer (yb) and of every layer
+    # (ys, for backward), the norm's scales (rs)
     widths, k, gradients = args.widths, args.k, args.gradients
     depth = widths.shape[0] - 1
     wmax = 0
@@ -322,11 +378,13 @@ def _buffers(args):
     for l in range(depth + 1):
         wmax = max(wmax, widths[l])
         if l > 0:
-            wmat = max(wmat, widths[l] * widths[l - 1])
+            wmat = max(wmat, gemm.panel_size(widths[l - 1], widths[l]),
+                       gemm.panel_size(widths[l], widths[l - 1]))
     rmax = wmax if args.orthogonal else 0
     normed = args.norm != NORM_NONE
     work = (np.empty(CHUNK, dtype=np.uint64), np.empty(CHUNK),
-            np.empty(wmat if k > 1 and not args.orthogonal else 0), np.empty(k * rmax),
+            np.zeros(wmat if k > 1 and not args.orthogonal else 0),
+            np.empty(gemm.MR * gemm.NR), np.empty(k * rmax),
             np.empty((depth, rmax, 4), dtype=np.uint64), np.empty((depth, rmax)),
             np.empty(rmax))
     bufs = (np.empty(k * wmax), np.empty(k * wmax), np.empty(k * wmax),
@@ -449,7 +507,7 @@ def _jacobian(args, spare, saved, work, ds, jbufs, out):
     widths, k = args.widths, args.k
     depth = widths.shape[0] - 1
     n0 = widths[0]
-    bits, buf, _, _, osaved, osigns, vbuf = work
+    bits, buf, _, _, _, osaved, osigns, vbuf = work
     jt, jn, wbuf, gbuf, obuf, scratch, sums, one = jbufs
     jac = out.shape[1] - JAC_ROWS
     sums[:, :] = 0.0
@@ -469,7 +527,7 @@ def _jacobian(args, spare, saved, work, ds, jbufs, out):
                              args.weight_scale[l], False, True)
                 y[:, :] = ywork[:, :n]
             else:
-                _draw_matrix(spare, bits, buf, args.distribution, n, m, wbuf, False)
+                _draw_matrix(spare, bits, buf, args.distribution, n, m, wbuf)
                 _gemm_nt(x, _view(wbuf, n, m), y, args.weight_scale[l])
             dp = ds[l, c * n:(c + 1) * n]
             for r in range(n0):
