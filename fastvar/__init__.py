@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from .network import Network, mlp
     from .plotting import plot
     from .results import Histogram, IncompleteStatisticsWarning, Result
-    from .runs import Interrupted
-    from .sweeps import Sweep, SweepInterrupted, load, sweep
+    from .interrupts import Interrupted, SweepInterrupted
+    from .sweeps import Sweep, load, sweep
 
 # Public name -> the submodule defining it. They load on first use (PEP 562), so that
 # `import fastvar` and the `fastvar` command start without NumPy and Numba (over a second):
@@ -34,11 +34,12 @@ _EXPORTS = {"ACTIVATION_NAMES": "activations", "Activation": "activations",
             "Moments": "moments", "Network": "network", "mlp": "network", "simulate": "api",
             "Result": "results", "Histogram": "results",
             "IncompleteStatisticsWarning": "results", "theory": None,
-            "plot": "plotting", "terms": "explain", "Interrupted": "runs", "sweep": "sweeps",
-            "Sweep": "sweeps", "SweepInterrupted": "sweeps", "load": "sweeps"}
+            "plot": "plotting", "terms": "explain", "Interrupted": "interrupts",
+            "SweepInterrupted": "interrupts", "sweep": "sweeps", "Sweep": "sweeps",
+            "load": "sweeps"}
 _SUBMODULES = ("activations", "api", "bench", "checkpoint", "cli", "dask_runner", "engines",
-               "explain", "fits", "kernels", "moments", "network", "plotting", "results",
-               "runs", "sweeps", "theory")
+               "explain", "fits", "interrupts", "kernels", "moments", "network", "plotting",
+               "results", "runs", "sweeps", "theory")
 
 __all__ = ["__version__", "ACTIVATION_NAMES", "Activation", "Histogram",
            "IncompleteStatisticsWarning",
@@ -64,8 +65,9 @@ def __getattr__(name: str):
     # names are looked up in their module on every access, not copied here: a copy would
     # keep whatever the module held at first use (a test's monkeypatch, say) for ever
     if name in _EXPORTS or name in _SUBMODULES:
-        _load_all()
         module = _EXPORTS.get(name)
+        if module != "interrupts":  # `except fastvar.Interrupted:` loads nothing heavy
+            _load_all()
         value = importlib.import_module(f".{module or name}", __name__)
         return value if module is None else getattr(value, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

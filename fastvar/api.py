@@ -25,7 +25,8 @@ from .options import (EXECUTION_OPTIONS, RUN_OPTIONS, Execution, RunOptions, spl
                       takes_options)
 from .results import IncompleteStatisticsWarning, Result
 from .results.histogram import bin_scales, check_size
-from .runs import ClientClosed, Interrupted, Run, chunk_cap, run_local
+from .interrupts import ClientClosed, Interrupted
+from .runs import Run, chunk_cap, run_local
 
 MAX_TRIALS = 1 << 50
 # A block runs uninterrupted (Ctrl-C waits for it): refuse networks that alone take minutes.

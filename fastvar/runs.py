@@ -52,28 +52,6 @@ def chunk_cap(depth: int, rows: int = ROWS) -> int:
 SAVE_SECONDS = 1.0  # at most one checkpoint write (with fsync) a second: a kill costs <= 1 s
 
 
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C (KeyboardInterrupt) during :func:`fastvar.simulate`, with the work done so far.
-
-    ``result`` is the Result of the blocks completed before the interruption, with
-    ``partial`` True and ``trials`` the trials actually done (their standard errors are
-    the honest ones of that many trials); None if not one block was complete. It holds
-    the longest run of completed blocks from the first one: exactly the numbers of an
-    uninterrupted run of that many trials, whichever workers happened to be fast. Blocks
-    completed beyond it (Dask tasks finish out of order) are left out, so the kept sample
-    can never depend on how long its blocks took; a checkpoint keeps them for the resume.
-
-    Parameters
-    ----------
-    result : Result or None
-        The blocks completed (kept as ``.result``).
-    """
-
-    def __init__(self, result: "Result | None") -> None:
-        super().__init__("interrupted")
-        self.result = result
-
-
 _stops = threading.local()  # .event: stop this thread's local run (see stop_when)
 
 
@@ -81,8 +59,9 @@ _stops = threading.local()  # .event: stop this thread's local run (see stop_whe
 def stop_when(event: threading.Event):
     """Within this block, a local :func:`fastvar.simulate` (no Dask client) on this thread
     stops between two chunks (about ``CHUNK_SECONDS``) once ``event`` is set, raising
-    :class:`Interrupted` as Ctrl-C would: a cancellation from another thread that needs no
-    asynchronous exception (``fastvar serve`` stops the run of a client that went away).
+    :class:`~fastvar.interrupts.Interrupted` as Ctrl-C would: a cancellation from another
+    thread that needs no asynchronous exception (``fastvar serve`` stops the run of a client
+    that went away).
 
     Parameters
     ----------
@@ -105,13 +84,6 @@ def _check_stop() -> None:
     event = getattr(_stops, "event", None)
     if event is not None and event.is_set():
         raise KeyboardInterrupt
-
-
-class ClientClosed(Interrupted):
-    """The Dask client of :func:`fastvar.simulate` was closed during the run (from another
-    thread, say): as for Ctrl-C, ``result`` holds the blocks completed before (see
-    :class:`Interrupted`), and a checkpoint keeps them for a resume. A close after the
-    last block is in changes nothing: the run returns its complete result."""
 
 
 class Run:

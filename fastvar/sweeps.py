@@ -31,6 +31,7 @@ from .api import MAX_SECONDS, Estimate, plan, request_cost, simulate
 from ._hashing import canonical_json, hash_hex
 from .checkpoint import Checkpoint, SweepCheckpoint
 from .engines import ENGINES
+from .interrupts import SweepInterrupted
 from .engines.base import Plan
 from .fits import measured_depth_scales
 from .kernels.codes import INPUTS_NORMAL, INPUTS_PAIR
@@ -51,23 +52,6 @@ MAX_CONFIGURATIONS = 100_000  # validated at about 1 ms each before the first on
 OBSERVABLES = ("log_q_ratio", "log_g_ratio", "c", "xi_c", "xi_q")
 SUMMARY_COLUMNS = ("xi_q", "xi_q_se", "xi_q_map", "xi_q_theory", "xi_q_layers", "xi_q_note",
                    "xi_c", "xi_c_se", "xi_c_map", "xi_c_theory", "xi_c_layers", "xi_c_note")
-
-
-class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C during :func:`sweep`: ``.partial`` is the :class:`Sweep` of the configurations
-    finished so far (``partial.complete`` is False). A KeyboardInterrupt, so code that does
-    not know about sweeps still stops; with ``checkpoint`` the finished ones are on disk too.
-
-    Parameters
-    ----------
-    partial : Sweep
-        The configurations finished so far (kept as ``.partial``).
-    """
-
-    def __init__(self, partial: "Sweep") -> None:
-        super().__init__(f"sweep interrupted after {len(partial.results)} of "
-                         f"{len(partial.results) + len(partial.pending)} configurations")
-        self.partial = partial
 
 
 # ------------------------------------------------------------------ configurations
@@ -1021,4 +1005,4 @@ def load(path: "str | os.PathLike", verify: bool = True) -> "Result | Sweep":
         raise ValueError(f"{where}{err}") from None
 
 
-__all__ = ["Sweep", "SweepInterrupted", "load", "sweep", "configuration_seed"]
+__all__ = ["Sweep", "load", "sweep", "configuration_seed"]

@@ -177,7 +177,7 @@ def test_a_client_closed_mid_run_keeps_the_finished_blocks(one_thread_cluster, m
     # client.close() from another thread mid-run gave ClosedClientError and no result
     import threading
 
-    from fastvar.runs import ClientClosed
+    from fastvar.interrupts import ClientClosed
 
     c = distributed.Client(one_thread_cluster)
     # every task but the first (block 0) waits until the client is closed: the close is

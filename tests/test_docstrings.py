@@ -24,8 +24,8 @@ import pytest
 
 # the modules listed in docs/api.rst; autosummary's :recursive: adds their submodules
 DOCUMENTED = ("api", "network", "activations", "options", "moments", "theory", "finite_width",
-              "results", "sweeps", "fits", "runs", "checkpoint", "dask_runner", "formats",
-              "plotting", "explain", "serve", "bench", "engines", "kernels", "cli")
+              "results", "sweeps", "fits", "runs", "interrupts", "checkpoint", "dask_runner",
+              "formats", "plotting", "explain", "serve", "bench", "engines", "kernels", "cli")
 
 _SECTION = re.compile(r"^(?P<name>[A-Z][A-Za-z ]+)\n-{3,}\s*$", re.M)
 

@@ -32,6 +32,20 @@ def test_import_loads_numpy_and_numba_only_on_use():
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
+def test_except_interrupted_imports_nothing_heavy():
+    # a Ctrl-C during the first fastvar.simulate's imports made `except fastvar.Interrupted:`
+    # itself import the half-loaded NumPy and Numba again (ImportError, RecursionError)
+    code = ("import sys, fastvar\n"
+            "try:\n    raise fastvar.Interrupted(None)\n"
+            "except (fastvar.Interrupted, fastvar.SweepInterrupted) as stop:\n"
+            "    assert stop.result is None\n"
+            "heavy = {'numpy', 'numba'} & set(sys.modules)\nassert not heavy, heavy\n"
+            "assert fastvar.runs and fastvar.sweeps.Sweep\n"  # the modules that raise them
+            "assert issubclass(fastvar.Interrupted, KeyboardInterrupt)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.mark.parametrize("kind", ["module", "script"])
 def test_ctrl_c_at_any_moment_is_one_line_and_status_130(kind):
     # from about 0.1 s, when Python has started and runs fastvar's entry point (before that,

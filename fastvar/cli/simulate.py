@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     """
     from ..api import estimate, simulate
     from ..results import IncompleteStatisticsWarning
-    from ..runs import Interrupted
+    from ..interrupts import Interrupted
 
     options = run_options_from_args(args)
     net = network_from_args(args, options.get("inputs"))

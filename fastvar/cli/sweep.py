@@ -148,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
     fastvar.SweepInterrupted
         On Ctrl-C, after printing (and writing) the finished configurations.
     """
-    from ..sweeps import SweepInterrupted, sweep, sweep_estimate
+    from ..interrupts import SweepInterrupted
+    from ..sweeps import sweep, sweep_estimate
 
     if not args.grid:
         raise UsageError("give at least one --grid KEY=a:b:n or KEY=v1,v2,...")
