@@ -379,7 +379,9 @@ def task_pieces(runs: "Sequence[Run]", threads: int,
                     task, seconds, memory = [], 0.0, 0.0
                 task.append((i, at, n))
                 seconds, memory = seconds + n * cost, memory + n / cap
-                if seconds >= target:
+                # a whole piece is a task: int() leaves it just short of the target, and a
+                # run's last piece would otherwise join its previous one
+                if seconds >= target or n == size:
                     tasks.append(task)
                     task, seconds, memory = [], 0.0, 0.0
     if task:
@@ -429,7 +431,7 @@ def run_many(client, runs: "Sequence[Run]",
 
     Raises
     ------
-    fastvar.runs.ClientClosed
+    fastvar.interrupts.ClientClosed
         If the client is closed before every block is in (the wait stops at once); the
         blocks done are kept in the runs. A close after the last block changes nothing.
     KeyboardInterrupt
@@ -438,7 +440,7 @@ def run_many(client, runs: "Sequence[Run]",
     from asyncio import CancelledError
 
     from ._hashing import hash_hex
-    from .runs import ClientClosed
+    from .interrupts import ClientClosed
 
     for i, one in enumerate(runs):
         if finished is not None and not one.missing():
@@ -556,7 +558,7 @@ def run(client, run: "Run", retries: int = 2) -> None:
 
     Raises
     ------
-    fastvar.runs.ClientClosed
+    fastvar.interrupts.ClientClosed
         If the client is closed during the run; the blocks done are kept in ``run``.
     """
     run_many(client, [run], retries=retries)
