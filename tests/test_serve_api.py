@@ -302,6 +302,22 @@ def start_long_request(url: str, answers: list) -> threading.Thread:
     return thread
 
 
+def test_stop_fails_the_queued_simulations_too():
+    # the tasks no worker thread had taken were never run: their requests waited until
+    # uvicorn's shutdown cancelled them and answered 500 with a traceback (2 of 10 Ctrl-Cs
+    # with four requests in flight)
+    from fastvar.serve.app import Stopped, Workers
+
+    workers = Workers(1)
+    long_run = (simulate, mlp(64, 10), 10 ** 8)  # chunks of about 0.25 s: stops between
+    futures = [workers.submit(*long_run)[0] for _ in range(3)]
+    time.sleep(0.5)
+    assert futures[0].running() and not futures[1].running()
+    workers.stop()
+    for future in futures:
+        assert isinstance(future.exception(timeout=10), Stopped)
+
+
 def test_ctrl_c_stops_a_running_simulation_at_once():
     proc, url = serve_process("--max-seconds", "120")
     try:

@@ -545,10 +545,20 @@ class Workers:
                 del self.running_stops[me]
 
     def stop(self) -> None:
-        """Stop the running simulations (between two chunks) and end the threads; no waiting."""
+        """Stop the running simulations (between two chunks), fail the queued ones with
+        :class:`Stopped`, and end the threads; no waiting."""
         self.stopping = True
         for stop in list(self.running_stops.values()):
             stop.set()
+        # tasks no thread took yet would never run: their requests waited until uvicorn's
+        # shutdown cancelled them, and answered 500 with a traceback
+        while True:
+            try:
+                task = self.tasks.get_nowait()
+            except queue.Empty:
+                break
+            if task is not None and task[0].set_running_or_notify_cancel():
+                task[0].set_exception(Stopped("the server is stopping"))
         for _ in self.threads:
             self.tasks.put(None)
 
