@@ -280,12 +280,21 @@ class Checkpoint:
     """
 
     def __init__(self, path: "str | os.PathLike", request: Plan, engine: str) -> None:
+        existed = os.path.isdir(path) if isinstance(path, (str, os.PathLike)) else True
         self.path = _open_folder(path)
         self.request = request
         self.fingerprint = fingerprint(request, engine)
         self.digest = digest(self.fingerprint)
         self._shape = (request.network.depth, request.stats_rows, STATS_SIZE)
-        self._open()
+        try:
+            self._open()
+        except BaseException:
+            if not existed:  # the folder made for this run, empty (a full disk, say): gone
+                try:
+                    os.rmdir(self.path)
+                except OSError:
+                    pass
+            raise
 
     def _open(self) -> None:
         path = self.path

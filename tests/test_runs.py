@@ -216,6 +216,25 @@ def test_bad_checkpoint_paths_fail_before_any_work(tmp_path, monkeypatch):
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
 
 
+def test_a_checkpoint_folder_that_cannot_be_written_is_not_left_behind(tmp_path, monkeypatch):
+    # a full disk at the first write left an empty folder (found in review)
+    import errno
+
+    import fastvar.checkpoint
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fastvar.checkpoint, "write_file", full)
+    with pytest.raises(OSError, match="No space left"):
+        fastvar.simulate(NET, 256, checkpoint=tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()  # the user's own folder stays
+    with pytest.raises(OSError, match="No space left"):
+        fastvar.simulate(NET, 256, checkpoint=tmp_path / "mine")
+    assert (tmp_path / "mine").is_dir()
+
+
 @pytest.mark.parametrize("damage", ["flip", "truncate", "empty"])
 def test_damaged_pieces_are_recomputed_not_trusted(tmp_path, monkeypatch, damage):
     trials = 256 * 30
