@@ -213,6 +213,10 @@ class Network:
         if norm is not None and (not isinstance(norm, str) or norm.lower() not in NORMS):
             raise ValueError(f"unknown norm {norm!r}; choose None ('none'), 'layer' or 'rms'")
         norm = None if norm is None else norm.lower()
+        if norm == "layer" and 1 in widths[1:]:
+            raise ValueError(f"norm='layer' over a layer of width 1 (layer "
+                             f"{widths.index(1, 1)}) is always 0: h - mean(h) = 0 there, and "
+                             "every later layer is constant; use widths >= 2, or norm='rms'")
         norm_eps = _check_scale("norm_eps", self.norm_eps, (1e-300, 1e100), zero_ok=True)
         if norm_eps and norm is None:
             raise ValueError("norm_eps applies to a norm; give norm='layer' or 'rms' too")

@@ -68,3 +68,11 @@ def test_millions_of_layers_are_checked_fast_and_bools_are_no_widths():
         Network([3, True, 2])
     with pytest.raises(ValueError, match=r"widths\[2\]"):
         Network(np.array([3, 2, 0]))
+
+
+def test_layer_norm_over_a_single_unit_is_refused():
+    # it is always 0: the run flagged every later layer as "died, as dead ReLUs do" (review)
+    with pytest.raises(ValueError, match=r"norm='layer' over a layer of width 1 \(layer 2\)"):
+        Network([3, 4, 1, 4], norm="layer")
+    Network([3, 4, 1, 4], norm="rms")  # a sign: fine
+    Network([1, 4, 4], norm="layer")  # the input is not normalized
