@@ -571,6 +571,34 @@ def _pct(spread: dict) -> str:
     return f"{50 * (spread['max'] - spread['min']) / spread['median']:.0f}%"
 
 
+NOISY = 0.5  # a figure whose rounds spread more than +- this fraction of its median
+
+
+def noise_note(rows: "list[dict]", load: float) -> "str | None":
+    """The warning printed under the table when some figure spread too much to be used.
+
+    Parameters
+    ----------
+    rows : list of dict
+        The bench's rows; those with a ``range`` (median, min, max over the rounds) count.
+    load : float
+        The 1-minute load average at the end of the run.
+
+    Returns
+    -------
+    str or None
+        None when every figure's half range is within ``NOISY`` of its median.
+    """
+    spreads = [0.5 * (row["range"]["max"] - row["range"]["min"]) / row["range"]["median"]
+               for row in rows if "range" in row and row["range"]["median"] > 0]
+    widest = max(spreads, default=0.0)
+    if widest <= NOISY:
+        return None
+    return (f"fastvar bench: warning: some figures spread up to +-{100 * widest:.0f}% between "
+            f"rounds (load {load:.1f}): other work on the machine slowed some rounds; such "
+            "figures (and their ratios) say little: rerun when the machine is idle")
+
+
 def _num(x: float) -> str:
     # a ratio: 3 significant digits, whole numbers from 100 up
     return f"{x:.0f}" if x >= 100 else f"{x:.3g}"
@@ -686,8 +714,12 @@ def run_bench(quick: bool = False, json_out: bool = False, cases=None, engines=N
                 "elapsed_s": time.perf_counter() - start}
         print(json.dumps({"meta": meta, "rows": rows}, indent=1), file=file)
     else:
+        end_load = _load()
         print(f"took {time.perf_counter() - start:.0f} s; load {load:.1f} at the start, "
-              f"{_load():.1f} at the end", file=file)
+              f"{end_load:.1f} at the end", file=file)
+        note = noise_note(rows, end_load)
+        if note:
+            print("\n".join(_text.wrapped("", note)), file=file)
     return rows
 
 

@@ -97,3 +97,16 @@ def test_small_calls_row_and_its_line():
     text = out.getvalue()
     assert "small calls: 10 trials take" in text and "of a 40-trial call" in text
     assert json.loads(json.dumps(row)) == row
+
+
+def test_a_noisy_run_says_so_under_the_table():
+    # figures of +-139% (review: another job running) were printed with nothing said
+    from fastvar.bench import noise_note
+
+    def row(low, median, high):
+        return {"range": {"min": low, "median": median, "max": high}}
+
+    assert noise_note([row(9, 10, 11), row(90, 100, 190)], 1.0) is None  # +-10%, +-50%
+    note = noise_note([row(9, 10, 11), row(10, 100, 290)], 3.2)  # +-140%
+    assert note is not None and "+-140%" in note and "load 3.2" in note
+    assert noise_note([{"gflops": 1.0}], 0.0) is None  # rows without a range do not count
