@@ -566,9 +566,13 @@ def matmul_gflops(case: Case, seconds: float, repeats: int) -> float:
     return float(np.median(timer.rates()))
 
 
+def _half_range(spread: dict) -> float:
+    # the range of a figure as +- half of it, a fraction of the median
+    return 0.5 * (spread["max"] - spread["min"]) / spread["median"]
+
+
 def _pct(spread: dict) -> str:
-    # the range of a figure as +- half of it, in percent of the median
-    return f"{50 * (spread['max'] - spread['min']) / spread['median']:.0f}%"
+    return f"{100 * _half_range(spread):.0f}%"
 
 
 NOISY = 0.5  # a figure whose rounds spread more than +- this fraction of its median
@@ -589,8 +593,8 @@ def noise_note(rows: "list[dict]", load: float) -> "str | None":
     str or None
         None when every figure's half range is within ``NOISY`` of its median.
     """
-    spreads = [0.5 * (row["range"]["max"] - row["range"]["min"]) / row["range"]["median"]
-               for row in rows if "range" in row and row["range"]["median"] > 0]
+    spreads = [_half_range(row["range"]) for row in rows
+               if "range" in row and row["range"]["median"] > 0]
     widest = max(spreads, default=0.0)
     if widest <= NOISY:
         return None

@@ -26,6 +26,7 @@ is done again. A readable piece of another request is refused.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -290,10 +291,8 @@ class Checkpoint:
             self._open()
         except BaseException:
             if not existed:  # the folder made for this run, empty (a full disk, say): gone
-                try:
+                with contextlib.suppress(OSError):
                     os.rmdir(self.path)
-                except OSError:
-                    pass
             raise
 
     def _open(self) -> None:

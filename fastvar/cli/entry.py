@@ -144,7 +144,7 @@ def _on_sigint(signum, frame) -> None:
     if _owns_process:
         # A Ctrl-C inside numba's compiler or cache loader leaves llvmlite objects half
         # built; their finalizers, run once the exception lets go of them, print tracebacks
-        # or crash the process (SIGSEGV after "fastvar: interrupted", 1 in ~100 tries).
+        # or crash the process (1 in ~300 tries printed one after "fastvar: interrupted").
         # The command is ending: keep every object of the interrupted frames alive (the
         # frame holds its callers and their locals), and collect no cycles, until
         # _interrupted() leaves by os._exit.
@@ -215,9 +215,7 @@ def exit_process(main: Callable[[], int]) -> NoReturn:
     try:
         status = main()
     except KeyboardInterrupt:  # in the instructions around main()'s own handler
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        print("fastvar: interrupted", file=sys.stderr)
-        _leave(130)
+        _interrupted()  # owns the process: says the line and leaves
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     if status == 130:

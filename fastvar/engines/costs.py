@@ -15,7 +15,7 @@ the machine (:func:`fastvar.engines.base.networks_per_block`).
 # gradients: 57 us a network [95], so 3.1 ns a step after the per-layer cost; width 1,
 # depth 2000: 1.34 us a layer [3.8]; width 64, depth 10, ReLU: 18 us a network [51] (1.4 ns
 # a step: the model overestimates narrow networks). At load 1: 29 us, 0.66 us, 9.1 us.
-# Issue 22 (dot products in partial sums, tanh with fused multiply-adds; load 3.9-4.1, the
+# 2026-12-03 (dot products in partial sums, tanh with fused multiply-adds; load 3.9-4.1, the
 # same calls, 3 rounds interleaved with the code before): width 256 takes 0.74 [0.53-0.77]
 # of the time it took (21-30 us a network), width 1 depth 2000 0.98 [0.70-1.36] (per-layer
 # costs unchanged), width 64 ReLU 0.93 [0.62-1.32]: the step cost scaled by 0.74.

@@ -27,11 +27,11 @@ products, the last backward pass), phi' 1.5%, the 1 x 1 factorizations 3.5%, the
 draw 3%: 40% of the RNG's own rate (``fastvar bench``, was 32%). At width 64, ReLU: the
 RNG 34%, the moment blocks and their per-trial bookkeeping 32%, own loops 16%, the 1 x 1
 factorizations 11.5% (since inline for k = 1, ``_factor``: the network 15% faster).
-Issue 22 took the dot products u.d, d.d, a.m and the Gram matrix a.a from one
-latency-bound sequential sum each to eight partial sums (``_dot``, 5x faster), tanh's
-polynomial to Estrin's scheme with fused multiply-adds (30% faster) and fused two passes
-per layer; before, at width 256 (same method): tanh 25%, the RNG 32%, own loops 20%, the
-moment blocks 16%. That changed the rounding (1e-14 relative), hence the recorded bits of
+Since 2026-12-03 the dot products u.d, d.d, a.m and the Gram matrix a.a run in eight
+partial sums (``_dot``, 5x faster than one latency-bound sequential sum each), tanh's
+polynomial in Estrin's scheme with fused multiply-adds (30% faster), and two passes per
+layer are fused into others; before, at width 256 (same method): tanh 25%, the RNG 32%,
+own loops 20%, the moment blocks 16%. That changed the rounding (1e-14 relative), hence the recorded bits of
 the known answers. Before that, numba's atomic reference counts took 38% (``_nrt=False``,
 below), the moment blocks 27% (scalar: numba runs LLVM without its SLP vectorizer; now
 one 4-wide vector), numba's reshape helper 2-8% (now ``_view``), and the tanh loop
