@@ -30,14 +30,14 @@ factorizations 11.5% (since inline for k = 1, ``_factor``: the network 15% faste
 Since 2026-12-03 the dot products u.d, d.d, a.m and the Gram matrix a.a run in eight
 partial sums (``_dot``, 5x faster than one latency-bound sequential sum each), tanh's
 polynomial in Estrin's scheme with fused multiply-adds (30% faster), and two passes per
-layer are fused into others; before, at width 256 (same method): tanh 25%, the RNG 32%,
-own loops 20%, the moment blocks 16%. That changed the rounding (1e-14 relative), hence
-the recorded bits of the known answers. Before that, numba's atomic reference counts took 38% (``_nrt=False``,
-below), the moment blocks 27% (scalar: numba runs LLVM without its SLP vectorizer; now
-one 4-wide vector), numba's reshape helper 2-8% (now ``_view``), and the tanh loop
-gathered 2^k from a table. What is left is mostly the moment blocks (two passes over
-each of z, a and delta) and tanh; two accumulator sets per sum did not pay (7%: the adds
-are not the bound on this CPU).
+layer are fused into others; before, at width 256 (same method): tanh 25%, the RNG 32%, own
+loops 20%, the moment blocks 16%. That changed the rounding (1e-14 relative), hence the
+recorded bits of the known answers. Before that, numba's atomic reference counts took 38%
+(``_nrt=False``, below), the moment blocks 27% (scalar: numba runs LLVM without its SLP
+vectorizer; now one 4-wide vector), numba's reshape helper 2-8% (now ``_view``), and the
+tanh loop gathered 2^k from a table. What is left is mostly the moment blocks (two passes
+over each of z, a and delta) and tanh; two accumulator sets per sum did not pay (7%: the
+adds are not the bound on this CPU).
 """
 import math
 
