@@ -61,6 +61,20 @@ def test_calibration_sizes_the_work_past_the_fixed_cost_of_a_call():
     assert 440 <= work <= 460
 
 
+def test_calibration_is_not_sized_by_a_compile():
+    # the first call past 64 units compiles for 10 s: sized from that call the work would be
+    # ~25 units (0.5 s of 10 s + 1 ms each), timing mostly the fixed cost
+    compiled = []
+
+    def run(units):
+        first = units > 64 and not compiled
+        if first:
+            compiled.append(units)
+        return 0.05 + 1e-3 * units + (10.0 if first else 0.0)
+
+    assert 440 <= bench._calibrate(run, 0.5) <= 460
+
+
 def test_exact_draws_count_the_normals_the_engine_takes():
     # the bank after one network is the fresh bank advanced by the counted draws (each
     # call rounds its raw draws up to a multiple of LANES), with and without bias and k > 1
