@@ -245,3 +245,21 @@ def test_layer_product_is_a_fused_chain_in_index_order(k, kk, n):
     gemm.gemm_packed(a, packed, c, 0.75, np.empty(gemm.MR * gemm.NR))
     want = [[0.75 * _fma_chain(a[r], b[:, j]) for j in range(n)] for r in range(k)]
     np.testing.assert_array_equal(c, np.array(want))
+
+
+@pytest.mark.parametrize("n, kk", [(1, 1), (7, 5), (17, 9), (24, 3)])
+def test_packed_transpose_gives_an_exactly_symmetric_gram_matrix(n, kk):
+    # the Jacobian's Gram matrices: x x^T from x and x^T packed, each element the fma chain
+    # of its row pair, so (r, j) and (j, r) are bitwise equal
+    from fastvar.kernels import gemm
+    x = np.random.default_rng(n).standard_normal((n, kk))
+    packed = np.full(gemm.panel_size(kk, n), np.nan)
+    gemm.pack_transposed(x, packed)
+    for j in range(n):
+        at = (j // gemm.NR) * kk * gemm.NR + np.arange(kk) * gemm.NR + j % gemm.NR
+        np.testing.assert_array_equal(packed[at], x[j])
+    g = np.empty((n, n))
+    gemm.gemm_packed(x, packed, g, 1.0, np.empty(gemm.MR * gemm.NR))
+    np.testing.assert_array_equal(g, g.T)
+    np.testing.assert_array_equal(g, [[_fma_chain(x[r], x[j]) for j in range(n)]
+                                      for r in range(n)])

@@ -46,9 +46,10 @@ class DirectEngine(Engine):
                                  for a, b in zip(w[:-1], w[1:]))
         if net.norm is not None and plan.gradients:  # N(z^l) of every layer, for backward
             per_block += 8 * net.depth * k * wmax
-        if plan.jacobian:  # J^T twice, a weight matrix, the Gram matrix, orthogonal work
+        if plan.jacobian:  # J^T twice, a packed matrix, the Gram matrix, orthogonal work
             n0 = w[0]
-            per_block += 8 * (3 * n0 * wmax + 2 * wmax * wmax + 8 * wmax)
+            per_block += 8 * (3 * n0 * wmax + gemm.panel_size(wmax, wmax) + wmax * wmax
+                              + 8 * wmax)
             if not plan.gradients:  # phi'(z^l) of every layer is kept for the Jacobian
                 per_block += 8 * net.depth * k * wmax
         # the per-block stats of a chunk of blocks are counted by the API (depth-dependent)

@@ -83,7 +83,7 @@ def _draw(bank, bits, buf, count, distribution):
 
 @numba.njit(cache=True, fastmath={"reassoc", "contract"})
 def _dot(x, y):
-    # self-contained like _gemm_nt, so its vectorized rounding is the same in every build
+    # self-contained, so its vectorized rounding is the same in every build
     # (tests/test_reproducibility.py); slices from 0 let LLVM vectorize
     s = 0.0
     for t in range(x.shape[0]):
@@ -125,18 +125,6 @@ def _matvec_stream(bank, bits, buf, distribution, n, m, x, y, transpose):
 
 
 @numba.njit(cache=True)
-def _draw_matrix(bank, bits, buf, distribution, n, m, w):
-    """w <- unit-scale W (n x m), row-major, drawn as in :func:`_matvec_stream`."""
-    total = n * m
-    pos = 0
-    while pos < total:
-        cnt = min(CHUNK, total - pos)
-        _draw(bank, bits, buf, cnt, distribution)
-        w[pos:pos + cnt] = buf[:cnt]
-        pos += cnt
-
-
-@numba.njit(cache=True)
 def _draw_packed(bank, bits, buf, distribution, n, m, w, backward):
     """w <- unit-scale W (n x m), drawn as in :func:`_matvec_stream`, packed for gemm_packed.
 
@@ -169,73 +157,6 @@ def _draw_packed(bank, bits, buf, distribution, n, m, w, backward):
                     w[base + (i0 + t) * nr] = buf[off + t]
             off += seg
         pos += cnt
-
-
-@numba.njit(cache=True, fastmath={"reassoc", "contract"})
-def _gemm_nt(a, b, c, scale):
-    """c = scale * a @ b.T for C-ordered a (k x m), b (n x m), c (k x n), in 4 x 4 register tiles.
-
-    The Jacobian's products (the layers' k > 1 products use :mod:`fastvar.kernels.gemm`).
-
-    The inner loop runs over the whole row from index 0: LLVM vectorizes it only when it
-    can see the indices are non-negative (no offset loops, no wraparound checks). Only
-    reassociation is allowed (no FMA contraction): fresh and cached builds round alike.
-    """
-    k, m = a.shape
-    n = b.shape[0]
-    k4 = k - k % 4
-    n4 = n - n % 4
-    for r in range(0, k4, 4):
-        for j in range(0, n4, 4):
-            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = 0.0
-            s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = 0.0
-            for i in range(m):
-                a0 = a[r, i]
-                a1 = a[r + 1, i]
-                a2 = a[r + 2, i]
-                a3 = a[r + 3, i]
-                b0 = b[j, i]
-                b1 = b[j + 1, i]
-                b2 = b[j + 2, i]
-                b3 = b[j + 3, i]
-                s00 += a0 * b0
-                s01 += a0 * b1
-                s02 += a0 * b2
-                s03 += a0 * b3
-                s10 += a1 * b0
-                s11 += a1 * b1
-                s12 += a1 * b2
-                s13 += a1 * b3
-                s20 += a2 * b0
-                s21 += a2 * b1
-                s22 += a2 * b2
-                s23 += a2 * b3
-                s30 += a3 * b0
-                s31 += a3 * b1
-                s32 += a3 * b2
-                s33 += a3 * b3
-            c[r, j] = scale * s00
-            c[r, j + 1] = scale * s01
-            c[r, j + 2] = scale * s02
-            c[r, j + 3] = scale * s03
-            c[r + 1, j] = scale * s10
-            c[r + 1, j + 1] = scale * s11
-            c[r + 1, j + 2] = scale * s12
-            c[r + 1, j + 3] = scale * s13
-            c[r + 2, j] = scale * s20
-            c[r + 2, j + 1] = scale * s21
-            c[r + 2, j + 2] = scale * s22
-            c[r + 2, j + 3] = scale * s23
-            c[r + 3, j] = scale * s30
-            c[r + 3, j + 1] = scale * s31
-            c[r + 3, j + 2] = scale * s32
-            c[r + 3, j + 3] = scale * s33
-    for r in range(k):  # the edges that do not fill a tile
-        for j in range(0 if r >= k4 else n4, n):
-            s = 0.0
-            for i in range(m):
-                s += a[r, i] * b[j, i]
-            c[r, j] = scale * s
 
 
 # --- orthogonal weights --------------------------------------------------------------
@@ -483,8 +404,9 @@ def _backward(args, state, spare, saved, work, bufs, out, lengths, upper, hist):
 
 @numba.njit(cache=True)
 def _jacobian_buffers(args):
-    # J^T and its next layer (n_0 x wmax each), a weight matrix or a transposed J
-    # (wmax x wmax), the Gram matrix (p x p), orthogonal work space (n_0 x wmax), the
+    # J^T and its next layer (n_0 x wmax each), a weight matrix or J^T (or J) packed for
+    # gemm.gemm_packed (wmax x wmax in whole panels, zeroed: the padding columns are computed
+    # and dropped), the Gram matrix (p x p), orthogonal work space (n_0 x wmax), the
     # tridiagonal reduction's scratch, and the per-layer sums over a network's inputs
     # (all empty without jacobian)
     widths = args.widths
@@ -493,7 +415,7 @@ def _jacobian_buffers(args):
     wmax = 0
     for l in range(widths.shape[0]):
         wmax = max(wmax, widths[l] * on)
-    return (np.empty(n0 * wmax), np.empty(n0 * wmax), np.empty(wmax * wmax),
+    return (np.empty(n0 * wmax), np.empty(n0 * wmax), np.zeros(gemm.panel_size(wmax, wmax)),
             np.empty(wmax * wmax), np.empty(n0 * wmax if args.orthogonal else 0),
             np.empty((4, wmax)), np.empty(((widths.shape[0] - 1) * on, 4)), np.empty((4, 1)))
 
@@ -507,7 +429,7 @@ def _jacobian(args, spare, saved, work, ds, jbufs, out):
     widths, k = args.widths, args.k
     depth = widths.shape[0] - 1
     n0 = widths[0]
-    bits, buf, _, _, _, osaved, osigns, vbuf = work
+    bits, buf, _, tile, _, osaved, osigns, vbuf = work
     jt, jn, wbuf, gbuf, obuf, scratch, sums, one = jbufs
     jac = out.shape[1] - JAC_ROWS
     sums[:, :] = 0.0
@@ -527,22 +449,23 @@ def _jacobian(args, spare, saved, work, ds, jbufs, out):
                              args.weight_scale[l], False, True)
                 y[:, :] = ywork[:, :n]
             else:
-                _draw_matrix(spare, bits, buf, args.distribution, n, m, wbuf)
-                _gemm_nt(x, _view(wbuf, n, m), y, args.weight_scale[l])
+                _draw_packed(spare, bits, buf, args.distribution, n, m, wbuf, False)
+                gemm.gemm_packed(x, wbuf, y, args.weight_scale[l], tile)
             dp = ds[l, c * n:(c + 1) * n]
             for r in range(n0):
                 y[r, :] *= dp
             cur, nxt = nxt, cur
             if n0 <= n:  # the smaller Gram matrix: J^T J, else J J^T
                 g = _view(gbuf, n0, n0)
-                _gemm_nt(y, y, g, 1.0)
-            else:
-                t = _view(wbuf, n, n0)
+            else:  # y^T, in J's previous layer's space (no longer needed)
+                t = _view(nxt, n, n0)
                 for r in range(n0):
                     for j in range(n):
                         t[j, r] = y[r, j]
+                y = t
                 g = _view(gbuf, n, n)
-                _gemm_nt(t, t, g, 1.0)
+            gemm.pack_transposed(y, wbuf)
+            gemm.gemm_packed(y, wbuf, g, 1.0, tile)
             m1, m2, lam = gram_statistics(g, n, scratch[0], scratch[1], scratch[2], scratch[3])
             input_statistics(m1, m2, lam, sums, l)
     for l in range(depth):

@@ -117,6 +117,27 @@ def _rows(a, b, c, scale, ct, t0, rows, p, kk, n):
 
 
 @numba.njit(cache=True)
+def pack_transposed(x, b):
+    """b <- B = x^T packed in column panels, for a C-ordered x (N x K): B is K x N.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        float64, shape (N, K), C-ordered.
+    b : numpy.ndarray
+        float64, 1-D, at least :func:`panel_size` (K, N); the padding columns are left as
+        they are.
+    """
+    n, kk = x.shape
+    for p in range((n + NR - 1) // NR):
+        for q in range(min(NR, n - p * NR)):
+            row = x[p * NR + q]
+            base = p * kk * NR + q
+            for i in range(kk):
+                b[base + i * NR] = row[i]
+
+
+@numba.njit(cache=True)
 def gemm_packed(a, b, c, scale, ct):
     """c = scale * a @ B for C-ordered a (k x K), c (k x N) and B (K x N) packed in ``b``.
 
