@@ -249,12 +249,30 @@ def test_the_cli_announces_a_compile_off_a_terminal_unless_quiet(monkeypatch, ca
 
     # a compile that takes over a second; capsys' stderr is no terminal
     monkeypatch.setattr(ENGINES["numpy"], "prepare", lambda plan: time.sleep(1.3))
+    monkeypatch.setattr(ENGINES["numpy"], "ready", lambda plan: False)
     assert main(["simulate", "--trials", "20"] + SMALL) == 0
     assert "fastvar: compiling the numpy engine's kernels" in capsys.readouterr().err
     assert main(["simulate", "--trials", "20", "--quiet"] + SMALL) == 0
     assert "compiling" not in capsys.readouterr().err
     fastvar.simulate(fastvar.mlp(8, 2), 400, engine="numpy")  # Python: as before, off a tty
     assert "compiling" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("engine", ["exact", "direct", "numpy"])
+def test_compiled_kernels_cost_no_timer_thread_a_call(monkeypatch, engine):
+    # the compile announcement's timer thread cost 0.3-1 ms a call: the command line's
+    # small calls ran 1.5-3x slower than the same calls from Python
+    import threading
+
+    from fastvar import api
+
+    args = ["simulate", "--trials", "20", "--width", "8", "--depth", "2", "--engine", engine]
+    assert main(args) == 0  # compiled (or loaded from the cache) now
+    started = []
+    monkeypatch.setattr(api.threading, "Timer",
+                        lambda *a, **k: started.append(a) or threading.Timer(*a, **k))
+    assert main(args) == 0
+    assert started == []
 
 
 def test_inputs_file_gives_the_input_width(tmp_path, capsys):

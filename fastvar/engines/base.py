@@ -343,6 +343,25 @@ class Engine:
         """
         raise NotImplementedError
 
+    _ready = False  # prepare() has run in this process: the kernels' one type is compiled
+
+    def ready(self, plan: Plan) -> bool:
+        """Whether the kernels a plan needs are compiled (or loaded) in this process already.
+
+        Then :meth:`prepare` has nothing to do, and a run skips it: no zero-block call (whose
+        thread pool launch costs milliseconds under load) and no timer to announce a compile.
+
+        Parameters
+        ----------
+        plan : Plan
+            The request.
+
+        Returns
+        -------
+        bool
+        """
+        return self._ready
+
     def prepare(self, plan: Plan) -> None:
         """Compile (or load from numba's cache) the kernels a plan needs, doing no work.
 
@@ -352,6 +371,7 @@ class Engine:
             The request.
         """
         type(self).run(self, plan, 0, 0)  # no blocks: the kernels compile, nothing runs
+        self._ready = True  # every plan's kernel arguments have one numba type
 
     def run(self, plan: Plan, first_block: int, n_blocks: int) -> np.ndarray:
         """Stats of a range of blocks.

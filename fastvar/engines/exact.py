@@ -151,12 +151,15 @@ class ExactEngine(Engine):
             return [kernel.run_blocks_serial]
         return [kernel.run_blocks]
 
+    def ready(self, plan: Plan) -> bool:
+        # KernelArgs has one numba type: one compile serves all (overloads, unlike
+        # signatures, is read without building a list of types: 8 us a call)
+        return all(run.overloads for run in self._kernels(plan))
+
     def prepare(self, plan: Plan) -> None:
         # compile (or load from the cache) without a call: even a call on no blocks pays the
         # thread pool's launch
         for run in self._kernels(plan):
-            # KernelArgs has one numba type: one compile serves all (overloads, unlike
-            # signatures, is read without building a list of types: 8 us a call)
             if not run.overloads:
                 run.compile((numba.typeof(kernel_args(plan)), numba.types.int64,
                              numba.types.int64))
