@@ -35,15 +35,29 @@ loops 20%, the moment blocks 16%. That changed the rounding (1e-14 relative), he
 recorded bits of the known answers. Before that, numba's atomic reference counts took 38%
 (``_nrt=False``, below), the moment blocks 27% (scalar: numba runs LLVM without its SLP
 vectorizer; now one 4-wide vector), numba's reshape helper 2-8% (now ``_view``), and the
-tanh loop gathered 2^k from a table. Since 2026-12-03 the moments of z, a and delta go in
-one pass per trial into power sums about a shift fixed for the block (``add_networks(...,
-sums)``, merged once per block by ``flush_sums``; a trial far from the shift or holding a
-non-finite value takes the two passes): 51 against 103 ns a vector of 256, the network
-1.07x as fast at width 256, tanh, 1.11x at width 64, ReLU (paired in one process, one
-thread, load 1.4). Without any statistics it would be 1.14x (width 256) and 1.42x (width
-64) as fast again: the passes (3 x 51 ns a layer at width 256) and the per-trial
-bookkeeping (welford and pair pushes 1% at width 256, 8% at width 64). tanh takes 372 ns a
-vector of 256 (20%), its division 3% of that.
+tanh loop gathered 2^k from a table.
+
+Then (2026-12-03; one thread, paired in one process, 2-core VM): the moments of z, a and
+delta go in one pass per trial into power sums about a shift fixed for the block
+(``add_networks(..., sums)``, merged once per block by ``flush_sums``; a trial far from the
+shift or holding a non-finite value takes the two passes), 51 against 103 ns a vector of
+256, and tanh takes the absolute value and the sign by abs and copysign, 347 against 390
+ns: the network 1.125 [1.03-1.20] times as fast at width 256, tanh, 1.10 [0.97-1.25] at
+width 64, ReLU (9 rounds, load 2.7), 46% [44-48] of the RNG's own rate against 43% [40-46],
+and 43% [41-44] against 39% [37-41] (``bench`` with the RNG bound, 2 threads, alternated
+with the code before at load 3). A layer now takes about 1.8 us at width 256 (0.55 us at
+width 64): without any statistics it would be 1.14x (1.42x) as fast, the passes 3 x 51 ns,
+the rest per-trial bookkeeping (the welford and pair pushes 1% at width 256, 8% at width
+64, their divisions hidden: one instead of three changed nothing); tanh 343 ns, its
+division 3% of that. Did not pay: adding each layer's statistics inside the network's loop,
+while the layer is in cache (0.98x, 0.91x at width 64), inlining the trial's reduction
+(0.99x), and 512-bit vectors on AVX-512 (LLVM's prefer-vector-width and
+min-legal-vector-width function attributes; the same bits): tanh alone 343 -> 260 ns, but
+the network 1.02x at width 256, 0.96x at width 64 and 0.94x at width 16 (tanh); with the
+dot products and the moments 512-bit too 1.07x at width 256 and 0.90x at width 64, ReLU
+(presumably the CPU's lower clock for 512-bit work). What is left: the RNG, tanh's
+polynomial (its operations, not its division, bound it), the per-trial bookkeeping (about
+25 ns a vector beyond its pass), the backward pass's own loops.
 """
 import math
 
