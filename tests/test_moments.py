@@ -165,3 +165,91 @@ def test_vector_block_reductions_are_bitwise_the_scalar_lanes():
             s, q, m2, m3, m4 = _four_lanes(arr, start, stop, mean)
             assert _block_sums(arr, start, stop) == (s, q)
             assert _block_central(arr, start, stop, mean) == (m2, m3, m4)
+
+
+def _fma(a, b, c):
+    # a b + c rounded once (int / int true division rounds correctly)
+    from fractions import Fraction
+
+    q = Fraction(a) * Fraction(b) + Fraction(c)
+    return q.numerator / q.denominator
+
+
+def test_shifted_power_sums_are_bitwise_their_scalar_lanes():
+    # the exact engine's one pass (kernels.accumulators._shifted_lanes): value i into lane
+    # i % 8, d^3 and d^4 by fused multiply-adds, lanes added ((0 + 4) + (1 + 5)) + ((2 + 6)
+    # + (3 + 7)), then the tail; on any length
+    from fastvar.kernels.accumulators import _update_shifted
+
+    rng = np.random.default_rng(5)
+    for n in (1, 7, 8, 9, 23, 64, 101):
+        x = rng.standard_normal(n) * 10.0 ** rng.integers(-3, 3) + 0.1
+        shift = float(x.mean())
+        lanes = [[0.0] * 8 for _ in range(4)]
+        octs = n // 8
+        for i in range(8 * octs):
+            d = float(x[i]) - shift
+            d2 = d * d
+            acc = [row[i % 8] for row in lanes]
+            new = (acc[0] + d, acc[1] + d2, _fma(d2, d, acc[2]), _fma(d2, d2, acc[3]))
+            for row, v in zip(lanes, new):
+                row[i % 8] = v
+        sums = [((r[0] + r[4]) + (r[1] + r[5])) + ((r[2] + r[6]) + (r[3] + r[7]))
+                for r in lanes]
+        for i in range(8 * octs, n):
+            d = float(x[i]) - shift
+            d2 = d * d
+            sums = [sums[0] + d, sums[1] + d2, _fma(d2, d, sums[2]), _fma(d2, d2, sums[3])]
+        state = np.zeros(6)
+        state[0], state[1] = shift, 1.0  # sums already begun: the shift is kept
+        _update_shifted(np.zeros(16), state, x)  # the mean: the sums are kept
+        assert list(state[2:]) == sums
+
+
+@pytest.mark.parametrize("loc, scale", [(0.0, 1.0), (0.4, 0.6), (-1e3, 1.0), (5.0, 1e-5),
+                                        (1e8, 1.0)])
+def test_exact_engines_power_sums_agree_with_two_passes(loc, scale):
+    # the exact engine's one-pass reduction (add_networks(..., sums): power sums about a
+    # shift, flushed by flush_sums) against the two passes and exact sums, over trials
+    # of up to 2600 values, a jump of the mean (the fallback to two passes), a NaN and an
+    # infinity; mean / sd up to 1e8
+    from fastvar.kernels.accumulators import (MOMENTS, NONFINITE, PAIR, WELFORD, add_networks,
+                                              flush_sums)
+
+    rng = np.random.default_rng(7)
+    one, two, sums = np.zeros(16), np.zeros(16), np.zeros(6)
+    lengths_one, lengths_two = np.empty(3), np.empty(3)
+    pooled = []
+    for trial in range(12):
+        n = int(rng.integers(1, 2600))
+        x = loc + scale * rng.standard_normal((3, 2, n))
+        if trial == 5:
+            x += 50.0 * scale  # far from the shift: two passes
+        if trial == 7:
+            x[1, 0, n // 2] = np.nan
+            x[2, 1, 0] = np.inf
+        add_networks(one, x, lengths_one, sums)
+        add_networks(two, x, lengths_two)
+        np.testing.assert_allclose(lengths_one, lengths_two, rtol=1e-13, equal_nan=True)
+        pooled.append(x[np.isfinite(x)])
+    flush_sums(one, sums)
+    assert sums[1] == 0.0
+    assert one[MOMENTS] == two[MOMENTS] and one[NONFINITE] == two[NONFINITE] == 2
+    data = np.concatenate(pooled)
+    var, mean = _exact_variance(data)
+
+    def shape(row):  # var, mean, skew, excess kurtosis
+        n, mu, m2, m3, m4 = row[MOMENTS:MOMENTS + 5]
+        return m2 / n, mu, math.sqrt(n) * m3 / m2 ** 1.5, n * m4 / (m2 * m2) - 3.0
+
+    (v1, mu1, s1, k1), (v2, mu2, s2, k2) = shape(one), shape(two)
+    # against the exact values: no worse than the two passes, to a few roundings
+    assert abs(v1 - var) <= 4.0 * abs(v2 - var) + 1e-14 * var
+    assert abs(mu1 - mean) <= 4.0 * abs(mu2 - mean) + 1e-15 * (abs(mean) + math.sqrt(var))
+    assert k1 == pytest.approx(k2, rel=1e-8, abs=1e-10)
+    assert s1 == pytest.approx(s2, rel=1e-6, abs=1e-8)
+    # the trials' lengths ||x||^2 / n: their spread is ill-conditioned in any method when
+    # mean / sd is large (relative 1e-16 of each length, against a spread of 1 / (mean / sd))
+    np.testing.assert_allclose(one[WELFORD:WELFORD + 3], two[WELFORD:WELFORD + 3], rtol=1e-9)
+    np.testing.assert_allclose(one[PAIR:PAIR + 6], two[PAIR:PAIR + 6], rtol=1e-9,
+                               atol=1e-12 * (loc * loc + scale * scale))

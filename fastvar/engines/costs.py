@@ -18,8 +18,11 @@ the machine (:func:`fastvar.engines.base.networks_per_block`).
 # 2026-12-03 (dot products in partial sums, tanh with fused multiply-adds; load 3.9-4.1, the
 # same calls, 3 rounds interleaved with the code before): width 256 takes 0.74 [0.53-0.77]
 # of the time it took (21-30 us a network), width 1 depth 2000 0.98 [0.70-1.36] (per-layer
-# costs unchanged), width 64 ReLU 0.93 [0.62-1.32]: the step cost scaled by 0.74.
-EXACT_NS_PER_STEP = 2.3
+# costs unchanged), width 64 ReLU 0.93 [0.62-1.32]: the step cost scaled by 0.74. Then
+# the moments in one pass of power sums per block and tanh's sign by copysign (one thread,
+# 9 rounds paired in one process, load 2.7): width 256 1.125 [1.03-1.20] times as fast,
+# width 64 ReLU 1.10 [0.97-1.25]: the step cost scaled by 0.9.
+EXACT_NS_PER_STEP = 2.1
 EXACT_NS_PER_LAYER = 1300.0
 
 # Orthogonal weights cost this many times as much (Gram-Schmidt forward, a k x k frame

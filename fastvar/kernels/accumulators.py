@@ -12,7 +12,11 @@ A and B, n = nA + nB, d = meanB - meanA::
 so var = M2 / (n - ddof), skew = sqrt(n) M3 / M2^1.5, excess kurtosis = n M4 / M2^2 - 3,
 never E[x^2] - E[x]^2 on raw sums. Values are reduced a block of 1024 at a time with a
 two-pass mean and central sums in registers, then merged: one pass over the data, none
-stored.
+stored. The exact engine reduces each trial in one pass instead, into power sums of
+d = x - K ... d^4 about a shift K fixed for its block (:func:`flush_sums`), turned into
+central sums once per block; a trial whose mean lies farther than sd / sqrt(7) from K, or
+that holds a non-finite value, takes the two passes, so the cancellation costs at most a
+few bits.
 
 * moments, float64[5] = (count, mean, M2, M3, M4) of a stream of values;
 * welford, float64[3] = (count, mean, M2) of a stream of scalars;
@@ -51,6 +55,8 @@ import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
+
+from .activations import _fma
 
 MOMENTS, WELFORD, PAIR = 0, 5, 8  # offsets of the three parts of a stats row
 NONFINITE = 14
@@ -204,6 +210,111 @@ def _block_central(values, start, stop, mean):
     return (a2 + b2) + (c2 + e2), (a3 + b3) + (c3 + e3), (a4 + b4) + (c4 + e4)
 
 
+# The exact engine reduces a trial in one pass instead (:func:`add_trial` with ``sums``):
+# the power sums of d = x - K, ..., d^4 about a shift K fixed for the block, in eight lanes
+# (value i to lane i % 8, two 4-wide vectors; d^3 and d^4 added by fused multiply-adds,
+# llvm.fma: one instruction where the CPU has it, libm's correctly rounded fma where not,
+# the same bits either way), the lanes added as ((0 + 4) + (1 + 5)) + ((2 + 6) + (3 + 7)),
+# then the tail. Eight lanes, as four ran at the latency of the fused adds.
+@intrinsic
+def _shifted_lanes(typingctx, values, octs, shift):
+    # (sum d, sum d^2, sum d^3, sum d^4), d = values[i] - shift, over i < 8 octs
+    if not (isinstance(values, types.Array) and values.ndim == 1 and values.layout == "C"):
+        return None
+    sig = types.UniTuple(types.float64, 4)(values, octs, shift)
+
+    def codegen(context, builder, signature, args):
+        arr = context.make_array(signature.args[0])(context, builder, args[0])
+        f64 = ir.DoubleType()
+        vty = ir.VectorType(f64, 4)
+        i64, i32 = ir.IntType(64), ir.IntType(32)
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3),
+                                             "llvm.fma.v4f64")
+        zero = ir.Constant(vty, [0.0] * 4)
+        accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(2)] for _ in range(4)]
+        splat = zero
+        for lane in range(4):
+            splat = builder.insert_element(splat, args[2], ir.Constant(i32, lane))
+        count = context.cast(builder, args[1], signature.args[1], types.intp)
+        with cgutils.for_range(builder, count) as loop:
+            first = builder.mul(loop.index, ir.Constant(i64, 8))
+            for half in range(2):
+                at = builder.add(first, ir.Constant(i64, 4 * half))
+                x = builder.load(builder.bitcast(builder.gep(arr.data, [at]), vty.as_pointer()),
+                                 align=8)
+                d = builder.fsub(x, splat)
+                d2 = builder.fmul(d, d)
+                s1, s2, s3, s4 = (acc[half] for acc in accs)
+                builder.store(builder.fadd(builder.load(s1), d), s1)
+                builder.store(builder.fadd(builder.load(s2), d2), s2)
+                builder.store(builder.call(fma, [d2, d, builder.load(s3)]), s3)
+                builder.store(builder.call(fma, [d2, d2, builder.load(s4)]), s4)
+        out = []
+        for low, high in accs:
+            vec = builder.fadd(builder.load(low), builder.load(high))
+            e = [builder.extract_element(vec, ir.Constant(i32, lane)) for lane in range(4)]
+            out.append(builder.fadd(builder.fadd(e[0], e[1]), builder.fadd(e[2], e[3])))
+        return context.make_tuple(builder, signature.return_type, out)
+
+    return sig, codegen
+
+
+@numba.njit(cache=True, _nrt=False)
+def flush_sums(s, sums):
+    """Merge the power sums ``sums`` (shift K, count, sums of d ... d^4 with d = x - K) into
+    the moments s[MOMENTS:MOMENTS + 5], and zero them.
+
+    M2 = S2 - n e^2, M3 = S3 - 3 e S2 + 2 n e^3, M4 = S4 - 4 e S3 + 6 e^2 S2 - 3 n e^4 with
+    e = S1 / n: every trial summed in had n e^2 <= S2 / 8 (its mean within sd / sqrt(7) of
+    K), so the sums do too and the cancellation costs at most a few bits.
+
+    Parameters
+    ----------
+    s : numpy.ndarray
+        A stats row, float64 shape (STATS_SIZE,), updated in place.
+    sums : numpy.ndarray
+        float64, shape (6,): (K, n, S1, S2, S3, S4); the count and sums are zeroed.
+    """
+    n = sums[1]
+    if n == 0.0:
+        return
+    s2, s3, s4 = sums[3], sums[4], sums[5]
+    e = sums[2] / n
+    m2 = s2 - n * e * e
+    m3 = s3 - 3.0 * e * s2 + 2.0 * n * e * e * e
+    m4 = s4 - 4.0 * e * s3 + 6.0 * e * e * s2 - 3.0 * n * e * e * e * e
+    _merge_moments_raw(s, MOMENTS, n, sums[0] + e, m2, m3, m4)
+    for i in range(1, 6):
+        sums[i] = 0.0
+
+
+@numba.njit(cache=True, _nrt=False)
+def _update_shifted(s, sums, values):
+    # _update_moments_at through the power sums (flush_sums): one pass; a trial holding a
+    # non-finite value, or whose mean is farther than sd / sqrt(7) from K, flushes the sums
+    # and takes the two passes (the next trial then shifts by the moments' mean so far)
+    n = values.shape[0]
+    if sums[1] == 0.0:
+        sums[0] = s[MOMENTS + 1]
+    shift = sums[0]
+    octs = n // 8
+    s1, s2, s3, s4 = _shifted_lanes(values, octs, shift)
+    for i in range(8 * octs, n):
+        d = values[i] - shift
+        d2 = d * d
+        s1, s2, s3, s4 = s1 + d, s2 + d2, _fma(d2, d, s3), _fma(d2, d2, s4)
+    e = s1 / n if n > 0 else 0.0
+    if np.isfinite(s4) and np.isfinite(s3) and n * e * e <= 0.125 * s2:
+        sums[1] += n
+        sums[2] += s1
+        sums[3] += s2
+        sums[4] += s3
+        sums[5] += s4
+        return n * shift + s1, s2 + shift * (2.0 * s1 + n * shift), n, 0
+    flush_sums(s, sums)
+    return _update_moments_at(s, MOMENTS, values)
+
+
 @numba.njit(cache=True, _nrt=False)
 def _finite_block(values, start, stop, s, o):
     # Slow path for a block holding a non-finite value: merge its finite values one by one.
@@ -294,7 +405,7 @@ def _push_pair(s, o, x, y):
 
 
 @numba.njit(cache=True, _nrt=False)
-def add_trial(row, values):
+def add_trial(row, values, sums=None):
     """Add the unit values of one trial (1-D array) to a stats ``row``.
 
     Updates the pooled moments (over finite entries) and the non-finite count. The
@@ -307,7 +418,11 @@ def add_trial(row, values):
     row : numpy.ndarray
         A stats row, float64 shape (STATS_SIZE,), updated in place.
     values : numpy.ndarray
-        float64, 1-D: the unit values of one trial.
+        float64, 1-D: the unit values of one trial (C-contiguous with ``sums``).
+    sums : numpy.ndarray or None
+        With an array (float64 (6,), :func:`flush_sums`), the moments go to these power
+        sums in one pass instead (the exact engine's reduction, rounded otherwise), to be
+        flushed into ``row`` by :func:`flush_sums`.
 
     Returns
     -------
@@ -318,7 +433,10 @@ def add_trial(row, values):
     complete : bool
         Every value was finite.
     """
-    total, total2, count, bad = _update_moments_at(row, MOMENTS, values)
+    if sums is None:
+        total, total2, count, bad = _update_moments_at(row, MOMENTS, values)
+    else:
+        total, total2, count, bad = _update_shifted(row, sums, values)
     row[NONFINITE] += bad
     if bad > 0 or count == 0:
         return 0.0, 0.0, False
@@ -343,7 +461,7 @@ def add_network(row, mean, mean_sq):
 
 
 @numba.njit(cache=True, _nrt=False)
-def add_networks(stats_row, values, lengths):
+def add_networks(stats_row, values, lengths, sums=None):
     """Add ``values`` of shape (networks, inputs_per_network, units) to one stats row.
 
     A network enters the between-network state only if all its trials are complete (an
@@ -359,13 +477,15 @@ def add_networks(stats_row, values, lengths):
         float64, shape (networks, inputs_per_network, units).
     lengths : numpy.ndarray
         float64, shape (networks,), overwritten.
+    sums : numpy.ndarray or None
+        As in :func:`add_trial`.
     """
     for net in range(values.shape[0]):
         s1 = 0.0
         s2 = 0.0
         complete = True
         for j in range(values.shape[1]):
-            m1, m2, ok = add_trial(stats_row, values[net, j])
+            m1, m2, ok = add_trial(stats_row, values[net, j], sums)
             s1 += m1
             s2 += m2
             complete = complete and ok

@@ -196,7 +196,9 @@ def phi_dphi(code, param, x):
 # 0.23 ulp, 77% of values exact on [-25, 25]); tanh(x) = x below 2^-28. The polynomial runs
 # in Estrin's scheme with fused multiply-adds (_fma), 30% faster than Horner's scheme with
 # separate multiplies and adds (13 dependent steps, 26 operations): 379 against 543 ns for
-# 256 values in the same run (2026-12, the 2-core VM), with the same accuracy.
+# 256 values in the same run (2026-12, the 2-core VM), with the same accuracy. |x| and the
+# sign by abs and copysign (one instruction each) instead of compares and selects: 347
+# against 390 ns, bitwise the same (2026-12-03).
 _LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
 _INV_LN2 = 1.4426950408889634
 
@@ -243,7 +245,7 @@ _E2, _E3, _E4, _E5, _E6, _E7, _E8, _E9, _E10, _E11, _E12, _E13 = (
 def _tanh_array(z, a):
     for i in range(z.shape[0]):
         x = z[i]
-        ax = x if x >= 0.0 else -x
+        ax = abs(x)
         y = ax + ax
         y = y if y < 40.0 else 40.0  # tanh(20) rounds to 1
         kf = np.floor(y * _INV_LN2 + 0.5)
@@ -255,8 +257,7 @@ def _tanh_array(z, a):
         p = _fma(r2, _fma(r4, p, _fma(r2, _fma(r, _E5, _E4), _fma(r, _E3, _E2))), r)
         s = _pow2(np.int64(kf) & 63)
         em1 = _fma(s, p, s - 1.0)
-        t = em1 / (em1 + 2.0)
-        t = t if x >= 0.0 else -t
+        t = math.copysign(em1 / (em1 + 2.0), x)
         t = t if ax >= 3.725290298461914e-09 else x  # tiny, +-0 and NaN pass through
         a[i] = t if ax <= _MAX else x - x  # +-inf gives NaN, as phi() does
 

@@ -35,9 +35,29 @@ loops 20%, the moment blocks 16%. That changed the rounding (1e-14 relative), he
 recorded bits of the known answers. Before that, numba's atomic reference counts took 38%
 (``_nrt=False``, below), the moment blocks 27% (scalar: numba runs LLVM without its SLP
 vectorizer; now one 4-wide vector), numba's reshape helper 2-8% (now ``_view``), and the
-tanh loop gathered 2^k from a table. What is left is mostly the moment blocks (two passes
-over each of z, a and delta) and tanh; two accumulator sets per sum did not pay (7%: the
-adds are not the bound on this CPU).
+tanh loop gathered 2^k from a table.
+
+Then (2026-12-03; one thread, paired in one process, 2-core VM): the moments of z, a and
+delta go in one pass per trial into power sums about a shift fixed for the block
+(``add_networks(..., sums)``, merged once per block by ``flush_sums``; a trial far from the
+shift or holding a non-finite value takes the two passes), 51 against 103 ns a vector of
+256, and tanh takes the absolute value and the sign by abs and copysign, 347 against 390
+ns: the network 1.125 [1.03-1.20] times as fast at width 256, tanh, 1.10 [0.97-1.25] at
+width 64, ReLU (9 rounds, load 2.7), 46% [44-48] of the RNG's own rate against 43% [40-46],
+and 43% [41-44] against 39% [37-41] (``bench`` with the RNG bound, 2 threads, alternated
+with the code before at load 3). A layer now takes about 1.8 us at width 256 (0.55 us at
+width 64): without any statistics it would be 1.14x (1.42x) as fast, the passes 3 x 51 ns,
+the rest per-trial bookkeeping (the welford and pair pushes 1% at width 256, 8% at width
+64, their divisions hidden: one instead of three changed nothing); tanh 343 ns, its
+division 3% of that. Did not pay: adding each layer's statistics inside the network's loop,
+while the layer is in cache (0.98x, 0.91x at width 64), inlining the trial's reduction
+(0.99x), and 512-bit vectors on AVX-512 (LLVM's prefer-vector-width and
+min-legal-vector-width function attributes; the same bits): tanh alone 343 -> 260 ns, but
+the network 1.02x at width 256, 0.96x at width 64 and 0.94x at width 16 (tanh); with the
+dot products and the moments 512-bit too 1.07x at width 256 and 0.90x at width 64, ReLU
+(presumably the CPU's lower clock for 512-bit work). What is left: the RNG, tanh's
+polynomial (its operations, not its division, bound it), the per-trial bookkeeping (about
+25 ns a vector beyond its pass), the backward pass's own loops.
 """
 import math
 
@@ -50,8 +70,8 @@ from numba.extending import intrinsic
 from numba.np.arrayobj import populate_array
 
 from .accumulators import (A, DELTA, LINK, NET, STATS_SIZE, Z, add_histogram, add_links,
-                           add_network_level, add_networks, new_histograms, stats_rows,
-                           store_histograms)
+                           add_network_level, add_networks, flush_sums, new_histograms,
+                           stats_rows, store_histograms)
 from .activations import phi_array, times_dphi_array
 from .codes import INPUTS_NORMAL, INPUTS_PAIR, INPUTS_ROW_PAIR, NORM_NONE
 from .norms import normalize, normalize_backward
@@ -796,9 +816,11 @@ def generator(args, block):
 
 
 @numba.njit(cache=True, _nrt=False)
-def _add_network(out, args, bufs, lengths, upper, cos, hist):
-    # one network's trials into the stats (L, ROWS, S) of its block, and into its histogram
-    # state ``hist`` (:func:`~.accumulators.new_histograms`; no layers without histograms)
+def _add_network(out, args, bufs, lengths, upper, cos, hist, sums):
+    # one network's trials into the stats (L, ROWS, S) of its block (the moments of z, a and
+    # delta into the power sums ``sums`` (L, 3, 6), :func:`~.accumulators.flush_sums`), and
+    # into its histogram state ``hist`` (:func:`~.accumulators.new_histograms`; no layers
+    # without histograms)
     widths, k = args.widths, args.k
     offs, zbuf, ubuf, ybuf, rbuf, abuf, dbuf, grams, mbuf, wbuf = bufs
     depth = widths.shape[0] - 1
@@ -813,8 +835,8 @@ def _add_network(out, args, bufs, lengths, upper, cos, hist):
         n, o = widths[layer], offs[layer - 1]
         z = _view(zbuf, o, k, n, 1)
         a = _view(abuf, o, k, n, 1)
-        add_networks(out[layer - 1, Z], z, lengths)
-        add_networks(out[layer - 1, A], a, lengths)
+        add_networks(out[layer - 1, Z], z, lengths, sums[layer - 1, Z])
+        add_networks(out[layer - 1, A], a, lengths, sums[layer - 1, A])
         add_network_level(out[layer - 1, NET], z, a, lengths, cos, pairs)
         if histograms:
             add_histogram(counts[layer - 1, Z], zbuf[o:o + k * n], factor[layer - 1, Z], slots)
@@ -823,7 +845,8 @@ def _add_network(out, args, bufs, lengths, upper, cos, hist):
         return
     for layer in range(depth, 0, -1):
         n, o = widths[layer], offs[layer - 1]
-        add_networks(out[layer - 1, DELTA], _view(dbuf, o, k, n, 1), lengths)
+        add_networks(out[layer - 1, DELTA], _view(dbuf, o, k, n, 1), lengths,
+                     sums[layer - 1, DELTA])
         if histograms:
             add_histogram(counts[layer - 1, DELTA], dbuf[o:o + k * n], factor[layer - 1, DELTA],
                           slots)
@@ -855,10 +878,14 @@ def run_block(args, block, out):
     ws, mats = workspace(args.k)
     lengths, upper, cos = np.empty(1), np.empty(1), np.full(1, np.nan)
     hist = new_histograms(depth, histograms, bufs[8].shape[0])  # k x the widest layer
+    sums = np.zeros((depth, DELTA + 1, 6))
     count = min(args.networks_per_block, args.networks - block * args.networks_per_block)
     for _ in range(count):
         network(args, gen, bufs, ws, mats)
-        _add_network(out, args, bufs, lengths, upper, cos, hist)
+        _add_network(out, args, bufs, lengths, upper, cos, hist, sums)
+    for layer in range(depth):
+        for q in range(DELTA + 1):
+            flush_sums(out[layer, q], sums[layer, q])
     if histograms:
         store_histograms(out, hist[0])
 
