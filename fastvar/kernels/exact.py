@@ -26,7 +26,7 @@ per-trial bookkeeping 6.5%), this module's own loops 10% (the column draws, the 
 products, the last backward pass), phi' 1.5%, the 1 x 1 factorizations 3.5%, the inputs'
 draw 3%: 40% of the RNG's own rate (``fastvar bench``, was 32%). At width 64, ReLU: the
 RNG 34%, the moment blocks and their per-trial bookkeeping 32%, own loops 16%, the 1 x 1
-factorizations 11.5% (since inline for k = 1, ``_factor``: the network 15% faster).
+factorizations 11.5% (since inline for k = 1 in ``psd_factor``: the network 15% faster).
 Since 2026-12-03 the dot products u.d, d.d, a.m and the Gram matrix a.a run in eight
 partial sums (``_dot``, 5x faster than one latency-bound sequential sum each), tanh's
 polynomial in Estrin's scheme with fused multiply-adds (30% faster), and two passes per
@@ -88,7 +88,7 @@ _RANK_TOL = 1e-12  # a pivot below this fraction of the largest diagonal counts 
 # array; slices are copied by loops (_copy), as a slice assignment may allocate a copy.
 
 
-@numba.njit(cache=True, _nrt=False)
+@numba.njit(cache=True, inline="always")
 def psd_factor(s, work, perm, root):
     """Pivoted Cholesky of the symmetric PSD k x k ``s``: root root^T = s; returns the rank r.
 
@@ -114,6 +114,24 @@ def psd_factor(s, work, perm, root):
     int
         The rank r.
     """
+    # k = 1 inline, the general case's operations without its call and loops (10% of the
+    # time at width 64, ReLU, where three 1 x 1 factorizations a layer weigh)
+    if s.shape[0] != 1:
+        return _psd_factor(s, work, perm, root)
+    x = s[0, 0]
+    perm[0] = 0
+    if not math.isfinite(x):
+        root[0, 0] = math.nan
+        return 1
+    if not x > max(0.0, x) * _RANK_TOL:
+        root[0, 0] = 0.0
+        return 0
+    root[0, 0] = x * (1.0 / math.sqrt(x))
+    return 1
+
+
+@numba.njit(cache=True, _nrt=False)
+def _psd_factor(s, work, perm, root):
     k = s.shape[0]
     top = 0.0
     finite = True
@@ -151,7 +169,7 @@ def psd_factor(s, work, perm, root):
     return k
 
 
-@numba.njit(cache=True, _nrt=False)
+@numba.njit(cache=True, inline="always")
 def ginv_apply(root, perm, rank, x, out, tmp):
     """out = S^- x for a generalized inverse S^- of S = root root^T (from :func:`psd_factor`).
 
@@ -174,6 +192,16 @@ def ginv_apply(root, perm, rank, x, out, tmp):
     tmp : numpy.ndarray
         float64 scratch, shape (k,).
     """
+    if root.shape[0] != 1:
+        _ginv_apply(root, perm, rank, x, out, tmp)
+        return
+    r = root[0, 0]  # k = 1 inline, the general case's operations in its order
+    for j in range(x.shape[1]):
+        out[0, j] = (x[0, j] / r) / r if rank > 0 else 0.0
+
+
+@numba.njit(cache=True, _nrt=False)
+def _ginv_apply(root, perm, rank, x, out, tmp):
     k = root.shape[0]
     for j in range(x.shape[1]):
         for i in range(rank):  # L11 y = x[perm]
@@ -190,35 +218,6 @@ def ginv_apply(root, perm, rank, x, out, tmp):
             out[i, j] = 0.0
         for i in range(rank):
             out[perm[i], j] = tmp[i]
-
-
-@numba.njit(cache=True, inline="always")
-def _factor(s, work, perm, root):
-    # psd_factor, with k = 1 inline: its operations, without the call and its loops (10% of
-    # the time at width 64, ReLU, where three 1 x 1 factorizations a layer weigh)
-    if s.shape[0] != 1:
-        return psd_factor(s, work, perm, root)
-    x = s[0, 0]
-    perm[0] = 0
-    if not math.isfinite(x):
-        root[0, 0] = math.nan
-        return 1
-    if not x > max(0.0, x) * _RANK_TOL:
-        root[0, 0] = 0.0
-        return 0
-    root[0, 0] = x * (1.0 / math.sqrt(x))
-    return 1
-
-
-@numba.njit(cache=True, inline="always")
-def _ginv(root, perm, rank, x, out, tmp):
-    # ginv_apply, with k = 1 inline (its operations, in its order)
-    if root.shape[0] != 1:
-        ginv_apply(root, perm, rank, x, out, tmp)
-        return
-    r = root[0, 0]
-    for j in range(x.shape[1]):
-        out[0, j] = (x[0, j] / r) / r if rank > 0 else 0.0
 
 
 @intrinsic
@@ -398,7 +397,7 @@ def _forward_normal(gen, g_prev, weight_var, bias_std, z, cov, ws):
     for p in range(k):
         for q in range(k):
             cov[p, q] = weight_var * g_prev[p, q] + bias_std * bias_std
-    _factor(cov, work, perm, root)
+    psd_factor(cov, work, perm, root)
     _draw_columns(gen, root, z)
 
 
@@ -594,8 +593,8 @@ def _backward_layer(gen, z, d, a_prev, d_prev, g_prev, weight_var, bias_std, mro
         for p in range(k):
             for q in range(k):
                 cov[p, q] = weight_var * g_prev[p, q] + bias_std * bias_std
-        rank = _factor(cov, work, perm, root)
-        _ginv(root, perm, rank, ones, wvec, tmp)
+        rank = psd_factor(cov, work, perm, root)
+        ginv_apply(root, perm, rank, ones, wvec, tmp)
         total = 0.0
         for p in range(k):
             wvec[p, 0] *= bias_std * bias_std
@@ -613,15 +612,15 @@ def _backward_layer(gen, z, d, a_prev, d_prev, g_prev, weight_var, bias_std, mro
             for p in range(k):
                 kmat[p, j] -= acc
     # M (k, m): its m columns iid N(0, v D^T D), the law of W'^T D
-    _factor(dtd, work, perm, droot)
+    psd_factor(dtd, work, perm, droot)
     _draw_columns(gen, droot, mrows)
     # R = G^- (U^T D - A^T M), then W^T D = M + A R
     m = a_prev.shape[1]
     for p in range(k):
         for j in range(k):
             kmat[p, j] -= _dot(a_prev[p], mrows[j])
-    rank = _factor(g_prev, work, perm, root)
-    _ginv(root, perm, rank, kmat, cov, tmp)  # cov now holds R
+    rank = psd_factor(g_prev, work, perm, root)
+    ginv_apply(root, perm, rank, kmat, cov, tmp)  # cov now holds R
     for j in range(k):
         out, mj, c, a0 = d_prev[j], mrows[j], cov[0, j], a_prev[0]
         for i in range(m):  # the copy of M and its first term in one pass
