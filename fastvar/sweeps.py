@@ -84,7 +84,6 @@ def _check_grid(grid: Mapping[str, Sequence], fixed: Mapping[str, Any]) -> dict[
     both = sorted(set(grid) & set(fixed))
     if both:
         raise ValueError(f"{both[0]!r} is both in the grid and fixed; give it once")
-    out = {}
     for key, values in grid.items():
         if key in _FIXED_ONLY:
             raise ValueError(f"{key!r} cannot be swept; pass it as a fixed keyword"
@@ -93,6 +92,14 @@ def _check_grid(grid: Mapping[str, Sequence], fixed: Mapping[str, Any]) -> dict[
         if isinstance(values, (str, bytes)) or not isinstance(
                 values, (Sequence, np.ndarray, range)):
             raise TypeError(f"grid[{key!r}] must be a list of values, got {values!r}")
+    # the size first: checking ten million values one by one took minutes
+    size = math.prod(len(values) for values in grid.values())
+    if size > MAX_CONFIGURATIONS:
+        raise ValueError(f"this grid holds {size} configurations, more than one sweep takes "
+                         f"({MAX_CONFIGURATIONS}: each is validated and estimated before any "
+                         "runs); use fewer values or split it into several sweeps")
+    out = {}
+    for key, values in grid.items():
         values = [_scalar(key, v) for v in values]
         if not values:
             raise ValueError(f"grid[{key!r}] is empty; give at least one value")
@@ -101,11 +108,6 @@ def _check_grid(grid: Mapping[str, Sequence], fixed: Mapping[str, Any]) -> dict[
             dup = next(v for v, c in zip(values, canon) if canon.count(c) > 1)
             raise ValueError(f"grid[{key!r}] holds {dup!r} twice")
         out[key] = values
-    size = math.prod(len(values) for values in out.values())
-    if size > MAX_CONFIGURATIONS:
-        raise ValueError(f"this grid holds {size} configurations, more than one sweep takes "
-                         f"({MAX_CONFIGURATIONS}: each is validated and estimated before any "
-                         "runs); use fewer values or split it into several sweeps")
     return out
 
 

@@ -93,8 +93,14 @@ def test_counts_accept_scientific_notation(capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--engine", "gpu"], "unknown engine"), (["--seconds", "-1"], "--seconds must be > 0"),
-    (["--repeats", "0"], "--repeats must be >= 1"), (["--threads", "0"], "threads must be between"),
+    (["--engine", "gpu"], "unknown engine"),
+    (["--seconds", "-1"], "--seconds must be between 0.01 and 600"),
+    (["--seconds", "inf"], "--seconds must be between"),  # sized runs up to 2**40 trials
+    (["--seconds", "nan"], "--seconds must be between"),
+    (["--seconds", "1e-9"], "--seconds must be between"),  # timed a call's fixed cost
+    (["--repeats", "0"], "--repeats must be between 1 and 1000"),
+    (["--repeats", "100000000"], "--repeats must be between"),
+    (["--threads", "0"], "threads must be between"),
 ])
 def test_bench_rejects_bad_options_before_timing(capsys, args, message):
     assert main(["bench", *args]) == 2

@@ -333,9 +333,27 @@ def test_a_sweep_of_years_is_refused_before_any_work(capsys):
     assert "would take" in capsys.readouterr().err
 
 
-def test_a_grid_too_large_to_validate_is_refused_at_once(capsys):
-    assert main(["sweep", "--grid", "init=1:2:10000000", "--width", "8", "--depth", "2"]) == 2
-    assert "10000000 configurations" in capsys.readouterr().err
+def test_a_grid_too_large_to_validate_is_refused_at_once(capsys, monkeypatch):
+    # n values were made before any check: 1:2:1e9 filled 8 GB
+    assert main(["sweep", "--grid", "init=1:2:1e9", "--width", "8", "--depth", "2"]) == 2
+    assert "n must be at most 100000" in capsys.readouterr().err
+    assert main(["sweep", "--grid", "init=1:2:1000", "--grid", "gain=1:2:1000", "--width",
+                 "8", "--depth", "2"]) == 2
+    assert "1000000 configurations" in capsys.readouterr().err
+    # from Python, the size before any value is checked (ten million took minutes)
+    from fastvar import sweeps
+
+    monkeypatch.setattr(sweeps, "_scalar", lambda key, v: pytest.fail("checked a value"))
+    with pytest.raises(ValueError, match="9999999 configurations"):
+        fastvar.sweep({"gain": range(1, 10 ** 7)}, 30, width=8, depth=3)
+
+
+def test_options_a_sweep_does_not_take_are_not_offered(capsys):
+    # sweep --help listed --jacobian, which every sweep then refused
+    with pytest.raises(SystemExit) as stop:  # argparse's own one-line error
+        main(["sweep", "--jacobian", "--grid", "width=8,16", "--depth", "3"])
+    assert stop.value.code == 2
+    assert "unrecognized arguments: --jacobian" in capsys.readouterr().err
 
 
 def test_sweep_names_its_files_and_the_configuration_of_each_warning(tmp_path, capsys):

@@ -31,6 +31,10 @@ def setup_arguments(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+MIN_SECONDS, MAX_SECONDS = 0.01, 600.0  # of one timed run
+MAX_REPEATS = 1000
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``fastvar bench``.
 
@@ -54,10 +58,11 @@ def run(args: argparse.Namespace) -> int:
     for name in args.engine or ():
         if name not in ENGINES:
             raise ValueError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
-    if args.seconds is not None and not args.seconds > 0:
-        raise ValueError(f"--seconds must be > 0, got {args.seconds}")
-    if args.repeats is not None and args.repeats < 1:
-        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    if args.seconds is not None and not MIN_SECONDS <= args.seconds <= MAX_SECONDS:
+        raise ValueError(f"--seconds must be between {MIN_SECONDS:g} and {MAX_SECONDS:g} "
+                         f"(seconds per timed run), got {args.seconds}")
+    if args.repeats is not None:
+        check_int("--repeats", args.repeats, 1, MAX_REPEATS)
     if args.threads is not None:
         check_int("threads", args.threads, 1, numba.config.NUMBA_NUM_THREADS)
     if args.dask:

@@ -17,6 +17,10 @@ DEFAULT_TRIALS = 2000
 PLOT_VALUES = ("log_q_ratio", "log_g_ratio", "c", "xi_c", "xi_q")
 
 
+# run options a sweep does not take (its --seed is its own): not offered
+NOT_TAKEN = tuple(o.name for o in RUN_OPTIONS if o.sweep == "no" and o.name != "seed")
+
+
 def grid_options() -> dict[str, Option]:
     """The keys a grid may sweep.
 
@@ -52,7 +56,8 @@ def setup_arguments(subparsers) -> argparse.ArgumentParser:
                         f"KEY=v1,v2,...; repeatable. Keys: {', '.join(grid_options())}")
     add_network_options(parser)
     add_run_options(parser, DEFAULT_TRIALS, "forward passes per configuration",
-                    "seed of the sweep (default 0)")
+                    "seed of the sweep (default 0)",
+                    skip=NOT_TAKEN)
     out = add_output_options(
         parser, json_help="the sweep as JSON ('-' for stdout only); fastvar.load reads it back",
         csv_help="tidy CSV: one row per configuration x layer",
@@ -105,6 +110,8 @@ def parse_grid(specs: "list[str]") -> dict[str, list]:
         if text.count(":") == 2 and option.ranges:
             import numpy as np
 
+            from ..sweeps import MAX_CONFIGURATIONS
+
             a, b, n = text.split(":")
             bounds = []
             for end in (a, b):
@@ -120,6 +127,10 @@ def parse_grid(specs: "list[str]") -> dict[str, list]:
                 n = 0
             if n < 1:
                 raise UsageError(f"--grid {key}={text}: n must be a whole number >= 1")
+            if n > MAX_CONFIGURATIONS:  # before n values fill the memory
+                raise UsageError(f"--grid {key}={text}: n must be at most "
+                                 f"{MAX_CONFIGURATIONS}, the most configurations a sweep "
+                                 "takes")
             if n == 1 and bounds[0] != bounds[1]:
                 raise UsageError(f"--grid {key}={text}: one value cannot span {a} to {b}")
             grid[key] = [_value(option, repr(float(v))) for v in np.linspace(*bounds, n)]
@@ -160,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             raise UsageError(f"--{key.replace('_', '-')} and --grid {key} both set {key}; "
                              "give it once")
-    run_options = run_options_from_args(args, skip=("seed",))
+    run_options = run_options_from_args(args, skip=NOT_TAKEN + ("seed",))
     shape = shape_defaults(shape_from_args(args, run_options.get("inputs")))
     # what every configuration shares: the declared defaults of what a grid could vary,
     # then what the command line gives
