@@ -266,13 +266,15 @@ def test_a_value_a_slider_cannot_hold_is_sent_as_written(server, browser):
 
 def test_quick_moves_stop_the_stale_simulations_and_show_the_last(server, browser):
     """Each move aborts the request before it (the page's AbortController); the server stops
-    those simulations (some 3 s each) instead of finishing them, and the last view comes."""
+    those simulations instead of finishing them, and the last view comes. Each must outlast
+    the 0.8 s between moves: 60 000 trials at depth 30 take about 1.6 s alone on 2 cores
+    (the exact engine, 2026-12; 20 000 did, until they ran in 0.55 s)."""
     page = browser.new_page()
 
     def sleep(seconds: float) -> None:  # the browser's requests pass the gate meanwhile
         page.wait_for_timeout(seconds * 1000)
 
-    page.goto(f"{server}/?width=256&depth=30&trials=20000&seed=4&engine=exact")
+    page.goto(f"{server}/?width=256&depth=30&trials=60000&seed=4&engine=exact")
     # the first long run has started (a cold numba cache may first compile its kernels)
     before = wait_for(server, timeout=120, sleep=sleep, running=1)["cancelled"]
     # a long run shows its progress: the estimate, and a bar that fills over it
@@ -290,7 +292,7 @@ def test_quick_moves_stop_the_stale_simulations_and_show_the_last(server, browse
         "data-drawn", re.compile(r"depth=2&"), timeout=WAIT_MS)
     took = time.monotonic() - tick
     doc = check_drawn_against_api(page, server)
-    assert len(doc["columns"]["layer"]) == 2 and doc["trials"] == 20000
+    assert len(doc["columns"]["layer"]) == 2 and doc["trials"] == 60000
     # the first run and at least one of the two stale ones were stopped, not finished
     status = wait_for(server, sleep=sleep, running=0, waiting=0)
     print(f"the last view came {took:.2f} s after the last move; "
