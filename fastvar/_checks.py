@@ -30,5 +30,14 @@ def check_int(name: str, value, minimum: int, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if not minimum <= value <= maximum:
-        raise ValueError(f"{name} must be between {minimum} and {maximum}, got {value}")
+        raise ValueError(f"{name} must be between {minimum} and {maximum}, got "
+                         f"{_whole(int(value))}")
     return int(value)
+
+
+def _whole(value: int) -> str:
+    # an integer, its digits beyond 30 as an exponent: 1e400 is not printed in 401 digits
+    digits = str(abs(value))
+    if len(digits) <= 30:
+        return str(value)
+    return f"{'-' if value < 0 else ''}{digits[0]}.{digits[1:4]}e+{len(digits) - 1}"

@@ -401,3 +401,10 @@ def test_a_damaged_npy_file_is_called_so_without_pickle_advice(tmp_path, capsys)
                      str(tmp_path / f"{name}.npy")]) == 2
         err = capsys.readouterr().err
         assert said in err and "pickle" not in err, err
+
+
+def test_a_huge_number_is_shown_short_in_its_error(capsys):
+    # the error line printed all 401 digits of 1e400
+    assert main(["simulate", "--seed", "1e400"]) == 2
+    err = capsys.readouterr().err
+    assert "got 1.000e+400" in err and len(err) < 120
