@@ -377,6 +377,7 @@ def test_a_sweep_interrupted_after_one_configuration_says_so_in_the_singular(mon
                  "2", "--engine", "numpy"]) == 130
     err = capsys.readouterr().err
     assert "interrupted after 1 configuration\n" in err, err
+    assert "fastvar: interrupted" not in err  # one line says it
 
 
 def test_more_table_rows_than_layers_are_refused_before_the_run(capsys):

@@ -120,8 +120,8 @@ def guard(body: Callable[[Callable[[str], None]], int]) -> int:
             print(f"{command[0]}: error: {err}", file=sys.stderr)
             return 2
         raise
-    except KeyboardInterrupt:
-        return _interrupted()
+    except KeyboardInterrupt as stop:
+        return _interrupted(said=getattr(stop, "said", False))
     finally:
         sys.unraisablehook = previous_hook
         sys.excepthook = previous_excepthook
@@ -172,7 +172,8 @@ def _note_sigint():
     return previous
 
 
-def _interrupted() -> int:
+def _interrupted(said: bool = False) -> int:
+    # ``said``: the command has said so in its own words already
     if _owns_process:
         import signal
 
@@ -180,7 +181,8 @@ def _interrupted() -> int:
         # and would kill the process by the signal before it exits with 130
         with contextlib.suppress(ValueError):  # not the main thread
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-    print("fastvar: interrupted", file=sys.stderr)
+    if not said:
+        print("fastvar: interrupted", file=sys.stderr)
     if _owns_process:
         # still inside the except clause, which holds the interrupted frames: leave before
         # anything of theirs is released (see _on_sigint)

@@ -198,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
             report(args, err.partial, axes, grid, plot=False)
         print(f"fastvar sweep: interrupted after {counted(len(err.partial), 'configuration')}"
               f"{where}", file=sys.stderr)
+        err.said = True  # main()'s "fastvar: interrupted" would say it twice
         raise
     report(args, result, axes, grid, plot=bool(args.plot))
     return 0
