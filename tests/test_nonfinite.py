@@ -257,3 +257,23 @@ def test_survivor_rule_leaves_complete_layers_bitwise_unchanged():
     plain = compute_columns(res.stats, res.network.widths, True)  # no network count: no rule
     for name in ("q_mean", "q_mean_se", "dead_frac", "z_var"):
         np.testing.assert_array_equal(res[name][:3], plain[name][:3])
+
+
+@pytest.mark.parametrize("engine", ["exact", "numpy"])
+def test_a_variance_se_lost_to_rounding_is_nan_and_said(engine):
+    # sigmoid at gain 1e-6: a = 1/2 + ~1e-7, its mean 1e6 times its spread; the delta
+    # method's terms cancel to rounding, and a_var_se came out exactly 0 or 58x too large
+    # with every layer complete and nothing said
+    net = fastvar.mlp(64, 3, activation="sigmoid", gain=1e-6)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = fastvar.simulate(net, 2000, seed=0, engine=engine)
+    assert np.isnan(res.a_var_se).all() and np.isfinite(res.a_var).all()
+    assert np.isfinite(res.z_var_se).all() and res.complete.all()
+    assert any("a_var_se at layers 1-3 show nan" in str(w.message) for w in caught)
+    # at gain 1e-3 the same SEs keep their digits: nothing NaN, nothing said
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = fastvar.simulate(fastvar.mlp(64, 3, activation="sigmoid", gain=1e-3), 2000,
+                               seed=0, engine=engine)
+    assert np.isfinite(res.a_var_se).all() and not caught

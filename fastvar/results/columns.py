@@ -79,10 +79,16 @@ def _pooled(row: np.ndarray) -> dict[str, np.ndarray]:
                 "skew": skew, "kurt": kurt}
 
 
+# how many times the rounding of the variance's delta-method terms (2 eps |mean| / sd /
+# sqrt(networks) of each) their difference must exceed, so that it is at most 10% of it:
+# below, the variance's SE shows NaN
+CANCELLATION = 20.0
+
+
 def _between_networks(row: np.ndarray) -> dict[str, np.ndarray]:
     """SEs from the per-network (mean, mean square) pairs: of the variance and of E[x^2];
     rows (..., L, S)."""
-    n, mx, _, cxx, cxy, cyy = (row[..., PAIR + i] for i in range(6))
+    n, mx, my, cxx, cxy, cyy = (row[..., PAIR + i] for i in range(6))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         scale = 1.0 / ((n - 1.0) * n)  # sample covariance / n: covariance of the means
         # Var(mean x^2 - mean x^2 ...) by the delta method: (2 mx)^2 cxx - 2 (2 mx) cxy + cyy,
@@ -91,7 +97,18 @@ def _between_networks(row: np.ndarray) -> dict[str, np.ndarray]:
         unit = np.where(big > 0, big, 1.0)
         t = 2 * mx / unit
         inner = t * t * cxx - 2 * t * (cxy / unit) + (cyy / unit) / unit
-        var_se = big * np.sqrt(np.maximum(inner, 0.0) * scale)
+        # Each network's x and y carry their rounding, eps |mean| or so, into its deviation
+        # from the mean: relative to the spread between networks, eps |mean| / sd, which the
+        # sums of squares above average down by sqrt(n) and carry twice. Where the
+        # difference is not well above that share of its terms, its digits are rounding, not
+        # the variance's spread (a with its mean 1e6 times its spread, sigmoid at gain 1e-6,
+        # gave SEs of exactly 0, or 58x too large): NaN
+        terms = t * t * cxx + np.abs(2 * t * (cxy / unit)) + (cyy / unit) / unit
+        spread = np.fmax(np.abs(mx) / np.sqrt(cxx / (n - 1.0)),
+                         np.abs(my) / np.sqrt(cyy / (n - 1.0)))
+        rounding = inner <= (CANCELLATION * np.finfo(float).eps * spread * terms
+                             / np.sqrt(n))
+        var_se = np.where(rounding, np.nan, big * np.sqrt(np.maximum(inner, 0.0) * scale))
         return {"var_se": var_se, "sq_se": np.sqrt(cyy) * np.sqrt(scale)}
 
 
@@ -512,6 +529,15 @@ def quality_warnings(cols: Mapping[str, np.ndarray], counts: "dict | None" = Non
     if backward.any():
         lines.append(f"{layer_ranges(backward)}: the gradients are exactly 0 in every network "
                      "(phi' underflowed, or is 0 there): their SEs show nan")
+    rounded = [(se, mask) for se, mask in (
+        (se, np.isnan(cols[se]) & np.isfinite(cols[sq]) & cols["complete"])
+        for se, sq in (("z_var_se", "q_mean_se"), ("a_var_se", "m_mean_se"),
+                       ("grad_var_se", "g_mean_se"))) if mask.any()]
+    if rounded:
+        lines.append(f"{', '.join(f'{se} at {layer_ranges(mask)}' for se, mask in rounded)} "
+                     "show nan: the values' mean is so far above their spread between networks "
+                     "(sigmoid at a tiny gain, say, a = 1/2 + tiny) that rounding would swamp "
+                     "these SEs; the variances themselves are measured")
     for flag, (what, ses) in HEAVY_TAILS.items():
         if cols[flag].any():
             lines.append(f"{layer_ranges(cols[flag])}: {what} is too heavy-tailed over networks "
