@@ -144,15 +144,14 @@ def _draw_packed(bank, bits, buf, distribution, n, m, w, backward):
             if backward:  # W[j, i] = B[j, i]: runs along the rows of panels
                 i, t = i0, off
                 while i < i0 + seg:
-                    q = i % nr
-                    run = min(nr - q, i0 + seg - i)
-                    dst = (i - q) * n + j * nr + q  # panel i // nr starts at (i - q) n
+                    run = min(nr - i % nr, i0 + seg - i)
+                    dst = gemm.column_start(i, n) + j * nr
                     for u in range(run):
                         w[dst + u] = buf[t + u]
                     i += run
                     t += run
             else:  # W[j, i] = B[i, j]: one column of a panel
-                base = (j // nr) * m * nr + j % nr
+                base = gemm.column_start(j, m)
                 for t in range(seg):
                     w[base + (i0 + t) * nr] = buf[off + t]
             off += seg

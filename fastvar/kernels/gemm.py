@@ -116,6 +116,23 @@ def _rows(a, b, c, scale, ct, t0, rows, p, kk, n):
             c[t0 + r, j0 + q] = scale * ct[r * NR + q]
 
 
+@numba.njit(cache=True, inline="always")
+def column_start(j, kk):
+    """Where column j of a packed B with ``kk`` rows starts: B[i, j] is at that + i NR.
+
+    Parameters
+    ----------
+    j, kk : int
+        The column, and the rows of B.
+
+    Returns
+    -------
+    int
+        An offset into the packed storage (see the module).
+    """
+    return (j - j % NR) * kk + j % NR
+
+
 @numba.njit(cache=True)
 def pack_transposed(x, b):
     """b <- B = x^T packed in column panels, for a C-ordered x (N x K): B is K x N.
@@ -129,12 +146,10 @@ def pack_transposed(x, b):
         they are.
     """
     n, kk = x.shape
-    for p in range((n + NR - 1) // NR):
-        for q in range(min(NR, n - p * NR)):
-            row = x[p * NR + q]
-            base = p * kk * NR + q
-            for i in range(kk):
-                b[base + i * NR] = row[i]
+    for j in range(n):
+        row, base = x[j], column_start(j, kk)
+        for i in range(kk):
+            b[base + i * NR] = row[i]
 
 
 @numba.njit(cache=True)

@@ -529,12 +529,15 @@ def quality_warnings(cols: Mapping[str, np.ndarray], counts: "dict | None" = Non
     if backward.any():
         lines.append(f"{layer_ranges(backward)}: the gradients are exactly 0 in every network "
                      "(phi' underflowed, or is 0 there): their SEs show nan")
-    rounded = [(se, mask) for se, mask in (
-        (se, np.isnan(cols[se]) & np.isfinite(cols[sq]) & cols["complete"])
-        for se, sq in (("z_var_se", "q_mean_se"), ("a_var_se", "m_mean_se"),
-                       ("grad_var_se", "g_mean_se"))) if mask.any()]
+    # a variance's SE NaN where nothing else is wrong: lost to rounding (_between_networks)
+    rounded = []
+    for se, sq in (("z_var_se", "q_mean_se"), ("a_var_se", "m_mean_se"),
+                   ("grad_var_se", "g_mean_se")):
+        mask = np.isnan(cols[se]) & np.isfinite(cols[sq]) & cols["complete"]
+        if mask.any():
+            rounded.append(f"{se} at {layer_ranges(mask)}")
     if rounded:
-        lines.append(f"{', '.join(f'{se} at {layer_ranges(mask)}' for se, mask in rounded)} "
+        lines.append(f"{', '.join(rounded)} "
                      "show nan: the values' mean is so far above their spread between networks "
                      "(sigmoid at a tiny gain, say, a = 1/2 + tiny) that rounding would swamp "
                      "these SEs; the variances themselves are measured")
