@@ -273,15 +273,21 @@ def run_local(run: Run) -> None:
 
     Blocks go to the engine in chunks of about ``CHUNK_SECONDS`` (0.25 s) of work, which it
     spreads over the numba threads; between chunks the progress bar moves and Ctrl-C (or a
-    :func:`stop_when` event) lands.
+    :func:`stop_when` event) lands. A run the cost model puts under that is one chunk.
 
     Parameters
     ----------
     run : Run
         The run; its blocks are added to it in block order.
     """
-    cap = chunk_cap(run.request.network.depth, run.request.stats_rows)
-    chunk = min(max(1, numba.get_num_threads()), cap)
+    request = run.request
+    cap = chunk_cap(request.network.depth, request.stats_rows)
+    threads = max(1, numba.get_num_threads())
+    # a run the cost model puts under CHUNK_SECONDS goes in one engine call (one launch of
+    # the thread pool); a longer one starts with a block per thread, whatever the model says
+    wall = run.engine.seconds_per_network(request) * request.networks / min(threads,
+                                                                            request.blocks)
+    chunk = min(cap, request.blocks if wall <= CHUNK_SECONDS else threads)
     for first, count in run.missing():
         end = first + count
         while first < end:

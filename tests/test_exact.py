@@ -188,6 +188,34 @@ def test_bitwise_identical_for_threads_and_chunks(init):
     np.testing.assert_array_equal(split, engine.run(plan, 0, plan.blocks))
 
 
+def test_a_run_of_one_blocks_worth_is_cut_for_the_threads(monkeypatch):
+    net = mlp(64, 4)
+    small, engine = fastvar.api.plan(net, 100, seed=3)
+    assert engine.name == "exact" and (small.blocks, small.networks_per_block) == (2, 50)
+    # runs of more than one block keep their blocks (and streams), tiny ones stay whole
+    assert fastvar.api.plan(net, 256, seed=3)[0].blocks == 1
+    assert fastvar.api.plan(net, 20_000, seed=3)[0].networks_per_block == 256
+    assert fastvar.api.plan(mlp(4, 2), 100, seed=3)[0].blocks == 1
+    assert fastvar.api.plan(mlp(64, 16), 100, seed=3)[0].blocks == 8  # each >= 2^16 steps
+    calls = []
+    real = engine.run
+    monkeypatch.setattr(engine, "run", lambda plan, first, count: calls.append((first, count))
+                        or real(plan, first, count))
+    one = fastvar.simulate(net, 100, seed=3, threads=1)
+    two = fastvar.simulate(net, 100, seed=3, threads=2)
+    np.testing.assert_array_equal(one.stats, two.stats)
+    assert calls == [(0, 2), (0, 2)]  # the small run in one engine call
+    # while other processes hold the cores it runs serially: the same stats
+    import fastvar.engines.exact as exact_engine
+    for busy in (True, False):
+        monkeypatch.setattr(exact_engine, "cores_busy", lambda busy=busy: busy)
+        chosen = engine._kernels(small)[0 if busy else 1]
+        assert chosen is (exact_engine.kernel.run_blocks_serial if busy
+                          else exact_engine.kernel.run_blocks)
+        np.testing.assert_array_equal(fastvar.simulate(net, 100, seed=3, threads=2).stats,
+                                      one.stats)
+
+
 def test_orthogonal_resume_is_bitwise_the_whole_run(tmp_path):
     from fastvar.checkpoint import Checkpoint
     from fastvar.runs import Run

@@ -22,8 +22,10 @@ NET = fastvar.mlp(16, 4)  # blocks of 256 networks, ~2.5 ms each on one core
 
 
 def _stop_after(monkeypatch, engine, calls):
-    """Make ``engine.run`` raise KeyboardInterrupt on call number ``calls + 1``."""
+    """Make ``engine.run`` raise KeyboardInterrupt on call number ``calls + 1``, its chunks
+    a block per thread (the run would otherwise be one or two chunks of about 0.25 s)."""
     real, seen = ENGINES[engine].run, []
+    monkeypatch.setattr(fastvar.runs, "CHUNK_SECONDS", 1e-9)
 
     def run(request, first, count):
         if len(seen) == calls:

@@ -122,8 +122,20 @@ class Plan:
         return min(self.networks_per_block, self.networks - block * self.networks_per_block)
 
 
-def networks_per_block(work_per_network: float, target: float = 2.0 ** 21, cap: int = 256) -> int:
-    """Power-of-two block size so one block costs about ``target`` units of work.
+# A run of less than one block would run on one thread: it is cut into up to SPLIT_BLOCKS
+# blocks (a power of two, so 2, 4, 8 or 16 threads share them evenly), each still worth
+# MIN_BLOCK_WORK steps: at about 2 ns a step that is 0.13 ms, against a block's fixed cost of
+# 2-3 us and the thread pool's launch of a few us on an idle machine. Runs of one block or
+# more keep their blocks (and streams): their checkpoints resume as they were, and the
+# first B blocks of a run are still a run of B blocks' trials (an interrupted run's result).
+SPLIT_BLOCKS = 16
+MIN_BLOCK_WORK = 2.0 ** 16
+
+
+def networks_per_block(work_per_network: float, networks: "int | None" = None,
+                       target: float = 2.0 ** 21, cap: int = 256) -> int:
+    """Block size so one block costs about ``target`` units of work, and a run of less
+    than one block still spreads over several threads.
 
     Depends only on the request (never on the machine), so results are reproducible.
 
@@ -131,6 +143,10 @@ def networks_per_block(work_per_network: float, target: float = 2.0 ** 21, cap: 
     ----------
     work_per_network : float
         Elementary steps of one network.
+    networks : int or None
+        Networks in the run: if they are fewer than one block of that size, they are cut
+        into the most blocks, a power of two up to SPLIT_BLOCKS, of at least MIN_BLOCK_WORK
+        steps each (None: no such cut).
     target : float
         Steps a block should take.
     cap : int
@@ -139,10 +155,16 @@ def networks_per_block(work_per_network: float, target: float = 2.0 ** 21, cap: 
     Returns
     -------
     int
-        A power of two, 1 to ``cap``.
+        1 to ``cap``: a power of two, or ceil(networks / blocks) for a cut run.
     """
-    n = int(max(1.0, min(cap, target / max(work_per_network, 1.0))))
-    return 1 << (n.bit_length() - 1)
+    work = max(work_per_network, 1.0)
+    n = int(max(1.0, min(cap, target / work)))
+    size = 1 << (n.bit_length() - 1)
+    if networks is None or networks >= size:
+        return size
+    worth = int(min(SPLIT_BLOCKS, networks * work / MIN_BLOCK_WORK))
+    blocks = 1 << (max(worth, 1).bit_length() - 1)
+    return min(size, -(-networks // blocks))
 
 
 def weight_scale(plan: Plan) -> np.ndarray:
@@ -326,7 +348,7 @@ class Engine:
         int
             Networks per block.
         """
-        return networks_per_block(self.work_per_network(plan))
+        return networks_per_block(self.work_per_network(plan), plan.networks)
 
     def memory_bytes(self, plan: Plan) -> int:
         """Estimated peak working memory of a run (for a clear error up front).
