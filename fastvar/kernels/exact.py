@@ -58,6 +58,25 @@ dot products and the moments 512-bit too 1.07x at width 256 and 0.90x at width 6
 (presumably the CPU's lower clock for 512-bit work). What is left: the RNG, tanh's
 polynomial (its operations, not its division, bound it), the per-trial bookkeeping (about
 25 ns a vector beyond its pass), the backward pass's own loops.
+
+Then (2026-12-03, later; one thread, the two versions in alternating processes, thread CPU
+time, the fastest of 8 calls a round, load 3-5): the k = 1 backward step in three passes
+instead of five (u.d with d.d, A^T M from the normals times M's factor without storing M,
+and M + A R times phi' in one pass), the same bits, 1.047 [1.03-1.07] times as fast at
+width 256, tanh; and the accumulators' per-trial functions inlined into ``_add_network``
+(as calls they took about 60 ns a layer at width 256 beyond their work), the same bits.
+Together 1.13 [1.09-1.20] at width 256, tanh (1.09 [1.03-1.19] with the order of the
+processes swapped) and 1.12 [1.09-1.19] (1.21 [0.98-1.24]) at width 64, ReLU, 21 rounds
+each. A layer at width 256, tanh, now takes 1.81 us with its statistics (the code before
+2.01; minima of 7 runs, one version after the other): the RNG alone 1.01 us of that (56%),
+tanh 0.25, the statistics 0.21 (their three passes 0.09). ``fastvar bench`` (2 threads,
+one run each): 54% [50-55] of the RNG's own rate at load 2.3-3.3, the code before 49%
+[40-57] at load 3.2-3.7. Did not pay: drawing z already scaled, in the ziggurat's own pass
+(one pass fewer, the same bits): 0.94 [0.69-0.99] (1 / 1.08 with the order swapped);
+tanh's k rounded by adding and subtracting 1.5 2^52, 2^k from the sum's bits, instead of
+floor and a conversion (the same bits; tanh alone 5% faster): 0.97 [0.89-1.12] on the
+network. What is left: the RNG, tanh's polynomial, the per-trial bookkeeping (about 40 ns
+a vector beyond its pass).
 """
 import math
 
