@@ -21,8 +21,11 @@ the machine (:func:`fastvar.engines.base.networks_per_block`).
 # costs unchanged), width 64 ReLU 0.93 [0.62-1.32]: the step cost scaled by 0.74. Then
 # the moments in one pass of power sums per block and tanh's sign by copysign (one thread,
 # 9 rounds paired in one process, load 2.7): width 256 1.125 [1.03-1.20] times as fast,
-# width 64 ReLU 1.10 [0.97-1.25]: the step cost scaled by 0.9.
-EXACT_NS_PER_STEP = 2.1
+# width 64 ReLU 1.10 [0.97-1.25]: the step cost scaled by 0.9. Then the k = 1 backward
+# step in three passes and the per-trial statistics inlined (the same paired method, 21
+# rounds in each order, load 3-5): width 256 1.09-1.13 times as fast, width 64 ReLU
+# 1.12-1.21: the step cost scaled by 0.9 again.
+EXACT_NS_PER_STEP = 1.9
 EXACT_NS_PER_LAYER = 1300.0
 
 # Orthogonal weights cost this many times as much (Gram-Schmidt forward, a k x k frame

@@ -324,6 +324,23 @@ def times_dphi_array(code, param, x, phi_x, out):
 
 
 @numba.njit(cache=True, _nrt=False)
+def _times_dphi_sum(code, param, x, phi_x, m, c, coef, out):
+    # out[i] = ((0 + c m[i]) + coef phi_x[i]) phi'(x[i]), for m at least as long as out:
+    # bitwise that sum written to out, then times_dphi_array, in one pass instead of two
+    if code == TANH:
+        for i in range(out.shape[0]):
+            out[i] = ((0.0 + c * m[i]) + coef * phi_x[i]) * (1.0 - phi_x[i] * phi_x[i])
+    elif code == RELU:
+        for i in range(out.shape[0]):
+            out[i] = (((0.0 + c * m[i]) + coef * phi_x[i])
+                      * dphi_given_phi(RELU, param, x[i], phi_x[i]))
+    else:
+        for i in range(out.shape[0]):
+            out[i] = 0.0 + c * m[i] + coef * phi_x[i]
+        times_dphi_array(code, param, x, phi_x, out)
+
+
+@numba.njit(cache=True, _nrt=False)
 def phi_dphi_array(code, param, z, a, d):
     """a[i], d[i] = phi(z[i]), phi'(z[i]) for 1-D arrays.
 

@@ -58,6 +58,25 @@ dot products and the moments 512-bit too 1.07x at width 256 and 0.90x at width 6
 (presumably the CPU's lower clock for 512-bit work). What is left: the RNG, tanh's
 polynomial (its operations, not its division, bound it), the per-trial bookkeeping (about
 25 ns a vector beyond its pass), the backward pass's own loops.
+
+Then (2026-12-03, later; one thread, the two versions in alternating processes, thread CPU
+time, the fastest of 8 calls a round, load 3-5): the k = 1 backward step in three passes
+instead of five (u.d with d.d, A^T M from the normals times M's factor without storing M,
+and M + A R times phi' in one pass), the same bits, 1.047 [1.03-1.07] times as fast at
+width 256, tanh; and the accumulators' per-trial functions inlined into ``_add_network``
+(as calls they took about 60 ns a layer at width 256 beyond their work), the same bits.
+Together 1.13 [1.09-1.20] at width 256, tanh (1.09 [1.03-1.19] with the order of the
+processes swapped) and 1.12 [1.09-1.19] (1.21 [0.98-1.24]) at width 64, ReLU, 21 rounds
+each. A layer at width 256, tanh, now takes 1.81 us with its statistics (the code before
+2.01; minima of 7 runs, one version after the other): the RNG alone 1.01 us of that (56%),
+tanh 0.25, the statistics 0.21 (their three passes 0.09). ``fastvar bench`` (2 threads,
+one run each): 54% [50-55] of the RNG's own rate at load 2.3-3.3, the code before 49%
+[40-57] at load 3.2-3.7. Did not pay: drawing z already scaled, in the ziggurat's own pass
+(one pass fewer, the same bits): 0.94 [0.69-0.99] (1 / 1.08 with the order swapped);
+tanh's k rounded by adding and subtracting 1.5 2^52, 2^k from the sum's bits, instead of
+floor and a conversion (the same bits; tanh alone 5% faster): 0.97 [0.89-1.12] on the
+network. What is left: the RNG, tanh's polynomial, the per-trial bookkeeping (about 40 ns
+a vector beyond its pass).
 """
 import math
 
@@ -72,7 +91,7 @@ from numba.np.arrayobj import populate_array
 from .accumulators import (A, DELTA, LINK, NET, STATS_SIZE, Z, add_histogram, add_links,
                            add_network_level, add_networks, flush_sums, new_histograms,
                            stats_rows, store_histograms)
-from .activations import phi_array, times_dphi_array
+from .activations import _times_dphi_sum, phi_array, times_dphi_array
 from .codes import INPUTS_NORMAL, INPUTS_PAIR, INPUTS_ROW_PAIR, NORM_NONE
 from .norms import normalize, normalize_backward
 from .rng import BANK_SIZE, LANES, bank_normal, seed_bank, seed_block, uniform
@@ -252,34 +271,48 @@ def _view(typingctx, buf, off, k, n, lead):
 
 
 @intrinsic
-def _dot_lanes(typingctx, x, y, octs):
+def _dot_lanes(typingctx, x, y, w, octs, scale):
     # Eight partial sums of x[i] y[i] over i < 8 octs, lane l summing i = l (mod 8), as two
     # 4-wide vectors (numba runs LLVM without its SLP vectorizer): each lane does IEEE
     # multiplies and adds in order, no reassociation, no fused multiply-add, so the sums are
-    # those of eight scalar accumulators on any CPU
-    if not all(isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C" for t in (x, y)):
+    # those of eight scalar accumulators on any CPU. With an array ``w`` the lanes of
+    # w[i] y[i] follow (y loaded once for both); with a float ``scale`` y[i] is taken as
+    # scale y[i] (rounded, as a stored product would be)
+    arrays = (x, y) + ((w,) if isinstance(w, types.Array) else ())
+    if not all(isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C" for t in arrays):
         return None
+    scaled = isinstance(scale, types.Float)
+    sums = len(arrays) - 1
 
     def codegen(context, builder, signature, args):
-        arrays = [context.make_array(t)(context, builder, v)
-                  for t, v in zip(signature.args[:2], args[:2])]
+        views = [context.make_array(t)(context, builder, v)
+                 for t, v in zip(signature.args[:3], args[:3]) if isinstance(t, types.Array)]
         vty = ir.VectorType(ir.DoubleType(), 4)
         i64 = ir.IntType(64)
-        accs = [cgutils.alloca_once_value(builder, ir.Constant(vty, [0.0] * 4)) for _ in range(2)]
-        count = context.cast(builder, args[2], signature.args[2], types.intp)
+        factor = ir.Constant(vty, [0.0] * 4)
+        if scaled:
+            for lane in range(4):
+                factor = builder.insert_element(factor, args[4], ir.Constant(ir.IntType(32), lane))
+        accs = [[cgutils.alloca_once_value(builder, ir.Constant(vty, [0.0] * 4))
+                 for _ in range(2)] for _ in range(sums)]
+        count = context.cast(builder, args[3], signature.args[3], types.intp)
         with cgutils.for_range(builder, count) as loop:
             first = builder.mul(loop.index, ir.Constant(i64, 8))
-            for half, acc in enumerate(accs):
+            for half in range(2):
                 at = builder.add(first, ir.Constant(i64, 4 * half))
-                xv, yv = (builder.load(builder.bitcast(builder.gep(arr.data, [at]),
-                                                       vty.as_pointer()), align=8)
-                          for arr in arrays)
-                builder.store(builder.fadd(builder.load(acc), builder.fmul(xv, yv)), acc)
-        lanes = [builder.extract_element(builder.load(acc), ir.Constant(ir.IntType(32), lane))
-                 for acc in accs for lane in range(4)]
+                xv, yv, *wv = (builder.load(builder.bitcast(builder.gep(arr.data, [at]),
+                                                            vty.as_pointer()), align=8)
+                               for arr in views)
+                if scaled:
+                    yv = builder.fmul(factor, yv)
+                for acc, other in zip(accs, [xv] + wv):
+                    builder.store(builder.fadd(builder.load(acc[half]), builder.fmul(other, yv)),
+                                  acc[half])
+        lanes = [builder.extract_element(builder.load(half), ir.Constant(ir.IntType(32), lane))
+                 for acc in accs for half in acc for lane in range(4)]
         return context.make_tuple(builder, signature.return_type, lanes)
 
-    return types.UniTuple(types.float64, 8)(x, y, octs), codegen
+    return types.UniTuple(types.float64, 8 * sums)(x, y, w, octs, scale), codegen
 
 
 @numba.njit(cache=True, inline="always")
@@ -288,9 +321,33 @@ def _dot(x, y):
     # 5x a single sum's speed, whose every add waits for the one before
     n = x.shape[0]
     octs = n // 8
-    s0, s1, s2, s3, s4, s5, s6, s7 = _dot_lanes(x, y, octs)
+    s0, s1, s2, s3, s4, s5, s6, s7 = _dot_lanes(x, y, None, octs, None)
     for i in range(8 * octs, n):
         s0 += x[i] * y[i]
+    return ((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7))
+
+
+@numba.njit(cache=True, inline="always")
+def _dot2(x, w, y):
+    # (x . y, w . y) in one pass over the three, each summed as _dot sums it
+    n = y.shape[0]
+    octs = n // 8
+    (s0, s1, s2, s3, s4, s5, s6, s7,
+     t0, t1, t2, t3, t4, t5, t6, t7) = _dot_lanes(x, y, w, octs, None)
+    for i in range(8 * octs, n):
+        s0 += x[i] * y[i]
+        t0 += w[i] * y[i]
+    return (((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7)),
+            ((t0 + t4) + (t1 + t5)) + ((t2 + t6) + (t3 + t7)))
+
+
+@numba.njit(cache=True, inline="always")
+def _dot_scaled(x, y, c, n):
+    # x[:n] . (c y[:n]) summed as _dot sums it, without storing c y
+    octs = n // 8
+    s0, s1, s2, s3, s4, s5, s6, s7 = _dot_lanes(x, y, None, octs, c)
+    for i in range(8 * octs, n):
+        s0 += x[i] * (c * y[i])
     return ((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7))
 
 
@@ -574,17 +631,18 @@ def _backward_orthogonal_frame(gen, u, d, a_prev, d_prev, g_prev, gain, xrows, m
 
 
 @numba.njit(cache=True, inline="always")
-def _backward_layer(gen, z, d, a_prev, d_prev, g_prev, weight_var, bias_std, mrows, mats, ws):
-    # d_prev = W^T d, W drawn given the forward pass (all (k, width) arrays: z (the layer's
-    # W a_prev + b) and d of layer l; a_prev, d_prev of layer l-1; mrows scratch like a_prev).
+def _backward_layer(gen, z, d, a_prev, d_prev, g_prev, weight_var, bias_std, mrows, mats, ws,
+                    x_prev, activation, param):
+    # d_prev = (W^T d) phi'(x_prev), W drawn given the forward pass (all (k, width) arrays: z
+    # (the layer's W a_prev + b) and d of layer l; a_prev = phi(x_prev), d_prev of layer l-1;
+    # mrows scratch like a_prev).
     work, perm, root, tmp, xi = ws
     cov, kmat, dtd, droot, wvec, ones = mats[0], mats[1], mats[2], mats[3], mats[4], mats[5]
     k, n = z.shape
     # K = U^T D with U = Z - b 1^T, b_r | z_r ~ N(w . z_r, var_b), w = sigma_b^2 S^- 1
     for p in range(k):
         for j in range(p, k):
-            dd = _dot(d[p], d[j])
-            kmat[p, j] = _dot(z[p], d[j])
+            dd, kmat[p, j] = _dot2(d[p], z[p], d[j])
             dtd[p, j] = weight_var * dd
             dtd[j, p] = weight_var * dd
             if j != p:
@@ -613,9 +671,16 @@ def _backward_layer(gen, z, d, a_prev, d_prev, g_prev, weight_var, bias_std, mro
                 kmat[p, j] -= acc
     # M (k, m): its m columns iid N(0, v D^T D), the law of W'^T D
     psd_factor(dtd, work, perm, droot)
+    m = a_prev.shape[1]
+    if k == 1:  # M = c x never stored: A^T M, M + A R and phi' in two passes, the same bits
+        x, c = _normals(gen, m), droot[0, 0]
+        kmat[0, 0] -= _dot_scaled(a_prev[0], x, c, m)
+        rank = psd_factor(g_prev, work, perm, root)
+        ginv_apply(root, perm, rank, kmat, cov, tmp)
+        _times_dphi_sum(activation, param, x_prev[0], a_prev[0], x, c, cov[0, 0], d_prev[0])
+        return
     _draw_columns(gen, droot, mrows)
     # R = G^- (U^T D - A^T M), then W^T D = M + A R
-    m = a_prev.shape[1]
     for p in range(k):
         for j in range(k):
             kmat[p, j] -= _dot(a_prev[p], mrows[j])
@@ -629,6 +694,7 @@ def _backward_layer(gen, z, d, a_prev, d_prev, g_prev, weight_var, bias_std, mro
             c, ap = cov[p, j], a_prev[p]
             for i in range(m):
                 out[i] += c * ap[i]
+        times_dphi_array(activation, param, x_prev[j], a_prev[j], out)
 
 
 @numba.njit(cache=True)
@@ -717,6 +783,7 @@ def network(args, gen, bufs, ws, mats):
         n, m, o, po = widths[layer], widths[layer - 1], offs[layer - 1], offs[layer - 2]
         branch_buf = ubuf if alpha > 0.0 else zbuf
         d, d_prev, a_prev = _rows(dbuf, o, k, n), _rows(dbuf, po, k, m), _rows(abuf, po, k, m)
+        x_prev = _rows(ybuf if norm != NORM_NONE else zbuf, po, k, m)  # what phi saw at layer - 1
         if args.orthogonal:  # given W A: from wbuf when a bias was added to it
             u = _rows(wbuf if bias_std > 0.0 else branch_buf, o, k, n)
             if k == 1:  # O(n + m), no k x k algebra
@@ -726,14 +793,14 @@ def network(args, gen, bufs, ws, mats):
                 _backward_orthogonal_frame(gen, u, d, a_prev, d_prev, grams[layer - 1],
                                            args.weight_scale[layer - 1], _rows(mbuf, 0, k, m),
                                            mats, ws)
-        else:
+            for j in range(k):
+                times_dphi_array(activation, activation_param, x_prev[j], a_prev[j], d_prev[j])
+        else:  # d_prev times phi' too
             _backward_layer(gen, _rows(branch_buf, o, k, n), d, a_prev, d_prev,
                             grams[layer - 1], weight_var[layer - 1], bias_std,
-                            _rows(mbuf, 0, k, m), mats, ws)
-        x_prev = _rows(ybuf if norm != NORM_NONE else zbuf, po, k, m)  # what phi saw at layer - 1
+                            _rows(mbuf, 0, k, m), mats, ws, x_prev, activation, activation_param)
         for j in range(k):
-            out, xj, aj = d_prev[j], x_prev[j], a_prev[j]
-            times_dphi_array(activation, activation_param, xj, aj, out)
+            out, xj = d_prev[j], x_prev[j]
             if norm != NORM_NONE:
                 normalize_backward(norm, out, xj, rbuf[layer - 2, j])
             if alpha > 0.0:  # dL/dh^{l-1} = dL/dh^l + alpha (the branch's gradient)
