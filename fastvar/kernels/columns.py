@@ -35,6 +35,9 @@ COUNTS = ("nonfinite_z", "nonfinite_a", "nonfinite_delta", "c_undefined")
 DROPPED, LOST, FORWARD, BACKWARD, ZERO, FLAGS = 0, 4, 9, 10, 11, 12
 # rows of layer_columns' bool output
 BOOLS = ("overflow", "underflow", "complete", "q_heavy_tails", "g_heavy_tails")
+# then: where heavy tails of z or a (Q_GATE), of delta (G_GATE) would set those two flags,
+# and from CANDIDATES, z, a, delta may be heavy-tailed (tail_variance)
+Q_GATE, G_GATE, CANDIDATES = 5, 6, 7
 
 _jit = numba.njit(cache=True, error_model="numpy")
 # helpers inlined into the kernels: one compilation each of those, not one per helper
@@ -134,6 +137,14 @@ def _between_networks(n, mx, my, cxx, cxy, cyy):
     return var_se, math.sqrt(cyy) * math.sqrt(scale)
 
 
+@_inline
+def _tail_variance(row):
+    n = row[PAIR]
+    relative_sd = math.sqrt(row[PAIR + 5] / (n - 1.0)) / abs(row[PAIR + 2])  # not cyy / my^2
+    v = relative_sd * relative_sd
+    return v, n > 1 and v > 1.0
+
+
 @_jit
 def tail_variance(rows):
     """Relative variance over networks v = s^2 / mean^2 of pair states' y, and whether it
@@ -154,10 +165,7 @@ def tail_variance(rows):
     v = np.empty(rows.shape[0])
     candidate = np.zeros(rows.shape[0], dtype=np.bool_)
     for i in range(rows.shape[0]):
-        n = rows[i, PAIR]
-        relative_sd = math.sqrt(rows[i, PAIR + 5] / (n - 1.0)) / abs(rows[i, PAIR + 2])
-        v[i] = relative_sd * relative_sd
-        candidate[i] = n > 1 and v[i] > 1.0
+        v[i], candidate[i] = _tail_variance(rows[i])
     return v, candidate
 
 
@@ -234,7 +242,7 @@ def network_flags(stats, gradients, zero_gradients, zero_inputs, total):
 
 
 @_jit
-def layer_columns(stats, gradients, pairs, counts, heavy, blank):
+def layer_columns(stats, gradients, pairs, counts, blank):
     """The float and bool columns of :func:`fastvar.results.columns.compute_columns`.
 
     Parameters
@@ -245,8 +253,6 @@ def layer_columns(stats, gradients, pairs, counts, heavy, blank):
         Whether the run has gradients, input pairs.
     counts : numpy.ndarray
         (FLAGS, L) bool: :func:`network_flags`' flags.
-    heavy : numpy.ndarray
-        (3, L) bool: z, a, delta too heavy-tailed over networks (``heavy_tails``).
     blank : numpy.ndarray
         (len(FLOATS), FLAGS + 2) bool: which float columns show NaN where a flag is set
         (the last two: always without gradients, always without pairs).
@@ -256,11 +262,17 @@ def layer_columns(stats, gradients, pairs, counts, heavy, blank):
     floats : numpy.ndarray
         (len(FLOATS) + len(COUNTS), L) float64: FLOATS, then COUNTS as stored.
     bools : numpy.ndarray
-        (len(BOOLS), L) bool.
+        (CANDIDATES + 3, L) bool: BOOLS, with q_heavy_tails and g_heavy_tails as if nothing
+        were heavy-tailed; then Q_GATE, G_GATE and CANDIDATES (whose heavy tails the caller
+        confirms: q_heavy_tails |= (z or a heavy) & Q_GATE, g_heavy_tails |= delta heavy &
+        G_GATE).
+    v : numpy.ndarray
+        (3, L) float64: the relative variance of z, a, delta over networks (tail_variance).
     """
     depth = stats.shape[0]
     floats = np.empty((len(FLOATS) + len(COUNTS), depth))
-    bools = np.empty((len(BOOLS), depth), dtype=np.bool_)
+    bools = np.empty((CANDIDATES + 3, depth), dtype=np.bool_)
+    v = np.empty((3, depth))
     flag = np.empty(FLAGS + 2, dtype=np.bool_)
     flag[FLAGS], flag[FLAGS + 1] = not gradients, not pairs
     used = (Z, A, NET, DELTA, LINK) if gradients else (Z, A, NET, NET, NET)
@@ -278,6 +290,7 @@ def layer_columns(stats, gradients, pairs, counts, heavy, blank):
             var_se, sq_se = _between_networks(s[PAIR], s[PAIR + 1], s[PAIR + 2], s[PAIR + 3],
                                               s[PAIR + 4], s[PAIR + 5])
             mean_sq, var_sq, _ = _mean_var_se(s[WELFORD], s[WELFORD + 1], s[WELFORD + 2])
+            v[q, i], bools[CANDIDATES + q, i] = _tail_variance(s)
             n = s[MOMENTS]
             pooled_mean = s[MOMENTS + 1] if n > 0 else np.nan
             pooled_var = s[MOMENTS + 2] / n if n > 0 else np.nan
@@ -316,79 +329,10 @@ def layer_columns(stats, gradients, pairs, counts, heavy, blank):
         lost_forward = flag[LOST] or flag[LOST + 1] or flag[LOST + 4]
         bools[0, i], bools[1, i] = overflow, underflow
         bools[2, i] = bad == 0 and not overflow and not underflow and not flag[ZERO]
-        # no '!' on NaN
-        bools[3, i] = ((((heavy[0, i] or heavy[1, i]) and not flag[FORWARD]) or flag[ZERO])
-                       and not lost_forward)
-        bools[4, i] = ((((heavy[2, i] and not flag[BACKWARD]) or (flag[BACKWARD] and dead_below))
-                        and gradients) and not flag[LOST + 2])
-    return floats, bools
-
-
-# rows of warning_masks' output
-W_NONFINITE, W_OVERFLOW, W_FORWARD, W_BACKWARD, W_ROUNDED, W_HEAVY, W_LOST, W_ZERO = (
-    0, 3, 4, 5, 6, 9, 11, 16)
-W_ROWS = 17
-
-
-@_jit
-def warning_masks(nonfinite_z, nonfinite_a, nonfinite_delta, overflow, underflow, complete,
-                  q_heavy, g_heavy, z_var_se, q_mean_se, a_var_se, m_mean_se, grad_var_se,
-                  g_mean_se, flags, has_counts):
-    """The layers each line of :func:`fastvar.results.columns.quality_warnings` names.
-
-    Parameters
-    ----------
-    nonfinite_z, nonfinite_a, nonfinite_delta : numpy.ndarray
-        The Result's columns of those names, shape (L,) int64.
-    overflow, underflow, complete : numpy.ndarray
-        Its columns of those names, shape (L,) bool.
-    q_heavy, g_heavy : numpy.ndarray
-        Its columns q_heavy_tails and g_heavy_tails, shape (L,) bool.
-    z_var_se, q_mean_se, a_var_se, m_mean_se, grad_var_se, g_mean_se : numpy.ndarray
-        Its columns of those names, shape (L,) float64.
-    flags : numpy.ndarray
-        (FLAGS, L) bool: :func:`network_flags`' flags (unused without ``has_counts``).
-    has_counts : bool
-        Whether ``flags`` holds the network counts; without, underflow is guessed from the
-        columns (SEs NaN where values underflow) and the W_LOST and W_ZERO rows are False.
-
-    Returns
-    -------
-    masks : numpy.ndarray
-        (W_ROWS, L) bool: from W_NONFINITE, z, a, delta have non-finite counts other than
-        0; W_OVERFLOW; W_FORWARD, W_BACKWARD: underflow where no network was dropped;
-        from W_ROUNDED, z_var_se, a_var_se, grad_var_se NaN where nothing else is wrong;
-        from W_HEAVY, q and g heavy-tailed; from W_LOST, the lost rows of ``flags``
-        (z, a, delta, c, dead fraction); W_ZERO, its zero row.
-    hits : numpy.ndarray
-        (W_ROWS,) bool: whether each row has a layer.
-    """
-    depth = overflow.shape[0]
-    masks = np.zeros((W_ROWS, depth), dtype=np.bool_)
-    for i in range(depth):
-        masks[W_NONFINITE, i] = nonfinite_z[i] != 0
-        masks[W_NONFINITE + 1, i] = nonfinite_a[i] != 0
-        masks[W_NONFINITE + 2, i] = nonfinite_delta[i] != 0
-        masks[W_OVERFLOW, i] = overflow[i]
-        if has_counts:
-            forward = flags[FORWARD, i] and not (flags[DROPPED, i] or flags[DROPPED + 1, i])
-            backward = flags[BACKWARD, i] and not flags[DROPPED + 2, i] and not forward
-            for q in range(5):
-                masks[W_LOST + q, i] = flags[LOST + q, i]
-            masks[W_ZERO, i] = flags[ZERO, i]
-        else:  # guessed from the columns: SEs NaN where values underflow
-            forward = underflow[i] and math.isnan(q_mean_se[i]) and not overflow[i]
-            backward = underflow[i] and not forward
-        masks[W_FORWARD, i], masks[W_BACKWARD, i] = forward, backward
-        masks[W_ROUNDED, i] = (math.isnan(z_var_se[i]) and math.isfinite(q_mean_se[i])
-                               and complete[i])
-        masks[W_ROUNDED + 1, i] = (math.isnan(a_var_se[i]) and math.isfinite(m_mean_se[i])
-                                   and complete[i])
-        masks[W_ROUNDED + 2, i] = (math.isnan(grad_var_se[i]) and math.isfinite(g_mean_se[i])
-                                   and complete[i])
-        masks[W_HEAVY, i], masks[W_HEAVY + 1, i] = q_heavy[i], g_heavy[i]
-    hits = np.zeros(W_ROWS, dtype=np.bool_)
-    for j in range(W_ROWS):
-        for i in range(depth):
-            hits[j] = hits[j] or masks[j, i]
-    return masks, hits
+        # heavy tails where the SEs are not NaN already; the layers where every network
+        # died are (no network at all in the tail); no '!' on NaN
+        bools[3, i] = flag[ZERO] and not lost_forward
+        bools[Q_GATE, i] = not flag[FORWARD] and not lost_forward
+        bools[4, i] = flag[BACKWARD] and dead_below and gradients and not flag[LOST + 2]
+        bools[G_GATE, i] = not flag[BACKWARD] and gradients and not flag[LOST + 2]
+    return floats, bools, v

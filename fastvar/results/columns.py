@@ -20,9 +20,8 @@ import numpy as np
 from ..finite_width import COLUMNS as FINITE_WIDTH_COLUMNS, finite_width_columns
 from ..kernels import columns as kcolumns
 from ..kernels.accumulators import LINK, NET, PAIR
-from ..kernels.columns import (BACKWARD, BOOLS, COUNTS, DROPPED, FLAGS, FLOATS, FORWARD, LOST,
-                               TINY, W_BACKWARD, W_FORWARD, W_HEAVY, W_LOST, W_NONFINITE,
-                               W_OVERFLOW, W_ROUNDED, W_ZERO, ZERO)
+from ..kernels.columns import (BACKWARD, BOOLS, CANDIDATES, COUNTS, DROPPED, FLAGS, FLOATS,
+                               FORWARD, G_GATE, LOST, Q_GATE, TINY, ZERO)
 from ..network import Network
 from ..theory import correlation_fixed_point, correlation_map, mean_field_maps, variance_map
 
@@ -139,17 +138,22 @@ def heavy_tails(row: np.ndarray) -> np.ndarray:
         Shape (L,) (or (..., L)), bool: True where the SE is unreliable.
     """
     rows = np.ascontiguousarray(row, dtype=np.float64)
-    flat = rows.reshape(-1, rows.shape[-1])
-    v, flags = kcolumns.tail_variance(flat)  # flags: more than one network and v > 1
+    v, flags = kcolumns.tail_variance(rows.reshape(-1, rows.shape[-1]))
+    return _confirm_tails(v, flags, rows[..., PAIR]).reshape(rows.shape[:-1])
+
+
+def _confirm_tails(v: np.ndarray, flags: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """:func:`heavy_tails` from the relative variances v (contiguous) and the candidates
+    (``flags``, n > 1 and v > 1, set in place), n networks, all of one size."""
     candidates = np.flatnonzero(flags)
     if candidates.size:
         sigma2 = np.log1p(v)  # NumPy's log1p, not Numba's (which may round differently)
         for i in candidates.tolist():
-            s = sigma2[i]
+            s = sigma2.flat[i]
             # Phi(-2 sigma); NaN where undefined
             beyond = 0.5 * math.erfc(math.sqrt(2.0 * s)) if s >= 0 else math.nan
-            flags[i] = flat[i, PAIR] * beyond < TAIL_NETWORKS
-    return flags.reshape(rows.shape[:-1])
+            flags.flat[i] = n.flat[i] * beyond < TAIL_NETWORKS
+    return flags
 
 
 def ratio_of_means(row: np.ndarray, shift: "float | np.ndarray" = 0.0
@@ -295,9 +299,13 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = Fa
     if counts is None:
         counts = network_counts(stats, networks, gradients, zero_gradients, zero_inputs)
     stats = np.ascontiguousarray(stats, dtype=np.float64)
-    heavy = heavy_tails(stats[:, :3].transpose(1, 0, 2))  # z, a and delta, (3, L)
-    floats, bools = kcolumns.layer_columns(stats, bool(gradients), bool(pairs),
-                                           counts["flags"], heavy, _BLANK)
+    floats, bools, v = kcolumns.layer_columns(stats, bool(gradients), bool(pairs),
+                                              counts["flags"], _BLANK)
+    heavy = bools[CANDIDATES:]
+    if heavy.any():  # (3, L), z, a, delta
+        _confirm_tails(v, heavy, stats[:, :3, PAIR].T)
+        bools[3] |= (heavy[0] | heavy[1]) & bools[Q_GATE]
+        bools[4] |= heavy[2] & bools[G_GATE]
     values = {"layer": np.arange(1, stats.shape[0] + 1), "width": np.asarray(widths[1:]),
               **dict(zip(FLOATS, floats)), **dict(zip(BOOLS, bools)),
               **dict(zip(COUNTS, floats[len(FLOATS):].astype(np.int64)))}
@@ -345,15 +353,11 @@ def quality_warnings(cols: Mapping[str, np.ndarray], counts: "dict | None" = Non
         One sentence per problem (heavy tails included); empty if none.
     """
     nonfinite = {q: cols[f"nonfinite_{q}"] for q in ("z", "a", "delta")}
-    flags = (np.zeros((FLAGS, len(cols["overflow"])), dtype=bool) if counts is None
-             else counts["flags"])
-    masks, hits = kcolumns.warning_masks(
-        *nonfinite.values(), *(cols[name] for name in ("overflow", "underflow", "complete",
-                                                       "q_heavy_tails", "g_heavy_tails")),
-        *(cols[name] for pair in ROUNDED for name in pair), flags, counts is not None)
-    hits = hits.tolist()
+    # which flags of network_counts are set anywhere: one NumPy call for them all, as a
+    # small call's warnings cost a few NumPy calls, not dozens
+    hits = None if counts is None else counts["flags"].any(axis=1).tolist()
     lines = []
-    quantities = [q for i, q in enumerate(nonfinite) if hits[W_NONFINITE + i]]
+    quantities = [q for q, values in nonfinite.items() if values.any()]
     parts = [f"{q} at {layer_ranges(nonfinite[q] > 0)} ({int(nonfinite[q].sum())} values)"
              for q in quantities]
     if parts:
@@ -366,8 +370,7 @@ def quality_warnings(cols: Mapping[str, np.ndarray], counts: "dict | None" = Non
                 f"q, g and the SEs there use only {which} whose values were all finite")
         lines.append(line)
     if counts is not None:
-        lost = [(q, counts["lost"][q]) for q in SURVIVOR_COLUMNS
-                if hits[W_LOST + KEPT.index(q)]]
+        lost = [(q, counts["lost"][q]) for q in SURVIVOR_COLUMNS if hits[LOST + KEPT.index(q)]]
         if lost:
             fewest = min(int(counts["kept"][q][mask].min()) for q, mask in lost)
             where = ", ".join(f"{q} at {layer_ranges(mask)}" for q, mask in lost)
@@ -376,38 +379,53 @@ def quality_warnings(cols: Mapping[str, np.ndarray], counts: "dict | None" = Non
                          "the statistics of those values there show nan, as the networks "
                          "left are no sample of those drawn (at overflow, often only those "
                          "that died early); lower sigma_w^2 or use fewer layers")
-    if hits[W_OVERFLOW]:
-        lines.append(f"{layer_ranges(masks[W_OVERFLOW])}: statistics overflowed (squares of "
+    if cols["overflow"].any():
+        lines.append(f"{layer_ranges(cols['overflow'])}: statistics overflowed (squares of "
                      "values beyond about 1e154, fourth powers beyond 1e77) and show inf or nan")
-    # underflow where no network was dropped (with counts; else guessed from the columns)
-    if hits[W_FORWARD]:
-        lines.append(f"{layer_ranges(masks[W_FORWARD])}: values underflow (mean squares below "
-                     f"{TINY:g}, or exactly 0 after such a layer): their SEs, kurtosis and dead "
-                     "fraction show nan, and zeros there are not measurements")
-    if hits[W_ZERO]:
-        lines.append(f"{layer_ranges(masks[W_ZERO])}: the values are exactly 0 in every network "
+    if counts is not None:  # underflow in layers where no network was dropped
+        dropped = counts["dropped"]
+        forward = backward = None  # none: counts' forward and backward set nowhere
+        if hits[FORWARD]:
+            forward = counts["forward"] & ~(dropped["z"] | dropped["a"])
+        if hits[BACKWARD]:
+            backward = counts["backward"] & ~dropped["delta"]
+            if forward is not None:
+                backward &= ~forward
+    else:  # guessed from the columns: SEs NaN where values underflow
+        forward = cols["underflow"] & np.isnan(cols["q_mean_se"]) & ~cols["overflow"]
+        backward = cols["underflow"] & ~forward
+    if forward is not None and forward.any():
+        lines.append(f"{layer_ranges(forward)}: values underflow (mean squares below {TINY:g}, or "
+                     "exactly 0 after such a layer): their SEs, kurtosis and dead fraction "
+                     "show nan, and zeros there are not measurements")
+    if counts is not None and hits[ZERO]:
+        lines.append(f"{layer_ranges(counts['zero'])}: the values are exactly 0 in every network "
                      "(every network drawn died there, as dead ReLUs do), though their true "
                      "mean is not 0: the networks that carry it are too rare for their "
                      "number, so q and m there are not measurements and their SEs show nan; "
                      "wider layers help, more trials only slowly")
-    if hits[W_BACKWARD]:
-        lines.append(f"{layer_ranges(masks[W_BACKWARD])}: the gradients are exactly 0 in every "
-                     "network (phi' underflowed, or is 0 there): their SEs show nan")
+    if backward is not None and backward.any():
+        lines.append(f"{layer_ranges(backward)}: the gradients are exactly 0 in every network "
+                     "(phi' underflowed, or is 0 there): their SEs show nan")
     # a variance's SE NaN where nothing else is wrong: lost to rounding
-    # (fastvar.kernels.columns._between_networks)
-    rounded = [f"{se} at {layer_ranges(masks[W_ROUNDED + i])}"
-               for i, (se, _) in enumerate(ROUNDED) if hits[W_ROUNDED + i]]
+    # (fastvar.kernels.columns._between_networks); looked at where any SE is NaN
+    nan = np.isnan(np.array([cols[se] for se, _ in ROUNDED])).any(axis=1).tolist()
+    rounded = []
+    for (se, sq), some in zip(ROUNDED, nan):
+        mask = (np.isnan(cols[se]) & np.isfinite(cols[sq]) & cols["complete"]) if some else None
+        if some and mask.any():
+            rounded.append(f"{se} at {layer_ranges(mask)}")
     if rounded:
         lines.append(f"{', '.join(rounded)} "
                      "show nan: the values' mean is so far above their spread between networks "
                      "(sigmoid at a tiny gain, say, a = 1/2 + tiny) that rounding would swamp "
                      "these SEs; the variances themselves are measured")
-    for i, (what, ses) in enumerate(HEAVY_TAILS.values()):
-        if hits[W_HEAVY + i]:
-            lines.append(f"{layer_ranges(masks[W_HEAVY + i])}: {what} is too heavy-tailed over "
-                         "networks for their number (fewer than two networks are expected in "
-                         f"the tail that carries half its variance): {', '.join(ses)} there "
-                         "are unreliable (such tails make them too small in most runs); more "
+    for flag, (what, ses) in HEAVY_TAILS.items():
+        if cols[flag].any():
+            lines.append(f"{layer_ranges(cols[flag])}: {what} is too heavy-tailed over networks "
+                         "for their number (fewer than two networks are expected in the tail "
+                         f"that carries half its variance): {', '.join(ses)} there are "
+                         "unreliable (such tails make them too small in most runs); more "
                          "trials help only slowly, wider or fewer layers help")
     return lines
 
