@@ -169,16 +169,6 @@ def tail_variance(rows):
     return v, candidate
 
 
-@_inline
-def _tiny(ms):
-    return ms > 0 and ms < TINY
-
-
-@_inline
-def _mean_square(stats, layer, row):
-    return stats[layer, row, WELFORD + 1] if stats[layer, row, WELFORD] > 0 else np.nan
-
-
 @_jit
 def network_flags(stats, gradients, zero_gradients, zero_inputs, total):
     """Networks kept per quantity and the flags of :func:`fastvar.results.columns.network_counts`.
@@ -205,10 +195,13 @@ def network_flags(stats, gradients, zero_gradients, zero_inputs, total):
     kept = np.empty((5, depth))
     flags = np.zeros((FLAGS, depth), dtype=np.bool_)
     last_tiny, last_nonzero = -1, -1
+    ms, tiny = np.empty(3), np.empty(3, dtype=np.bool_)  # mean squares of z, a, delta
     for i in range(depth):
         for q, row in enumerate((Z, A, DELTA)):
             kept[q, i] = stats[i, row, PAIR]
             flags[DROPPED + q, i] = stats[i, row, NONFINITE] > 0
+            ms[q] = stats[i, row, WELFORD + 1] if stats[i, row, WELFORD] > 0 else np.nan
+            tiny[q] = ms[q] > 0 and ms[q] < TINY
         flags[DROPPED + 3, i] = stats[i, NET, NONFINITE] > 0
         kept[3, i] = total - stats[i, NET, NONFINITE]  # one cosine per network
         kept[4, i] = stats[i, NET, MOMENTS]
@@ -218,18 +211,16 @@ def network_flags(stats, gradients, zero_gradients, zero_inputs, total):
         # forward: tiny at i, or forward at i - 1 and z or a exactly 0 at i: the layers from
         # a tiny one on while zeros follow it (no layer since the last tiny one without a
         # zero)
-        zs, as_ = _mean_square(stats, i, Z), _mean_square(stats, i, A)
-        if _tiny(zs) or _tiny(as_):
+        if tiny[0] or tiny[1]:
             last_tiny = i
-        if not (zs == 0 or as_ == 0):
+        if not (ms[0] == 0 or ms[1] == 0):
             last_nonzero = i
         flags[FORWARD, i] = last_tiny >= 0 and last_nonzero <= last_tiny
         if gradients:
             # below the output (where delta ~ N(0, I)), gradients that are exactly 0 in
             # every network come from phi' underflowing (tanh'(1e50) = 1 - 1.0 = 0, not
             # e^-1e50) or from zeros above: what they would measure is lost
-            ds = _mean_square(stats, i, DELTA)
-            flags[BACKWARD, i] = _tiny(ds) or (ds == 0 and i < depth - 1 and not zero_gradients)
+            flags[BACKWARD, i] = tiny[2] or (ms[2] == 0 and i < depth - 1 and not zero_gradients)
         else:
             flags[DROPPED + 2, i] = flags[LOST + 2, i] = False
         all_zero = not zero_inputs and (
