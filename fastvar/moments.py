@@ -8,6 +8,7 @@ import numpy as np
 
 from ._files import float_from_json, json_float
 from .kernels.accumulators import merge_moments, update_moments
+from .kernels.columns import shape_statistics as kernel_shape_statistics
 
 _KEYS = ("count", "mean", "M2", "M3", "M4")  # the order of Moments.state
 
@@ -28,12 +29,11 @@ def shape_statistics(n, m2, m3, m4):
     skew, kurt : float64 arrays, the broadcast shape
         sqrt(n) M3 / M2^1.5 and n M4 / M2^2 - 3; NaN where M2 is 0 (constant values).
     """
-    n, m2, m3, m4 = (np.asarray(x, dtype=np.float64) for x in (n, m2, m3, m4))
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        positive = m2 > 0
-        skew = np.where(positive, np.sqrt(n) * (m3 / m2) / np.sqrt(m2), np.nan)
-        kurt = np.where(positive, n * (m4 / m2) / m2 - 3.0, np.nan)
-    return skew, kurt
+    n, m2, m3, m4 = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64)
+                                          for x in (n, m2, m3, m4)))
+    skew, kurt = kernel_shape_statistics(*(np.ascontiguousarray(x).reshape(-1)
+                                           for x in (n, m2, m3, m4)))
+    return skew.reshape(n.shape), kurt.reshape(n.shape)
 
 
 class Moments:

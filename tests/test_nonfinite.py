@@ -277,3 +277,52 @@ def test_a_variance_se_lost_to_rounding_is_nan_and_said(engine):
         res = fastvar.simulate(fastvar.mlp(64, 3, activation="sigmoid", gain=1e-3), 2000,
                                seed=0, engine=engine)
     assert np.isfinite(res.a_var_se).all() and not caught
+
+
+def test_columns_are_the_plain_numpy_formulas_of_the_stats():
+    # the per-layer arithmetic runs in one Numba kernel: each column must be its NumPy
+    # formula to the bit, at NaN, infinite, zero and tiny states as well as plain ones
+    rng = np.random.default_rng(5)
+    stats = np.abs(rng.normal(size=(300, ROWS, STATS_SIZE))) + 1.0
+    stats[..., [0, 5, 8]] = rng.integers(2, 60, size=(300, ROWS, 3))  # counts
+    stats[..., 14:] = 0.0  # nothing left out
+    stats[1, 0, [0, 8]] = 0.0  # no values: NaN
+    stats[2, 0, 2] = 0.0  # constant values: no shape
+    stats[3, 0, [8, 13]] = [1.0, 0.0]  # one network
+    stats[4, 0, 11] = np.inf  # cxx overflowed
+    stats[5, 0, 2:5] = [1e-300, 1e-310, np.nan]
+    stats[6, 0, 9:12] = [-0.0, 1e200, -0.0]
+    stats[7, 0, 13] = np.nan
+    cols = compute_columns(stats, [3] * 301, True, pairs=True)
+    z, net = stats[:, 0], stats[:, 3]
+    n, mean, m2, m3, m4 = z[:, :5].T
+    nw, mw, m2w = z[:, 5:8].T
+    npair, mx, cxx, cyy = z[:, 8], z[:, 9], z[:, 11], z[:, 13]
+    with np.errstate(all="ignore"):
+        expected = {
+            "z_mean": np.where(n > 0, mean, np.nan), "z_var": np.where(n > 0, m2 / n, np.nan),
+            "z_skew": np.where(m2 > 0, np.sqrt(n) * (m3 / m2) / np.sqrt(m2), np.nan),
+            "z_kurt": np.where(m2 > 0, n * (m4 / m2) / m2 - 3.0, np.nan),
+            "q_mean": np.where(nw > 0, mw, np.nan),
+            "q_var": np.where(nw > 1, m2w / (nw - 1.0), np.nan),
+            "q_mean_se": np.sqrt(cyy) * np.sqrt(1.0 / ((npair - 1.0) * npair)),
+            "c_mean_se": np.sqrt(net[:, 7] / (net[:, 5] - 1.0) / net[:, 5]),
+            "dead_frac_se": np.sqrt(net[:, 2] / ((net[:, 0] - 1.0) * net[:, 0])),
+        }
+        # the variance's SE by the delta method, NaN where rounding would swamp it
+        my, cxy = z[:, 10], z[:, 12]
+        big = np.maximum(np.abs(2 * mx) * np.sqrt(cxx), np.sqrt(cyy))
+        unit = np.where(big > 0, big, 1.0)
+        t = 2 * mx / unit
+        inner = t * t * cxx - 2 * t * (cxy / unit) + (cyy / unit) / unit
+        terms = t * t * cxx + np.abs(2 * t * (cxy / unit)) + (cyy / unit) / unit
+        spread = np.fmax(np.abs(mx) / np.sqrt(cxx / (npair - 1.0)),
+                         np.abs(my) / np.sqrt(cyy / (npair - 1.0)))
+        rounding = inner <= 20.0 * np.finfo(float).eps * spread * terms / np.sqrt(npair)
+        expected["z_var_se"] = np.where(rounding, np.nan, big * np.sqrt(
+            np.maximum(inner, 0.0) * (1.0 / ((npair - 1.0) * npair))))
+    for name, values in expected.items():
+        np.testing.assert_array_equal(cols[name], values, err_msg=name)
+    assert np.isnan(cols["z_var_se"][[1, 4, 7]]).all() and np.isfinite(cols["z_var_se"][0])
+    finite = np.isfinite(stats[:, :5, :14]).all(axis=(1, 2))
+    np.testing.assert_array_equal(cols["overflow"], ~finite)

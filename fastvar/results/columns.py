@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 import numpy as np
 
 from ..finite_width import COLUMNS as FINITE_WIDTH_COLUMNS, finite_width_columns
-from ..kernels.accumulators import (A, DELTA, LINK, MOMENTS, NET, NONFINITE, PAIR, UNDEFINED,
-                                    WELFORD, Z)
-from ..moments import shape_statistics
+from ..kernels import columns as kcolumns
+from ..kernels.accumulators import LINK, NET, PAIR
+from ..kernels.columns import (BACKWARD, BOOLS, CANDIDATES, COUNTS, DROPPED, FLAGS, FLOATS,
+                               FORWARD, G_GATE, LOST, Q_GATE, TINY, ZERO)
 from ..network import Network
 from ..theory import correlation_fixed_point, correlation_map, mean_field_maps, variance_map
 
@@ -35,8 +36,6 @@ COLUMNS = ("layer", "width", "z_mean", "z_var", "z_var_se", "z_skew", "z_kurt",
            "nonfinite_z", "nonfinite_a", "nonfinite_delta", "overflow", "underflow", "complete",
            "q_heavy_tails", "g_heavy_tails")
 PAIR_COLUMNS = ("c_mean", "c_mean_se")
-# mean squares below TINY: their squares (SEs) and fourth powers (kurtosis) underflow
-TINY = 1e-140
 # what squares or fourth powers of underflowing values make meaningless, forward and backward
 UNDERFLOW_COLUMNS = (("z_var_se", "z_skew", "z_kurt", "a_var_se", "q_mean_se", "q_var",
                       "m_mean_se", "m_var", "dead_frac", "dead_frac_se"),
@@ -44,72 +43,49 @@ UNDERFLOW_COLUMNS = (("z_var_se", "z_skew", "z_kurt", "a_var_se", "q_mean_se", "
 GRADIENT_COLUMNS = ("grad_var", "grad_var_se", "g_mean", "g_mean_se", "g_var")
 # statistics of each quantity that use only the networks (or trials, or values) whose values
 # were all finite: where fewer than half of the networks are complete for that quantity
-# (SURVIVORS_NEEDED), they describe a selected few (often the only ones that died early), not
-# the networks drawn, and show NaN
+# (kernels.columns.SURVIVORS_NEEDED), they describe a selected few (often the only ones that
+# died early), not the networks drawn, and show NaN
 SURVIVOR_COLUMNS = {"z": ("z_mean", "z_var", "z_var_se", "z_skew", "z_kurt",
                           "q_mean", "q_mean_se", "q_var"),
                     "a": ("a_mean", "a_var", "a_var_se", "m_mean", "m_mean_se", "m_var"),
                     "dead_frac": ("dead_frac", "dead_frac_se"),
                     "delta": GRADIENT_COLUMNS,
                     "c": PAIR_COLUMNS}
-SURVIVORS_NEEDED = 0.5  # fraction of the networks that must be complete
 # after COLUMNS, computed on first use; the finite-width ones from fastvar.finite_width
 THEORY_COLUMNS = ("q_theory", "g_theory", "c_theory") + FINITE_WIDTH_COLUMNS
 # networks expected in the tail that carries half the variance, below which SEs are flagged
 TAIL_NETWORKS = 2.0
 # heavy-tail flag -> (what is heavy-tailed, the SE columns it makes unreliable)
-# SEs that show NaN where a quantity is exactly 0 in every network (:func:`all_zero`)
+# SEs that show NaN where a quantity is exactly 0 in every network (network_counts' zero)
 ZERO_COLUMNS = ("z_var_se", "a_var_se", "q_mean_se", "m_mean_se", "dead_frac_se")
 HEAVY_TAILS = {"q_heavy_tails": ("q (or m)", ("q_mean_se", "z_var_se", "m_mean_se", "a_var_se")),
                "g_heavy_tails": ("g", ("g_mean_se", "grad_var_se"))}
+# a variance's SE and the SE of its E[x^2], as quality_warnings checks them for rounding
+ROUNDED = (("z_var_se", "q_mean_se"), ("a_var_se", "m_mean_se"), ("grad_var_se", "g_mean_se"))
+# the networks kept (network_counts), in the order of the kernel's rows
+KEPT = ("z", "a", "delta", "c", "dead_frac")
+
+
+def _blank_table() -> np.ndarray:
+    """Which float columns show NaN where each of the kernel's flags is set (the last two:
+    always without gradients, always without pairs)."""
+    table = np.zeros((len(FLOATS), FLAGS + 2), dtype=bool)
+    rules = [(ZERO_COLUMNS, ZERO), (UNDERFLOW_COLUMNS[0], FORWARD),
+             (UNDERFLOW_COLUMNS[1], BACKWARD), (GRADIENT_COLUMNS, FLAGS),
+             (PAIR_COLUMNS, FLAGS + 1)]
+    rules += [(SURVIVOR_COLUMNS[q], LOST + KEPT.index(q)) for q in SURVIVOR_COLUMNS]
+    for names, flag in rules:
+        table[[FLOATS.index(name) for name in names], flag] = True
+    return table
+
+
+_BLANK = _blank_table()
 
 
 class IncompleteStatisticsWarning(RuntimeWarning):
     """Some statistics of a Result were computed from fewer values than requested (NaN or
     infinite values left out) or overflowed, the ``complete`` column says which layers; or
     some standard errors are unreliable, as ``q_heavy_tails`` and ``g_heavy_tails`` say."""
-
-
-def _pooled(row: np.ndarray) -> dict[str, np.ndarray]:
-    """Mean, variance, skewness, excess kurtosis of pooled unit values; rows (..., L, S)."""
-    n, mean, m2, m3, m4 = (row[..., MOMENTS + i] for i in range(5))
-    skew, kurt = shape_statistics(n, m2, m3, m4)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return {"mean": np.where(n > 0, mean, np.nan), "var": np.where(n > 0, m2 / n, np.nan),
-                "skew": skew, "kurt": kurt}
-
-
-# how many times the rounding of the variance's delta-method terms (2 eps |mean| / sd /
-# sqrt(networks) of each) their difference must exceed, so that it is at most 10% of it:
-# below, the variance's SE shows NaN
-CANCELLATION = 20.0
-
-
-def _between_networks(row: np.ndarray) -> dict[str, np.ndarray]:
-    """SEs from the per-network (mean, mean square) pairs: of the variance and of E[x^2];
-    rows (..., L, S)."""
-    n, mx, my, cxx, cxy, cyy = (row[..., PAIR + i] for i in range(6))
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        scale = 1.0 / ((n - 1.0) * n)  # sample covariance / n: covariance of the means
-        # Var(mean x^2 - mean x^2 ...) by the delta method: (2 mx)^2 cxx - 2 (2 mx) cxy + cyy,
-        # divided through by its largest term before squaring so it cannot overflow
-        big = np.maximum(np.abs(2 * mx) * np.sqrt(cxx), np.sqrt(cyy))
-        unit = np.where(big > 0, big, 1.0)
-        t = 2 * mx / unit
-        inner = t * t * cxx - 2 * t * (cxy / unit) + (cyy / unit) / unit
-        # Each network's x and y carry their rounding, eps |mean| or so, into its deviation
-        # from the mean: relative to the spread between networks, eps |mean| / sd, which the
-        # sums of squares above average down by sqrt(n) and carry twice. Where the
-        # difference is not well above that share of its terms, its digits are rounding, not
-        # the variance's spread (a with its mean 1e6 times its spread, sigmoid at gain 1e-6,
-        # gave SEs of exactly 0, or 58x too large): NaN
-        terms = t * t * cxx + np.abs(2 * t * (cxy / unit)) + (cyy / unit) / unit
-        spread = np.fmax(np.abs(mx) / np.sqrt(cxx / (n - 1.0)),
-                         np.abs(my) / np.sqrt(cyy / (n - 1.0)))
-        rounding = inner <= (CANCELLATION * np.finfo(float).eps * spread * terms
-                             / np.sqrt(n))
-        var_se = np.where(rounding, np.nan, big * np.sqrt(np.maximum(inner, 0.0) * scale))
-        return {"var_se": var_se, "sq_se": np.sqrt(cyy) * np.sqrt(scale)}
 
 
 def mean_var_se(n: np.ndarray, mean: np.ndarray, m2: np.ndarray
@@ -126,28 +102,9 @@ def mean_var_se(n: np.ndarray, mean: np.ndarray, m2: np.ndarray
     mean, var, se : numpy.ndarray
         That shape: the mean (NaN without values), the variance and the SE (NaN below two).
     """
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        var = np.where(n > 1, m2 / (n - 1.0), np.nan)  # not -0.0 from n = 0
-        return np.where(n > 0, mean, np.nan), var, np.sqrt(var / n)
-
-
-def _lengths(row: np.ndarray) -> dict[str, np.ndarray]:
-    """Mean, variance (ddof=1) and SE of the mean of a welford state (per-trial lengths
-    ||x||^2 / n, or per-network cosines); rows (..., L, S)."""
-    mean, var, se = mean_var_se(*(row[..., WELFORD + i] for i in range(3)))
-    return {"mean": mean, "var": var, "se": se}
-
-
-def _split(columns: dict[str, np.ndarray], count: int) -> list[dict[str, np.ndarray]]:
-    """The statistics of stacked quantities (first axis), one dict per quantity."""
-    return [{name: value[i] for name, value in columns.items()} for i in range(count)]
-
-
-def _per_network(row: np.ndarray) -> dict[str, np.ndarray]:
-    """Mean over networks of a per-network value kept as moments, and its SE."""
-    n, mean, m2 = (row[:, MOMENTS + i] for i in range(3))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return {"mean": np.where(n > 0, mean, np.nan), "se": np.sqrt(m2 / ((n - 1.0) * n))}
+    shape = np.shape(n)
+    flat = (np.ascontiguousarray(x, dtype=np.float64).reshape(-1) for x in (n, mean, m2))
+    return tuple(x.reshape(shape) for x in kcolumns.mean_var_se(*flat))
 
 
 def heavy_tails(row: np.ndarray) -> np.ndarray:
@@ -180,15 +137,23 @@ def heavy_tails(row: np.ndarray) -> np.ndarray:
     numpy.ndarray
         Shape (L,) (or (..., L)), bool: True where the SE is unreliable.
     """
-    n, my, cyy = row[..., PAIR], row[..., PAIR + 2], row[..., PAIR + 5]
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        relative_sd = np.sqrt(cyy / (n - 1.0)) / np.abs(my)  # not cyy / my^2: may overflow
-        v = relative_sd * relative_sd
-        sigma2 = np.log1p(v)
-        # Phi(-2 sigma); NaN where undefined
-        beyond = np.array([0.5 * math.erfc(math.sqrt(2.0 * s)) if s >= 0 else math.nan
-                           for s in sigma2.ravel().tolist()]).reshape(sigma2.shape)
-        return (n > 1) & (v > 1.0) & (n * beyond < TAIL_NETWORKS)
+    rows = np.ascontiguousarray(row, dtype=np.float64)
+    v, flags = kcolumns.tail_variance(rows.reshape(-1, rows.shape[-1]))
+    return _confirm_tails(v, flags, rows[..., PAIR]).reshape(rows.shape[:-1])
+
+
+def _confirm_tails(v: np.ndarray, flags: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """:func:`heavy_tails` from the relative variances v (contiguous) and the candidates
+    (``flags``, n > 1 and v > 1, set in place), n networks, all of one size."""
+    candidates = np.flatnonzero(flags)
+    if candidates.size:
+        sigma2 = np.log1p(v)  # NumPy's log1p, not Numba's (which may round differently)
+        for i in candidates.tolist():
+            s = sigma2.flat[i]
+            # Phi(-2 sigma); NaN where undefined
+            beyond = 0.5 * math.erfc(math.sqrt(2.0 * s)) if s >= 0 else math.nan
+            flags.flat[i] = n.flat[i] * beyond < TAIL_NETWORKS
+    return flags
 
 
 def ratio_of_means(row: np.ndarray, shift: "float | np.ndarray" = 0.0
@@ -228,10 +193,28 @@ def network_counts(stats: np.ndarray, networks: "int | None", gradients: bool,
     dict: ``networks`` (the number drawn, or None if unknown); ``kept`` (quantity -> (L,)
     networks used, for "z", "a", "delta", "dead_frac" and "c"); ``dropped`` (quantity -> (L,)
     bool: non-finite values were left out); ``lost`` (quantity -> (L,) bool: fewer than
-    SURVIVORS_NEEDED of the networks are used, all False if ``networks`` is None, and for
-    "delta" without gradients); ``forward`` and ``backward``: the layers
-    that :func:`_underflow` finds, before layers with dropped networks are taken out;
-    ``zero``: the layers where z or a is exactly 0 in every network (:func:`all_zero`).
+    SURVIVORS_NEEDED (half) of the networks are used, all False if ``networks`` is None,
+    and for "delta" without gradients); ``forward`` and ``backward``: the layers whose values
+    underflow, before layers with dropped networks are taken out; ``zero``: the layers
+    where z or a is exactly 0 in every network; ``flags``: these bool rows stacked, shape
+    (FLAGS, L) (:func:`fastvar.kernels.columns.network_flags`), for :func:`compute_columns`.
+
+    Underflow: a mean square below TINY leaves the SEs (squares of it) and the kurtosis
+    (fourth powers) at 0 or subnormal. Values that underflowed to exactly 0 pass that on:
+    ``forward`` runs from a layer of z or a below TINY on while z or a stays exactly 0
+    after it; ``backward`` holds the layers where the gradients are below TINY, or exactly
+    0 in every network below the output (phi' underflowed: tanh'(1e50) = 1 - 1.0 = 0, not
+    e^-1e50, or zeros above), unless ``zero_gradients`` says they can truly be (a norm over
+    1 or 2 units is constant, so its Jacobian is 0).
+
+    Exactly 0 in every network (``zero``, not where ``forward`` or where networks were
+    dropped: survivors' zeros after an overflow are the survivor rule's): every network
+    drawn died there (dead ReLUs: a^l = 0, then z^{l+1} = 0 without biases), yet the true
+    mean of q or m is not 0 (E q = 2 for ReLU with He weights at any width): the networks
+    that carry it are too rare for their number. The sample's mean is 0 and its variance
+    0, so its SEs (0) would be wrong: they show NaN and the layer is flagged as
+    heavy-tailed (no network at all in the tail). Nothing is flagged where
+    ``zero_inputs`` says the values are truly 0 (an all-zero input without biases).
 
     Parameters
     ----------
@@ -251,22 +234,15 @@ def network_counts(stats: np.ndarray, networks: "int | None", gradients: bool,
     dict
         The keys above.
     """
-    rows = {"z": Z, "a": A, "delta": DELTA}
-    kept = {q: stats[:, row, PAIR].copy() for q, row in rows.items()}
-    dropped = {q: stats[:, row, NONFINITE] > 0 for q, row in rows.items()}
-    dropped["c"] = stats[:, NET, NONFINITE] > 0
     total = np.nan if networks is None else float(networks)
-    kept["c"] = total - stats[:, NET, NONFINITE]  # one cosine per network
-    kept["dead_frac"] = stats[:, NET, MOMENTS].copy()
-    # kept < SURVIVORS_NEEDED * networks, with no rounding: kept networks are whole
-    lost = {q: kept[q] < SURVIVORS_NEEDED * total for q in kept}
-    if not gradients:
-        dropped["delta"] = lost["delta"] = np.zeros(stats.shape[0], dtype=bool)
-    forward, backward = _underflow(stats, gradients, zero_gradients)
-    # survivors' zeros after an overflow (those that died early) are the survivor rule's
-    zero = all_zero(stats, zero_inputs) & ~forward & ~(dropped["z"] | dropped["a"])
-    return {"networks": networks, "kept": kept, "dropped": dropped, "lost": lost,
-            "forward": forward, "backward": backward, "zero": zero}
+    kept, flags = kcolumns.network_flags(np.ascontiguousarray(stats, dtype=np.float64),
+                                         bool(gradients), bool(zero_gradients),
+                                         bool(zero_inputs), total)
+    return {"networks": networks, "kept": dict(zip(KEPT, kept)),
+            "dropped": dict(zip(KEPT[:4], flags[DROPPED:DROPPED + 4])),
+            "lost": dict(zip(KEPT, flags[LOST:LOST + len(KEPT)])),
+            "forward": flags[FORWARD], "backward": flags[BACKWARD], "zero": flags[ZERO],
+            "flags": flags}
 
 
 def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = False,
@@ -279,8 +255,9 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = Fa
     unit values left out; ``overflow`` is True where the accumulated sums themselves
     overflowed (values beyond about 1e154, or 1e77 for the fourth moments); ``complete``
     is True where neither happened and nothing underflowed (``underflow``, see
-    :func:`_underflow`), i.e. every statistic of the layer uses every value, and z and a
-    are not exactly 0 in every network (:func:`all_zero`: the SEs there show NaN).
+    :func:`network_counts`), i.e. every statistic of the layer uses every value, and z and
+    a are not exactly 0 in every network (``zero`` of :func:`network_counts`: the SEs
+    there show NaN).
     ``q_heavy_tails`` and ``g_heavy_tails`` mark layers whose SEs are unreliable
     (:func:`heavy_tails`, or every network exactly 0 there, where a dead network made it
     so; False where the SEs underflowed, which says so already).
@@ -319,127 +296,20 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = Fa
     dict of str to numpy.ndarray
         :data:`COLUMNS` by name, each of shape (L,).
     """
-    z, a, d = stats[:, Z], stats[:, A], stats[:, DELTA]
-    # each statistic of z, a and delta (and the lengths of the NET row) in one pass over the
-    # stacked rows (quantity, L, S): a small call's columns cost a few numpy calls, not dozens
-    stacked = np.ascontiguousarray(stats[:, [Z, A, DELTA, NET]].transpose(1, 0, 2))
-    zp, ap, dp = _split(_pooled(stacked[:3]), 3)
-    zs, as_, ds = _split(_between_networks(stacked[:3]), 3)
-    zq, aq, dq, cos = _split(_lengths(stacked), 4)
-    dead = _per_network(stats[:, NET])
-    used = stats[:, [Z, A, NET, DELTA, LINK] if gradients else [Z, A, NET]]
-    bad = used[..., NONFINITE].sum(axis=1)
-    overflow = ~np.isfinite(np.delete(used, NONFINITE, axis=2)).all(axis=(1, 2))
     if counts is None:
         counts = network_counts(stats, networks, gradients, zero_gradients, zero_inputs)
-    forward, backward, zero = counts["forward"], counts["backward"], counts["zero"]
-    # gradients exactly 0 in every network at or below a layer where every network died
-    dead_below = np.logical_or.accumulate(zero[::-1])[::-1]
-    dropped = counts["dropped"]
-    # survivors' zeros after an overflow are not an underflow: no such claim there
-    underflow = ((forward & ~(dropped["z"] | dropped["a"])) | (backward & ~dropped["delta"]))
-    heavy_z, heavy_a, heavy_d = heavy_tails(stacked[:3])
-    cols = {
-        "layer": np.arange(1, stats.shape[0] + 1), "width": np.asarray(widths[1:]),
-        "z_mean": zp["mean"], "z_var": zp["var"], "z_var_se": zs["var_se"],
-        "z_skew": zp["skew"], "z_kurt": zp["kurt"],
-        "a_mean": ap["mean"], "a_var": ap["var"], "a_var_se": as_["var_se"],
-        "q_mean": zq["mean"], "q_mean_se": zs["sq_se"], "q_var": zq["var"],
-        "grad_var": dp["var"], "grad_var_se": ds["var_se"],
-        "g_mean": dq["mean"], "g_mean_se": ds["sq_se"], "g_var": dq["var"],
-        "m_mean": aq["mean"], "m_mean_se": as_["sq_se"], "m_var": aq["var"],
-        "c_mean": cos["mean"], "c_mean_se": cos["se"],
-        "c_undefined": stats[:, NET, UNDEFINED].astype(np.int64),
-        "dead_frac": dead["mean"], "dead_frac_se": dead["se"],
-        "nonfinite_z": z[:, NONFINITE].astype(np.int64),
-        "nonfinite_a": a[:, NONFINITE].astype(np.int64),
-        "nonfinite_delta": d[:, NONFINITE].astype(np.int64),
-        "overflow": overflow, "underflow": underflow,
-        "complete": (bad == 0) & ~overflow & ~underflow & ~zero,
-        "q_heavy_tails": ((heavy_z | heavy_a) & ~forward) | zero,
-        "g_heavy_tails": ((heavy_d & ~backward) | (backward & dead_below)) & gradients,
-    }
-    for names, flags in ((ZERO_COLUMNS, zero),) + tuple(zip(UNDERFLOW_COLUMNS,
-                                                            (forward, backward))):
-        if flags.any():  # else untouched: the same numbers
-            for name in names:
-                cols[name] = np.where(flags, np.nan, cols[name])
-    for quantity, names in SURVIVOR_COLUMNS.items():
-        lost = counts["lost"][quantity]
-        if lost.any():  # else untouched: bitwise today's numbers
-            for name in names:
-                cols[name] = np.where(lost, np.nan, cols[name])
-    lost_forward = counts["lost"]["z"] | counts["lost"]["a"] | counts["lost"]["dead_frac"]
-    cols["q_heavy_tails"] = cols["q_heavy_tails"] & ~lost_forward  # no '!' on NaN
-    cols["g_heavy_tails"] = cols["g_heavy_tails"] & ~counts["lost"]["delta"]
-    for name in (() if gradients else GRADIENT_COLUMNS) + (() if pairs else PAIR_COLUMNS):
-        cols[name] = np.full(stats.shape[0], np.nan)
-    return cols
-
-
-def all_zero(stats: np.ndarray, zero_inputs: bool = False) -> np.ndarray:
-    """Layers where z or a is exactly 0 in every network, shape (L,) bool.
-
-    Every network drawn died there (dead ReLUs: a^l = 0, then z^{l+1} = 0 without biases),
-    yet the true mean of q or m is not 0 (E q = 2 for ReLU with He weights at any width):
-    the networks that carry it are too rare for their number. The sample's mean is 0 and
-    its variance 0, so its SEs (0) would be wrong: they show NaN and the layer is flagged
-    as heavy-tailed (no network at all in the tail). Nothing is flagged where
-    ``zero_inputs`` says the values are truly 0 (an all-zero input without biases).
-
-    Parameters
-    ----------
-    stats : numpy.ndarray
-        Merged stats, shape (L, ROWS, S).
-    zero_inputs : bool
-        Every value may be exactly 0 truly.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape (L,), bool.
-    """
-    if zero_inputs:
-        return np.zeros(stats.shape[0], dtype=bool)
-    n_z, n_a = stats[:, Z, PAIR], stats[:, A, PAIR]
-    zero_z = (n_z > 0) & (stats[:, Z, PAIR + 2] == 0)  # mean over networks of their q
-    zero_a = (n_a > 0) & (stats[:, A, PAIR + 2] == 0)
-    return zero_z | zero_a
-
-
-def _underflow(stats: np.ndarray, gradients: bool,
-               zero_gradients: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Layers whose values are so small that their statistics underflow: (forward,
-    backward), shape (L,) bool each, for z and a, and for the gradients.
-
-    A mean square below TINY leaves the SEs (squares of it) and the kurtosis (fourth
-    powers) at 0 or subnormal; values that underflowed to exactly 0 pass that on: z^l = 0
-    after an underflowing layer, and gradients that are 0 in every network below the
-    output, unless ``zero_gradients`` says they can truly be (a norm over 1 or 2 units is
-    constant, so its Jacobian is 0).
-    """
-    def mean_square(row):
-        n, mean = stats[:, row, WELFORD], stats[:, row, WELFORD + 1]
-        return np.where(n > 0, mean, np.nan)
-
-    def tiny(ms):
-        return (ms > 0) & (ms < TINY)
-
-    zs, as_, ds = mean_square(Z), mean_square(A), mean_square(DELTA)
-    depth = stats.shape[0]
-    # forward[i] = tiny at i, or forward[i - 1] and z or a exactly 0 at i: the layers from a
-    # tiny one on while zeros follow it (no layer since the last tiny one without a zero)
-    layers = np.arange(depth)
-    last_tiny = np.maximum.accumulate(np.where(tiny(zs) | tiny(as_), layers, -1))
-    last_nonzero = np.maximum.accumulate(np.where((zs == 0) | (as_ == 0), -1, layers))
-    forward = (last_tiny >= 0) & (last_nonzero <= last_tiny)
-    if not gradients:
-        return forward, np.zeros(depth, dtype=bool)
-    # below the output (where delta ~ N(0, I)), gradients that are exactly 0 in every
-    # network come from phi' underflowing (tanh'(1e50) = 1 - 1.0 = 0, not e^-1e50) or from
-    # zeros above: what they would measure is lost
-    backward = tiny(ds) | ((ds == 0) & (np.arange(depth) < depth - 1) & (not zero_gradients))
-    return forward, backward
+    stats = np.ascontiguousarray(stats, dtype=np.float64)
+    floats, bools, v = kcolumns.layer_columns(stats, bool(gradients), bool(pairs),
+                                              counts["flags"], _BLANK)
+    heavy = bools[CANDIDATES:]
+    if heavy.any():  # (3, L), z, a, delta
+        _confirm_tails(v, heavy, stats[:, :3, PAIR].T)
+        bools[3] |= (heavy[0] | heavy[1]) & bools[Q_GATE]
+        bools[4] |= heavy[2] & bools[G_GATE]
+    values = {"layer": np.arange(1, stats.shape[0] + 1), "width": np.asarray(widths[1:]),
+              **dict(zip(FLOATS, floats)), **dict(zip(BOOLS, bools)),
+              **dict(zip(COUNTS, floats[len(FLOATS):].astype(np.int64)))}
+    return {name: values[name] for name in COLUMNS}
 
 
 def layer_ranges(mask: np.ndarray) -> str:
@@ -482,22 +352,25 @@ def quality_warnings(cols: Mapping[str, np.ndarray], counts: "dict | None" = Non
     list of str
         One sentence per problem (heavy tails included); empty if none.
     """
+    nonfinite = {q: cols[f"nonfinite_{q}"] for q in ("z", "a", "delta")}
+    # which flags of network_counts are set anywhere: one NumPy call for them all, as a
+    # small call's warnings cost a few NumPy calls, not dozens
+    hits = None if counts is None else counts["flags"].any(axis=1).tolist()
     lines = []
-    quantities = [q for q in ("z", "a", "delta") if cols[f"nonfinite_{q}"].any()]
-    parts = [f"{q} at {layer_ranges(cols[f'nonfinite_{q}'] > 0)} "
-             f"({int(cols[f'nonfinite_{q}'].sum())} values)" for q in quantities]
+    quantities = [q for q, values in nonfinite.items() if values.any()]
+    parts = [f"{q} at {layer_ranges(nonfinite[q] > 0)} ({int(nonfinite[q].sum())} values)"
+             for q in quantities]
     if parts:
         which = "the networks"
         if counts is not None and counts["networks"] is not None:
             # the fewest networks any statistic named here rests on
-            fewest = min(int(counts["kept"][q][cols[f"nonfinite_{q}"] > 0].min())
-                         for q in quantities)
+            fewest = min(int(counts["kept"][q][nonfinite[q] > 0].min()) for q in quantities)
             which = f"the {fewest} of {counts['networks']} networks"
         line = (f"NaN or infinite values (overflow) were left out: {', '.join(parts)}; "
                 f"q, g and the SEs there use only {which} whose values were all finite")
         lines.append(line)
     if counts is not None:
-        lost = [(q, counts["lost"][q]) for q in SURVIVOR_COLUMNS if counts["lost"][q].any()]
+        lost = [(q, counts["lost"][q]) for q in SURVIVOR_COLUMNS if hits[LOST + KEPT.index(q)]]
         if lost:
             fewest = min(int(counts["kept"][q][mask].min()) for q, mask in lost)
             where = ", ".join(f"{q} at {layer_ranges(mask)}" for q, mask in lost)
@@ -511,30 +384,36 @@ def quality_warnings(cols: Mapping[str, np.ndarray], counts: "dict | None" = Non
                      "values beyond about 1e154, fourth powers beyond 1e77) and show inf or nan")
     if counts is not None:  # underflow in layers where no network was dropped
         dropped = counts["dropped"]
-        forward = counts["forward"] & ~(dropped["z"] | dropped["a"])
-        backward = counts["backward"] & ~dropped["delta"] & ~forward
+        forward = backward = None  # none: counts' forward and backward set nowhere
+        if hits[FORWARD]:
+            forward = counts["forward"] & ~(dropped["z"] | dropped["a"])
+        if hits[BACKWARD]:
+            backward = counts["backward"] & ~dropped["delta"]
+            if forward is not None:
+                backward &= ~forward
     else:  # guessed from the columns: SEs NaN where values underflow
         forward = cols["underflow"] & np.isnan(cols["q_mean_se"]) & ~cols["overflow"]
         backward = cols["underflow"] & ~forward
-    if forward.any():
+    if forward is not None and forward.any():
         lines.append(f"{layer_ranges(forward)}: values underflow (mean squares below {TINY:g}, or "
                      "exactly 0 after such a layer): their SEs, kurtosis and dead fraction "
                      "show nan, and zeros there are not measurements")
-    if counts is not None and counts["zero"].any():
+    if counts is not None and hits[ZERO]:
         lines.append(f"{layer_ranges(counts['zero'])}: the values are exactly 0 in every network "
                      "(every network drawn died there, as dead ReLUs do), though their true "
                      "mean is not 0: the networks that carry it are too rare for their "
                      "number, so q and m there are not measurements and their SEs show nan; "
                      "wider layers help, more trials only slowly")
-    if backward.any():
+    if backward is not None and backward.any():
         lines.append(f"{layer_ranges(backward)}: the gradients are exactly 0 in every network "
                      "(phi' underflowed, or is 0 there): their SEs show nan")
-    # a variance's SE NaN where nothing else is wrong: lost to rounding (_between_networks)
+    # a variance's SE NaN where nothing else is wrong: lost to rounding
+    # (fastvar.kernels.columns._between_networks); looked at where any SE is NaN
+    nan = np.isnan(np.array([cols[se] for se, _ in ROUNDED])).any(axis=1).tolist()
     rounded = []
-    for se, sq in (("z_var_se", "q_mean_se"), ("a_var_se", "m_mean_se"),
-                   ("grad_var_se", "g_mean_se")):
-        mask = np.isnan(cols[se]) & np.isfinite(cols[sq]) & cols["complete"]
-        if mask.any():
+    for (se, sq), some in zip(ROUNDED, nan):
+        mask = (np.isnan(cols[se]) & np.isfinite(cols[sq]) & cols["complete"]) if some else None
+        if some and mask.any():
             rounded.append(f"{se} at {layer_ranges(mask)}")
     if rounded:
         lines.append(f"{', '.join(rounded)} "
@@ -549,8 +428,6 @@ def quality_warnings(cols: Mapping[str, np.ndarray], counts: "dict | None" = Non
                          "unreliable (such tails make them too small in most runs); more "
                          "trials help only slowly, wider or fewer layers help")
     return lines
-
-
 
 
 def slopes(res: Result, c_star: "float | None" = None) -> dict[str, np.ndarray]:

@@ -55,7 +55,7 @@ def measured_columns(jac: np.ndarray, zero_inputs: bool = False) -> dict[str, np
     """The measured Jacobian columns: means over networks with SEs.
 
     Where the Jacobian is all-zero in every network (every network died there: m1 = 0),
-    the SEs (0) would be wrong, as for q (:func:`fastvar.results.columns.all_zero`): they
+    the SEs (0) would be wrong, as for q (:func:`fastvar.results.columns.network_counts`): they
     are NaN and ``jac_heavy_tails`` is True, unless ``zero_inputs`` (an all-zero input
     without biases) makes the zeros true.
 
