@@ -451,16 +451,22 @@ class RunOptions:
         if self.inputs_per_network is not None:
             object.__setattr__(self, "inputs_per_network", check_int(
                 "inputs_per_network", self.inputs_per_network, 1, MAX_INPUTS_PER_NETWORK))
-        for switch in ("gradients", "histograms", "jacobian"):
-            value = getattr(self, switch)
-            if type(value).__name__ not in ("bool", "bool_"):  # Python's or NumPy's
-                raise TypeError(f"{switch} must be True or False, got {value!r}")
-            object.__setattr__(self, switch, bool(value))
+        _switches(self, ("gradients", "histograms", "jacobian"))
         if self.threads is not None:
             import numba
 
             object.__setattr__(self, "threads", check_int(
                 "threads", self.threads, 1, numba.config.NUMBA_NUM_THREADS))
+
+
+def _switches(options: Any, names: Sequence[str]) -> None:
+    """Check that the fields ``names`` of a frozen dataclass are True or False (Python's or
+    NumPy's bool), and store them as bool."""
+    for name in names:
+        value = getattr(options, name)
+        if type(value).__name__ not in ("bool", "bool_"):
+            raise TypeError(f"{name} must be True or False, got {value!r}")
+        object.__setattr__(options, name, bool(value))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -492,6 +498,9 @@ class Execution:
             Run the blocks as tasks on this Dask cluster (:mod:`fastvar.dask_runner`, needs
             ``pip install 'fastvar[dask]'``); bitwise the same result as a local run.""",
         "", parse=None)
+
+    def __post_init__(self) -> None:
+        _switches(self, ("progress",))
 
 
 RUN_OPTIONS: tuple[Option, ...] = options_of(RunOptions)

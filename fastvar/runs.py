@@ -243,13 +243,16 @@ class Run:
         -------
         Result or None
             The Result of the completed prefix of blocks (``partial`` unless every block
-            is in); None if no block is.
+            is in); None if no block is, or if the run, of fewer networks than one block,
+            was cut into smaller blocks for the threads and is not complete.
         """
         done, total = self._state
-        if done == 0:
+        req = self.request
+        # a run of fewer networks than one block, cut into smaller blocks for the threads,
+        # is one piece: its first blocks are not the smaller run of that many trials
+        if done == 0 or (done < req.blocks and req.networks < self.engine.full_block(req)):
             return None
         wall = time.perf_counter() - self.start
-        req = self.request
         stats, jac = split_jacobian(total, req.jacobian)
         stats, counts = split_stats(stats)
         histograms = None if counts is None else (counts, req.histogram_scales)

@@ -36,7 +36,7 @@ from .engines.base import Plan
 from .fits import measured_depth_scales
 from .kernels.codes import INPUTS_NORMAL, INPUTS_PAIR
 from .network import NETWORK_OPTIONS, Network, mlp
-from .options import RUN_OPTIONS, SHAPE_OPTIONS
+from .options import RUN_OPTIONS, SHAPE_OPTIONS, Execution
 from .results import Result
 from .results.files import csv_cell
 
@@ -327,6 +327,7 @@ def sweep(grid: Mapping[str, Sequence], trials: int, *, seed: int = 0, engine: s
         configurations finished so far.
     """
     fixed = dict(fixed)
+    Execution(progress=progress)  # checks it before any work
     if client is not None:
         from .dask_runner import check_client
 

@@ -95,6 +95,8 @@ def test_progress_bar_runs(capsys):
     (dict(trials=10, engine="gpu"), ValueError, "unknown engine 'gpu'"),
     (dict(trials=10, engine=3), TypeError, "engine must be"),
     (dict(trials=10, gradients="yes"), TypeError, "gradients must be True or False"),
+    (dict(trials=10, progress="x"), TypeError, "progress must be True or False"),
+    (dict(trials=10, progress=2), TypeError, "progress must be True or False"),
     (dict(trials=10, threads=0), ValueError, "threads must be between"),
     (dict(trials=10, inputs="uniform"), ValueError, "inputs must be 'normal'"),
     (dict(trials=10, inputs=np.ones(5)), ValueError, r"shape \(6,\)"),

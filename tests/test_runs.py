@@ -63,6 +63,29 @@ def test_interrupt_before_any_block_has_no_result(monkeypatch):
     assert info.value.result is None
 
 
+def test_an_interrupted_run_of_less_than_one_block_has_no_result(monkeypatch):
+    # 63 networks of width 1, depth 4000 are cut into 16 blocks of 4 for the threads; their
+    # first 5 would be 20 trials, but a run of 20 trials is cut into 4 blocks of 5 (other
+    # streams): no partial result, as when the run was one block
+    net = fastvar.mlp(1, 4000)
+    request, engine = plan(net, 63, seed=5)
+    assert request.blocks == 16 and request.networks < engine.full_block(request)
+    seen = _stop_after(monkeypatch, engine.name, 2)
+    with pytest.raises(fastvar.Interrupted) as info:
+        fastvar.simulate(net, 63, seed=5, threads=1)
+    assert len(seen) == 2 and info.value.result is None
+    monkeypatch.undo()
+    # a run of one block or more keeps its prefix, which is the smaller run
+    seen = _stop_after(monkeypatch, "direct", 1)
+    with pytest.raises(fastvar.Interrupted) as info:
+        fastvar.simulate(NET, 256 * 3, seed=4, engine="direct", threads=1)
+    res = info.value.result
+    assert res.partial and res.trials == 256
+    monkeypatch.undo()
+    np.testing.assert_array_equal(
+        res.stats, fastvar.simulate(NET, 256, seed=4, engine="direct", threads=1).stats)
+
+
 def test_sigint_during_a_run_gives_a_partial_result():
     timer = threading.Timer(1.0, _thread.interrupt_main)
     timer.start()

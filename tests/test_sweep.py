@@ -110,6 +110,12 @@ def test_a_client_that_is_no_client_is_refused_before_work():
         fastvar.sweep({"init": [1.0]}, 40, client=object(), **FIXED)
 
 
+def test_a_progress_that_is_no_bool_is_refused_before_work(monkeypatch):
+    monkeypatch.setattr(sweeps, "simulate", lambda *a, **k: pytest.fail("work was done"))
+    with pytest.raises(TypeError, match="progress must be True or False"):
+        fastvar.sweep({"init": [1.0]}, 40, progress="x", **FIXED)
+
+
 def test_ctrl_c_keeps_the_finished_configurations(monkeypatch, small):
     calls = []
 

@@ -335,8 +335,25 @@ class Engine:
                        + self.ns_per_layer * plan.network.depth
                        + self.ns_per_jacobian_muladd * jacobian)
 
+    def full_block(self, plan: Plan) -> int:
+        """Networks of one block for a plan's networks, before a run of fewer is cut for
+        the threads (:meth:`networks_per_block`).
+
+        Parameters
+        ----------
+        plan : Plan
+            The request.
+
+        Returns
+        -------
+        int
+            Networks per block.
+        """
+        return networks_per_block(self.work_per_network(plan))
+
     def networks_per_block(self, plan: Plan) -> int:
-        """Block size for a plan; a pure function of the request.
+        """Block size for a plan; a pure function of the request: :meth:`full_block`, or,
+        for a run of fewer networks than that, smaller blocks for the threads.
 
         Parameters
         ----------

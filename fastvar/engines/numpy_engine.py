@@ -290,9 +290,12 @@ class NumpyEngine(Engine):
     ns_per_jacobian_muladd = costs.JACOBIAN_NS_PER_MULADD_NUMPY
     parallel = False
 
-    def networks_per_block(self, plan: Plan) -> int:
+    def full_block(self, plan: Plan) -> int:
         return networks_per_block(plan.network.n_weights * plan.inputs_per_network ** 0.5
                                   + jacobian_work(plan))
+
+    def networks_per_block(self, plan: Plan) -> int:
+        return self.full_block(plan)  # blocks run one after another: no cut for threads
 
     def memory_bytes(self, plan: Plan) -> int:
         net, k = plan.network, plan.inputs_per_network
