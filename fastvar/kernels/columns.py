@@ -255,8 +255,8 @@ def layer_columns(stats, gradients, pairs, counts, blank):
     bools : numpy.ndarray
         (CANDIDATES + 3, L) bool: BOOLS, with q_heavy_tails and g_heavy_tails as if nothing
         were heavy-tailed; then Q_GATE, G_GATE and CANDIDATES (whose heavy tails the caller
-        confirms: q_heavy_tails |= (z or a heavy) & Q_GATE, g_heavy_tails |= delta heavy &
-        G_GATE).
+        confirms: ``q_heavy_tails |= (z or a heavy) & Q_GATE``, ``g_heavy_tails |= delta
+        heavy & G_GATE``).
     v : numpy.ndarray
         (3, L) float64: the relative variance of z, a, delta over networks (tail_variance).
     """

@@ -1,7 +1,7 @@
 """The Result of a simulation: per-layer columns with standard errors, and their export.
 
-The class gathers what its neighbours compute: :mod:`.columns` (statistics, standard errors,
-theory), :mod:`.render` (table and notes), :mod:`.files` (dict, JSON, CSV).
+The class gathers what its neighbours compute: :mod:`fastvar.results.columns` (statistics,
+standard errors, theory), :mod:`.render` (table and notes), :mod:`.files` (dict, JSON, CSV).
 """
 from __future__ import annotations
 
