@@ -326,3 +326,21 @@ def test_columns_are_the_plain_numpy_formulas_of_the_stats():
     assert np.isnan(cols["z_var_se"][[1, 4, 7]]).all() and np.isfinite(cols["z_var_se"][0])
     finite = np.isfinite(stats[:, :5, :14]).all(axis=(1, 2))
     np.testing.assert_array_equal(cols["overflow"], ~finite)
+
+
+@pytest.mark.parametrize("cut", [np.s_[:, :3], np.s_[:, :ROWS - 1], np.s_[:, :, :8], np.s_[0],
+                                 np.s_[None]])
+def test_stats_of_another_shape_are_refused_not_read_past(cut):
+    # the columns kernels index fixed rows and fields without bounds checks: 3 rows gave
+    # plausible z columns and the rest from the memory after the array
+    from fastvar.results import compute_columns
+    from fastvar.results.columns import heavy_tails, network_counts
+
+    res = fastvar.simulate(fastvar.mlp(4, 3), 10, seed=1, engine="numpy")
+    bad = res.stats[cut]
+    with pytest.raises(ValueError, match=rf"shape \(L, {ROWS} or more, {STATS_SIZE}\)"):
+        compute_columns(bad, res.network.widths, True, networks=10)
+    with pytest.raises(ValueError, match="stats must be"):
+        network_counts(bad, 10, True)
+    with pytest.raises(ValueError, match="row must be"):
+        heavy_tails(res.stats[:, 0, :8])

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..finite_width import COLUMNS as FINITE_WIDTH_COLUMNS, finite_width_columns
 from ..kernels import columns as kcolumns
-from ..kernels.accumulators import LINK, NET, PAIR
+from ..kernels.accumulators import LINK, NET, PAIR, ROWS, STATS_SIZE
 from ..kernels.columns import (BACKWARD, BOOLS, CANDIDATES, COUNTS, DROPPED, FLAGS, FLOATS,
                                FORWARD, G_GATE, LOST, Q_GATE, TINY, ZERO)
 from ..network import Network
@@ -138,6 +138,9 @@ def heavy_tails(row: np.ndarray) -> np.ndarray:
         Shape (L,) (or (..., L)), bool: True where the SE is unreliable.
     """
     rows = np.ascontiguousarray(row, dtype=np.float64)
+    if rows.ndim < 2 or rows.shape[-1] != STATS_SIZE:  # the kernel reads fixed fields
+        raise ValueError(f"row must be stats rows of shape (..., L, {STATS_SIZE}), got shape "
+                         f"{rows.shape}")
     v, flags = kcolumns.tail_variance(rows.reshape(-1, rows.shape[-1]))
     return _confirm_tails(v, flags, rows[..., PAIR]).reshape(rows.shape[:-1])
 
@@ -180,6 +183,17 @@ def ratio_of_means(row: np.ndarray, shift: "float | np.ndarray" = 0.0
         r = y / x
         var = (cyy - 2 * r * cxy + r * r * cxx) / ((n - 1.0) * n) / (x * x)
         return np.where(n > 0, r, np.nan), np.sqrt(np.maximum(var, 0.0))
+
+
+def _merged(stats: np.ndarray) -> np.ndarray:
+    """``stats`` as the kernels read them, C-contiguous float64 of shape (L, >= ROWS,
+    STATS_SIZE); a ValueError for any other shape, as the kernels index fixed rows and
+    fields without bounds checks."""
+    merged = np.ascontiguousarray(stats, dtype=np.float64)
+    if merged.ndim != 3 or merged.shape[1] < ROWS or merged.shape[2] != STATS_SIZE:
+        raise ValueError(f"stats must be merged stats of shape (L, {ROWS} or more, "
+                         f"{STATS_SIZE}), got shape {merged.shape}")
+    return merged
 
 
 def network_counts(stats: np.ndarray, networks: "int | None", gradients: bool,
@@ -235,9 +249,8 @@ def network_counts(stats: np.ndarray, networks: "int | None", gradients: bool,
         The keys above.
     """
     total = np.nan if networks is None else float(networks)
-    kept, flags = kcolumns.network_flags(np.ascontiguousarray(stats, dtype=np.float64),
-                                         bool(gradients), bool(zero_gradients),
-                                         bool(zero_inputs), total)
+    kept, flags = kcolumns.network_flags(_merged(stats), bool(gradients),
+                                         bool(zero_gradients), bool(zero_inputs), total)
     return {"networks": networks, "kept": dict(zip(KEPT, kept)),
             "dropped": dict(zip(KEPT[:4], flags[DROPPED:DROPPED + 4])),
             "lost": dict(zip(KEPT, flags[LOST:LOST + len(KEPT)])),
@@ -296,9 +309,9 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = Fa
     dict of str to numpy.ndarray
         :data:`COLUMNS` by name, each of shape (L,).
     """
+    stats = _merged(stats)
     if counts is None:
         counts = network_counts(stats, networks, gradients, zero_gradients, zero_inputs)
-    stats = np.ascontiguousarray(stats, dtype=np.float64)
     floats, bools, v = kcolumns.layer_columns(stats, bool(gradients), bool(pairs),
                                               counts["flags"], _BLANK)
     heavy = bools[CANDIDATES:]
