@@ -41,7 +41,6 @@ def threads_for_process(threads: int) -> int:
     return max(1, min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
-
 _loadavg: "int | None" = None  # an open /proc/loadavg: a read then costs 3 us, not 13
 _CORES = os.cpu_count() or 1  # read once: os.cpu_count() reads /sys (10 us)
 

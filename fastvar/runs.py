@@ -250,7 +250,8 @@ class Run:
         req = self.request
         # a run of fewer networks than one block, cut into smaller blocks for the threads,
         # is one piece: its first blocks are not the smaller run of that many trials
-        if done == 0 or (done < req.blocks and req.networks < self.engine.full_block(req)):
+        if done == 0 or (done < req.blocks
+                         and req.networks_per_block < self.engine.full_block(req)):
             return None
         wall = time.perf_counter() - self.start
         stats, jac = split_jacobian(total, req.jacobian)

@@ -132,10 +132,8 @@ SPLIT_BLOCKS = 16
 MIN_BLOCK_WORK = 2.0 ** 16
 
 
-def networks_per_block(work_per_network: float, networks: "int | None" = None,
-                       target: float = 2.0 ** 21, cap: int = 256) -> int:
-    """Block size so one block costs about ``target`` units of work, and a run of less
-    than one block still spreads over several threads.
+def networks_per_block(work_per_network: float, target: float = 2.0 ** 21, cap: int = 256) -> int:
+    """Power-of-two block size so one block costs about ``target`` units of work.
 
     Depends only on the request (never on the machine), so results are reproducible.
 
@@ -143,10 +141,6 @@ def networks_per_block(work_per_network: float, networks: "int | None" = None,
     ----------
     work_per_network : float
         Elementary steps of one network.
-    networks : int or None
-        Networks in the run: if they are fewer than one block of that size, they are cut
-        into the most blocks, a power of two up to SPLIT_BLOCKS, of at least MIN_BLOCK_WORK
-        steps each (None: no such cut).
     target : float
         Steps a block should take.
     cap : int
@@ -155,14 +149,33 @@ def networks_per_block(work_per_network: float, networks: "int | None" = None,
     Returns
     -------
     int
-        1 to ``cap``: a power of two, or ceil(networks / blocks) for a cut run.
+        A power of two, 1 to ``cap``.
     """
-    work = max(work_per_network, 1.0)
-    n = int(max(1.0, min(cap, target / work)))
-    size = 1 << (n.bit_length() - 1)
-    if networks is None or networks >= size:
+    n = int(max(1.0, min(cap, target / max(work_per_network, 1.0))))
+    return 1 << (n.bit_length() - 1)
+
+
+def cut_for_threads(size: int, networks: int, work_per_network: float) -> int:
+    """The block size of a run of fewer networks than one block, cut for the threads.
+
+    Parameters
+    ----------
+    size : int
+        Networks of one block (:func:`networks_per_block`).
+    networks : int
+        Networks in the run: if fewer than ``size``, they are cut into the most blocks, a
+        power of two up to SPLIT_BLOCKS, of at least MIN_BLOCK_WORK steps each.
+    work_per_network : float
+        Elementary steps of one network.
+
+    Returns
+    -------
+    int
+        ``size``, or ceil(networks / blocks) for a cut run.
+    """
+    if networks >= size:
         return size
-    worth = int(min(SPLIT_BLOCKS, networks * work / MIN_BLOCK_WORK))
+    worth = int(min(SPLIT_BLOCKS, networks * max(work_per_network, 1.0) / MIN_BLOCK_WORK))
     blocks = 1 << (max(worth, 1).bit_length() - 1)
     return min(size, -(-networks // blocks))
 
@@ -353,7 +366,8 @@ class Engine:
 
     def networks_per_block(self, plan: Plan) -> int:
         """Block size for a plan; a pure function of the request: :meth:`full_block`, or,
-        for a run of fewer networks than that, smaller blocks for the threads.
+        for a run of fewer networks than that on an engine whose blocks run in parallel,
+        smaller blocks for the threads (:func:`cut_for_threads`).
 
         Parameters
         ----------
@@ -365,7 +379,10 @@ class Engine:
         int
             Networks per block.
         """
-        return networks_per_block(self.work_per_network(plan), plan.networks)
+        size = self.full_block(plan)
+        if not self.parallel:
+            return size
+        return cut_for_threads(size, plan.networks, self.work_per_network(plan))
 
     def memory_bytes(self, plan: Plan) -> int:
         """Estimated peak working memory of a run (for a clear error up front).

@@ -294,9 +294,6 @@ class NumpyEngine(Engine):
         return networks_per_block(plan.network.n_weights * plan.inputs_per_network ** 0.5
                                   + jacobian_work(plan))
 
-    def networks_per_block(self, plan: Plan) -> int:
-        return self.full_block(plan)  # blocks run one after another: no cut for threads
-
     def memory_bytes(self, plan: Plan) -> int:
         net, k = plan.network, plan.inputs_per_network
         per_network = 8 * (2 * net.n_weights + 4 * k * sum(net.widths))

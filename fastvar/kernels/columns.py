@@ -121,13 +121,20 @@ def mean_var_se(n, mean, m2):
 
 @_inline
 def _between_networks(n, mx, my, cxx, cxy, cyy):
-    # SEs of the variance and of E[x^2] from per-network (mean, mean square) pairs;
-    # fastvar.results.columns.compute_columns says why each step is what it is
-    scale = 1.0 / ((n - 1.0) * n)
+    # SEs of the variance and of E[x^2] from per-network (mean, mean square) pairs
+    scale = 1.0 / ((n - 1.0) * n)  # sample covariance / n: covariance of the means
+    # Var(mean x^2 - mean x^2 ...) by the delta method: (2 mx)^2 cxx - 2 (2 mx) cxy + cyy,
+    # divided through by its largest term before squaring so it cannot overflow
     big = _maximum(abs(2 * mx) * math.sqrt(cxx), math.sqrt(cyy))
     unit = big if big > 0 else 1.0
     t = 2 * mx / unit
     inner = t * t * cxx - 2 * t * (cxy / unit) + (cyy / unit) / unit
+    # Each network's x and y carry their rounding, eps |mean| or so, into its deviation from
+    # the mean: relative to the spread between networks, eps |mean| / sd, which the sums of
+    # squares above average down by sqrt(n) and carry twice. Where the difference is not
+    # well above that share of its terms, its digits are rounding, not the variance's
+    # spread (a with its mean 1e6 times its spread, sigmoid at gain 1e-6, gave SEs of
+    # exactly 0, or 58x too large): NaN
     terms = t * t * cxx + abs(2 * t * (cxy / unit)) + (cyy / unit) / unit
     spread = _fmax(abs(mx) / math.sqrt(cxx / (n - 1.0)), abs(my) / math.sqrt(cyy / (n - 1.0)))
     if inner <= CANCELLATION * EPS * spread * terms / math.sqrt(n):

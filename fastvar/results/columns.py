@@ -19,7 +19,7 @@ import numpy as np
 
 from ..finite_width import COLUMNS as FINITE_WIDTH_COLUMNS, finite_width_columns
 from ..kernels import columns as kcolumns
-from ..kernels.accumulators import LINK, NET, PAIR, ROWS, STATS_SIZE
+from ..kernels.accumulators import DELTA, LINK, NET, PAIR, ROWS, STATS_SIZE, A, Z
 from ..kernels.columns import (BACKWARD, BOOLS, CANDIDATES, COUNTS, DROPPED, FLAGS, FLOATS,
                                FORWARD, G_GATE, LOST, Q_GATE, TINY, ZERO)
 from ..network import Network
@@ -316,7 +316,7 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = Fa
                                               counts["flags"], _BLANK)
     heavy = bools[CANDIDATES:]
     if heavy.any():  # (3, L), z, a, delta
-        _confirm_tails(v, heavy, stats[:, :3, PAIR].T)
+        _confirm_tails(v, heavy, stats[:, (Z, A, DELTA), PAIR].T)
         bools[3] |= (heavy[0] | heavy[1]) & bools[Q_GATE]
         bools[4] |= heavy[2] & bools[G_GATE]
     values = {"layer": np.arange(1, stats.shape[0] + 1), "width": np.asarray(widths[1:]),
@@ -425,9 +425,10 @@ def quality_warnings(cols: Mapping[str, np.ndarray], counts: "dict | None" = Non
     nan = np.isnan(np.array([cols[se] for se, _ in ROUNDED])).any(axis=1).tolist()
     rounded = []
     for (se, sq), some in zip(ROUNDED, nan):
-        mask = (np.isnan(cols[se]) & np.isfinite(cols[sq]) & cols["complete"]) if some else None
-        if some and mask.any():
-            rounded.append(f"{se} at {layer_ranges(mask)}")
+        if some:
+            mask = np.isnan(cols[se]) & np.isfinite(cols[sq]) & cols["complete"]
+            if mask.any():
+                rounded.append(f"{se} at {layer_ranges(mask)}")
     if rounded:
         lines.append(f"{', '.join(rounded)} "
                      "show nan: the values' mean is so far above their spread between networks "
