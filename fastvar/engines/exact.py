@@ -97,7 +97,7 @@ def max_inputs_per_network(widths) -> int:
     int
         At least MIN_K_LIMIT.
     """
-    return max(MIN_K_LIMIT, int(np.mean(widths[1:])) // 4)
+    return max(MIN_K_LIMIT, sum(widths[1:]) // (len(widths) - 1) // 4)
 
 
 class ExactEngine(Engine):

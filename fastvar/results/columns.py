@@ -80,6 +80,12 @@ def _blank_table() -> np.ndarray:
 
 
 _BLANK = _blank_table()
+# where each column after layer and width comes from, in COLUMNS' order: (name, 0 for
+# layer_columns' floats, 1 for its bools or 2 for its counts, row)
+_LAYOUT = tuple((name, *next((source, names.index(name))
+                             for source, names in enumerate((FLOATS, BOOLS, COUNTS))
+                             if name in names))
+                for name in COLUMNS[2:])
 
 
 class IncompleteStatisticsWarning(RuntimeWarning):
@@ -315,14 +321,13 @@ def compute_columns(stats: np.ndarray, widths, gradients: bool, pairs: bool = Fa
     floats, bools, v = kcolumns.layer_columns(stats, bool(gradients), bool(pairs),
                                               counts["flags"], _BLANK)
     heavy = bools[CANDIDATES:]
-    if heavy.any():  # (3, L), z, a, delta
+    if np.count_nonzero(heavy):  # (3, L), z, a, delta
         _confirm_tails(v, heavy, stats[:, (Z, A, DELTA), PAIR].T)
         bools[3] |= (heavy[0] | heavy[1]) & bools[Q_GATE]
         bools[4] |= heavy[2] & bools[G_GATE]
-    values = {"layer": np.arange(1, stats.shape[0] + 1), "width": np.asarray(widths[1:]),
-              **dict(zip(FLOATS, floats)), **dict(zip(BOOLS, bools)),
-              **dict(zip(COUNTS, floats[len(FLOATS):].astype(np.int64)))}
-    return {name: values[name] for name in COLUMNS}
+    sources = (floats, bools, floats[len(FLOATS):].astype(np.int64))
+    return {"layer": np.arange(1, stats.shape[0] + 1), "width": np.asarray(widths[1:]),
+            **{name: sources[source][row] for name, source, row in _LAYOUT}}
 
 
 def layer_ranges(mask: np.ndarray) -> str:
@@ -370,7 +375,8 @@ def quality_warnings(cols: Mapping[str, np.ndarray], counts: "dict | None" = Non
     # small call's warnings cost a few NumPy calls, not dozens
     hits = None if counts is None else counts["flags"].any(axis=1).tolist()
     lines = []
-    quantities = [q for q, values in nonfinite.items() if values.any()]
+    # np.count_nonzero, not .any(): a fifth of the cost on the short arrays of small calls
+    quantities = [q for q, values in nonfinite.items() if np.count_nonzero(values)]
     parts = [f"{q} at {layer_ranges(nonfinite[q] > 0)} ({int(nonfinite[q].sum())} values)"
              for q in quantities]
     if parts:
@@ -392,7 +398,7 @@ def quality_warnings(cols: Mapping[str, np.ndarray], counts: "dict | None" = Non
                          "the statistics of those values there show nan, as the networks "
                          "left are no sample of those drawn (at overflow, often only those "
                          "that died early); lower sigma_w^2 or use fewer layers")
-    if cols["overflow"].any():
+    if np.count_nonzero(cols["overflow"]):
         lines.append(f"{layer_ranges(cols['overflow'])}: statistics overflowed (squares of "
                      "values beyond about 1e154, fourth powers beyond 1e77) and show inf or nan")
     if counts is not None:  # underflow in layers where no network was dropped
@@ -422,10 +428,9 @@ def quality_warnings(cols: Mapping[str, np.ndarray], counts: "dict | None" = Non
                      "(phi' underflowed, or is 0 there): their SEs show nan")
     # a variance's SE NaN where nothing else is wrong: lost to rounding
     # (fastvar.kernels.columns._between_networks); looked at where any SE is NaN
-    nan = np.isnan(np.array([cols[se] for se, _ in ROUNDED])).any(axis=1).tolist()
     rounded = []
-    for (se, sq), some in zip(ROUNDED, nan):
-        if some:
+    for se, sq in ROUNDED:
+        if np.count_nonzero(np.isnan(cols[se])):
             mask = np.isnan(cols[se]) & np.isfinite(cols[sq]) & cols["complete"]
             if mask.any():
                 rounded.append(f"{se} at {layer_ranges(mask)}")
@@ -435,7 +440,7 @@ def quality_warnings(cols: Mapping[str, np.ndarray], counts: "dict | None" = Non
                      "(sigmoid at a tiny gain, say, a = 1/2 + tiny) that rounding would swamp "
                      "these SEs; the variances themselves are measured")
     for flag, (what, ses) in HEAVY_TAILS.items():
-        if cols[flag].any():
+        if np.count_nonzero(cols[flag]):
             lines.append(f"{layer_ranges(cols[flag])}: {what} is too heavy-tailed over networks "
                          "for their number (fewer than two networks are expected in the tail "
                          f"that carries half its variance): {', '.join(ses)} there are "
