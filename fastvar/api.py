@@ -342,10 +342,10 @@ def estimate(net: Network, trials: int, **options) -> Estimate:
     return _cost(request, chosen, numba.get_num_threads() if run.threads is None else run.threads)
 
 
-def _prepare(chosen: base.Engine, request: base.Plan, threads: "int | None",
-             notice: bool) -> float:
+def _prepare(chosen: base.Engine, request: base.Plan, notice: bool) -> float:
     """Compile (or load from numba's cache) the engine's kernels for this request by running
     it on no blocks; returns the seconds it took, so that the run's own time excludes it.
+    Called with the run's numba threads set: which kernels a run needs depends on them.
     A compile that lasts over a second is announced: on stderr with ``notice``, unless the
     ``fastvar`` logger has a level set (the command line sets one), which then decides.
     Kernels already compiled in this process cost nothing here: no timer thread (0.3-1 ms a
@@ -370,8 +370,7 @@ def _prepare(chosen: base.Engine, request: base.Plan, threads: "int | None",
         timer.daemon = True
         timer.start()
     try:
-        with numba_threads(threads):
-            chosen.prepare(request)
+        chosen.prepare(request)
     finally:
         if timer is not None:
             timer.cancel()
@@ -451,28 +450,29 @@ def simulate_run(net: Network, trials: int, options: RunOptions,
     store = None if checkpoint is None else Checkpoint(checkpoint, request, chosen.name)
     # a compile of about a minute deserves a word where someone watches: with a bar, or a terminal;
     # on a cluster the workers compile (see fastvar.dask_runner)
-    try:
-        compile_s = 0.0 if client is not None else _prepare(
-            chosen, request, threads, notice=progress or sys.stderr.isatty())
-    except KeyboardInterrupt:
-        raise Interrupted(None) from None
-    run = Run(request, chosen, checkpoint=store, progress=progress, compile_s=compile_s)
-    try:
-        with numba_threads(threads):
+    # the kernels are chosen (and compiled if need be) for the threads the run will use
+    with numba_threads(threads):
+        try:
+            compile_s = 0.0 if client is not None else _prepare(
+                chosen, request, notice=progress or sys.stderr.isatty())
+        except KeyboardInterrupt:
+            raise Interrupted(None) from None
+        run = Run(request, chosen, checkpoint=store, progress=progress, compile_s=compile_s)
+        try:
             if client is None:
                 run_local(run)
             else:
                 from . import dask_runner
 
                 dask_runner.run(client, run)
-        run.save(force=True)
-    except KeyboardInterrupt as stop:
-        with contextlib.suppress(OSError):  # the work done so far matters more than the file
             run.save(force=True)
-        raise (ClientClosed if isinstance(stop, ClientClosed) else Interrupted)(
-            run.result()) from None
-    finally:
-        run.close()
+        except KeyboardInterrupt as stop:
+            with contextlib.suppress(OSError):  # the work done so far matters more than the file
+                run.save(force=True)
+            raise (ClientClosed if isinstance(stop, ClientClosed) else Interrupted)(
+                run.result()) from None
+        finally:
+            run.close()
     result = run.result()
     for line in result.warnings:
         warnings.warn(line, IncompleteStatisticsWarning, stacklevel=stacklevel)

@@ -90,7 +90,9 @@ class Plan:
     @property
     def stats_rows(self) -> int:
         """Rows per layer of this plan's stats arrays."""
-        return stats_rows(self.histograms) + (JAC_ROWS if self.jacobian else 0)
+        # the compiled function's Python original: a call from Python to the compiled one
+        # costs a microsecond, and this is read several times in every call
+        return stats_rows.py_func(self.histograms) + (JAC_ROWS if self.jacobian else 0)
 
     @property
     def pairs(self) -> bool:

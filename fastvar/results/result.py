@@ -206,6 +206,9 @@ class Result:
             later.update(jac_columns.theory_columns(network, self.input_q0,
                                                     self.input_q0_rows))
         self._columns = Columns(measured, later)
+        # the measured columns as a plain dict too: the warnings read a dozen of them in
+        # every call, and a Columns lookup is a Python method call
+        self._measured = measured
 
     def slopes(self, c_star: "float | None" = None) -> dict[str, np.ndarray]:
         """Measured per-layer rates, to place a network on the order/chaos diagram.
@@ -527,9 +530,9 @@ class Result:
         ``complete`` False and are marked * in :meth:`table`), which SEs are unreliable
         (``q_heavy_tails``, ``g_heavy_tails``, marked !), and, for a Result read with
         ``verify=False`` that failed its checks, why; empty when none."""
-        lines = quality_warnings(self._columns, self._counts)
+        lines = quality_warnings(self._measured, self._counts)
         if self.jacobian_stats is not None:
-            lines += jac_columns.warnings(self._columns)
+            lines += jac_columns.warnings(self._measured)
         if self._theory_skipped:
             lines.append(f"the theory step was interrupted: {', '.join(self._theory_skipped)} "
                          "show nan")
