@@ -7,7 +7,7 @@ bias_std^2).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Sequence
 
 import numpy as np
@@ -233,6 +233,11 @@ class Network:
         object.__setattr__(self, "_weight_var", weight_var)
         object.__setattr__(self, "_n_weights",
                            sum(a * b for a, b in zip(widths[:-1], widths[1:])))
+
+    def __reduce__(self):
+        # rebuilt from the fields on unpickling (and copying), so the derived values are
+        # computed again and weight_var stays read-only (a pickled array comes back writable)
+        return type(self), tuple(getattr(self, f.name) for f in fields(self) if f.init)
 
     @property
     def depth(self) -> int:

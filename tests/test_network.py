@@ -1,3 +1,6 @@
+import copy
+import pickle
+
 import numpy as np
 import pytest
 
@@ -27,6 +30,17 @@ def test_mlp_shapes_and_normalised_fields():
 def test_frozen():
     with pytest.raises(AttributeError):
         mlp(4, 2).gain = 3.0
+
+
+def test_weight_variances_are_read_only_also_after_pickling_and_copying():
+    # computed once per network and handed out to every caller: a write would change the
+    # network for every later run
+    net = mlp(8, 3, init="xavier", residual=0.5, norm="rms")
+    for same in (net, pickle.loads(pickle.dumps(net)), copy.copy(net), copy.deepcopy(net)):
+        assert same == net and same.n_weights == net.n_weights
+        np.testing.assert_array_equal(same.weight_var, net.weight_var)
+        with pytest.raises(ValueError, match="read-only"):
+            same.weight_var[0] = 1.0
 
 
 @pytest.mark.parametrize("kwargs, error, message", [

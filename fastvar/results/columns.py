@@ -372,8 +372,11 @@ def quality_warnings(cols: Mapping[str, np.ndarray], counts: "dict | None" = Non
     """
     nonfinite = {q: cols[f"nonfinite_{q}"] for q in ("z", "a", "delta")}
     # which flags of network_counts are set anywhere: one NumPy call for them all, as a
-    # small call's warnings cost a few NumPy calls, not dozens
-    hits = None if counts is None else counts["flags"].any(axis=1).tolist()
+    # small call's warnings cost a few NumPy calls, not dozens (none when no flag is set)
+    hits = None
+    if counts is not None:
+        flags = counts["flags"]
+        hits = flags.any(axis=1).tolist() if np.count_nonzero(flags) else [False] * len(flags)
     lines = []
     # np.count_nonzero, not .any(): a fifth of the cost on the short arrays of small calls
     quantities = [q for q, values in nonfinite.items() if np.count_nonzero(values)]
