@@ -6,20 +6,24 @@ must be able to set ``NUMBA_NUM_THREADS`` before anything loads Numba.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
+import time
 from typing import Iterator
 
 
-@contextlib.contextmanager
-def numba_threads(threads: "int | None") -> Iterator[None]:
+def numba_threads(threads: "int | None") -> contextlib.AbstractContextManager:
     """Run the block with ``threads`` Numba threads (None: leave them), then restore them.
 
     Numba's count is per calling thread: set it in the thread that runs the kernels.
     """
-    if threads is None:
-        yield
-        return
+    # None, as in most calls, costs nothing: no generator to drive
+    return contextlib.nullcontext() if threads is None else _numba_threads(threads)
+
+
+@contextlib.contextmanager
+def _numba_threads(threads: int) -> Iterator[None]:
     import numba
 
     before = numba.get_num_threads()
@@ -43,6 +47,10 @@ def threads_for_process(threads: int) -> int:
 
 _loadavg: "int | None" = None  # an open /proc/loadavg: a read then costs 3 us, not 13
 _CORES = os.cpu_count() or 1  # read once: os.cpu_count() reads /sys (10 us)
+# an answer is reused this long: a library calling small runs in a loop (0.3 ms a call)
+# would otherwise pay the read, a few us, in every call; the load changes more slowly
+BUSY_RECHECK_SECONDS = 0.01
+_busy_read = (-math.inf, False)  # (time.monotonic() of the last read, its answer)
 
 
 def cores_busy() -> bool:
@@ -51,18 +59,23 @@ def cores_busy() -> bool:
     Then a parallel kernel waits for the scheduler to run its threads: milliseconds
     (measured 7.7 ms on a 2-core VM beside one busy process) where a small run computes for
     a fraction of one. Reads the count of runnable threads in /proc/loadavg (Linux; the
-    reading thread is one of them); False where it cannot be read.
+    reading thread is one of them), at most once every BUSY_RECHECK_SECONDS; False where
+    it cannot be read.
 
     Returns
     -------
     bool
         True if at least as many threads as cores are runnable besides this one.
     """
-    global _loadavg
+    global _loadavg, _busy_read
+    now = time.monotonic()
+    if now - _busy_read[0] < BUSY_RECHECK_SECONDS:
+        return _busy_read[1]
     try:
         if _loadavg is None:
             _loadavg = os.open("/proc/loadavg", os.O_RDONLY)
         running = int(os.pread(_loadavg, 128, 0).split()[3].split(b"/")[0])
     except (OSError, ValueError, IndexError):
         return False
-    return running - 1 >= _CORES
+    _busy_read = (now, running - 1 >= _CORES)
+    return _busy_read[1]

@@ -4,6 +4,8 @@ Agreement is statistical: a column is compared through its mean and standard err
 independent batches (fixed seeds), |exact - brute| <= 5 * sqrt(se_exact^2 + se_brute^2);
 joint laws of per-trial quantities use two-sample tests against a NumPy brute force.
 """
+import sys
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -214,6 +216,24 @@ def test_a_run_of_one_blocks_worth_is_cut_for_the_threads(monkeypatch):
                           else exact_engine.kernel.run_blocks)
         np.testing.assert_array_equal(fastvar.simulate(net, 100, seed=3, threads=2).stats,
                                       one.stats)
+
+
+def test_the_load_is_read_at_most_every_recheck_interval(monkeypatch):
+    # a small call in a loop must not pay a read of /proc/loadavg every time, nor keep an
+    # answer for long: a machine that got busy is seen within BUSY_RECHECK_SECONDS
+    from fastvar import _threads
+    reads = []
+    real = _threads.os.pread
+    monkeypatch.setattr(_threads.os, "pread", lambda *a: reads.append(1) or real(*a))
+    monkeypatch.setattr(_threads, "_busy_read", (-np.inf, False))
+    first = _threads.cores_busy()
+    assert [_threads.cores_busy() for _ in range(100)] == [first] * 100
+    if sys.platform.startswith("linux"):
+        assert len(reads) == 1
+        monkeypatch.setattr(_threads, "_busy_read",
+                            (_threads.time.monotonic() - _threads.BUSY_RECHECK_SECONDS, first))
+        _threads.cores_busy()
+        assert len(reads) == 2
 
 
 def test_orthogonal_resume_is_bitwise_the_whole_run(tmp_path):
