@@ -317,9 +317,16 @@ class Checkpoint:
             raise ValueError(f"checkpoint {path} has another format than {FORMAT} (a newer "
                              "fastvar's?); use another folder, or delete it to start over")
         if saved is not None and saved != self.fingerprint:
+            # the same request cut into other blocks: written by a fastvar that sized the
+            # blocks of small runs otherwise (a run of fewer networks than one block is cut
+            # for the threads since December 2026)
+            blocks_only = ({k for k in set(saved) | set(self.fingerprint)
+                            if saved.get(k) != self.fingerprint.get(k)} == {"networks_per_block"})
+            why = (": the same request cut into other blocks, by another version of fastvar; "
+                   "finish it with that version, or" if blocks_only else "; use another folder, or")
             raise ValueError(f"checkpoint {path} belongs to another request "
-                             f"({differences(saved, self.fingerprint)}); use another folder, "
-                             "or delete it to start over")
+                             f"({differences(saved, self.fingerprint)}){why} delete it to start "
+                             "over")
         if saved is None:
             write_file(mine, json.dumps({"format": FORMAT, **self.fingerprint}, indent=1,
                                         sort_keys=True) + "\n")

@@ -334,6 +334,19 @@ def test_a_mismatch_names_the_values_as_the_user_set_them(tmp_path):
     assert "None" not in said and "0x1" not in said, said
 
 
+def test_a_checkpoint_cut_into_other_blocks_says_why(tmp_path):
+    # one written before small runs were cut for the threads: the same request, other
+    # blocks; the message said only "networks_per_block=256 there, 50 now"
+    fastvar.simulate(fastvar.mlp(64, 4), 100, seed=2, checkpoint=tmp_path / "ck")
+    mine = next((tmp_path / "ck").glob("*request.json"))
+    mine.write_text(json.dumps({**json.loads(mine.read_text()), "networks_per_block": 256}))
+    with pytest.raises(ValueError, match="belongs to another request") as err:
+        fastvar.simulate(fastvar.mlp(64, 4), 100, seed=2, checkpoint=tmp_path / "ck")
+    said = str(err.value)
+    assert "networks_per_block=256 there, 50 now" in said, said
+    assert "cut into other blocks, by another version of fastvar" in said, said
+
+
 def test_a_mismatch_of_a_deep_network_is_summarized(tmp_path):
     # the reported case: depth 3000 then 3001 gave one 18 KB line listing every width
     fastvar.simulate(fastvar.mlp(4, 300), 8, seed=1, engine="numpy", checkpoint=tmp_path / "ck")
