@@ -13,7 +13,8 @@ durations):
     asv run --config bench/asv.conf.json --python=same -b "$QUICK"   # the --quick cases
     asv run --config bench/asv.conf.json --python=same                # everything
 
-with QUICK="d10 tanh (normal|uniform) k=1'|d10 tanh normal k=256'|MatmulReference|RngBound"
+with (one line)
+QUICK="d10 tanh (normal|uniform) k=1'|d10 tanh normal k=256'|MatmulReference|RngBound|SmallCalls"
 (a benchmark's parameters are part of the name its -b pattern is matched against).
 """
 import numpy as np
@@ -191,3 +192,22 @@ class CompileLatency:
             return _FIRST_CALL.format(engine=engine)
         return ("import os, tempfile\nos.environ['NUMBA_CACHE_DIR'] = tempfile.mkdtemp()\n"
                 + _FIRST_CALL.format(engine=engine))
+
+
+class SmallCalls:
+    """A 100-trial call at width 64, depth 4 (default options), against its share (1/200) of
+    a 20 000-trial call: `fastvar bench`'s small-calls row, 20 small calls a round
+    interleaved with one big one, the median of the rounds. What a library calling fastvar
+    in a loop pays per call."""
+
+    timeout = 120
+
+    def track_small_call_ms(self):
+        return 1e3 * bench.small_calls(REPEATS)["seconds"]["median"]
+
+    track_small_call_ms.unit = "ms"
+
+    def track_small_call_over_share(self):
+        return bench.small_calls(REPEATS)["ratio"]["median"]
+
+    track_small_call_over_share.unit = "x"
