@@ -7,6 +7,7 @@ bias_std^2).
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field, fields
 from typing import Sequence
 
@@ -35,17 +36,19 @@ def _check_width(name: str, value) -> int:
     return check_int(name, value, 1, MAX_WIDTH)
 
 
-def _check_widths(widths) -> tuple[int, ...]:
-    """The widths as a tuple of ints in 1..MAX_WIDTH; vectorized, as a network may have
-    millions of layers (a loop would take seconds before the run could be refused)."""
+def _check_widths(widths) -> tuple[tuple[int, ...], np.ndarray]:
+    """The widths as a tuple of ints in 1..MAX_WIDTH, and as a float64 array; vectorized, as
+    a network may have millions of layers (a loop would take seconds before the run could be
+    refused)."""
     plain = isinstance(widths, np.ndarray) or bool not in set(map(type, widths))
     arr = np.asarray(widths) if plain else np.empty(0, dtype=object)  # True is no width
     if arr.ndim == 1 and arr.dtype.kind in "iu":
         bad = np.flatnonzero((arr < 1) | (arr > MAX_WIDTH))
         if bad.size:
             _check_width(f"widths[{bad[0]}]", int(arr[bad[0]]))
-        return tuple(arr.tolist())
-    return tuple(_check_width(f"widths[{i}]", w) for i, w in enumerate(widths))
+        return tuple(arr.tolist()), arr.astype(np.float64)
+    checked = tuple(_check_width(f"widths[{i}]", w) for i, w in enumerate(widths))
+    return checked, np.array(checked, dtype=np.float64)
 
 
 NORMS = ("layer", "rms")
@@ -182,7 +185,7 @@ class Network:
         if len(widths) < 2:
             raise ValueError("widths needs an input width and at least one layer, "
                              f"got {list(widths)}")
-        widths = _check_widths(widths)
+        widths, widths_array = _check_widths(widths)
         act = Activation.parse(self.activation)
         init = self.init
         if isinstance(init, str):
@@ -228,11 +231,10 @@ class Network:
                             ("residual", residual), ("norm", norm), ("norm_eps", norm_eps),
                             ("_act", act)):
             object.__setattr__(self, key, value)
-        weight_var = _weight_var(widths, init, gain)
+        weight_var = _weight_var(widths_array, init, gain)
         weight_var.flags.writeable = False
         object.__setattr__(self, "_weight_var", weight_var)
-        object.__setattr__(self, "_n_weights",
-                           sum(a * b for a, b in zip(widths[:-1], widths[1:])))
+        object.__setattr__(self, "_n_weights", sum(map(operator.mul, widths[:-1], widths[1:])))
 
     def __reduce__(self):
         # rebuilt from the fields on unpickling (and copying), so the derived values are
@@ -324,9 +326,8 @@ class Network:
 NETWORK_OPTIONS: tuple[Option, ...] = options_of(Network)
 
 
-def _weight_var(widths: tuple[int, ...], init: "str | float", gain: float) -> np.ndarray:
-    fan_in = np.asarray(widths[:-1], dtype=np.float64)
-    fan_out = np.asarray(widths[1:], dtype=np.float64)
+def _weight_var(widths: np.ndarray, init: "str | float", gain: float) -> np.ndarray:
+    fan_in, fan_out = widths[:-1], widths[1:]
     g2 = gain ** 2
     if init == "lecun":
         return g2 / fan_in
