@@ -233,7 +233,8 @@ class Network:
             object.__setattr__(self, key, value)
         weight_var = _weight_var(widths_array, init, gain)
         weight_var.flags.writeable = False
-        object.__setattr__(self, "_weight_var", weight_var)
+        # handed out as a view of the read-only array: numpy refuses to make it writable
+        object.__setattr__(self, "_weight_var", weight_var.view())
         object.__setattr__(self, "_n_weights", sum(map(operator.mul, widths[:-1], widths[1:])))
 
     def __reduce__(self):

@@ -41,6 +41,8 @@ def test_weight_variances_are_read_only_also_after_pickling_and_copying():
         np.testing.assert_array_equal(same.weight_var, net.weight_var)
         with pytest.raises(ValueError, match="read-only"):
             same.weight_var[0] = 1.0
+        with pytest.raises(ValueError):
+            same.weight_var.flags.writeable = True
 
 
 @pytest.mark.parametrize("kwargs, error, message", [

@@ -92,7 +92,8 @@ class Plan:
         """Rows per layer of this plan's stats arrays."""
         # the compiled function's Python original: a call from Python to the compiled one
         # costs a microsecond, and this is read several times in every call
-        return stats_rows.py_func(self.histograms) + (JAC_ROWS if self.jacobian else 0)
+        rows = getattr(stats_rows, "py_func", stats_rows)  # plain Python under NUMBA_DISABLE_JIT
+        return rows(self.histograms) + (JAC_ROWS if self.jacobian else 0)
 
     @property
     def pairs(self) -> bool:
@@ -226,7 +227,8 @@ def kernel_args(plan: Plan) -> KernelArgs:
         seed=np.uint64(plan.seed), networks=int(plan.networks),
         networks_per_block=int(plan.networks_per_block),
         widths=np.asarray(net.widths, dtype=np.int64),
-        weight_var=np.asarray(net.weight_var, dtype=np.float64), weight_scale=weight_scale(plan),
+        # a writable copy: KernelArgs keeps one numba type (a read-only array is another)
+        weight_var=np.array(net.weight_var, dtype=np.float64), weight_scale=weight_scale(plan),
         distribution=DISTRIBUTION_CODES[net.distribution], orthogonal=net.init == "orthogonal",
         bias_std=float(net.bias_std), activation=int(act.code),
         activation_param=float(act.param), alpha=float(net.alpha), norm=net.norm_code,
