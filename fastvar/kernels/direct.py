@@ -9,13 +9,15 @@ Per network:
 * weights are drawn row-major in chunks of CHUNK from a *bank* of vectorized lanes
   (:func:`fastvar.kernels.rng.bank_normal` / ``bank_uniform``) at unit scale; the layer's
   scale multiplies the sums. The bank is copied before each layer, so the backward pass
-  regenerates W^l instead of storing it;
+  regenerates W^l instead of storing it (k > 1 keeps it where it fits, see below);
 * k = 1 input: generation is fused with use (a dot per row forward, an axpy per row
   backward): memory O(L n) per block;
 * k > 1 inputs: W^l is drawn straight into the column panels of :mod:`fastvar.kernels.gemm`
-  (as W^T forward, W backward: :func:`_draw_packed`) and the k inputs go through its
-  register-tiled product, each element one chain of fused multiply-adds in index order,
-  so its bits do not depend on the tile or the CPU; memory O(n m + L n k) per block;
+  (as W^T: :func:`_draw_packed`) and the k inputs go through its register-tiled product,
+  each element one chain of fused multiply-adds in index order, so its bits do not depend
+  on the tile or the CPU. Where W^2 .. W^L fit KEEP_BYTES the block keeps them for the
+  backward pass, which reads them transposed (the same chains), else it draws W again
+  packed as W: memory O(L n m + L n k) or O(n m + L n k) per block (:func:`kept_shape`);
 * orthogonal init: a Haar matrix as a product of Householder reflectors drawn from
   Gaussian vectors (the law of QR of a Gaussian matrix with the sign fix) times an
   independent random sign diagonal, applied in O(n m) per input and regenerated backward;
@@ -68,6 +70,9 @@ from .codes import (INPUTS_DATA, INPUTS_PAIR, INPUTS_ROW_PAIR, NORM_NONE, WEIGHT
 from .norms import normalize, normalize_backward
 
 CHUNK = 1024  # weights drawn per bank refill (a multiple of 2 * rng.LANES)
+# A block keeps its network's packed weights for the backward pass up to this (bytes): a
+# few tens of MiB a thread, against the O(L n k) it holds anyway
+KEEP_BYTES = 1 << 25
 
 
 @numba.njit(cache=True)
@@ -158,6 +163,40 @@ def _draw_packed(bank, bits, buf, distribution, n, m, w, backward):
         pos += cnt
 
 
+@numba.njit(cache=True)
+def kept_shape(widths, k, orthogonal, gradients):
+    """The weights a block keeps from the forward pass for the backward pass: W^2 .. W^L,
+    one row each, packed as the forward product reads them (B = W^T), or (0, 0).
+
+    Drawing them again for the backward pass took about 15% of a network at k = 256;
+    the backward product reads them transposed (:func:`fastvar.kernels.gemm.gemm_transposed`).
+    Only for k > 1 inputs, and only where they fit KEEP_BYTES: the engine's memory is
+    otherwise O(n m + L n k) per block. The weights and every sum are the same either way,
+    so are the results, bitwise.
+
+    Parameters
+    ----------
+    widths : numpy.ndarray
+        int64, the layer widths n_0 .. n_L.
+    k : int
+        Inputs per network.
+    orthogonal, gradients : bool
+        The request's init is orthogonal; it has a backward pass.
+
+    Returns
+    -------
+    tuple of int
+        (L - 1, the largest packed W^l) or (0, 0).
+    """
+    depth = widths.shape[0] - 1
+    size = 0
+    for l in range(2, depth + 1):
+        size = max(size, gemm.panel_size(widths[l - 1], widths[l]))
+    if k == 1 or orthogonal or not gradients or 8 * size * (depth - 1) > KEEP_BYTES:
+        return 0, 0
+    return depth - 1, size
+
+
 # --- orthogonal weights --------------------------------------------------------------
 
 
@@ -236,10 +275,11 @@ def _layer(bank, work, layer, distribution, orthogonal, n, m, scale, x, y, backw
     """y = scale * x W^T (forward, y is k x n) or y = scale * x W (backward, y is k x m).
 
     W = W^{layer+1} (n x m, ``layer`` counts from 0) comes from ``bank``: a backward call
-    gets a copy of the bank the forward call started from, so it regenerates the same W.
+    gets a copy of the bank the forward call started from, so it regenerates the same W,
+    unless the forward call kept it (k > 1, see :func:`kept_shape`).
     x, y: C-ordered (k, width). ``work``: the block's scratch (see :func:`_buffers`).
     """
-    bits, buf, wbuf, tile, owork, osaved, osigns, vbuf = work
+    bits, buf, wbuf, tile, owork, osaved, osigns, vbuf, kept, xbuf = work
     k = x.shape[0]
     if orthogonal:
         sc = bank[4 * rng.LANES:]
@@ -253,9 +293,12 @@ def _layer(bank, work, layer, distribution, orthogonal, n, m, scale, x, y, backw
     elif k == 1:
         _matvec_stream(bank, bits, buf, distribution, n, m, x[0], y[0], backward)
         y[0] *= scale
-    else:
-        _draw_packed(bank, bits, buf, distribution, n, m, wbuf, backward)
-        gemm.gemm_packed(x, wbuf, y, scale, tile)
+    elif backward and kept.shape[1] > 0:  # W^T as the forward call packed it
+        gemm.gemm_transposed(kept[layer - 1], x, y, scale, xbuf, tile)
+    else:  # W^1 has no backward product: not kept
+        w = kept[layer - 1] if kept.shape[1] > 0 and layer > 0 and not backward else wbuf
+        _draw_packed(bank, bits, buf, distribution, n, m, w, backward)
+        gemm.gemm_packed(x, w, y, scale, tile)
 
 
 @numba.njit(cache=True)
@@ -286,7 +329,9 @@ def _draw_inputs(state, inputs_kind, c0, data, x):
 def _buffers(args):
     # one block's scratch: ``work`` for _layer (bank bits, a weight chunk, a k > 1 weight
     # matrix packed for gemm.gemm_packed and its tile, the orthogonal work space,
-    # reflector states and signs of every layer, a reflector), and ``bufs``, flat, viewed
+    # reflector states and signs of every layer, a reflector, the weights kept for the
+    # backward pass (at least one row, empty if none: see kept_shape) and the deltas packed
+    # for their product), and ``bufs``, flat, viewed
     # per layer as C-ordered (k, width) matrices: z^l (zb), a^l and the deltas (cur),
     # their next layer (nxt), phi'(z^l) of every layer (ds, for backward), a bias, the
     # residual stream h^{l-1} (hb), N(z^l) of the current layer (yb) and of every layer
@@ -301,12 +346,14 @@ def _buffers(args):
             wmat = max(wmat, gemm.panel_size(widths[l - 1], widths[l]),
                        gemm.panel_size(widths[l], widths[l - 1]))
     rmax = wmax if args.orthogonal else 0
+    rows, cols = kept_shape(widths, k, args.orthogonal, args.gradients)
     normed = args.norm != NORM_NONE
     work = (np.empty(CHUNK, dtype=np.uint64), np.empty(CHUNK),
             np.zeros(wmat if k > 1 and not args.orthogonal else 0),
             np.empty(gemm.MR * gemm.NR), np.empty(k * rmax),
             np.empty((depth, rmax, 4), dtype=np.uint64), np.empty((depth, rmax)),
-            np.empty(rmax))
+            np.empty(rmax), np.zeros((max(rows, 1), cols)),
+            np.zeros(gemm.panel_size(wmax, k) if rows > 0 else 0))
     bufs = (np.empty(k * wmax), np.empty(k * wmax), np.empty(k * wmax),
             np.empty((depth if gradients or args.jacobian else 0, k * wmax)), np.empty(wmax),
             np.empty(k * wmax if args.alpha > 0.0 else 0), np.empty(k * wmax if normed else 0),
@@ -428,7 +475,7 @@ def _jacobian(args, spare, saved, work, ds, jbufs, out):
     widths, k = args.widths, args.k
     depth = widths.shape[0] - 1
     n0 = widths[0]
-    bits, buf, _, tile, _, osaved, osigns, vbuf = work
+    bits, buf, _, tile, _, osaved, osigns, vbuf, _, _ = work
     jt, jn, wbuf, gbuf, obuf, scratch, sums, one = jbufs
     jac = out.shape[1] - JAC_ROWS
     sums[:, :] = 0.0
