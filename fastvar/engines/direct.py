@@ -22,7 +22,7 @@ class DirectEngine(Engine):
 
     def seconds_per_network(self, plan: Plan) -> float:
         net, k = plan.network, plan.inputs_per_network
-        # the backward pass draws the weights again, unless k > 1 and they are kept
+        # the backward pass draws the weights again, unless they are kept (kernel.kept_shape)
         forward_share = 1.0 if plan.gradients else 0.5
         per_weight = (costs.DIRECT_NS_PER_WEIGHT_KEPT if self._kept(plan)[0]
                       else costs.DIRECT_NS_PER_WEIGHT)
@@ -70,7 +70,8 @@ class DirectEngine(Engine):
         return numba.config.NUMBA_NUM_THREADS * per_block
 
     def run(self, plan: Plan, first_block: int, n_blocks: int) -> np.ndarray:
-        return kernel.run_blocks(kernel_args(plan), first_block, n_blocks)
+        return kernel.run_blocks(kernel_args(plan), first_block, n_blocks,
+                                 numba.get_num_threads())
 
 
 register(DirectEngine())

@@ -174,6 +174,25 @@ def pack_transposed(x, b):
 
 
 @numba.njit(cache=True)
+def zero_padding(b, kk, n):
+    """Zero the padding columns of a packed (kk x n) B, which the tile kernel computes and
+    drops: garbage there could be subnormal, and slow every step.
+
+    Parameters
+    ----------
+    b : numpy.ndarray
+        float64, 1-D, at least :func:`panel_size` (kk, n).
+    kk, n : int
+        Rows and columns of B.
+    """
+    p, used = n // NR, n % NR
+    if used == 0:
+        return
+    for i in range(kk):
+        b[(p * kk + i) * NR + used:(p * kk + i + 1) * NR] = 0.0
+
+
+@numba.njit(cache=True)
 def gemm_packed(a, b, c, scale, ct):
     """c = scale * a @ B for C-ordered a (k x K), c (k x N) and B (K x N) packed in ``b``.
 
@@ -251,6 +270,7 @@ def gemm_transposed(b, x, c, scale, xb, ct):
     k, kk = x.shape
     K = c.shape[1]
     pack_transposed(x, xb)
+    zero_padding(xb, kk, k)
     for p in range((k + NR - 1) // NR):
         t0 = 0
         while t0 + MR <= K:
