@@ -247,6 +247,24 @@ def test_layer_product_is_a_fused_chain_in_index_order(k, kk, n):
     np.testing.assert_array_equal(c, np.array(want))
 
 
+@pytest.mark.parametrize("k, kk, n", [(1, 1, 1), (3, 5, 7), (13, 9, 17), (25, 16, 16),
+                                      (2, 30, 41)])
+def test_transposed_product_reads_the_forward_panels_as_the_same_chains(k, kk, n):
+    # the direct engine's backward product with kept weights: x @ B^T from the panels of B,
+    # each element the fma chain gemm_packed gives with B^T packed (the redrawn weights)
+    from fastvar.kernels import gemm
+    gen = np.random.default_rng(k * 1000 + n)
+    x, b = gen.standard_normal((k, n)), gen.standard_normal((kk, n))
+    packed = np.full(gemm.panel_size(kk, n), np.nan)  # B's padding is never read
+    for j in range(n):
+        packed[(j // gemm.NR) * kk * gemm.NR + np.arange(kk) * gemm.NR + j % gemm.NR] = b[:, j]
+    c = np.empty((k, kk))
+    gemm.gemm_transposed(packed, x, c, 0.75, np.full(gemm.panel_size(n, k), np.nan),
+                         np.empty(gemm.MR * gemm.NR))
+    want = [[0.75 * _fma_chain(x[r], b[i]) for i in range(kk)] for r in range(k)]
+    np.testing.assert_array_equal(c, np.array(want))
+
+
 @pytest.mark.parametrize("n, kk", [(1, 1), (7, 5), (17, 9), (24, 3)])
 def test_packed_transpose_gives_an_exactly_symmetric_gram_matrix(n, kk):
     # the Jacobian's Gram matrices: x x^T from x and x^T packed, each element the fma chain

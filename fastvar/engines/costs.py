@@ -48,6 +48,11 @@ EXACT_ORTHOGONAL_FACTOR = 1.5
 # load 4.5, fastest of 20 interleaved rounds: 44 and 32 ns per weight, so 0.15 and 0.10
 # per weight and input after the 6 of drawing).
 DIRECT_NS_PER_WEIGHT = 6.0
+# With 1 < k <= 64 the forward pass keeps the packed weights for the backward pass where
+# they fit (kernels/direct.py kept_shape): a network at width 256, depth 10, tanh took 0.72
+# (k = 2), 0.75 (k = 16), 0.92 (k = 64) of its time (one thread, 7 paired rounds, 2026-12-03,
+# load 4-5; two threads at load 1: 0.74, 0.73, 0.87): about 1.7 ns a weight less.
+DIRECT_NS_PER_WEIGHT_KEPT = 4.3
 DIRECT_NS_PER_WEIGHT_INPUT = 0.10
 DIRECT_NS_PER_LAYER = 1100.0
 

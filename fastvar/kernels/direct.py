@@ -9,13 +9,16 @@ Per network:
 * weights are drawn row-major in chunks of CHUNK from a *bank* of vectorized lanes
   (:func:`fastvar.kernels.rng.bank_normal` / ``bank_uniform``) at unit scale; the layer's
   scale multiplies the sums. The bank is copied before each layer, so the backward pass
-  regenerates W^l instead of storing it;
+  regenerates W^l instead of storing it (k > 1 keeps it where it fits, see below);
 * k = 1 input: generation is fused with use (a dot per row forward, an axpy per row
   backward): memory O(L n) per block;
 * k > 1 inputs: W^l is drawn straight into the column panels of :mod:`fastvar.kernels.gemm`
-  (as W^T forward, W backward: :func:`_draw_packed`) and the k inputs go through its
-  register-tiled product, each element one chain of fused multiply-adds in index order,
-  so its bits do not depend on the tile or the CPU; memory O(n m + L n k) per block;
+  (as W^T: :func:`_draw_packed`) and the k inputs go through its register-tiled product,
+  each element one chain of fused multiply-adds in index order, so its bits do not depend
+  on the tile or the CPU. For k <= KEEP_MAX_K, where W^2 .. W^L fit KEEP_BYTES, the block
+  keeps them for the backward pass, which reads them transposed (the same chains), else
+  it draws W again packed as W: memory O(L n m + L n k) or O(n m + L n k) per block
+  (:func:`kept_shape`);
 * orthogonal init: a Haar matrix as a product of Householder reflectors drawn from
   Gaussian vectors (the law of QR of a Gaussian matrix with the sign fix) times an
   independent random sign diagonal, applied in O(n m) per input and regenerated backward;
@@ -68,6 +71,13 @@ from .codes import (INPUTS_DATA, INPUTS_PAIR, INPUTS_ROW_PAIR, NORM_NONE, WEIGHT
 from .norms import normalize, normalize_backward
 
 CHUNK = 1024  # weights drawn per bank refill (a multiple of 2 * rng.LANES)
+# A block keeps its network's packed weights for the backward pass up to this (bytes): a
+# few tens of MiB a thread, against the O(L n k) it holds anyway
+KEEP_BYTES = 1 << 25
+# ... and only up to this many inputs: past it the products dominate, and two threads'
+# kept weights streamed from the shared cache cost more than drawing them again (k = 256,
+# width 256, depth 10, 2 threads: 0.95-0.98 of the speed; k = 4, 16, 64: 1.35, 1.36, 1.15x)
+KEEP_MAX_K = 64
 
 
 @numba.njit(cache=True)
@@ -158,6 +168,41 @@ def _draw_packed(bank, bits, buf, distribution, n, m, w, backward):
         pos += cnt
 
 
+@numba.njit(cache=True)
+def kept_shape(widths, k, orthogonal, gradients):
+    """The weights a block keeps from the forward pass for the backward pass: W^2 .. W^L,
+    one row each, packed as the forward product reads them (B = W^T), or (0, 0).
+
+    Drawing them again for the backward pass took about a quarter of a network at k = 4-16;
+    the backward product reads them transposed (:func:`fastvar.kernels.gemm.gemm_transposed`).
+    Only for 1 < k <= KEEP_MAX_K inputs, and only where they fit KEEP_BYTES: the memory is
+    otherwise O(n m + L n k) per block. The weights and every sum are the same either way,
+    so are the results, bitwise.
+
+    Parameters
+    ----------
+    widths : numpy.ndarray
+        int64, the layer widths n_0 .. n_L.
+    k : int
+        Inputs per network.
+    orthogonal, gradients : bool
+        The request's init is orthogonal; it has a backward pass.
+
+    Returns
+    -------
+    tuple of int
+        (L - 1, the largest packed W^l) or (0, 0).
+    """
+    depth = widths.shape[0] - 1
+    size = 0
+    for l in range(2, depth + 1):
+        size = max(size, gemm.panel_size(widths[l - 1], widths[l]))
+    if (k == 1 or k > KEEP_MAX_K or orthogonal or not gradients
+            or 8 * size * (depth - 1) > KEEP_BYTES):
+        return 0, 0
+    return depth - 1, size
+
+
 # --- orthogonal weights --------------------------------------------------------------
 
 
@@ -236,10 +281,11 @@ def _layer(bank, work, layer, distribution, orthogonal, n, m, scale, x, y, backw
     """y = scale * x W^T (forward, y is k x n) or y = scale * x W (backward, y is k x m).
 
     W = W^{layer+1} (n x m, ``layer`` counts from 0) comes from ``bank``: a backward call
-    gets a copy of the bank the forward call started from, so it regenerates the same W.
+    gets a copy of the bank the forward call started from, so it regenerates the same W,
+    unless the forward call kept it (k > 1, see :func:`kept_shape`).
     x, y: C-ordered (k, width). ``work``: the block's scratch (see :func:`_buffers`).
     """
-    bits, buf, wbuf, tile, owork, osaved, osigns, vbuf = work
+    bits, buf, wbuf, tile, owork, osaved, osigns, vbuf, kept, xbuf = work
     k = x.shape[0]
     if orthogonal:
         sc = bank[4 * rng.LANES:]
@@ -253,9 +299,15 @@ def _layer(bank, work, layer, distribution, orthogonal, n, m, scale, x, y, backw
     elif k == 1:
         _matvec_stream(bank, bits, buf, distribution, n, m, x[0], y[0], backward)
         y[0] *= scale
-    else:
-        _draw_packed(bank, bits, buf, distribution, n, m, wbuf, backward)
-        gemm.gemm_packed(x, wbuf, y, scale, tile)
+    elif backward and kept.shape[1] > 0:  # W^T as the forward call packed it
+        gemm.gemm_transposed(kept[layer - 1], x, y, scale, xbuf, tile)
+    else:  # W^1 has no backward product: not kept
+        keep = kept.shape[1] > 0 and layer > 0 and not backward
+        w = kept[layer - 1] if keep else wbuf
+        if keep:  # the row is not zeroed (5 MiB a network at width 256, depth 10)
+            gemm.zero_padding(w, m, n)
+        _draw_packed(bank, bits, buf, distribution, n, m, w, backward)
+        gemm.gemm_packed(x, w, y, scale, tile)
 
 
 @numba.njit(cache=True)
@@ -283,10 +335,11 @@ def _draw_inputs(state, inputs_kind, c0, data, x):
 
 
 @numba.njit(cache=True)
-def _buffers(args):
+def _buffers(args, kept, xbuf):
     # one block's scratch: ``work`` for _layer (bank bits, a weight chunk, a k > 1 weight
     # matrix packed for gemm.gemm_packed and its tile, the orthogonal work space,
-    # reflector states and signs of every layer, a reflector), and ``bufs``, flat, viewed
+    # reflector states and signs of every layer, a reflector, and the thread's ``kept``
+    # weights and ``xbuf``, see run_blocks), and ``bufs``, flat, viewed
     # per layer as C-ordered (k, width) matrices: z^l (zb), a^l and the deltas (cur),
     # their next layer (nxt), phi'(z^l) of every layer (ds, for backward), a bias, the
     # residual stream h^{l-1} (hb), N(z^l) of the current layer (yb) and of every layer
@@ -306,7 +359,7 @@ def _buffers(args):
             np.zeros(wmat if k > 1 and not args.orthogonal else 0),
             np.empty(gemm.MR * gemm.NR), np.empty(k * rmax),
             np.empty((depth, rmax, 4), dtype=np.uint64), np.empty((depth, rmax)),
-            np.empty(rmax))
+            np.empty(rmax), kept, xbuf)
     bufs = (np.empty(k * wmax), np.empty(k * wmax), np.empty(k * wmax),
             np.empty((depth if gradients or args.jacobian else 0, k * wmax)), np.empty(wmax),
             np.empty(k * wmax if args.alpha > 0.0 else 0), np.empty(k * wmax if normed else 0),
@@ -428,7 +481,7 @@ def _jacobian(args, spare, saved, work, ds, jbufs, out):
     widths, k = args.widths, args.k
     depth = widths.shape[0] - 1
     n0 = widths[0]
-    bits, buf, _, tile, _, osaved, osigns, vbuf = work
+    bits, buf, _, tile, _, osaved, osigns, vbuf, _, _ = work
     jt, jn, wbuf, gbuf, obuf, scratch, sums, one = jbufs
     jac = out.shape[1] - JAC_ROWS
     sums[:, :] = 0.0
@@ -474,9 +527,9 @@ def _jacobian(args, spare, saved, work, ds, jbufs, out):
 
 
 @numba.njit(cache=True)
-def _run_block(out, args, block, count):
+def _run_block(out, args, block, count, kept, xbuf):
     # ``count`` networks of block ``block`` into its stats ``out`` (L, ROWS, STATS_SIZE),
-    # from the block's own streams
+    # from the block's own streams; ``kept`` and ``xbuf``: its thread's, see run_blocks
     depth = args.widths.shape[0] - 1
     state = np.zeros(4, dtype=np.uint64)
     rng.seed_block(args.seed, block, state)
@@ -484,7 +537,7 @@ def _run_block(out, args, block, count):
     rng.seed_bank(state, bank)
     spare = np.empty(rng.BANK_SIZE, dtype=np.uint64)
     saved = np.empty((depth, rng.BANK_SIZE), dtype=np.uint64)
-    work, bufs = _buffers(args)
+    work, bufs = _buffers(args, kept, xbuf)
     lengths = np.empty(1)  # this network's mean ||x||^2 / n at the current layer
     upper = np.empty(1)  # and at the layer above, for the backward links
     cos = np.full(1, np.nan)  # the cosine of its input pair at the previous layer
@@ -502,7 +555,7 @@ def _run_block(out, args, block, count):
 
 
 @numba.njit(cache=True, parallel=True)
-def run_blocks(args, first_block, n_blocks):
+def run_blocks(args, first_block, n_blocks, threads):
     """Stats (n_blocks, L, rows, STATS_SIZE) of blocks first_block .. first_block + n_blocks - 1
     (rows: ROWS, the histogram rows when ``args.histogram_factor`` has layers, and the JAC
     row with ``args.jacobian``).
@@ -520,6 +573,8 @@ def run_blocks(args, first_block, n_blocks):
         The first block.
     n_blocks : int
         Blocks to run.
+    threads : int
+        Numba's threads (numba.get_num_threads(), which a cached kernel cannot call).
 
     Returns
     -------
@@ -528,8 +583,18 @@ def run_blocks(args, first_block, n_blocks):
     """
     rows = stats_rows(args.histogram_factor.shape[0] > 0) + (JAC_ROWS if args.jacobian else 0)
     out = np.zeros((n_blocks, args.widths.shape[0] - 1, rows, STATS_SIZE))
-    for i in prange(n_blocks):
-        block = first_block + i
-        count = min(args.networks_per_block, args.networks - block * args.networks_per_block)
-        _run_block(out[i], args, block, count)
+    # the weights kept for the backward pass (at least one row, empty if none: kept_shape)
+    # and the deltas packed for their product, once per thread, not per block: a block is
+    # often one network, and 5 MiB allocated for each cost more in page faults (2000-2700 a
+    # network, 4-5 ms of 20) than drawing the weights again. So thread t runs blocks t,
+    # t + threads, ... (each still from its own streams into its own row).
+    kept_rows, kept_cols = kept_shape(args.widths, args.k, args.orthogonal, args.gradients)
+    threads = max(1, min(threads, n_blocks))
+    for t in prange(threads):
+        kept = np.empty((max(kept_rows, 1), kept_cols))
+        xbuf = np.empty(gemm.panel_size(np.max(args.widths), args.k) if kept_rows else 0)
+        for i in range(t, n_blocks, threads):
+            block = first_block + i
+            count = min(args.networks_per_block, args.networks - block * args.networks_per_block)
+            _run_block(out[i], args, block, count, kept, xbuf)
     return out
