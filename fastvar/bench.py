@@ -513,6 +513,9 @@ def run_case(case: Case, engines, seconds: float, repeats: int, bound: bool = Fa
 
 
 SMALL_CALL = (64, 4, 100, 20_000)  # width, depth, trials of a small call and of a big one
+# small-call rounds per round of the bench: one lasts about 50 ms, and with 5 the median
+# swung 1.7x-2.2x between runs on a quiet 2-core VM
+SMALL_ROUNDS = 5
 
 
 def small_calls(repeats: int, calls: int = 20, shape=SMALL_CALL) -> dict:
@@ -526,7 +529,7 @@ def small_calls(repeats: int, calls: int = 20, shape=SMALL_CALL) -> dict:
     Parameters
     ----------
     repeats : int
-        Rounds.
+        The bench's rounds: SMALL_ROUNDS times as many rounds are timed here.
     calls : int
         Small calls per round.
     shape : tuple of int
@@ -548,7 +551,7 @@ def small_calls(repeats: int, calls: int = 20, shape=SMALL_CALL) -> dict:
     big_timer = Timer(lambda: once(big), big)
     once(small)
     once(big)  # compiled (or loaded) before any timing
-    interleave({"small": small_timer, "big": big_timer}, repeats)
+    interleave({"small": small_timer, "big": big_timer}, SMALL_ROUNDS * repeats)
     return {"case": f"w{width} d{depth} {net.activation}", "engine": "small calls",
             "trials": [small, big], "seconds": _spread(small_timer.seconds),
             "big_seconds": _spread(big_timer.seconds),
