@@ -187,3 +187,20 @@ def test_with_histograms_the_numbers_are_unchanged(engine):
     back = fastvar.Result.from_dict(both.to_dict())
     np.testing.assert_array_equal(back.histogram_counts, both.histogram_counts)
     np.testing.assert_array_equal(back.jacobian_stats, both.jacobian_stats)
+
+
+@pytest.mark.parametrize("engine", ["direct", "numpy"])
+def test_an_underflowing_jacobian_has_no_spread_and_says_so(engine):
+    # init=1e-50 over 30 layers: m1 ~ 1e-50^l underflows within a few layers. m1^2 reached
+    # 0 before m1 did: the direct engine raised ZeroDivisionError (a SystemError out of
+    # numba), and a subnormal m1^2 gave a spread of lost digits
+    net = fastvar.Network([16] * 8, init=1e-50)
+    with pytest.warns(fastvar.IncompleteStatisticsWarning):
+        res = fastvar.simulate(net, 40, jacobian=True, engine=engine, seed=1)
+    m1 = res["jac_m1"]
+    measured = m1 * m1 >= np.finfo(np.float64).tiny
+    assert measured[0] and not measured.all()
+    assert np.isfinite(res["jac_spread"][measured]).all()
+    assert np.isnan(res["jac_spread"][~measured]).all()
+    assert (res["jac_undefined"][~measured] == 40).all()
+    assert any("m1^2 below 1e-308" in line for line in res.warnings)

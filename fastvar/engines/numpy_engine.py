@@ -12,6 +12,7 @@ from ..kernels.accumulators import (A, DELTA, HIST_BINS, HIST_QUANTITIES, HIST_S
                                    Z, add_jacobian, add_links, add_network_level, add_networks,
                                    new_stats, store_histograms)
 from ..kernels.codes import INPUTS_NORMAL, INPUTS_PAIR, INPUTS_ROW_PAIR, TRUNC_STD
+from ..kernels.jacobian import SPREAD_MIN_M1_SQUARED
 from . import costs
 from .base import Engine, Plan, histogram_factor, jacobian_work, networks_per_block, register
 
@@ -257,7 +258,7 @@ def spectrum_statistics(jt: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
     -------
     tuple of four numpy.ndarray
         (m1, spread m2 / m1^2 - 1, sqrt(lambda_max), m2), each of shape ``jt.shape[:-2]``;
-        NaN lambda_max where J is not finite, a NaN spread where m1 = 0.
+        NaN lambda_max where J is not finite, a NaN spread where m1 = 0 or m1^2 underflows.
     """
     gram = jt @ jt.swapaxes(-1, -2) if jt.shape[-2] <= n else jt.swapaxes(-1, -2) @ jt
     m1 = np.trace(gram, axis1=-2, axis2=-1) / n
@@ -265,7 +266,8 @@ def spectrum_statistics(jt: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
     finite = np.isfinite(m1) & np.isfinite(m2)
     top = np.full(m1.shape, np.nan)
     top[finite] = np.sqrt(np.maximum(np.linalg.eigvalsh(gram[finite])[..., -1], 0.0))
-    spread = np.where(m1 != 0.0, m2 / np.where(m1 != 0.0, m1 * m1, 1.0) - 1.0, np.nan)
+    measured = m1 * m1 >= SPREAD_MIN_M1_SQUARED  # else m1^2 and m2 underflowed, or m1 = 0
+    spread = np.where(measured, m2 / np.where(measured, m1 * m1, 1.0) - 1.0, np.nan)
     return m1, spread, top, m2
 
 

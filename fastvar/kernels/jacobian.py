@@ -27,6 +27,10 @@ import numpy as np
 # bisection steps on the largest eigenvalue: each halves the bracket, which starts at
 # most ~2 ||G|| wide; 200 reach adjacent floats from any start
 _BISECTIONS = 200
+# the spread m2 / m1^2 - 1 is measured only where m1^2 is at least this (the smallest normal
+# float): below it m1^2, and m2 with it (m2 >= m1^2), have lost their digits to underflow
+# or are 0, so the spread is NaN, as where m1 = 0
+SPREAD_MIN_M1_SQUARED = float(np.finfo(np.float64).tiny)
 
 
 @numba.njit(cache=True, fastmath={"reassoc", "contract"})
@@ -180,11 +184,11 @@ def input_statistics(m1, m2, lam, sums, layer):
         The input's m1, m2 and lambda_max at this layer (:func:`gram_statistics`).
     sums : numpy.ndarray
         float64 (L, 4), updated in place; the spread added is NaN where m1 = 0 (an all-zero
-        Jacobian).
+        Jacobian) or m1^2 underflows (below SPREAD_MIN_M1_SQUARED).
     layer : int
         The layer, from 0.
     """
-    spread = m2 / (m1 * m1) - 1.0 if m1 != 0.0 else np.nan
+    spread = m2 / (m1 * m1) - 1.0 if m1 * m1 >= SPREAD_MIN_M1_SQUARED else np.nan
     sums[layer, 0] += m1
     sums[layer, 1] += spread
     sums[layer, 2] += math.sqrt(lam) if lam >= 0.0 else np.nan

@@ -104,8 +104,8 @@ def warnings(columns) -> list[str]:
     lines = []
     for name, why in (("jac_nonfinite", "had a NaN or infinite Jacobian statistic (overflow) "
                        "and are left out of the jac_ columns"),
-                      ("jac_undefined", "had an all-zero Jacobian (m1 = 0) and are left out "
-                       "of jac_spread")):
+                      ("jac_undefined", "had an all-zero Jacobian (m1 = 0, or m1^2 below "
+                       "1e-308: underflow) and are left out of jac_spread")):
         bad = columns[name] > 0
         if bad.any():
             lines.append(f"up to {int(columns[name].max())} networks {why} at "
