@@ -6,11 +6,14 @@ must be able to set ``NUMBA_NUM_THREADS`` before anything loads Numba.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import sys
 import time
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
+
+T = TypeVar("T")
 
 
 def numba_threads(threads: "int | None") -> contextlib.AbstractContextManager:
@@ -47,35 +50,46 @@ def threads_for_process(threads: int) -> int:
 
 _loadavg: "int | None" = None  # an open /proc/loadavg: a read then costs 3 us, not 13
 _CORES = os.cpu_count() or 1  # read once: os.cpu_count() reads /sys (10 us)
-# an answer is reused this long: a library calling small runs in a loop (0.3 ms a call)
-# would otherwise pay the read, a few us, in every call; the load changes more slowly
-BUSY_RECHECK_SECONDS = 0.01
-_busy_read = (-math.inf, False)  # (time.monotonic() of the last read, its answer)
+# a reading of the system is reused this long: a library calling small runs in a loop (0.3
+# ms a call) would otherwise pay its system call, a few us, in every call; the load and the
+# free memory change more slowly
+RECHECK_SECONDS = 0.01
 
 
+def reused_briefly(read: Callable[[], T]) -> Callable[[], T]:
+    """Decorate a reading of the system (no arguments) so that its value is reused for
+    RECHECK_SECONDS; ``.last`` holds (time.monotonic() of the last read, its value)."""
+    @functools.wraps(read)
+    def reading() -> T:
+        now = time.monotonic()
+        if now - reading.last[0] >= RECHECK_SECONDS:
+            reading.last = (now, read())
+        return reading.last[1]
+
+    reading.last = (-math.inf, None)
+    return reading
+
+
+@reused_briefly
 def cores_busy() -> bool:
     """Whether other processes keep every core busy right now.
 
     Then a parallel kernel waits for the scheduler to run its threads: milliseconds
     (measured 7.7 ms on a 2-core VM beside one busy process) where a small run computes for
     a fraction of one. Reads the count of runnable threads in /proc/loadavg (Linux; the
-    reading thread is one of them), at most once every BUSY_RECHECK_SECONDS; False where
-    it cannot be read.
+    reading thread is one of them), at most once every RECHECK_SECONDS; False where it
+    cannot be read.
 
     Returns
     -------
     bool
         True if at least as many threads as cores are runnable besides this one.
     """
-    global _loadavg, _busy_read
-    now = time.monotonic()
-    if now - _busy_read[0] < BUSY_RECHECK_SECONDS:
-        return _busy_read[1]
+    global _loadavg
     try:
         if _loadavg is None:
             _loadavg = os.open("/proc/loadavg", os.O_RDONLY)
         running = int(os.pread(_loadavg, 128, 0).split()[3].split(b"/")[0])
     except (OSError, ValueError, IndexError):
         return False
-    _busy_read = (now, running - 1 >= _CORES)
-    return _busy_read[1]
+    return running - 1 >= _CORES

@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 import os
 import sys
 import threading
@@ -15,7 +14,7 @@ import numba
 import numpy as np
 
 from ._checks import check_int, check_real, shown
-from ._threads import numba_threads
+from ._threads import numba_threads, reused_briefly
 from .engines import base
 from .engines.costs import (HIST_NS_PER_VALUE, THEORY_NODES, THEORY_NS_PER_LAYER,
                             THEORY_NS_PER_NODE)
@@ -178,22 +177,12 @@ def _pairs(correlation, kind: int, data: np.ndarray, k: "int | None") -> tuple[i
     return base.INPUTS_PAIR, c0, 2
 
 
-# free memory is read at most this often: small calls in a loop would pay the system call,
-# a few us, in every call; a reading this recent serves the check as well as a fresh one
-MEMORY_RECHECK_SECONDS = 0.01
-_memory_read = (-math.inf, 0)  # (time.monotonic() of the last read, bytes free)
-
-
+@reused_briefly
 def _available_memory() -> int:
-    global _memory_read
-    now = time.monotonic()
-    if now - _memory_read[0] >= MEMORY_RECHECK_SECONDS:
-        try:
-            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            free = 1 << 34
-        _memory_read = (now, free)
-    return _memory_read[1]
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 34
 
 
 def _check_jacobian(net: Network, options: RunOptions) -> None:

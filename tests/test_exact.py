@@ -221,19 +221,19 @@ def test_a_run_of_one_blocks_worth_is_cut_for_the_threads(monkeypatch):
 
 def test_the_load_is_read_at_most_every_recheck_interval(monkeypatch):
     # a small call in a loop must not pay a read of /proc/loadavg every time, nor keep an
-    # answer for long: a machine that got busy is seen within BUSY_RECHECK_SECONDS
+    # answer for long: a machine that got busy is seen within RECHECK_SECONDS
     from fastvar import _threads
     reads = []
     real = _threads.os.pread
     monkeypatch.setattr(_threads.os, "pread", lambda *a: reads.append(1) or real(*a))
     clock = [100.0]  # a clock of our own: 101 calls within the interval on any machine
     monkeypatch.setattr(_threads, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
-    monkeypatch.setattr(_threads, "_busy_read", (-np.inf, False))
+    monkeypatch.setattr(_threads.cores_busy, "last", (-np.inf, None))
     first = _threads.cores_busy()
     assert [_threads.cores_busy() for _ in range(100)] == [first] * 100
     if sys.platform.startswith("linux"):
         assert len(reads) == 1
-        clock[0] += _threads.BUSY_RECHECK_SECONDS
+        clock[0] += _threads.RECHECK_SECONDS
         _threads.cores_busy()
         assert len(reads) == 2
 
